@@ -1,0 +1,455 @@
+//! Access tokens: Ed25519-signed JWTs (`alg: EdDSA`, key id in `kid`) issued by the
+//! identity service and verified locally by every service with the public keys identity
+//! publishes (`AuthenticationService.ListSigningKeys`), cached by key id (R2.2.2).
+//!
+//! [`AuthLayer`] verifies the bearer token of every call except the public methods and
+//! puts the verified [`Principal`] into the request; handlers take it with
+//! [`principal`]. A session whose password must change (R2.3.1) may call only the
+//! methods that let it do so.
+//!
+//! The claims format and [`SigningKey`] live here, not in identity, because the test kit
+//! and identity must issue exactly what every service verifies.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
+use govmedia_domain::Error;
+use govmedia_domain::audit::{Actor, ActorKind};
+use govmedia_domain::ids::{DepartmentId, PrincipalId, SessionId};
+use govmedia_proto::identity::v1::ListSigningKeysRequest;
+use govmedia_proto::identity::v1::authentication_service_client::AuthenticationServiceClient;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Mutex, RwLock};
+use tonic::transport::Channel;
+
+/// The `iss` claim of every access token.
+pub const ISSUER: &str = "govmedia-identity";
+/// The `aud` claim of every access token.
+pub const AUDIENCE: &str = "govmedia";
+/// Clock skew tolerated when checking `exp`, in seconds.
+pub const LEEWAY_SECONDS: u64 = 30;
+/// Unknown key ids trigger a key refresh at most this often.
+const REFRESH_THROTTLE: Duration = Duration::from_secs(5);
+
+/// The kind of principal a token speaks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PrincipalKind {
+    /// A member of staff.
+    User,
+    /// A service principal.
+    Service,
+}
+
+/// The claims of a govmedia access token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessClaims {
+    /// Issuer: [`ISSUER`].
+    pub iss: String,
+    /// Audience: [`AUDIENCE`].
+    pub aud: String,
+    /// The principal id.
+    pub sub: String,
+    /// Expiry, seconds since the epoch.
+    pub exp: i64,
+    /// Issue time, seconds since the epoch.
+    pub iat: i64,
+    /// The token id.
+    pub jti: String,
+    /// User or service.
+    pub kind: PrincipalKind,
+    /// The principal's display name.
+    pub name: String,
+    /// The session family (users only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    /// The user's department.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dept: Option<String>,
+    /// True when the session may only change its password (R2.3.1).
+    #[serde(default)]
+    pub pcr: bool,
+}
+
+impl AccessClaims {
+    /// Claims for `principal` valid for `lifetime` from `now`.
+    pub fn new(principal: PrincipalId, kind: PrincipalKind, name: &str, now: DateTime<Utc>, lifetime: Duration) -> Self {
+        let lifetime = i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX / 2);
+        Self {
+            iss: ISSUER.to_owned(),
+            aud: AUDIENCE.to_owned(),
+            sub: principal.to_string(),
+            exp: now.timestamp() + lifetime,
+            iat: now.timestamp(),
+            jti: uuid::Uuid::now_v7().to_string(),
+            kind,
+            name: name.to_owned(),
+            sid: None,
+            dept: None,
+            pcr: false,
+        }
+    }
+}
+
+/// The verified caller of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The principal id.
+    pub id: PrincipalId,
+    /// User or service.
+    pub kind: PrincipalKind,
+    /// The display name.
+    pub display_name: String,
+    /// The session family (users).
+    pub session_id: Option<SessionId>,
+    /// The user's department.
+    pub department: Option<DepartmentId>,
+    /// True when only a password change is allowed.
+    pub password_change_required: bool,
+    /// The token's expiry.
+    pub expires_at: DateTime<Utc>,
+}
+
+impl Principal {
+    /// The principal as the actor of an audit record.
+    pub fn actor(&self) -> Actor {
+        Actor {
+            kind: match self.kind {
+                PrincipalKind::User => ActorKind::User,
+                PrincipalKind::Service => ActorKind::Service,
+            },
+            id: self.id.to_string(),
+            display_name: self.display_name.clone(),
+        }
+    }
+}
+
+/// An Ed25519 key that signs access tokens.
+#[derive(Clone)]
+pub struct SigningKey {
+    key_id: String,
+    key: ed25519_dalek::SigningKey,
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKey").field("key_id", &self.key_id).finish_non_exhaustive()
+    }
+}
+
+impl SigningKey {
+    /// A new random key.
+    pub fn generate(key_id: impl Into<String>) -> Self {
+        let seed: [u8; 32] = rand::random();
+        Self { key_id: key_id.into(), key: ed25519_dalek::SigningKey::from_bytes(&seed) }
+    }
+
+    /// A key from its PKCS#8 DER encoding (as stored by identity).
+    pub fn from_pkcs8_der(key_id: impl Into<String>, der: &[u8]) -> Result<Self, Error> {
+        let key = ed25519_dalek::SigningKey::from_pkcs8_der(der)
+            .map_err(|e| Error::internal(format!("signing key is not PKCS#8 Ed25519: {e}")))?;
+        Ok(Self { key_id: key_id.into(), key })
+    }
+
+    /// The PKCS#8 DER encoding, for storing the key (encrypted) at rest.
+    pub fn to_pkcs8_der(&self) -> Result<Vec<u8>, Error> {
+        self.key
+            .to_pkcs8_der()
+            .map(|doc| doc.as_bytes().to_vec())
+            .map_err(|e| Error::internal(format!("cannot encode signing key: {e}")))
+    }
+
+    /// The key id put in the `kid` header.
+    pub fn key_id(&self) -> &str {
+        &self.key_id
+    }
+
+    /// The raw 32-byte public key.
+    pub fn public_key(&self) -> [u8; 32] {
+        self.key.verifying_key().to_bytes()
+    }
+
+    /// Signs claims into a compact JWT.
+    pub fn sign(&self, claims: &AccessClaims) -> Result<String, Error> {
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(self.key_id.clone());
+        let der = self.to_pkcs8_der()?;
+        jsonwebtoken::encode(&header, claims, &EncodingKey::from_ed_der(&der))
+            .map_err(|e| Error::internal(format!("cannot sign access token: {e}")))
+    }
+}
+
+/// Where a verifier gets public keys.
+#[derive(Debug, Clone)]
+pub enum KeySource {
+    /// A fixed set of (key id, public key): tests, and identity verifying its own tokens.
+    Static(Vec<(String, [u8; 32])>),
+    /// The identity service's `ListSigningKeys`.
+    Identity(AuthenticationServiceClient<Channel>),
+}
+
+/// Verifies access tokens with cached public keys.
+#[derive(Debug)]
+pub struct TokenVerifier {
+    source: KeySource,
+    keys: RwLock<HashMap<String, [u8; 32]>>,
+    last_refresh: Mutex<Option<Instant>>,
+}
+
+impl TokenVerifier {
+    /// A verifier using `source`.
+    pub fn new(source: KeySource) -> Self {
+        let keys = match &source {
+            KeySource::Static(list) => list.iter().cloned().collect(),
+            KeySource::Identity(_) => HashMap::new(),
+        };
+        Self { source, keys: RwLock::new(keys), last_refresh: Mutex::new(None) }
+    }
+
+    /// A verifier fetching keys from the identity service on `channel`.
+    pub fn from_identity(channel: Channel) -> Self {
+        Self::new(KeySource::Identity(AuthenticationServiceClient::new(channel)))
+    }
+
+    async fn key(&self, key_id: &str) -> Result<Option<[u8; 32]>, Error> {
+        if let Some(key) = self.keys.read().await.get(key_id) {
+            return Ok(Some(*key));
+        }
+        let KeySource::Identity(client) = &self.source else { return Ok(None) };
+        let mut last = self.last_refresh.lock().await;
+        if last.is_some_and(|at| at.elapsed() < REFRESH_THROTTLE) {
+            return Ok(self.keys.read().await.get(key_id).copied());
+        }
+        *last = Some(Instant::now());
+        let response = client
+            .clone()
+            .list_signing_keys(ListSigningKeysRequest {})
+            .await
+            .map_err(|s| Error::Unavailable { dependency: "identity service", source: Box::new(s) })?
+            .into_inner();
+        let mut keys = self.keys.write().await;
+        keys.clear();
+        for key in response.keys {
+            if let Ok(public) = <[u8; 32]>::try_from(key.public_key.as_slice()) {
+                keys.insert(key.key_id, public);
+            }
+        }
+        Ok(keys.get(key_id).copied())
+    }
+
+    /// Verifies a compact JWT and returns its principal.
+    pub async fn verify(&self, token: &str) -> Result<Principal, Error> {
+        let invalid = || Error::Unauthenticated("the access token is invalid or expired".to_owned());
+        let header = jsonwebtoken::decode_header(token).map_err(|_| invalid())?;
+        if header.alg != Algorithm::EdDSA {
+            return Err(invalid());
+        }
+        let key_id = header.kid.ok_or_else(invalid)?;
+        let public = self.key(&key_id).await?.ok_or_else(invalid)?;
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.set_audience(&[AUDIENCE]);
+        validation.set_issuer(&[ISSUER]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.leeway = LEEWAY_SECONDS;
+        let claims = jsonwebtoken::decode::<AccessClaims>(token, &DecodingKey::from_ed_der(&public), &validation)
+            .map_err(|_| invalid())?
+            .claims;
+        Ok(Principal {
+            id: claims.sub.parse().map_err(|_| invalid())?,
+            kind: claims.kind,
+            display_name: claims.name,
+            session_id: claims.sid.as_deref().and_then(|s| s.parse().ok()),
+            department: claims.dept.as_deref().and_then(|d| d.parse().ok()),
+            password_change_required: claims.pcr,
+            expires_at: DateTime::from_timestamp(claims.exp, 0).unwrap_or_default(),
+        })
+    }
+}
+
+/// The verified principal of a request, put there by [`AuthLayer`].
+pub fn principal<T>(request: &tonic::Request<T>) -> Result<Principal, Error> {
+    request
+        .extensions()
+        .get::<Principal>()
+        .cloned()
+        .ok_or_else(|| Error::Unauthenticated("this method needs an access token".to_owned()))
+}
+
+/// Which methods need no token, and which a password-change-only session may call.
+#[derive(Debug, Clone, Default)]
+pub struct AuthPolicy {
+    /// Path prefixes callable without a token: whole services (`/grpc.health.v1.Health/`)
+    /// or single methods (`/govmedia.identity.v1.AuthenticationService/Login`).
+    pub public: Vec<String>,
+    /// Full method paths a session with `pcr` may call (R2.3.1).
+    pub allowed_while_password_change_required: Vec<String>,
+}
+
+impl AuthPolicy {
+    /// Health and reflection are always public.
+    pub fn standard() -> Self {
+        Self {
+            public: vec![
+                "/grpc.health.v1.Health/".to_owned(),
+                "/grpc.reflection.v1.ServerReflection/".to_owned(),
+                "/grpc.reflection.v1alpha.ServerReflection/".to_owned(),
+            ],
+            allowed_while_password_change_required: Vec::new(),
+        }
+    }
+
+    /// Adds public path prefixes.
+    pub fn with_public(mut self, paths: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.public.extend(paths.into_iter().map(Into::into));
+        self
+    }
+
+    /// Adds methods allowed while a password change is required.
+    pub fn with_password_change_allowed(mut self, paths: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.allowed_while_password_change_required.extend(paths.into_iter().map(Into::into));
+        self
+    }
+}
+
+/// A tower layer that authenticates every call by its bearer token.
+#[derive(Debug, Clone)]
+pub struct AuthLayer {
+    verifier: Arc<TokenVerifier>,
+    policy: Arc<AuthPolicy>,
+}
+
+impl AuthLayer {
+    /// Authenticates with `verifier` under `policy`.
+    pub fn new(verifier: Arc<TokenVerifier>, policy: AuthPolicy) -> Self {
+        Self { verifier, policy: Arc::new(policy) }
+    }
+}
+
+impl<S> tower::Layer<S> for AuthLayer {
+    type Service = Auth<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Auth { inner, verifier: Arc::clone(&self.verifier), policy: Arc::clone(&self.policy) }
+    }
+}
+
+/// The service of [`AuthLayer`].
+#[derive(Debug, Clone)]
+pub struct Auth<S> {
+    inner: S,
+    verifier: Arc<TokenVerifier>,
+    policy: Arc<AuthPolicy>,
+}
+
+fn bearer(headers: &http::HeaderMap) -> Option<&str> {
+    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
+}
+
+impl<S, B, R> tower::Service<http::Request<B>> for Auth<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<R>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+    R: Default + Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let path = request.uri().path().to_owned();
+        if self.policy.public.iter().any(|p| path.starts_with(p.as_str())) {
+            return Box::pin(inner.call(request));
+        }
+        let verifier = Arc::clone(&self.verifier);
+        let policy = Arc::clone(&self.policy);
+        let token = bearer(request.headers()).map(str::to_owned);
+        Box::pin(async move {
+            let verified = match token {
+                None => Err(Error::Unauthenticated("this method needs an access token".to_owned())),
+                Some(token) => verifier.verify(&token).await,
+            };
+            match verified {
+                Ok(principal)
+                    if principal.password_change_required
+                        && !policy.allowed_while_password_change_required.contains(&path) =>
+                {
+                    Ok(tonic::Status::from(Error::PasswordChangeRequired).into_http())
+                }
+                Ok(principal) => {
+                    tracing::Span::current().record("enduser.id", tracing::field::display(principal.id));
+                    request.extensions_mut().insert(principal);
+                    inner.call(request).await
+                }
+                Err(e) => Ok(tonic::Status::from(e).into_http()),
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(key_lifetime: Duration) -> AccessClaims {
+        let id: PrincipalId = uuid::Uuid::now_v7().to_string().parse().expect("uuid");
+        AccessClaims::new(id, PrincipalKind::User, "Wang Fang", Utc::now(), key_lifetime)
+    }
+
+    #[tokio::test]
+    async fn a_signed_token_verifies_and_carries_its_principal() {
+        let key = SigningKey::generate("k1");
+        let verifier = TokenVerifier::new(KeySource::Static(vec![("k1".into(), key.public_key())]));
+        let mut c = claims(Duration::from_secs(900));
+        c.pcr = true;
+        let token = key.sign(&c).expect("signs");
+        let principal = verifier.verify(&token).await.expect("verifies");
+        assert_eq!(principal.id.to_string(), c.sub);
+        assert_eq!(principal.display_name, "Wang Fang");
+        assert!(principal.password_change_required);
+    }
+
+    #[tokio::test]
+    async fn expired_foreign_and_tampered_tokens_are_refused() {
+        let key = SigningKey::generate("k1");
+        let verifier = TokenVerifier::new(KeySource::Static(vec![("k1".into(), key.public_key())]));
+        let mut expired = claims(Duration::from_secs(900));
+        expired.exp = Utc::now().timestamp() - 3600;
+        assert!(verifier.verify(&key.sign(&expired).expect("signs")).await.is_err());
+
+        let other = SigningKey::generate("k1");
+        assert!(verifier.verify(&other.sign(&claims(Duration::from_secs(900))).expect("signs")).await.is_err());
+
+        let token = key.sign(&claims(Duration::from_secs(900))).expect("signs");
+        let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+        parts[1] = parts[1].chars().rev().collect();
+        assert!(verifier.verify(&parts.join(".")).await.is_err());
+
+        let unknown_kid = SigningKey::generate("k2").sign(&claims(Duration::from_secs(900))).expect("signs");
+        assert!(verifier.verify(&unknown_kid).await.is_err());
+    }
+
+    #[test]
+    fn signing_keys_round_trip_through_pkcs8() {
+        let key = SigningKey::generate("k1");
+        let der = key.to_pkcs8_der().expect("encodes");
+        let back = SigningKey::from_pkcs8_der("k1", &der).expect("decodes");
+        assert_eq!(back.public_key(), key.public_key());
+        assert!(!format!("{key:?}").contains(&hex::encode(&der)));
+    }
+}

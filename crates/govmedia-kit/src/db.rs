@@ -1,0 +1,272 @@
+//! Databases: one URL picks PostgreSQL (production) or SQLite (the embedded store of
+//! `govmedia up`); migrations are embedded per service and per backend, with the same
+//! numbering for both, and run at start together with the kit's own tables (outbox,
+//! idempotency keys), which take versions from 9000000001 up so they never collide with
+//! a service's 1, 2, 3, ...
+//!
+//! A request's unit of work is a [`Tx`]: a transaction on either backend. Stores match
+//! on it and run the backend's SQL; the kit's outbox and idempotency writes join it, so
+//! a change, its audit record and its idempotent answer commit together or not at all.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use govmedia_domain::Error;
+use sqlx::migrate::{Migration, MigrationSource, Migrator};
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Postgres, Sqlite, Transaction};
+
+use crate::config::{Backend, DatabaseUrl};
+
+/// How long a SQLite writer waits for the lock before giving up.
+pub const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+static KIT_POSTGRES: Migrator = sqlx::migrate!("migrations/postgres");
+static KIT_SQLITE: Migrator = sqlx::migrate!("migrations/sqlite");
+
+/// A service's embedded migrations, one set per backend (`sqlx::migrate!` of
+/// `migrations/postgres` and `migrations/sqlite`).
+#[derive(Debug, Clone, Copy)]
+pub struct ServiceMigrations {
+    /// The service's name, for messages.
+    pub service: &'static str,
+    /// The PostgreSQL migrations.
+    pub postgres: &'static Migrator,
+    /// The SQLite migrations.
+    pub sqlite: &'static Migrator,
+}
+
+impl ServiceMigrations {
+    /// The kit's own tables only (outbox and idempotency), for services that have no
+    /// tables yet and for the kit's tests.
+    pub const KIT_ONLY: ServiceMigrations =
+        ServiceMigrations { service: "kit", postgres: &KIT_POSTGRES, sqlite: &KIT_SQLITE };
+}
+
+/// Why the PostgreSQL and SQLite migrations of a service differ.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{service}: PostgreSQL and SQLite migrations differ: {detail}")]
+pub struct MigrationParityError {
+    /// The service.
+    pub service: &'static str,
+    /// Which versions differ.
+    pub detail: String,
+}
+
+/// Checks that both backends have the same migrations: same versions, same
+/// descriptions, in the same order. Every service has a test calling this.
+pub fn check_migration_parity(migrations: &ServiceMigrations) -> Result<(), MigrationParityError> {
+    let list = |m: &Migrator| m.iter().map(|m| (m.version, m.description.to_string())).collect::<Vec<_>>();
+    let pg = list(migrations.postgres);
+    let lite = list(migrations.sqlite);
+    if pg == lite {
+        return Ok(());
+    }
+    let only_pg: Vec<_> = pg.iter().filter(|m| !lite.contains(m)).map(|(v, d)| format!("{v}_{d}")).collect();
+    let only_lite: Vec<_> = lite.iter().filter(|m| !pg.contains(m)).map(|(v, d)| format!("{v}_{d}")).collect();
+    Err(MigrationParityError {
+        service: migrations.service,
+        detail: format!("only in postgres: {only_pg:?}; only in sqlite: {only_lite:?}"),
+    })
+}
+
+#[derive(Debug)]
+struct Combined(Vec<Migration>);
+
+impl MigrationSource<'static> for Combined {
+    fn resolve(self) -> BoxFuture<'static, Result<Vec<Migration>, sqlx::error::BoxDynError>> {
+        Box::pin(async move { Ok(self.0) })
+    }
+}
+
+async fn combined(kit: &Migrator, service: &Migrator) -> Result<Migrator, sqlx::migrate::MigrateError> {
+    let mut all: Vec<Migration> = kit.iter().chain(service.iter()).cloned().collect();
+    all.sort_by_key(|m| m.version);
+    // KIT_ONLY passes the kit's own migrations as the service's.
+    all.dedup_by_key(|m| m.version);
+    Migrator::new(Combined(all)).await
+}
+
+/// A connection pool to the service's database.
+#[derive(Debug, Clone)]
+pub enum Database {
+    /// PostgreSQL.
+    Postgres(PgPool),
+    /// SQLite.
+    Sqlite(SqlitePool),
+}
+
+/// Why the database could not be opened or migrated.
+#[derive(Debug, thiserror::Error)]
+pub enum DatabaseError {
+    /// Connecting failed.
+    #[error("cannot connect to {url}: {source}")]
+    Connect {
+        /// The URL, password redacted.
+        url: String,
+        /// The cause.
+        source: sqlx::Error,
+    },
+    /// A migration failed.
+    #[error("migrating the {service} database failed: {source}")]
+    Migrate {
+        /// The service.
+        service: &'static str,
+        /// The cause.
+        source: sqlx::migrate::MigrateError,
+    },
+    /// The SQLite file's folder cannot be created.
+    #[error("cannot create the folder for {path}: {source}")]
+    Folder {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+impl Database {
+    /// Opens a pool: PostgreSQL, or SQLite in WAL mode with a busy timeout and foreign
+    /// keys on (creating the file and its folder if missing).
+    pub async fn connect(url: &DatabaseUrl, max_connections: u32) -> Result<Self, DatabaseError> {
+        let connect_error = |source| DatabaseError::Connect { url: url.redacted(), source };
+        match url.backend() {
+            Backend::Postgres => {
+                let pool = PgPoolOptions::new()
+                    .max_connections(max_connections)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect(url.expose())
+                    .await
+                    .map_err(connect_error)?;
+                Ok(Database::Postgres(pool))
+            }
+            Backend::Sqlite => {
+                let options = SqliteConnectOptions::from_str(url.expose())
+                    .map_err(connect_error)?
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .busy_timeout(SQLITE_BUSY_TIMEOUT)
+                    .foreign_keys(true);
+                let file = options.get_filename();
+                if let Some(parent) = file.parent().filter(|p| !p.as_os_str().is_empty() && !p.exists()) {
+                    std::fs::create_dir_all(parent)
+                        .map_err(|source| DatabaseError::Folder { path: file.display().to_string(), source })?;
+                }
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(max_connections)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(options)
+                    .await
+                    .map_err(connect_error)?;
+                Ok(Database::Sqlite(pool))
+            }
+        }
+    }
+
+    /// Opens a SQLite file (a convenience for `govmedia up` and tests).
+    pub async fn open_sqlite_file(path: &Path, max_connections: u32) -> Result<Self, DatabaseError> {
+        let url: DatabaseUrl = format!("sqlite:{}", path.display())
+            .parse()
+            .map_err(|e: crate::config::DatabaseUrlError| DatabaseError::Connect {
+                url: path.display().to_string(),
+                source: sqlx::Error::Configuration(e.into()),
+            })?;
+        Self::connect(&url, max_connections).await
+    }
+
+    /// Runs the kit's and the service's pending migrations.
+    pub async fn migrate(&self, migrations: &ServiceMigrations) -> Result<(), DatabaseError> {
+        let error = |source| DatabaseError::Migrate { service: migrations.service, source };
+        match self {
+            Database::Postgres(pool) => {
+                let migrator = combined(&KIT_POSTGRES, migrations.postgres).await.map_err(error)?;
+                migrator.run(pool).await.map_err(error)
+            }
+            Database::Sqlite(pool) => {
+                let migrator = combined(&KIT_SQLITE, migrations.sqlite).await.map_err(error)?;
+                migrator.run(pool).await.map_err(error)
+            }
+        }
+    }
+
+    /// Which backend this is.
+    pub fn backend(&self) -> Backend {
+        match self {
+            Database::Postgres(_) => Backend::Postgres,
+            Database::Sqlite(_) => Backend::Sqlite,
+        }
+    }
+
+    /// Begins a transaction.
+    pub async fn begin(&self) -> Result<Tx, Error> {
+        match self {
+            Database::Postgres(pool) => pool.begin().await.map(Tx::Postgres).map_err(db_error),
+            Database::Sqlite(pool) => pool.begin().await.map(Tx::Sqlite).map_err(db_error),
+        }
+    }
+
+    /// Closes the pool, waiting for connections to be returned.
+    pub async fn close(&self) {
+        match self {
+            Database::Postgres(pool) => pool.close().await,
+            Database::Sqlite(pool) => pool.close().await,
+        }
+    }
+}
+
+/// A transaction on either backend: the unit of work of one request.
+#[derive(Debug)]
+pub enum Tx {
+    /// On PostgreSQL.
+    Postgres(Transaction<'static, Postgres>),
+    /// On SQLite.
+    Sqlite(Transaction<'static, Sqlite>),
+}
+
+impl Tx {
+    /// Commits.
+    pub async fn commit(self) -> Result<(), Error> {
+        match self {
+            Tx::Postgres(tx) => tx.commit().await.map_err(db_error),
+            Tx::Sqlite(tx) => tx.commit().await.map_err(db_error),
+        }
+    }
+
+    /// Rolls back (dropping a `Tx` does too, without waiting).
+    pub async fn rollback(self) -> Result<(), Error> {
+        match self {
+            Tx::Postgres(tx) => tx.rollback().await.map_err(db_error),
+            Tx::Sqlite(tx) => tx.rollback().await.map_err(db_error),
+        }
+    }
+}
+
+/// Maps a database error to the domain error: pool exhaustion and broken connections are
+/// UNAVAILABLE (the caller may retry), everything else is internal.
+pub fn db_error(error: sqlx::Error) -> Error {
+    match error {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+            Error::Unavailable { dependency: "database", source: Box::new(error) }
+        }
+        other => Error::internal(other),
+    }
+}
+
+/// True when the error is a unique-constraint violation (a duplicate key).
+pub fn is_unique_violation(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(e) if e.is_unique_violation())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kit_migrations_have_the_same_numbering_on_both_backends() {
+        check_migration_parity(&ServiceMigrations::KIT_ONLY).expect("kit migrations match");
+    }
+}

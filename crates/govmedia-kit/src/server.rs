@@ -1,0 +1,243 @@
+//! The gRPC server every service runs: `grpc.health.v1`, reflection (v1 and v1alpha, so
+//! grpcurl and Python's grpcio tools both work), the trace layer, load shedding beyond a
+//! concurrency limit, a request timeout, optional token authentication, and graceful
+//! shutdown (health turns NOT_SERVING, the listener closes, in-flight calls finish
+//! within the grace period).
+//!
+//! The layer stack, outermost first: trace (every call gets a span, refused ones too) ->
+//! load shed (over the limit: UNAVAILABLE at once, never an unbounded queue) ->
+//! authentication -> the service. Message size limits are set on each generated server
+//! with `max_decoding_message_size(settings.max_message_bytes)`.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::server::NamedService;
+use tonic::service::RoutesBuilder;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+use tower::ServiceBuilder;
+use tower::load_shed::error::Overloaded;
+
+use crate::auth::AuthLayer;
+use crate::config::ServerSettings;
+use crate::telemetry::GrpcTraceLayer;
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The listen address cannot be bound.
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        /// The address.
+        address: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Reflection could not be built from the descriptor set.
+    #[error("cannot build gRPC reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    /// The transport failed.
+    #[error("gRPC server failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// A server being assembled: add services, then [`ServerBuilder::bind`].
+#[derive(Debug)]
+pub struct ServerBuilder {
+    settings: ServerSettings,
+    routes: RoutesBuilder,
+    service_names: Vec<&'static str>,
+    auth: Option<AuthLayer>,
+}
+
+impl ServerBuilder {
+    /// A server listening as `settings` say.
+    pub fn new(settings: ServerSettings) -> Self {
+        Self { settings, routes: RoutesBuilder::default(), service_names: Vec::new(), auth: None }
+    }
+
+    /// Adds a gRPC service; it is reported SERVING by health and listed by reflection.
+    pub fn add_service<S>(mut self, service: S) -> Self
+    where
+        S: tower::Service<
+                http::Request<tonic::body::Body>,
+                Response = http::Response<tonic::body::Body>,
+                Error = Infallible,
+            > + NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        self.service_names.push(S::NAME);
+        self.routes.add_service(service);
+        self
+    }
+
+    /// Requires a valid access token on every call the auth policy does not make public.
+    pub fn with_auth(mut self, auth: AuthLayer) -> Self {
+        self.auth = Some(auth);
+        self
+    }
+
+    /// Binds the listen address (port 0 picks a free port; see
+    /// [`BoundServer::local_addr`]).
+    pub async fn bind(self) -> Result<BoundServer, ServeError> {
+        let address = self.settings.listen_address;
+        let listener = TcpListener::bind(address).await.map_err(|source| ServeError::Bind { address, source })?;
+        let local_addr = listener.local_addr().map_err(|source| ServeError::Bind { address, source })?;
+        Ok(BoundServer { builder: self, listener, local_addr })
+    }
+}
+
+/// A server bound to its address, ready to serve.
+#[derive(Debug)]
+pub struct BoundServer {
+    builder: ServerBuilder,
+    listener: TcpListener,
+    local_addr: SocketAddr,
+}
+
+impl BoundServer {
+    /// The address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves until `shutdown` completes, then drains: health says NOT_SERVING, no new
+    /// connections are accepted, in-flight calls finish (up to the grace period).
+    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
+        let BoundServer { builder, listener, local_addr } = self;
+        let ServerBuilder { settings, mut routes, service_names, auth } = builder;
+
+        let (health, health_service) = tonic_health::server::health_reporter();
+        for name in &service_names {
+            health.set_service_status(*name, ServingStatus::Serving).await;
+        }
+        let mut reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(govmedia_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .with_service_name("grpc.health.v1.Health");
+        let mut reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(govmedia_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .with_service_name("grpc.health.v1.Health");
+        for name in &service_names {
+            reflection_v1 = reflection_v1.with_service_name(*name);
+            reflection_v1alpha = reflection_v1alpha.with_service_name(*name);
+        }
+        routes
+            .add_service(health_service)
+            .add_service(reflection_v1.with_service_name("grpc.reflection.v1.ServerReflection").build_v1()?)
+            .add_service(
+                reflection_v1alpha.with_service_name("grpc.reflection.v1alpha.ServerReflection").build_v1alpha()?,
+            );
+
+        let shed = ServiceBuilder::new()
+            .map_result(shed_to_status)
+            .load_shed()
+            .concurrency_limit(settings.max_concurrent_requests.max(1));
+        let layers = ServiceBuilder::new()
+            .layer(GrpcTraceLayer)
+            .layer(shed)
+            .option_layer(auth)
+            .into_inner();
+
+        let drain = drain_on(shutdown, health, service_names.clone());
+        tracing::info!(server.address = %local_addr, services = ?service_names, "gRPC server listening");
+        let grace = settings.shutdown_grace;
+        let serve = tonic::transport::Server::builder()
+            .timeout(settings.request_timeout)
+            .layer(layers)
+            .add_routes(routes.routes())
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), drain.clone().wait());
+        tokio::pin!(serve);
+        tokio::select! {
+            result = &mut serve => result?,
+            () = async { drain.wait().await; tokio::time::sleep(grace).await } => {
+                tracing::warn!(grace_seconds = grace.as_secs(), "in-flight calls outlived the shutdown grace period; stopping anyway");
+            }
+        }
+        tracing::info!(server.address = %local_addr, "gRPC server stopped");
+        Ok(())
+    }
+}
+
+/// Turns load shedding's `Overloaded` into a gRPC UNAVAILABLE answer instead of a
+/// transport error.
+fn shed_to_status<R: Default>(
+    result: Result<http::Response<R>, tower::BoxError>,
+) -> Result<http::Response<R>, tower::BoxError> {
+    match result {
+        Err(e) if e.is::<Overloaded>() => {
+            let status: tonic::Status = govmedia_domain::Error::Unavailable {
+                dependency: "server capacity",
+                source: "too many requests in flight".into(),
+            }
+            .into();
+            Ok(status.into_http())
+        }
+        other => other,
+    }
+}
+
+/// Fires once shutdown starts; cheap to clone and wait on.
+#[derive(Debug, Clone)]
+struct Drain(tokio::sync::watch::Receiver<bool>);
+
+impl Drain {
+    async fn wait(mut self) {
+        let _ = self.0.wait_for(|started| *started).await;
+    }
+}
+
+fn drain_on(
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    health: HealthReporter,
+    service_names: Vec<&'static str>,
+) -> Drain {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        tracing::info!("shutting down: health NOT_SERVING, finishing in-flight calls");
+        for name in service_names {
+            health.set_service_status(name, ServingStatus::NotServing).await;
+        }
+        health.set_service_status("", ServingStatus::NotServing).await;
+        let _ = tx.send(true);
+    });
+    Drain(rx)
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+}

@@ -1,0 +1,265 @@
+//! Telemetry: `tracing` to stdout (text or JSON), OpenTelemetry traces and metrics
+//! exported over OTLP/gRPC when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, and W3C trace
+//! context carried across every gRPC hop: extracted from incoming metadata by
+//! [`GrpcTraceLayer`], injected into outgoing calls by [`inject_context`].
+//!
+//! Logging guide: a readable message plus dotted fields (`user.id = %id`); log an error
+//! once, where it is handled; never log a secret (settings hold them as
+//! [`crate::config::Secret`], which prints redacted).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::OnceLock;
+use std::task::{Context as TaskContext, Poll};
+use std::time::Instant;
+
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::Histogram;
+use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
+use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
+use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::metrics::SdkMeterProvider;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+use crate::config::{LogFormat, TelemetrySettings};
+
+/// Why telemetry could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum TelemetryError {
+    /// The log filter does not parse.
+    #[error("invalid log filter {filter:?}: {message}")]
+    Filter {
+        /// The filter.
+        filter: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The OTLP exporter cannot be built.
+    #[error("cannot set up OTLP export to {endpoint}: {message}")]
+    Exporter {
+        /// The endpoint.
+        endpoint: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A global subscriber is already installed (for example by a test harness, or a
+    /// second service in the same process): the existing one keeps working.
+    #[error("a tracing subscriber is already installed")]
+    AlreadyInstalled,
+}
+
+/// Keeps the exporters alive; dropping it flushes and shuts them down.
+#[derive(Debug)]
+pub struct TelemetryGuard {
+    tracer_provider: SdkTracerProvider,
+    meter_provider: Option<SdkMeterProvider>,
+}
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        if let Err(e) = self.tracer_provider.shutdown() {
+            eprintln!("flushing traces at shutdown failed: {e}");
+        }
+        if let Some(meters) = &self.meter_provider
+            && let Err(e) = meters.shutdown()
+        {
+            eprintln!("flushing metrics at shutdown failed: {e}");
+        }
+    }
+}
+
+/// Installs logging, tracing and metrics for the process. Call once, inside the tokio
+/// runtime (the OTLP exporter needs it).
+pub fn init(service_name: &str, settings: &TelemetrySettings) -> Result<TelemetryGuard, TelemetryError> {
+    let filter = EnvFilter::try_new(&settings.log)
+        .map_err(|e| TelemetryError::Filter { filter: settings.log.clone(), message: e.to_string() })?;
+    let resource = Resource::builder().with_service_name(service_name.to_owned()).build();
+
+    let mut tracer_builder = SdkTracerProvider::builder().with_resource(resource.clone());
+    let mut meter_provider = None;
+    if let Some(endpoint) = &settings.otlp_endpoint {
+        let exporter_error = |e: opentelemetry_otlp::ExporterBuildError| TelemetryError::Exporter {
+            endpoint: endpoint.clone(),
+            message: e.to_string(),
+        };
+        let spans = opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
+            .with_endpoint(endpoint.clone())
+            .build()
+            .map_err(exporter_error)?;
+        tracer_builder = tracer_builder.with_batch_exporter(spans);
+        let metrics = opentelemetry_otlp::MetricExporter::builder()
+            .with_tonic()
+            .with_endpoint(endpoint.clone())
+            .build()
+            .map_err(exporter_error)?;
+        let reader = opentelemetry_sdk::metrics::PeriodicReader::builder(metrics)
+            .with_interval(settings.metrics_interval)
+            .build();
+        let meters = SdkMeterProvider::builder().with_resource(resource).with_reader(reader).build();
+        opentelemetry::global::set_meter_provider(meters.clone());
+        meter_provider = Some(meters);
+    }
+    // Without an endpoint spans still get W3C ids (logged, and put in audit records), and
+    // incoming trace context is still continued and passed on.
+    let tracer_provider = tracer_builder.build();
+    let tracer = tracer_provider.tracer("govmedia");
+    opentelemetry::global::set_tracer_provider(tracer_provider.clone());
+    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+
+    let otel = tracing_opentelemetry::layer().with_tracer(tracer);
+    let registry = tracing_subscriber::registry().with(filter).with(otel);
+    let installed = match settings.log_format {
+        LogFormat::Text => registry.with(tracing_subscriber::fmt::layer().with_target(true)).try_init(),
+        LogFormat::Json => registry
+            .with(tracing_subscriber::fmt::layer().json().flatten_event(true).with_current_span(true))
+            .try_init(),
+    };
+    installed.map_err(|_| TelemetryError::AlreadyInstalled)?;
+    Ok(TelemetryGuard { tracer_provider, meter_provider })
+}
+
+struct HeaderExtractor<'a>(&'a http::HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(http::HeaderName::as_str).collect()
+    }
+}
+
+struct MetadataInjector<'a>(&'a mut tonic::metadata::MetadataMap);
+
+impl Injector for MetadataInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(key), Ok(value)) = (
+            tonic::metadata::MetadataKey::from_bytes(key.as_bytes()),
+            tonic::metadata::MetadataValue::try_from(value.as_str()),
+        ) {
+            self.0.insert(key, value);
+        }
+    }
+}
+
+/// The W3C trace context (`traceparent`, `tracestate`) carried by incoming headers.
+pub fn extract_context(headers: &http::HeaderMap) -> opentelemetry::Context {
+    TraceContextPropagator::new().extract(&HeaderExtractor(headers))
+}
+
+/// Puts the current span's W3C trace context on an outgoing call's metadata.
+pub fn inject_context(metadata: &mut tonic::metadata::MetadataMap) {
+    let context = tracing::Span::current().context();
+    TraceContextPropagator::new().inject_context(&context, &mut MetadataInjector(metadata));
+}
+
+/// The current trace id (32 lower-case hex digits), for audit records and error reports.
+pub fn current_trace_id() -> Option<String> {
+    let context = tracing::Span::current().context();
+    let span = context.span();
+    let span_context = span.span_context();
+    span_context.is_valid().then(|| span_context.trace_id().to_string())
+}
+
+fn rpc_duration() -> &'static Histogram<f64> {
+    static HISTOGRAM: OnceLock<Histogram<f64>> = OnceLock::new();
+    HISTOGRAM.get_or_init(|| {
+        opentelemetry::global::meter("govmedia")
+            .f64_histogram("rpc.server.call.duration")
+            .with_unit("s")
+            .with_description("Duration of gRPC calls handled by this server")
+            .build()
+    })
+}
+
+/// A tower layer giving every incoming gRPC call a server span (a child of the caller's
+/// trace when `traceparent` is present) and recording `rpc.server.call.duration`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GrpcTraceLayer;
+
+impl<S> tower::Layer<S> for GrpcTraceLayer {
+    type Service = GrpcTrace<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        GrpcTrace { inner }
+    }
+}
+
+/// The service of [`GrpcTraceLayer`].
+#[derive(Debug, Clone)]
+pub struct GrpcTrace<S> {
+    inner: S,
+}
+
+impl<S, B, R> tower::Service<http::Request<B>> for GrpcTrace<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<R>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let path = request.uri().path().trim_start_matches('/');
+        let (service, method) = path.split_once('/').unwrap_or((path, ""));
+        let (service, method) = (service.to_owned(), method.to_owned());
+        let span = tracing::info_span!(
+            "grpc.server",
+            otel.name = %format!("{service}/{method}"),
+            otel.kind = "server",
+            rpc.system = "grpc",
+            rpc.service = %service,
+            rpc.method = %method,
+            rpc.grpc.status_code = tracing::field::Empty,
+        );
+        // A malformed or absent traceparent leaves the span as a new root.
+        let _ = span.set_parent(extract_context(request.headers()));
+        // The ready clone is used; a fresh clone stays for the next poll_ready.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let started = Instant::now();
+        Box::pin(
+            async move {
+                let result = inner.call(request).await;
+                // Trailers-only responses (every error) carry grpc-status in the headers;
+                // a successful streaming body carries it in trailers, read as 0 here.
+                let code = match &result {
+                    Ok(response) => response
+                        .headers()
+                        .get("grpc-status")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.parse::<i64>().ok())
+                        .unwrap_or(0),
+                    Err(_) => 2,
+                };
+                tracing::Span::current().record("rpc.grpc.status_code", code);
+                rpc_duration().record(
+                    started.elapsed().as_secs_f64(),
+                    &[
+                        KeyValue::new("rpc.system", "grpc"),
+                        KeyValue::new("rpc.service", service),
+                        KeyValue::new("rpc.method", method),
+                        KeyValue::new("rpc.grpc.status_code", code),
+                    ],
+                );
+                result
+            }
+            .instrument(span),
+        )
+    }
+}
