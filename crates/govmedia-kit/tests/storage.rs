@@ -1,0 +1,92 @@
+//! The kit's storage on both backends: the test kit really provisions PostgreSQL and
+//! SQLite, SQLite runs in WAL with foreign keys, and idempotency keys return the first
+//! answer, refuse reuse for another request, and vanish with a rolled-back change.
+
+use chrono::Utc;
+use govmedia_domain::Error;
+use govmedia_domain::ids::{PrincipalId, RequestId};
+use govmedia_kit::db::{Database, ServiceMigrations};
+use govmedia_kit::idempotency::{self, IdempotencyKey};
+use govmedia_proto::identity::v1::{CreateDepartmentRequest, CreateDepartmentResponse, Department};
+use govmedia_testkit::{TestBackend, TestDatabase, storage_tests};
+
+async fn the_database_is_the_backend_it_claims(db: TestDatabase) {
+    let backend = db.backend();
+    let pool = db.connect(&ServiceMigrations::KIT_ONLY).await;
+    match (&pool, backend) {
+        (Database::Postgres(pool), TestBackend::Postgres) => {
+            let version: String = sqlx::query_scalar("SELECT version()").fetch_one(pool).await.expect("version");
+            assert!(version.starts_with("PostgreSQL"), "{version}");
+        }
+        (Database::Sqlite(pool), TestBackend::Sqlite) => {
+            let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(pool).await.expect("mode");
+            assert_eq!(mode, "wal");
+            let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys").fetch_one(pool).await.expect("fk");
+            assert_eq!(fk, 1);
+            let timeout: i64 = sqlx::query_scalar("PRAGMA busy_timeout").fetch_one(pool).await.expect("busy");
+            assert!(timeout >= 1000, "busy timeout {timeout}");
+        }
+        (pool, backend) => panic!("asked for {backend:?}, got {:?}", pool.backend()),
+    }
+    // Migrating again is a no-op.
+    pool.migrate(&ServiceMigrations::KIT_ONLY).await.expect("re-migrate");
+}
+
+fn request(name: &str, request_id: RequestId) -> CreateDepartmentRequest {
+    CreateDepartmentRequest {
+        request_id: request_id.to_string(),
+        department: Some(Department { name: name.to_owned(), ..Default::default() }),
+    }
+}
+
+fn response(id: &str) -> CreateDepartmentResponse {
+    CreateDepartmentResponse { department: Some(Department { id: id.to_owned(), ..Default::default() }) }
+}
+
+async fn a_repeated_request_id_returns_the_first_answer(db: TestDatabase) {
+    let db = db.connect(&ServiceMigrations::KIT_ONLY).await;
+    let principal: PrincipalId = uuid::Uuid::now_v7().to_string().parse().expect("id");
+    let request_id = RequestId::new();
+    let method = "/govmedia.identity.v1.DirectoryService/CreateDepartment";
+    let key = IdempotencyKey::new(principal, method, request_id, &request("Publicity", request_id));
+
+    let mut tx = db.begin().await.expect("begin");
+    assert_eq!(idempotency::lookup::<CreateDepartmentResponse>(&mut tx, &key).await.expect("lookup"), None);
+    idempotency::remember(&mut tx, &key, &response("dept-1"), Utc::now()).await.expect("remember");
+    tx.commit().await.expect("commit");
+
+    let mut tx = db.begin().await.expect("begin");
+    let stored = idempotency::lookup::<CreateDepartmentResponse>(&mut tx, &key).await.expect("lookup");
+    assert_eq!(stored, Some(response("dept-1")));
+
+    let other = IdempotencyKey::new(principal, method, request_id, &request("Finance", request_id));
+    match idempotency::lookup::<CreateDepartmentResponse>(&mut tx, &other).await {
+        Err(Error::InvalidArgument(v)) => assert_eq!(v[0].field, "request_id"),
+        other => panic!("reuse for another request must be refused, got {other:?}"),
+    }
+    // A racing second insert of the same key is a conflict, not a second answer.
+    match idempotency::remember(&mut tx, &key, &response("dept-2"), Utc::now()).await {
+        Err(Error::Conflict(_)) => {}
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+}
+
+async fn a_rolled_back_request_leaves_no_answer(db: TestDatabase) {
+    let db = db.connect(&ServiceMigrations::KIT_ONLY).await;
+    let principal: PrincipalId = uuid::Uuid::now_v7().to_string().parse().expect("id");
+    let request_id = RequestId::new();
+    let key = IdempotencyKey::new(principal, "/x/Y", request_id, &request("Publicity", request_id));
+    let mut tx = db.begin().await.expect("begin");
+    idempotency::remember(&mut tx, &key, &response("dept-1"), Utc::now()).await.expect("remember");
+    tx.rollback().await.expect("rollback");
+    let mut tx = db.begin().await.expect("begin");
+    assert_eq!(idempotency::lookup::<CreateDepartmentResponse>(&mut tx, &key).await.expect("lookup"), None);
+    drop(tx);
+    assert_eq!(idempotency::purge(&db, Utc::now()).await.expect("purge"), 0);
+}
+
+storage_tests!(
+    the_database_is_the_backend_it_claims,
+    a_repeated_request_id_returns_the_first_answer,
+    a_rolled_back_request_leaves_no_answer,
+);
