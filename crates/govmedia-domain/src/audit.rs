@@ -338,7 +338,13 @@ pub struct AuditRecord {
 
 impl AuditRecord {
     /// A successful `action` by `actor` on `resource`, happening now.
-    pub fn new(action: AuditAction, actor: Actor, resource: AuditResourceRef, producer: &str, now: DateTime<Utc>) -> Self {
+    pub fn new(
+        action: AuditAction,
+        actor: Actor,
+        resource: AuditResourceRef,
+        producer: &str,
+        now: DateTime<Utc>,
+    ) -> Self {
         Self {
             id: EventId::new(),
             occur_time: now,

@@ -180,7 +180,13 @@ impl Error {
     }
 }
 
-fn status(code: Code, message: impl Into<String>, reason: &str, metadata: Vec<(&str, String)>, mut details: ErrorDetails) -> tonic::Status {
+fn status(
+    code: Code,
+    message: impl Into<String>,
+    reason: &str,
+    metadata: Vec<(&str, String)>,
+    mut details: ErrorDetails,
+) -> tonic::Status {
     let metadata = metadata.into_iter().map(|(k, v)| (k.to_owned(), v)).collect::<std::collections::HashMap<_, _>>();
     details.set_error_info(reason, ERROR_DOMAIN, metadata);
     tonic::Status::with_error_details(code, message, details)
@@ -233,7 +239,9 @@ impl From<Error> for tonic::Status {
                 );
                 status(Code::FailedPrecondition, message, reason, vec![("rule_ids", rule_ids)], details)
             }
-            Error::Conflict(why) => status(Code::Aborted, format!("conflict: {why}"), reason, vec![], ErrorDetails::new()),
+            Error::Conflict(why) => {
+                status(Code::Aborted, format!("conflict: {why}"), reason, vec![], ErrorDetails::new())
+            }
             Error::AccountLocked { until } => {
                 let mut details = ErrorDetails::new();
                 let wait = (until - Utc::now()).to_std().unwrap_or_default();

@@ -161,11 +161,7 @@ impl FromStr for Permission {
     type Err = UnknownPermission;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Permission::ALL
-            .iter()
-            .copied()
-            .find(|p| p.as_str() == s)
-            .ok_or_else(|| UnknownPermission(s.to_owned()))
+        Permission::ALL.iter().copied().find(|p| p.as_str() == s).ok_or_else(|| UnknownPermission(s.to_owned()))
     }
 }
 
@@ -264,7 +260,9 @@ impl Role {
             Role::Moderator => "Answers comments and private messages; hides and deletes improper comments (R4).",
             Role::ModerationLead => "A moderator who also approves replies and sets moderation rules (R4.1.2).",
             Role::Auditor => "The bureau office: reads everything, verifies and exports the audit log (R8.1.1).",
-            Role::SecurityOfficer => "Handles security events, account incidents, credentials and the lexicon (R2.3, R7).",
+            Role::SecurityOfficer => {
+                "Handles security events, account incidents, credentials and the lexicon (R2.3, R7)."
+            }
             Role::Administrator => "Manages staff, departments, roles and accounts; approves no content (R2.2).",
             Role::GovmediaService => "A govmedia service: checks permissions, appends audit events, screens text.",
             Role::PlatformIntegration => "Feeds platform data in: comments, messages, metrics, followers.",
@@ -276,61 +274,155 @@ impl Role {
     pub fn permissions(self) -> &'static [Permission] {
         match self {
             Role::Editor => &[
-                P::DirectoryRead, P::AccountRead, P::PlanRead, P::PlanWrite, P::DraftRead, P::DraftWrite,
-                P::DraftProofread, P::PublicationRead, P::MetricsRead, P::ReferralRead, P::ReferralHandle,
-                P::FollowerRead, P::CampaignRead,
+                P::DirectoryRead,
+                P::AccountRead,
+                P::PlanRead,
+                P::PlanWrite,
+                P::DraftRead,
+                P::DraftWrite,
+                P::DraftProofread,
+                P::PublicationRead,
+                P::MetricsRead,
+                P::ReferralRead,
+                P::ReferralHandle,
+                P::FollowerRead,
+                P::CampaignRead,
             ],
             Role::DepartmentReviewer => &[
-                P::DirectoryRead, P::AccountRead, P::PlanRead, P::DraftRead, P::DraftReviewDepartment,
-                P::DraftProofread, P::PublicationRead, P::MetricsRead, P::ReferralRead, P::ReferralHandle,
+                P::DirectoryRead,
+                P::AccountRead,
+                P::PlanRead,
+                P::DraftRead,
+                P::DraftReviewDepartment,
+                P::DraftProofread,
+                P::PublicationRead,
+                P::MetricsRead,
+                P::ReferralRead,
+                P::ReferralHandle,
             ],
             Role::SupervisingLeader => &[
-                P::DirectoryRead, P::AccountRead, P::PlanRead, P::DraftRead, P::DraftReviewSupervising,
-                P::PublicationRead, P::MetricsRead, P::InteractionReportRead,
+                P::DirectoryRead,
+                P::AccountRead,
+                P::PlanRead,
+                P::DraftRead,
+                P::DraftReviewSupervising,
+                P::PublicationRead,
+                P::MetricsRead,
+                P::InteractionReportRead,
             ],
             Role::PrincipalLeader => &[
-                P::DirectoryRead, P::AccountRead, P::PlanRead, P::DraftRead, P::DraftApprovePrincipal,
-                P::PublicationRead, P::MetricsRead, P::InteractionReportRead,
+                P::DirectoryRead,
+                P::AccountRead,
+                P::PlanRead,
+                P::DraftRead,
+                P::DraftApprovePrincipal,
+                P::PublicationRead,
+                P::MetricsRead,
+                P::InteractionReportRead,
             ],
             Role::Publisher => &[
-                P::DirectoryRead, P::AccountRead, P::AccountIncidentReport, P::AccountCredentialReveal,
-                P::DraftRead, P::PublicationRead, P::PublicationSchedule, P::PublicationRetract,
-                P::FeedbackManage, P::MetricsRead, P::MetricsWrite, P::FollowerRead, P::FollowerWrite,
-                P::CampaignRead, P::CampaignManage,
+                P::DirectoryRead,
+                P::AccountRead,
+                P::AccountIncidentReport,
+                P::AccountCredentialReveal,
+                P::DraftRead,
+                P::PublicationRead,
+                P::PublicationSchedule,
+                P::PublicationRetract,
+                P::FeedbackManage,
+                P::MetricsRead,
+                P::MetricsWrite,
+                P::FollowerRead,
+                P::FollowerWrite,
+                P::CampaignRead,
+                P::CampaignManage,
             ],
             Role::Moderator => &[
-                P::DirectoryRead, P::AccountRead, P::CommentRead, P::CommentModerate, P::CommentReply,
-                P::MessageRead, P::MessageHandle, P::ReferralRead, P::ReferralManage, P::FollowerRead,
+                P::DirectoryRead,
+                P::AccountRead,
+                P::CommentRead,
+                P::CommentModerate,
+                P::CommentReply,
+                P::MessageRead,
+                P::MessageHandle,
+                P::ReferralRead,
+                P::ReferralManage,
+                P::FollowerRead,
             ],
             Role::ModerationLead => &[
-                P::DirectoryRead, P::AccountRead, P::CommentRead, P::CommentModerate, P::CommentReply,
-                P::ReplyApprove, P::ModerationRuleManage, P::MessageRead, P::MessageHandle, P::ReferralRead,
-                P::ReferralManage, P::FollowerRead, P::InteractionReportRead,
+                P::DirectoryRead,
+                P::AccountRead,
+                P::CommentRead,
+                P::CommentModerate,
+                P::CommentReply,
+                P::ReplyApprove,
+                P::ModerationRuleManage,
+                P::MessageRead,
+                P::MessageHandle,
+                P::ReferralRead,
+                P::ReferralManage,
+                P::FollowerRead,
+                P::InteractionReportRead,
             ],
             Role::Auditor => &[
-                P::DirectoryRead, P::RoleBindingRead, P::SecurityEventRead, P::AccountRead, P::PlanRead,
-                P::DraftRead, P::PublicationRead, P::MetricsRead, P::CommentRead, P::MessageRead,
-                P::ReferralRead, P::FollowerRead, P::CampaignRead, P::InteractionReportRead, P::AuditRead,
-                P::AuditVerify, P::AuditExport, P::LexiconRead,
+                P::DirectoryRead,
+                P::RoleBindingRead,
+                P::SecurityEventRead,
+                P::AccountRead,
+                P::PlanRead,
+                P::DraftRead,
+                P::PublicationRead,
+                P::MetricsRead,
+                P::CommentRead,
+                P::MessageRead,
+                P::ReferralRead,
+                P::FollowerRead,
+                P::CampaignRead,
+                P::InteractionReportRead,
+                P::AuditRead,
+                P::AuditVerify,
+                P::AuditExport,
+                P::LexiconRead,
             ],
             Role::SecurityOfficer => &[
-                P::DirectoryRead, P::RoleBindingRead, P::SecurityEventRead, P::SecurityEventManage,
-                P::AccountRead, P::AccountIncidentReport, P::AccountIncidentManage,
-                P::AccountCredentialManage, P::AuditRead, P::AuditVerify, P::LexiconRead, P::LexiconManage,
-            ],
-            Role::Administrator => &[
-                P::DirectoryRead, P::DepartmentManage, P::UserManage, P::ServicePrincipalManage,
-                P::RoleBindingRead, P::RoleBindingManage, P::SecurityEventRead, P::SecurityEventManage,
-                P::AccountRead, P::AccountManage, P::AccountIncidentReport, P::AccountIncidentManage,
-                P::AccountCredentialManage, P::ModerationRuleManage, P::AuditRead, P::LexiconRead,
+                P::DirectoryRead,
+                P::RoleBindingRead,
+                P::SecurityEventRead,
+                P::SecurityEventManage,
+                P::AccountRead,
+                P::AccountIncidentReport,
+                P::AccountIncidentManage,
+                P::AccountCredentialManage,
+                P::AuditRead,
+                P::AuditVerify,
+                P::LexiconRead,
                 P::LexiconManage,
             ],
-            Role::GovmediaService => &[
-                P::DirectoryRead, P::AccountRead, P::PermissionCheck, P::AuditAppend, P::ScreeningScreen,
+            Role::Administrator => &[
+                P::DirectoryRead,
+                P::DepartmentManage,
+                P::UserManage,
+                P::ServicePrincipalManage,
+                P::RoleBindingRead,
+                P::RoleBindingManage,
+                P::SecurityEventRead,
+                P::SecurityEventManage,
+                P::AccountRead,
+                P::AccountManage,
+                P::AccountIncidentReport,
+                P::AccountIncidentManage,
+                P::AccountCredentialManage,
+                P::ModerationRuleManage,
+                P::AuditRead,
+                P::LexiconRead,
+                P::LexiconManage,
             ],
-            Role::PlatformIntegration => &[
-                P::AccountRead, P::CommentIngest, P::MessageIngest, P::MetricsWrite, P::FollowerWrite,
-            ],
+            Role::GovmediaService => {
+                &[P::DirectoryRead, P::AccountRead, P::PermissionCheck, P::AuditAppend, P::ScreeningScreen]
+            }
+            Role::PlatformIntegration => {
+                &[P::AccountRead, P::CommentIngest, P::MessageIngest, P::MetricsWrite, P::FollowerWrite]
+            }
         }
     }
 
@@ -372,11 +464,7 @@ impl FromStr for Role {
     type Err = UnknownRole;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Role::ALL
-            .iter()
-            .copied()
-            .find(|r| r.as_str() == s)
-            .ok_or_else(|| UnknownRole(s.to_owned()))
+        Role::ALL.iter().copied().find(|r| r.as_str() == s).ok_or_else(|| UnknownRole(s.to_owned()))
     }
 }
 
@@ -439,12 +527,9 @@ mod tests {
     /// content nor reads credentials.
     #[test]
     fn administrator_neither_approves_nor_publishes_r2_2_1() {
-        for p in [
-            P::DraftApprovePrincipal,
-            P::DraftReviewDepartment,
-            P::PublicationSchedule,
-            P::AccountCredentialReveal,
-        ] {
+        for p in
+            [P::DraftApprovePrincipal, P::DraftReviewDepartment, P::PublicationSchedule, P::AccountCredentialReveal]
+        {
             assert!(!Role::Administrator.grants(p), "administrator must not hold {p}");
         }
     }

@@ -74,10 +74,7 @@ pub enum DraftState {
 impl DraftState {
     /// True when the author may save a new version.
     pub const fn is_editable(self) -> bool {
-        matches!(
-            self,
-            DraftState::Drafting | DraftState::ChangesRequested | DraftState::Rejected | DraftState::Expired
-        )
+        matches!(self, DraftState::Drafting | DraftState::ChangesRequested | DraftState::Rejected | DraftState::Expired)
     }
 }
 

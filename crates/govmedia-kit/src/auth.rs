@@ -80,7 +80,13 @@ pub struct AccessClaims {
 
 impl AccessClaims {
     /// Claims for `principal` valid for `lifetime` from `now`.
-    pub fn new(principal: PrincipalId, kind: PrincipalKind, name: &str, now: DateTime<Utc>, lifetime: Duration) -> Self {
+    pub fn new(
+        principal: PrincipalId,
+        kind: PrincipalKind,
+        name: &str,
+        now: DateTime<Utc>,
+        lifetime: Duration,
+    ) -> Self {
         let lifetime = i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX / 2);
         Self {
             iss: ISSUER.to_owned(),

@@ -61,7 +61,12 @@ pub struct ClientCredentials {
 impl ClientCredentials {
     /// Credentials exchanged at the identity service reached by `identity`.
     pub fn new(identity: Channel, client_id: String, client_secret: Secret) -> Self {
-        Self { identity: AuthenticationServiceClient::new(identity), client_id, client_secret, cached: Mutex::new(None) }
+        Self {
+            identity: AuthenticationServiceClient::new(identity),
+            client_id,
+            client_secret,
+            cached: Mutex::new(None),
+        }
     }
 
     async fn token(&self) -> Result<Secret, tonic::Status> {

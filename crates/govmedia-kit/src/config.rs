@@ -404,8 +404,9 @@ pub fn load_for_command<T: FromArgMatches>(
             return Err(attribute(e, &settings, &all_cli));
         }
     };
-    let on_command_line =
-        |id: &str| explicit.try_contains_id(id).unwrap_or(false) && explicit.value_source(id) == Some(ValueSource::CommandLine);
+    let on_command_line = |id: &str| {
+        explicit.try_contains_id(id).unwrap_or(false) && explicit.value_source(id) == Some(ValueSource::CommandLine)
+    };
 
     let config_file = explicit
         .try_get_one::<PathBuf>("config")
@@ -429,7 +430,10 @@ pub fn load_for_command<T: FromArgMatches>(
         let (value, origin) = if let Some(v) = setting.env.as_deref().and_then(|name| env.get(name)) {
             (v.to_owned(), Origin::Environment)
         } else if let Some(v) = file_values.get(&setting.id) {
-            (v.clone(), Origin::File(config_file.as_deref().map(Path::display).map(|d| d.to_string()).unwrap_or_default()))
+            (
+                v.clone(),
+                Origin::File(config_file.as_deref().map(Path::display).map(|d| d.to_string()).unwrap_or_default()),
+            )
         } else {
             continue;
         };
@@ -468,7 +472,8 @@ fn attribute(error: clap::Error, settings: &[Setting], origins: &[(String, Origi
         Some(ContextValue::String(s)) => Some(s.clone()),
         _ => None,
     };
-    let long = invalid_arg.as_deref().and_then(|a| a.strip_prefix("--")).map(|a| a.split([' ', '=']).next().unwrap_or(a));
+    let long =
+        invalid_arg.as_deref().and_then(|a| a.strip_prefix("--")).map(|a| a.split([' ', '=']).next().unwrap_or(a));
     let rendered = error.render().to_string();
     let message = rendered.trim().trim_start_matches("error: ").lines().next().unwrap_or_default().to_owned();
     match long.and_then(|l| settings.iter().find(|s| s.long == l)) {
@@ -485,7 +490,8 @@ fn attribute(error: clap::Error, settings: &[Setting], origins: &[(String, Origi
 
 fn read_config_file(path: &Path, settings: &[Setting]) -> Result<BTreeMap<String, String>, ConfigError> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File { file: file.clone(), message: e.to_string() })?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| ConfigError::File { file: file.clone(), message: e.to_string() })?;
     let table: toml::Table =
         toml::from_str(&text).map_err(|e| ConfigError::File { file: file.clone(), message: e.to_string() })?;
     let mut flat = BTreeMap::new();

@@ -169,11 +169,9 @@ impl Database {
 
     /// Opens a SQLite file (a convenience for `govmedia up` and tests).
     pub async fn open_sqlite_file(path: &Path, max_connections: u32) -> Result<Self, DatabaseError> {
-        let url: DatabaseUrl = format!("sqlite:{}", path.display())
-            .parse()
-            .map_err(|e: crate::config::DatabaseUrlError| DatabaseError::Connect {
-                url: path.display().to_string(),
-                source: sqlx::Error::Configuration(e.into()),
+        let url: DatabaseUrl =
+            format!("sqlite:{}", path.display()).parse().map_err(|e: crate::config::DatabaseUrlError| {
+                DatabaseError::Connect { url: path.display().to_string(), source: sqlx::Error::Configuration(e.into()) }
             })?;
         Self::connect(&url, max_connections).await
     }

@@ -70,7 +70,12 @@ pub async fn lookup<R: Message + Default>(tx: &mut Tx, key: &IdempotencyKey) -> 
 }
 
 /// Stores the answer for `key` in the caller's transaction.
-pub async fn remember<R: Message>(tx: &mut Tx, key: &IdempotencyKey, response: &R, now: DateTime<Utc>) -> Result<(), Error> {
+pub async fn remember<R: Message>(
+    tx: &mut Tx,
+    key: &IdempotencyKey,
+    response: &R,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
     let bytes = response.encode_to_vec();
     let result = match tx {
         Tx::Postgres(tx) => sqlx::query(

@@ -7,9 +7,9 @@
 //! vocabulary and `govmedia-proto` for the wire types it must speak (signing keys, audit
 //! events).
 
-pub mod config;
 pub mod auth;
 pub mod client;
+pub mod config;
 pub mod db;
 pub mod idempotency;
 pub mod outbox;

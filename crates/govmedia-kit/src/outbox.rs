@@ -164,7 +164,13 @@ pub struct Relay<S> {
 impl<S: AuditSink> Relay<S> {
     /// A relay for `db`'s outbox.
     pub fn new(db: Database, sink: S) -> Self {
-        Self { db, sink, batch_size: DEFAULT_BATCH_SIZE, idle_poll: Duration::from_secs(1), wake: Arc::new(Notify::new()) }
+        Self {
+            db,
+            sink,
+            batch_size: DEFAULT_BATCH_SIZE,
+            idle_poll: Duration::from_secs(1),
+            wake: Arc::new(Notify::new()),
+        }
     }
 
     /// Sets the batch size.
@@ -249,7 +255,8 @@ impl<S: AuditSink> Relay<S> {
                 let mut query = match &outcome {
                     Ok(_) => QueryBuilder::new("DELETE FROM govmedia_outbox WHERE seq IN ("),
                     Err(e) => {
-                        let mut q = QueryBuilder::new("UPDATE govmedia_outbox SET attempts = attempts + 1, last_error = ");
+                        let mut q =
+                            QueryBuilder::new("UPDATE govmedia_outbox SET attempts = attempts + 1, last_error = ");
                         q.push_bind(e.to_string());
                         q.push(" WHERE seq IN (");
                         q
@@ -308,7 +315,9 @@ impl<S: AuditSink> Relay<S> {
         match self.deliver_batch().await {
             Ok(n) if n > 0 => tracing::info!(outbox.delivered = n, "audit records delivered at shutdown"),
             Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "audit records left in the outbox at shutdown; they ship at next start"),
+            Err(e) => {
+                tracing::warn!(error = %e, "audit records left in the outbox at shutdown; they ship at next start")
+            }
         }
     }
 }

@@ -142,11 +142,7 @@ impl BoundServer {
             .map_result(shed_to_status)
             .load_shed()
             .concurrency_limit(settings.max_concurrent_requests.max(1));
-        let layers = ServiceBuilder::new()
-            .layer(GrpcTraceLayer)
-            .layer(shed)
-            .option_layer(auth)
-            .into_inner();
+        let layers = ServiceBuilder::new().layer(GrpcTraceLayer).layer(shed).option_layer(auth).into_inner();
 
         let drain = drain_on(shutdown, health, service_names.clone());
         tracing::info!(server.address = %local_addr, services = ?service_names, "gRPC server listening");

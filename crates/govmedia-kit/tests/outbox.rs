@@ -104,7 +104,11 @@ async fn a_receiver_crashing_mid_batch_loses_and_doubles_nothing(db: TestDatabas
     let ids = write_records(&db, 10, 10).await;
 
     let crashed = CancellationToken::new();
-    let store = Arc::new(Mutex::new(common::Store { crash_after: Some(6), crashed: Some(crashed.clone()), ..Default::default() }));
+    let store = Arc::new(Mutex::new(common::Store {
+        crash_after: Some(6),
+        crashed: Some(crashed.clone()),
+        ..Default::default()
+    }));
     let receiver = start_receiver(addr, store.clone()).await;
     assert!(relay.deliver_batch().await.is_err(), "the receiver crashed");
     crashed.cancelled().await;
@@ -175,14 +179,15 @@ async fn two_relays_on_one_postgres_send_each_event_once() {
     let b = relay_to(&db, addr, 10);
     let (ra, rb) = tokio::join!(drain(&a), drain(&b));
     let ((), ()) = (ra, rb);
-    let store = store.lock().expect("store");
-    assert_eq!(store.log.len(), 200);
-    assert!(store.received.values().all(|n| *n == 1), "an event was sent by both relays");
-    let mut delivered = store.log.clone();
-    delivered.sort();
-    let mut expected = ids;
-    expected.sort();
-    assert_eq!(delivered, expected);
-    drop(store);
+    {
+        let store = store.lock().expect("store");
+        assert_eq!(store.log.len(), 200);
+        assert!(store.received.values().all(|n| *n == 1), "an event was sent by both relays");
+        let mut delivered = store.log.clone();
+        delivered.sort();
+        let mut expected = ids;
+        expected.sort();
+        assert_eq!(delivered, expected);
+    }
     receiver.stop().await;
 }

@@ -16,9 +16,9 @@ use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
 use tokio_stream::StreamExt;
 use tonic::Code;
+use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
-use tonic_health::pb::HealthCheckRequest;
 use tracing_subscriber::layer::SubscriberExt;
 
 const AUDIT_SERVICE: &str = "govmedia.audit.v1.AuditLogService";
@@ -62,34 +62,49 @@ async fn health_says_serving_and_reflection_lists_the_services() {
 
     // v1 reflection (buf curl, grpcui).
     {
+        use tonic_reflection::pb::v1::ServerReflectionRequest;
         use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
         use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
         use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
-        use tonic_reflection::pb::v1::ServerReflectionRequest;
         let mut client = ServerReflectionClient::new(server.channel());
-        let request = ServerReflectionRequest { host: String::new(), message_request: Some(MessageRequest::ListServices(String::new())) };
-        let mut responses = client.server_reflection_info(tokio_stream::iter(vec![request])).await.expect("reflection v1").into_inner();
+        let request = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        };
+        let mut responses =
+            client.server_reflection_info(tokio_stream::iter(vec![request])).await.expect("reflection v1").into_inner();
         let response = responses.next().await.expect("one answer").expect("ok");
-        let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else { panic!("not a service list") };
+        let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
+            panic!("not a service list")
+        };
         let names: Vec<_> = list.service.into_iter().map(|s| s.name).collect();
         assert!(names.contains(&AUDIT_SERVICE.to_owned()), "{names:?}");
         assert!(names.contains(&"grpc.health.v1.Health".to_owned()), "{names:?}");
-        assert!(!names.contains(&"govmedia.content.v1.DraftService".to_owned()), "only hosted services are listed: {names:?}");
+        assert!(
+            !names.contains(&"govmedia.content.v1.DraftService".to_owned()),
+            "only hosted services are listed: {names:?}"
+        );
     }
     // v1alpha reflection (grpcurl, Python grpcio tools).
     {
+        use tonic_reflection::pb::v1alpha::ServerReflectionRequest;
         use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient;
         use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest;
         use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse;
-        use tonic_reflection::pb::v1alpha::ServerReflectionRequest;
         let mut client = ServerReflectionClient::new(server.channel());
         let request = ServerReflectionRequest {
             host: String::new(),
             message_request: Some(MessageRequest::FileContainingSymbol(AUDIT_SERVICE.to_owned())),
         };
-        let mut responses = client.server_reflection_info(tokio_stream::iter(vec![request])).await.expect("reflection v1alpha").into_inner();
+        let mut responses = client
+            .server_reflection_info(tokio_stream::iter(vec![request]))
+            .await
+            .expect("reflection v1alpha")
+            .into_inner();
         let response = responses.next().await.expect("one answer").expect("ok");
-        let Some(MessageResponse::FileDescriptorResponse(files)) = response.message_response else { panic!("no descriptor") };
+        let Some(MessageResponse::FileDescriptorResponse(files)) = response.message_response else {
+            panic!("no descriptor")
+        };
         assert!(!files.file_descriptor_proto.is_empty());
     }
     server.stop().await;
@@ -104,9 +119,7 @@ async fn a_traceparent_from_the_client_is_the_parent_of_the_server_span() {
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
     let parent_span_id = "00f067aa0ba902b7";
     let mut request = tonic::Request::new(AppendEventsRequest { events: vec![event("e-trace")] });
-    request
-        .metadata_mut()
-        .insert("traceparent", format!("00-{trace_id}-{parent_span_id}-01").parse().expect("header"));
+    request.metadata_mut().insert("traceparent", format!("00-{trace_id}-{parent_span_id}-01").parse().expect("header"));
     AuditLogServiceClient::new(server.channel()).append_events(request).await.expect("call succeeds");
 
     // The server span ends when the call's future is dropped, a moment after the answer.
@@ -120,10 +133,9 @@ async fn a_traceparent_from_the_client_is_the_parent_of_the_server_span() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let span = finished
-        .iter()
-        .find(|s| s.name == name)
-        .unwrap_or_else(|| panic!("no server span among {:?}", finished.iter().map(|s| s.name.clone()).collect::<Vec<_>>()));
+    let span = finished.iter().find(|s| s.name == name).unwrap_or_else(|| {
+        panic!("no server span among {:?}", finished.iter().map(|s| s.name.clone()).collect::<Vec<_>>())
+    });
     assert_eq!(span.span_context.trace_id().to_string(), trace_id);
     assert_eq!(span.parent_span_id.to_string(), parent_span_id);
     assert_eq!(span.span_kind, opentelemetry::trace::SpanKind::Server);
@@ -139,17 +151,19 @@ async fn calls_without_a_valid_token_are_refused_but_health_is_public() {
 
     let status = client.append_events(AppendEventsRequest::default()).await.expect_err("no token");
     assert_eq!(status.code(), Code::Unauthenticated);
-    let status = client
-        .append_events(with_token(AppendEventsRequest::default(), "not.a.token"))
-        .await
-        .expect_err("bad token");
+    let status =
+        client.append_events(with_token(AppendEventsRequest::default(), "not.a.token")).await.expect_err("bad token");
     assert_eq!(status.code(), Code::Unauthenticated);
     let forged = TestAuth::new().service_token(uuid::Uuid::now_v7().to_string().parse().expect("id"), "forger");
-    let status = client.append_events(with_token(AppendEventsRequest::default(), &forged)).await.expect_err("foreign key");
+    let status =
+        client.append_events(with_token(AppendEventsRequest::default(), &forged)).await.expect_err("foreign key");
     assert_eq!(status.code(), Code::Unauthenticated);
 
     let token = auth.service_token(uuid::Uuid::now_v7().to_string().parse().expect("id"), "content");
-    client.append_events(with_token(AppendEventsRequest { events: vec![event("e1")] }, &token)).await.expect("valid token");
+    client
+        .append_events(with_token(AppendEventsRequest { events: vec![event("e1")] }, &token))
+        .await
+        .expect("valid token");
 
     let mut health = HealthClient::new(server.channel());
     health.check(HealthCheckRequest { service: String::new() }).await.expect("health needs no token");
@@ -188,7 +202,8 @@ async fn over_the_concurrency_limit_calls_are_shed_not_queued() {
     let client = AuditLogServiceClient::new(server.channel());
 
     let mut slow = client.clone();
-    let first = tokio::spawn(async move { slow.append_events(AppendEventsRequest { events: vec![event("slow")] }).await });
+    let first =
+        tokio::spawn(async move { slow.append_events(AppendEventsRequest { events: vec![event("slow")] }).await });
     tokio::time::sleep(Duration::from_millis(200)).await;
     let started = std::time::Instant::now();
     let status = client.clone().append_events(AppendEventsRequest::default()).await.expect_err("shed");
@@ -201,9 +216,12 @@ async fn over_the_concurrency_limit_calls_are_shed_not_queued() {
 #[tokio::test]
 async fn shutdown_lets_the_call_in_flight_finish() {
     let store = Arc::new(Mutex::new(common::Store { delay: Some(Duration::from_millis(600)), ..Default::default() }));
-    let server = TestServer::start(ServerBuilder::new(ServerSettings::loopback()).add_service(common::server(store.clone()))).await;
+    let server =
+        TestServer::start(ServerBuilder::new(ServerSettings::loopback()).add_service(common::server(store.clone())))
+            .await;
     let mut client = AuditLogServiceClient::new(server.channel());
-    let in_flight = tokio::spawn(async move { client.append_events(AppendEventsRequest { events: vec![event("last")] }).await });
+    let in_flight =
+        tokio::spawn(async move { client.append_events(AppendEventsRequest { events: vec![event("last")] }).await });
     tokio::time::sleep(Duration::from_millis(150)).await;
     server.stop().await;
     let response = in_flight.await.expect("task").expect("the in-flight call finished").into_inner();

@@ -63,21 +63,28 @@ impl TestDatabase {
 
     /// A fresh PostgreSQL database, or why none could be had.
     pub async fn try_postgres() -> Result<Self, ProvisionError> {
-        let server = tokio::task::spawn_blocking(postgres::server_url)
-            .await
-            .map_err(|e| ProvisionError(e.to_string()))??;
+        let server =
+            tokio::task::spawn_blocking(postgres::server_url).await.map_err(|e| ProvisionError(e.to_string()))??;
         let name = format!("govmedia_test_{}", uuid::Uuid::now_v7().simple());
         let mut admin = connect_admin(server).await?;
         sqlx::query(&format!("CREATE DATABASE \"{name}\""))
             .execute(&mut admin)
             .await
             .map_err(|e| ProvisionError(format!("cannot create a test database on {}: {e}", redact(server))))?;
-        Ok(Self { backend: TestBackend::Postgres, url: with_database(server, &name), dir: None, drop_from: Some((server.to_owned(), name)) })
+        Ok(Self {
+            backend: TestBackend::Postgres,
+            url: with_database(server, &name),
+            dir: None,
+            drop_from: Some((server.to_owned(), name)),
+        })
     }
 
     /// A fresh SQLite database file in a temporary folder.
     pub fn sqlite() -> Self {
-        let dir = tempfile::Builder::new().prefix("govmedia-test-sqlite-").tempdir().unwrap_or_else(|e| panic!("cannot create a temporary folder: {e}"));
+        let dir = tempfile::Builder::new()
+            .prefix("govmedia-test-sqlite-")
+            .tempdir()
+            .unwrap_or_else(|e| panic!("cannot create a temporary folder: {e}"));
         let url = format!("sqlite:{}", dir.path().join("test.db").display());
         Self { backend: TestBackend::Sqlite, url, dir: Some(dir), drop_from: None }
     }
@@ -99,7 +106,9 @@ impl TestDatabase {
 
     /// Connects a pool and runs the kit's and the service's migrations.
     pub async fn connect(&self, migrations: &ServiceMigrations) -> Database {
-        let db = Database::connect(&self.url(), 10).await.unwrap_or_else(|e| panic!("cannot connect to the test database: {e}"));
+        let db = Database::connect(&self.url(), 10)
+            .await
+            .unwrap_or_else(|e| panic!("cannot connect to the test database: {e}"));
         db.migrate(migrations).await.unwrap_or_else(|e| panic!("cannot migrate the test database: {e}"));
         assert_eq!(
             db.backend(),
@@ -258,7 +267,8 @@ impl TestAuth {
     /// A fresh key.
     pub fn new() -> Self {
         let key = SigningKey::generate("test-key");
-        let verifier = Arc::new(TokenVerifier::new(KeySource::Static(vec![(key.key_id().to_owned(), key.public_key())])));
+        let verifier =
+            Arc::new(TokenVerifier::new(KeySource::Static(vec![(key.key_id().to_owned(), key.public_key())])));
         Self { key, verifier }
     }
 
@@ -274,14 +284,21 @@ impl TestAuth {
 
     /// A 15-minute token for a user.
     pub fn user_token(&self, user: PrincipalId, name: &str, department: Option<DepartmentId>) -> String {
-        let mut claims = AccessClaims::new(user, PrincipalKind::User, name, chrono::Utc::now(), Duration::from_secs(900));
+        let mut claims =
+            AccessClaims::new(user, PrincipalKind::User, name, chrono::Utc::now(), Duration::from_secs(900));
         claims.dept = department.map(|d| d.to_string());
         self.sign(&claims)
     }
 
     /// A 15-minute token for a service principal.
     pub fn service_token(&self, service: PrincipalId, name: &str) -> String {
-        self.sign(&AccessClaims::new(service, PrincipalKind::Service, name, chrono::Utc::now(), Duration::from_secs(900)))
+        self.sign(&AccessClaims::new(
+            service,
+            PrincipalKind::Service,
+            name,
+            chrono::Utc::now(),
+            Duration::from_secs(900),
+        ))
     }
 
     /// Signs arbitrary claims (for tests of expiry, restricted sessions and the like).
@@ -305,7 +322,10 @@ mod tests {
     #[test]
     fn database_names_are_replaced_in_urls() {
         assert_eq!(with_database("postgres://u@h:5432/postgres", "t1"), "postgres://u@h:5432/t1");
-        assert_eq!(with_database("postgres://u@h:5432/postgres?sslmode=disable", "t1"), "postgres://u@h:5432/t1?sslmode=disable");
+        assert_eq!(
+            with_database("postgres://u@h:5432/postgres?sslmode=disable", "t1"),
+            "postgres://u@h:5432/t1?sslmode=disable"
+        );
         assert_eq!(with_database("postgres://u@h:5432", "t1"), "postgres://u@h:5432/t1");
     }
 }

@@ -35,10 +35,10 @@ pub(crate) fn server_url() -> Result<&'static str, ProvisionError> {
 
 fn provision() -> Result<String, ProvisionError> {
     for name in ["TEST_DATABASE_URL", "DATABASE_URL"] {
-        if let Ok(url) = std::env::var(name) {
-            if !url.trim().is_empty() {
-                return Ok(url);
-            }
+        if let Ok(url) = std::env::var(name)
+            && !url.trim().is_empty()
+        {
+            return Ok(url);
         }
     }
     let docker_error = match from_docker() {
@@ -154,7 +154,8 @@ fn from_local_binaries() -> Result<String, String> {
     let pg_ctl = find_binary("pg_ctl").ok_or("pg_ctl not found on PATH or under /usr/lib/postgresql/*/bin")?;
     let as_user = running_as_root().then_some("postgres");
 
-    let root = std::env::temp_dir().join(format!("govmedia-testpg-{}-{}", std::process::id(), uuid::Uuid::now_v7().simple()));
+    let root =
+        std::env::temp_dir().join(format!("govmedia-testpg-{}-{}", std::process::id(), uuid::Uuid::now_v7().simple()));
     let data = root.join("data");
     std::fs::create_dir_all(&root).map_err(|e| format!("cannot create {}: {e}", root.display()))?;
     if let Some(user) = as_user {
@@ -174,7 +175,14 @@ fn from_local_binaries() -> Result<String, String> {
         root.display()
     );
     let mut start = pg_command(&pg_ctl, as_user);
-    start.arg("-D").arg(&data).arg("-o").arg(&options).arg("-l").arg(root.join("postgres.log")).args(["-w", "-t", "60", "start"]);
+    start
+        .arg("-D")
+        .arg(&data)
+        .arg("-o")
+        .arg(&options)
+        .arg("-l")
+        .arg(root.join("postgres.log"))
+        .args(["-w", "-t", "60", "start"]);
     run(start, "pg_ctl start")?;
 
     spawn_watchdog(&pg_ctl, as_user, &data, &root);
@@ -185,7 +193,9 @@ fn from_local_binaries() -> Result<String, String> {
 /// removes its folder (also after a panic or a kill).
 fn spawn_watchdog(pg_ctl: &Path, as_user: Option<&str>, data: &Path, root: &Path) {
     let stop = match as_user {
-        Some(user) => format!("runuser -u {user} -- '{}' -D '{}' -m immediate -w stop", pg_ctl.display(), data.display()),
+        Some(user) => {
+            format!("runuser -u {user} -- '{}' -D '{}' -m immediate -w stop", pg_ctl.display(), data.display())
+        }
         None => format!("'{}' -D '{}' -m immediate -w stop", pg_ctl.display(), data.display()),
     };
     let script = format!(
@@ -202,7 +212,8 @@ fn spawn_watchdog(pg_ctl: &Path, as_user: Option<&str>, data: &Path, root: &Path
         }
         None => Command::new("sh"),
     };
-    let spawned = command.arg("-c").arg(script).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn();
+    let spawned =
+        command.arg("-c").arg(script).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn();
     if let Err(e) = spawned {
         eprintln!("govmedia-testkit: cannot start the cleanup watchdog ({e}); remove {} by hand", root.display());
     }

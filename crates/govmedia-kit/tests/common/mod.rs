@@ -34,7 +34,10 @@ pub struct FakeAuditLog(pub Arc<Mutex<Store>>);
 
 #[tonic::async_trait]
 impl AuditLogService for FakeAuditLog {
-    async fn append_events(&self, request: Request<AppendEventsRequest>) -> Result<Response<AppendEventsResponse>, Status> {
+    async fn append_events(
+        &self,
+        request: Request<AppendEventsRequest>,
+    ) -> Result<Response<AppendEventsResponse>, Status> {
         let delay = self.0.lock().expect("store").delay;
         if let Some(delay) = delay {
             tokio::time::sleep(delay).await;
@@ -75,7 +78,10 @@ impl AuditLogService for FakeAuditLog {
 
     type ExportEventsStream = tokio_stream::Empty<Result<ExportEventsResponse, Status>>;
 
-    async fn export_events(&self, _: Request<ExportEventsRequest>) -> Result<Response<Self::ExportEventsStream>, Status> {
+    async fn export_events(
+        &self,
+        _: Request<ExportEventsRequest>,
+    ) -> Result<Response<Self::ExportEventsStream>, Status> {
         Err(Status::unimplemented("not part of the test receiver"))
     }
 
