@@ -162,6 +162,18 @@ pub fn inject_context(metadata: &mut tonic::metadata::MetadataMap) {
     TraceContextPropagator::new().inject_context(&context, &mut MetadataInjector(metadata));
 }
 
+/// A client interceptor that puts the current span's trace context on every outgoing
+/// call: `FooServiceClient::with_interceptor(channel, TraceContextInterceptor)`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TraceContextInterceptor;
+
+impl tonic::service::Interceptor for TraceContextInterceptor {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        inject_context(request.metadata_mut());
+        Ok(request)
+    }
+}
+
 /// The current trace id (32 lower-case hex digits), for audit records and error reports.
 pub fn current_trace_id() -> Option<String> {
     let context = tracing::Span::current().context();

@@ -143,6 +143,47 @@ async fn a_traceparent_from_the_client_is_the_parent_of_the_server_span() {
 }
 
 #[tokio::test]
+async fn outgoing_calls_carry_the_current_span_as_parent() {
+    use opentelemetry::trace::TraceContextExt;
+    use tracing::Instrument;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+    let (provider, exporter) = spans();
+    let (_store, builder) = fake_audit();
+    let server = TestServer::start(builder).await;
+    let mut client = AuditLogServiceClient::with_interceptor(
+        server.channel(),
+        govmedia_kit::telemetry::TraceContextInterceptor,
+    );
+    let caller = tracing::info_span!("caller");
+    let caller_context = caller.context();
+    let caller_span = caller_context.span().span_context().clone();
+    async {
+        client.append_events(AppendEventsRequest { events: vec![event("e-outgoing")] }).await.expect("call succeeds");
+    }
+    .instrument(caller)
+    .await;
+
+    let name = format!("{AUDIT_SERVICE}/AppendEvents");
+    let mut found = None;
+    for _ in 0..40 {
+        provider.force_flush().expect("flush");
+        found = exporter
+            .get_finished_spans()
+            .expect("spans")
+            .into_iter()
+            .find(|s| s.name == name && s.span_context.trace_id() == caller_span.trace_id());
+        if found.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let server_span = found.expect("a server span in the caller's trace");
+    assert_eq!(server_span.parent_span_id, caller_span.span_id());
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn calls_without_a_valid_token_are_refused_but_health_is_public() {
     let auth = TestAuth::new();
     let (_store, builder) = fake_audit();
