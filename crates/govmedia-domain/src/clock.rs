@@ -3,12 +3,18 @@
 
 use std::sync::{Arc, Mutex};
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, DurationRound, Utc};
 
 /// A source of the current time.
 pub trait Clock: Send + Sync + std::fmt::Debug + 'static {
-    /// Now, in UTC.
+    /// Now, in UTC, to the microsecond (what PostgreSQL stores, so a time read back
+    /// equals the time written).
     fn now(&self) -> DateTime<Utc>;
+}
+
+/// `t` truncated to whole microseconds.
+pub fn to_micros(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.duration_trunc(Duration::microseconds(1)).unwrap_or(t)
 }
 
 /// The system's clock.
@@ -17,7 +23,7 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {
-        Utc::now()
+        to_micros(Utc::now())
     }
 }
 
@@ -45,6 +51,6 @@ impl ManualClock {
 
 impl Clock for ManualClock {
     fn now(&self) -> DateTime<Utc> {
-        *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        to_micros(*self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
     }
 }

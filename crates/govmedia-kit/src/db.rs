@@ -199,8 +199,18 @@ impl Database {
         }
     }
 
-    /// Begins a transaction.
+    /// Begins a transaction that will write. On SQLite it takes the write lock at once
+    /// (`BEGIN IMMEDIATE`, waiting up to the busy timeout), so a read-then-write never
+    /// fails on a snapshot another writer made stale.
     pub async fn begin(&self) -> Result<Tx, Error> {
+        match self {
+            Database::Postgres(pool) => pool.begin().await.map(Tx::Postgres).map_err(db_error),
+            Database::Sqlite(pool) => pool.begin_with("BEGIN IMMEDIATE").await.map(Tx::Sqlite).map_err(db_error),
+        }
+    }
+
+    /// Begins a transaction that only reads (concurrent with writers on both backends).
+    pub async fn begin_read(&self) -> Result<Tx, Error> {
         match self {
             Database::Postgres(pool) => pool.begin().await.map(Tx::Postgres).map_err(db_error),
             Database::Sqlite(pool) => pool.begin().await.map(Tx::Sqlite).map_err(db_error),
@@ -243,6 +253,88 @@ impl Tx {
     }
 }
 
+/// The SQL dialect of a backend. Stores write one SQL text with PostgreSQL's `$1`
+/// placeholders and portable syntax (ids as TEXT, times bound from the clock,
+/// `ON CONFLICT`, `RETURNING`); [`Dialect::sql`] adapts the placeholders for SQLite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// PostgreSQL: the text as written.
+    Postgres,
+    /// SQLite: `$N` becomes `?N` (numbered, so order of appearance does not matter).
+    Sqlite,
+}
+
+impl Dialect {
+    /// The SQL text for this backend.
+    pub fn sql(self, text: &str) -> std::borrow::Cow<'_, str> {
+        match self {
+            Dialect::Postgres => std::borrow::Cow::Borrowed(text),
+            Dialect::Sqlite => {
+                let mut out = String::with_capacity(text.len());
+                let mut chars = text.chars().peekable();
+                while let Some(c) = chars.next() {
+                    if c == '$' && chars.peek().is_some_and(char::is_ascii_digit) {
+                        out.push('?');
+                    } else {
+                        out.push(c);
+                    }
+                }
+                std::borrow::Cow::Owned(out)
+            }
+        }
+    }
+}
+
+/// Runs one body of code on a [`Tx`] of either backend: `$conn` is the transaction's
+/// connection and `$dialect` its [`Dialect`]. The body is compiled once per backend, so
+/// the same `sqlx::query(...)` chain works on both.
+///
+/// ```ignore
+/// let n: i64 = on_tx!(tx, |conn, dialect| {
+///     sqlx::query_scalar(&dialect.sql("SELECT COUNT(*) FROM users WHERE department_id = $1"))
+///         .bind(department.to_string())
+///         .fetch_one(conn)
+///         .await
+/// })
+/// .map_err(db_error)?;
+/// ```
+#[macro_export]
+macro_rules! on_tx {
+    ($tx:expr, |$conn:ident, $dialect:ident| $body:expr) => {
+        match $tx {
+            $crate::db::Tx::Postgres(tx) => {
+                let $conn = &mut **tx;
+                let $dialect = $crate::db::Dialect::Postgres;
+                $body
+            }
+            $crate::db::Tx::Sqlite(tx) => {
+                let $conn = &mut **tx;
+                let $dialect = $crate::db::Dialect::Sqlite;
+                $body
+            }
+        }
+    };
+}
+
+/// As [`on_tx!`], on a pool ([`Database`]) for reads outside a transaction.
+#[macro_export]
+macro_rules! on_db {
+    ($db:expr, |$pool:ident, $dialect:ident| $body:expr) => {
+        match $db {
+            $crate::db::Database::Postgres(pool) => {
+                let $pool = pool;
+                let $dialect = $crate::db::Dialect::Postgres;
+                $body
+            }
+            $crate::db::Database::Sqlite(pool) => {
+                let $pool = pool;
+                let $dialect = $crate::db::Dialect::Sqlite;
+                $body
+            }
+        }
+    };
+}
+
 /// Maps a database error to the domain error: pool exhaustion and broken connections are
 /// UNAVAILABLE (the caller may retry), everything else is internal.
 pub fn db_error(error: sqlx::Error) -> Error {
@@ -262,6 +354,13 @@ pub fn is_unique_violation(error: &sqlx::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sqlite_placeholders_are_numbered() {
+        let sql = "UPDATE t SET a = $2 WHERE id = $1 AND note <> '$'";
+        assert_eq!(Dialect::Sqlite.sql(sql), "UPDATE t SET a = ?2 WHERE id = ?1 AND note <> '$'");
+        assert_eq!(Dialect::Postgres.sql(sql), sql);
+    }
 
     #[test]
     fn kit_migrations_have_the_same_numbering_on_both_backends() {

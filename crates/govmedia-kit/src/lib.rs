@@ -12,6 +12,7 @@ pub mod client;
 pub mod config;
 pub mod db;
 pub mod idempotency;
+pub mod mutation;
 pub mod outbox;
 pub mod server;
 pub mod telemetry;

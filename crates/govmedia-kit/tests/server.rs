@@ -151,10 +151,8 @@ async fn outgoing_calls_carry_the_current_span_as_parent() {
     let (provider, exporter) = spans();
     let (_store, builder) = fake_audit();
     let server = TestServer::start(builder).await;
-    let mut client = AuditLogServiceClient::with_interceptor(
-        server.channel(),
-        govmedia_kit::telemetry::TraceContextInterceptor,
-    );
+    let mut client =
+        AuditLogServiceClient::with_interceptor(server.channel(), govmedia_kit::telemetry::TraceContextInterceptor);
     let caller = tracing::info_span!("caller");
     let caller_context = caller.context();
     let caller_span = caller_context.span().span_context().clone();

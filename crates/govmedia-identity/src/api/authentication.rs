@@ -1,0 +1,676 @@
+//! `AuthenticationService`: login with lockout and anomaly detection, rotating refresh
+//! tokens with reuse detection, logout, password changes, service-principal tokens, the
+//! public signing keys, and login security events (R2.2.2, R2.3.1, R2.3.3).
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use govmedia_domain::Error;
+use govmedia_domain::audit::{Actor, ActorKind, AuditAction, AuditResourceRef, Outcome};
+use govmedia_domain::ids::{SecurityEventId, SessionId, UserId};
+use govmedia_domain::permission::Permission;
+use govmedia_domain::scope::Resource;
+use govmedia_domain::validate::Validator;
+use govmedia_kit::auth::PrincipalKind;
+use govmedia_kit::db::Tx;
+use govmedia_kit::mutation::{Begin, Mutation};
+use govmedia_proto::identity::v1 as pb;
+use govmedia_proto::identity::v1::authentication_service_server::{AuthenticationService, AuthenticationServiceServer};
+use tonic::{Request, Response, Status};
+
+use super::{caller, client_address, cursor, from_ts, method, next_token, opt_ts, page_size, ts};
+use crate::Core;
+use crate::domain::model::{RefreshToken, SecurityEvent, SecurityEventKind, Session, User, UserStatus};
+use crate::domain::{password, tokens};
+use crate::store::{access as access_store, directory, security, sessions};
+
+/// The one answer for a wrong username or a wrong password.
+fn bad_credentials() -> Error {
+    Error::Unauthenticated("wrong username or password".into())
+}
+
+/// The generated server around the handlers.
+pub fn server(core: &Arc<Core>) -> AuthenticationServiceServer<Authentication> {
+    AuthenticationServiceServer::new(Authentication { core: Arc::clone(core) })
+}
+
+/// The handlers.
+#[derive(Debug, Clone)]
+pub struct Authentication {
+    core: Arc<Core>,
+}
+
+fn event_to_proto(e: &SecurityEvent) -> pb::SecurityEvent {
+    pb::SecurityEvent {
+        id: e.id.to_string(),
+        kind: match e.kind {
+            SecurityEventKind::LoginFailureBurst => pb::SecurityEventKind::LoginFailureBurst,
+            SecurityEventKind::LoginFromNewAddress => pb::SecurityEventKind::LoginFromNewAddress,
+            SecurityEventKind::LoginOutsideWorkingHours => pb::SecurityEventKind::LoginOutsideWorkingHours,
+            SecurityEventKind::LoginLocked => pb::SecurityEventKind::LoginLocked,
+            SecurityEventKind::RefreshTokenReused => pb::SecurityEventKind::RefreshTokenReused,
+        } as i32,
+        user_id: e.user.map(|u| u.to_string()).unwrap_or_default(),
+        username: e.username.clone(),
+        client_address: e.client_address.clone(),
+        create_time: Some(ts(e.created_at)),
+        detail: e.detail.clone(),
+        acknowledged_by: e.acknowledged_by.clone().unwrap_or_default(),
+        acknowledge_time: opt_ts(e.acknowledged_at),
+        acknowledge_note: e.acknowledge_note.clone().unwrap_or_default(),
+    }
+}
+
+fn user_actor(user: &User) -> Actor {
+    Actor { kind: ActorKind::User, id: user.id.to_string(), display_name: user.display_name.clone() }
+}
+
+impl Authentication {
+    /// Raises a security event in the transaction, with its audit record.
+    fn raise(&self, m: &mut Mutation, event: SecurityEvent) -> SecurityEvent {
+        let record = self
+            .core
+            .record(
+                AuditAction::SecurityEventRaised,
+                Actor::system("identity.login"),
+                AuditResourceRef::new("security_event", event.id),
+            )
+            .rule("R2.3.3")
+            .client_address(Some(event.client_address.clone()))
+            .attr("kind", event.kind.as_str())
+            .attr("username", &event.username)
+            .attr("detail", &event.detail);
+        m.audit(record);
+        event
+    }
+
+    fn new_event(
+        &self,
+        kind: SecurityEventKind,
+        user: Option<UserId>,
+        username: &str,
+        address: &str,
+        detail: String,
+        at: DateTime<Utc>,
+    ) -> SecurityEvent {
+        SecurityEvent {
+            id: SecurityEventId::new(),
+            kind,
+            user,
+            username: username.to_owned(),
+            client_address: address.to_owned(),
+            detail,
+            created_at: at,
+            acknowledged_by: None,
+            acknowledged_at: None,
+            acknowledge_note: None,
+        }
+    }
+
+    /// Records a failed login, and a failure-burst event when the threshold is reached.
+    async fn record_failure(
+        &self,
+        m: &mut Mutation,
+        user: Option<&User>,
+        username: &str,
+        address: &str,
+        why: &str,
+    ) -> Result<(), Error> {
+        let now = m.now();
+        security::insert_login_failure(m.tx(), username, address, now).await?;
+        let since = now - self.core.policy().failure_burst_window;
+        let (by_username, by_address) = security::count_failures_since(m.tx(), username, address, since).await?;
+        let threshold = self.core.policy().failure_burst_threshold;
+        if by_username == threshold || by_address == threshold {
+            let detail = format!(
+                "{by_username} failed logins for {username:?} and {by_address} from {address} in the last {} minutes",
+                self.core.policy().failure_burst_window.num_minutes()
+            );
+            let event = self.new_event(
+                SecurityEventKind::LoginFailureBurst,
+                user.map(|u| u.id),
+                username,
+                address,
+                detail,
+                now,
+            );
+            security::insert_security_event(m.tx(), &event).await?;
+            self.raise(m, event);
+        }
+        let actor = match user {
+            Some(u) => user_actor(u),
+            None => Actor { kind: ActorKind::User, id: String::new(), display_name: username.to_owned() },
+        };
+        let resource = match user {
+            Some(u) => AuditResourceRef::new("user", u.id),
+            None => AuditResourceRef::new("user", ""),
+        };
+        let record = self
+            .core
+            .record(AuditAction::UserLoginFailed, actor, resource)
+            .outcome(Outcome::Failure)
+            .rule("R2.2.2")
+            .client_address(Some(address.to_owned()))
+            .attr("username", username)
+            .attr("why", why);
+        m.audit(record);
+        Ok(())
+    }
+
+    /// Starts a session: session row, refresh token, access token.
+    async fn start_session(
+        &self,
+        tx: &mut Tx,
+        user: &User,
+        password_change_only: bool,
+        address: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(pb::SessionTokens, SessionId), Error> {
+        let session = Session {
+            id: SessionId::new(),
+            principal: user.id.into(),
+            password_change_only,
+            client_address: address.to_owned(),
+            created_at: now,
+            revoked_at: None,
+        };
+        sessions::insert_session(tx, &session).await?;
+        let tokens = self.issue_tokens(tx, user, session.id, password_change_only, now).await?;
+        Ok((tokens, session.id))
+    }
+
+    async fn issue_tokens(
+        &self,
+        tx: &mut Tx,
+        user: &User,
+        session: SessionId,
+        password_change_only: bool,
+        now: DateTime<Utc>,
+    ) -> Result<pb::SessionTokens, Error> {
+        let refresh = tokens::new_refresh_token();
+        let refresh_expires = now + self.core.policy().refresh_token_lifetime;
+        sessions::insert_refresh_token(
+            tx,
+            &RefreshToken {
+                token_hash: tokens::token_hash(&refresh),
+                session,
+                issued_at: now,
+                expires_at: refresh_expires,
+                spent_at: None,
+            },
+        )
+        .await?;
+        let (access, access_expires) = self
+            .core
+            .issue_access_token(
+                user.id.into(),
+                PrincipalKind::User,
+                &user.display_name,
+                Some(session),
+                user.department,
+                password_change_only,
+            )
+            .await?;
+        Ok(pb::SessionTokens {
+            access_token: access,
+            access_token_expire_time: Some(ts(access_expires)),
+            refresh_token: refresh,
+            refresh_token_expire_time: Some(ts(refresh_expires)),
+            session_id: session.to_string(),
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl AuthenticationService for Authentication {
+    async fn login(&self, request: Request<pb::LoginRequest>) -> Result<Response<pb::LoginResponse>, Status> {
+        let address = client_address(&request);
+        let req = request.into_inner();
+        let mut v = Validator::new();
+        let username = v.required_text("username", &req.username, 64);
+        if req.password.is_empty() {
+            v.violation("password", "is required");
+        }
+        v.finish()?;
+        let Some(username) = username else { return Err(Error::internal("validated").into()) };
+
+        // Verify outside any transaction: argon2 takes tens of milliseconds.
+        let mut read = self.core.db().begin_read().await?;
+        let found = directory::get_user_by_username(&mut read, &username).await?;
+        drop(read);
+        let hash = found.as_ref().map_or_else(|| password::decoy_hash().to_owned(), |u| u.password_hash.clone());
+        let given = req.password.clone();
+        let verified =
+            tokio::task::spawn_blocking(move || password::verify(&hash, &given)).await.map_err(Error::internal)?;
+
+        let mut m = Mutation::begin_without_key(self.core.db(), self.core.now()).await?;
+        let now = m.now();
+        let Some(found) = found else {
+            self.record_failure(&mut m, None, &username, &address, "unknown username").await?;
+            m.commit(&pb::LoginResponse::default(), Some(self.core.relay())).await?;
+            return Err(bad_credentials().into());
+        };
+        let mut user = directory::lock_user(m.tx(), found.id).await?.ok_or_else(bad_credentials)?;
+        if let Some(until) = user.locked_until.filter(|until| *until > now) {
+            self.record_failure(&mut m, Some(&user), &username, &address, "login locked").await?;
+            m.commit(&pb::LoginResponse::default(), Some(self.core.relay())).await?;
+            return Err(Error::AccountLocked { until }.into());
+        }
+        let previous = user.version;
+        if !verified || user.status == UserStatus::Disabled {
+            let why = if verified { "user disabled" } else { "wrong password" };
+            if user.status == UserStatus::Active {
+                let after = self.core.policy().lockout.after_failure(user.failed_attempts, user.lockout_count, now);
+                user.failed_attempts = after.failed_attempts;
+                user.lockout_count = after.lockout_count;
+                if let Some(until) = after.locked_until {
+                    user.locked_until = Some(until);
+                    let detail = format!(
+                        "locked until {} after {} failed logins",
+                        until.to_rfc3339(),
+                        self.core.policy().lockout.threshold
+                    );
+                    let event =
+                        self.new_event(SecurityEventKind::LoginLocked, Some(user.id), &username, &address, detail, now);
+                    security::insert_security_event(m.tx(), &event).await?;
+                    self.raise(&mut m, event);
+                    m.audit(
+                        self.core
+                            .record(
+                                AuditAction::UserLoginLocked,
+                                Actor::system("identity.login"),
+                                AuditResourceRef::new("user", user.id),
+                            )
+                            .rule("R2.3.1")
+                            .client_address(Some(address.clone()))
+                            .attr("locked_until", until.to_rfc3339()),
+                    );
+                }
+                user.version += 1;
+                user.updated_at = now;
+                directory::save_user(m.tx(), &user, previous).await?;
+            }
+            self.record_failure(&mut m, Some(&user), &username, &address, why).await?;
+            m.commit(&pb::LoginResponse::default(), Some(self.core.relay())).await?;
+            return Err(bad_credentials().into());
+        }
+
+        // Success.
+        user.failed_attempts = 0;
+        user.last_login_at = Some(now);
+        user.updated_at = now;
+        user.version += 1;
+        directory::save_user(m.tx(), &user, previous).await?;
+        let (new_address, had_addresses) = security::remember_address(m.tx(), user.id, &address, now).await?;
+        if new_address && had_addresses {
+            let event = self.new_event(
+                SecurityEventKind::LoginFromNewAddress,
+                Some(user.id),
+                &username,
+                &address,
+                format!("first login of {username:?} from {address}"),
+                now,
+            );
+            security::insert_security_event(m.tx(), &event).await?;
+            self.raise(&mut m, event);
+        }
+        if !self.core.policy().working_hours.contains(now) {
+            let hours = self.core.policy().working_hours;
+            let event = self.new_event(
+                SecurityEventKind::LoginOutsideWorkingHours,
+                Some(user.id),
+                &username,
+                &address,
+                format!(
+                    "login at {} local time, outside {}-{} on weekdays",
+                    now.with_timezone(&hours.zone).format("%a %H:%M"),
+                    hours.start,
+                    hours.end
+                ),
+                now,
+            );
+            security::insert_security_event(m.tx(), &event).await?;
+            self.raise(&mut m, event);
+        }
+        let restricted = user.password_change_required(now);
+        let (tokens, session) = self.start_session(m.tx(), &user, restricted, &address, now).await?;
+        m.audit(
+            self.core
+                .record(AuditAction::UserLoginSucceeded, user_actor(&user), AuditResourceRef::new("user", user.id))
+                .rule("R2.2.2")
+                .client_address(Some(address))
+                .attr("session_id", session)
+                .attr("password_change_required", restricted),
+        );
+        let answer = pb::LoginResponse {
+            tokens: Some(tokens),
+            password_change_required: restricted,
+            user_id: user.id.to_string(),
+        };
+        m.commit(&pb::LoginResponse::default(), Some(self.core.relay())).await?;
+        Ok(Response::new(answer))
+    }
+
+    async fn refresh_session(
+        &self,
+        request: Request<pb::RefreshSessionRequest>,
+    ) -> Result<Response<pb::RefreshSessionResponse>, Status> {
+        let address = client_address(&request);
+        let req = request.into_inner();
+        if req.refresh_token.is_empty() {
+            return Err(Error::invalid("refresh_token", "is required").into());
+        }
+        let invalid = || Error::Unauthenticated("the refresh token is invalid or expired".into());
+        let hash = tokens::token_hash(&req.refresh_token);
+        let mut m = Mutation::begin_without_key(self.core.db(), self.core.now()).await?;
+        let now = m.now();
+        let token = sessions::get_refresh_token(m.tx(), &hash).await?.ok_or_else(invalid)?;
+        let session = sessions::get_session(m.tx(), token.session).await?.ok_or_else(invalid)?;
+        if session.revoked_at.is_some() || token.expires_at <= now {
+            return Err(invalid().into());
+        }
+        if token.spent_at.is_some() || !sessions::spend_refresh_token(m.tx(), &hash, now).await? {
+            // A spent token presented again: someone holds a copy. End the whole family.
+            sessions::revoke_session(m.tx(), session.id, "refresh token reused", now).await?;
+            let user = UserId::from_uuid(session.principal.as_uuid());
+            let username = directory::get_user(m.tx(), user).await?.map(|u| u.username).unwrap_or_default();
+            let event = self.new_event(
+                SecurityEventKind::RefreshTokenReused,
+                Some(user),
+                &username,
+                &address,
+                format!("a spent refresh token of session {} was presented again; the session was revoked", session.id),
+                now,
+            );
+            security::insert_security_event(m.tx(), &event).await?;
+            self.raise(&mut m, event);
+            m.audit(
+                self.core
+                    .record(
+                        AuditAction::SessionRevoked,
+                        Actor::system("identity.sessions"),
+                        AuditResourceRef::new("session", session.id),
+                    )
+                    .rule("R2.3.3")
+                    .reason("refresh token reused")
+                    .client_address(Some(address)),
+            );
+            m.commit(&pb::RefreshSessionResponse::default(), Some(self.core.relay())).await?;
+            return Err(invalid().into());
+        }
+        let user_id = UserId::from_uuid(session.principal.as_uuid());
+        let user = directory::get_user(m.tx(), user_id).await?.ok_or_else(invalid)?;
+        if user.status != UserStatus::Active {
+            return Err(invalid().into());
+        }
+        let restricted = session.password_change_only || user.password_change_required(now);
+        let tokens = self.issue_tokens(m.tx(), &user, session.id, restricted, now).await?;
+        m.audit(
+            self.core
+                .record(AuditAction::SessionRefreshed, user_actor(&user), AuditResourceRef::new("session", session.id))
+                .client_address(Some(address)),
+        );
+        m.commit(&pb::RefreshSessionResponse::default(), Some(self.core.relay())).await?;
+        Ok(Response::new(pb::RefreshSessionResponse { tokens: Some(tokens), password_change_required: restricted }))
+    }
+
+    async fn logout(&self, request: Request<pb::LogoutRequest>) -> Result<Response<pb::LogoutResponse>, Status> {
+        let caller = caller(&request)?;
+        let Some(session) = caller.session_id else {
+            return Err(Error::invalid("authorization", "service principal tokens have no session to end").into());
+        };
+        let mut m = Mutation::begin_without_key(self.core.db(), self.core.now()).await?;
+        let now = m.now();
+        if sessions::revoke_session(m.tx(), session, "logout", now).await? {
+            m.audit(
+                self.core
+                    .record(AuditAction::UserLoggedOut, caller.actor(), AuditResourceRef::new("session", session))
+                    .rule("R2.2.2"),
+            );
+        }
+        m.commit(&pb::LogoutResponse {}, Some(self.core.relay())).await?;
+        Ok(Response::new(pb::LogoutResponse {}))
+    }
+
+    async fn change_password(
+        &self,
+        request: Request<pb::ChangePasswordRequest>,
+    ) -> Result<Response<pb::ChangePasswordResponse>, Status> {
+        let caller = caller(&request)?;
+        let address = client_address(&request);
+        let req = request.into_inner();
+        if caller.kind != PrincipalKind::User {
+            return Err(Error::invalid(
+                "authorization",
+                "service principals have no password; rotate the client secret",
+            )
+            .into());
+        }
+        let mut v = Validator::new();
+        if req.current_password.is_empty() {
+            v.violation("current_password", "is required");
+        }
+        if req.new_password.is_empty() {
+            v.violation("new_password", "is required");
+        }
+        v.finish()?;
+        let user_id = UserId::from_uuid(caller.id.as_uuid());
+        let mut read = self.core.db().begin_read().await?;
+        let user = directory::get_user(&mut read, user_id).await?.ok_or_else(|| Error::not_found("user", user_id))?;
+        let history = directory::recent_password_hashes(&mut read, user_id, password::HISTORY).await?;
+        drop(read);
+        password::check_strength(&user.username, &req.new_password)?;
+        let (current_hash, current, new) =
+            (user.password_hash.clone(), req.current_password.clone(), req.new_password.clone());
+        let (current_ok, reused, new_hash) = tokio::task::spawn_blocking(move || {
+            let ok = password::verify(&current_hash, &current);
+            let reused = history.iter().any(|h| password::verify(h, &new));
+            (ok, reused, password::hash(&new))
+        })
+        .await
+        .map_err(Error::internal)?;
+        if !current_ok {
+            return Err(Error::invalid("current_password", "is not the current password").into());
+        }
+        if reused {
+            return Err(password::reused().into());
+        }
+        let new_hash = new_hash?;
+        let mut m = Mutation::begin_without_key(self.core.db(), self.core.now()).await?;
+        let now = m.now();
+        let mut user = directory::lock_user(m.tx(), user_id).await?.ok_or_else(|| Error::not_found("user", user_id))?;
+        let previous = user.version;
+        user.password_hash = new_hash.clone();
+        user.password_changed_at = now;
+        user.password_expires_at = now + self.core.policy().password_max_age;
+        user.must_change_password = false;
+        user.updated_at = now;
+        user.version += 1;
+        directory::save_user(m.tx(), &user, previous).await?;
+        directory::push_password_history(m.tx(), user_id, &new_hash, now).await?;
+        sessions::revoke_sessions_of(m.tx(), user_id.into(), "password changed", now).await?;
+        let (tokens, session) = self.start_session(m.tx(), &user, false, &address, now).await?;
+        m.audit(
+            self.core
+                .record(AuditAction::UserPasswordChanged, caller.actor(), AuditResourceRef::new("user", user_id))
+                .rule("R2.3.1")
+                .client_address(Some(address))
+                .attr("new_session_id", session),
+        );
+        let answer = pb::ChangePasswordResponse {
+            tokens: Some(tokens),
+            password_expire_time: Some(ts(user.password_expires_at)),
+        };
+        m.commit(&pb::ChangePasswordResponse::default(), Some(self.core.relay())).await?;
+        Ok(Response::new(answer))
+    }
+
+    async fn exchange_client_credentials(
+        &self,
+        request: Request<pb::ExchangeClientCredentialsRequest>,
+    ) -> Result<Response<pb::ExchangeClientCredentialsResponse>, Status> {
+        let req = request.into_inner();
+        let mut v = Validator::new();
+        let client_id = v.required_text("client_id", &req.client_id, 64);
+        if req.client_secret.is_empty() {
+            v.violation("client_secret", "is required");
+        }
+        v.finish()?;
+        let Some(client_id) = client_id else { return Err(Error::internal("validated").into()) };
+        let invalid = || Error::Unauthenticated("wrong client id or secret".into());
+        let mut tx = self.core.db().begin_read().await?;
+        let principal =
+            directory::get_service_principal_by_client_id(&mut tx, &client_id).await?.ok_or_else(invalid)?;
+        if principal.disabled || principal.secret_hash != tokens::token_hash(&req.client_secret) {
+            return Err(invalid().into());
+        }
+        let (token, expires) = self
+            .core
+            .issue_access_token(principal.id.into(), PrincipalKind::Service, &principal.display_name, None, None, false)
+            .await?;
+        Ok(Response::new(pb::ExchangeClientCredentialsResponse {
+            tokens: Some(pb::SessionTokens {
+                access_token: token,
+                access_token_expire_time: Some(ts(expires)),
+                refresh_token: String::new(),
+                refresh_token_expire_time: None,
+                session_id: String::new(),
+            }),
+        }))
+    }
+
+    async fn list_signing_keys(
+        &self,
+        _request: Request<pb::ListSigningKeysRequest>,
+    ) -> Result<Response<pb::ListSigningKeysResponse>, Status> {
+        let keys = self
+            .core
+            .signing_keys()
+            .await
+            .into_iter()
+            .map(|k| pb::SigningKey {
+                key_id: k.key_id,
+                algorithm: "EdDSA".into(),
+                public_key: k.public_key,
+                create_time: Some(ts(k.created_at)),
+                retire_time: opt_ts(k.retired_at),
+            })
+            .collect();
+        Ok(Response::new(pb::ListSigningKeysResponse { keys, cache_seconds: 300 }))
+    }
+
+    async fn get_current_principal(
+        &self,
+        request: Request<pb::GetCurrentPrincipalRequest>,
+    ) -> Result<Response<pb::GetCurrentPrincipalResponse>, Status> {
+        let caller = caller(&request)?;
+        let mut tx = self.core.db().begin_read().await?;
+        let bindings = access_store::bindings_of(&mut tx, caller.id).await?;
+        Ok(Response::new(pb::GetCurrentPrincipalResponse {
+            principal: Some(govmedia_proto::common::v1::PrincipalRef {
+                kind: match caller.kind {
+                    PrincipalKind::User => govmedia_proto::common::v1::PrincipalKind::User,
+                    PrincipalKind::Service => govmedia_proto::common::v1::PrincipalKind::Service,
+                } as i32,
+                id: caller.id.to_string(),
+                display_name: caller.display_name.clone(),
+            }),
+            department_id: caller.department.map(|d| d.to_string()).unwrap_or_default(),
+            role_bindings: bindings.iter().map(super::access::binding_to_proto).collect(),
+            password_change_required: caller.password_change_required,
+            session_id: caller.session_id.map(|s| s.to_string()).unwrap_or_default(),
+        }))
+    }
+
+    async fn list_security_events(
+        &self,
+        request: Request<pb::ListSecurityEventsRequest>,
+    ) -> Result<Response<pb::ListSecurityEventsResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        let mut v = Validator::new();
+        let user: Option<UserId> = v.optional_id("user_id", &req.user_id);
+        let kind = match pb::SecurityEventKind::try_from(req.kind) {
+            Ok(pb::SecurityEventKind::Unspecified) => None,
+            Ok(pb::SecurityEventKind::LoginFailureBurst) => Some(SecurityEventKind::LoginFailureBurst),
+            Ok(pb::SecurityEventKind::LoginFromNewAddress) => Some(SecurityEventKind::LoginFromNewAddress),
+            Ok(pb::SecurityEventKind::LoginOutsideWorkingHours) => Some(SecurityEventKind::LoginOutsideWorkingHours),
+            Ok(pb::SecurityEventKind::LoginLocked) => Some(SecurityEventKind::LoginLocked),
+            Ok(pb::SecurityEventKind::RefreshTokenReused) => Some(SecurityEventKind::RefreshTokenReused),
+            Err(_) => {
+                v.violation("kind", "is not a security event kind");
+                None
+            }
+        };
+        let range = req.time_range.unwrap_or_default();
+        let from = range.start_time.as_ref().map(|t| from_ts("time_range.start_time", t)).transpose()?;
+        let to = range.end_time.as_ref().map(|t| from_ts("time_range.end_time", t)).transpose()?;
+        v.finish()?;
+        let limit = page_size(req.page_size)?;
+        let before: Option<(DateTime<Utc>, String)> = cursor(&req.page_token)?;
+        let mut tx = self.core.db().begin_read().await?;
+        self.core.require(&mut tx, &caller, Permission::SecurityEventRead, &Resource::GLOBAL).await?;
+        let filter =
+            security::SecurityEventFilter { kind, user, from, to, unacknowledged_only: req.unacknowledged_only };
+        let events = security::list_security_events(&mut tx, &filter, before, limit).await?;
+        Ok(Response::new(pb::ListSecurityEventsResponse {
+            next_page_token: next_token(&events, limit, |e| (e.created_at, e.id.to_string())),
+            events: events.iter().map(event_to_proto).collect(),
+        }))
+    }
+
+    async fn acknowledge_security_event(
+        &self,
+        request: Request<pb::AcknowledgeSecurityEventRequest>,
+    ) -> Result<Response<pb::AcknowledgeSecurityEventResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        let mut v = Validator::new();
+        let request_id = v.request_id(&req.request_id);
+        let id: Option<SecurityEventId> = v.id("security_event_id", &req.security_event_id);
+        let note = v.reason("note", &req.note);
+        v.finish()?;
+        let (Some(request_id), Some(id), Some(note)) = (request_id, id, note) else {
+            return Err(Error::internal("validated").into());
+        };
+        let mut m = match Mutation::begin(
+            self.core.db(),
+            caller.id,
+            method!("AuthenticationService", "AcknowledgeSecurityEvent"),
+            request_id,
+            &req,
+            self.core.now(),
+        )
+        .await?
+        {
+            Begin::Replayed(answer) => return Ok(Response::new(answer)),
+            Begin::Fresh(m) => m,
+        };
+        self.core.require(m.tx(), &caller, Permission::SecurityEventManage, &Resource::GLOBAL).await?;
+        let now = m.now();
+        if !security::acknowledge_security_event(m.tx(), id, &caller.id.to_string(), &note, now).await? {
+            let exists = security::get_security_event(m.tx(), id).await?;
+            return Err(match exists {
+                None => Error::not_found("security_event", id),
+                Some(_) => Error::Conflict("the security event was already acknowledged".into()),
+            }
+            .into());
+        }
+        let event =
+            security::get_security_event(m.tx(), id).await?.ok_or_else(|| Error::not_found("security_event", id))?;
+        m.audit(
+            self.core
+                .record(
+                    AuditAction::SecurityEventAcknowledged,
+                    caller.actor(),
+                    AuditResourceRef::new("security_event", id),
+                )
+                .rule("R2.3.3")
+                .reason(note)
+                .request(govmedia_kit::telemetry::current_trace_id(), Some(request_id.to_string())),
+        );
+        let answer = pb::AcknowledgeSecurityEventResponse { event: Some(event_to_proto(&event)) };
+        m.commit(&answer, Some(self.core.relay())).await?;
+        Ok(Response::new(answer))
+    }
+}

@@ -1,0 +1,587 @@
+//! The identity & permissions service (`govmedia.identity.v1`; R2, R6): departments and
+//! staff, login with argon2id passwords, lockout and login anomalies, sessions with
+//! Ed25519-signed access tokens and rotating refresh tokens, service principals, scoped
+//! role bindings and the one permission authority (`CheckPermission`), platform accounts
+//! and the credential vault.
+//!
+//! Layout: `api/` (one file per gRPC service: request -> validation -> rule -> store),
+//! `domain/` (the rules), `store/` (SQL), `migrations/`; this file wires them and
+//! [`serve`]s. It depends on the kit and the domain vocabulary, never on another
+//! service's code.
+
+pub mod api;
+pub mod domain;
+pub mod store;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use govmedia_domain::Error;
+use govmedia_domain::audit::{Actor, ActorKind, AuditAction, AuditRecord, AuditResourceRef};
+use govmedia_domain::clock::{Clock, SystemClock};
+use govmedia_domain::ids::{DepartmentId, PrincipalId, RoleBindingId, SessionId, UserId};
+use govmedia_domain::permission::{Permission, Role};
+use govmedia_domain::scope::{Resource, Scope};
+use govmedia_kit::auth::{
+    AccessClaims, AuthLayer, AuthPolicy, KeySource, Principal, PrincipalKind, SigningKey, TokenVerifier,
+};
+use govmedia_kit::config::{
+    ConfigFileSettings, DatabaseSettings, PeerSettings, Secret, ServerSettings, TelemetrySettings, parse_duration,
+};
+use govmedia_kit::db::{Database, ServiceMigrations, Tx};
+use govmedia_kit::server::ServerBuilder;
+use sqlx::migrate::Migrator;
+use tokio::sync::{Notify, RwLock};
+
+use crate::domain::access::{Binding, Decision, Denial};
+use crate::domain::anomaly::WorkingHours;
+use crate::domain::lockout::LockoutPolicy;
+use crate::domain::model::{StoredSigningKey, User, UserStatus};
+use crate::domain::password;
+use crate::domain::sealing::Sealer;
+use crate::store::access::PrincipalState;
+
+static POSTGRES: Migrator = sqlx::migrate!("migrations/postgres");
+static SQLITE: Migrator = sqlx::migrate!("migrations/sqlite");
+
+/// The identity service's migrations.
+pub const MIGRATIONS: ServiceMigrations =
+    ServiceMigrations { service: "identity", postgres: &POSTGRES, sqlite: &SQLITE };
+
+/// The name identity uses as producer of audit records.
+pub const PRODUCER: &str = "identity";
+
+/// Settings of the identity service.
+#[derive(Debug, Clone, clap::Args)]
+pub struct IdentityOptions {
+    /// Keys sealing token-signing keys and account credentials at rest, as
+    /// id:base64[,id:base64...] of 32 random bytes each (openssl rand -base64 32); the first
+    /// seals new values, the others still open old ones. Required with PostgreSQL.
+    #[arg(long, env = "GOVMEDIA_IDENTITY_SEALING_KEYS", value_name = "KEYRING", hide_env_values = true)]
+    pub sealing_keys: Option<Secret>,
+    /// Lifetime of access tokens.
+    #[arg(long, env = "GOVMEDIA_IDENTITY_ACCESS_TOKEN_LIFETIME", default_value = "15m", value_parser = parse_duration)]
+    pub access_token_lifetime: Duration,
+    /// Lifetime of refresh tokens (each refresh issues a new one).
+    #[arg(long, env = "GOVMEDIA_IDENTITY_REFRESH_TOKEN_LIFETIME", default_value = "12h", value_parser = parse_duration)]
+    pub refresh_token_lifetime: Duration,
+    /// Password age after which login only allows changing it (R2.3.1).
+    #[arg(long, env = "GOVMEDIA_IDENTITY_PASSWORD_MAX_AGE", default_value = "90d", value_parser = parse_duration)]
+    pub password_max_age: Duration,
+    /// Consecutive failed logins that lock a login (R2.3.1).
+    #[arg(long, env = "GOVMEDIA_IDENTITY_LOCKOUT_THRESHOLD", default_value_t = 5)]
+    pub lockout_threshold: u32,
+    /// Length of the first lock; each further lock doubles it.
+    #[arg(long, env = "GOVMEDIA_IDENTITY_LOCKOUT_DURATION", default_value = "15m", value_parser = parse_duration)]
+    pub lockout_duration: Duration,
+    /// Longest lock.
+    #[arg(long, env = "GOVMEDIA_IDENTITY_LOCKOUT_MAX", default_value = "24h", value_parser = parse_duration)]
+    pub lockout_max: Duration,
+    /// Failed logins for one username or from one address within the window that raise
+    /// a failure-burst security event.
+    #[arg(long, env = "GOVMEDIA_IDENTITY_FAILURE_BURST_THRESHOLD", default_value_t = 10)]
+    pub failure_burst_threshold: u32,
+    /// The failure-burst window.
+    #[arg(long, env = "GOVMEDIA_IDENTITY_FAILURE_BURST_WINDOW", default_value = "15m", value_parser = parse_duration)]
+    pub failure_burst_window: Duration,
+    /// The bureau's time zone (IANA name).
+    #[arg(long, env = "GOVMEDIA_TIME_ZONE", default_value = "Asia/Shanghai")]
+    pub time_zone: String,
+    /// Working hours on weekdays, local time; logins outside raise a security event.
+    #[arg(long, env = "GOVMEDIA_WORKING_HOURS", default_value = "08:00-18:00")]
+    pub working_hours: String,
+    /// How long a token-signing key signs before a new one replaces it.
+    #[arg(long, env = "GOVMEDIA_IDENTITY_SIGNING_KEY_ROTATION", default_value = "30d", value_parser = parse_duration)]
+    pub signing_key_rotation: Duration,
+    /// Username of the administrator created on first start.
+    #[arg(long, env = "GOVMEDIA_IDENTITY_BOOTSTRAP_ADMIN", default_value = "admin")]
+    pub bootstrap_admin: String,
+    /// The first administrator's one-time password; generated and printed once when unset.
+    #[arg(long, env = "GOVMEDIA_IDENTITY_BOOTSTRAP_PASSWORD", hide_env_values = true)]
+    pub bootstrap_password: Option<Secret>,
+}
+
+/// Everything the identity service is configured with.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "govmedia-identity", about = "The govmedia identity & permissions service")]
+pub struct IdentitySettings {
+    /// The configuration file.
+    #[command(flatten)]
+    pub config: ConfigFileSettings,
+    /// The gRPC server.
+    #[command(flatten)]
+    pub server: ServerSettings,
+    /// The database.
+    #[command(flatten)]
+    pub database: DatabaseSettings,
+    /// Logs, traces, metrics.
+    #[command(flatten)]
+    pub telemetry: TelemetrySettings,
+    /// Other services.
+    #[command(flatten)]
+    pub peers: PeerSettings,
+    /// Identity's own settings.
+    #[command(flatten)]
+    pub identity: IdentityOptions,
+}
+
+/// The policies the rules run with, parsed from the settings.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// Lockout.
+    pub lockout: LockoutPolicy,
+    /// Password maximum age.
+    pub password_max_age: chrono::Duration,
+    /// Access-token lifetime.
+    pub access_token_lifetime: Duration,
+    /// Refresh-token lifetime.
+    pub refresh_token_lifetime: chrono::Duration,
+    /// Failure-burst threshold.
+    pub failure_burst_threshold: i64,
+    /// Failure-burst window.
+    pub failure_burst_window: chrono::Duration,
+    /// Working hours.
+    pub working_hours: WorkingHours,
+    /// Signing-key rotation period.
+    pub signing_key_rotation: chrono::Duration,
+}
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A setting is unusable.
+    #[error("invalid setting {setting}: {message}")]
+    Setting {
+        /// The setting.
+        setting: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// The database failed.
+    #[error(transparent)]
+    Database(#[from] govmedia_kit::db::DatabaseError),
+    /// Bootstrapping failed.
+    #[error("first-start bootstrap failed: {0}")]
+    Bootstrap(Error),
+}
+
+fn chrono_duration(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
+impl Policy {
+    /// Parses the policy settings.
+    pub fn from_options(o: &IdentityOptions) -> Result<Self, StartError> {
+        let working_hours = WorkingHours::parse(&o.time_zone, &o.working_hours).map_err(|e| StartError::Setting {
+            setting: "GOVMEDIA_WORKING_HOURS / GOVMEDIA_TIME_ZONE",
+            message: e.to_string(),
+        })?;
+        if o.lockout_threshold == 0 {
+            return Err(StartError::Setting {
+                setting: "GOVMEDIA_IDENTITY_LOCKOUT_THRESHOLD",
+                message: "must be at least 1".into(),
+            });
+        }
+        Ok(Self {
+            lockout: LockoutPolicy {
+                threshold: o.lockout_threshold,
+                base: chrono_duration(o.lockout_duration),
+                max: chrono_duration(o.lockout_max),
+            },
+            password_max_age: chrono_duration(o.password_max_age),
+            access_token_lifetime: o.access_token_lifetime,
+            refresh_token_lifetime: chrono_duration(o.refresh_token_lifetime),
+            failure_burst_threshold: i64::from(o.failure_burst_threshold),
+            failure_burst_window: chrono_duration(o.failure_burst_window),
+            working_hours,
+            signing_key_rotation: chrono_duration(o.signing_key_rotation),
+        })
+    }
+}
+
+/// The current signing key and the public keys still verifying.
+#[derive(Debug)]
+struct KeyState {
+    current: SigningKey,
+    live: Vec<StoredSigningKey>,
+}
+
+/// The service's shared state.
+#[derive(Debug)]
+pub struct Core {
+    db: Database,
+    clock: Arc<dyn Clock>,
+    sealer: Sealer,
+    policy: Policy,
+    keys: RwLock<KeyState>,
+    verifier: Arc<TokenVerifier>,
+    relay: Arc<Notify>,
+}
+
+/// What the first start created, to be shown once.
+#[derive(Debug, Clone)]
+pub struct Bootstrap {
+    /// The administrator's username.
+    pub admin_username: String,
+    /// The one-time password, when it was generated (not when given in configuration).
+    pub one_time_password: Option<String>,
+}
+
+impl Core {
+    /// Opens the service on a migrated database: loads or creates the signing key, and on
+    /// an empty database creates the first administrator.
+    pub async fn open(
+        db: Database,
+        clock: Arc<dyn Clock>,
+        sealer: Sealer,
+        policy: Policy,
+        options: &IdentityOptions,
+    ) -> Result<(Arc<Self>, Option<Bootstrap>), StartError> {
+        let now = clock.now();
+        let state = load_or_rotate_keys(&db, &sealer, &policy, now).await.map_err(StartError::Bootstrap)?;
+        let verifier =
+            Arc::new(TokenVerifier::new(KeySource::Static(public_keys(&state.live))).with_clock(Arc::clone(&clock)));
+        let core = Arc::new(Self {
+            db,
+            clock,
+            sealer,
+            policy,
+            keys: RwLock::new(state),
+            verifier,
+            relay: Arc::new(Notify::new()),
+        });
+        let bootstrap = core.bootstrap_admin(options).await.map_err(StartError::Bootstrap)?;
+        Ok((core, bootstrap))
+    }
+
+    /// The database.
+    pub fn db(&self) -> &Database {
+        &self.db
+    }
+
+    /// Now.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// The policies.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The sealer for secrets at rest.
+    pub fn sealer(&self) -> &Sealer {
+        &self.sealer
+    }
+
+    /// Wakes the outbox relay after a commit.
+    pub fn relay(&self) -> &Arc<Notify> {
+        &self.relay
+    }
+
+    /// The verifier for identity's own tokens.
+    pub fn verifier(&self) -> Arc<TokenVerifier> {
+        Arc::clone(&self.verifier)
+    }
+
+    /// Signs an access token; returns it with its expiry.
+    pub async fn issue_access_token(
+        &self,
+        principal: PrincipalId,
+        kind: PrincipalKind,
+        name: &str,
+        session: Option<SessionId>,
+        department: Option<DepartmentId>,
+        password_change_required: bool,
+    ) -> Result<(String, DateTime<Utc>), Error> {
+        let now = self.now();
+        let mut claims = AccessClaims::new(principal, kind, name, now, self.policy.access_token_lifetime);
+        claims.sid = session.map(|s| s.to_string());
+        claims.dept = department.map(|d| d.to_string());
+        claims.pcr = password_change_required;
+        let expires = DateTime::from_timestamp(claims.exp, 0).unwrap_or(now);
+        let token = self.keys.read().await.current.sign(&claims)?;
+        Ok((token, expires))
+    }
+
+    /// The public keys whose tokens may still be valid, current first.
+    pub async fn signing_keys(&self) -> Vec<StoredSigningKey> {
+        self.keys.read().await.live.clone()
+    }
+
+    /// Replaces the signing key when it is older than the rotation period; the old one
+    /// keeps verifying until its tokens expire.
+    pub async fn rotate_signing_key_if_due(&self) -> Result<bool, Error> {
+        let now = self.now();
+        let due =
+            self.keys.read().await.live.first().is_none_or(|k| k.created_at + self.policy.signing_key_rotation <= now);
+        if !due {
+            return Ok(false);
+        }
+        let state = load_or_rotate_keys(&self.db, &self.sealer, &self.policy, now).await?;
+        self.verifier_reload(&state.live).await;
+        *self.keys.write().await = state;
+        Ok(true)
+    }
+
+    async fn verifier_reload(&self, live: &[StoredSigningKey]) {
+        self.verifier.replace_keys(public_keys(live)).await;
+    }
+
+    /// The bindings and state of a principal, and the access decision for `permission`
+    /// on `resource` (the authority of R2.2.1).
+    pub async fn decide(
+        &self,
+        tx: &mut Tx,
+        principal: PrincipalId,
+        permission: &str,
+        resource: &Resource,
+    ) -> Result<Decision, Error> {
+        let Ok(permission) = permission.parse::<Permission>() else {
+            return Ok(Decision::Denied(
+                Denial::UnknownPermission,
+                format!("{permission:?} is not a govmedia permission"),
+            ));
+        };
+        match store::access::principal_state(tx, principal, self.now()).await? {
+            PrincipalState::Unknown => Ok(Decision::Denied(Denial::PrincipalUnknown, "no such principal".into())),
+            PrincipalState::Disabled => {
+                Ok(Decision::Denied(Denial::PrincipalDisabled, "the principal is disabled".into()))
+            }
+            PrincipalState::PasswordChangeRequired => Ok(Decision::Denied(
+                Denial::PasswordChangeRequired,
+                "the user must change their password first (R2.3.1)".into(),
+            )),
+            PrincipalState::Active => {
+                let bindings = store::access::bindings_of(tx, principal).await?;
+                Ok(domain::access::decide(&bindings, permission, resource))
+            }
+        }
+    }
+
+    /// Requires the caller to hold `permission` on `resource`.
+    pub async fn require(
+        &self,
+        tx: &mut Tx,
+        caller: &Principal,
+        permission: Permission,
+        resource: &Resource,
+    ) -> Result<Binding, Error> {
+        self.decide(tx, caller.id, permission.as_str(), resource).await?.require(permission)
+    }
+
+    /// An audit record of `action` by `caller` on `resource`, stamped now.
+    pub fn record(&self, action: AuditAction, actor: Actor, resource: AuditResourceRef) -> AuditRecord {
+        AuditRecord::new(action, actor, resource, PRODUCER, self.now())
+            .request(govmedia_kit::telemetry::current_trace_id(), None)
+    }
+
+    async fn bootstrap_admin(&self, options: &IdentityOptions) -> Result<Option<Bootstrap>, Error> {
+        let mut tx = self.db.begin().await?;
+        if store::directory::count_users(&mut tx).await? > 0 {
+            return Ok(None);
+        }
+        let now = self.now();
+        let (password, generated) = match &options.bootstrap_password {
+            Some(p) => (p.expose().to_owned(), false),
+            None => (password::generate_one_time(), true),
+        };
+        password::check_strength(&options.bootstrap_admin, &password)?;
+        let hash = {
+            let password = password.clone();
+            tokio::task::spawn_blocking(move || password::hash(&password)).await.map_err(Error::internal)??
+        };
+        let admin = User {
+            id: UserId::new(),
+            username: options.bootstrap_admin.clone(),
+            display_name: "Administrator".into(),
+            department: None,
+            email: String::new(),
+            phone: String::new(),
+            status: UserStatus::Active,
+            password_hash: hash.clone(),
+            password_changed_at: now,
+            password_expires_at: now,
+            must_change_password: true,
+            failed_attempts: 0,
+            lockout_count: 0,
+            locked_until: None,
+            last_login_at: None,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        };
+        store::directory::insert_user(&mut tx, &admin).await?;
+        store::directory::push_password_history(&mut tx, admin.id, &hash, now).await?;
+        let binding = Binding {
+            id: RoleBindingId::new(),
+            principal: admin.id.into(),
+            role: Role::Administrator,
+            scope: Scope::Global,
+            granted_by: admin.id.into(),
+            reason: "first start: the bootstrap administrator".into(),
+            created_at: now,
+        };
+        store::access::insert_binding(&mut tx, &binding).await?;
+        let record = self
+            .record(
+                AuditAction::AdministratorBootstrapped,
+                Actor::system("identity.bootstrap"),
+                AuditResourceRef::new("user", admin.id),
+            )
+            .rule("R2.2.2")
+            .attr("username", &admin.username)
+            .attr("password_source", if generated { "generated" } else { "configuration" });
+        govmedia_kit::outbox::enqueue(&mut tx, &[record]).await?;
+        tx.commit().await?;
+        Ok(Some(Bootstrap { admin_username: admin.username, one_time_password: generated.then_some(password) }))
+    }
+}
+
+fn public_keys(live: &[StoredSigningKey]) -> Vec<(String, [u8; 32])> {
+    live.iter().filter_map(|k| Some((k.key_id.clone(), <[u8; 32]>::try_from(k.public_key.as_slice()).ok()?))).collect()
+}
+
+/// Loads the live signing keys, creating a new current key when there is none or the
+/// current one is due for rotation.
+async fn load_or_rotate_keys(
+    db: &Database,
+    sealer: &Sealer,
+    policy: &Policy,
+    now: DateTime<Utc>,
+) -> Result<KeyState, Error> {
+    let mut tx = db.begin().await?;
+    // Keys retired within the access-token lifetime (plus leeway) still verify.
+    let retired_after = now
+        - chrono_duration(policy.access_token_lifetime)
+        - chrono::Duration::seconds(i64::try_from(govmedia_kit::auth::LEEWAY_SECONDS).unwrap_or(30));
+    let mut live = store::sessions::live_signing_keys(&mut tx, retired_after).await?;
+    let current_fresh =
+        live.iter().find(|k| k.retired_at.is_none()).is_some_and(|k| k.created_at + policy.signing_key_rotation > now);
+    if !current_fresh {
+        let key_id = format!("k{}", now.format("%Y%m%d%H%M%S%f"));
+        let key = SigningKey::generate(key_id.clone());
+        let (sealing_key_id, sealed) = sealer.seal(&key.to_pkcs8_der()?, &key_id)?;
+        store::sessions::retire_current_keys(&mut tx, now).await?;
+        let stored = StoredSigningKey {
+            key_id: key_id.clone(),
+            sealed_private_key: sealed,
+            sealing_key_id,
+            public_key: key.public_key().to_vec(),
+            created_at: now,
+            retired_at: None,
+        };
+        store::sessions::insert_signing_key(&mut tx, &stored).await?;
+        let record = AuditRecord::new(
+            AuditAction::SigningKeyRotated,
+            Actor { kind: ActorKind::System, id: String::new(), display_name: "identity.keys".into() },
+            AuditResourceRef::new("signing_key", &key_id),
+            PRODUCER,
+            now,
+        )
+        .rule("R1.3.5");
+        govmedia_kit::outbox::enqueue(&mut tx, &[record]).await?;
+        tx.commit().await?;
+        let mut tx = db.begin().await?;
+        live = store::sessions::live_signing_keys(&mut tx, retired_after).await?;
+    } else {
+        tx.commit().await?;
+    }
+    let current =
+        live.iter().find(|k| k.retired_at.is_none()).ok_or_else(|| Error::internal("no current signing key"))?;
+    let der = sealer.open(&current.sealing_key_id, &current.sealed_private_key, &current.key_id)?;
+    let signing = SigningKey::from_pkcs8_der(current.key_id.clone(), &der)?;
+    Ok(KeyState { current: signing, live })
+}
+
+/// Methods callable without an access token.
+pub const PUBLIC_METHODS: &[&str] = &[
+    "/govmedia.identity.v1.AuthenticationService/Login",
+    "/govmedia.identity.v1.AuthenticationService/RefreshSession",
+    "/govmedia.identity.v1.AuthenticationService/ExchangeClientCredentials",
+    "/govmedia.identity.v1.AuthenticationService/ListSigningKeys",
+];
+
+/// Methods a session restricted to changing its password may call (R2.3.1).
+pub const PASSWORD_CHANGE_METHODS: &[&str] = &[
+    "/govmedia.identity.v1.AuthenticationService/ChangePassword",
+    "/govmedia.identity.v1.AuthenticationService/Logout",
+    "/govmedia.identity.v1.AuthenticationService/GetCurrentPrincipal",
+];
+
+/// The server for `core`, with every identity service, authentication and limits.
+pub fn server(core: &Arc<Core>, settings: ServerSettings) -> ServerBuilder {
+    let limit = settings.max_message_bytes;
+    let policy = AuthPolicy::standard()
+        .with_public(PUBLIC_METHODS.iter().copied())
+        .with_password_change_allowed(PASSWORD_CHANGE_METHODS.iter().copied());
+    ServerBuilder::new(settings)
+        .with_auth(AuthLayer::new(core.verifier(), policy))
+        .add_service(api::authentication::server(core).max_decoding_message_size(limit))
+        .add_service(api::directory::server(core).max_decoding_message_size(limit))
+        .add_service(api::access::server(core).max_decoding_message_size(limit))
+}
+
+/// Opens the database named by the settings (migrating it) and the service core.
+pub async fn open(
+    settings: &IdentitySettings,
+    clock: Arc<dyn Clock>,
+) -> Result<(Arc<Core>, Option<Bootstrap>), StartError> {
+    let url = settings.database.database_url.as_ref().ok_or(StartError::Setting {
+        setting: "GOVMEDIA_DATABASE_URL",
+        message: "the identity service needs a database".into(),
+    })?;
+    let sealer = match &settings.identity.sealing_keys {
+        Some(ring) => Sealer::parse(ring.expose())
+            .map_err(|e| StartError::Setting { setting: "GOVMEDIA_IDENTITY_SEALING_KEYS", message: e.to_string() })?,
+        None => {
+            return Err(StartError::Setting {
+                setting: "GOVMEDIA_IDENTITY_SEALING_KEYS",
+                message: "is required: id:base64 of 32 random bytes (openssl rand -base64 32)".into(),
+            });
+        }
+    };
+    let policy = Policy::from_options(&settings.identity)?;
+    let db = Database::connect(url, settings.database.database_max_connections).await?;
+    db.migrate(&MIGRATIONS).await?;
+    Core::open(db, clock, sealer, policy, &settings.identity).await
+}
+
+/// Runs the identity service until `shutdown` completes.
+pub async fn serve(
+    settings: IdentitySettings,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let (core, bootstrap) = open(&settings, Arc::new(SystemClock)).await?;
+    if let Some(b) = &bootstrap {
+        match &b.one_time_password {
+            Some(p) => {
+                tracing::warn!(
+                    username = %b.admin_username,
+                    "first start: administrator created; its one-time password is printed once on stderr and must be changed at first login"
+                );
+                // The one place a secret is shown: once, to the operator starting the
+                // service, on stderr and never in the log stream.
+                eprintln!("govmedia identity: bootstrap administrator one-time password: {p}");
+            }
+            None => {
+                tracing::info!(username = %b.admin_username, "first start: administrator created with the configured password")
+            }
+        }
+    }
+    let bound = server(&core, settings.server.clone()).bind().await?;
+    bound.serve(shutdown).await?;
+    core.db().close().await;
+    Ok(())
+}
+
+/// The permission-check resource for a platform account (with its department, when the
+/// account is registered).
+pub async fn account_resource(
+    tx: &mut Tx,
+    account: govmedia_domain::ids::PlatformAccountId,
+) -> Result<Resource, Error> {
+    let department = store::access::account_department(tx, account).await?;
+    Ok(Resource::platform_account(account, department))
+}

@@ -1,0 +1,460 @@
+//! Departments, users, password history and service principals.
+
+use chrono::{DateTime, Utc};
+use govmedia_domain::Error;
+use govmedia_domain::ids::{DepartmentId, ServicePrincipalId, UserId};
+use govmedia_kit::db::{Tx, db_error, is_unique_violation};
+use govmedia_kit::on_tx;
+
+use super::{id, opt_id};
+use crate::domain::model::{Department, ServicePrincipal, User, UserStatus};
+
+#[derive(sqlx::FromRow)]
+struct DepartmentRow {
+    id: String,
+    name: String,
+    code: String,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    version: i64,
+}
+
+impl TryFrom<DepartmentRow> for Department {
+    type Error = Error;
+
+    fn try_from(r: DepartmentRow) -> Result<Self, Error> {
+        Ok(Department {
+            id: id("departments.id", &r.id)?,
+            name: r.name,
+            code: r.code,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            version: r.version,
+        })
+    }
+}
+
+fn unique_or(e: sqlx::Error, resource_type: &'static str, key: &str) -> Error {
+    if is_unique_violation(&e) { Error::AlreadyExists { resource_type, key: key.to_owned() } } else { db_error(e) }
+}
+
+/// Inserts a department; a taken name or code is ALREADY_EXISTS.
+pub async fn insert_department(tx: &mut Tx, d: &Department) -> Result<(), Error> {
+    on_tx!(tx, |conn, dialect| {
+        sqlx::query(&dialect.sql(
+            "INSERT INTO departments (id, name, code, created_at, updated_at, version) VALUES ($1, $2, $3, $4, $5, $6)",
+        ))
+        .bind(d.id.to_string())
+        .bind(&d.name)
+        .bind(&d.code)
+        .bind(d.created_at)
+        .bind(d.updated_at)
+        .bind(d.version)
+        .execute(conn)
+        .await
+        .map(|r| r.rows_affected())
+    })
+    .map_err(|e| unique_or(e, "department", &format!("{} / {}", d.name, d.code)))?;
+    Ok(())
+}
+
+/// One department.
+pub async fn get_department(tx: &mut Tx, department: DepartmentId) -> Result<Option<Department>, Error> {
+    let row: Option<DepartmentRow> = on_tx!(tx, |conn, dialect| {
+        sqlx::query_as(&dialect.sql("SELECT * FROM departments WHERE id = $1"))
+            .bind(department.to_string())
+            .fetch_optional(conn)
+            .await
+    })
+    .map_err(db_error)?;
+    row.map(Department::try_from).transpose()
+}
+
+/// Departments ordered by name, after `after_name`.
+pub async fn list_departments(tx: &mut Tx, after_name: Option<&str>, limit: u32) -> Result<Vec<Department>, Error> {
+    let rows: Vec<DepartmentRow> = on_tx!(tx, |conn, dialect| {
+        sqlx::query_as(&dialect.sql("SELECT * FROM departments WHERE name > $1 ORDER BY name LIMIT $2"))
+            .bind(after_name.unwrap_or(""))
+            .bind(i64::from(limit))
+            .fetch_all(conn)
+            .await
+    })
+    .map_err(db_error)?;
+    rows.into_iter().map(Department::try_from).collect()
+}
+
+/// Saves a changed department if its version is still `expected_version`.
+pub async fn update_department(tx: &mut Tx, d: &Department, expected_version: i64) -> Result<(), Error> {
+    let result = on_tx!(tx, |conn, dialect| {
+        sqlx::query(&dialect.sql(
+            "UPDATE departments SET name = $2, code = $3, updated_at = $4, version = $5 WHERE id = $1 AND version = $6",
+        ))
+        .bind(d.id.to_string())
+        .bind(&d.name)
+        .bind(&d.code)
+        .bind(d.updated_at)
+        .bind(d.version)
+        .bind(expected_version)
+        .execute(conn)
+        .await
+        .map(|r| r.rows_affected())
+    })
+    .map_err(|e| unique_or(e, "department", &format!("{} / {}", d.name, d.code)))?;
+    if result == 0 {
+        return Err(Error::Conflict("the department changed since it was read".into()));
+    }
+    Ok(())
+}
+
+#[derive(sqlx::FromRow)]
+struct UserRow {
+    id: String,
+    username: String,
+    display_name: String,
+    department_id: Option<String>,
+    email: String,
+    phone: String,
+    status: String,
+    password_hash: String,
+    password_changed_at: DateTime<Utc>,
+    password_expires_at: DateTime<Utc>,
+    must_change_password: bool,
+    failed_attempts: i64,
+    lockout_count: i64,
+    locked_until: Option<DateTime<Utc>>,
+    last_login_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    version: i64,
+}
+
+impl TryFrom<UserRow> for User {
+    type Error = Error;
+
+    fn try_from(r: UserRow) -> Result<Self, Error> {
+        Ok(User {
+            id: id("users.id", &r.id)?,
+            username: r.username,
+            display_name: r.display_name,
+            department: opt_id("users.department_id", r.department_id.as_deref())?,
+            email: r.email,
+            phone: r.phone,
+            status: UserStatus::parse(&r.status)
+                .ok_or_else(|| Error::internal(format!("bad user status {}", r.status)))?,
+            password_hash: r.password_hash,
+            password_changed_at: r.password_changed_at,
+            password_expires_at: r.password_expires_at,
+            must_change_password: r.must_change_password,
+            failed_attempts: r.failed_attempts,
+            lockout_count: r.lockout_count,
+            locked_until: r.locked_until,
+            last_login_at: r.last_login_at,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            version: r.version,
+        })
+    }
+}
+
+/// Inserts a user; a taken username is ALREADY_EXISTS.
+pub async fn insert_user(tx: &mut Tx, u: &User) -> Result<(), Error> {
+    on_tx!(tx, |conn, dialect| {
+        sqlx::query(&dialect.sql(
+            "INSERT INTO users (id, username, display_name, department_id, email, phone, status, password_hash, \
+             password_changed_at, password_expires_at, must_change_password, failed_attempts, lockout_count, \
+             locked_until, last_login_at, created_at, updated_at, version) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+        ))
+        .bind(u.id.to_string())
+        .bind(&u.username)
+        .bind(&u.display_name)
+        .bind(u.department.map(|d| d.to_string()))
+        .bind(&u.email)
+        .bind(&u.phone)
+        .bind(u.status.as_str())
+        .bind(&u.password_hash)
+        .bind(u.password_changed_at)
+        .bind(u.password_expires_at)
+        .bind(u.must_change_password)
+        .bind(u.failed_attempts)
+        .bind(u.lockout_count)
+        .bind(u.locked_until)
+        .bind(u.last_login_at)
+        .bind(u.created_at)
+        .bind(u.updated_at)
+        .bind(u.version)
+        .execute(conn)
+        .await
+        .map(|r| r.rows_affected())
+    })
+    .map_err(|e| unique_or(e, "user", &u.username))?;
+    Ok(())
+}
+
+/// Saves every mutable field of a user if its version is still `expected_version`.
+pub async fn save_user(tx: &mut Tx, u: &User, expected_version: i64) -> Result<(), Error> {
+    let affected = on_tx!(tx, |conn, dialect| {
+        sqlx::query(&dialect.sql(
+            "UPDATE users SET display_name = $2, department_id = $3, email = $4, phone = $5, status = $6, \
+             password_hash = $7, password_changed_at = $8, password_expires_at = $9, must_change_password = $10, \
+             failed_attempts = $11, lockout_count = $12, locked_until = $13, last_login_at = $14, updated_at = $15, \
+             version = $16 WHERE id = $1 AND version = $17",
+        ))
+        .bind(u.id.to_string())
+        .bind(&u.display_name)
+        .bind(u.department.map(|d| d.to_string()))
+        .bind(&u.email)
+        .bind(&u.phone)
+        .bind(u.status.as_str())
+        .bind(&u.password_hash)
+        .bind(u.password_changed_at)
+        .bind(u.password_expires_at)
+        .bind(u.must_change_password)
+        .bind(u.failed_attempts)
+        .bind(u.lockout_count)
+        .bind(u.locked_until)
+        .bind(u.last_login_at)
+        .bind(u.updated_at)
+        .bind(u.version)
+        .bind(expected_version)
+        .execute(conn)
+        .await
+        .map(|r| r.rows_affected())
+    })
+    .map_err(db_error)?;
+    if affected == 0 {
+        return Err(Error::Conflict("the user changed since it was read".into()));
+    }
+    Ok(())
+}
+
+/// One user by id.
+pub async fn get_user(tx: &mut Tx, user: UserId) -> Result<Option<User>, Error> {
+    let row: Option<UserRow> = on_tx!(tx, |conn, dialect| {
+        sqlx::query_as(&dialect.sql("SELECT * FROM users WHERE id = $1"))
+            .bind(user.to_string())
+            .fetch_optional(conn)
+            .await
+    })
+    .map_err(db_error)?;
+    row.map(User::try_from).transpose()
+}
+
+/// One user, locked for update until the transaction ends (PostgreSQL `FOR UPDATE`;
+/// SQLite write transactions already hold the database lock).
+pub async fn lock_user(tx: &mut Tx, user: UserId) -> Result<Option<User>, Error> {
+    let row: Option<UserRow> = on_tx!(tx, |conn, dialect| {
+        let sql = match dialect {
+            govmedia_kit::db::Dialect::Postgres => "SELECT * FROM users WHERE id = $1 FOR UPDATE",
+            govmedia_kit::db::Dialect::Sqlite => "SELECT * FROM users WHERE id = ?1",
+        };
+        sqlx::query_as(sql).bind(user.to_string()).fetch_optional(conn).await
+    })
+    .map_err(db_error)?;
+    row.map(User::try_from).transpose()
+}
+
+/// One user by username.
+pub async fn get_user_by_username(tx: &mut Tx, username: &str) -> Result<Option<User>, Error> {
+    let row: Option<UserRow> = on_tx!(tx, |conn, dialect| {
+        sqlx::query_as(&dialect.sql("SELECT * FROM users WHERE username = $1"))
+            .bind(username)
+            .fetch_optional(conn)
+            .await
+    })
+    .map_err(db_error)?;
+    row.map(User::try_from).transpose()
+}
+
+/// Users ordered by username after `after`, filtered.
+pub async fn list_users(
+    tx: &mut Tx,
+    department: Option<DepartmentId>,
+    status: Option<UserStatus>,
+    after: Option<&str>,
+    limit: u32,
+) -> Result<Vec<User>, Error> {
+    let rows: Vec<UserRow> = on_tx!(tx, |conn, dialect| {
+        sqlx::query_as(&dialect.sql(
+            "SELECT * FROM users WHERE username > $1 AND ($2 = '' OR department_id = $2) AND ($3 = '' OR status = $3) \
+             ORDER BY username LIMIT $4",
+        ))
+        .bind(after.unwrap_or(""))
+        .bind(department.map(|d| d.to_string()).unwrap_or_default())
+        .bind(status.map(UserStatus::as_str).unwrap_or(""))
+        .bind(i64::from(limit))
+        .fetch_all(conn)
+        .await
+    })
+    .map_err(db_error)?;
+    rows.into_iter().map(User::try_from).collect()
+}
+
+/// How many users exist.
+pub async fn count_users(tx: &mut Tx) -> Result<i64, Error> {
+    on_tx!(tx, |conn, _dialect| sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(conn).await)
+        .map_err(db_error)
+}
+
+/// Records a password in the user's history.
+pub async fn push_password_history(tx: &mut Tx, user: UserId, hash: &str, at: DateTime<Utc>) -> Result<(), Error> {
+    on_tx!(tx, |conn, dialect| {
+        sqlx::query(
+            &dialect.sql("INSERT INTO password_history (user_id, password_hash, created_at) VALUES ($1, $2, $3)"),
+        )
+        .bind(user.to_string())
+        .bind(hash)
+        .bind(at)
+        .execute(conn)
+        .await
+        .map(|r| r.rows_affected())
+    })
+    .map_err(db_error)?;
+    Ok(())
+}
+
+/// The user's last `n` password hashes, newest first.
+pub async fn recent_password_hashes(tx: &mut Tx, user: UserId, n: usize) -> Result<Vec<String>, Error> {
+    on_tx!(tx, |conn, dialect| {
+        sqlx::query_scalar(
+            &dialect
+                .sql("SELECT password_hash FROM password_history WHERE user_id = $1 ORDER BY created_at DESC LIMIT $2"),
+        )
+        .bind(user.to_string())
+        .bind(i64::try_from(n).unwrap_or(5))
+        .fetch_all(conn)
+        .await
+    })
+    .map_err(db_error)
+}
+
+#[derive(sqlx::FromRow)]
+struct ServicePrincipalRow {
+    id: String,
+    client_id: String,
+    display_name: String,
+    owner_user_id: Option<String>,
+    secret_hash: String,
+    disabled: bool,
+    secret_rotated_at: DateTime<Utc>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    version: i64,
+}
+
+impl TryFrom<ServicePrincipalRow> for ServicePrincipal {
+    type Error = Error;
+
+    fn try_from(r: ServicePrincipalRow) -> Result<Self, Error> {
+        Ok(ServicePrincipal {
+            id: id("service_principals.id", &r.id)?,
+            client_id: r.client_id,
+            display_name: r.display_name,
+            owner: opt_id("service_principals.owner_user_id", r.owner_user_id.as_deref())?,
+            secret_hash: r.secret_hash,
+            disabled: r.disabled,
+            secret_rotated_at: r.secret_rotated_at,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            version: r.version,
+        })
+    }
+}
+
+/// Inserts a service principal; a taken client id is ALREADY_EXISTS.
+pub async fn insert_service_principal(tx: &mut Tx, p: &ServicePrincipal) -> Result<(), Error> {
+    on_tx!(tx, |conn, dialect| {
+        sqlx::query(&dialect.sql(
+            "INSERT INTO service_principals (id, client_id, display_name, owner_user_id, secret_hash, disabled, \
+             secret_rotated_at, created_at, updated_at, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        ))
+        .bind(p.id.to_string())
+        .bind(&p.client_id)
+        .bind(&p.display_name)
+        .bind(p.owner.map(|o| o.to_string()))
+        .bind(&p.secret_hash)
+        .bind(p.disabled)
+        .bind(p.secret_rotated_at)
+        .bind(p.created_at)
+        .bind(p.updated_at)
+        .bind(p.version)
+        .execute(conn)
+        .await
+        .map(|r| r.rows_affected())
+    })
+    .map_err(|e| unique_or(e, "service_principal", &p.client_id))?;
+    Ok(())
+}
+
+/// Saves a service principal's secret, state and version if its version is unchanged.
+pub async fn save_service_principal(tx: &mut Tx, p: &ServicePrincipal, expected_version: i64) -> Result<(), Error> {
+    let affected = on_tx!(tx, |conn, dialect| {
+        sqlx::query(&dialect.sql(
+            "UPDATE service_principals SET display_name = $2, owner_user_id = $3, secret_hash = $4, disabled = $5, \
+             secret_rotated_at = $6, updated_at = $7, version = $8 WHERE id = $1 AND version = $9",
+        ))
+        .bind(p.id.to_string())
+        .bind(&p.display_name)
+        .bind(p.owner.map(|o| o.to_string()))
+        .bind(&p.secret_hash)
+        .bind(p.disabled)
+        .bind(p.secret_rotated_at)
+        .bind(p.updated_at)
+        .bind(p.version)
+        .bind(expected_version)
+        .execute(conn)
+        .await
+        .map(|r| r.rows_affected())
+    })
+    .map_err(db_error)?;
+    if affected == 0 {
+        return Err(Error::Conflict("the service principal changed since it was read".into()));
+    }
+    Ok(())
+}
+
+/// One service principal by id.
+pub async fn get_service_principal(tx: &mut Tx, p: ServicePrincipalId) -> Result<Option<ServicePrincipal>, Error> {
+    let row: Option<ServicePrincipalRow> = on_tx!(tx, |conn, dialect| {
+        sqlx::query_as(&dialect.sql("SELECT * FROM service_principals WHERE id = $1"))
+            .bind(p.to_string())
+            .fetch_optional(conn)
+            .await
+    })
+    .map_err(db_error)?;
+    row.map(ServicePrincipal::try_from).transpose()
+}
+
+/// One service principal by client id.
+pub async fn get_service_principal_by_client_id(
+    tx: &mut Tx,
+    client_id: &str,
+) -> Result<Option<ServicePrincipal>, Error> {
+    let row: Option<ServicePrincipalRow> = on_tx!(tx, |conn, dialect| {
+        sqlx::query_as(&dialect.sql("SELECT * FROM service_principals WHERE client_id = $1"))
+            .bind(client_id)
+            .fetch_optional(conn)
+            .await
+    })
+    .map_err(db_error)?;
+    row.map(ServicePrincipal::try_from).transpose()
+}
+
+/// Service principals ordered by client id after `after`.
+pub async fn list_service_principals(
+    tx: &mut Tx,
+    after: Option<&str>,
+    limit: u32,
+) -> Result<Vec<ServicePrincipal>, Error> {
+    let rows: Vec<ServicePrincipalRow> = on_tx!(tx, |conn, dialect| {
+        sqlx::query_as(
+            &dialect.sql("SELECT * FROM service_principals WHERE client_id > $1 ORDER BY client_id LIMIT $2"),
+        )
+        .bind(after.unwrap_or(""))
+        .bind(i64::from(limit))
+        .fetch_all(conn)
+        .await
+    })
+    .map_err(db_error)?;
+    rows.into_iter().map(ServicePrincipal::try_from).collect()
+}

@@ -1,0 +1,217 @@
+//! Login failures, known login addresses and security events.
+
+use chrono::{DateTime, Utc};
+use govmedia_domain::Error;
+use govmedia_domain::ids::{SecurityEventId, UserId};
+use govmedia_kit::db::{Tx, db_error};
+use govmedia_kit::on_tx;
+
+use super::{id, opt_id};
+use crate::domain::model::{SecurityEvent, SecurityEventKind};
+
+/// Records a failed login.
+pub async fn insert_login_failure(tx: &mut Tx, username: &str, address: &str, at: DateTime<Utc>) -> Result<(), Error> {
+    on_tx!(tx, |conn, dialect| {
+        sqlx::query(
+            &dialect.sql("INSERT INTO login_failures (username, client_address, failed_at) VALUES ($1, $2, $3)"),
+        )
+        .bind(username)
+        .bind(address)
+        .bind(at)
+        .execute(conn)
+        .await
+        .map(|r| r.rows_affected())
+    })
+    .map_err(db_error)?;
+    Ok(())
+}
+
+/// Failed logins since `since` for a username and from an address.
+pub async fn count_failures_since(
+    tx: &mut Tx,
+    username: &str,
+    address: &str,
+    since: DateTime<Utc>,
+) -> Result<(i64, i64), Error> {
+    on_tx!(tx, |conn, dialect| {
+        sqlx::query_as(&dialect.sql(
+            "SELECT (SELECT COUNT(*) FROM login_failures WHERE username = $1 AND failed_at >= $3), \
+                    (SELECT COUNT(*) FROM login_failures WHERE client_address = $2 AND failed_at >= $3)",
+        ))
+        .bind(username)
+        .bind(address)
+        .bind(since)
+        .fetch_one(conn)
+        .await
+    })
+    .map_err(db_error)
+}
+
+/// Records that `user` logged in from `address`; returns (address was new, user had
+/// logged in from any address before).
+pub async fn remember_address(
+    tx: &mut Tx,
+    user: UserId,
+    address: &str,
+    at: DateTime<Utc>,
+) -> Result<(bool, bool), Error> {
+    let known: i64 = on_tx!(tx, |conn, dialect| {
+        sqlx::query_scalar(&dialect.sql("SELECT COUNT(*) FROM login_addresses WHERE user_id = $1"))
+            .bind(user.to_string())
+            .fetch_one(conn)
+            .await
+    })
+    .map_err(db_error)?;
+    let inserted = on_tx!(tx, |conn, dialect| {
+        sqlx::query(&dialect.sql(
+            "INSERT INTO login_addresses (user_id, client_address, first_seen_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (user_id, client_address) DO NOTHING",
+        ))
+        .bind(user.to_string())
+        .bind(address)
+        .bind(at)
+        .execute(conn)
+        .await
+        .map(|r| r.rows_affected())
+    })
+    .map_err(db_error)?;
+    Ok((inserted > 0, known > 0))
+}
+
+/// Stores a security event.
+pub async fn insert_security_event(tx: &mut Tx, e: &SecurityEvent) -> Result<(), Error> {
+    on_tx!(tx, |conn, dialect| {
+        sqlx::query(&dialect.sql(
+            "INSERT INTO security_events (id, kind, user_id, username, client_address, detail, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        ))
+        .bind(e.id.to_string())
+        .bind(e.kind.as_str())
+        .bind(e.user.map(|u| u.to_string()))
+        .bind(&e.username)
+        .bind(&e.client_address)
+        .bind(&e.detail)
+        .bind(e.created_at)
+        .execute(conn)
+        .await
+        .map(|r| r.rows_affected())
+    })
+    .map_err(db_error)?;
+    Ok(())
+}
+
+#[derive(sqlx::FromRow)]
+struct SecurityEventRow {
+    id: String,
+    kind: String,
+    user_id: Option<String>,
+    username: String,
+    client_address: String,
+    detail: String,
+    created_at: DateTime<Utc>,
+    acknowledged_by: Option<String>,
+    acknowledged_at: Option<DateTime<Utc>>,
+    acknowledge_note: Option<String>,
+}
+
+impl TryFrom<SecurityEventRow> for SecurityEvent {
+    type Error = Error;
+
+    fn try_from(r: SecurityEventRow) -> Result<Self, Error> {
+        Ok(SecurityEvent {
+            id: id("security_events.id", &r.id)?,
+            kind: SecurityEventKind::parse(&r.kind)
+                .ok_or_else(|| Error::internal(format!("bad event kind {}", r.kind)))?,
+            user: opt_id("security_events.user_id", r.user_id.as_deref())?,
+            username: r.username,
+            client_address: r.client_address,
+            detail: r.detail,
+            created_at: r.created_at,
+            acknowledged_by: r.acknowledged_by,
+            acknowledged_at: r.acknowledged_at,
+            acknowledge_note: r.acknowledge_note,
+        })
+    }
+}
+
+/// Filters of [`list_security_events`].
+#[derive(Debug, Clone, Default)]
+pub struct SecurityEventFilter {
+    /// Only this kind.
+    pub kind: Option<SecurityEventKind>,
+    /// Only this user.
+    pub user: Option<UserId>,
+    /// Only at or after.
+    pub from: Option<DateTime<Utc>>,
+    /// Only before.
+    pub to: Option<DateTime<Utc>>,
+    /// Only unacknowledged.
+    pub unacknowledged_only: bool,
+}
+
+/// Security events newest first, before the (time, id) cursor.
+pub async fn list_security_events(
+    tx: &mut Tx,
+    filter: &SecurityEventFilter,
+    before: Option<(DateTime<Utc>, String)>,
+    limit: u32,
+) -> Result<Vec<SecurityEvent>, Error> {
+    let (before_time, before_id) = before.unwrap_or((super::far_future(), String::new()));
+    let rows: Vec<SecurityEventRow> = on_tx!(tx, |conn, dialect| {
+        sqlx::query_as(&dialect.sql(
+            "SELECT * FROM security_events WHERE ($1 = '' OR kind = $1) AND ($2 = '' OR user_id = $2) \
+             AND created_at >= $3 AND created_at < $4 AND ($5 = FALSE OR acknowledged_at IS NULL) \
+             AND (created_at < $6 OR (created_at = $6 AND ($7 = '' OR id < $7))) \
+             ORDER BY created_at DESC, id DESC LIMIT $8",
+        ))
+        .bind(filter.kind.map(SecurityEventKind::as_str).unwrap_or(""))
+        .bind(filter.user.map(|u| u.to_string()).unwrap_or_default())
+        .bind(filter.from.unwrap_or_else(super::epoch))
+        .bind(filter.to.unwrap_or_else(super::far_future))
+        .bind(filter.unacknowledged_only)
+        .bind(before_time)
+        .bind(before_id)
+        .bind(i64::from(limit))
+        .fetch_all(conn)
+        .await
+    })
+    .map_err(db_error)?;
+    rows.into_iter().map(SecurityEvent::try_from).collect()
+}
+
+/// One security event.
+pub async fn get_security_event(tx: &mut Tx, event: SecurityEventId) -> Result<Option<SecurityEvent>, Error> {
+    let row: Option<SecurityEventRow> = on_tx!(tx, |conn, dialect| {
+        sqlx::query_as(&dialect.sql("SELECT * FROM security_events WHERE id = $1"))
+            .bind(event.to_string())
+            .fetch_optional(conn)
+            .await
+    })
+    .map_err(db_error)?;
+    row.map(SecurityEvent::try_from).transpose()
+}
+
+/// Acknowledges a security event; false when it already was.
+pub async fn acknowledge_security_event(
+    tx: &mut Tx,
+    event: SecurityEventId,
+    by: &str,
+    note: &str,
+    at: DateTime<Utc>,
+) -> Result<bool, Error> {
+    let affected = on_tx!(tx, |conn, dialect| {
+        sqlx::query(&dialect.sql(
+            "UPDATE security_events SET acknowledged_by = $2, acknowledged_at = $3, acknowledge_note = $4 \
+             WHERE id = $1 AND acknowledged_at IS NULL",
+        ))
+        .bind(event.to_string())
+        .bind(by)
+        .bind(at)
+        .bind(note)
+        .execute(conn)
+        .await
+        .map(|r| r.rows_affected())
+    })
+    .map_err(db_error)?;
+    Ok(affected > 0)
+}

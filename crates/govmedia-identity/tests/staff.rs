@@ -1,0 +1,605 @@
+//! The staff story over real gRPC, on PostgreSQL and on SQLite: the bootstrap
+//! administrator is forced to change the one-time password, weak passwords are refused
+//! naming the rule, departments and users are created and scoped roles granted, a user
+//! locks after repeated failures and is unlocked, and a replayed refresh token kills its
+//! session family. Every step is audited.
+
+mod common;
+
+use chrono::Duration;
+use common::{Identity, authed, rid};
+use govmedia_proto::common::v1 as cpb;
+use govmedia_proto::identity::v1 as pb;
+use govmedia_testkit::{TestDatabase, storage_tests};
+use tonic::Code;
+use tonic_types::StatusExt;
+
+const STRONG: &str = "Harbour#Lights2026";
+
+async fn login(id: &Identity, username: &str, password: &str) -> Result<pb::LoginResponse, tonic::Status> {
+    id.auth()
+        .login(pb::LoginRequest { username: username.into(), password: password.into() })
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+fn token(r: &pb::LoginResponse) -> String {
+    r.tokens.as_ref().expect("tokens").access_token.clone()
+}
+
+/// Logs the bootstrap administrator in and changes the one-time password.
+async fn admin_token(id: &Identity) -> String {
+    let first =
+        login(id, "admin", id.bootstrap.one_time_password.as_deref().expect("generated")).await.expect("admin logs in");
+    let changed = id
+        .auth()
+        .change_password(authed(
+            pb::ChangePasswordRequest {
+                current_password: id.bootstrap.one_time_password.clone().expect("otp"),
+                new_password: STRONG.into(),
+            },
+            &token(&first),
+        ))
+        .await
+        .expect("password changes")
+        .into_inner();
+    changed.tokens.expect("tokens").access_token
+}
+
+fn rule_ids(status: &tonic::Status) -> Vec<String> {
+    status
+        .get_details_precondition_failure()
+        .map(|p| p.violations.into_iter().map(|v| v.r#type).collect())
+        .unwrap_or_default()
+}
+
+async fn bootstrap_admin_must_change_password_r2_3_1(db: TestDatabase) {
+    let id = Identity::start(db).await;
+    let otp = id.bootstrap.one_time_password.clone().expect("a one-time password was generated");
+    let first = login(&id, "admin", &otp).await.expect("admin logs in");
+    assert!(first.password_change_required);
+
+    // A restricted session can do nothing but change the password.
+    let status = id
+        .directory()
+        .create_department(authed(
+            pb::CreateDepartmentRequest {
+                request_id: rid(),
+                department: Some(pb::Department { name: "Publicity".into(), code: "PUB".into(), ..Default::default() }),
+            },
+            &token(&first),
+        ))
+        .await
+        .expect_err("restricted");
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert_eq!(rule_ids(&status), ["R2.3.1"]);
+
+    // Weak passwords are refused, naming each failing rule.
+    let status = id
+        .auth()
+        .change_password(authed(
+            pb::ChangePasswordRequest { current_password: otp.clone(), new_password: "admin123".into() },
+            &token(&first),
+        ))
+        .await
+        .expect_err("weak");
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    let failures = status.get_details_precondition_failure().expect("violations").violations;
+    assert!(failures.iter().all(|v| v.r#type == "R2.3.1"));
+    let descriptions: Vec<_> = failures.iter().map(|v| v.description.clone()).collect();
+    assert!(descriptions.iter().any(|d| d.contains("12 characters")), "{descriptions:?}");
+    assert!(descriptions.iter().any(|d| d.contains("special")), "{descriptions:?}");
+    assert!(descriptions.iter().any(|d| d.contains("username")), "{descriptions:?}");
+
+    // The one-time password itself is in the history and cannot be reused.
+    let status = id
+        .auth()
+        .change_password(authed(
+            pb::ChangePasswordRequest { current_password: otp.clone(), new_password: otp.clone() },
+            &token(&first),
+        ))
+        .await
+        .expect_err("reuse");
+    assert_eq!(rule_ids(&status), ["R2.3.1"]);
+
+    let admin = admin_token(&id).await;
+    let me = id
+        .auth()
+        .get_current_principal(authed(pb::GetCurrentPrincipalRequest {}, &admin))
+        .await
+        .expect("whoami")
+        .into_inner();
+    assert!(!me.password_change_required);
+    assert!(me.role_bindings.iter().any(|b| b.role == "administrator"));
+
+    // Expiry: 90 days later the session is restricted again.
+    id.clock.advance(Duration::days(91));
+    let later = login(&id, "admin", STRONG).await.expect("logs in");
+    assert!(later.password_change_required, "an expired password forces a change (R2.3.1)");
+
+    let actions = id.audited_actions().await;
+    for expected in ["administrator.bootstrapped", "user.login.succeeded", "user.password.changed"] {
+        assert!(actions.iter().any(|a| a == expected), "{expected} not audited: {actions:?}");
+    }
+}
+
+async fn departments_users_and_scoped_roles_r2_2_1(db: TestDatabase) {
+    let id = Identity::start(db).await;
+    let admin = admin_token(&id).await;
+    let mut directory = id.directory();
+
+    // Invalid input: every malformed field at once.
+    let status = directory
+        .create_user(authed(
+            pb::CreateUserRequest {
+                request_id: "not-a-uuid".into(),
+                user: Some(pb::User {
+                    username: "Li Wei".into(),
+                    display_name: " ".into(),
+                    email: "nope".into(),
+                    ..Default::default()
+                }),
+            },
+            &admin,
+        ))
+        .await
+        .expect_err("invalid");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let fields: Vec<_> = status
+        .get_details_bad_request()
+        .expect("field violations")
+        .field_violations
+        .into_iter()
+        .map(|f| f.field)
+        .collect();
+    assert_eq!(fields, ["request_id", "user.username", "user.display_name", "user.email"]);
+
+    // Unauthenticated.
+    let status = directory.list_users(pb::ListUsersRequest::default()).await.expect_err("no token");
+    assert_eq!(status.code(), Code::Unauthenticated);
+
+    let request_id = rid();
+    let create = |request_id: String| pb::CreateDepartmentRequest {
+        request_id,
+        department: Some(pb::Department { name: "Publicity".into(), code: "PUB".into(), ..Default::default() }),
+    };
+    let publicity = directory
+        .create_department(authed(create(request_id.clone()), &admin))
+        .await
+        .expect("created")
+        .into_inner()
+        .department
+        .expect("department");
+    let again = directory
+        .create_department(authed(create(request_id), &admin))
+        .await
+        .expect("replayed")
+        .into_inner()
+        .department
+        .expect("department");
+    assert_eq!(publicity.id, again.id, "a repeated request_id returns the first answer");
+    let status = directory.create_department(authed(create(rid()), &admin)).await.expect_err("duplicate name");
+    assert_eq!(status.code(), Code::AlreadyExists);
+    let finance = directory
+        .create_department(authed(
+            pb::CreateDepartmentRequest {
+                request_id: rid(),
+                department: Some(pb::Department { name: "Finance".into(), code: "FIN".into(), ..Default::default() }),
+            },
+            &admin,
+        ))
+        .await
+        .expect("created")
+        .into_inner()
+        .department
+        .expect("department");
+
+    let new_user = |username: &str, department: &str| pb::CreateUserRequest {
+        request_id: rid(),
+        user: Some(pb::User {
+            username: username.into(),
+            display_name: username.into(),
+            department_id: department.into(),
+            ..Default::default()
+        }),
+    };
+    let liwei =
+        directory.create_user(authed(new_user("liwei", &publicity.id), &admin)).await.expect("user").into_inner();
+    assert!(!liwei.one_time_password.is_empty());
+    let liwei_id = liwei.user.expect("user").id;
+
+    // The editor role in one department.
+    let mut access = id.access();
+    let grant = |principal: &str, role: &str, kind: cpb::ScopeKind, scope: &str| pb::CreateRoleBindingRequest {
+        request_id: rid(),
+        role_binding: Some(pb::RoleBinding {
+            principal_id: principal.into(),
+            role: role.into(),
+            scope: Some(cpb::Scope { kind: kind as i32, id: scope.into() }),
+            reason: "joins the publicity team".into(),
+            ..Default::default()
+        }),
+    };
+    access
+        .create_role_binding(authed(grant(&liwei_id, "editor", cpb::ScopeKind::Department, &publicity.id), &admin))
+        .await
+        .expect("granted");
+
+    // Nobody grants a role to themselves.
+    let me = id
+        .auth()
+        .get_current_principal(authed(pb::GetCurrentPrincipalRequest {}, &admin))
+        .await
+        .expect("whoami")
+        .into_inner();
+    let admin_id = me.principal.expect("principal").id;
+    let status = access
+        .create_role_binding(authed(grant(&admin_id, "editor", cpb::ScopeKind::Global, ""), &admin))
+        .await
+        .expect_err("self grant");
+    assert_eq!(rule_ids(&status), ["R2.2.1"]);
+    // An auditor role is global only.
+    let status = access
+        .create_role_binding(authed(grant(&liwei_id, "auditor", cpb::ScopeKind::Department, &publicity.id), &admin))
+        .await
+        .expect_err("scope");
+    assert_eq!(status.code(), Code::InvalidArgument);
+
+    // The permission authority answers with the granting binding or the reason.
+    let check = |department: &str| pb::CheckPermissionRequest {
+        check: Some(pb::PermissionCheck {
+            principal_id: liwei_id.clone(),
+            permission: "draft.write".into(),
+            resource: Some(pb::Resource { department_id: department.into(), platform_account_id: String::new() }),
+        }),
+    };
+    let yes = access
+        .check_permission(authed(check(&publicity.id), &admin))
+        .await
+        .expect("check")
+        .into_inner()
+        .decision
+        .expect("decision");
+    // The user must still change the one-time password, so even their own binding waits.
+    assert!(!yes.allowed);
+    assert_eq!(yes.denial_reason, pb::DenialReason::PasswordChangeRequired as i32);
+
+    let first = login(&id, "liwei", &liwei.one_time_password).await.expect("liwei logs in");
+    let changed = id
+        .auth()
+        .change_password(authed(
+            pb::ChangePasswordRequest {
+                current_password: liwei.one_time_password.clone(),
+                new_password: "Spring#River2026".into(),
+            },
+            &token(&first),
+        ))
+        .await
+        .expect("changed")
+        .into_inner();
+    let liwei_token = changed.tokens.expect("tokens").access_token;
+
+    let yes = access
+        .check_permission(authed(check(&publicity.id), &admin))
+        .await
+        .expect("check")
+        .into_inner()
+        .decision
+        .expect("decision");
+    assert!(yes.allowed, "{}", yes.explanation);
+    assert_eq!(yes.granted_by.expect("binding").role, "editor");
+    let no = access
+        .check_permission(authed(check(&finance.id), &admin))
+        .await
+        .expect("check")
+        .into_inner()
+        .decision
+        .expect("decision");
+    assert!(!no.allowed);
+    assert_eq!(no.denial_reason, pb::DenialReason::NoBinding as i32);
+    assert!(no.explanation.contains("editor"), "{}", no.explanation);
+
+    // A user may ask about themselves, but not about others without permission.check.
+    access.check_permission(authed(check(&publicity.id), &liwei_token)).await.expect("self check");
+    let other = pb::CheckPermissionRequest {
+        check: Some(pb::PermissionCheck {
+            principal_id: admin_id.clone(),
+            permission: "user.manage".into(),
+            resource: None,
+        }),
+    };
+    let status = access.check_permission(authed(other, &liwei_token)).await.expect_err("not a service");
+    assert_eq!(status.code(), Code::PermissionDenied);
+
+    // An editor manages no departments.
+    let status = directory
+        .create_department(authed(
+            pb::CreateDepartmentRequest {
+                request_id: rid(),
+                department: Some(pb::Department { name: "Other".into(), code: "OTH".into(), ..Default::default() }),
+            },
+            &liwei_token,
+        ))
+        .await
+        .expect_err("denied");
+    assert_eq!(status.code(), Code::PermissionDenied);
+
+    let actions = id.audited_actions().await;
+    for expected in ["department.created", "user.created", "role_binding.created"] {
+        assert!(actions.iter().any(|a| a == expected), "{expected} not audited: {actions:?}");
+    }
+    assert_eq!(actions.iter().filter(|a| *a == "department.created").count(), 2, "the replay was not audited twice");
+}
+
+async fn a_user_locks_after_repeated_failures_and_is_unlocked_r2_3_1(db: TestDatabase) {
+    let id = Identity::start(db).await;
+    let admin = admin_token(&id).await;
+    let created = id
+        .directory()
+        .create_user(authed(
+            pb::CreateUserRequest {
+                request_id: rid(),
+                user: Some(pb::User {
+                    username: "zhaolei".into(),
+                    display_name: "Zhao Lei".into(),
+                    ..Default::default()
+                }),
+            },
+            &admin,
+        ))
+        .await
+        .expect("user")
+        .into_inner();
+    let user_id = created.user.expect("user").id;
+
+    // A wrong password and an unknown user answer the same.
+    let wrong = login(&id, "zhaolei", "Wrong#Password1").await.expect_err("wrong");
+    let unknown = login(&id, "nobody", "Wrong#Password1").await.expect_err("unknown");
+    assert_eq!((wrong.code(), wrong.message()), (unknown.code(), unknown.message()));
+
+    for _ in 0..4 {
+        login(&id, "zhaolei", "Wrong#Password1").await.expect_err("wrong");
+    }
+    let locked = login(&id, "zhaolei", &created.one_time_password).await.expect_err("locked");
+    assert_eq!(locked.code(), Code::Unauthenticated);
+    assert_eq!(locked.get_details_error_info().expect("info").reason, "ACCOUNT_LOCKED");
+
+    let events = id
+        .auth()
+        .list_security_events(authed(
+            pb::ListSecurityEventsRequest { kind: pb::SecurityEventKind::LoginLocked as i32, ..Default::default() },
+            &admin,
+        ))
+        .await
+        .expect("events")
+        .into_inner()
+        .events;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].user_id, user_id);
+
+    id.directory()
+        .unlock_user(authed(pb::UnlockUserRequest { request_id: rid(), user_id: user_id.clone() }, &admin))
+        .await
+        .expect("unlocked");
+    login(&id, "zhaolei", &created.one_time_password).await.expect("logs in after unlock");
+
+    // A failure burst across users from one address raises an event too.
+    for i in 0..8 {
+        let _ = login(&id, &format!("ghost{i}"), "Wrong#Password1").await;
+    }
+    let bursts = id
+        .auth()
+        .list_security_events(authed(
+            pb::ListSecurityEventsRequest {
+                kind: pb::SecurityEventKind::LoginFailureBurst as i32,
+                ..Default::default()
+            },
+            &admin,
+        ))
+        .await
+        .expect("events")
+        .into_inner()
+        .events;
+    assert!(!bursts.is_empty(), "a burst of failures raises a security event");
+
+    let actions = id.audited_actions().await;
+    for expected in ["user.login.failed", "user.login.locked", "user.unlocked", "security_event.raised"] {
+        assert!(actions.iter().any(|a| a == expected), "{expected} not audited: {actions:?}");
+    }
+}
+
+async fn a_replayed_refresh_token_revokes_the_session_family_r2_3_3(db: TestDatabase) {
+    let id = Identity::start(db).await;
+    admin_token(&id).await;
+    let session = login(&id, "admin", STRONG).await.expect("login");
+    let first_refresh = session.tokens.expect("tokens").refresh_token;
+    let rotated = id
+        .auth()
+        .refresh_session(pb::RefreshSessionRequest { refresh_token: first_refresh.clone() })
+        .await
+        .expect("refreshes")
+        .into_inner();
+    let second_refresh = rotated.tokens.expect("tokens").refresh_token;
+    assert_ne!(first_refresh, second_refresh);
+
+    let replay = id
+        .auth()
+        .refresh_session(pb::RefreshSessionRequest { refresh_token: first_refresh })
+        .await
+        .expect_err("replay");
+    assert_eq!(replay.code(), Code::Unauthenticated);
+    let after = id
+        .auth()
+        .refresh_session(pb::RefreshSessionRequest { refresh_token: second_refresh })
+        .await
+        .expect_err("family revoked");
+    assert_eq!(after.code(), Code::Unauthenticated, "the whole family died with the replay");
+
+    let admin = token(&login(&id, "admin", STRONG).await.expect("login"));
+    let events = id
+        .auth()
+        .list_security_events(authed(
+            pb::ListSecurityEventsRequest {
+                kind: pb::SecurityEventKind::RefreshTokenReused as i32,
+                ..Default::default()
+            },
+            &admin,
+        ))
+        .await
+        .expect("events")
+        .into_inner()
+        .events;
+    assert_eq!(events.len(), 1);
+}
+
+async fn logins_outside_working_hours_raise_events_r2_3_3(db: TestDatabase) {
+    let id = Identity::start(db).await;
+    admin_token(&id).await;
+    // Saturday 23:00 in Shanghai.
+    id.clock.advance(Duration::hours(37));
+    let admin = token(&login(&id, "admin", STRONG).await.expect("login"));
+    let events = id
+        .auth()
+        .list_security_events(authed(
+            pb::ListSecurityEventsRequest {
+                kind: pb::SecurityEventKind::LoginOutsideWorkingHours as i32,
+                ..Default::default()
+            },
+            &admin,
+        ))
+        .await
+        .expect("events")
+        .into_inner()
+        .events;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert!(events[0].detail.contains("Sat"), "{}", events[0].detail);
+
+    let acknowledged = id
+        .auth()
+        .acknowledge_security_event(authed(
+            pb::AcknowledgeSecurityEventRequest {
+                request_id: rid(),
+                security_event_id: events[0].id.clone(),
+                note: "the press officer on weekend duty".into(),
+            },
+            &admin,
+        ))
+        .await
+        .expect("acknowledged")
+        .into_inner()
+        .event
+        .expect("event");
+    assert!(!acknowledged.acknowledged_by.is_empty());
+}
+
+async fn service_principals_exchange_credentials_for_tokens_r2_2_2(db: TestDatabase) {
+    let id = Identity::start(db).await;
+    let admin = admin_token(&id).await;
+    let created = id
+        .directory()
+        .create_service_principal(authed(
+            pb::CreateServicePrincipalRequest {
+                request_id: rid(),
+                service_principal: Some(pb::ServicePrincipal {
+                    client_id: "oa-system".into(),
+                    display_name: "Bureau OA system".into(),
+                    ..Default::default()
+                }),
+            },
+            &admin,
+        ))
+        .await
+        .expect("created")
+        .into_inner();
+    let exchanged = id
+        .auth()
+        .exchange_client_credentials(pb::ExchangeClientCredentialsRequest {
+            client_id: "oa-system".into(),
+            client_secret: created.client_secret.clone(),
+        })
+        .await
+        .expect("token")
+        .into_inner();
+    let service_token = exchanged.tokens.expect("tokens").access_token;
+    let me = id
+        .auth()
+        .get_current_principal(authed(pb::GetCurrentPrincipalRequest {}, &service_token))
+        .await
+        .expect("whoami")
+        .into_inner();
+    assert_eq!(me.principal.expect("principal").kind, cpb::PrincipalKind::Service as i32);
+
+    let wrong = id
+        .auth()
+        .exchange_client_credentials(pb::ExchangeClientCredentialsRequest {
+            client_id: "oa-system".into(),
+            client_secret: "gms_guess".into(),
+        })
+        .await
+        .expect_err("wrong secret");
+    assert_eq!(wrong.code(), Code::Unauthenticated);
+
+    let sp_id = created.service_principal.expect("principal").id;
+    id.directory()
+        .rotate_service_principal_secret(authed(
+            pb::RotateServicePrincipalSecretRequest { request_id: rid(), service_principal_id: sp_id },
+            &admin,
+        ))
+        .await
+        .expect("rotated");
+    let old = id
+        .auth()
+        .exchange_client_credentials(pb::ExchangeClientCredentialsRequest {
+            client_id: "oa-system".into(),
+            client_secret: created.client_secret,
+        })
+        .await
+        .expect_err("old secret");
+    assert_eq!(old.code(), Code::Unauthenticated);
+
+    let keys = id.auth().list_signing_keys(pb::ListSigningKeysRequest {}).await.expect("keys").into_inner().keys;
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0].public_key.len(), 32);
+}
+
+/// Over loopback every call comes from 127.0.0.1, so the new-address rule is proven on
+/// the store the login handler uses.
+async fn a_login_address_is_new_only_once_r2_3_3(db: TestDatabase) {
+    let id = Identity::start(db).await;
+    let user = govmedia_domain::ids::UserId::from_uuid(
+        id.auth()
+            .login(pb::LoginRequest {
+                username: "admin".into(),
+                password: id.bootstrap.one_time_password.clone().expect("otp"),
+            })
+            .await
+            .expect("login")
+            .into_inner()
+            .user_id
+            .parse()
+            .expect("uuid"),
+    );
+    let mut tx = id.db.begin().await.expect("tx");
+    let now = id.core.now();
+    let (new, had) =
+        govmedia_identity::store::security::remember_address(&mut tx, user, "10.1.2.3", now).await.expect("remember");
+    assert!(new && had, "10.1.2.3 is new for a user who logged in before from 127.0.0.1");
+    let (new, _) =
+        govmedia_identity::store::security::remember_address(&mut tx, user, "10.1.2.3", now).await.expect("remember");
+    assert!(!new, "the second time it is known");
+}
+
+storage_tests!(
+    a_login_address_is_new_only_once_r2_3_3,
+    bootstrap_admin_must_change_password_r2_3_1,
+    departments_users_and_scoped_roles_r2_2_1,
+    a_user_locks_after_repeated_failures_and_is_unlocked_r2_3_1,
+    a_replayed_refresh_token_revokes_the_session_family_r2_3_3,
+    logins_outside_working_hours_raise_events_r2_3_3,
+    service_principals_exchange_credentials_for_tokens_r2_2_2,
+);
+
+#[test]
+fn identity_migrations_have_the_same_numbering_on_both_backends() {
+    govmedia_kit::db::check_migration_parity(&govmedia_identity::MIGRATIONS).expect("parity");
+}
