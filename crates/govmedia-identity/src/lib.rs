@@ -94,6 +94,9 @@ pub struct IdentityOptions {
     /// How long a token-signing key signs before a new one replaces it.
     #[arg(long, env = "GOVMEDIA_IDENTITY_SIGNING_KEY_ROTATION", default_value = "30d", value_parser = parse_duration)]
     pub signing_key_rotation: Duration,
+    /// How long a stored platform credential may be used before rotation is due (R2.3.1).
+    #[arg(long, env = "GOVMEDIA_IDENTITY_CREDENTIAL_ROTATION", default_value = "90d", value_parser = parse_duration)]
+    pub credential_rotation: Duration,
     /// Username of the administrator created on first start.
     #[arg(long, env = "GOVMEDIA_IDENTITY_BOOTSTRAP_ADMIN", default_value = "admin")]
     pub bootstrap_admin: String,
@@ -145,6 +148,8 @@ pub struct Policy {
     pub working_hours: WorkingHours,
     /// Signing-key rotation period.
     pub signing_key_rotation: chrono::Duration,
+    /// Default credential rotation period.
+    pub credential_rotation: chrono::Duration,
 }
 
 /// Why the service could not start.
@@ -196,6 +201,7 @@ impl Policy {
             failure_burst_window: chrono_duration(o.failure_burst_window),
             working_hours,
             signing_key_rotation: chrono_duration(o.signing_key_rotation),
+            credential_rotation: chrono_duration(o.credential_rotation),
         })
     }
 }
@@ -521,6 +527,8 @@ pub fn server(core: &Arc<Core>, settings: ServerSettings) -> ServerBuilder {
         .add_service(api::authentication::server(core).max_decoding_message_size(limit))
         .add_service(api::directory::server(core).max_decoding_message_size(limit))
         .add_service(api::access::server(core).max_decoding_message_size(limit))
+        .add_service(api::platform_account::server(core).max_decoding_message_size(limit))
+        .add_service(api::credential_vault::server(core).max_decoding_message_size(limit))
 }
 
 /// Opens the database named by the settings (migrating it) and the service core.

@@ -6,7 +6,9 @@
 
 pub mod access;
 pub mod authentication;
+pub mod credential_vault;
 pub mod directory;
+pub mod platform_account;
 
 use chrono::{DateTime, Utc};
 use govmedia_domain::Error;

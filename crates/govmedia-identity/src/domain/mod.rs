@@ -3,6 +3,7 @@
 //! and the rules for granting roles (R2.2.1), and sealing secrets at rest (R2.3.2).
 
 pub mod access;
+pub mod account;
 pub mod anomaly;
 pub mod lockout;
 pub mod model;

@@ -4,6 +4,7 @@
 //! never a panic, and SQL types never leave this module.
 
 pub mod access;
+pub mod accounts;
 pub mod directory;
 pub mod security;
 pub mod sessions;

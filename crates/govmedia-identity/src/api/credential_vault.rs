@@ -1,0 +1,228 @@
+//! `CredentialVaultService`: the platform passwords and app secrets of the bureau's
+//! accounts, sealed at rest, revealed only with a reason to holders of the reveal
+//! permission, every reveal audited (R2.3.1, R2.3.2).
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use govmedia_domain::Error;
+use govmedia_domain::audit::AuditAction;
+use govmedia_domain::ids::PlatformAccountId;
+use govmedia_domain::permission::Permission;
+use govmedia_domain::scope::Resource;
+use govmedia_domain::validate::Validator;
+use govmedia_kit::mutation::{Begin, Mutation};
+use govmedia_proto::identity::v1 as pb;
+use govmedia_proto::identity::v1::credential_vault_service_server::{
+    CredentialVaultService, CredentialVaultServiceServer,
+};
+use tonic::{Request, Response, Status};
+
+use super::platform_account::{account_audit_ref, account_scope};
+use super::{caller, cursor, from_ts, method, next_token, page_size, ts};
+use crate::Core;
+use crate::domain::account::{AccountState, Credential, CredentialKind};
+use crate::domain::password;
+use crate::store::accounts as store;
+
+/// Longest secret accepted, in bytes.
+const MAX_SECRET_BYTES: usize = 4096;
+
+/// The generated server around the handlers.
+pub fn server(core: &Arc<Core>) -> CredentialVaultServiceServer<CredentialVault> {
+    CredentialVaultServiceServer::new(CredentialVault { core: Arc::clone(core) })
+}
+
+/// The handlers.
+#[derive(Debug, Clone)]
+pub struct CredentialVault {
+    core: Arc<Core>,
+}
+
+fn credential_to_proto(c: &Credential) -> pb::AccountCredential {
+    pb::AccountCredential {
+        platform_account_id: c.account.to_string(),
+        kind: match c.kind {
+            CredentialKind::Password => pb::CredentialKind::Password,
+            CredentialKind::AppSecret => pb::CredentialKind::AppSecret,
+        } as i32,
+        login_name: c.login_name.clone(),
+        rotate_time: Some(ts(c.rotated_at)),
+        rotation_due_time: Some(ts(c.rotation_due_at)),
+        rotated_by: c.rotated_by.clone(),
+        encryption_key_id: c.sealing_key_id.clone(),
+        rotation_count: u32::try_from(c.rotation_count).unwrap_or(u32::MAX),
+    }
+}
+
+/// What a sealed secret is bound to: the account and the login name.
+fn owner(account: PlatformAccountId) -> String {
+    format!("platform_account/{account}")
+}
+
+#[tonic::async_trait]
+impl CredentialVaultService for CredentialVault {
+    async fn set_account_credential(
+        &self,
+        request: Request<pb::SetAccountCredentialRequest>,
+    ) -> Result<Response<pb::SetAccountCredentialResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        let mut v = Validator::new();
+        let request_id = v.request_id(&req.request_id);
+        let id: Option<PlatformAccountId> = v.id("platform_account_id", &req.platform_account_id);
+        let kind = match pb::CredentialKind::try_from(req.kind) {
+            Ok(pb::CredentialKind::Password) => Some(CredentialKind::Password),
+            Ok(pb::CredentialKind::AppSecret) => Some(CredentialKind::AppSecret),
+            _ => {
+                v.violation("kind", "is required: password or app secret");
+                None
+            }
+        };
+        let login_name = v.required_text("login_name", &req.login_name, 200);
+        if req.secret.is_empty() || req.secret.len() > MAX_SECRET_BYTES {
+            v.violation("secret", format!("must be 1 to {MAX_SECRET_BYTES} bytes"));
+        }
+        if req.rotation_period_days > 366 {
+            v.violation("rotation_period_days", "must be at most 366 days");
+        }
+        v.finish()?;
+        let (Some(request_id), Some(id), Some(kind), Some(login_name)) = (request_id, id, kind, login_name) else {
+            return Err(Error::internal("validated").into());
+        };
+        if kind == CredentialKind::Password {
+            password::check_strength(&login_name, &req.secret)?;
+        }
+        let mut m = match Mutation::begin(
+            self.core.db(),
+            caller.id,
+            method!("CredentialVaultService", "SetAccountCredential"),
+            request_id,
+            &req,
+            self.core.now(),
+        )
+        .await?
+        {
+            Begin::Replayed(answer) => return Ok(Response::new(answer)),
+            Begin::Fresh(m) => m,
+        };
+        let account = store::lock_account(m.tx(), id).await?.ok_or_else(|| Error::not_found("platform_account", id))?;
+        self.core.require(m.tx(), &caller, Permission::AccountCredentialManage, &account_scope(&account)).await?;
+        if account.state == AccountState::Closed {
+            return Err(Error::rule(
+                "R2.1.1",
+                format!("platform_account/{id}"),
+                "a closed account holds no credential",
+            )
+            .into());
+        }
+        let now = m.now();
+        let previous = store::get_credential(m.tx(), id).await?;
+        let (sealing_key_id, sealed_secret) = self.core.sealer().seal(req.secret.as_bytes(), &owner(id))?;
+        let period = if req.rotation_period_days == 0 {
+            self.core.policy().credential_rotation
+        } else {
+            chrono::Duration::days(i64::from(req.rotation_period_days))
+        };
+        let credential = Credential {
+            account: id,
+            kind,
+            login_name,
+            sealed_secret,
+            sealing_key_id,
+            rotated_at: now,
+            rotation_due_at: now + period,
+            rotated_by: caller.id.to_string(),
+            rotation_count: previous.map_or(0, |p| p.rotation_count + 1),
+        };
+        store::upsert_credential(m.tx(), &credential).await?;
+        m.audit(
+            self.core
+                .record(AuditAction::CredentialStored, caller.actor(), account_audit_ref(&account))
+                .rule("R2.3.1")
+                .request(govmedia_kit::telemetry::current_trace_id(), Some(request_id.to_string()))
+                .attr("kind", kind.as_str())
+                .attr("rotation_count", credential.rotation_count)
+                .attr("rotation_due", credential.rotation_due_at.to_rfc3339()),
+        );
+        let answer = pb::SetAccountCredentialResponse { credential: Some(credential_to_proto(&credential)) };
+        m.commit(&answer, Some(self.core.relay())).await?;
+        Ok(Response::new(answer))
+    }
+
+    async fn get_account_credential(
+        &self,
+        request: Request<pb::GetAccountCredentialRequest>,
+    ) -> Result<Response<pb::GetAccountCredentialResponse>, Status> {
+        let caller = caller(&request)?;
+        let mut v = Validator::new();
+        let id: Option<PlatformAccountId> = v.id("platform_account_id", &request.get_ref().platform_account_id);
+        v.finish()?;
+        let Some(id) = id else { return Err(Error::internal("validated").into()) };
+        let mut tx = self.core.db().begin_read().await?;
+        let account = store::get_account(&mut tx, id).await?.ok_or_else(|| Error::not_found("platform_account", id))?;
+        self.core.require(&mut tx, &caller, Permission::AccountRead, &account_scope(&account)).await?;
+        let credential =
+            store::get_credential(&mut tx, id).await?.ok_or_else(|| Error::not_found("account_credential", id))?;
+        Ok(Response::new(pb::GetAccountCredentialResponse { credential: Some(credential_to_proto(&credential)) }))
+    }
+
+    async fn reveal_account_credential(
+        &self,
+        request: Request<pb::RevealAccountCredentialRequest>,
+    ) -> Result<Response<pb::RevealAccountCredentialResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        let mut v = Validator::new();
+        let request_id = v.request_id(&req.request_id);
+        let id: Option<PlatformAccountId> = v.id("platform_account_id", &req.platform_account_id);
+        let reason = v.reason("reason", &req.reason);
+        v.finish()?;
+        let (Some(request_id), Some(id), Some(reason)) = (request_id, id, reason) else {
+            return Err(Error::internal("validated").into());
+        };
+        // Not idempotent by design: every reveal is its own audited event, and the
+        // secret is never stored as a replayable answer.
+        let mut m = Mutation::begin_without_key(self.core.db(), self.core.now()).await?;
+        let account = store::get_account(m.tx(), id).await?.ok_or_else(|| Error::not_found("platform_account", id))?;
+        self.core.require(m.tx(), &caller, Permission::AccountCredentialReveal, &account_scope(&account)).await?;
+        let credential =
+            store::get_credential(m.tx(), id).await?.ok_or_else(|| Error::not_found("account_credential", id))?;
+        let secret = self.core.sealer().open(&credential.sealing_key_id, &credential.sealed_secret, &owner(id))?;
+        let secret = String::from_utf8(secret).map_err(|_| Error::internal("a stored credential is not UTF-8"))?;
+        m.audit(
+            self.core
+                .record(AuditAction::CredentialRevealed, caller.actor(), account_audit_ref(&account))
+                .rule("R2.3.2")
+                .reason(reason)
+                .request(govmedia_kit::telemetry::current_trace_id(), Some(request_id.to_string()))
+                .attr("kind", credential.kind.as_str()),
+        );
+        m.commit(&pb::RevealAccountCredentialResponse::default(), Some(self.core.relay())).await?;
+        Ok(Response::new(pb::RevealAccountCredentialResponse {
+            credential: Some(credential_to_proto(&credential)),
+            secret,
+        }))
+    }
+
+    async fn list_credential_rotations_due(
+        &self,
+        request: Request<pb::ListCredentialRotationsDueRequest>,
+    ) -> Result<Response<pb::ListCredentialRotationsDueResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        let due_before = match &req.due_before {
+            Some(t) => from_ts("due_before", t)?,
+            None => self.core.now(),
+        };
+        let limit = page_size(req.page_size)?;
+        let after: Option<(DateTime<Utc>, String)> = cursor(&req.page_token)?;
+        let mut tx = self.core.db().begin_read().await?;
+        self.core.require(&mut tx, &caller, Permission::AccountRead, &Resource::GLOBAL).await?;
+        let due = store::list_due_credentials(&mut tx, due_before, after, limit).await?;
+        Ok(Response::new(pb::ListCredentialRotationsDueResponse {
+            next_page_token: next_token(&due, limit, |c| (c.rotation_due_at, c.account.to_string())),
+            credentials: due.iter().map(credential_to_proto).collect(),
+        }))
+    }
+}
