@@ -219,6 +219,15 @@ fn check_filing(status: FilingStatus, number: &str, date: Option<DateTime<Utc>>)
     Ok(())
 }
 
+/// What a lifecycle transition acts on and records.
+struct Transition<'a> {
+    account: PlatformAccountId,
+    etag: &'a str,
+    request_id: String,
+    reason: Option<String>,
+    attrs: Vec<(&'static str, String)>,
+}
+
 macro_rules! begin {
     ($self:ident, $caller:ident, $method:literal, $request_id:expr, $request:expr) => {
         match Mutation::begin(
@@ -264,18 +273,15 @@ impl PlatformAccounts {
             .request(govmedia_kit::telemetry::current_trace_id(), Some(request_id.to_owned()))
     }
 
-    /// A lifecycle transition with a reason: freeze, unfreeze, start closing.
+    /// A lifecycle transition: freeze, unfreeze, start closing, close.
     async fn transition(
         &self,
         caller: &Principal,
         mut m: Mutation,
-        account: PlatformAccountId,
-        given_etag: &str,
-        request_id: &str,
+        t: Transition<'_>,
         change: impl FnOnce(&mut PlatformAccount, usize) -> Result<(AuditAction, &'static str), Error>,
-        reason: Option<String>,
-        attrs: Vec<(&'static str, String)>,
     ) -> Result<(Mutation, PlatformAccount), Error> {
+        let Transition { account, etag: given_etag, request_id, reason, attrs } = t;
         let mut a = self.locked(&mut m, caller, account, Permission::AccountManage).await?;
         check_etag("etag", given_etag, a.version, false)?;
         let open = store::open_incident_count(m.tx(), account).await?;
@@ -284,7 +290,7 @@ impl PlatformAccounts {
         a.updated_at = m.now();
         a.version += 1;
         store::save_account(m.tx(), &a, previous).await?;
-        let mut record = self.audit(caller, action, &a, request_id).rule(rule).attr("state", a.state.as_str());
+        let mut record = self.audit(caller, action, &a, &request_id).rule(rule).attr("state", a.state.as_str());
         if let Some(reason) = reason {
             record = record.reason(reason);
         }
@@ -623,12 +629,14 @@ impl PlatformAccountService for PlatformAccounts {
             .transition(
                 &caller,
                 m,
-                id,
-                &req.etag,
-                &request_id.to_string(),
+                Transition {
+                    account: id,
+                    etag: &req.etag,
+                    request_id: request_id.to_string(),
+                    reason: Some(reason),
+                    attrs: vec![],
+                },
                 move |a, _| account::freeze(a, &why).map(|()| (AuditAction::PlatformAccountFrozen, "R2.3.3")),
-                Some(reason),
-                vec![],
             )
             .await?;
         let answer = pb::FreezePlatformAccountResponse { platform_account: Some(account_to_proto(&a)) };
@@ -655,12 +663,14 @@ impl PlatformAccountService for PlatformAccounts {
             .transition(
                 &caller,
                 m,
-                id,
-                &req.etag,
-                &request_id.to_string(),
+                Transition {
+                    account: id,
+                    etag: &req.etag,
+                    request_id: request_id.to_string(),
+                    reason: Some(reason),
+                    attrs: vec![],
+                },
                 |a, open| account::unfreeze(a, open).map(|()| (AuditAction::PlatformAccountUnfrozen, "R2.3.3")),
-                Some(reason),
-                vec![],
             )
             .await?;
         let answer = pb::UnfreezePlatformAccountResponse { platform_account: Some(account_to_proto(&a)) };
@@ -688,12 +698,14 @@ impl PlatformAccountService for PlatformAccounts {
             .transition(
                 &caller,
                 m,
-                id,
-                &req.etag,
-                &request_id.to_string(),
+                Transition {
+                    account: id,
+                    etag: &req.etag,
+                    request_id: request_id.to_string(),
+                    reason: Some(reason),
+                    attrs: vec![],
+                },
                 move |a, _| account::start_closing(a, &why).map(|()| (AuditAction::PlatformAccountClosing, "R2.1.1")),
-                Some(reason),
-                vec![],
             )
             .await?;
         let answer = pb::StartClosingPlatformAccountResponse { platform_account: Some(account_to_proto(&a)) };
@@ -721,12 +733,14 @@ impl PlatformAccountService for PlatformAccounts {
             .transition(
                 &caller,
                 m,
-                id,
-                &req.etag,
-                &request_id.to_string(),
+                Transition {
+                    account: id,
+                    etag: &req.etag,
+                    request_id: request_id.to_string(),
+                    reason: None,
+                    attrs: vec![("evidence_uri", evidence.uri.clone()), ("evidence_sha256", evidence.sha256.clone())],
+                },
                 |a, _| account::close(a).map(|()| (AuditAction::PlatformAccountClosed, "R2.1.1")),
-                None,
-                vec![("evidence_uri", evidence.uri.clone()), ("evidence_sha256", evidence.sha256.clone())],
             )
             .await?;
         let answer = pb::ClosePlatformAccountResponse { platform_account: Some(account_to_proto(&a)) };
