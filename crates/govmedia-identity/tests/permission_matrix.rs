@@ -20,10 +20,18 @@ const STRONG: &str = "Harbour#Lights2026";
 async fn the_permission_matrix_is_as_committed_r2_2_1() {
     let id = Identity::start(TestDatabase::sqlite()).await;
     let otp = id.bootstrap.one_time_password.clone().expect("otp");
-    let first = id.auth().login(pb::LoginRequest { username: "admin".into(), password: otp.clone() }).await.expect("login").into_inner();
+    let first = id
+        .auth()
+        .login(pb::LoginRequest { username: "admin".into(), password: otp.clone() })
+        .await
+        .expect("login")
+        .into_inner();
     let admin = id
         .auth()
-        .change_password(authed(pb::ChangePasswordRequest { current_password: otp, new_password: STRONG.into() }, &first.tokens.expect("t").access_token))
+        .change_password(authed(
+            pb::ChangePasswordRequest { current_password: otp, new_password: STRONG.into() },
+            &first.tokens.expect("t").access_token,
+        ))
         .await
         .expect("changed")
         .into_inner()
@@ -35,9 +43,33 @@ async fn the_permission_matrix_is_as_committed_r2_2_1() {
         request_id: rid(),
         department: Some(pb::Department { name: name.into(), code: code.into(), ..Default::default() }),
     };
-    let d1 = id.directory().create_department(authed(department("One", "D1"), &admin)).await.expect("d1").into_inner().department.expect("d").id;
-    let d2 = id.directory().create_department(authed(department("Two", "D2"), &admin)).await.expect("d2").into_inner().department.expect("d").id;
-    let admin_id = id.auth().get_current_principal(authed(pb::GetCurrentPrincipalRequest {}, &admin)).await.expect("me").into_inner().principal.expect("p").id;
+    let d1 = id
+        .directory()
+        .create_department(authed(department("One", "D1"), &admin))
+        .await
+        .expect("d1")
+        .into_inner()
+        .department
+        .expect("d")
+        .id;
+    let d2 = id
+        .directory()
+        .create_department(authed(department("Two", "D2"), &admin))
+        .await
+        .expect("d2")
+        .into_inner()
+        .department
+        .expect("d")
+        .id;
+    let admin_id = id
+        .auth()
+        .get_current_principal(authed(pb::GetCurrentPrincipalRequest {}, &admin))
+        .await
+        .expect("me")
+        .into_inner()
+        .principal
+        .expect("p")
+        .id;
     let account = |handle: &str, department: &str| pb::CreatePlatformAccountRequest {
         request_id: rid(),
         platform_account: Some(pb::PlatformAccount {
@@ -50,8 +82,22 @@ async fn the_permission_matrix_is_as_committed_r2_2_1() {
         }),
     };
     let mut accounts = PlatformAccountServiceClient::new(id.server.channel());
-    let a1 = accounts.create_platform_account(authed(account("a1", &d1), &admin)).await.expect("a1").into_inner().platform_account.expect("a").id;
-    let a2 = accounts.create_platform_account(authed(account("a2", &d2), &admin)).await.expect("a2").into_inner().platform_account.expect("a").id;
+    let a1 = accounts
+        .create_platform_account(authed(account("a1", &d1), &admin))
+        .await
+        .expect("a1")
+        .into_inner()
+        .platform_account
+        .expect("a")
+        .id;
+    let a2 = accounts
+        .create_platform_account(authed(account("a2", &d2), &admin))
+        .await
+        .expect("a2")
+        .into_inner()
+        .platform_account
+        .expect("a")
+        .id;
 
     // Resources: the whole bureau, department 1 and 2, account 1 (of department 1), account 2.
     let resources = [
@@ -77,7 +123,11 @@ async fn the_permission_matrix_is_as_committed_r2_2_1() {
                 .create_service_principal(authed(
                     pb::CreateServicePrincipalRequest {
                         request_id: rid(),
-                        service_principal: Some(pb::ServicePrincipal { client_id: client_id.clone(), display_name: client_id.clone(), ..Default::default() }),
+                        service_principal: Some(pb::ServicePrincipal {
+                            client_id: client_id.clone(),
+                            display_name: client_id.clone(),
+                            ..Default::default()
+                        }),
                     },
                     &admin,
                 ))
@@ -118,7 +168,10 @@ async fn the_permission_matrix_is_as_committed_r2_2_1() {
             for chunk in checks.chunks(100) {
                 decisions.extend(
                     id.access()
-                        .batch_check_permission(authed(pb::BatchCheckPermissionRequest { checks: chunk.to_vec() }, &admin))
+                        .batch_check_permission(authed(
+                            pb::BatchCheckPermissionRequest { checks: chunk.to_vec() },
+                            &admin,
+                        ))
                         .await
                         .expect("batch")
                         .into_inner()
@@ -129,7 +182,9 @@ async fn the_permission_matrix_is_as_committed_r2_2_1() {
                 let cells: Vec<String> = resources
                     .iter()
                     .enumerate()
-                    .map(|(j, (name, _))| format!("{name}={}", if decisions[i * resources.len() + j].allowed { "x" } else { "-" }))
+                    .map(|(j, (name, _))| {
+                        format!("{name}={}", if decisions[i * resources.len() + j].allowed { "x" } else { "-" })
+                    })
                     .collect();
                 if cells.iter().any(|c| c.ends_with('x')) {
                     lines.push(format!("{}@{} {} {}", role.as_str(), scope_name, permission.as_str(), cells.join(" ")));
@@ -150,6 +205,9 @@ async fn the_permission_matrix_is_as_committed_r2_2_1() {
             .map(|l| format!("+ {l}"))
             .chain(expected.lines().filter(|e| !actual.lines().any(|l| l == *e)).map(|l| format!("- {l}")))
             .collect();
-        panic!("the permission matrix changed:\n{}\nIf intended, run GOVMEDIA_BLESS=1 cargo test -p govmedia-identity --test permission_matrix", changed.join("\n"));
+        panic!(
+            "the permission matrix changed:\n{}\nIf intended, run GOVMEDIA_BLESS=1 cargo test -p govmedia-identity --test permission_matrix",
+            changed.join("\n")
+        );
     }
 }

@@ -7,6 +7,7 @@
 //! vocabulary and `govmedia-proto` for the wire types it must speak (signing keys, audit
 //! events).
 
+pub mod access;
 pub mod auth;
 pub mod client;
 pub mod config;

@@ -41,8 +41,13 @@ pub fn options() -> IdentityOptions {
 impl Identity {
     /// Friday 2026-11-27 10:00 in Shanghai: inside working hours.
     pub async fn start(database: TestDatabase) -> Self {
+        Self::start_at(database, Utc.with_ymd_and_hms(2026, 11, 27, 2, 0, 0).single().expect("time")).await
+    }
+
+    /// With the clock at `now`.
+    pub async fn start_at(database: TestDatabase, now: chrono::DateTime<Utc>) -> Self {
         let db = database.connect(&govmedia_identity::MIGRATIONS).await;
-        let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 27, 2, 0, 0).single().expect("time"));
+        let clock = ManualClock::new(now);
         let (sealer, _) = Sealer::generate("k1");
         let options = options();
         let policy = Policy::from_options(&options).expect("policy");
