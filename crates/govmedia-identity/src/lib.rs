@@ -316,19 +316,17 @@ impl Core {
         self.keys.read().await.live.clone()
     }
 
-    /// Replaces the signing key when it is older than the rotation period; the old one
-    /// keeps verifying until its tokens expire.
+    /// Replaces the signing key when it is older than the rotation period (the old one
+    /// keeps verifying until its tokens expire) and drops retired keys whose tokens have
+    /// all expired. Returns whether a new key started.
     pub async fn rotate_signing_key_if_due(&self) -> Result<bool, Error> {
         let now = self.now();
         let due =
             self.keys.read().await.live.first().is_none_or(|k| k.created_at + self.policy.signing_key_rotation <= now);
-        if !due {
-            return Ok(false);
-        }
         let state = load_or_rotate_keys(&self.db, &self.sealer, &self.policy, now).await?;
         self.verifier_reload(&state.live).await;
         *self.keys.write().await = state;
-        Ok(true)
+        Ok(due)
     }
 
     async fn verifier_reload(&self, live: &[StoredSigningKey]) {
@@ -578,10 +576,35 @@ pub async fn serve(
             }
         }
     }
+    let stop = tokio_util::sync::CancellationToken::new();
+    let maintenance = tokio::spawn(maintain(Arc::clone(&core), stop.clone()));
     let bound = server(&core, settings.server.clone()).bind().await?;
     bound.serve(shutdown).await?;
+    stop.cancel();
+    let _ = maintenance.await;
     core.db().close().await;
     Ok(())
+}
+
+/// Background upkeep while the service runs: rotate the token-signing key when due, and
+/// forget idempotent answers older than a day.
+async fn maintain(core: Arc<Core>, stop: tokio_util::sync::CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(600));
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        match core.rotate_signing_key_if_due().await {
+            Ok(true) => tracing::info!("token-signing key rotated"),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "signing-key rotation failed; will retry"),
+        }
+        let before = core.now() - chrono::Duration::days(1);
+        if let Err(e) = govmedia_kit::idempotency::purge(core.db(), before).await {
+            tracing::warn!(error = %e, "purging old idempotency keys failed; will retry");
+        }
+    }
 }
 
 /// The permission-check resource for a platform account (with its department, when the
