@@ -1,0 +1,4 @@
+//! The audit service's rules: the canonical encoding and hash chain of the audit log,
+//! checkpoint signing, and verification (R1.3.5, R9.2). Pure functions, no I/O.
+
+pub mod chain;

@@ -1,0 +1,241 @@
+//! The audit & security service (`govmedia.audit.v1`; R1.3.5, R7, R8, R9): the
+//! tamper-evident audit log every service ships its records to, and (next) screening
+//! against the sensitive lexicon, security checks and supervision.
+//!
+//! Layout: `api/` (one file per gRPC service), `domain/` (the hash chain and its
+//! verification), `store/` (SQL), `appender` (the group-commit writer), `migrations/`;
+//! this file wires them and [`serve`]s.
+
+pub mod api;
+pub mod appender;
+pub mod domain;
+pub mod store;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use ed25519_dalek::SigningKey;
+use govmedia_domain::audit::{Actor, AuditAction, AuditRecord, AuditResourceRef};
+use govmedia_domain::clock::{Clock, SystemClock};
+use govmedia_kit::access::{DEFAULT_TTL, PermissionChecker};
+use govmedia_kit::auth::{AuthLayer, AuthPolicy, TokenVerifier};
+use govmedia_kit::client::{CallCredentials, ClientCredentials, lazy_channel};
+use govmedia_kit::config::{
+    ConfigFileSettings, DatabaseSettings, PeerSettings, Secret, ServerSettings, TelemetrySettings, parse_duration,
+};
+use govmedia_kit::db::{Database, ServiceMigrations};
+use govmedia_kit::server::ServerBuilder;
+use sqlx::migrate::Migrator;
+use tokio_util::sync::CancellationToken;
+
+use crate::appender::{Appender, CheckpointPolicy};
+use crate::domain::chain::ChainedEvent;
+
+static POSTGRES: Migrator = sqlx::migrate!("migrations/postgres");
+static SQLITE: Migrator = sqlx::migrate!("migrations/sqlite");
+
+/// The audit service's migrations.
+pub const MIGRATIONS: ServiceMigrations = ServiceMigrations { service: "audit", postgres: &POSTGRES, sqlite: &SQLITE };
+
+/// The audit service's own settings.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AuditOptions {
+    /// The Ed25519 key signing checkpoints: 32 random bytes in base64
+    /// (openssl rand -base64 32). Keep it outside the database it protects.
+    #[arg(long, env = "GOVMEDIA_AUDIT_CHECKPOINT_KEY", value_name = "BASE64", hide_env_values = true)]
+    pub checkpoint_key: Option<Secret>,
+    /// The checkpoint key's id, recorded with every checkpoint.
+    #[arg(long, env = "GOVMEDIA_AUDIT_CHECKPOINT_KEY_ID", default_value = "audit-1")]
+    pub checkpoint_key_id: String,
+    /// Sign a checkpoint after this many events.
+    #[arg(long, env = "GOVMEDIA_AUDIT_CHECKPOINT_EVERY_EVENTS", default_value_t = 1000)]
+    pub checkpoint_every_events: u32,
+    /// Or after this long, when anything new arrived.
+    #[arg(long, env = "GOVMEDIA_AUDIT_CHECKPOINT_INTERVAL", default_value = "60s", value_parser = parse_duration)]
+    pub checkpoint_interval: Duration,
+}
+
+/// Everything the audit service is configured with.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "govmedia-audit", about = "The govmedia audit & security service")]
+pub struct AuditSettings {
+    /// The configuration file.
+    #[command(flatten)]
+    pub config: ConfigFileSettings,
+    /// The gRPC server.
+    #[command(flatten)]
+    pub server: ServerSettings,
+    /// The database.
+    #[command(flatten)]
+    pub database: DatabaseSettings,
+    /// Logs, traces, metrics.
+    #[command(flatten)]
+    pub telemetry: TelemetrySettings,
+    /// Other services (identity: token keys and permission checks).
+    #[command(flatten)]
+    pub peers: PeerSettings,
+    /// Audit's own settings.
+    #[command(flatten)]
+    pub audit: AuditOptions,
+}
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A setting is unusable.
+    #[error("invalid setting {setting}: {message}")]
+    Setting {
+        /// The setting.
+        setting: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// The database failed.
+    #[error(transparent)]
+    Database(#[from] govmedia_kit::db::DatabaseError),
+}
+
+/// Parses a base64 Ed25519 seed.
+pub fn parse_checkpoint_key(text: &str) -> Result<SigningKey, String> {
+    let bytes = STANDARD.decode(text.trim()).map_err(|_| "is not base64".to_owned())?;
+    let seed: [u8; 32] = bytes.try_into().map_err(|_| "must be 32 bytes".to_owned())?;
+    Ok(SigningKey::from_bytes(&seed))
+}
+
+/// The service's shared state.
+#[derive(Debug)]
+pub struct Core {
+    db: Database,
+    clock: Arc<dyn Clock>,
+    appender: Appender,
+    permissions: PermissionChecker,
+    checkpoint_public_key: [u8; 32],
+}
+
+impl Core {
+    /// The service on a migrated database, starting its writer.
+    pub fn open(
+        db: Database,
+        clock: Arc<dyn Clock>,
+        checkpoints: CheckpointPolicy,
+        permissions: PermissionChecker,
+        stop: CancellationToken,
+    ) -> Arc<Self> {
+        let checkpoint_public_key = checkpoints.key.verifying_key().to_bytes();
+        let appender = Appender::start(db.clone(), Arc::clone(&clock), checkpoints, stop);
+        Arc::new(Self { db, clock, appender, permissions, checkpoint_public_key })
+    }
+
+    /// The database.
+    pub fn db(&self) -> &Database {
+        &self.db
+    }
+
+    /// The writer.
+    pub fn appender(&self) -> &Appender {
+        &self.appender
+    }
+
+    /// The permission authority's client.
+    pub fn permissions(&self) -> &PermissionChecker {
+        &self.permissions
+    }
+
+    /// Now.
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+
+    /// The public key checkpoints are signed with.
+    pub fn checkpoint_public_key(&self) -> [u8; 32] {
+        self.checkpoint_public_key
+    }
+
+    /// Appends the audit service's own record (exports, verifications) to the log.
+    pub async fn record_own(
+        &self,
+        action: AuditAction,
+        actor: Actor,
+        resource: AuditResourceRef,
+        attributes: &[(&str, String)],
+    ) {
+        let mut record = AuditRecord::new(action, actor, resource, "audit", self.now())
+            .request(govmedia_kit::telemetry::current_trace_id(), None)
+            .rule("R8.1.1");
+        for (key, value) in attributes {
+            record = record.attr(key, value);
+        }
+        let event = api::audit_log::record_to_event(&record);
+        if let Err(e) = self.appender.append(vec![event]).await {
+            tracing::error!(error = %e, action = %action, "the audit service could not record its own action");
+        }
+    }
+}
+
+/// The server for `core`: the audit log service behind authentication.
+pub fn server(core: &Arc<Core>, settings: ServerSettings, verifier: Arc<TokenVerifier>) -> ServerBuilder {
+    let limit = settings.max_message_bytes;
+    ServerBuilder::new(settings)
+        .with_auth(AuthLayer::new(verifier, AuthPolicy::standard()))
+        .add_service(api::audit_log::server(core).max_decoding_message_size(limit))
+}
+
+/// Runs the audit service until `shutdown` completes.
+pub async fn serve(
+    settings: AuditSettings,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let setting = |setting: &'static str, message: &str| StartError::Setting { setting, message: message.to_owned() };
+    let url = settings
+        .database
+        .database_url
+        .as_ref()
+        .ok_or_else(|| setting("GOVMEDIA_DATABASE_URL", "the audit service needs a database"))?;
+    let key = settings
+        .audit
+        .checkpoint_key
+        .as_ref()
+        .ok_or_else(|| setting("GOVMEDIA_AUDIT_CHECKPOINT_KEY", "is required"))?;
+    let key = parse_checkpoint_key(key.expose()).map_err(|m| setting("GOVMEDIA_AUDIT_CHECKPOINT_KEY", &m))?;
+    let identity = settings
+        .peers
+        .identity_endpoint
+        .as_deref()
+        .ok_or_else(|| setting("GOVMEDIA_IDENTITY_ENDPOINT", "is required"))?;
+    let identity = lazy_channel(identity)?;
+    let client_id = settings.peers.client_id.clone().ok_or_else(|| setting("GOVMEDIA_CLIENT_ID", "is required"))?;
+    let secret =
+        settings.peers.client_secret.clone().ok_or_else(|| setting("GOVMEDIA_CLIENT_SECRET", "is required"))?;
+    let credentials =
+        CallCredentials::ClientCredentials(Arc::new(ClientCredentials::new(identity.clone(), client_id, secret)));
+
+    let db = Database::connect(url, settings.database.database_max_connections).await.map_err(StartError::from)?;
+    db.migrate(&MIGRATIONS).await.map_err(StartError::from)?;
+    let stop = CancellationToken::new();
+    let policy = CheckpointPolicy {
+        every_events: i64::from(settings.audit.checkpoint_every_events.max(1)),
+        every: settings.audit.checkpoint_interval,
+        key_id: settings.audit.checkpoint_key_id.clone(),
+        key,
+    };
+    let core = Core::open(
+        db,
+        Arc::new(SystemClock),
+        policy,
+        PermissionChecker::new(identity.clone(), credentials, DEFAULT_TTL),
+        stop.clone(),
+    );
+    let verifier = Arc::new(TokenVerifier::from_identity(identity));
+    let bound = server(&core, settings.server.clone(), verifier).bind().await?;
+    bound.serve(shutdown).await?;
+    stop.cancel();
+    core.db().close().await;
+    Ok(())
+}
+
+/// An event for tests and tools: the fields a producer sets.
+pub fn new_event(record: &AuditRecord) -> ChainedEvent {
+    api::audit_log::record_to_event(record)
+}
