@@ -578,12 +578,52 @@ pub async fn serve(
     }
     let stop = tokio_util::sync::CancellationToken::new();
     let maintenance = tokio::spawn(maintain(Arc::clone(&core), stop.clone()));
+    let relay = spawn_relay(&core, &settings, stop.clone())?;
     let bound = server(&core, settings.server.clone()).bind().await?;
     bound.serve(shutdown).await?;
     stop.cancel();
     let _ = maintenance.await;
+    if let Some(relay) = relay {
+        let _ = relay.await;
+    }
     core.db().close().await;
     Ok(())
+}
+
+/// Ships identity's audit records to the audit service, authenticating as identity's
+/// own service principal (client credentials exchanged with identity itself). Without
+/// an audit endpoint and credentials the records wait in the outbox.
+fn spawn_relay(
+    core: &Arc<Core>,
+    settings: &IdentitySettings,
+    stop: tokio_util::sync::CancellationToken,
+) -> Result<Option<tokio::task::JoinHandle<()>>, Box<dyn std::error::Error + Send + Sync>> {
+    use govmedia_kit::client::{CallCredentials, ClientCredentials, lazy_channel};
+    use govmedia_kit::outbox::{GrpcAuditSink, Relay};
+
+    let peers = &settings.peers;
+    let (Some(audit), Some(client_id), Some(secret)) = (&peers.audit_endpoint, &peers.client_id, &peers.client_secret)
+    else {
+        tracing::warn!(
+            "audit records are kept in the outbox until GOVMEDIA_AUDIT_ENDPOINT, GOVMEDIA_CLIENT_ID and GOVMEDIA_CLIENT_SECRET are set"
+        );
+        return Ok(None);
+    };
+    let own = peers.identity_endpoint.clone().unwrap_or_else(|| {
+        let mut address = settings.server.listen_address;
+        if address.ip().is_unspecified() {
+            address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        format!("http://{address}")
+    });
+    let credentials = CallCredentials::ClientCredentials(Arc::new(ClientCredentials::new(
+        lazy_channel(&own)?,
+        client_id.clone(),
+        secret.clone(),
+    )));
+    let relay = Relay::new(core.db().clone(), GrpcAuditSink::new(lazy_channel(audit)?, credentials))
+        .with_waker(Arc::clone(core.relay()));
+    Ok(Some(tokio::spawn(relay.run(stop))))
 }
 
 /// Background upkeep while the service runs: rotate the token-signing key when due, and

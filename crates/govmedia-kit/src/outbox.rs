@@ -185,6 +185,12 @@ impl<S: AuditSink> Relay<S> {
         self
     }
 
+    /// Uses `wake` (shared with the service's handlers) as the wake-up signal.
+    pub fn with_waker(mut self, wake: Arc<Notify>) -> Self {
+        self.wake = wake;
+        self
+    }
+
     /// A handle services notify after committing, so records ship at once.
     pub fn waker(&self) -> Arc<Notify> {
         Arc::clone(&self.wake)

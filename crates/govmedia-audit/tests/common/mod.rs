@@ -32,6 +32,9 @@ pub struct World {
     pub identity: TestServer,
     pub audit: TestServer,
     pub audit_db: Database,
+    pub identity_db: Database,
+    /// The identity service's own client secret (principal `govmedia-identity`).
+    pub identity_secret: String,
     pub core: Arc<govmedia_audit::Core>,
     /// A service principal holding govmedia_service (may append).
     pub content_token: String,
@@ -147,6 +150,7 @@ impl World {
         // Identity on real time: audit verifies its tokens with the system clock.
         let identity_database = TestDatabase::sqlite();
         let identity_db = identity_database.connect(&govmedia_identity::MIGRATIONS).await;
+        let identity_db_handle = identity_db.clone();
         let options = {
             use clap::Parser;
             #[derive(clap::Parser)]
@@ -196,6 +200,7 @@ impl World {
 
         let (_, audit_secret) = service_principal(&mut directory, &mut access, &admin, "govmedia-audit").await;
         let (_, content_secret) = service_principal(&mut directory, &mut access, &admin, "govmedia-content").await;
+        let (_, identity_secret) = service_principal(&mut directory, &mut access, &admin, "govmedia-identity").await;
         let content_token = auth
             .exchange_client_credentials(ipb::ExchangeClientCredentialsRequest {
                 client_id: "govmedia-content".into(),
@@ -236,6 +241,8 @@ impl World {
             identity,
             audit,
             audit_db,
+            identity_db: identity_db_handle,
+            identity_secret,
             core,
             content_token,
             auditor_token,
