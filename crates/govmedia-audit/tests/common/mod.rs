@@ -232,7 +232,7 @@ impl World {
                 key_id: "audit-test".into(),
                 key: SigningKey::from_bytes(&[42; 32]),
             },
-            PermissionChecker::new(identity.channel(), credentials, Duration::ZERO),
+            PermissionChecker::new(identity.channel(), credentials, govmedia_kit::access::DEFAULT_TTL),
             stop.clone(),
         );
         let verifier = Arc::new(TokenVerifier::from_identity(identity.channel()));
