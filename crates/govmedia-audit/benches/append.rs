@@ -22,9 +22,16 @@ use govmedia_testkit::{TestBackend, TestDatabase, with_token};
 fn event(n: u64) -> pb::AuditEvent {
     pb::AuditEvent {
         id: uuid::Uuid::now_v7().to_string(),
-        occur_time: Some(prost_types::Timestamp { seconds: 1_795_000_000 + i64::try_from(n % 1_000_000).unwrap_or(0), nanos: 0 }),
+        occur_time: Some(prost_types::Timestamp {
+            seconds: 1_795_000_000 + i64::try_from(n % 1_000_000).unwrap_or(0),
+            nanos: 0,
+        }),
         action: "comment.ingested".into(),
-        actor: Some(cpb::PrincipalRef { kind: cpb::PrincipalKind::Service as i32, id: "svc".into(), display_name: "interaction".into() }),
+        actor: Some(cpb::PrincipalRef {
+            kind: cpb::PrincipalKind::Service as i32,
+            id: "svc".into(),
+            display_name: "interaction".into(),
+        }),
         producer: "interaction".into(),
         resource: Some(pb::AuditResource { r#type: "comment".into(), id: n.to_string(), ..Default::default() }),
         outcome: pb::AuditOutcome::Success as i32,
@@ -59,7 +66,8 @@ async fn appends(w: &World, seconds: u64, callers: usize, batch: usize) -> f64 {
 
 async fn plain_inserts(db: &Database, seconds: u64) -> f64 {
     let create = "CREATE TABLE bench_plain (sequence BIGINT, id TEXT, action TEXT, resource_id TEXT, occur_time TEXT, hash BYTEA)";
-    let insert = "INSERT INTO bench_plain (sequence, id, action, resource_id, occur_time, hash) VALUES ($1, $2, $3, $4, $5, $6)";
+    let insert =
+        "INSERT INTO bench_plain (sequence, id, action, resource_id, occur_time, hash) VALUES ($1, $2, $3, $4, $5, $6)";
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
     let mut n = 0_i64;

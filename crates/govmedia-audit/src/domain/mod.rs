@@ -2,3 +2,4 @@
 //! checkpoint signing, and verification (R1.3.5, R9.2). Pure functions, no I/O.
 
 pub mod chain;
+pub mod screening;
