@@ -9,6 +9,7 @@
 pub mod api;
 pub mod appender;
 pub mod domain;
+pub mod lexicon;
 pub mod store;
 
 use std::sync::Arc;
@@ -32,6 +33,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::appender::{Appender, CheckpointPolicy};
 use crate::domain::chain::ChainedEvent;
+use crate::domain::screening::Lexicon;
+use govmedia_kit::outbox::{AppendReceipt, AuditSink, Relay, SinkError};
 
 static POSTGRES: Migrator = sqlx::migrate!("migrations/postgres");
 static SQLITE: Migrator = sqlx::migrate!("migrations/sqlite");
@@ -112,20 +115,74 @@ pub struct Core {
     appender: Appender,
     permissions: PermissionChecker,
     checkpoint_public_key: [u8; 32],
+    lexicon: std::sync::RwLock<Arc<Lexicon>>,
+    relay: Arc<tokio::sync::Notify>,
+}
+
+/// The audit service's own outbox ships straight into its appender: its records (lexicon
+/// changes) are written in the same transaction as the change, like every service's.
+#[derive(Debug, Clone)]
+struct LocalSink(Appender);
+
+impl AuditSink for LocalSink {
+    async fn append(&self, records: Vec<AuditRecord>) -> Result<AppendReceipt, SinkError> {
+        let events = records.iter().map(api::audit_log::record_to_event).collect();
+        let appended = self.0.append(events).await.map_err(|e| SinkError(e.to_string()))?;
+        Ok(AppendReceipt {
+            appended: appended.appended,
+            duplicates: u32::try_from(appended.duplicates.len()).unwrap_or(u32::MAX),
+        })
+    }
 }
 
 impl Core {
-    /// The service on a migrated database, starting its writer.
-    pub fn open(
+    /// The service on a migrated database: seeds the default lexicon on first start,
+    /// builds the screening engine, and starts the writer and the own-outbox relay.
+    pub async fn open(
         db: Database,
         clock: Arc<dyn Clock>,
         checkpoints: CheckpointPolicy,
         permissions: PermissionChecker,
         stop: CancellationToken,
-    ) -> Arc<Self> {
+    ) -> Result<Arc<Self>, govmedia_domain::Error> {
         let checkpoint_public_key = checkpoints.key.verifying_key().to_bytes();
-        let appender = Appender::start(db.clone(), Arc::clone(&clock), checkpoints, stop);
-        Arc::new(Self { db, clock, appender, permissions, checkpoint_public_key })
+        let appender = Appender::start(db.clone(), Arc::clone(&clock), checkpoints, stop.clone());
+        lexicon::seed_default(&db, clock.now()).await?;
+        let built = lexicon::build(&db).await?;
+        let relay = Relay::new(db.clone(), LocalSink(appender.clone()));
+        let waker = relay.waker();
+        tokio::spawn(relay.run(stop));
+        Ok(Arc::new(Self {
+            db,
+            clock,
+            appender,
+            permissions,
+            checkpoint_public_key,
+            lexicon: std::sync::RwLock::new(Arc::new(built)),
+            relay: waker,
+        }))
+    }
+
+    /// The lexicon screening uses now. Screening holds this `Arc` for a whole request,
+    /// so an update swapped in meanwhile never shows half-built.
+    pub fn lexicon(&self) -> Arc<Lexicon> {
+        Arc::clone(&self.lexicon.read().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+
+    /// Rebuilds the engine from the stored lexicon and swaps it in (only forward: a
+    /// slower rebuild of an older version never replaces a newer one).
+    pub async fn reload_lexicon(&self) -> Result<u64, govmedia_domain::Error> {
+        let built = Arc::new(lexicon::build(&self.db).await?);
+        let mut current = self.lexicon.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if built.version() >= current.version() {
+            *current = built;
+        }
+        Ok(current.version())
+    }
+
+    /// Wakes the own-outbox relay after a commit.
+    pub fn relay(&self) -> &Arc<tokio::sync::Notify> {
+        &self.relay
     }
 
     /// The database.
@@ -180,6 +237,7 @@ pub fn server(core: &Arc<Core>, settings: ServerSettings, verifier: Arc<TokenVer
     ServerBuilder::new(settings)
         .with_auth(AuthLayer::new(verifier, AuthPolicy::standard()))
         .add_service(api::audit_log::server(core).max_decoding_message_size(limit))
+        .add_service(api::screening::server(core).max_decoding_message_size(limit))
 }
 
 /// Runs the audit service until `shutdown` completes.
@@ -226,7 +284,8 @@ pub async fn serve(
         policy,
         PermissionChecker::new(identity.clone(), credentials, DEFAULT_TTL),
         stop.clone(),
-    );
+    )
+    .await?;
     let verifier = Arc::new(TokenVerifier::from_identity(identity));
     let bound = server(&core, settings.server.clone(), verifier).bind().await?;
     bound.serve(shutdown).await?;

@@ -10,6 +10,8 @@ use govmedia_kit::{on_db, on_tx};
 
 use crate::domain::chain::ChainedEvent;
 
+pub mod lexicon;
+
 #[derive(sqlx::FromRow)]
 struct EventRow {
     sequence: i64,

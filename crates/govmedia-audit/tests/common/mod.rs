@@ -42,6 +42,8 @@ pub struct World {
     pub auditor_token: String,
     /// A user with no role.
     pub nobody_token: String,
+    /// A user holding security_officer (manages the lexicon).
+    pub officer_token: String,
     stop: CancellationToken,
     _identity_db: TestDatabase,
     _audit_db: TestDatabase,
@@ -215,6 +217,8 @@ impl World {
         let (auditor_id, auditor_token) = user(&mut directory, &mut auth, &admin, "auditor").await;
         grant(&mut access, &admin, &auditor_id, "auditor").await;
         let (_, nobody_token) = user(&mut directory, &mut auth, &admin, "nobody").await;
+        let (officer_id, officer_token) = user(&mut directory, &mut auth, &admin, "officer").await;
+        grant(&mut access, &admin, &officer_id, "security_officer").await;
 
         let audit_db = audit_database.connect(&govmedia_audit::MIGRATIONS).await;
         let credentials = CallCredentials::ClientCredentials(Arc::new(ClientCredentials::new(
@@ -234,7 +238,9 @@ impl World {
             },
             PermissionChecker::new(identity.channel(), credentials, govmedia_kit::access::DEFAULT_TTL),
             stop.clone(),
-        );
+        )
+        .await
+        .expect("audit opens");
         let verifier = Arc::new(TokenVerifier::from_identity(identity.channel()));
         let audit = TestServer::start(govmedia_audit::server(&core, ServerSettings::loopback(), verifier)).await;
         Self {
@@ -247,10 +253,15 @@ impl World {
             content_token,
             auditor_token,
             nobody_token,
+            officer_token,
             stop,
             _identity_db: identity_database,
             _audit_db: audit_database,
         }
+    }
+
+    pub fn screening(&self) -> govmedia_proto::audit::v1::screening_service_client::ScreeningServiceClient<Channel> {
+        govmedia_proto::audit::v1::screening_service_client::ScreeningServiceClient::new(self.audit.channel())
     }
 
     pub fn client(&self) -> AuditLogServiceClient<Channel> {
