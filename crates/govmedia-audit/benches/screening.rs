@@ -53,10 +53,18 @@ fn main() {
     let lexicon = Lexicon::build(1, entries, &phrases).expect("lexicon");
     let bare = AhoCorasick::builder().match_kind(MatchKind::LeftmostLongest).build(&patterns).expect("automaton");
     let texts = comments(10_000);
-    println!("screening benchmark: {} comments of 100 characters, {} lexicon terms, {seconds} s each", texts.len(), patterns.len());
+    println!(
+        "screening benchmark: {} comments of 100 characters, {} lexicon terms, {seconds} s each",
+        texts.len(),
+        patterns.len()
+    );
 
     let (mb, per_s, found) = measure(seconds, &texts, |t| bare.find_iter(t).count());
-    println!("baseline: bare automaton over raw text       {mb:>8.1} MB/s  {per_s:>12.0} texts/s  ({found} matches per pass)");
+    println!(
+        "baseline: bare automaton over raw text       {mb:>8.1} MB/s  {per_s:>12.0} texts/s  ({found} matches per pass)"
+    );
     let (mb, per_s, found) = measure(seconds, &texts, |t| lexicon.screen(t, Context::Comment).len());
-    println!("full pipeline (normalise, match, patterns)   {mb:>8.1} MB/s  {per_s:>12.0} texts/s  ({found} findings per pass)");
+    println!(
+        "full pipeline (normalise, match, patterns)   {mb:>8.1} MB/s  {per_s:>12.0} texts/s  ({found} findings per pass)"
+    );
 }
