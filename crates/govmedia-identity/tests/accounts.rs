@@ -15,8 +15,6 @@ use tonic::Code;
 use tonic::transport::Channel;
 use tonic_types::StatusExt;
 
-const STRONG: &str = "Harbour#Lights2026";
-
 struct World {
     id: Identity,
     admin: String,
@@ -41,24 +39,9 @@ async fn login(id: &Identity, username: &str, password: &str) -> pb::LoginRespon
         .into_inner()
 }
 
-async fn activate(id: &Identity, username: &str, one_time: &str, new_password: &str) -> String {
-    let first = login(id, username, one_time).await;
-    id.auth()
-        .change_password(authed(
-            pb::ChangePasswordRequest { current_password: one_time.into(), new_password: new_password.into() },
-            &first.tokens.expect("tokens").access_token,
-        ))
-        .await
-        .expect("changed")
-        .into_inner()
-        .tokens
-        .expect("tokens")
-        .access_token
-}
-
 async fn world(db: TestDatabase) -> World {
     let id = Identity::start(db).await;
-    let admin = activate(&id, "admin", &id.bootstrap.one_time_password.clone().expect("otp"), STRONG).await;
+    let admin = id.admin_token().await;
     let department_id = id
         .directory()
         .create_department(authed(
@@ -108,7 +91,7 @@ async fn world(db: TestDatabase) -> World {
         ))
         .await
         .expect("granted");
-    let officer = activate(&id, "wangfang", &created.one_time_password, "Quiet#Forest2026").await;
+    let officer = id.activate("wangfang", &created.one_time_password, "Quiet#Forest2026").await;
     World { id, admin, department_id, officer_id, officer }
 }
 

@@ -12,32 +12,11 @@ use govmedia_testkit::{TestDatabase, storage_tests};
 use prost_types::FieldMask;
 use tonic::Code;
 
-const STRONG: &str = "Harbour#Lights2026";
-
-async fn admin(id: &Identity) -> String {
-    let otp = id.bootstrap.one_time_password.clone().expect("otp");
-    let first = id
-        .auth()
-        .login(pb::LoginRequest { username: "admin".into(), password: otp.clone() })
-        .await
-        .expect("login")
-        .into_inner();
-    id.auth()
-        .change_password(authed(
-            pb::ChangePasswordRequest { current_password: otp, new_password: STRONG.into() },
-            &first.tokens.expect("t").access_token,
-        ))
-        .await
-        .expect("changed")
-        .into_inner()
-        .tokens
-        .expect("tokens")
-        .access_token
-}
+use common::ADMIN_PASSWORD as STRONG;
 
 async fn directory_lifecycle(db: TestDatabase) {
     let id = Identity::start(db).await;
-    let admin = admin(&id).await;
+    let admin = id.admin_token().await;
     let mut directory = id.directory();
 
     // Departments: create three, page through them two at a time, rename one.

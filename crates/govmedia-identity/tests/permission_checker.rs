@@ -18,29 +18,9 @@ use govmedia_proto::common::v1 as cpb;
 use govmedia_proto::identity::v1 as pb;
 use govmedia_testkit::{TestDatabase, storage_tests};
 
-const STRONG: &str = "Harbour#Lights2026";
-
 async fn answers_are_cached_for_their_lifetime_r2_2_1(db: TestDatabase) {
     let id = Identity::start(db).await;
-    let otp = id.bootstrap.one_time_password.clone().expect("otp");
-    let first = id
-        .auth()
-        .login(pb::LoginRequest { username: "admin".into(), password: otp.clone() })
-        .await
-        .expect("login")
-        .into_inner();
-    let admin = id
-        .auth()
-        .change_password(authed(
-            pb::ChangePasswordRequest { current_password: otp, new_password: STRONG.into() },
-            &first.tokens.expect("t").access_token,
-        ))
-        .await
-        .expect("changed")
-        .into_inner()
-        .tokens
-        .expect("tokens")
-        .access_token;
+    let admin = id.admin_token().await;
     let grant = |principal: &str, role: &str, kind: cpb::ScopeKind, scope: &str| pb::CreateRoleBindingRequest {
         request_id: rid(),
         role_binding: Some(pb::RoleBinding {

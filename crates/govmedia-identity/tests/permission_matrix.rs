@@ -14,30 +14,10 @@ use govmedia_proto::identity::v1 as pb;
 use govmedia_proto::identity::v1::platform_account_service_client::PlatformAccountServiceClient;
 use govmedia_testkit::TestDatabase;
 
-const STRONG: &str = "Harbour#Lights2026";
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_permission_matrix_is_as_committed_r2_2_1() {
     let id = Identity::start(TestDatabase::sqlite()).await;
-    let otp = id.bootstrap.one_time_password.clone().expect("otp");
-    let first = id
-        .auth()
-        .login(pb::LoginRequest { username: "admin".into(), password: otp.clone() })
-        .await
-        .expect("login")
-        .into_inner();
-    let admin = id
-        .auth()
-        .change_password(authed(
-            pb::ChangePasswordRequest { current_password: otp, new_password: STRONG.into() },
-            &first.tokens.expect("t").access_token,
-        ))
-        .await
-        .expect("changed")
-        .into_inner()
-        .tokens
-        .expect("tokens")
-        .access_token;
+    let admin = id.admin_token().await;
 
     let department = |name: &str, code: &str| pb::CreateDepartmentRequest {
         request_id: rid(),

@@ -14,7 +14,7 @@ use govmedia_testkit::{TestDatabase, storage_tests};
 use tonic::Code;
 use tonic_types::StatusExt;
 
-const STRONG: &str = "Harbour#Lights2026";
+use common::ADMIN_PASSWORD as STRONG;
 
 async fn login(id: &Identity, username: &str, password: &str) -> Result<pb::LoginResponse, tonic::Status> {
     id.auth()
@@ -25,25 +25,6 @@ async fn login(id: &Identity, username: &str, password: &str) -> Result<pb::Logi
 
 fn token(r: &pb::LoginResponse) -> String {
     r.tokens.as_ref().expect("tokens").access_token.clone()
-}
-
-/// Logs the bootstrap administrator in and changes the one-time password.
-async fn admin_token(id: &Identity) -> String {
-    let first =
-        login(id, "admin", id.bootstrap.one_time_password.as_deref().expect("generated")).await.expect("admin logs in");
-    let changed = id
-        .auth()
-        .change_password(authed(
-            pb::ChangePasswordRequest {
-                current_password: id.bootstrap.one_time_password.clone().expect("otp"),
-                new_password: STRONG.into(),
-            },
-            &token(&first),
-        ))
-        .await
-        .expect("password changes")
-        .into_inner();
-    changed.tokens.expect("tokens").access_token
 }
 
 fn rule_ids(status: &tonic::Status) -> Vec<String> {
@@ -102,7 +83,7 @@ async fn bootstrap_admin_must_change_password_r2_3_1(db: TestDatabase) {
         .expect_err("reuse");
     assert_eq!(rule_ids(&status), ["R2.3.1"]);
 
-    let admin = admin_token(&id).await;
+    let admin = id.admin_token().await;
     let me = id
         .auth()
         .get_current_principal(authed(pb::GetCurrentPrincipalRequest {}, &admin))
@@ -125,7 +106,7 @@ async fn bootstrap_admin_must_change_password_r2_3_1(db: TestDatabase) {
 
 async fn departments_users_and_scoped_roles_r2_2_1(db: TestDatabase) {
     let id = Identity::start(db).await;
-    let admin = admin_token(&id).await;
+    let admin = id.admin_token().await;
     let mut directory = id.directory();
 
     // Invalid input: every malformed field at once.
@@ -333,7 +314,7 @@ async fn departments_users_and_scoped_roles_r2_2_1(db: TestDatabase) {
 
 async fn a_user_locks_after_repeated_failures_and_is_unlocked_r2_3_1(db: TestDatabase) {
     let id = Identity::start(db).await;
-    let admin = admin_token(&id).await;
+    let admin = id.admin_token().await;
     let created = id
         .directory()
         .create_user(authed(
@@ -410,7 +391,7 @@ async fn a_user_locks_after_repeated_failures_and_is_unlocked_r2_3_1(db: TestDat
 
 async fn a_replayed_refresh_token_revokes_the_session_family_r2_3_3(db: TestDatabase) {
     let id = Identity::start(db).await;
-    admin_token(&id).await;
+    id.admin_token().await;
     let session = login(&id, "admin", STRONG).await.expect("login");
     let first_refresh = session.tokens.expect("tokens").refresh_token;
     let rotated = id
@@ -454,7 +435,7 @@ async fn a_replayed_refresh_token_revokes_the_session_family_r2_3_3(db: TestData
 
 async fn logins_outside_working_hours_raise_events_r2_3_3(db: TestDatabase) {
     let id = Identity::start(db).await;
-    admin_token(&id).await;
+    id.admin_token().await;
     // Saturday 23:00 in Shanghai.
     id.clock.advance(Duration::hours(37));
     let admin = token(&login(&id, "admin", STRONG).await.expect("login"));
@@ -494,7 +475,7 @@ async fn logins_outside_working_hours_raise_events_r2_3_3(db: TestDatabase) {
 
 async fn service_principals_exchange_credentials_for_tokens_r2_2_2(db: TestDatabase) {
     let id = Identity::start(db).await;
-    let admin = admin_token(&id).await;
+    let admin = id.admin_token().await;
     let created = id
         .directory()
         .create_service_principal(authed(

@@ -17,6 +17,9 @@ use govmedia_proto::identity::v1::directory_service_client::DirectoryServiceClie
 use govmedia_testkit::{TestDatabase, TestServer};
 use tonic::transport::Channel;
 
+/// The administrator's password after [`Identity::admin_token`].
+pub const ADMIN_PASSWORD: &str = "Harbour#Lights2026";
+
 pub struct Identity {
     pub core: Arc<Core>,
     pub db: Database,
@@ -67,6 +70,35 @@ impl Identity {
 
     pub fn access(&self) -> AccessServiceClient<Channel> {
         AccessServiceClient::new(self.server.channel())
+    }
+
+    /// Logs `username` in with its one-time password and changes it to `new_password`;
+    /// returns the access token of the unrestricted session.
+    pub async fn activate(&self, username: &str, one_time: &str, new_password: &str) -> String {
+        use govmedia_proto::identity::v1 as pb;
+        let first = self
+            .auth()
+            .login(pb::LoginRequest { username: username.into(), password: one_time.into() })
+            .await
+            .expect("login")
+            .into_inner();
+        self.auth()
+            .change_password(authed(
+                pb::ChangePasswordRequest { current_password: one_time.into(), new_password: new_password.into() },
+                &first.tokens.expect("tokens").access_token,
+            ))
+            .await
+            .expect("password changed")
+            .into_inner()
+            .tokens
+            .expect("tokens")
+            .access_token
+    }
+
+    /// The bootstrap administrator, its password changed to [`ADMIN_PASSWORD`].
+    pub async fn admin_token(&self) -> String {
+        let otp = self.bootstrap.one_time_password.clone().expect("a generated one-time password");
+        self.activate("admin", &otp, ADMIN_PASSWORD).await
     }
 
     /// The actions in the outbox, in order.
