@@ -6,9 +6,11 @@
 //!   cannot drift apart;
 //! - [`TestServer`]: a real tonic server from the kit's bootstrap on 127.0.0.1:0;
 //! - [`TestAuth`]: a signing key whose tokens the test servers accept, to make
-//!   authenticated clients without an identity service.
+//!   authenticated clients without an identity service;
+//! - [`raw`]: calling any method by path, for sweeps over every RPC of a service.
 
 pub mod postgres;
+pub mod raw;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
