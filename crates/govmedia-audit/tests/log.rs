@@ -308,7 +308,45 @@ async fn a_forged_checkpoint_signature_is_reported_r1_3_5(db: TestDatabase) {
     assert_eq!(report.break_kind, pb::BreakKind::CheckpointSignatureInvalid as i32);
 }
 
+/// A checkpoint is signed after the interval even when fewer than N events arrived.
+async fn a_checkpoint_follows_the_interval_r1_3_5(db: TestDatabase) {
+    use std::sync::Arc;
+
+    let db = db.connect(&govmedia_audit::MIGRATIONS).await;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let appender = govmedia_audit::appender::Appender::start(
+        db.clone(),
+        Arc::new(govmedia_domain::clock::SystemClock),
+        govmedia_audit::appender::CheckpointPolicy {
+            every_events: 1_000_000,
+            every: std::time::Duration::from_millis(100),
+            key_id: "k".into(),
+            key: ed25519_dalek::SigningKey::from_bytes(&[1; 32]),
+        },
+        stop.clone(),
+    );
+    let record = govmedia_domain::audit::AuditRecord::new(
+        govmedia_domain::audit::AuditAction::DraftApproved,
+        govmedia_domain::audit::Actor::system("test"),
+        govmedia_domain::audit::AuditResourceRef::new("draft", "d1"),
+        "content",
+        chrono::Utc::now(),
+    );
+    appender.append(vec![govmedia_audit::new_event(&record)]).await.expect("appended");
+    let mut latest = None;
+    for _ in 0..50 {
+        latest = govmedia_audit::store::latest_checkpoint(&db).await.expect("read");
+        if latest.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(latest.expect("a timed checkpoint").sequence, 1);
+    stop.cancel();
+}
+
 storage_tests!(
+    a_checkpoint_follows_the_interval_r1_3_5,
     appends_are_idempotent_by_event_id_and_for_services_only_r9_2,
     concurrent_appends_make_one_gap_free_chain_r1_3_5,
     the_append_only_guard_refuses_changes_r1_3_5,

@@ -588,6 +588,15 @@ mod tests {
     }
 
     #[test]
+    fn full_width_and_case_are_folded() {
+        let l = Lexicon::build(1, vec![entry("vpn翻墙", Category::Illegal, Severity::Block, "")], &[]).expect("builds");
+        assert_eq!(excerpts(&l.screen("教你ＶＰＮ翻墙", Context::Comment)), ["ＶＰＮ翻墙"]);
+        assert_eq!(excerpts(&l.screen("教你Vpn 翻墙", Context::Comment)), ["Vpn 翻墙"]);
+        let found = personal_data("电话：１３８００１３８０００");
+        assert_eq!(excerpts(&found), ["１３８００１３８０００"], "full-width digits");
+    }
+
+    #[test]
     fn sentence_punctuation_separates_words() {
         assert!(lexicon().screen("新手机，密码请妥善保管", Context::Post).is_empty());
     }
