@@ -238,6 +238,7 @@ where
             rpc.service = %service,
             rpc.method = %method,
             rpc.grpc.status_code = tracing::field::Empty,
+            enduser.id = tracing::field::Empty,
         );
         // A malformed or absent traceparent leaves the span as a new root.
         let _ = span.set_parent(extract_context(request.headers()));
