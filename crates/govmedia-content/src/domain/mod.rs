@@ -1,0 +1,5 @@
+//! The content workflow's rules: the three-stage review and its separation of duties
+//! (R3.2.2, R3.2.3), proofreading (R3.3.2), and per-platform format rules (R3.3.1).
+
+pub mod format;
+pub mod review;
