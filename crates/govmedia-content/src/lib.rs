@@ -2,14 +2,31 @@
 //! versions, the three-stage review with proofreading, scheduled publishing through
 //! connectors, corrections, feedback and metrics.
 //!
-//! Built so far: the rules (`domain`) and the schema (`migrations`). The gRPC services,
-//! the scheduler and the connectors follow (issue 5); until they exist this crate serves
-//! nothing.
+//! Layout: `api/` (one file per gRPC service), `domain/` (the rules), `store/` (SQL),
+//! `migrations/`; this file wires them. Built so far: the rules of the review chain and
+//! formats, the schema, and `PlanService`. Drafts, publications and metrics follow
+//! (issue 5).
 
+pub mod api;
 pub mod domain;
+pub mod store;
 
-use govmedia_kit::db::ServiceMigrations;
+use std::sync::Arc;
+
+use govmedia_domain::Error;
+use govmedia_domain::clock::Clock;
+use govmedia_domain::ids::PlatformAccountId;
+use govmedia_kit::access::PermissionChecker;
+use govmedia_kit::auth::{AuthLayer, AuthPolicy, TokenVerifier};
+use govmedia_kit::client::CallCredentials;
+use govmedia_kit::config::ServerSettings;
+use govmedia_kit::db::{Database, ServiceMigrations};
+use govmedia_kit::server::ServerBuilder;
+use govmedia_proto::identity::v1::GetPlatformAccountRequest;
+use govmedia_proto::identity::v1::platform_account_service_client::PlatformAccountServiceClient;
 use sqlx::migrate::Migrator;
+use tokio::sync::Notify;
+use tonic::transport::Channel;
 
 static POSTGRES: Migrator = sqlx::migrate!("migrations/postgres");
 static SQLITE: Migrator = sqlx::migrate!("migrations/sqlite");
@@ -17,3 +34,97 @@ static SQLITE: Migrator = sqlx::migrate!("migrations/sqlite");
 /// The content service's migrations.
 pub const MIGRATIONS: ServiceMigrations =
     ServiceMigrations { service: "content", postgres: &POSTGRES, sqlite: &SQLITE };
+
+/// The name content uses as producer of audit records.
+pub const PRODUCER: &str = "content";
+
+/// What content knows of a platform account, from identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountFacts {
+    /// The account.
+    pub id: PlatformAccountId,
+    /// Its department.
+    pub department: Option<govmedia_domain::ids::DepartmentId>,
+    /// Active (publishable).
+    pub active: bool,
+    /// Closed.
+    pub closed: bool,
+}
+
+/// The service's shared state.
+#[derive(Debug)]
+pub struct Core {
+    db: Database,
+    clock: Arc<dyn Clock>,
+    permissions: PermissionChecker,
+    identity: Channel,
+    credentials: CallCredentials,
+    relay: Arc<Notify>,
+}
+
+impl Core {
+    /// The service on a migrated database, asking identity (on `identity`, as
+    /// `credentials`) for permissions and account facts.
+    pub fn new(
+        db: Database,
+        clock: Arc<dyn Clock>,
+        permissions: PermissionChecker,
+        identity: Channel,
+        credentials: CallCredentials,
+    ) -> Arc<Self> {
+        Arc::new(Self { db, clock, permissions, identity, credentials, relay: Arc::new(Notify::new()) })
+    }
+
+    /// The database.
+    pub fn db(&self) -> &Database {
+        &self.db
+    }
+
+    /// Now.
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+
+    /// The permission authority's client.
+    pub fn permissions(&self) -> &PermissionChecker {
+        &self.permissions
+    }
+
+    /// Wakes the outbox relay after a commit.
+    pub fn relay(&self) -> &Arc<Notify> {
+        &self.relay
+    }
+
+    /// Facts about an account from identity; NOT_FOUND when it is not registered.
+    pub async fn account(&self, account: PlatformAccountId) -> Result<AccountFacts, Error> {
+        let mut request = tonic::Request::new(GetPlatformAccountRequest { platform_account_id: account.to_string() });
+        let unavailable = |s: tonic::Status| Error::Unavailable { dependency: "identity service", source: Box::new(s) };
+        self.credentials.authorize(&mut request).await.map_err(unavailable)?;
+        govmedia_kit::telemetry::inject_context(request.metadata_mut());
+        match PlatformAccountServiceClient::new(self.identity.clone()).get_platform_account(request).await {
+            Ok(response) => {
+                let a = response
+                    .into_inner()
+                    .platform_account
+                    .ok_or_else(|| Error::internal("identity answered without an account"))?;
+                use govmedia_proto::identity::v1::PlatformAccountState as S;
+                Ok(AccountFacts {
+                    id: account,
+                    department: a.department_id.parse().ok(),
+                    active: a.state == S::Active as i32,
+                    closed: a.state == S::Closed as i32,
+                })
+            }
+            Err(status) if status.code() == tonic::Code::NotFound => Err(Error::not_found("platform_account", account)),
+            Err(status) => Err(unavailable(status)),
+        }
+    }
+}
+
+/// The server for `core`.
+pub fn server(core: &Arc<Core>, settings: ServerSettings, verifier: Arc<TokenVerifier>) -> ServerBuilder {
+    let limit = settings.max_message_bytes;
+    ServerBuilder::new(settings)
+        .with_auth(AuthLayer::new(verifier, AuthPolicy::standard()))
+        .add_service(api::plan::server(core).max_decoding_message_size(limit))
+}

@@ -2,4 +2,5 @@
 //! (R3.2.2, R3.2.3), proofreading (R3.3.2), and per-platform format rules (R3.3.1).
 
 pub mod format;
+pub mod plan;
 pub mod review;

@@ -1,0 +1,218 @@
+//! Plans.
+
+use chrono::{DateTime, Utc};
+use govmedia_domain::Error;
+use govmedia_domain::ids::{DepartmentId, PlanId, PlatformAccountId, UserId};
+use govmedia_kit::db::{Dialect, Tx, db_error};
+use govmedia_kit::on_tx;
+
+use super::{id, join_ids, split_ids};
+use crate::domain::plan::{PlanReason, PlanState};
+
+/// A plan as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// Id.
+    pub id: PlanId,
+    /// Department.
+    pub department: DepartmentId,
+    /// Topic.
+    pub topic: String,
+    /// Why now.
+    pub reason: PlanReason,
+    /// Details.
+    pub reason_detail: String,
+    /// Target accounts.
+    pub targets: Vec<PlatformAccountId>,
+    /// Window start.
+    pub window_start: Option<DateTime<Utc>>,
+    /// Window end.
+    pub window_end: Option<DateTime<Utc>>,
+    /// Owner.
+    pub owner: UserId,
+    /// State.
+    pub state: PlanState,
+    /// Why cancelled.
+    pub cancel_reason: String,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Changed.
+    pub updated_at: DateTime<Utc>,
+    /// Version (etag).
+    pub version: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct PlanRow {
+    id: String,
+    department_id: String,
+    topic: String,
+    reason: String,
+    reason_detail: String,
+    target_accounts: String,
+    window_start: Option<DateTime<Utc>>,
+    window_end: Option<DateTime<Utc>>,
+    owner_user_id: String,
+    state: String,
+    cancel_reason: String,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    version: i64,
+}
+
+impl TryFrom<PlanRow> for Plan {
+    type Error = Error;
+
+    fn try_from(r: PlanRow) -> Result<Self, Error> {
+        Ok(Plan {
+            id: id("plans.id", &r.id)?,
+            department: id("plans.department_id", &r.department_id)?,
+            topic: r.topic,
+            reason: PlanReason::parse(&r.reason)
+                .ok_or_else(|| Error::internal(format!("bad plan reason {}", r.reason)))?,
+            reason_detail: r.reason_detail,
+            targets: split_ids("plans.target_accounts", &r.target_accounts)?,
+            window_start: r.window_start,
+            window_end: r.window_end,
+            owner: id("plans.owner_user_id", &r.owner_user_id)?,
+            state: PlanState::parse(&r.state).ok_or_else(|| Error::internal(format!("bad plan state {}", r.state)))?,
+            cancel_reason: r.cancel_reason,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            version: r.version,
+        })
+    }
+}
+
+/// Inserts a plan.
+pub async fn insert(tx: &mut Tx, p: &Plan) -> Result<(), Error> {
+    on_tx!(tx, |conn, dialect| {
+        sqlx::query(&dialect.sql(
+            "INSERT INTO plans (id, department_id, topic, reason, reason_detail, target_accounts, window_start, window_end, \
+             owner_user_id, state, cancel_reason, created_at, updated_at, version) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+        ))
+        .bind(p.id.to_string())
+        .bind(p.department.to_string())
+        .bind(&p.topic)
+        .bind(p.reason.as_str())
+        .bind(&p.reason_detail)
+        .bind(join_ids(&p.targets))
+        .bind(p.window_start)
+        .bind(p.window_end)
+        .bind(p.owner.to_string())
+        .bind(p.state.as_str())
+        .bind(&p.cancel_reason)
+        .bind(p.created_at)
+        .bind(p.updated_at)
+        .bind(p.version)
+        .execute(conn)
+        .await
+        .map(|r| r.rows_affected())
+    })
+    .map_err(db_error)?;
+    Ok(())
+}
+
+/// Saves a plan if its version is unchanged.
+pub async fn save(tx: &mut Tx, p: &Plan, expected_version: i64) -> Result<(), Error> {
+    let affected = on_tx!(tx, |conn, dialect| {
+        sqlx::query(&dialect.sql(
+            "UPDATE plans SET topic = $2, reason = $3, reason_detail = $4, target_accounts = $5, window_start = $6, \
+             window_end = $7, owner_user_id = $8, state = $9, cancel_reason = $10, updated_at = $11, version = $12 \
+             WHERE id = $1 AND version = $13",
+        ))
+        .bind(p.id.to_string())
+        .bind(&p.topic)
+        .bind(p.reason.as_str())
+        .bind(&p.reason_detail)
+        .bind(join_ids(&p.targets))
+        .bind(p.window_start)
+        .bind(p.window_end)
+        .bind(p.owner.to_string())
+        .bind(p.state.as_str())
+        .bind(&p.cancel_reason)
+        .bind(p.updated_at)
+        .bind(p.version)
+        .bind(expected_version)
+        .execute(conn)
+        .await
+        .map(|r| r.rows_affected())
+    })
+    .map_err(db_error)?;
+    if affected == 0 {
+        return Err(Error::Conflict("the plan changed since it was read".into()));
+    }
+    Ok(())
+}
+
+/// One plan, locked for update on PostgreSQL.
+pub async fn lock(tx: &mut Tx, plan: PlanId) -> Result<Option<Plan>, Error> {
+    let row: Option<PlanRow> = on_tx!(tx, |conn, dialect| {
+        let sql = match dialect {
+            Dialect::Postgres => "SELECT * FROM plans WHERE id = $1 FOR UPDATE",
+            Dialect::Sqlite => "SELECT * FROM plans WHERE id = ?1",
+        };
+        sqlx::query_as(sql).bind(plan.to_string()).fetch_optional(conn).await
+    })
+    .map_err(db_error)?;
+    row.map(Plan::try_from).transpose()
+}
+
+/// One plan.
+pub async fn get(tx: &mut Tx, plan: PlanId) -> Result<Option<Plan>, Error> {
+    let row: Option<PlanRow> = on_tx!(tx, |conn, dialect| {
+        sqlx::query_as(&dialect.sql("SELECT * FROM plans WHERE id = $1"))
+            .bind(plan.to_string())
+            .fetch_optional(conn)
+            .await
+    })
+    .map_err(db_error)?;
+    row.map(Plan::try_from).transpose()
+}
+
+/// Filters of [`list`].
+#[derive(Debug, Clone, Default)]
+pub struct PlanFilter {
+    /// Only this department.
+    pub department: Option<DepartmentId>,
+    /// Only this state.
+    pub state: Option<PlanState>,
+    /// Only windows ending after this.
+    pub from: Option<DateTime<Utc>>,
+    /// Only windows starting before this.
+    pub to: Option<DateTime<Utc>>,
+}
+
+/// Plans ordered by (window start, id) after the cursor.
+pub async fn list(
+    tx: &mut Tx,
+    f: &PlanFilter,
+    after: Option<(DateTime<Utc>, String)>,
+    limit: u32,
+) -> Result<Vec<Plan>, Error> {
+    let epoch = DateTime::<Utc>::UNIX_EPOCH;
+    let (after_start, after_id) = after.unwrap_or((epoch, String::new()));
+    let rows: Vec<PlanRow> = on_tx!(tx, |conn, dialect| {
+        sqlx::query_as(&dialect.sql(
+            "SELECT * FROM plans WHERE ($1 = '' OR department_id = $1) AND ($2 = '' OR state = $2) \
+             AND ($3 = FALSE OR window_end IS NULL OR window_end > $4) AND ($5 = FALSE OR window_start IS NULL OR window_start < $6) \
+             AND (COALESCE(window_start, $7) > $8 OR (COALESCE(window_start, $7) = $8 AND id > $9)) \
+             ORDER BY COALESCE(window_start, $7), id LIMIT $10",
+        ))
+        .bind(f.department.map(|d| d.to_string()).unwrap_or_default())
+        .bind(f.state.map(PlanState::as_str).unwrap_or(""))
+        .bind(f.from.is_some())
+        .bind(f.from.unwrap_or(epoch))
+        .bind(f.to.is_some())
+        .bind(f.to.unwrap_or(epoch))
+        .bind(epoch)
+        .bind(after_start)
+        .bind(after_id)
+        .bind(i64::from(limit))
+        .fetch_all(conn)
+        .await
+    })
+    .map_err(db_error)?;
+    rows.into_iter().map(Plan::try_from).collect()
+}
