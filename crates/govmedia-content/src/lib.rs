@@ -49,6 +49,8 @@ pub struct AccountFacts {
     pub active: bool,
     /// Closed.
     pub closed: bool,
+    /// The platform, for format rules.
+    pub platform: domain::format::Platform,
 }
 
 /// The service's shared state.
@@ -58,21 +60,67 @@ pub struct Core {
     clock: Arc<dyn Clock>,
     permissions: PermissionChecker,
     identity: Channel,
+    audit: Option<Channel>,
     credentials: CallCredentials,
     relay: Arc<Notify>,
+    proofreading_passes: usize,
 }
 
 impl Core {
     /// The service on a migrated database, asking identity (on `identity`, as
-    /// `credentials`) for permissions and account facts.
+    /// `credentials`) for permissions and account facts, and the audit service (on
+    /// `audit`) to screen submissions. Without an audit channel nothing can be submitted:
+    /// screening is never skipped (R7.1.1).
     pub fn new(
         db: Database,
         clock: Arc<dyn Clock>,
         permissions: PermissionChecker,
         identity: Channel,
+        audit: Option<Channel>,
         credentials: CallCredentials,
     ) -> Arc<Self> {
-        Arc::new(Self { db, clock, permissions, identity, credentials, relay: Arc::new(Notify::new()) })
+        Arc::new(Self {
+            db,
+            clock,
+            permissions,
+            identity,
+            audit,
+            credentials,
+            relay: Arc::new(Notify::new()),
+            proofreading_passes: 3,
+        })
+    }
+
+    /// How many proofreading passes by different people publishing needs (R3.3.2).
+    pub fn proofreading_passes(&self) -> usize {
+        self.proofreading_passes
+    }
+
+    /// Screens texts through the audit service: the findings (each naming its text's
+    /// key) and the lexicon version.
+    pub async fn screen(
+        &self,
+        texts: Vec<(String, String)>,
+    ) -> Result<(Vec<govmedia_proto::common::v1::ScreeningFinding>, u64), Error> {
+        use govmedia_proto::audit::v1::screening_service_client::ScreeningServiceClient;
+        use govmedia_proto::audit::v1::{ScreenTextRequest, TextToScreen};
+        let Some(audit) = &self.audit else {
+            return Err(Error::Unavailable {
+                dependency: "screening (audit service)",
+                source: "no audit endpoint is configured".into(),
+            });
+        };
+        let mut request = tonic::Request::new(ScreenTextRequest {
+            context: govmedia_proto::common::v1::ScreeningContext::Post as i32,
+            texts: texts.into_iter().map(|(key, text)| TextToScreen { key, text }).collect(),
+        });
+        let unavailable =
+            |s: tonic::Status| Error::Unavailable { dependency: "screening (audit service)", source: Box::new(s) };
+        self.credentials.authorize(&mut request).await.map_err(unavailable)?;
+        govmedia_kit::telemetry::inject_context(request.metadata_mut());
+        let answer =
+            ScreeningServiceClient::new(audit.clone()).screen_text(request).await.map_err(unavailable)?.into_inner();
+        Ok((answer.results.into_iter().flat_map(|r| r.findings).collect(), answer.lexicon_version))
     }
 
     /// The database.
@@ -107,12 +155,23 @@ impl Core {
                     .into_inner()
                     .platform_account
                     .ok_or_else(|| Error::internal("identity answered without an account"))?;
+                use govmedia_proto::common::v1::Platform as P;
                 use govmedia_proto::identity::v1::PlatformAccountState as S;
+                let platform = match P::try_from(a.platform).unwrap_or(P::Other) {
+                    P::WechatOfficialAccount => domain::format::Platform::WechatOfficialAccount,
+                    P::Weibo => domain::format::Platform::Weibo,
+                    P::Douyin => domain::format::Platform::Douyin,
+                    P::Toutiao => domain::format::Platform::Toutiao,
+                    P::Bilibili => domain::format::Platform::Bilibili,
+                    P::Xiaohongshu => domain::format::Platform::Xiaohongshu,
+                    P::Other | P::Unspecified => domain::format::Platform::Other,
+                };
                 Ok(AccountFacts {
                     id: account,
                     department: a.department_id.parse().ok(),
                     active: a.state == S::Active as i32,
                     closed: a.state == S::Closed as i32,
+                    platform,
                 })
             }
             Err(status) if status.code() == tonic::Code::NotFound => Err(Error::not_found("platform_account", account)),
@@ -127,4 +186,5 @@ pub fn server(core: &Arc<Core>, settings: ServerSettings, verifier: Arc<TokenVer
     ServerBuilder::new(settings)
         .with_auth(AuthLayer::new(verifier, AuthPolicy::standard()))
         .add_service(api::plan::server(core).max_decoding_message_size(limit))
+        .add_service(api::draft::server(core).max_decoding_message_size(limit))
 }

@@ -1,75 +1,15 @@
 //! The content calendar over real gRPC, with real identity and audit services, on
 //! PostgreSQL and SQLite (R3.1.1, R3.1.2).
 
-use std::sync::Arc;
+mod common;
 
-use govmedia_kit::access::{DEFAULT_TTL, PermissionChecker};
-use govmedia_kit::auth::TokenVerifier;
-use govmedia_kit::client::{CallCredentials, ClientCredentials};
-use govmedia_kit::config::{Secret, ServerSettings};
-use govmedia_kit::db::Database;
+use common::Content;
 use govmedia_proto::common::v1 as cpb;
 use govmedia_proto::content::v1 as pb;
-use govmedia_proto::content::v1::plan_service_client::PlanServiceClient;
-use govmedia_testkit::{TestDatabase, TestServer, storage_tests, with_token};
-use govmedia_world::{World, rid};
+use govmedia_testkit::{TestDatabase, storage_tests, with_token};
+use govmedia_world::rid;
 use tonic::Code;
-use tonic::transport::Channel;
 use tonic_types::StatusExt;
-
-struct Content {
-    world: World,
-    server: TestServer,
-    db: Database,
-    _database: TestDatabase,
-}
-
-impl Content {
-    async fn start(database: TestDatabase) -> Self {
-        let world = World::start(TestDatabase::sqlite()).await;
-        let db = database.connect(&govmedia_content::MIGRATIONS).await;
-        let credentials = CallCredentials::ClientCredentials(Arc::new(ClientCredentials::new(
-            world.identity.channel(),
-            "govmedia-content".into(),
-            Secret::new(world.content_secret.clone()),
-        )));
-        let core = govmedia_content::Core::new(
-            db.clone(),
-            Arc::new(govmedia_domain::clock::SystemClock),
-            PermissionChecker::new(world.identity.channel(), credentials.clone(), DEFAULT_TTL),
-            world.identity.channel(),
-            credentials,
-        );
-        let verifier = Arc::new(TokenVerifier::from_identity(world.identity.channel()));
-        let server = TestServer::start(govmedia_content::server(&core, ServerSettings::loopback(), verifier)).await;
-        Self { world, server, db, _database: database }
-    }
-
-    fn plans(&self) -> PlanServiceClient<Channel> {
-        PlanServiceClient::new(self.server.channel())
-    }
-
-    async fn outbox_actions(&self) -> Vec<String> {
-        let payloads: Vec<String> = match &self.db {
-            Database::Postgres(pool) => {
-                sqlx::query_scalar("SELECT payload::text FROM govmedia_outbox ORDER BY seq").fetch_all(pool).await
-            }
-            Database::Sqlite(pool) => {
-                sqlx::query_scalar("SELECT payload FROM govmedia_outbox ORDER BY seq").fetch_all(pool).await
-            }
-        }
-        .expect("outbox");
-        payloads
-            .iter()
-            .map(|p| {
-                serde_json::from_str::<serde_json::Value>(p).expect("json")["action"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned()
-            })
-            .collect()
-    }
-}
 
 fn at(seconds: i64) -> Option<prost_types::Timestamp> {
     Some(prost_types::Timestamp { seconds, nanos: 0 })

@@ -1,5 +1,6 @@
 //! The gRPC edge of content: one module per service of `govmedia.content.v1`.
 
+pub mod draft;
 pub mod plan;
 
 use chrono::{DateTime, Utc};

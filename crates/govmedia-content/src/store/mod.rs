@@ -1,6 +1,7 @@
 //! The content service's SQL, one module per table group. One SQL text serves both
 //! backends (see `govmedia_kit::db::Dialect`).
 
+pub mod drafts;
 pub mod plans;
 
 use std::str::FromStr;

@@ -1,0 +1,419 @@
+//! The three-stage review over real gRPC with real identity and audit services, on
+//! PostgreSQL and SQLite: a draft goes through department review, supervising leader
+//! review and principal leader approval and three proofreading passes; each separation
+//! rule refuses with its rule id; two reviewers racing on one stage leave exactly one
+//! decision; a blocked term refuses submission naming the text, the place and the reason
+//! (R3.2.1–R3.2.3, R3.3.2, R7.1.1).
+
+mod common;
+
+use common::Content;
+use govmedia_proto::common::v1 as cpb;
+use govmedia_proto::content::v1 as pb;
+use govmedia_testkit::{TestDatabase, storage_tests, with_token};
+use govmedia_world::rid;
+use tonic::Code;
+use tonic_types::StatusExt;
+
+struct Desk {
+    c: Content,
+    department: String,
+    account: String,
+    author: String,
+    author_id: String,
+    reviewer: String,
+    reviewer2: String,
+    leader: String,
+    principal: String,
+    /// Holds the department reviewer and supervising leader roles at once.
+    double: String,
+}
+
+async fn desk(db: TestDatabase) -> Desk {
+    let c = Content::start(db).await;
+    let w = &c.world;
+    let department = w.department("Publicity", "PUB").await;
+    let d = cpb::ScopeKind::Department;
+    let (author_id, author) = w.staff("editor", &department, &[("editor", d, &department)]).await;
+    let (_, reviewer) = w.staff("reviewer", &department, &[("department_reviewer", d, &department)]).await;
+    let (_, reviewer2) = w.staff("reviewer2", &department, &[("department_reviewer", d, &department)]).await;
+    let (_, leader) = w.staff("leader", &department, &[("supervising_leader", d, &department)]).await;
+    let (_, principal) = w.staff("principal", &department, &[("principal_leader", d, &department)]).await;
+    let (_, double) = w
+        .staff(
+            "double",
+            &department,
+            &[("department_reviewer", d, &department), ("supervising_leader", d, &department)],
+        )
+        .await;
+    let account = w.platform_account(cpb::Platform::Weibo, "bureau_weibo", &department, &author_id).await;
+    Desk { c, department, account, author, author_id, reviewer, reviewer2, leader, principal, double }
+}
+
+fn content(title: &str, body: &str) -> pb::DraftContent {
+    pb::DraftContent { title: title.into(), body: body.into(), ..Default::default() }
+}
+
+async fn create(desk: &Desk, body: &str) -> pb::Draft {
+    desk.c
+        .drafts()
+        .create_draft(with_token(
+            pb::CreateDraftRequest {
+                request_id: rid(),
+                department_id: desk.department.clone(),
+                target_platform_account_ids: vec![desk.account.clone()],
+                content: Some(content("市局发布", body)),
+                ..Default::default()
+            },
+            &desk.author,
+        ))
+        .await
+        .expect("created")
+        .into_inner()
+        .draft
+        .expect("draft")
+}
+
+async fn submit(desk: &Desk, draft: &pb::Draft) -> Result<pb::Draft, tonic::Status> {
+    desk.c
+        .drafts()
+        .submit_draft(with_token(
+            pb::SubmitDraftRequest { request_id: rid(), draft_id: draft.id.clone(), etag: draft.etag.clone() },
+            &desk.author,
+        ))
+        .await
+        .map(|r| r.into_inner().draft.expect("draft"))
+}
+
+fn all_met() -> pb::ReviewCriteria {
+    let m = pb::CriterionResult::Met as i32;
+    pb::ReviewCriteria { legality: m, truthfulness: m, objectivity: m, accuracy: m, standardisation: m }
+}
+
+async fn approve(
+    desk: &Desk,
+    draft: &pb::Draft,
+    stage: pb::ReviewStage,
+    token: &str,
+) -> Result<pb::Draft, tonic::Status> {
+    desk.c
+        .drafts()
+        .approve_draft(with_token(
+            pb::ApproveDraftRequest {
+                request_id: rid(),
+                draft_id: draft.id.clone(),
+                version: draft.current_version,
+                stage: stage as i32,
+                criteria: Some(all_met()),
+                comment: "符合要求".into(),
+            },
+            token,
+        ))
+        .await
+        .map(|r| r.into_inner().draft.expect("draft"))
+}
+
+fn rule(status: &tonic::Status) -> String {
+    status.get_details_precondition_failure().map(|p| p.violations[0].r#type.clone()).unwrap_or_default()
+}
+
+async fn a_draft_passes_all_three_stages_and_proofreading_r3_2_2(db: TestDatabase) {
+    let d = desk(db).await;
+    let draft = create(&d, "今天上午，市局召开专题会议，部署国家安全宣传教育工作。").await;
+    assert_eq!(draft.state, pb::DraftState::Drafting as i32);
+    let draft = submit(&d, &draft).await.expect("submitted");
+    assert_eq!(
+        (draft.state, draft.review_stage),
+        (pb::DraftState::InReview as i32, pb::ReviewStage::Department as i32)
+    );
+    assert!(draft.screening_lexicon_version >= 1, "screened with a named lexicon version");
+
+    // The reviewer sees it in the queue; the author does not.
+    let queue =
+        d.c.drafts()
+            .list_review_queue(with_token(pb::ListReviewQueueRequest::default(), &d.reviewer))
+            .await
+            .expect("queue")
+            .into_inner();
+    assert_eq!(queue.drafts.iter().map(|x| x.id.as_str()).collect::<Vec<_>>(), [draft.id.as_str()]);
+    let queue =
+        d.c.drafts()
+            .list_review_queue(with_token(pb::ListReviewQueueRequest::default(), &d.leader))
+            .await
+            .expect("queue")
+            .into_inner();
+    assert!(queue.drafts.is_empty(), "not yet at the leader's stage");
+
+    let draft = approve(&d, &draft, pb::ReviewStage::Department, &d.reviewer).await.expect("department");
+    let draft = approve(&d, &draft, pb::ReviewStage::SupervisingLeader, &d.leader).await.expect("supervising");
+    let draft = approve(&d, &draft, pb::ReviewStage::PrincipalLeader, &d.principal).await.expect("principal");
+    assert_eq!(draft.state, pb::DraftState::Approved as i32);
+    assert_eq!(draft.decisions.len(), 3);
+
+    // Three proofreading passes by different people; the author may be one of them.
+    for token in [&d.author, &d.reviewer2, &d.reviewer] {
+        d.c.drafts()
+            .sign_off_proofreading(with_token(
+                pb::SignOffProofreadingRequest {
+                    request_id: rid(),
+                    draft_id: draft.id.clone(),
+                    version: draft.current_version,
+                    note: String::new(),
+                },
+                token,
+            ))
+            .await
+            .expect("signed");
+    }
+    let status =
+        d.c.drafts()
+            .sign_off_proofreading(with_token(
+                pb::SignOffProofreadingRequest {
+                    request_id: rid(),
+                    draft_id: draft.id.clone(),
+                    version: draft.current_version,
+                    note: String::new(),
+                },
+                &d.author,
+            ))
+            .await
+            .expect_err("twice");
+    assert_eq!(rule(&status), "R3.3.2");
+    let fetched =
+        d.c.drafts()
+            .get_draft(with_token(pb::GetDraftRequest { draft_id: draft.id.clone() }, &d.author))
+            .await
+            .expect("get")
+            .into_inner()
+            .draft
+            .expect("draft");
+    assert_eq!(fetched.proofreading_sign_offs.len(), 3);
+    assert_eq!(fetched.required_proofreading_count, 3);
+
+    let actions = d.c.outbox_actions().await;
+    let story: Vec<&str> = actions.iter().map(String::as_str).filter(|a| a.starts_with("draft.")).collect();
+    assert_eq!(
+        story,
+        [
+            "draft.created",
+            "draft.submitted",
+            "draft.approved",
+            "draft.approved",
+            "draft.approved",
+            "draft.proofread",
+            "draft.proofread",
+            "draft.proofread"
+        ]
+    );
+}
+
+async fn separation_of_duties_r3_2_2(db: TestDatabase) {
+    let d = desk(db).await;
+    // The author cannot review their own draft, even holding a reviewer role.
+    d.c.world.grant_scoped(&d.author_id, "department_reviewer", cpb::ScopeKind::Department, &d.department).await;
+    let draft = submit(&d, &create(&d, "关于开展文明城市创建工作的通知").await).await.expect("submitted");
+    let status = approve(&d, &draft, pb::ReviewStage::Department, &d.author).await.expect_err("own draft");
+    assert_eq!(rule(&status), "R3.2.2");
+
+    // One person never signs two stages of the same version.
+    let draft = approve(&d, &draft, pb::ReviewStage::Department, &d.double).await.expect("first stage");
+    let status = approve(&d, &draft, pb::ReviewStage::SupervisingLeader, &d.double).await.expect_err("second stage");
+    assert_eq!(rule(&status), "R3.2.2");
+    assert!(status.message().contains("two stages"), "{}", status.message());
+
+    // A reviewer acts only within the scope of their binding.
+    let finance = d.c.world.department("Finance", "FIN").await;
+    let (_, outsider) =
+        d.c.world.staff("outsider", &finance, &[("supervising_leader", cpb::ScopeKind::Department, &finance)]).await;
+    let status =
+        approve(&d, &draft, pb::ReviewStage::SupervisingLeader, &outsider).await.expect_err("other department");
+    assert_eq!(status.code(), Code::PermissionDenied);
+    // And only at their stage.
+    let status = approve(&d, &draft, pb::ReviewStage::SupervisingLeader, &d.principal).await.expect_err("wrong role");
+    assert_eq!(status.code(), Code::PermissionDenied);
+
+    // Approval needs all five criteria (R3.2.3); a rejection needs a reason.
+    let mut criteria = all_met();
+    criteria.accuracy = pb::CriterionResult::NotMet as i32;
+    let status =
+        d.c.drafts()
+            .approve_draft(with_token(
+                pb::ApproveDraftRequest {
+                    request_id: rid(),
+                    draft_id: draft.id.clone(),
+                    version: draft.current_version,
+                    stage: pb::ReviewStage::SupervisingLeader as i32,
+                    criteria: Some(criteria),
+                    comment: String::new(),
+                },
+                &d.leader,
+            ))
+            .await
+            .expect_err("criteria");
+    assert_eq!(rule(&status), "R3.2.3");
+    let status =
+        d.c.drafts()
+            .reject_draft(with_token(
+                pb::RejectDraftRequest {
+                    request_id: rid(),
+                    draft_id: draft.id.clone(),
+                    version: draft.current_version,
+                    stage: pb::ReviewStage::SupervisingLeader as i32,
+                    criteria: Some(criteria),
+                    reason: String::new(),
+                },
+                &d.leader,
+            ))
+            .await
+            .expect_err("no reason");
+    assert_eq!(status.code(), Code::InvalidArgument);
+
+    // Changes requested: back to the author; a new version restarts the chain.
+    let back =
+        d.c.drafts()
+            .request_draft_changes(with_token(
+                pb::RequestDraftChangesRequest {
+                    request_id: rid(),
+                    draft_id: draft.id.clone(),
+                    version: draft.current_version,
+                    stage: pb::ReviewStage::SupervisingLeader as i32,
+                    criteria: Some(criteria),
+                    comment: "请补充活动时间".into(),
+                },
+                &d.leader,
+            ))
+            .await
+            .expect("changes requested")
+            .into_inner()
+            .draft
+            .expect("draft");
+    assert_eq!(back.state, pb::DraftState::ChangesRequested as i32);
+    let v2 =
+        d.c.drafts()
+            .update_draft(with_token(
+                pb::UpdateDraftRequest {
+                    request_id: rid(),
+                    draft_id: back.id.clone(),
+                    etag: back.etag.clone(),
+                    content: Some(content("市局发布", "关于开展文明城市创建工作的通知（11月30日起）")),
+                    change_note: "added the date".into(),
+                    ..Default::default()
+                },
+                &d.author,
+            ))
+            .await
+            .expect("new version")
+            .into_inner()
+            .draft
+            .expect("draft");
+    assert_eq!(v2.current_version, 2);
+    assert!(v2.decisions.is_empty(), "decisions on version 1 do not count for version 2");
+    let v2 = submit(&d, &v2).await.expect("resubmitted");
+    assert_eq!(v2.review_stage, pb::ReviewStage::Department as i32);
+    let status = approve(&d, &draft, pb::ReviewStage::Department, &d.reviewer).await.expect_err("version 1 is stale");
+    assert_eq!(status.code(), Code::Aborted);
+    let versions =
+        d.c.drafts()
+            .list_draft_versions(with_token(
+                pb::ListDraftVersionsRequest { draft_id: v2.id.clone(), ..Default::default() },
+                &d.author,
+            ))
+            .await
+            .expect("versions")
+            .into_inner();
+    assert_eq!(versions.versions.iter().map(|v| v.version).collect::<Vec<_>>(), [2, 1]);
+}
+
+async fn two_reviewers_racing_leave_exactly_one_decision_r3_2_2(db: TestDatabase) {
+    let d = desk(db).await;
+    let draft = submit(&d, &create(&d, "今日天气晴好，适宜出行。").await).await.expect("submitted");
+    let (a, b) = tokio::join!(
+        approve(&d, &draft, pb::ReviewStage::Department, &d.reviewer),
+        approve(&d, &draft, pb::ReviewStage::Department, &d.reviewer2)
+    );
+    let outcomes =
+        [a.as_ref().map(|_| ()).map_err(tonic::Status::code), b.as_ref().map(|_| ()).map_err(tonic::Status::code)];
+    assert_eq!(outcomes.iter().filter(|o| o.is_ok()).count(), 1, "{outcomes:?}");
+    assert!(outcomes.contains(&Err(Code::Aborted)), "the other gets ABORTED: {outcomes:?}");
+    let fetched =
+        d.c.drafts()
+            .get_draft(with_token(pb::GetDraftRequest { draft_id: draft.id.clone() }, &d.author))
+            .await
+            .expect("get")
+            .into_inner()
+            .draft
+            .expect("draft");
+    assert_eq!(fetched.decisions.len(), 1);
+    assert_eq!(fetched.review_stage, pb::ReviewStage::SupervisingLeader as i32);
+}
+
+async fn a_blocked_term_refuses_submission_naming_the_finding_r7_1_1(db: TestDatabase) {
+    let d = desk(db).await;
+    let draft = create(&d, "附件为机密文件，请各单位传达学习。").await;
+    let status = submit(&d, &draft).await.expect_err("blocked");
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    let violation = &status.get_details_precondition_failure().expect("violations").violations[0];
+    assert_eq!(violation.r#type, "R7.1.1");
+    assert_eq!(violation.subject, "body[3..5]", "the text and the place");
+    assert!(violation.description.contains("机密"), "{}", violation.description);
+    let fetched =
+        d.c.drafts()
+            .get_draft(with_token(pb::GetDraftRequest { draft_id: draft.id.clone() }, &d.author))
+            .await
+            .expect("get")
+            .into_inner()
+            .draft
+            .expect("draft");
+    assert_eq!(fetched.state, pb::DraftState::Drafting as i32, "nothing changed");
+    assert!(d.c.outbox_actions().await.contains(&"draft.submission_blocked".to_owned()));
+
+    // A review finding travels with the draft for the reviewers.
+    let reviewed =
+        submit(&d, &create(&d, "台湾政府发言人当天表示").await).await.expect("submitted with a review finding");
+    assert_eq!(reviewed.screening_findings.len(), 1);
+    assert_eq!(reviewed.screening_findings[0].suggestion, "台湾当局");
+}
+
+async fn platform_formats_are_checked_on_submission_r3_3_1(db: TestDatabase) {
+    let d = desk(db).await;
+    let wechat =
+        d.c.world
+            .platform_account(cpb::Platform::WechatOfficialAccount, "gh_bureau", &d.department, &d.author_id)
+            .await;
+    let draft =
+        d.c.drafts()
+            .create_draft(with_token(
+                pb::CreateDraftRequest {
+                    request_id: rid(),
+                    department_id: d.department.clone(),
+                    target_platform_account_ids: vec![wechat],
+                    content: Some(content("", "正文")),
+                    ..Default::default()
+                },
+                &d.author,
+            ))
+            .await
+            .expect("created")
+            .into_inner()
+            .draft
+            .expect("draft");
+    let status = submit(&d, &draft).await.expect_err("format");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let descriptions: Vec<_> = status
+        .get_details_bad_request()
+        .expect("violations")
+        .field_violations
+        .into_iter()
+        .map(|f| f.description)
+        .collect();
+    assert!(descriptions.iter().any(|x| x.contains("requires a title")), "{descriptions:?}");
+    assert!(descriptions.iter().any(|x| x.contains("cover image")), "{descriptions:?}");
+}
+
+storage_tests!(
+    a_draft_passes_all_three_stages_and_proofreading_r3_2_2,
+    separation_of_duties_r3_2_2,
+    two_reviewers_racing_leave_exactly_one_decision_r3_2_2,
+    a_blocked_term_refuses_submission_naming_the_finding_r7_1_1,
+    platform_formats_are_checked_on_submission_r3_3_1,
+);
