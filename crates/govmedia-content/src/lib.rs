@@ -3,11 +3,12 @@
 //! connectors, corrections, feedback and metrics.
 //!
 //! Layout: `api/` (one file per gRPC service), `domain/` (the rules), `store/` (SQL),
-//! `migrations/`; this file wires them. Built so far: the rules of the review chain and
-//! formats, the schema, and `PlanService`. Drafts, publications and metrics follow
-//! (issue 5).
+//! `migrations/`, `connector/` (how publications leave: the trait, archive and webhook);
+//! this file wires them. Built so far: the schema, `PlanService`, `DraftService` and the
+//! connectors. Publications with the scheduler, and metrics, follow (issue 5).
 
 pub mod api;
+pub mod connector;
 pub mod domain;
 pub mod store;
 
