@@ -3,13 +3,16 @@
 //! connectors, corrections, feedback and metrics.
 //!
 //! Layout: `api/` (one file per gRPC service), `domain/` (the rules), `store/` (SQL),
-//! `migrations/`, `connector/` (how publications leave: the trait, archive and webhook);
-//! this file wires them. Built so far: the schema, `PlanService`, `DraftService` and the
-//! connectors. Publications with the scheduler, and metrics, follow (issue 5).
+//! `migrations/`, `connector/` (how publications leave: the trait, archive and webhook),
+//! `scheduler` (publishes due items exactly once across replicas); this file wires them.
+//! Built so far: the schema, `PlanService`, `DraftService`, the connectors and the
+//! scheduler. `PublicationService` (scheduling, cancelling, manual records, retraction,
+//! feedback) and `MetricsService` follow (issue 5).
 
 pub mod api;
 pub mod connector;
 pub mod domain;
+pub mod scheduler;
 pub mod store;
 
 use std::sync::Arc;

@@ -7,111 +7,13 @@
 
 mod common;
 
-use common::Content;
+use common::{all_met, approve, content, create, desk, submit};
 use govmedia_proto::common::v1 as cpb;
 use govmedia_proto::content::v1 as pb;
 use govmedia_testkit::{TestDatabase, storage_tests, with_token};
 use govmedia_world::rid;
 use tonic::Code;
 use tonic_types::StatusExt;
-
-struct Desk {
-    c: Content,
-    department: String,
-    account: String,
-    author: String,
-    author_id: String,
-    reviewer: String,
-    reviewer2: String,
-    leader: String,
-    principal: String,
-    /// Holds the department reviewer and supervising leader roles at once.
-    double: String,
-}
-
-async fn desk(db: TestDatabase) -> Desk {
-    let c = Content::start(db).await;
-    let w = &c.world;
-    let department = w.department("Publicity", "PUB").await;
-    let d = cpb::ScopeKind::Department;
-    let (author_id, author) = w.staff("editor", &department, &[("editor", d, &department)]).await;
-    let (_, reviewer) = w.staff("reviewer", &department, &[("department_reviewer", d, &department)]).await;
-    let (_, reviewer2) = w.staff("reviewer2", &department, &[("department_reviewer", d, &department)]).await;
-    let (_, leader) = w.staff("leader", &department, &[("supervising_leader", d, &department)]).await;
-    let (_, principal) = w.staff("principal", &department, &[("principal_leader", d, &department)]).await;
-    let (_, double) = w
-        .staff(
-            "double",
-            &department,
-            &[("department_reviewer", d, &department), ("supervising_leader", d, &department)],
-        )
-        .await;
-    let account = w.platform_account(cpb::Platform::Weibo, "bureau_weibo", &department, &author_id).await;
-    Desk { c, department, account, author, author_id, reviewer, reviewer2, leader, principal, double }
-}
-
-fn content(title: &str, body: &str) -> pb::DraftContent {
-    pb::DraftContent { title: title.into(), body: body.into(), ..Default::default() }
-}
-
-async fn create(desk: &Desk, body: &str) -> pb::Draft {
-    desk.c
-        .drafts()
-        .create_draft(with_token(
-            pb::CreateDraftRequest {
-                request_id: rid(),
-                department_id: desk.department.clone(),
-                target_platform_account_ids: vec![desk.account.clone()],
-                content: Some(content("市局发布", body)),
-                ..Default::default()
-            },
-            &desk.author,
-        ))
-        .await
-        .expect("created")
-        .into_inner()
-        .draft
-        .expect("draft")
-}
-
-async fn submit(desk: &Desk, draft: &pb::Draft) -> Result<pb::Draft, tonic::Status> {
-    desk.c
-        .drafts()
-        .submit_draft(with_token(
-            pb::SubmitDraftRequest { request_id: rid(), draft_id: draft.id.clone(), etag: draft.etag.clone() },
-            &desk.author,
-        ))
-        .await
-        .map(|r| r.into_inner().draft.expect("draft"))
-}
-
-fn all_met() -> pb::ReviewCriteria {
-    let m = pb::CriterionResult::Met as i32;
-    pb::ReviewCriteria { legality: m, truthfulness: m, objectivity: m, accuracy: m, standardisation: m }
-}
-
-async fn approve(
-    desk: &Desk,
-    draft: &pb::Draft,
-    stage: pb::ReviewStage,
-    token: &str,
-) -> Result<pb::Draft, tonic::Status> {
-    desk.c
-        .drafts()
-        .approve_draft(with_token(
-            pb::ApproveDraftRequest {
-                request_id: rid(),
-                draft_id: draft.id.clone(),
-                version: draft.current_version,
-                stage: stage as i32,
-                criteria: Some(all_met()),
-                comment: "符合要求".into(),
-            },
-            token,
-        ))
-        .await
-        .map(|r| r.into_inner().draft.expect("draft"))
-}
 
 fn rule(status: &tonic::Status) -> String {
     status.get_details_precondition_failure().map(|p| p.violations[0].r#type.clone()).unwrap_or_default()

@@ -3,6 +3,7 @@
 
 pub mod drafts;
 pub mod plans;
+pub mod publications;
 
 use std::str::FromStr;
 

@@ -10,14 +10,19 @@ use govmedia_kit::auth::TokenVerifier;
 use govmedia_kit::client::{CallCredentials, ClientCredentials};
 use govmedia_kit::config::{Secret, ServerSettings};
 use govmedia_kit::db::Database;
+use govmedia_proto::common::v1 as cpb;
+use govmedia_proto::content::v1 as pb;
 use govmedia_proto::content::v1::draft_service_client::DraftServiceClient;
 use govmedia_proto::content::v1::plan_service_client::PlanServiceClient;
+use govmedia_testkit::with_token;
 use govmedia_testkit::{TestDatabase, TestServer};
 use govmedia_world::World;
+use govmedia_world::rid;
 use tonic::transport::Channel;
 
 pub struct Content {
     pub world: World,
+    pub core: Arc<govmedia_content::Core>,
     pub server: TestServer,
     pub db: Database,
     _database: TestDatabase,
@@ -42,7 +47,7 @@ impl Content {
         );
         let verifier = Arc::new(TokenVerifier::from_identity(world.identity.channel()));
         let server = TestServer::start(govmedia_content::server(&core, ServerSettings::loopback(), verifier)).await;
-        Self { world, server, db, _database: database }
+        Self { world, core, server, db, _database: database }
     }
 
     pub fn plans(&self) -> PlanServiceClient<Channel> {
@@ -73,4 +78,128 @@ impl Content {
             })
             .collect()
     }
+}
+
+/// A department with an author, two department reviewers, a supervising leader, a
+/// principal leader, someone holding two review roles, and a Weibo account.
+pub struct Desk {
+    pub c: Content,
+    pub department: String,
+    pub account: String,
+    pub author: String,
+    pub author_id: String,
+    pub reviewer: String,
+    pub reviewer2: String,
+    pub leader: String,
+    pub principal: String,
+    /// Holds the department reviewer and supervising leader roles at once.
+    pub double: String,
+}
+
+pub async fn desk(db: TestDatabase) -> Desk {
+    let c = Content::start(db).await;
+    let w = &c.world;
+    let department = w.department("Publicity", "PUB").await;
+    let d = cpb::ScopeKind::Department;
+    let (author_id, author) = w.staff("editor", &department, &[("editor", d, &department)]).await;
+    let (_, reviewer) = w.staff("reviewer", &department, &[("department_reviewer", d, &department)]).await;
+    let (_, reviewer2) = w.staff("reviewer2", &department, &[("department_reviewer", d, &department)]).await;
+    let (_, leader) = w.staff("leader", &department, &[("supervising_leader", d, &department)]).await;
+    let (_, principal) = w.staff("principal", &department, &[("principal_leader", d, &department)]).await;
+    let (_, double) = w
+        .staff(
+            "double",
+            &department,
+            &[("department_reviewer", d, &department), ("supervising_leader", d, &department)],
+        )
+        .await;
+    let account = w.platform_account(cpb::Platform::Weibo, "bureau_weibo", &department, &author_id).await;
+    Desk { c, department, account, author, author_id, reviewer, reviewer2, leader, principal, double }
+}
+
+pub fn content(title: &str, body: &str) -> pb::DraftContent {
+    pb::DraftContent { title: title.into(), body: body.into(), ..Default::default() }
+}
+
+pub async fn create(desk: &Desk, body: &str) -> pb::Draft {
+    desk.c
+        .drafts()
+        .create_draft(with_token(
+            pb::CreateDraftRequest {
+                request_id: rid(),
+                department_id: desk.department.clone(),
+                target_platform_account_ids: vec![desk.account.clone()],
+                content: Some(content("市局发布", body)),
+                ..Default::default()
+            },
+            &desk.author,
+        ))
+        .await
+        .expect("created")
+        .into_inner()
+        .draft
+        .expect("draft")
+}
+
+pub async fn submit(desk: &Desk, draft: &pb::Draft) -> Result<pb::Draft, tonic::Status> {
+    desk.c
+        .drafts()
+        .submit_draft(with_token(
+            pb::SubmitDraftRequest { request_id: rid(), draft_id: draft.id.clone(), etag: draft.etag.clone() },
+            &desk.author,
+        ))
+        .await
+        .map(|r| r.into_inner().draft.expect("draft"))
+}
+
+pub fn all_met() -> pb::ReviewCriteria {
+    let m = pb::CriterionResult::Met as i32;
+    pb::ReviewCriteria { legality: m, truthfulness: m, objectivity: m, accuracy: m, standardisation: m }
+}
+
+pub async fn approve(
+    desk: &Desk,
+    draft: &pb::Draft,
+    stage: pb::ReviewStage,
+    token: &str,
+) -> Result<pb::Draft, tonic::Status> {
+    desk.c
+        .drafts()
+        .approve_draft(with_token(
+            pb::ApproveDraftRequest {
+                request_id: rid(),
+                draft_id: draft.id.clone(),
+                version: draft.current_version,
+                stage: stage as i32,
+                criteria: Some(all_met()),
+                comment: "符合要求".into(),
+            },
+            token,
+        ))
+        .await
+        .map(|r| r.into_inner().draft.expect("draft"))
+}
+
+/// A draft approved by all three stages and proofread three times.
+pub async fn approved(desk: &Desk, body: &str) -> pb::Draft {
+    let draft = submit(desk, &create(desk, body).await).await.expect("submitted");
+    let draft = approve(desk, &draft, pb::ReviewStage::Department, &desk.reviewer).await.expect("department");
+    let draft = approve(desk, &draft, pb::ReviewStage::SupervisingLeader, &desk.leader).await.expect("supervising");
+    let draft = approve(desk, &draft, pb::ReviewStage::PrincipalLeader, &desk.principal).await.expect("principal");
+    for token in [&desk.author, &desk.reviewer2, &desk.reviewer] {
+        desk.c
+            .drafts()
+            .sign_off_proofreading(with_token(
+                pb::SignOffProofreadingRequest {
+                    request_id: rid(),
+                    draft_id: draft.id.clone(),
+                    version: draft.current_version,
+                    note: String::new(),
+                },
+                token,
+            ))
+            .await
+            .expect("signed");
+    }
+    draft
 }

@@ -1,0 +1,271 @@
+//! Publications and the scheduler's leases.
+//!
+//! A scheduler replica claims due publications in one short transaction: it selects
+//! them `FOR UPDATE SKIP LOCKED` on PostgreSQL (so replicas never wait on, or take,
+//! each other's rows; SQLite has one writer at a time anyway), marks them `publishing`
+//! with a lease and a bumped row version, and commits. The row version is the fencing
+//! token: a replica records the outcome only if the version is still the one it claimed,
+//! so a replica whose lease ran out and was taken over cannot overwrite the new owner.
+
+use chrono::{DateTime, Utc};
+use govmedia_domain::Error;
+use govmedia_domain::ids::{DraftId, PlatformAccountId, PublicationId, UserId};
+use govmedia_kit::db::{Dialect, Tx, db_error};
+use govmedia_kit::on_tx;
+
+use super::{id, join_ids, split_ids};
+use crate::domain::publication::{Channel, PublicationState, StateName};
+
+/// A publication as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Publication {
+    /// Id; the connector's idempotency key.
+    pub id: PublicationId,
+    /// The draft.
+    pub draft: DraftId,
+    /// The draft version published (0 until it is frozen at publishing).
+    pub draft_version: i64,
+    /// The account.
+    pub account: PlatformAccountId,
+    /// State.
+    pub state: PublicationState,
+    /// When it is due.
+    pub scheduled_at: DateTime<Utc>,
+    /// When it went out.
+    pub published_at: Option<DateTime<Utc>>,
+    /// Who scheduled it.
+    pub scheduled_by: UserId,
+    /// Connector or manual.
+    pub channel: Channel,
+    /// Connector name.
+    pub connector: String,
+    /// The platform's post id.
+    pub platform_post_id: String,
+    /// The post's URL.
+    pub url: String,
+    /// Attempts made.
+    pub attempt_count: i64,
+    /// When the next attempt is due, while retrying.
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// Until when a scheduler holds it.
+    pub lease_until: Option<DateTime<Utc>>,
+    /// The last error.
+    pub last_error: String,
+    /// Approvers in stage order, frozen when it goes out.
+    pub approvers: Vec<UserId>,
+    /// Proofreaders, frozen when it goes out.
+    pub proofreaders: Vec<UserId>,
+    /// Evidence (JSON) of a manual publication or retraction.
+    pub evidence: String,
+    /// Why it was cancelled or retracted.
+    pub withdrawal_reason: String,
+    /// Who cancelled or retracted it (empty when none).
+    pub withdrawn_by: String,
+    /// When.
+    pub withdrawn_at: Option<DateTime<Utc>>,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Changed.
+    pub updated_at: DateTime<Utc>,
+    /// Row version (etag and fencing token).
+    pub version: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: String,
+    draft_id: String,
+    draft_version: i64,
+    platform_account_id: String,
+    state: String,
+    scheduled_at: DateTime<Utc>,
+    published_at: Option<DateTime<Utc>>,
+    scheduled_by: String,
+    channel: String,
+    connector: String,
+    platform_post_id: String,
+    url: String,
+    attempt_count: i64,
+    next_attempt_at: Option<DateTime<Utc>>,
+    lease_until: Option<DateTime<Utc>>,
+    last_error: String,
+    approvers: String,
+    proofreaders: String,
+    evidence: String,
+    withdrawal_reason: String,
+    withdrawn_by: String,
+    withdrawn_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    version: i64,
+}
+
+impl TryFrom<Row> for Publication {
+    type Error = Error;
+
+    fn try_from(r: Row) -> Result<Self, Error> {
+        Ok(Publication {
+            id: id("publications.id", &r.id)?,
+            draft: id("publications.draft_id", &r.draft_id)?,
+            draft_version: r.draft_version,
+            account: id("publications.platform_account_id", &r.platform_account_id)?,
+            state: PublicationState::from_name(&r.state)
+                .ok_or_else(|| Error::internal(format!("bad publication state {}", r.state)))?,
+            scheduled_at: r.scheduled_at,
+            published_at: r.published_at,
+            scheduled_by: id("publications.scheduled_by", &r.scheduled_by)?,
+            channel: Channel::from_name(&r.channel)
+                .ok_or_else(|| Error::internal(format!("bad publication channel {}", r.channel)))?,
+            connector: r.connector,
+            platform_post_id: r.platform_post_id,
+            url: r.url,
+            attempt_count: r.attempt_count,
+            next_attempt_at: r.next_attempt_at,
+            lease_until: r.lease_until,
+            last_error: r.last_error,
+            approvers: split_ids("publications.approvers", &r.approvers)?,
+            proofreaders: split_ids("publications.proofreaders", &r.proofreaders)?,
+            evidence: r.evidence,
+            withdrawal_reason: r.withdrawal_reason,
+            withdrawn_by: r.withdrawn_by,
+            withdrawn_at: r.withdrawn_at,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            version: r.version,
+        })
+    }
+}
+
+/// Inserts a publication.
+pub async fn insert(tx: &mut Tx, p: &Publication) -> Result<(), Error> {
+    on_tx!(tx, |conn, dialect| {
+        sqlx::query(&dialect.sql(
+            "INSERT INTO publications (id, draft_id, draft_version, platform_account_id, state, scheduled_at, \
+             published_at, scheduled_by, channel, connector, platform_post_id, url, attempt_count, next_attempt_at, \
+             lease_until, last_error, approvers, proofreaders, evidence, withdrawal_reason, withdrawn_by, withdrawn_at, \
+             created_at, updated_at, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
+             $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)",
+        ))
+        .bind(p.id.to_string())
+        .bind(p.draft.to_string())
+        .bind(p.draft_version)
+        .bind(p.account.to_string())
+        .bind(p.state.name())
+        .bind(p.scheduled_at)
+        .bind(p.published_at)
+        .bind(p.scheduled_by.to_string())
+        .bind(p.channel.name())
+        .bind(&p.connector)
+        .bind(&p.platform_post_id)
+        .bind(&p.url)
+        .bind(p.attempt_count)
+        .bind(p.next_attempt_at)
+        .bind(p.lease_until)
+        .bind(&p.last_error)
+        .bind(join_ids(&p.approvers))
+        .bind(join_ids(&p.proofreaders))
+        .bind(&p.evidence)
+        .bind(&p.withdrawal_reason)
+        .bind(&p.withdrawn_by)
+        .bind(p.withdrawn_at)
+        .bind(p.created_at)
+        .bind(p.updated_at)
+        .bind(p.version)
+        .execute(conn)
+        .await
+        .map(|_| ())
+    })
+    .map_err(db_error)
+}
+
+/// Saves a publication if its row version is still `expected_version`; a conflict
+/// otherwise (someone else, or a scheduler that took over the lease, changed it).
+pub async fn save(tx: &mut Tx, p: &Publication, expected_version: i64) -> Result<(), Error> {
+    let affected = on_tx!(tx, |conn, dialect| {
+        sqlx::query(&dialect.sql(
+            "UPDATE publications SET draft_version = $2, state = $3, scheduled_at = $4, published_at = $5, \
+             connector = $6, platform_post_id = $7, url = $8, attempt_count = $9, next_attempt_at = $10, \
+             lease_until = $11, last_error = $12, approvers = $13, proofreaders = $14, evidence = $15, \
+             withdrawal_reason = $16, withdrawn_by = $17, withdrawn_at = $18, updated_at = $19, version = $20 \
+             WHERE id = $1 AND version = $21",
+        ))
+        .bind(p.id.to_string())
+        .bind(p.draft_version)
+        .bind(p.state.name())
+        .bind(p.scheduled_at)
+        .bind(p.published_at)
+        .bind(&p.connector)
+        .bind(&p.platform_post_id)
+        .bind(&p.url)
+        .bind(p.attempt_count)
+        .bind(p.next_attempt_at)
+        .bind(p.lease_until)
+        .bind(&p.last_error)
+        .bind(join_ids(&p.approvers))
+        .bind(join_ids(&p.proofreaders))
+        .bind(&p.evidence)
+        .bind(&p.withdrawal_reason)
+        .bind(&p.withdrawn_by)
+        .bind(p.withdrawn_at)
+        .bind(p.updated_at)
+        .bind(p.version)
+        .bind(expected_version)
+        .execute(conn)
+        .await
+        .map(|r| r.rows_affected())
+    })
+    .map_err(db_error)?;
+    if affected == 0 {
+        return Err(Error::Conflict("the publication changed since it was read".into()));
+    }
+    Ok(())
+}
+
+/// One publication; locked for update on PostgreSQL when `lock`.
+pub async fn get(tx: &mut Tx, publication: PublicationId, lock: bool) -> Result<Option<Publication>, Error> {
+    let row: Option<Row> = on_tx!(tx, |conn, dialect| {
+        let sql = match (dialect, lock) {
+            (Dialect::Postgres, true) => "SELECT * FROM publications WHERE id = $1 FOR UPDATE",
+            (Dialect::Postgres, false) => "SELECT * FROM publications WHERE id = $1",
+            (Dialect::Sqlite, _) => "SELECT * FROM publications WHERE id = ?1",
+        };
+        sqlx::query_as(sql).bind(publication.to_string()).fetch_optional(conn).await
+    })
+    .map_err(db_error)?;
+    row.map(Publication::try_from).transpose()
+}
+
+/// Due work, locked for this transaction and skipped by other replicas: scheduled items
+/// whose time has come, and items being published whose lease ran out (a replica died)
+/// or whose retry is due.
+pub async fn lock_due(tx: &mut Tx, now: DateTime<Utc>, limit: u32) -> Result<Vec<Publication>, Error> {
+    let rows: Vec<Row> = on_tx!(tx, |conn, dialect| {
+        let base = "SELECT * FROM publications WHERE \
+             (state = 'scheduled' AND scheduled_at <= $1) OR \
+             (state = 'publishing' AND (lease_until IS NULL OR lease_until <= $1) \
+              AND (next_attempt_at IS NULL OR next_attempt_at <= $1)) \
+             ORDER BY scheduled_at, id LIMIT $2";
+        let sql = match dialect {
+            Dialect::Postgres => format!("{base} FOR UPDATE SKIP LOCKED"),
+            Dialect::Sqlite => dialect.sql(base).into_owned(),
+        };
+        sqlx::query_as(&sql).bind(now).bind(i64::from(limit)).fetch_all(conn).await
+    })
+    .map_err(db_error)?;
+    rows.into_iter().map(Publication::try_from).collect()
+}
+
+/// Publications of a draft that are still waiting or under way.
+pub async fn open_for_draft(tx: &mut Tx, draft: DraftId) -> Result<Vec<Publication>, Error> {
+    let rows: Vec<Row> =
+        on_tx!(tx, |conn, dialect| {
+            sqlx::query_as(&dialect.sql(
+                "SELECT * FROM publications WHERE draft_id = $1 AND state IN ('scheduled', 'publishing') ORDER BY id",
+            ))
+            .bind(draft.to_string())
+            .fetch_all(conn)
+            .await
+        })
+        .map_err(db_error)?;
+    rows.into_iter().map(Publication::try_from).collect()
+}
