@@ -5,9 +5,9 @@
 //! Layout: `api/` (one file per gRPC service), `domain/` (the rules), `store/` (SQL),
 //! `migrations/`, `connector/` (how publications leave: the trait, archive and webhook),
 //! `scheduler` (publishes due items exactly once across replicas); this file wires them.
-//! Built so far: the schema, `PlanService`, `DraftService`, the connectors and the
-//! scheduler. `PublicationService` (scheduling, cancelling, manual records, retraction,
-//! feedback) and `MetricsService` follow (issue 5).
+//! Built so far: the schema, `PlanService`, `DraftService`, `MetricsService`, the
+//! connectors and the scheduler. `PublicationService` (scheduling, cancelling, manual
+//! records, retraction, feedback) follows (issue 5).
 
 pub mod api;
 pub mod connector;
@@ -182,6 +182,40 @@ impl Core {
             Err(status) => Err(unavailable(status)),
         }
     }
+
+    /// The platform accounts of a department, from identity (every state: a closed
+    /// account still has a history to report).
+    pub async fn department_accounts(
+        &self,
+        department: govmedia_domain::ids::DepartmentId,
+    ) -> Result<Vec<PlatformAccountId>, Error> {
+        use govmedia_proto::identity::v1::ListPlatformAccountsRequest;
+        let unavailable = |s: tonic::Status| Error::Unavailable { dependency: "identity service", source: Box::new(s) };
+        let mut accounts = Vec::new();
+        let mut page_token = String::new();
+        loop {
+            let mut request = tonic::Request::new(ListPlatformAccountsRequest {
+                page_size: 500,
+                page_token: page_token.clone(),
+                department_id: department.to_string(),
+                ..Default::default()
+            });
+            self.credentials.authorize(&mut request).await.map_err(unavailable)?;
+            govmedia_kit::telemetry::inject_context(request.metadata_mut());
+            let page = PlatformAccountServiceClient::new(self.identity.clone())
+                .list_platform_accounts(request)
+                .await
+                .map_err(unavailable)?
+                .into_inner();
+            for a in page.platform_accounts {
+                accounts.push(a.id.parse().map_err(|_| Error::internal("identity answered a bad account id"))?);
+            }
+            if page.next_page_token.is_empty() {
+                return Ok(accounts);
+            }
+            page_token = page.next_page_token;
+        }
+    }
 }
 
 /// The server for `core`.
@@ -191,4 +225,5 @@ pub fn server(core: &Arc<Core>, settings: ServerSettings, verifier: Arc<TokenVer
         .with_auth(AuthLayer::new(verifier, AuthPolicy::standard()))
         .add_service(api::plan::server(core).max_decoding_message_size(limit))
         .add_service(api::draft::server(core).max_decoding_message_size(limit))
+        .add_service(api::metrics::server(core).max_decoding_message_size(limit))
 }

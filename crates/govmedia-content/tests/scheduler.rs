@@ -15,9 +15,9 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use common::{Desk, approved, create, desk, submit};
+use common::{Desk, approved, create, desk, publication_row, submit};
 use govmedia_content::connector::webhook::{WebhookConnector, WebhookSettings};
-use govmedia_content::domain::publication::{Channel, PublicationState, RetryPolicy};
+use govmedia_content::domain::publication::{PublicationState, RetryPolicy};
 use govmedia_content::scheduler::{Connectors, Scheduler, SchedulerSettings, Tick};
 use govmedia_content::store::publications::{self, Publication};
 use govmedia_domain::ids::PublicationId;
@@ -75,41 +75,10 @@ fn scheduler(desk: &Desk, url: &str) -> Scheduler {
     Scheduler::new(desk.c.core.clone(), Connectors::new(Arc::new(WebhookConnector::new(webhook))), settings)
 }
 
-/// A publication of `draft` on the desk's account, due now. Inserted through the store:
-/// the scheduler is what is under test here.
+/// A publication of `draft` on the desk's account, due now.
 async fn due(desk: &Desk, draft: &pb::Draft) -> PublicationId {
-    let now = chrono::Utc::now();
-    let p = Publication {
-        id: PublicationId::new(),
-        draft: draft.id.parse().expect("draft id"),
-        draft_version: 0,
-        account: desk.account.parse().expect("account id"),
-        state: PublicationState::Scheduled,
-        scheduled_at: now - chrono::Duration::seconds(1),
-        published_at: None,
-        scheduled_by: desk.author_id.parse().expect("user id"),
-        channel: Channel::Connector,
-        connector: String::new(),
-        platform_post_id: String::new(),
-        url: String::new(),
-        attempt_count: 0,
-        next_attempt_at: None,
-        lease_until: None,
-        last_error: String::new(),
-        approvers: vec![],
-        proofreaders: vec![],
-        evidence: String::new(),
-        withdrawal_reason: String::new(),
-        withdrawn_by: String::new(),
-        withdrawn_at: None,
-        created_at: now,
-        updated_at: now,
-        version: 1,
-    };
-    let mut tx = desk.c.db.begin().await.expect("tx");
-    publications::insert(&mut tx, &p).await.expect("insert");
-    tx.commit().await.expect("commit");
-    p.id
+    publication_row(desk, draft, PublicationState::Scheduled, chrono::Utc::now() - chrono::Duration::seconds(1), None)
+        .await
 }
 
 async fn fetch(desk: &Desk, id: PublicationId) -> Publication {

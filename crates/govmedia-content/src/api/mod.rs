@@ -1,6 +1,7 @@
 //! The gRPC edge of content: one module per service of `govmedia.content.v1`.
 
 pub mod draft;
+pub mod metrics;
 pub mod plan;
 
 use chrono::{DateTime, Utc};

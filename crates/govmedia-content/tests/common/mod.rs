@@ -203,3 +203,49 @@ pub async fn approved(desk: &Desk, body: &str) -> pb::Draft {
     }
     draft
 }
+
+/// A publication row of `draft` on the desk's account, inserted through the store: for
+/// tests of what reads publications (the scheduler, reports) without the RPCs that
+/// make them.
+pub async fn publication_row(
+    desk: &Desk,
+    draft: &pb::Draft,
+    state: govmedia_content::domain::publication::PublicationState,
+    scheduled_at: chrono::DateTime<chrono::Utc>,
+    published_at: Option<chrono::DateTime<chrono::Utc>>,
+) -> govmedia_domain::ids::PublicationId {
+    use govmedia_content::domain::publication::Channel;
+    use govmedia_content::store::publications::{self, Publication};
+    let now = chrono::Utc::now();
+    let p = Publication {
+        id: govmedia_domain::ids::PublicationId::new(),
+        draft: draft.id.parse().expect("draft id"),
+        draft_version: i64::from(draft.current_version),
+        account: desk.account.parse().expect("account id"),
+        state,
+        scheduled_at,
+        published_at,
+        scheduled_by: desk.author_id.parse().expect("user id"),
+        channel: Channel::Connector,
+        connector: String::new(),
+        platform_post_id: String::new(),
+        url: String::new(),
+        attempt_count: 0,
+        next_attempt_at: None,
+        lease_until: None,
+        last_error: String::new(),
+        approvers: vec![],
+        proofreaders: vec![],
+        evidence: String::new(),
+        withdrawal_reason: String::new(),
+        withdrawn_by: String::new(),
+        withdrawn_at: None,
+        created_at: now,
+        updated_at: now,
+        version: 1,
+    };
+    let mut tx = desk.c.db.begin().await.expect("tx");
+    publications::insert(&mut tx, &p).await.expect("insert");
+    tx.commit().await.expect("commit");
+    p.id
+}
