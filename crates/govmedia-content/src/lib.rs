@@ -5,9 +5,9 @@
 //! Layout: `api/` (one file per gRPC service), `domain/` (the rules), `store/` (SQL),
 //! `migrations/`, `connector/` (how publications leave: the trait, archive and webhook),
 //! `scheduler` (publishes due items exactly once across replicas); this file wires them.
-//! Built so far: the schema, `PlanService`, `DraftService`, `MetricsService`, the
-//! connectors and the scheduler. `PublicationService` (scheduling, cancelling, manual
-//! records, retraction, feedback) follows (issue 5).
+//! Every service of `govmedia.content.v1` is built: `PlanService`, `DraftService`,
+//! `PublicationService`, `MetricsService`, with the connectors and the scheduler. The
+//! `serve()` entry point with settings, and the end-to-end test, follow (issue 5).
 
 pub mod api;
 pub mod connector;
@@ -218,12 +218,18 @@ impl Core {
     }
 }
 
-/// The server for `core`.
-pub fn server(core: &Arc<Core>, settings: ServerSettings, verifier: Arc<TokenVerifier>) -> ServerBuilder {
+/// The server for `core`; retractions go out through `connectors` (the scheduler's).
+pub fn server(
+    core: &Arc<Core>,
+    connectors: scheduler::Connectors,
+    settings: ServerSettings,
+    verifier: Arc<TokenVerifier>,
+) -> ServerBuilder {
     let limit = settings.max_message_bytes;
     ServerBuilder::new(settings)
         .with_auth(AuthLayer::new(verifier, AuthPolicy::standard()))
         .add_service(api::plan::server(core).max_decoding_message_size(limit))
         .add_service(api::draft::server(core).max_decoding_message_size(limit))
         .add_service(api::metrics::server(core).max_decoding_message_size(limit))
+        .add_service(api::publication::server(core, connectors).max_decoding_message_size(limit))
 }

@@ -278,7 +278,11 @@ impl Scheduler {
 }
 
 /// The draft is published once its first publication is; later targets keep it so.
-async fn mark_draft_published(tx: &mut govmedia_kit::db::Tx, p: &Publication, now: DateTime<Utc>) -> Result<(), Error> {
+pub(crate) async fn mark_draft_published(
+    tx: &mut govmedia_kit::db::Tx,
+    p: &Publication,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
     let Some(mut draft) = drafts::get(tx, p.draft, true).await? else { return Ok(()) };
     if draft.state == DraftState::Published {
         return Ok(());

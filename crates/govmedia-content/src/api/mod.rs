@@ -3,6 +3,7 @@
 pub mod draft;
 pub mod metrics;
 pub mod plan;
+pub mod publication;
 
 use chrono::{DateTime, Utc};
 use govmedia_domain::Error;

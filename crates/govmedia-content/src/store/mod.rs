@@ -2,6 +2,7 @@
 //! backends (see `govmedia_kit::db::Dialect`).
 
 pub mod drafts;
+pub mod feedback;
 pub mod metrics;
 pub mod plans;
 pub mod publications;

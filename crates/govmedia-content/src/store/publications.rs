@@ -269,3 +269,71 @@ pub async fn open_for_draft(tx: &mut Tx, draft: DraftId) -> Result<Vec<Publicati
         .map_err(db_error)?;
     rows.into_iter().map(Publication::try_from).collect()
 }
+
+/// Filters of [`list`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PublicationFilter {
+    /// Account.
+    pub account: Option<PlatformAccountId>,
+    /// Draft.
+    pub draft: Option<DraftId>,
+    /// State.
+    pub state: Option<PublicationState>,
+    /// Scheduled or published at or after.
+    pub from: Option<DateTime<Utc>>,
+    /// Scheduled or published before.
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// A page of publications, latest scheduled first; `after` is the last (time, id) seen.
+pub async fn list(
+    tx: &mut Tx,
+    f: &PublicationFilter,
+    after: Option<(DateTime<Utc>, PublicationId)>,
+    limit: u32,
+) -> Result<Vec<Publication>, Error> {
+    // Open ends become bounds both stores compare correctly.
+    let epoch = DateTime::<Utc>::UNIX_EPOCH;
+    let far = DateTime::from_timestamp(253_402_214_400, 0).unwrap_or(epoch);
+    let from = f.from.unwrap_or(epoch);
+    let until = f.until.unwrap_or(far);
+    let (after_time, after_id) = after.map_or((far, String::new()), |(t, id)| (t, id.to_string()));
+    let rows: Vec<Row> = on_tx!(tx, |conn, dialect| {
+        sqlx::query_as(&dialect.sql(
+            "SELECT * FROM publications WHERE ($1 = '' OR platform_account_id = $1) AND ($2 = '' OR draft_id = $2) \
+             AND ($3 = '' OR state = $3) \
+             AND ((scheduled_at >= $4 AND scheduled_at < $5) OR (published_at >= $4 AND published_at < $5)) \
+             AND ($7 = '' OR scheduled_at < $6 OR (scheduled_at = $6 AND id < $7)) \
+             ORDER BY scheduled_at DESC, id DESC LIMIT $8",
+        ))
+        .bind(f.account.map(|a| a.to_string()).unwrap_or_default())
+        .bind(f.draft.map(|d| d.to_string()).unwrap_or_default())
+        .bind(f.state.map(StateName::name).unwrap_or(""))
+        .bind(from)
+        .bind(until)
+        .bind(after_time)
+        .bind(after_id)
+        .bind(i64::from(limit))
+        .fetch_all(conn)
+        .await
+    })
+    .map_err(db_error)?;
+    rows.into_iter().map(Publication::try_from).collect()
+}
+
+/// The open (scheduled or publishing) publication of a draft on an account, if any.
+pub async fn open_on(tx: &mut Tx, draft: DraftId, account: PlatformAccountId) -> Result<Option<Publication>, Error> {
+    Ok(open_for_draft(tx, draft).await?.into_iter().find(|p| p.account == account))
+}
+
+/// Drafts correcting a publication.
+pub async fn corrections(tx: &mut Tx, publication: PublicationId) -> Result<Vec<DraftId>, Error> {
+    let ids: Vec<String> = on_tx!(tx, |conn, dialect| {
+        sqlx::query_scalar(&dialect.sql("SELECT id FROM drafts WHERE corrects_publication_id = $1 ORDER BY id"))
+            .bind(publication.to_string())
+            .fetch_all(conn)
+            .await
+    })
+    .map_err(db_error)?;
+    ids.iter().map(|d| id("drafts.id", d)).collect()
+}

@@ -23,6 +23,9 @@ use tonic::transport::Channel;
 pub struct Content {
     pub world: World,
     pub core: Arc<govmedia_content::Core>,
+    /// The connectors the server retracts through: an archive in `archive`.
+    pub connectors: govmedia_content::scheduler::Connectors,
+    pub archive: tempfile::TempDir,
     pub server: TestServer,
     pub db: Database,
     _database: TestDatabase,
@@ -46,12 +49,28 @@ impl Content {
             credentials,
         );
         let verifier = Arc::new(TokenVerifier::from_identity(world.identity.channel()));
-        let server = TestServer::start(govmedia_content::server(&core, ServerSettings::loopback(), verifier)).await;
-        Self { world, core, server, db, _database: database }
+        let archive = tempfile::tempdir().expect("archive folder");
+        let connectors = govmedia_content::scheduler::Connectors::new(Arc::new(
+            govmedia_content::connector::archive::ArchiveConnector::new(archive.path()),
+        ));
+        let server = TestServer::start(govmedia_content::server(
+            &core,
+            connectors.clone(),
+            ServerSettings::loopback(),
+            verifier,
+        ))
+        .await;
+        Self { world, core, server, db, connectors, archive, _database: database }
     }
 
     pub fn plans(&self) -> PlanServiceClient<Channel> {
         PlanServiceClient::new(self.server.channel())
+    }
+
+    pub fn publications(
+        &self,
+    ) -> govmedia_proto::content::v1::publication_service_client::PublicationServiceClient<Channel> {
+        govmedia_proto::content::v1::publication_service_client::PublicationServiceClient::new(self.server.channel())
     }
 
     pub fn drafts(&self) -> DraftServiceClient<Channel> {
