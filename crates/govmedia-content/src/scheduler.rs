@@ -22,6 +22,7 @@ use govmedia_kit::outbox;
 use tokio_util::sync::CancellationToken;
 
 use crate::connector::{Connector, Outgoing};
+use crate::domain::plan::PlanState;
 use crate::domain::publication::{AfterFailure, DueVerdict, PublicationState, Readiness, RetryPolicy, on_due};
 use crate::domain::review::{self, ReviewState};
 use crate::store::{drafts, publications, publications::Publication};
@@ -277,7 +278,8 @@ impl Scheduler {
     }
 }
 
-/// The draft is published once its first publication is; later targets keep it so.
+/// The draft (and its plan) is published once its first publication is; later targets
+/// keep it so.
 pub(crate) async fn mark_draft_published(
     tx: &mut govmedia_kit::db::Tx,
     p: &Publication,
@@ -291,7 +293,19 @@ pub(crate) async fn mark_draft_published(
     draft.state = DraftState::Published;
     draft.updated_at = now;
     draft.version += 1;
-    drafts::save(tx, &draft, expected).await
+    drafts::save(tx, &draft, expected).await?;
+    // The plan the draft realises is done once something of it went out (R3.1.1).
+    if let Some(plan) = draft.plan
+        && let Some(mut p) = crate::store::plans::lock(tx, plan).await?
+        && matches!(p.state, PlanState::Planned | PlanState::Drafted)
+    {
+        let previous = p.version;
+        p.state = PlanState::Published;
+        p.updated_at = now;
+        p.version += 1;
+        crate::store::plans::save(tx, &p, previous).await?;
+    }
+    Ok(())
 }
 
 fn ids(users: &[UserId]) -> Vec<String> {
