@@ -82,6 +82,7 @@ impl Core {
         identity: Channel,
         audit: Option<Channel>,
         credentials: CallCredentials,
+        proofreading_passes: usize,
     ) -> Arc<Self> {
         Arc::new(Self {
             db,
@@ -91,7 +92,7 @@ impl Core {
             audit,
             credentials,
             relay: Arc::new(Notify::new()),
-            proofreading_passes: 3,
+            proofreading_passes: proofreading_passes.max(1),
         })
     }
 
@@ -232,4 +233,172 @@ pub fn server(
         .add_service(api::draft::server(core).max_decoding_message_size(limit))
         .add_service(api::metrics::server(core).max_decoding_message_size(limit))
         .add_service(api::publication::server(core, connectors).max_decoding_message_size(limit))
+}
+
+/// Proofreading passes by different people before publishing, unless configured (R3.3.2).
+pub const DEFAULT_PROOFREADING_PASSES: usize = 3;
+
+/// Which connector publishes by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ConnectorKind {
+    /// Write each publication to a folder (nothing leaves the machine).
+    Archive,
+    /// POST each publication to a webhook, HMAC-signed.
+    Webhook,
+}
+
+/// Content's own settings.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ContentOptions {
+    /// Proofreading passes by different people before publishing (R3.3.2).
+    #[arg(long, env = "GOVMEDIA_CONTENT_PROOFREADING_PASSES", default_value_t = DEFAULT_PROOFREADING_PASSES)]
+    pub proofreading_passes: usize,
+    /// The connector publications go out through.
+    #[arg(long, env = "GOVMEDIA_CONTENT_CONNECTOR", value_enum, default_value = "archive")]
+    pub connector: ConnectorKind,
+    /// The archive connector's folder.
+    #[arg(long, env = "GOVMEDIA_CONTENT_ARCHIVE_DIR", default_value = "var/publications", value_name = "DIR")]
+    pub archive_dir: std::path::PathBuf,
+    /// The webhook connector's address (`http://…`).
+    #[arg(long, env = "GOVMEDIA_CONTENT_WEBHOOK_URL", value_name = "URL")]
+    pub webhook_url: Option<String>,
+    /// The webhook connector's signing secret (at least 16 characters).
+    #[arg(long, env = "GOVMEDIA_CONTENT_WEBHOOK_SECRET", value_name = "SECRET", hide_env_values = true)]
+    pub webhook_secret: Option<govmedia_kit::config::Secret>,
+    /// How often the scheduler looks for due publications.
+    #[arg(long, env = "GOVMEDIA_CONTENT_SCHEDULER_POLL", default_value = "1s", value_parser = govmedia_kit::config::parse_duration)]
+    pub scheduler_poll: std::time::Duration,
+    /// How long a scheduler replica holds a publication it is sending.
+    #[arg(long, env = "GOVMEDIA_CONTENT_SCHEDULER_LEASE", default_value = "120s", value_parser = govmedia_kit::config::parse_duration)]
+    pub scheduler_lease: std::time::Duration,
+    /// Attempts before a publication fails.
+    #[arg(long, env = "GOVMEDIA_CONTENT_PUBLISH_ATTEMPTS", default_value_t = 5)]
+    pub publish_attempts: u32,
+}
+
+/// Everything the content service is configured with.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "govmedia-content", about = "The govmedia content workflow service")]
+pub struct ContentSettings {
+    /// The configuration file.
+    #[command(flatten)]
+    pub config: govmedia_kit::config::ConfigFileSettings,
+    /// The gRPC server.
+    #[command(flatten)]
+    pub server: ServerSettings,
+    /// The database.
+    #[command(flatten)]
+    pub database: govmedia_kit::config::DatabaseSettings,
+    /// Logs, traces, metrics.
+    #[command(flatten)]
+    pub telemetry: govmedia_kit::config::TelemetrySettings,
+    /// Identity (tokens, permissions, accounts) and audit (screening, the log).
+    #[command(flatten)]
+    pub peers: govmedia_kit::config::PeerSettings,
+    /// Content's own settings.
+    #[command(flatten)]
+    pub content: ContentOptions,
+}
+
+/// Why the content service could not start: the setting and what is wrong with it.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid setting {setting}: {message}")]
+pub struct SettingError {
+    /// The setting.
+    pub setting: &'static str,
+    /// What is wrong.
+    pub message: String,
+}
+
+fn setting(setting: &'static str, message: impl Into<String>) -> SettingError {
+    SettingError { setting, message: message.into() }
+}
+
+/// The connectors the settings ask for; checked before anything starts.
+pub fn connectors(options: &ContentOptions) -> Result<scheduler::Connectors, SettingError> {
+    let connector: Arc<dyn connector::Connector> = match options.connector {
+        ConnectorKind::Archive => Arc::new(connector::archive::ArchiveConnector::new(&options.archive_dir)),
+        ConnectorKind::Webhook => {
+            let url = options
+                .webhook_url
+                .as_deref()
+                .ok_or_else(|| setting("GOVMEDIA_CONTENT_WEBHOOK_URL", "is required with the webhook connector"))?;
+            let secret = options
+                .webhook_secret
+                .clone()
+                .ok_or_else(|| setting("GOVMEDIA_CONTENT_WEBHOOK_SECRET", "is required with the webhook connector"))?;
+            let webhook = connector::webhook::WebhookSettings::new(url, secret)
+                .map_err(|m| setting("GOVMEDIA_CONTENT_WEBHOOK_URL", m))?;
+            Arc::new(connector::webhook::WebhookConnector::new(webhook))
+        }
+    };
+    Ok(scheduler::Connectors::new(connector))
+}
+
+/// Runs the content service until `shutdown` completes: the gRPC server, the scheduler
+/// and the outbox relay to the audit service.
+pub async fn serve(
+    settings: ContentSettings,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    use govmedia_kit::access::DEFAULT_TTL;
+    use govmedia_kit::client::{ClientCredentials, lazy_channel};
+    use govmedia_kit::outbox::{GrpcAuditSink, Relay};
+
+    let peers = &settings.peers;
+    let url = settings
+        .database
+        .database_url
+        .as_ref()
+        .ok_or_else(|| setting("GOVMEDIA_DATABASE_URL", "the content service needs a database"))?;
+    let identity =
+        peers.identity_endpoint.as_deref().ok_or_else(|| setting("GOVMEDIA_IDENTITY_ENDPOINT", "is required"))?;
+    // Screening is never skipped (R7.1.1), and audit records must reach the log.
+    let audit = peers.audit_endpoint.as_deref().ok_or_else(|| setting("GOVMEDIA_AUDIT_ENDPOINT", "is required"))?;
+    let client_id = peers.client_id.clone().ok_or_else(|| setting("GOVMEDIA_CLIENT_ID", "is required"))?;
+    let secret = peers.client_secret.clone().ok_or_else(|| setting("GOVMEDIA_CLIENT_SECRET", "is required"))?;
+    if settings.content.proofreading_passes == 0 {
+        return Err(setting("GOVMEDIA_CONTENT_PROOFREADING_PASSES", "must be at least 1 (R3.3.2)").into());
+    }
+    let connectors = connectors(&settings.content)?;
+    let identity = lazy_channel(identity)?;
+    let audit = lazy_channel(audit)?;
+    let credentials =
+        CallCredentials::ClientCredentials(Arc::new(ClientCredentials::new(identity.clone(), client_id, secret)));
+
+    let db = Database::connect(url, settings.database.database_max_connections).await?;
+    db.migrate(&MIGRATIONS).await?;
+    let core = Core::new(
+        db,
+        Arc::new(govmedia_domain::clock::SystemClock),
+        PermissionChecker::new(identity.clone(), credentials.clone(), DEFAULT_TTL),
+        identity.clone(),
+        Some(audit.clone()),
+        credentials.clone(),
+        settings.content.proofreading_passes,
+    );
+    let stop = tokio_util::sync::CancellationToken::new();
+    let relay =
+        Relay::new(core.db().clone(), GrpcAuditSink::new(audit, credentials)).with_waker(Arc::clone(core.relay()));
+    let relay = tokio::spawn(relay.run(stop.clone()));
+    let scheduler_settings = scheduler::SchedulerSettings {
+        poll: settings.content.scheduler_poll,
+        lease: settings.content.scheduler_lease,
+        retry: domain::publication::RetryPolicy {
+            max_attempts: settings.content.publish_attempts.max(1),
+            ..domain::publication::RetryPolicy::default()
+        },
+        ..scheduler::SchedulerSettings::default()
+    };
+    let scheduler = tokio::spawn(
+        scheduler::Scheduler::new(Arc::clone(&core), connectors.clone(), scheduler_settings).run(stop.clone()),
+    );
+    let verifier = Arc::new(TokenVerifier::from_identity(identity));
+    let bound = server(&core, connectors, settings.server.clone(), verifier).bind().await?;
+    bound.serve(shutdown).await?;
+    stop.cancel();
+    let _ = scheduler.await;
+    let _ = relay.await;
+    core.db().close().await;
+    Ok(())
 }

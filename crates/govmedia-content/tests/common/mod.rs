@@ -47,6 +47,7 @@ impl Content {
             world.identity.channel(),
             Some(world.audit.channel()),
             credentials,
+            govmedia_content::DEFAULT_PROOFREADING_PASSES,
         );
         let verifier = Arc::new(TokenVerifier::from_identity(world.identity.channel()));
         let archive = tempfile::tempdir().expect("archive folder");
