@@ -1,0 +1,4 @@
+//! The interaction rules. So far: the business calendar of reply deadlines (R4.1.1,
+//! R4.2.1: "promptly" is measured in the bureau's working time).
+
+pub mod calendar;
