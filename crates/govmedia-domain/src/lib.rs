@@ -14,6 +14,7 @@ pub mod ids;
 pub mod page;
 pub mod permission;
 pub mod scope;
+pub mod screening;
 pub mod validate;
 pub mod workflow;
 

@@ -4,7 +4,8 @@
 //!
 //! Layout, as in every service crate: `api/` (one file per gRPC service), `domain/`
 //! (the rules), `store/` (SQL), `migrations/`. Built so far: the business calendar that
-//! reply deadlines run on (`domain::calendar`). The services follow (issue 6); none is
+//! reply deadlines run on (`domain::calendar`) and the moderation rules
+//! (`domain::moderation`). The services follow (issue 6); none is
 //! served until all its RPCs are built.
 
 pub mod domain;
