@@ -3,9 +3,9 @@
 //! private messages with referrals, followers and campaigns.
 //!
 //! Layout, as in every service crate: `api/` (one file per gRPC service), `domain/`
-//! (the rules), `store/` (SQL), `migrations/`. Built so far: the business calendar that
-//! reply deadlines run on (`domain::calendar`) and the moderation rules
-//! (`domain::moderation`). The services follow (issue 6); none is
-//! served until all its RPCs are built.
+//! (the rules), `store/` (SQL), `migrations/`. Built so far, all in `domain/`: the
+//! business calendar reply deadlines run on (`calendar`), the moderation rules
+//! (`moderation`) and response-time figures (`response`). The services follow
+//! (issue 6); none is served until all its RPCs are built.
 
 pub mod domain;

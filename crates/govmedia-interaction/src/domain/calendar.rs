@@ -159,6 +159,25 @@ impl BusinessCalendar {
         Err(CalendarError::Horizon)
     }
 
+    /// The end of the `days`-th working day after the day of `start` (a referral's due
+    /// time: "within 5 working days" of a Friday-afternoon referral ends with the fifth
+    /// working day that follows, not counting the Friday).
+    pub fn add_working_days(&self, start: DateTime<Utc>, days: u32) -> Result<DateTime<Utc>, CalendarError> {
+        let mut date = start.with_timezone(&self.zone).date_naive();
+        let mut left = days;
+        for _ in 0..SEARCH_DAYS {
+            date = date.succ_opt().ok_or(CalendarError::Horizon)?;
+            if self.is_working_day(date) {
+                left = left.saturating_sub(1);
+                if left == 0 {
+                    let end = self.periods.last().map_or(NaiveTime::MIN, |p| p.end);
+                    return Ok(self.instant(date.and_time(end)));
+                }
+            }
+        }
+        Err(CalendarError::Horizon)
+    }
+
     /// The working time between two instants (zero when `to` is not after `from`).
     pub fn between(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Duration {
         if to <= from {
@@ -221,6 +240,15 @@ mod tests {
         // week, then the make-up Saturday morning.
         assert_eq!(c.add(bj(2026, 9, 30, 17, 0), Duration::hours(1)), Ok(bj(2026, 10, 10, 9, 30)));
         assert_eq!(c.between(bj(2026, 9, 30, 17, 0), bj(2026, 10, 10, 9, 30)), Duration::hours(1));
+    }
+
+    #[test]
+    fn referrals_are_due_at_the_end_of_the_fifth_working_day_r4_2_1() {
+        let c = office();
+        // Friday 27 November afternoon + 5 working days: Mon–Fri of the next week.
+        assert_eq!(c.add_working_days(bj(2026, 11, 27, 15, 0), 5), Ok(bj(2026, 12, 4, 17, 30)));
+        // Across the holiday week: 30 September + 2 → the make-up Saturday, then Monday.
+        assert_eq!(c.add_working_days(bj(2026, 9, 30, 10, 0), 2), Ok(bj(2026, 10, 12, 17, 30)));
     }
 
     #[test]
