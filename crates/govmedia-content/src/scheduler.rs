@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use crate::connector::{Connector, Outgoing};
 use crate::domain::plan::PlanState;
 use crate::domain::publication::{AfterFailure, DueVerdict, PublicationState, Readiness, RetryPolicy, on_due};
-use crate::domain::review::{self, ReviewState};
+use crate::domain::review;
 use crate::store::{drafts, publications, publications::Publication};
 use crate::{Core, PRODUCER};
 
@@ -159,13 +159,7 @@ impl Scheduler {
             match verdict {
                 DueVerdict::Publish => {
                     let decisions = drafts::decisions(&mut tx, draft.id).await?;
-                    let state = ReviewState {
-                        draft: draft.id.to_string(),
-                        author: draft.author,
-                        state: draft.state,
-                        version: draft.current_version,
-                        decisions: decisions.into_iter().map(|d| d.decision).collect(),
-                    };
+                    let state = drafts::review_state(&draft, &decisions);
                     let content = drafts::content(&mut tx, draft.id, draft.current_version).await?;
                     p.state = PublicationState::Publishing;
                     p.draft_version = draft.current_version;

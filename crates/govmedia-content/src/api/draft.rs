@@ -21,7 +21,7 @@ use tonic::{Request, Response, Status};
 
 use super::{caller, check_etag, etag, ts};
 use crate::domain::format;
-use crate::domain::review::{self, Criteria, Decision, Judgement, Outcome, PastDecision, ReviewState};
+use crate::domain::review::{self, Criteria, Decision, Judgement, Outcome, PastDecision};
 use crate::store::drafts::{self as store, Content, Draft, Media, SignOff, StoredDecision, Variant};
 use crate::{Core, PRODUCER};
 
@@ -337,16 +337,6 @@ impl FindingJson {
     }
 }
 
-fn review_state(d: &Draft, decisions: &[StoredDecision]) -> ReviewState {
-    ReviewState {
-        draft: d.id.to_string(),
-        author: d.author,
-        state: d.state,
-        version: d.current_version,
-        decisions: decisions.iter().map(|s| s.decision.clone()).collect::<Vec<PastDecision>>(),
-    }
-}
-
 macro_rules! begin {
     ($self:ident, $caller:ident, $method:literal, $request_id:expr, $request:expr) => {
         match Mutation::begin(
@@ -455,7 +445,7 @@ impl Drafts {
             criteria: criteria_from(criteria),
             comment: comment.clone(),
         };
-        let next = review::decide(&review_state(&draft, &decisions), &decision)?;
+        let next = review::decide(&store::review_state(&draft, &decisions), &decision)?;
         let now = m.now();
         store::insert_decision(
             m.tx(),
@@ -759,7 +749,7 @@ impl DraftService for Drafts {
         let draft = store::get(&mut read, id, false).await?.ok_or_else(|| Error::not_found("draft", id))?;
         self.require(&caller, Permission::DraftWrite, draft.department, &draft.targets).await?;
         check_etag("etag", &req.etag, draft.version, true)?;
-        review::submit(&review_state(&draft, &[]))?;
+        review::submit(&store::review_state(&draft, &[]))?;
         let content = store::content(&mut read, id, draft.current_version).await?;
         drop(read);
         let mut format_violations: Vec<FieldViolation> = Vec::new();
@@ -838,7 +828,7 @@ impl DraftService for Drafts {
         let mut m = begin!(self, caller, "SubmitDraft", request_id, &req);
         let mut fresh = store::get(m.tx(), id, true).await?.ok_or_else(|| Error::not_found("draft", id))?;
         check_etag("etag", &req.etag, fresh.version, true)?;
-        let next = review::submit(&review_state(&fresh, &[]))?;
+        let next = review::submit(&store::review_state(&fresh, &[]))?;
         let now = m.now();
         let previous = fresh.version;
         fresh.state = next;
@@ -1035,7 +1025,7 @@ impl DraftService for Drafts {
         let proofreader = UserId::from_uuid(caller.id.as_uuid());
         let signed: Vec<UserId> =
             store::signoffs(m.tx(), id, draft.current_version).await?.iter().map(|s| s.proofreader).collect();
-        review::check_proofreading(&review_state(&draft, &[]), i64::from(req.version), proofreader, &signed)?;
+        review::check_proofreading(&store::review_state(&draft, &[]), i64::from(req.version), proofreader, &signed)?;
         let now = m.now();
         store::insert_signoff(
             m.tx(),

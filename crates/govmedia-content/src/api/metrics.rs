@@ -20,10 +20,10 @@ use govmedia_proto::content::v1 as pb;
 use govmedia_proto::content::v1::metrics_service_server::{MetricsService, MetricsServiceServer};
 use tonic::{Request, Response, Status};
 
-use super::{caller, from_ts, ts};
+use super::{caller, from_ts, optional_time, ts};
 use crate::domain::metrics::{self, METRICS_RULE, PublicationFigures, Report, Totals};
 use crate::store::metrics::{self as store, Observation, Scope};
-use crate::store::{drafts, publications};
+use crate::store::{drafts, far_future, publications};
 use crate::{Core, PRODUCER};
 
 /// Observations one request may carry.
@@ -51,18 +51,11 @@ fn period(v: &mut Validator, field: &str, range: Option<&cpb::TimeRange>) -> Opt
         v.violation(field, "is required: start_time and end_time");
         return None;
     };
-    let end_of = |v: &mut Validator, name: &str, t: Option<&prost_types::Timestamp>| match t {
-        None => {
+    let end_of = |v: &mut Validator, name: &str, t: Option<&prost_types::Timestamp>| {
+        if t.is_none() {
             v.violation(format!("{field}.{name}"), "is required");
-            None
         }
-        Some(t) => match from_ts(&format!("{field}.{name}"), t) {
-            Ok(t) => Some(t),
-            Err(_) => {
-                v.violation(format!("{field}.{name}"), "is not a valid timestamp");
-                None
-            }
-        },
+        optional_time(v, &format!("{field}.{name}"), t)
     };
     let start = end_of(v, "start_time", range.start_time.as_ref());
     let end = end_of(v, "end_time", range.end_time.as_ref());
@@ -76,11 +69,6 @@ fn period(v: &mut Validator, field: &str, range: Option<&cpb::TimeRange>) -> Opt
         return None;
     }
     Some((start, end))
-}
-
-/// An end no observation reaches: 9999-12-31.
-fn far_future() -> DateTime<Utc> {
-    DateTime::from_timestamp(253_402_214_400, 0).unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
 }
 
 fn totals_to(t: Totals) -> pb::MetricTotals {
@@ -256,18 +244,9 @@ impl MetricsService for Metrics {
         let mut v = Validator::new();
         let publication: Option<PublicationId> = v.id("publication_id", &req.publication_id);
         let range = req.time_range.unwrap_or_default();
-        let mut bound = |name: &str, t: Option<&prost_types::Timestamp>| match t.map(|t| from_ts(name, t)) {
-            None => None,
-            Some(Ok(t)) => Some(t),
-            Some(Err(_)) => {
-                v.violation(name, "is not a valid timestamp");
-                None
-            }
-        };
-        // Open ends become bounds both stores can compare (chrono's MIN/MAX are outside
-        // PostgreSQL's timestamp range and sort wrongly as SQLite text).
-        let start = bound("time_range.start_time", range.start_time.as_ref()).unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
-        let end = bound("time_range.end_time", range.end_time.as_ref()).unwrap_or(far_future());
+        let start = optional_time(&mut v, "time_range.start_time", range.start_time.as_ref())
+            .unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
+        let end = optional_time(&mut v, "time_range.end_time", range.end_time.as_ref()).unwrap_or(far_future());
         v.finish()?;
         let Some(publication) = publication else { return Err(Error::internal("validated").into()) };
         let limit = page::page_size(req.page_size, 50, 500)?;

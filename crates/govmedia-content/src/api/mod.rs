@@ -22,6 +22,22 @@ pub(crate) fn from_ts(field: &str, t: &prost_types::Timestamp) -> Result<DateTim
         .ok_or_else(|| Error::invalid(field, "is not a valid timestamp"))
 }
 
+/// An optional time from the wire; a malformed one becomes a field violation.
+pub(crate) fn optional_time(
+    v: &mut govmedia_domain::validate::Validator,
+    field: &str,
+    t: Option<&prost_types::Timestamp>,
+) -> Option<DateTime<Utc>> {
+    match t.map(|t| from_ts(field, t)) {
+        None => None,
+        Some(Ok(t)) => Some(t),
+        Some(Err(_)) => {
+            v.violation(field, "is not a valid timestamp");
+            None
+        }
+    }
+}
+
 /// The etag of a version.
 pub(crate) fn etag(version: i64) -> String {
     format!("v{version}")

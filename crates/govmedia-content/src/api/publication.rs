@@ -23,10 +23,10 @@ use govmedia_proto::content::v1::publication_service_server::{PublicationService
 use serde::{Deserialize, Serialize};
 use tonic::{Request, Response, Status};
 
-use super::{caller, check_etag, etag, from_ts, ts};
+use super::{caller, check_etag, etag, optional_time, ts};
 use crate::connector::ConnectorError;
 use crate::domain::publication::{Channel, DueVerdict, PublicationState, Readiness, on_due};
-use crate::domain::review::{self, ReviewState};
+use crate::domain::review;
 use crate::scheduler::{Connectors, mark_draft_published};
 use crate::store::drafts;
 use crate::store::feedback::{self, FeedbackFilter, FeedbackItem};
@@ -282,17 +282,6 @@ impl Publications {
     }
 }
 
-fn wire_time(v: &mut Validator, field: &str, t: Option<&prost_types::Timestamp>) -> Option<DateTime<Utc>> {
-    match t.map(|t| from_ts(field, t)) {
-        None => None,
-        Some(Ok(t)) => Some(t),
-        Some(Err(_)) => {
-            v.violation(field, "is not a valid timestamp");
-            None
-        }
-    }
-}
-
 #[tonic::async_trait]
 impl PublicationService for Publications {
     async fn schedule_publication(
@@ -305,7 +294,7 @@ impl PublicationService for Publications {
         let request_id = v.request_id(&req.request_id);
         let draft_id: Option<DraftId> = v.id("draft_id", &req.draft_id);
         let account: Option<PlatformAccountId> = v.id("platform_account_id", &req.platform_account_id);
-        let when = wire_time(&mut v, "scheduled_time", req.scheduled_time.as_ref());
+        let when = optional_time(&mut v, "scheduled_time", req.scheduled_time.as_ref());
         v.finish()?;
         let (Some(request_id), Some(draft_id), Some(account)) = (request_id, draft_id, account) else {
             return Err(Error::internal("validated").into());
@@ -400,8 +389,8 @@ impl PublicationService for Publications {
         let draft: Option<DraftId> = v.optional_id("draft_id", &req.draft_id);
         let state = state_from(&mut v, req.state);
         let range = req.time_range.unwrap_or_default();
-        let from = wire_time(&mut v, "time_range.start_time", range.start_time.as_ref());
-        let until = wire_time(&mut v, "time_range.end_time", range.end_time.as_ref());
+        let from = optional_time(&mut v, "time_range.start_time", range.start_time.as_ref());
+        let until = optional_time(&mut v, "time_range.end_time", range.end_time.as_ref());
         v.finish()?;
         let limit = page::page_size(req.page_size, 50, 500)?;
         let after: Option<(DateTime<Utc>, PublicationId)> = page::decode_page_token(&req.page_token)?;
@@ -456,13 +445,7 @@ impl PublicationService for Publications {
             .into());
         }
         let previous = p.version;
-        p.state = PublicationState::Cancelled;
-        p.next_attempt_at = None;
-        p.withdrawal_reason = reason.clone();
-        p.withdrawn_by = caller.id.to_string();
-        p.withdrawn_at = Some(now);
-        p.updated_at = now;
-        p.version += 1;
+        p.withdraw(PublicationState::Cancelled, caller.id.to_string(), &reason, now);
         store::save(m.tx(), &p, previous).await?;
         m.audit(
             self.record(AuditAction::PublicationCancelled, &caller, &p, SCHEDULE_RULE, &request_id.to_string())
@@ -482,7 +465,7 @@ impl PublicationService for Publications {
         let mut v = Validator::new();
         let request_id = v.request_id(&req.request_id);
         let id: Option<PublicationId> = v.id("publication_id", &req.publication_id);
-        let when = wire_time(&mut v, "scheduled_time", req.scheduled_time.as_ref());
+        let when = optional_time(&mut v, "scheduled_time", req.scheduled_time.as_ref());
         v.finish()?;
         let (Some(request_id), Some(id)) = (request_id, id) else { return Err(Error::internal("validated").into()) };
         let mut m = begin!(self, caller, "ReschedulePublication", request_id, &req);
@@ -529,7 +512,7 @@ impl PublicationService for Publications {
         let request_id = v.request_id(&req.request_id);
         let draft_id: Option<DraftId> = v.id("draft_id", &req.draft_id);
         let account: Option<PlatformAccountId> = v.id("platform_account_id", &req.platform_account_id);
-        let published_at = wire_time(&mut v, "publish_time", req.publish_time.as_ref());
+        let published_at = optional_time(&mut v, "publish_time", req.publish_time.as_ref());
         if req.publish_time.is_none() {
             v.violation("publish_time", "is required");
         }
@@ -583,13 +566,7 @@ impl PublicationService for Publications {
             .into());
         }
         let decisions = drafts::decisions(m.tx(), draft_id).await?;
-        let state = ReviewState {
-            draft: draft.id.to_string(),
-            author: draft.author,
-            state: draft.state,
-            version: draft.current_version,
-            decisions: decisions.into_iter().map(|d| d.decision).collect(),
-        };
+        let state = drafts::review_state(&draft, &decisions);
         let p = Publication {
             id: PublicationId::new(),
             draft: draft_id,
@@ -689,12 +666,7 @@ impl PublicationService for Publications {
             evidence.retraction = Some(e);
             p.evidence = serde_json::to_string(&evidence).map_err(|e| Error::internal(e.to_string()))?;
         }
-        p.state = PublicationState::Retracted;
-        p.withdrawal_reason = reason.clone();
-        p.withdrawn_by = caller.id.to_string();
-        p.withdrawn_at = Some(now);
-        p.updated_at = now;
-        p.version += 1;
+        p.withdraw(PublicationState::Retracted, caller.id.to_string(), &reason, now);
         store::save(m.tx(), &p, previous).await?;
         m.audit(
             self.record(AuditAction::PublicationRetracted, &caller, &p, FEEDBACK_RULE, &request_id.to_string())

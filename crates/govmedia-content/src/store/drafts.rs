@@ -104,6 +104,17 @@ fn state_text(s: DraftState) -> (&'static str, &'static str) {
     }
 }
 
+/// The review state of a draft with its decisions, as the review rules take it.
+pub fn review_state(d: &Draft, decisions: &[StoredDecision]) -> crate::domain::review::ReviewState {
+    crate::domain::review::ReviewState {
+        draft: d.id.to_string(),
+        author: d.author,
+        state: d.state,
+        version: d.current_version,
+        decisions: decisions.iter().map(|s| s.decision.clone()).collect(),
+    }
+}
+
 /// A stage from its stored name.
 pub fn stage_from(s: &str) -> Option<ReviewStage> {
     ReviewStage::CHAIN.into_iter().find(|st| st.as_str() == s)

@@ -17,6 +17,13 @@ pub(crate) fn id<T: FromStr<Err = InvalidId>>(column: &str, value: &str) -> Resu
     value.parse().map_err(|_| Error::internal(format!("stored {column} {value:?} is not an id")))
 }
 
+/// The open end of a time range as a bound both stores compare correctly: 9999-12-31.
+/// (chrono's MIN/MAX lie outside PostgreSQL's timestamp range and sort wrongly as
+/// SQLite text.)
+pub(crate) fn far_future() -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp(253_402_214_400, 0).unwrap_or(chrono::DateTime::<chrono::Utc>::UNIX_EPOCH)
+}
+
 /// Joins ids into the stored list form.
 pub(crate) fn join_ids<T: std::fmt::Display>(ids: &[T]) -> String {
     ids.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")

@@ -13,7 +13,7 @@ use govmedia_domain::ids::{DraftId, PlatformAccountId, PublicationId, UserId};
 use govmedia_kit::db::{Dialect, Tx, db_error};
 use govmedia_kit::on_tx;
 
-use super::{id, join_ids, split_ids};
+use super::{far_future, id, join_ids, split_ids};
 use crate::domain::publication::{Channel, PublicationState, StateName};
 
 /// A publication as stored.
@@ -270,6 +270,19 @@ pub async fn open_for_draft(tx: &mut Tx, draft: DraftId) -> Result<Vec<Publicati
     rows.into_iter().map(Publication::try_from).collect()
 }
 
+impl Publication {
+    /// Cancels or retracts: who, why and when are kept with it (R3.3.3).
+    pub fn withdraw(&mut self, state: PublicationState, by: String, reason: &str, now: DateTime<Utc>) {
+        self.state = state;
+        self.next_attempt_at = None;
+        self.withdrawal_reason = reason.to_owned();
+        self.withdrawn_by = by;
+        self.withdrawn_at = Some(now);
+        self.updated_at = now;
+        self.version += 1;
+    }
+}
+
 /// Filters of [`list`].
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PublicationFilter {
@@ -292,10 +305,8 @@ pub async fn list(
     after: Option<(DateTime<Utc>, PublicationId)>,
     limit: u32,
 ) -> Result<Vec<Publication>, Error> {
-    // Open ends become bounds both stores compare correctly.
-    let epoch = DateTime::<Utc>::UNIX_EPOCH;
-    let far = DateTime::from_timestamp(253_402_214_400, 0).unwrap_or(epoch);
-    let from = f.from.unwrap_or(epoch);
+    let far = far_future();
+    let from = f.from.unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
     let until = f.until.unwrap_or(far);
     let (after_time, after_id) = after.map_or((far, String::new()), |(t, id)| (t, id.to_string()));
     let rows: Vec<Row> = on_tx!(tx, |conn, dialect| {
