@@ -123,20 +123,26 @@ async fn a_traceparent_from_the_client_is_the_parent_of_the_server_span() {
     AuditLogServiceClient::new(server.channel()).append_events(request).await.expect("call succeeds");
 
     // The server span ends when the call's future is dropped, a moment after the answer.
+    // Other tests of this binary export AppendEvents spans into the same exporter at the
+    // same time, so the span is picked by its trace id, not by its name alone.
     let name = format!("{AUDIT_SERVICE}/AppendEvents");
+    let ours =
+        |s: &opentelemetry_sdk::trace::SpanData| s.name == name && s.span_context.trace_id().to_string() == trace_id;
     let mut finished = Vec::new();
     for _ in 0..40 {
         provider.force_flush().expect("flush");
         finished = exporter.get_finished_spans().expect("spans");
-        if finished.iter().any(|s| s.name == name) {
+        if finished.iter().any(ours) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let span = finished.iter().find(|s| s.name == name).unwrap_or_else(|| {
-        panic!("no server span among {:?}", finished.iter().map(|s| s.name.clone()).collect::<Vec<_>>())
+    let span = finished.iter().find(|s| ours(s)).unwrap_or_else(|| {
+        panic!(
+            "no server span in trace {trace_id} among {:?}",
+            finished.iter().map(|s| (s.name.clone(), s.span_context.trace_id().to_string())).collect::<Vec<_>>()
+        )
     });
-    assert_eq!(span.span_context.trace_id().to_string(), trace_id);
     assert_eq!(span.parent_span_id.to_string(), parent_span_id);
     assert_eq!(span.span_kind, opentelemetry::trace::SpanKind::Server);
     server.stop().await;
