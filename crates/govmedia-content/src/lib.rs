@@ -64,7 +64,7 @@ pub struct Core {
     clock: Arc<dyn Clock>,
     permissions: PermissionChecker,
     identity: Channel,
-    audit: Option<Channel>,
+    screener: govmedia_kit::screening::Screener,
     credentials: CallCredentials,
     relay: Arc<Notify>,
     proofreading_passes: usize,
@@ -89,7 +89,7 @@ impl Core {
             clock,
             permissions,
             identity,
-            audit,
+            screener: govmedia_kit::screening::Screener::new(audit, credentials.clone()),
             credentials,
             relay: Arc::new(Notify::new()),
             proofreading_passes: proofreading_passes.max(1),
@@ -101,31 +101,9 @@ impl Core {
         self.proofreading_passes
     }
 
-    /// Screens texts through the audit service: the findings (each naming its text's
-    /// key) and the lexicon version.
-    pub async fn screen(
-        &self,
-        texts: Vec<(String, String)>,
-    ) -> Result<(Vec<govmedia_proto::common::v1::ScreeningFinding>, u64), Error> {
-        use govmedia_proto::audit::v1::screening_service_client::ScreeningServiceClient;
-        use govmedia_proto::audit::v1::{ScreenTextRequest, TextToScreen};
-        let Some(audit) = &self.audit else {
-            return Err(Error::Unavailable {
-                dependency: "screening (audit service)",
-                source: "no audit endpoint is configured".into(),
-            });
-        };
-        let mut request = tonic::Request::new(ScreenTextRequest {
-            context: govmedia_proto::common::v1::ScreeningContext::Post as i32,
-            texts: texts.into_iter().map(|(key, text)| TextToScreen { key, text }).collect(),
-        });
-        let unavailable =
-            |s: tonic::Status| Error::Unavailable { dependency: "screening (audit service)", source: Box::new(s) };
-        self.credentials.authorize(&mut request).await.map_err(unavailable)?;
-        govmedia_kit::telemetry::inject_context(request.metadata_mut());
-        let answer =
-            ScreeningServiceClient::new(audit.clone()).screen_text(request).await.map_err(unavailable)?.into_inner();
-        Ok((answer.results.into_iter().flat_map(|r| r.findings).collect(), answer.lexicon_version))
+    /// Screens a submission's texts through the audit service (R7.1.1).
+    pub async fn screen(&self, texts: Vec<(String, String)>) -> Result<govmedia_kit::screening::Screened, Error> {
+        self.screener.screen(govmedia_proto::common::v1::ScreeningContext::Post, texts).await
     }
 
     /// The database.

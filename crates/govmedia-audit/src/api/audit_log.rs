@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
 use govmedia_domain::Error;
 use govmedia_domain::audit::{Actor, ActorKind, AuditAction, AuditRecord, AuditResourceRef, Outcome};
 use govmedia_domain::page;
@@ -12,6 +11,7 @@ use govmedia_domain::permission::Permission;
 use govmedia_domain::scope::Resource;
 use govmedia_domain::validate::Validator;
 use govmedia_kit::auth::{Principal, PrincipalKind};
+use govmedia_kit::wire::{from_ts, ts};
 use govmedia_proto::audit::v1 as pb;
 use govmedia_proto::audit::v1::audit_log_service_server::{AuditLogService, AuditLogServiceServer};
 use govmedia_proto::common::v1 as cpb;
@@ -38,18 +38,6 @@ pub fn server(core: &Arc<Core>) -> AuditLogServiceServer<AuditLog> {
 #[derive(Debug, Clone)]
 pub struct AuditLog {
     core: Arc<Core>,
-}
-
-fn ts(t: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp { seconds: t.timestamp(), nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0) }
-}
-
-fn from_ts(field: &str, t: &prost_types::Timestamp) -> Result<DateTime<Utc>, Error> {
-    u32::try_from(t.nanos)
-        .ok()
-        .and_then(|n| DateTime::from_timestamp(t.seconds, n))
-        .map(govmedia_domain::clock::to_micros)
-        .ok_or_else(|| Error::invalid(field, "is not a valid timestamp"))
 }
 
 fn kind_text(kind: i32) -> Option<&'static str> {

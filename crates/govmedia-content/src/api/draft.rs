@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use govmedia_domain::Error;
 use govmedia_domain::audit::{AuditAction, AuditRecord, AuditResourceRef};
-use govmedia_domain::error::{FieldViolation, RuleViolation};
+use govmedia_domain::error::FieldViolation;
 use govmedia_domain::ids::{DepartmentId, DraftId, PlanId, PlatformAccountId, PublicationId, ReviewDecisionId, UserId};
 use govmedia_domain::page;
 use govmedia_domain::permission::Permission;
@@ -14,7 +14,6 @@ use govmedia_domain::validate::{MAX_REASON_CHARS, Validator};
 use govmedia_domain::workflow::{DraftState, ReviewStage};
 use govmedia_kit::auth::Principal;
 use govmedia_kit::mutation::{Begin, Mutation};
-use govmedia_proto::common::v1 as cpb;
 use govmedia_proto::content::v1 as pb;
 use govmedia_proto::content::v1::draft_service_server::{DraftService, DraftServiceServer};
 use tonic::{Request, Response, Status};
@@ -238,11 +237,7 @@ fn to_proto(v: &View, required_passes: usize) -> pb::Draft {
         review_stage: stage as i32,
         current_version: u32::try_from(v.draft.current_version).unwrap_or(0),
         content: Some(content_to(&v.content)),
-        screening_findings: serde_json::from_str::<Vec<FindingJson>>(&v.draft.screening_findings)
-            .unwrap_or_default()
-            .into_iter()
-            .map(FindingJson::into_proto)
-            .collect(),
+        screening_findings: govmedia_kit::screening::decode_findings(&v.draft.screening_findings),
         screening_lexicon_version: u64::try_from(v.draft.screening_lexicon).unwrap_or(0),
         decisions: v
             .decisions
@@ -278,62 +273,6 @@ fn to_proto(v: &View, required_passes: usize) -> pb::Draft {
         create_time: Some(ts(v.draft.created_at)),
         update_time: Some(ts(v.draft.updated_at)),
         etag: etag(v.draft.version),
-    }
-}
-
-/// A review finding kept with the draft (stored as JSON, shown as the wire finding).
-#[derive(serde::Serialize, serde::Deserialize, Default)]
-struct FindingJson {
-    category: i32,
-    severity: i32,
-    matched_term: String,
-    excerpt: String,
-    byte_start: u32,
-    byte_end: u32,
-    char_start: u32,
-    char_end: u32,
-    rule_id: String,
-    suggestion: String,
-    lexicon_entry_id: String,
-    text_key: String,
-}
-
-impl FindingJson {
-    fn from_proto(f: &cpb::ScreeningFinding) -> Self {
-        let span = f.span.unwrap_or_default();
-        Self {
-            category: f.category,
-            severity: f.severity,
-            matched_term: f.matched_term.clone(),
-            excerpt: f.excerpt.clone(),
-            byte_start: span.byte_start,
-            byte_end: span.byte_end,
-            char_start: span.char_start,
-            char_end: span.char_end,
-            rule_id: f.rule_id.clone(),
-            suggestion: f.suggestion.clone(),
-            lexicon_entry_id: f.lexicon_entry_id.clone(),
-            text_key: f.text_key.clone(),
-        }
-    }
-
-    fn into_proto(self) -> cpb::ScreeningFinding {
-        cpb::ScreeningFinding {
-            category: self.category,
-            severity: self.severity,
-            matched_term: self.matched_term,
-            excerpt: self.excerpt,
-            span: Some(cpb::TextSpan {
-                byte_start: self.byte_start,
-                byte_end: self.byte_end,
-                char_start: self.char_start,
-                char_end: self.char_end,
-            }),
-            rule_id: self.rule_id,
-            suggestion: self.suggestion,
-            lexicon_entry_id: self.lexicon_entry_id,
-            text_key: self.text_key,
-        }
     }
 }
 
@@ -787,10 +726,8 @@ impl DraftService for Drafts {
             texts.push((format!("variant {} title", x.platform_account_id), x.title.clone()));
             texts.push((format!("variant {} body", x.platform_account_id), x.body.clone()));
         }
-        texts.retain(|(_, t)| !t.is_empty());
-        let (findings, lexicon) = if texts.is_empty() { (vec![], 0) } else { self.core.screen(texts).await? };
-        let blocking: Vec<&cpb::ScreeningFinding> =
-            findings.iter().filter(|f| f.severity == cpb::ScreeningSeverity::Block as i32).collect();
+        let screened = self.core.screen(texts).await?;
+        let blocking = screened.blocking();
         if !blocking.is_empty() {
             // Refused and audited: which text, where, and why.
             let mut m = Mutation::begin_without_key(self.core.db(), self.core.now()).await?;
@@ -801,30 +738,9 @@ impl DraftService for Drafts {
                     .attr("findings", detail.join("; ")),
             );
             m.commit(&pb::SubmitDraftResponse::default(), Some(self.core.relay())).await?;
-            return Err(Error::RuleViolated(
-                blocking
-                    .iter()
-                    .map(|f| {
-                        let span = f.span.unwrap_or_default();
-                        RuleViolation::new(
-                            f.rule_id.clone(),
-                            format!("{}[{}..{}]", f.text_key, span.char_start, span.char_end),
-                            format!(
-                                "\"{}\" is a blocked {} term{}",
-                                f.excerpt,
-                                category_name(f.category),
-                                if f.suggestion.is_empty() {
-                                    String::new()
-                                } else {
-                                    format!("; write \"{}\"", f.suggestion)
-                                }
-                            ),
-                        )
-                    })
-                    .collect(),
-            )
-            .into());
+            return Err(govmedia_kit::screening::refusal(&blocking).into());
         }
+        let (findings, lexicon) = (screened.findings, screened.lexicon_version);
         let mut m = begin!(self, caller, "SubmitDraft", request_id, &req);
         let mut fresh = store::get(m.tx(), id, true).await?.ok_or_else(|| Error::not_found("draft", id))?;
         check_etag("etag", &req.etag, fresh.version, true)?;
@@ -832,9 +748,7 @@ impl DraftService for Drafts {
         let now = m.now();
         let previous = fresh.version;
         fresh.state = next;
-        fresh.screening_findings =
-            serde_json::to_string(&findings.iter().map(FindingJson::from_proto).collect::<Vec<_>>())
-                .map_err(Error::internal)?;
+        fresh.screening_findings = govmedia_kit::screening::encode_findings(&findings);
         fresh.screening_lexicon = i64::try_from(lexicon).unwrap_or(0);
         fresh.submitted_at = Some(now);
         fresh.updated_at = now;
@@ -1047,19 +961,6 @@ impl DraftService for Drafts {
         let answer = pb::SignOffProofreadingResponse { draft: Some(to_proto(&view, self.core.proofreading_passes())) };
         m.commit(&answer, Some(self.core.relay())).await?;
         Ok(Response::new(answer))
-    }
-}
-
-fn category_name(c: i32) -> &'static str {
-    match cpb::ScreeningCategory::try_from(c).unwrap_or(cpb::ScreeningCategory::Unspecified) {
-        cpb::ScreeningCategory::ClassifiedMarking => "classified-marking",
-        cpb::ScreeningCategory::Political => "political",
-        cpb::ScreeningCategory::Illegal => "illegal",
-        cpb::ScreeningCategory::Profanity => "abusive",
-        cpb::ScreeningCategory::PersonalData => "personal-data",
-        cpb::ScreeningCategory::NonStandardWording => "non-standard wording",
-        cpb::ScreeningCategory::CriticalName => "misspelt critical name",
-        cpb::ScreeningCategory::Unspecified => "sensitive",
     }
 }
 

@@ -10,7 +10,6 @@ pub mod credential_vault;
 pub mod directory;
 pub mod platform_account;
 
-use chrono::{DateTime, Utc};
 use govmedia_domain::Error;
 use govmedia_domain::page;
 use govmedia_kit::auth::Principal;
@@ -21,41 +20,7 @@ use serde::de::DeserializeOwned;
 pub(crate) const PAGE_DEFAULT: u32 = 50;
 pub(crate) const PAGE_MAX: u32 = 500;
 
-/// A wire timestamp.
-pub(crate) fn ts(t: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp { seconds: t.timestamp(), nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0) }
-}
-
-/// An optional wire timestamp.
-pub(crate) fn opt_ts(t: Option<DateTime<Utc>>) -> Option<prost_types::Timestamp> {
-    t.map(ts)
-}
-
-/// A time from the wire.
-pub(crate) fn from_ts(field: &str, t: &prost_types::Timestamp) -> Result<DateTime<Utc>, Error> {
-    u32::try_from(t.nanos)
-        .ok()
-        .and_then(|nanos| DateTime::from_timestamp(t.seconds, nanos))
-        .ok_or_else(|| Error::invalid(field, "is not a valid timestamp"))
-}
-
-/// The etag of a version.
-pub(crate) fn etag(version: i64) -> String {
-    format!("v{version}")
-}
-
-/// Checks a request's etag against the stored version; empty skips when `required` is
-/// false.
-pub(crate) fn check_etag(field: &str, given: &str, version: i64, required: bool) -> Result<(), Error> {
-    if given.is_empty() {
-        return if required { Err(Error::invalid(field, "is required: send the etag last read")) } else { Ok(()) };
-    }
-    if given == etag(version) {
-        Ok(())
-    } else {
-        Err(Error::Conflict(format!("{field} {given:?} is stale: the resource changed since it was read")))
-    }
-}
+pub(crate) use govmedia_kit::wire::{check_etag, etag, from_ts, opt_ts, ts};
 
 /// A page size from the request.
 pub(crate) fn page_size(value: i32) -> Result<u32, Error> {
@@ -69,12 +34,7 @@ pub(crate) fn cursor<C: DeserializeOwned>(token: &str) -> Result<Option<C>, Erro
 
 /// The next page token: set when the page is full.
 pub(crate) fn next_token<T, C: Serialize>(items: &[T], limit: u32, key: impl Fn(&T) -> C) -> String {
-    match items.last() {
-        Some(last) if items.len() >= usize::try_from(limit).unwrap_or(usize::MAX) => {
-            page::encode_page_token(&key(last))
-        }
-        _ => String::new(),
-    }
+    govmedia_kit::wire::next_page_token(items, limit, key)
 }
 
 /// The client's network address (no port), for security events and audit.

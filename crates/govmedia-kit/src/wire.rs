@@ -1,0 +1,92 @@
+//! Conversions every handler needs between the wire and the domain: timestamps, etags,
+//! page tokens and the caller. One copy here so that every service reads times, checks
+//! etags and pages the same way.
+
+use chrono::{DateTime, Utc};
+use govmedia_domain::Error;
+use govmedia_domain::page;
+use govmedia_domain::validate::Validator;
+use serde::Serialize;
+
+use crate::auth::Principal;
+
+/// A wire timestamp.
+pub fn ts(t: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp { seconds: t.timestamp(), nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0) }
+}
+
+/// An optional wire timestamp.
+pub fn opt_ts(t: Option<DateTime<Utc>>) -> Option<prost_types::Timestamp> {
+    t.map(ts)
+}
+
+/// A time from the wire, cut to the microseconds both stores keep.
+pub fn from_ts(field: &str, t: &prost_types::Timestamp) -> Result<DateTime<Utc>, Error> {
+    u32::try_from(t.nanos)
+        .ok()
+        .and_then(|n| DateTime::from_timestamp(t.seconds, n))
+        .map(govmedia_domain::clock::to_micros)
+        .ok_or_else(|| Error::invalid(field, "is not a valid timestamp"))
+}
+
+/// An optional time from the wire; a malformed one becomes a field violation.
+pub fn optional_time(v: &mut Validator, field: &str, t: Option<&prost_types::Timestamp>) -> Option<DateTime<Utc>> {
+    match t.map(|t| from_ts(field, t)) {
+        None => None,
+        Some(Ok(t)) => Some(t),
+        Some(Err(_)) => {
+            v.violation(field, "is not a valid timestamp");
+            None
+        }
+    }
+}
+
+/// A time range from the wire: both ends optional, the end after the start.
+pub fn time_range(
+    v: &mut Validator,
+    field: &str,
+    range: Option<&govmedia_proto::common::v1::TimeRange>,
+) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
+    let Some(range) = range else { return (None, None) };
+    let start = optional_time(v, &format!("{field}.start_time"), range.start_time.as_ref());
+    let end = optional_time(v, &format!("{field}.end_time"), range.end_time.as_ref());
+    if let (Some(s), Some(e)) = (start, end)
+        && e <= s
+    {
+        v.violation(format!("{field}.end_time"), "must be after the start");
+    }
+    (start, end)
+}
+
+/// The etag of a version.
+pub fn etag(version: i64) -> String {
+    format!("v{version}")
+}
+
+/// Checks a request's etag against the stored version; an empty one passes unless
+/// `required`.
+pub fn check_etag(field: &str, given: &str, version: i64, required: bool) -> Result<(), Error> {
+    if given.is_empty() {
+        return if required { Err(Error::invalid(field, "is required: send the etag last read")) } else { Ok(()) };
+    }
+    if given == etag(version) {
+        Ok(())
+    } else {
+        Err(Error::Conflict(format!("{field} {given:?} is stale: the resource changed since it was read")))
+    }
+}
+
+/// The next page token: set when the page came back full.
+pub fn next_page_token<T, C: Serialize>(items: &[T], limit: u32, key: impl Fn(&T) -> C) -> String {
+    match items.last() {
+        Some(last) if items.len() >= usize::try_from(limit).unwrap_or(usize::MAX) => {
+            page::encode_page_token(&key(last))
+        }
+        _ => String::new(),
+    }
+}
+
+/// The caller of a request that passed the auth layer.
+pub fn caller<T>(request: &tonic::Request<T>) -> Result<Principal, tonic::Status> {
+    crate::auth::principal(request).map_err(tonic::Status::from)
+}
