@@ -90,3 +90,46 @@ pub fn next_page_token<T, C: Serialize>(items: &[T], limit: u32, key: impl Fn(&T
 pub fn caller<T>(request: &tonic::Request<T>) -> Result<Principal, tonic::Status> {
     crate::auth::principal(request).map_err(tonic::Status::from)
 }
+
+/// Evidence of something done by hand on a platform (a manual publication, a comment
+/// hidden in the platform's console), as stored beside the record it proves.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct EvidenceRecord {
+    /// Where the evidence is kept.
+    pub uri: String,
+    /// Lower-case hex SHA-256 of the evidence file, when given.
+    pub sha256: String,
+    /// What it shows.
+    pub description: String,
+}
+
+impl EvidenceRecord {
+    /// Evidence from the wire: a URI is required, a hash must be 64 hex digits.
+    pub fn from_wire(v: &mut Validator, field: &str, e: &govmedia_proto::common::v1::Evidence) -> Self {
+        let uri = v.required_text(&format!("{field}.uri"), &e.uri, 2000).unwrap_or_default();
+        if !e.sha256.is_empty() && (e.sha256.len() != 64 || !e.sha256.chars().all(|c| c.is_ascii_hexdigit())) {
+            v.violation(format!("{field}.sha256"), "must be 64 hex digits when given");
+        }
+        let description = v.optional_text(&format!("{field}.description"), &e.description, 500).unwrap_or_default();
+        Self { uri, sha256: e.sha256.to_lowercase(), description }
+    }
+
+    /// The stored form (JSON).
+    pub fn to_stored(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// From the stored form; empty or malformed text is none.
+    pub fn from_stored(stored: &str) -> Option<Self> {
+        if stored.is_empty() { None } else { serde_json::from_str(stored).ok() }
+    }
+
+    /// On the wire.
+    pub fn to_wire(&self) -> govmedia_proto::common::v1::Evidence {
+        govmedia_proto::common::v1::Evidence {
+            uri: self.uri.clone(),
+            sha256: self.sha256.clone(),
+            description: self.description.clone(),
+        }
+    }
+}

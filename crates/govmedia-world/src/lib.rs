@@ -58,6 +58,8 @@ pub struct World {
     pub nobody_token: String,
     /// A user holding security_officer (manages the lexicon).
     pub officer_token: String,
+    /// The interaction service's client secret.
+    pub interaction_secret: String,
     stop: CancellationToken,
     _identity_db: TestDatabase,
     _audit_db: TestDatabase,
@@ -222,6 +224,8 @@ impl World {
         let (_, audit_secret) = service_principal(&mut directory, &mut access, &admin, "govmedia-audit").await;
         let (_, content_secret) = service_principal(&mut directory, &mut access, &admin, "govmedia-content").await;
         let (_, identity_secret) = service_principal(&mut directory, &mut access, &admin, "govmedia-identity").await;
+        let (_, interaction_secret) =
+            service_principal(&mut directory, &mut access, &admin, "govmedia-interaction").await;
         let content_token = auth
             .exchange_client_credentials(ipb::ExchangeClientCredentialsRequest {
                 client_id: "govmedia-content".into(),
@@ -270,6 +274,7 @@ impl World {
             audit_db,
             identity_db: identity_db_handle,
             identity_secret,
+            interaction_secret,
             core,
             content_token,
             auditor_token,
@@ -350,6 +355,41 @@ impl World {
             .expect("tokens")
             .access_token;
         (id, token)
+    }
+
+    /// A service principal of another system holding `role` globally (for example a
+    /// platform integration that delivers comments); its access token.
+    pub async fn service_token(&self, client_id: &str, role: &str) -> String {
+        let mut directory = DirectoryServiceClient::new(self.identity.channel());
+        let mut access = AccessServiceClient::new(self.identity.channel());
+        let created = directory
+            .create_service_principal(with_token(
+                ipb::CreateServicePrincipalRequest {
+                    request_id: rid(),
+                    service_principal: Some(ipb::ServicePrincipal {
+                        client_id: client_id.into(),
+                        display_name: client_id.into(),
+                        ..Default::default()
+                    }),
+                },
+                &self.admin_token,
+            ))
+            .await
+            .unwrap_or_else(|e| panic!("service principal {client_id}: {e}"))
+            .into_inner();
+        let id = created.service_principal.expect("principal").id;
+        grant(&mut access, &self.admin_token, &id, role).await;
+        AuthenticationServiceClient::new(self.identity.channel())
+            .exchange_client_credentials(ipb::ExchangeClientCredentialsRequest {
+                client_id: client_id.into(),
+                client_secret: created.client_secret,
+            })
+            .await
+            .expect("token")
+            .into_inner()
+            .tokens
+            .expect("tokens")
+            .access_token
     }
 
     /// A department; its id.

@@ -1,0 +1,1041 @@
+//! `CommentService`: ingest, the moderation queue, hide/delete/restore/dismiss, replies
+//! with screening and approval (R4.1.1–R4.1.3).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use govmedia_domain::Error;
+use govmedia_domain::audit::{AuditAction, Outcome};
+use govmedia_domain::ids::{CommentId, PlatformAccountId, PrincipalId, PublicationId, ReplyId, UserId};
+use govmedia_domain::page;
+use govmedia_domain::permission::Permission;
+use govmedia_domain::screening::{Category, Severity};
+use govmedia_domain::validate::{MAX_NAME_CHARS, Validator};
+use govmedia_kit::auth::Principal;
+use govmedia_kit::db::Tx;
+use govmedia_kit::mutation::Mutation;
+use govmedia_kit::screening::{decode_findings, encode_findings, refusal};
+use govmedia_kit::wire::{caller, check_etag, etag, next_page_token, optional_time, ts};
+use govmedia_proto::common::v1 as cpb;
+use govmedia_proto::interaction::v1 as pb;
+use govmedia_proto::interaction::v1::comment_service_server::{CommentService, CommentServiceServer};
+use tonic::{Request, Response, Status};
+
+use super::{begin, duration, evidence, evidence_to, record, validated};
+use crate::domain::comment::{self as rules, Channel, CommentStatus, ReplyState};
+use crate::domain::moderation::{self, Arrival, Finding, Status as Verdict};
+use crate::store::comments::{self as store, ActionRecord, Comment, CommentFilter, Reply};
+use crate::store::{rules as rule_store, settings as settings_store};
+use crate::{AccountFacts, Core, ITEM_COMMENT};
+
+/// Most comments in one ingest batch.
+const MAX_BATCH: usize = 1000;
+/// Longest comment or reply text, in characters.
+const MAX_TEXT_CHARS: usize = 10_000;
+/// Longest reply a moderator writes, in characters.
+const MAX_REPLY_CHARS: usize = 2_000;
+
+/// The generated server around the handlers.
+pub fn server(core: &Arc<Core>) -> CommentServiceServer<Comments> {
+    CommentServiceServer::new(Comments { core: Arc::clone(core) })
+}
+
+/// The handlers.
+#[derive(Debug, Clone)]
+pub struct Comments {
+    core: Arc<Core>,
+}
+
+fn status_to(s: CommentStatus) -> pb::CommentStatus {
+    match s {
+        CommentStatus::Open => pb::CommentStatus::Open,
+        CommentStatus::NeedsReview => pb::CommentStatus::NeedsReview,
+        CommentStatus::Hidden => pb::CommentStatus::Hidden,
+        CommentStatus::Deleted => pb::CommentStatus::Deleted,
+        CommentStatus::Answered => pb::CommentStatus::Answered,
+        CommentStatus::Dismissed => pb::CommentStatus::Dismissed,
+    }
+}
+
+fn status_from(s: i32) -> Option<CommentStatus> {
+    match pb::CommentStatus::try_from(s).ok()? {
+        pb::CommentStatus::Open => Some(CommentStatus::Open),
+        pb::CommentStatus::NeedsReview => Some(CommentStatus::NeedsReview),
+        pb::CommentStatus::Hidden => Some(CommentStatus::Hidden),
+        pb::CommentStatus::Deleted => Some(CommentStatus::Deleted),
+        pb::CommentStatus::Answered => Some(CommentStatus::Answered),
+        pb::CommentStatus::Dismissed => Some(CommentStatus::Dismissed),
+        pb::CommentStatus::Unspecified => None,
+    }
+}
+
+fn channel_to(c: Channel) -> pb::ActionChannel {
+    match c {
+        Channel::Recorded => pb::ActionChannel::Recorded,
+        Channel::PlatformApi => pb::ActionChannel::PlatformApi,
+        Channel::Manual => pb::ActionChannel::Manual,
+    }
+}
+
+fn reply_state_to(s: ReplyState) -> pb::ReplyState {
+    match s {
+        ReplyState::PendingApproval => pb::ReplyState::PendingApproval,
+        ReplyState::Approved => pb::ReplyState::Approved,
+        ReplyState::Posted => pb::ReplyState::Posted,
+        ReplyState::Rejected => pb::ReplyState::Rejected,
+    }
+}
+
+fn reply_to_proto(r: &Reply) -> pb::Reply {
+    pb::Reply {
+        id: r.id.to_string(),
+        comment_id: r.comment.to_string(),
+        text: r.text.clone(),
+        author_user_id: r.author.to_string(),
+        state: reply_state_to(r.state) as i32,
+        screening_findings: decode_findings(&r.screening_findings),
+        approver_user_id: r.approver.map(|a| a.to_string()).unwrap_or_default(),
+        reject_reason: r.reject_reason.clone(),
+        platform_reply_id: r.platform_reply_id.clone(),
+        channel: channel_to(r.channel) as i32,
+        create_time: Some(ts(r.created_at)),
+        post_time: r.posted_at.map(ts),
+    }
+}
+
+/// The wire finding in the domain's words; `None` for an unknown category or severity.
+pub(crate) fn finding_from(f: &cpb::ScreeningFinding) -> Option<Finding> {
+    let category = match cpb::ScreeningCategory::try_from(f.category).ok()? {
+        cpb::ScreeningCategory::ClassifiedMarking => Category::ClassifiedMarking,
+        cpb::ScreeningCategory::Political => Category::Political,
+        cpb::ScreeningCategory::Illegal => Category::Illegal,
+        cpb::ScreeningCategory::Profanity => Category::Profanity,
+        cpb::ScreeningCategory::PersonalData => Category::PersonalData,
+        cpb::ScreeningCategory::NonStandardWording => Category::NonStandardWording,
+        cpb::ScreeningCategory::CriticalName => Category::CriticalName,
+        cpb::ScreeningCategory::Unspecified => return None,
+    };
+    let severity = match cpb::ScreeningSeverity::try_from(f.severity).ok()? {
+        cpb::ScreeningSeverity::Block => Severity::Block,
+        cpb::ScreeningSeverity::Review => Severity::Review,
+        cpb::ScreeningSeverity::Unspecified => return None,
+    };
+    Some(Finding { category, severity })
+}
+
+impl Comments {
+    /// The account's facts once `caller` holds `permission` on it.
+    async fn require(
+        &self,
+        caller: &Principal,
+        permission: Permission,
+        account: PlatformAccountId,
+    ) -> Result<AccountFacts, Error> {
+        let facts = self.core.account(account).await?;
+        self.core.permissions().require(caller.id, permission, &facts.resource()).await?;
+        Ok(facts)
+    }
+
+    /// Comments on the wire, with their actions and replies.
+    async fn view(&self, tx: &mut Tx, comments: &[Comment]) -> Result<Vec<pb::Comment>, Error> {
+        let ids: Vec<CommentId> = comments.iter().map(|c| c.id).collect();
+        let mut actions: HashMap<CommentId, Vec<ActionRecord>> = HashMap::new();
+        for a in store::actions(tx, &ids).await? {
+            actions.entry(a.comment).or_default().push(a);
+        }
+        let mut replies: HashMap<CommentId, Vec<Reply>> = HashMap::new();
+        for r in store::replies(tx, &ids).await? {
+            replies.entry(r.comment).or_default().push(r);
+        }
+        let now = self.core.now();
+        let calendar = &self.core.policy().calendar;
+        Ok(comments
+            .iter()
+            .map(|c| {
+                let responded = c.first_response_at.unwrap_or(now).max(c.arrived_at);
+                pb::Comment {
+                    id: c.id.to_string(),
+                    platform_account_id: c.account.to_string(),
+                    publication_id: c.publication.map(|p| p.to_string()).unwrap_or_default(),
+                    platform_post_id: c.platform_post_id.clone(),
+                    platform_comment_id: c.platform_comment_id.clone(),
+                    parent_platform_comment_id: c.parent_platform_comment_id.clone(),
+                    author_platform_id: c.author_platform_id.clone(),
+                    author_name: c.author_name.clone(),
+                    text: c.text.clone(),
+                    post_time: c.posted_at.map(ts),
+                    ingest_time: Some(ts(c.ingested_at)),
+                    status: status_to(c.status) as i32,
+                    screening_findings: decode_findings(&c.screening_findings),
+                    screening_lexicon_version: u64::try_from(c.screening_lexicon).unwrap_or(0),
+                    assignee_user_id: c.assignee.map(|a| a.to_string()).unwrap_or_default(),
+                    tags: c.tags.clone(),
+                    actions: actions
+                        .get(&c.id)
+                        .map(|list| {
+                            list.iter()
+                                .map(|a| pb::ModerationAction {
+                                    action: a.action.clone(),
+                                    reason: a.reason.clone(),
+                                    actor_user_id: a.actor.map(|u| u.to_string()).unwrap_or_default(),
+                                    moderation_rule_id: a.rule_id.clone(),
+                                    channel: channel_to(a.channel) as i32,
+                                    evidence: evidence_to(&a.evidence),
+                                    create_time: Some(ts(a.created_at)),
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                    replies: replies.get(&c.id).map(|l| l.iter().map(reply_to_proto).collect()).unwrap_or_default(),
+                    response_due_time: Some(ts(c.response_due_at)),
+                    first_response_time: c.first_response_at.map(ts),
+                    time_to_first_response: Some(duration(calendar.between(c.arrived_at, responded))),
+                    overdue: c.overdue(now),
+                    etag: etag(c.version),
+                }
+            })
+            .collect())
+    }
+
+    async fn one(&self, tx: &mut Tx, comment: &Comment) -> Result<pb::Comment, Error> {
+        self.view(tx, std::slice::from_ref(comment)).await?.pop().ok_or_else(|| Error::internal("one comment"))
+    }
+
+    /// The comment, for reading outside a mutation.
+    async fn read(&self, id: CommentId) -> Result<Comment, Error> {
+        let mut tx = self.core.db().begin_read().await?;
+        store::get(&mut tx, id, false).await?.ok_or_else(|| Error::not_found("comment", id))
+    }
+
+    /// A moderator's action on one comment (hide, delete, restore, dismiss): the shared
+    /// steps around the rule that decides the new status.
+    #[allow(clippy::too_many_arguments)]
+    async fn moderate_one(
+        &self,
+        caller: &Principal,
+        m: &mut Mutation,
+        id: CommentId,
+        given_etag: &str,
+        action: &'static str,
+        reason: &str,
+        channel: Channel,
+        evidence: String,
+        next: impl FnOnce(&Comment) -> Result<CommentStatus, Error>,
+        audit: (AuditAction, &str, &str),
+    ) -> Result<pb::Comment, Error> {
+        let mut c = store::get(m.tx(), id, true).await?.ok_or_else(|| Error::not_found("comment", id))?;
+        let facts = self.require(caller, Permission::CommentModerate, c.account).await?;
+        check_etag("etag", given_etag, c.version, false)?;
+        let status = next(&c)?;
+        let now = m.now();
+        let previous = c.version;
+        let from = c.status;
+        c.status = status;
+        if action == "dismiss" && c.first_response_at.is_none() {
+            // Closing without a reply is the response (the contract's first response).
+            c.first_response_at = Some(now);
+            c.first_responder = Some(UserId::from_uuid(caller.id.as_uuid()));
+        }
+        c.version += 1;
+        store::save(m.tx(), &c, previous).await?;
+        store::add_action(
+            m.tx(),
+            &ActionRecord {
+                comment: id,
+                action: action.to_owned(),
+                reason: reason.to_owned(),
+                actor: Some(UserId::from_uuid(caller.id.as_uuid())),
+                rule_id: String::new(),
+                channel,
+                evidence,
+                created_at: now,
+            },
+        )
+        .await?;
+        let (audit_action, rule, request_id) = audit;
+        m.audit(
+            record(audit_action, caller, ("comment", id), &facts, now, rule, Some(request_id.to_owned()))
+                .reason(reason)
+                .attr("from", from.as_str())
+                .attr("to", status.as_str())
+                .attr("channel", channel.as_str()),
+        );
+        self.one(m.tx(), &c).await
+    }
+
+    /// Screens a reply; a block finding is refused (and the refusal audited).
+    async fn screen_reply(
+        &self,
+        caller: &Principal,
+        facts: &AccountFacts,
+        comment: CommentId,
+        text: &str,
+        request_id: &str,
+    ) -> Result<Vec<cpb::ScreeningFinding>, Error> {
+        let screened = self
+            .core
+            .screener()
+            .screen(cpb::ScreeningContext::Reply, vec![("text".to_owned(), text.to_owned())])
+            .await?;
+        let blocking = screened.blocking();
+        if !blocking.is_empty() {
+            let mut m = Mutation::begin_without_key(self.core.db(), self.core.now()).await?;
+            let detail: Vec<String> = blocking.iter().map(|f| format!("\"{}\"", f.excerpt)).collect();
+            m.audit(
+                record(
+                    AuditAction::ReplyRefused,
+                    caller,
+                    ("comment", comment),
+                    facts,
+                    m.now(),
+                    "R4.1.2",
+                    Some(request_id.to_owned()),
+                )
+                .outcome(Outcome::Denied)
+                .attr("findings", detail.join("; ")),
+            );
+            m.commit(&pb::ReplyToCommentResponse::default(), Some(self.core.relay())).await?;
+            return Err(refusal(&blocking));
+        }
+        Ok(screened.findings)
+    }
+}
+
+/// One comment of an ingest batch, checked.
+struct Incoming {
+    platform_comment_id: String,
+    platform_post_id: String,
+    publication: Option<PublicationId>,
+    parent: String,
+    author_platform_id: String,
+    author_name: String,
+    text: String,
+    posted_at: Option<DateTime<Utc>>,
+}
+
+fn incoming(v: &mut Validator, i: usize, c: &pb::IncomingComment) -> Incoming {
+    let f = |name: &str| format!("comments[{i}].{name}");
+    let short = |v: &mut Validator, name: &str, value: &str| {
+        v.optional_text(&f(name), value, MAX_NAME_CHARS).unwrap_or_default()
+    };
+    Incoming {
+        platform_comment_id: v
+            .required_text(&f("platform_comment_id"), &c.platform_comment_id, MAX_NAME_CHARS)
+            .unwrap_or_default(),
+        platform_post_id: short(v, "platform_post_id", &c.platform_post_id),
+        publication: v.optional_id(&f("publication_id"), &c.publication_id),
+        parent: short(v, "parent_platform_comment_id", &c.parent_platform_comment_id),
+        author_platform_id: short(v, "author_platform_id", &c.author_platform_id),
+        author_name: short(v, "author_name", &c.author_name),
+        text: v.optional_text(&f("text"), &c.text, MAX_TEXT_CHARS).unwrap_or_default(),
+        posted_at: optional_time(v, &f("post_time"), c.post_time.as_ref()),
+    }
+}
+
+#[tonic::async_trait]
+impl CommentService for Comments {
+    async fn ingest_comments(
+        &self,
+        request: Request<pb::IngestCommentsRequest>,
+    ) -> Result<Response<pb::IngestCommentsResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        let mut v = Validator::new();
+        let account: Option<PlatformAccountId> = v.id("platform_account_id", &req.platform_account_id);
+        if req.comments.is_empty() {
+            v.violation("comments", "must hold at least one comment");
+        }
+        if req.comments.len() > MAX_BATCH {
+            v.violation("comments", format!("must hold at most {MAX_BATCH} comments"));
+        }
+        let batch: Vec<Incoming> = req.comments.iter().enumerate().map(|(i, c)| incoming(&mut v, i, c)).collect();
+        v.finish()?;
+        let account = account.ok_or_else(validated)?;
+        let facts = self.require(&caller, Permission::CommentIngest, account).await?;
+
+        // The first of equal platform ids in a batch counts; the rest are duplicates.
+        let ids: Vec<String> = batch.iter().map(|c| c.platform_comment_id.clone()).collect();
+        let mut tx = self.core.db().begin_read().await?;
+        let mut known: HashMap<String, (CommentId, CommentStatus)> =
+            store::known(&mut tx, account, &ids).await?.into_iter().map(|(p, id, s)| (p, (id, s))).collect();
+        let rules = rule_store::applicable(&mut tx, account).await?;
+        let settings = settings_store::get(&mut tx, account).await?;
+        drop(tx);
+        let mut fresh: Vec<usize> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for (i, c) in batch.iter().enumerate() {
+            if !known.contains_key(&c.platform_comment_id) && seen.insert(c.platform_comment_id.clone()) {
+                fresh.push(i);
+            }
+        }
+        let screened = self
+            .core
+            .screener()
+            .screen(
+                cpb::ScreeningContext::Comment,
+                fresh.iter().map(|i| (i.to_string(), batch[*i].text.clone())).collect(),
+            )
+            .await?;
+        let mut findings: HashMap<String, Vec<cpb::ScreeningFinding>> = HashMap::new();
+        for f in screened.findings {
+            findings.entry(f.text_key.clone()).or_default().push(f);
+        }
+        let target = self.core.policy().target(ITEM_COMMENT, &settings.response_targets);
+
+        let mut m = Mutation::begin_without_key(self.core.db(), self.core.now()).await?;
+        let now = m.now();
+        let mut created: HashMap<String, (CommentId, CommentStatus)> = HashMap::new();
+        for i in fresh {
+            let c = &batch[i];
+            let found = findings.remove(&i.to_string()).unwrap_or_default();
+            let domain_findings: Vec<Finding> = found.iter().filter_map(finding_from).collect();
+            let account_text = account.to_string();
+            let publication_text = c.publication.map(|p| p.to_string());
+            let verdict = moderation::moderate(
+                &rules,
+                &Arrival {
+                    text: &c.text,
+                    author_platform_id: &c.author_platform_id,
+                    platform_account_id: &account_text,
+                    publication_id: publication_text.as_deref(),
+                    findings: &domain_findings,
+                },
+            );
+            let status = match verdict.status {
+                Verdict::Open => CommentStatus::Open,
+                Verdict::NeedsReview => CommentStatus::NeedsReview,
+                Verdict::Hidden => CommentStatus::Hidden,
+            };
+            // The clock starts when the public wrote it, never later than its arrival here.
+            let arrived_at = c.posted_at.map_or(now, |p| p.min(now));
+            let comment = Comment {
+                id: CommentId::new(),
+                account,
+                publication: c.publication,
+                platform_post_id: c.platform_post_id.clone(),
+                platform_comment_id: c.platform_comment_id.clone(),
+                parent_platform_comment_id: c.parent.clone(),
+                author_platform_id: c.author_platform_id.clone(),
+                author_name: c.author_name.clone(),
+                text: c.text.clone(),
+                posted_at: c.posted_at,
+                ingested_at: now,
+                arrived_at,
+                status,
+                screening_findings: encode_findings(&found),
+                screening_lexicon: i64::try_from(screened.lexicon_version).unwrap_or(0),
+                assignee: verdict.assignee.as_deref().and_then(|a| a.parse().ok()),
+                tags: verdict.tags.clone(),
+                response_target_minutes: i32::try_from(target).unwrap_or(i32::MAX),
+                response_due_at: self.core.policy().due(arrived_at, target)?,
+                first_response_at: None,
+                first_responder: None,
+                version: 1,
+            };
+            if !store::insert_new(m.tx(), &comment).await? {
+                // Ingested by a concurrent batch between our lookup and this insert.
+                continue;
+            }
+            let rule_id = verdict.rule_id.clone().unwrap_or_default();
+            let why = if rule_id.is_empty() {
+                let worst = found.iter().find(|f| govmedia_kit::screening::is_block(f)).or(found.first());
+                worst.map_or_else(String::new, |f| {
+                    format!("screening: {} \"{}\"", govmedia_kit::screening::category_name(f.category), f.excerpt)
+                })
+            } else {
+                format!("moderation rule {rule_id}")
+            };
+            let mut actions: Vec<(&str, String)> = Vec::new();
+            match status {
+                CommentStatus::Hidden => actions.push(("hide", why.clone())),
+                CommentStatus::NeedsReview => actions.push(("flag", why.clone())),
+                _ => {}
+            }
+            if let Some(a) = comment.assignee {
+                actions.push(("assign", a.to_string()));
+            }
+            for t in &comment.tags {
+                actions.push(("tag", t.clone()));
+            }
+            for (action, reason) in actions {
+                store::add_action(
+                    m.tx(),
+                    &ActionRecord {
+                        comment: comment.id,
+                        action: action.to_owned(),
+                        reason,
+                        actor: None,
+                        rule_id: rule_id.clone(),
+                        channel: Channel::Recorded,
+                        evidence: String::new(),
+                        created_at: now,
+                    },
+                )
+                .await?;
+            }
+            let mut audit =
+                record(AuditAction::CommentIngested, &caller, ("comment", comment.id), &facts, now, "R4.1.3", None)
+                    .attr("platform_comment_id", &comment.platform_comment_id)
+                    .attr("status", status.as_str())
+                    .attr("findings", found.len());
+            if !rule_id.is_empty() {
+                audit = audit.attr("moderation_rule_id", &rule_id);
+            }
+            m.audit(audit);
+            match status {
+                CommentStatus::Hidden => m.audit(
+                    record(AuditAction::CommentHidden, &caller, ("comment", comment.id), &facts, now, "R4.1.3", None)
+                        .reason(why),
+                ),
+                CommentStatus::NeedsReview => m.audit(
+                    record(AuditAction::CommentFlagged, &caller, ("comment", comment.id), &facts, now, "R4.1.3", None)
+                        .reason(why),
+                ),
+                _ => {}
+            }
+            created.insert(comment.platform_comment_id.clone(), (comment.id, status));
+        }
+        let mut answer = pb::IngestCommentsResponse::default();
+        m.commit(&answer, Some(self.core.relay())).await?;
+        if created.len() + known.len() < seen.len() + known.len() {
+            // Some lost the race to a concurrent batch: read what that batch stored.
+            let mut tx = self.core.db().begin_read().await?;
+            for (p, id, s) in store::known(&mut tx, account, &ids).await? {
+                known.entry(p).or_insert((id, s));
+            }
+        }
+        for c in &batch {
+            let p = &c.platform_comment_id;
+            let (fresh, (id, status)) = match created.remove(p) {
+                Some(x) => (true, x),
+                None => (false, known.get(p).copied().ok_or_else(|| Error::internal("ingested comment vanished"))?),
+            };
+            if fresh {
+                answer.ingested_count += 1;
+                // A later duplicate in the same batch reports the comment just stored.
+                known.insert(p.clone(), (id, status));
+            } else {
+                answer.duplicate_count += 1;
+            }
+            answer.results.push(pb::IngestResult {
+                platform_comment_id: p.clone(),
+                comment_id: id.to_string(),
+                duplicate: !fresh,
+                status: status_to(status) as i32,
+            });
+        }
+        Ok(Response::new(answer))
+    }
+
+    async fn get_comment(
+        &self,
+        request: Request<pb::GetCommentRequest>,
+    ) -> Result<Response<pb::GetCommentResponse>, Status> {
+        let caller = caller(&request)?;
+        let mut v = Validator::new();
+        let id: Option<CommentId> = v.id("comment_id", &request.get_ref().comment_id);
+        v.finish()?;
+        let c = self.read(id.ok_or_else(validated)?).await?;
+        self.require(&caller, Permission::CommentRead, c.account).await?;
+        let mut tx = self.core.db().begin_read().await?;
+        Ok(Response::new(pb::GetCommentResponse { comment: Some(self.one(&mut tx, &c).await?) }))
+    }
+
+    async fn list_comments(
+        &self,
+        request: Request<pb::ListCommentsRequest>,
+    ) -> Result<Response<pb::ListCommentsResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        let mut v = Validator::new();
+        let account: Option<PlatformAccountId> = v.optional_id("platform_account_id", &req.platform_account_id);
+        let publication: Option<PublicationId> = v.optional_id("publication_id", &req.publication_id);
+        let assignee: Option<UserId> = v.optional_id("assignee_user_id", &req.assignee_user_id);
+        let mut statuses = Vec::new();
+        for (i, s) in req.statuses.iter().enumerate() {
+            match status_from(*s) {
+                Some(s) => statuses.push(s),
+                None => v.violation(format!("statuses[{i}]"), "is not a comment status"),
+            }
+        }
+        let tag = v.optional_text("tag", &req.tag, MAX_NAME_CHARS).unwrap_or_default();
+        v.finish()?;
+        let limit = page::page_size(req.page_size, 50, 500)?;
+        let after: Option<(DateTime<Utc>, String)> = page::decode_page_token(&req.page_token)?;
+        match account {
+            Some(a) => {
+                self.require(&caller, Permission::CommentRead, a).await?;
+            }
+            None => {
+                self.core
+                    .permissions()
+                    .require(caller.id, Permission::CommentRead, &govmedia_domain::scope::Resource::GLOBAL)
+                    .await?
+            }
+        }
+        let filter = CommentFilter {
+            statuses,
+            account,
+            publication,
+            assignee,
+            overdue_at: req.overdue_only.then(|| self.core.now()),
+            tag: (!tag.is_empty()).then_some(tag),
+        };
+        let mut tx = self.core.db().begin_read().await?;
+        let comments = store::list(&mut tx, &filter, after, limit).await?;
+        let next_page_token = next_page_token(&comments, limit, |c| (c.arrived_at, c.id.to_string()));
+        Ok(Response::new(pb::ListCommentsResponse { comments: self.view(&mut tx, &comments).await?, next_page_token }))
+    }
+
+    async fn assign_comment(
+        &self,
+        request: Request<pb::AssignCommentRequest>,
+    ) -> Result<Response<pb::AssignCommentResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        let mut v = Validator::new();
+        let request_id = v.request_id(&req.request_id);
+        let id: Option<CommentId> = v.id("comment_id", &req.comment_id);
+        let assignee: Option<UserId> = v.id("assignee_user_id", &req.assignee_user_id);
+        v.finish()?;
+        let (Some(request_id), Some(id), Some(assignee)) = (request_id, id, assignee) else {
+            return Err(validated().into());
+        };
+        let current = self.read(id).await?;
+        let facts = self.require(&caller, Permission::CommentModerate, current.account).await?;
+        // Only someone who may moderate this account's comments can be given one.
+        let answer = self
+            .core
+            .permissions()
+            .check(PrincipalId::from(assignee), Permission::CommentModerate, &facts.resource())
+            .await?;
+        if !answer.allowed {
+            return Err(Error::rule(
+                "R2.2.2",
+                format!("user/{assignee}"),
+                format!("cannot moderate comments on platform_account/{}: {}", facts.id, answer.explanation),
+            )
+            .into());
+        }
+        let mut m = begin!(self, caller, "CommentService/AssignComment", request_id, &req);
+        let mut c = store::get(m.tx(), id, true).await?.ok_or_else(|| Error::not_found("comment", id))?;
+        check_etag("etag", &req.etag, c.version, false)?;
+        if c.status == CommentStatus::Deleted {
+            return Err(Error::rule("R4.1.3", format!("comment/{id}"), "a deleted comment cannot be assigned").into());
+        }
+        let now = m.now();
+        let previous = c.version;
+        c.assignee = Some(assignee);
+        c.version += 1;
+        store::save(m.tx(), &c, previous).await?;
+        store::add_action(
+            m.tx(),
+            &ActionRecord {
+                comment: id,
+                action: "assign".into(),
+                reason: assignee.to_string(),
+                actor: Some(UserId::from_uuid(caller.id.as_uuid())),
+                rule_id: String::new(),
+                channel: Channel::Recorded,
+                evidence: String::new(),
+                created_at: now,
+            },
+        )
+        .await?;
+        m.audit(
+            record(
+                AuditAction::CommentAssigned,
+                &caller,
+                ("comment", id),
+                &facts,
+                now,
+                "R4.1.1",
+                Some(request_id.to_string()),
+            )
+            .attr("assignee_user_id", assignee),
+        );
+        let answer = pb::AssignCommentResponse { comment: Some(self.one(m.tx(), &c).await?) };
+        m.commit(&answer, Some(self.core.relay())).await?;
+        Ok(Response::new(answer))
+    }
+
+    async fn hide_comment(
+        &self,
+        request: Request<pb::HideCommentRequest>,
+    ) -> Result<Response<pb::HideCommentResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        let mut v = Validator::new();
+        let request_id = v.request_id(&req.request_id);
+        let id: Option<CommentId> = v.id("comment_id", &req.comment_id);
+        let reason = v.reason("reason", &req.reason);
+        let (channel, evidence) = evidence(&mut v, "manual_evidence", req.manual_evidence.as_ref());
+        v.finish()?;
+        let (Some(request_id), Some(id), Some(reason)) = (request_id, id, reason) else {
+            return Err(validated().into());
+        };
+        let mut m = begin!(self, caller, "CommentService/HideComment", request_id, &req);
+        let rid = request_id.to_string();
+        let comment = self
+            .moderate_one(
+                &caller,
+                &mut m,
+                id,
+                &req.etag,
+                "hide",
+                &reason,
+                channel,
+                evidence,
+                |c| rules::hide(&id.to_string(), c.status),
+                (AuditAction::CommentHidden, "R4.1.3", &rid),
+            )
+            .await?;
+        let answer = pb::HideCommentResponse { comment: Some(comment) };
+        m.commit(&answer, Some(self.core.relay())).await?;
+        Ok(Response::new(answer))
+    }
+
+    async fn delete_comment(
+        &self,
+        request: Request<pb::DeleteCommentRequest>,
+    ) -> Result<Response<pb::DeleteCommentResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        let mut v = Validator::new();
+        let request_id = v.request_id(&req.request_id);
+        let id: Option<CommentId> = v.id("comment_id", &req.comment_id);
+        let reason = v.reason("reason", &req.reason);
+        let (channel, evidence) = evidence(&mut v, "manual_evidence", req.manual_evidence.as_ref());
+        v.finish()?;
+        let (Some(request_id), Some(id), Some(reason)) = (request_id, id, reason) else {
+            return Err(validated().into());
+        };
+        let mut m = begin!(self, caller, "CommentService/DeleteComment", request_id, &req);
+        let rid = request_id.to_string();
+        let comment = self
+            .moderate_one(
+                &caller,
+                &mut m,
+                id,
+                &req.etag,
+                "delete",
+                &reason,
+                channel,
+                evidence,
+                |c| rules::delete(&id.to_string(), c.status),
+                (AuditAction::CommentDeleted, "R4.1.3", &rid),
+            )
+            .await?;
+        let answer = pb::DeleteCommentResponse { comment: Some(comment) };
+        m.commit(&answer, Some(self.core.relay())).await?;
+        Ok(Response::new(answer))
+    }
+
+    async fn restore_comment(
+        &self,
+        request: Request<pb::RestoreCommentRequest>,
+    ) -> Result<Response<pb::RestoreCommentResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        let mut v = Validator::new();
+        let request_id = v.request_id(&req.request_id);
+        let id: Option<CommentId> = v.id("comment_id", &req.comment_id);
+        let reason = v.reason("reason", &req.reason);
+        v.finish()?;
+        let (Some(request_id), Some(id), Some(reason)) = (request_id, id, reason) else {
+            return Err(validated().into());
+        };
+        let mut m = begin!(self, caller, "CommentService/RestoreComment", request_id, &req);
+        let rid = request_id.to_string();
+        let comment = self
+            .moderate_one(
+                &caller,
+                &mut m,
+                id,
+                &req.etag,
+                "restore",
+                &reason,
+                Channel::Recorded,
+                String::new(),
+                |c| rules::restore(&id.to_string(), c.status, c.first_response_at.is_some()),
+                (AuditAction::CommentRestored, "R4.1.3", &rid),
+            )
+            .await?;
+        let answer = pb::RestoreCommentResponse { comment: Some(comment) };
+        m.commit(&answer, Some(self.core.relay())).await?;
+        Ok(Response::new(answer))
+    }
+
+    async fn dismiss_comment(
+        &self,
+        request: Request<pb::DismissCommentRequest>,
+    ) -> Result<Response<pb::DismissCommentResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        let mut v = Validator::new();
+        let request_id = v.request_id(&req.request_id);
+        let id: Option<CommentId> = v.id("comment_id", &req.comment_id);
+        let note = v.optional_text("note", &req.note, govmedia_domain::validate::MAX_REASON_CHARS);
+        v.finish()?;
+        let (Some(request_id), Some(id), Some(note)) = (request_id, id, note) else {
+            return Err(validated().into());
+        };
+        let mut m = begin!(self, caller, "CommentService/DismissComment", request_id, &req);
+        let rid = request_id.to_string();
+        let comment = self
+            .moderate_one(
+                &caller,
+                &mut m,
+                id,
+                &req.etag,
+                "dismiss",
+                &note,
+                Channel::Recorded,
+                String::new(),
+                |c| rules::dismiss(&id.to_string(), c.status),
+                (AuditAction::CommentDismissed, "R4.1.1", &rid),
+            )
+            .await?;
+        let answer = pb::DismissCommentResponse { comment: Some(comment) };
+        m.commit(&answer, Some(self.core.relay())).await?;
+        Ok(Response::new(answer))
+    }
+
+    async fn reply_to_comment(
+        &self,
+        request: Request<pb::ReplyToCommentRequest>,
+    ) -> Result<Response<pb::ReplyToCommentResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        let mut v = Validator::new();
+        let request_id = v.request_id(&req.request_id);
+        let id: Option<CommentId> = v.id("comment_id", &req.comment_id);
+        let text = v.required_text("text", &req.text, MAX_REPLY_CHARS);
+        v.finish()?;
+        let (Some(request_id), Some(id), Some(text)) = (request_id, id, text) else {
+            return Err(validated().into());
+        };
+        let current = self.read(id).await?;
+        let facts = self.require(&caller, Permission::CommentReply, current.account).await?;
+        rules::check_replyable(&id.to_string(), current.status)?;
+        let findings = self.screen_reply(&caller, &facts, id, &text, &request_id.to_string()).await?;
+        let mut m = begin!(self, caller, "CommentService/ReplyToComment", request_id, &req);
+        let c = store::get(m.tx(), id, true).await?.ok_or_else(|| Error::not_found("comment", id))?;
+        rules::check_replyable(&id.to_string(), c.status)?;
+        let settings = settings_store::get(m.tx(), c.account).await?;
+        let now = m.now();
+        let reply = Reply {
+            id: ReplyId::new(),
+            comment: id,
+            text,
+            author: UserId::from_uuid(caller.id.as_uuid()),
+            state: rules::new_reply_state(settings.reply_approval_required),
+            screening_findings: encode_findings(&findings),
+            approver: None,
+            reject_reason: String::new(),
+            platform_reply_id: String::new(),
+            channel: Channel::Recorded,
+            evidence: String::new(),
+            created_at: now,
+            posted_at: None,
+            version: 1,
+        };
+        store::insert_reply(m.tx(), &reply).await?;
+        m.audit(
+            record(
+                AuditAction::ReplyCreated,
+                &caller,
+                ("reply", reply.id),
+                &facts,
+                now,
+                "R4.1.2",
+                Some(request_id.to_string()),
+            )
+            .attr("comment_id", id)
+            .attr("state", reply.state.as_str())
+            .attr("review_findings", findings.len()),
+        );
+        let answer = pb::ReplyToCommentResponse { reply: Some(reply_to_proto(&reply)) };
+        m.commit(&answer, Some(self.core.relay())).await?;
+        Ok(Response::new(answer))
+    }
+
+    async fn approve_reply(
+        &self,
+        request: Request<pb::ApproveReplyRequest>,
+    ) -> Result<Response<pb::ApproveReplyResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        let reply = self
+            .decide(
+                &caller,
+                &req.request_id,
+                &req.reply_id,
+                None,
+                "/govmedia.interaction.v1.CommentService/ApproveReply",
+                &req,
+            )
+            .await?;
+        Ok(Response::new(reply))
+    }
+
+    async fn reject_reply(
+        &self,
+        request: Request<pb::RejectReplyRequest>,
+    ) -> Result<Response<pb::RejectReplyResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        let mut v = Validator::new();
+        let reason = v.reason("reason", &req.reason);
+        v.finish()?;
+        let reason = reason.ok_or_else(validated)?;
+        let reply = self
+            .decide(
+                &caller,
+                &req.request_id,
+                &req.reply_id,
+                Some(reason),
+                "/govmedia.interaction.v1.CommentService/RejectReply",
+                &req,
+            )
+            .await?;
+        Ok(Response::new(reply))
+    }
+
+    async fn mark_reply_posted(
+        &self,
+        request: Request<pb::MarkReplyPostedRequest>,
+    ) -> Result<Response<pb::MarkReplyPostedResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        let mut v = Validator::new();
+        let request_id = v.request_id(&req.request_id);
+        let id: Option<ReplyId> = v.id("reply_id", &req.reply_id);
+        let platform_reply_id = v.optional_text("platform_reply_id", &req.platform_reply_id, MAX_NAME_CHARS);
+        let posted_at = optional_time(&mut v, "post_time", req.post_time.as_ref());
+        let (channel, evidence) = match evidence(&mut v, "manual_evidence", req.manual_evidence.as_ref()) {
+            (Channel::Recorded, e) => (Channel::PlatformApi, e),
+            other => other,
+        };
+        if channel == Channel::PlatformApi && req.platform_reply_id.is_empty() {
+            v.violation("platform_reply_id", "is required unless manual_evidence shows the reply posted by hand");
+        }
+        let now = self.core.now();
+        if posted_at.is_some_and(|t| t > now) {
+            v.violation("post_time", "is in the future");
+        }
+        v.finish()?;
+        let (Some(request_id), Some(id), Some(platform_reply_id)) = (request_id, id, platform_reply_id) else {
+            return Err(validated().into());
+        };
+        let mut m = begin!(self, caller, "CommentService/MarkReplyPosted", request_id, &req);
+        let mut r = store::get_reply(m.tx(), id, true).await?.ok_or_else(|| Error::not_found("reply", id))?;
+        let mut c = store::get(m.tx(), r.comment, true).await?.ok_or_else(|| Error::not_found("comment", r.comment))?;
+        let facts = self.require(&caller, Permission::CommentReply, c.account).await?;
+        let previous = r.version;
+        r.state = rules::post_reply(&id.to_string(), r.state)?;
+        let posted = posted_at.unwrap_or(m.now()).max(r.created_at);
+        r.posted_at = Some(posted);
+        r.platform_reply_id = platform_reply_id;
+        r.channel = channel;
+        r.evidence = evidence;
+        r.version += 1;
+        store::save_reply(m.tx(), &r, previous).await?;
+        // The first reply to reach the public is the comment's first response (R4.1.1).
+        if c.first_response_at.is_none() || c.status.awaits_response() {
+            let previous = c.version;
+            if c.first_response_at.is_none() {
+                c.first_response_at = Some(posted);
+                c.first_responder = Some(r.author);
+            }
+            if c.status.awaits_response() {
+                c.status = CommentStatus::Answered;
+            }
+            c.version += 1;
+            store::save(m.tx(), &c, previous).await?;
+        }
+        m.audit(
+            record(
+                AuditAction::ReplyPosted,
+                &caller,
+                ("reply", id),
+                &facts,
+                m.now(),
+                "R4.1.1",
+                Some(request_id.to_string()),
+            )
+            .attr("comment_id", c.id)
+            .attr("channel", channel.as_str()),
+        );
+        let answer = pb::MarkReplyPostedResponse { reply: Some(reply_to_proto(&r)) };
+        m.commit(&answer, Some(self.core.relay())).await?;
+        Ok(Response::new(answer))
+    }
+}
+
+/// The answers of the two reply decisions, built from the decided reply.
+trait DecisionAnswer: prost::Message + Default {
+    fn with(reply: pb::Reply) -> Self;
+}
+
+impl DecisionAnswer for pb::ApproveReplyResponse {
+    fn with(reply: pb::Reply) -> Self {
+        Self { reply: Some(reply) }
+    }
+}
+
+impl DecisionAnswer for pb::RejectReplyResponse {
+    fn with(reply: pb::Reply) -> Self {
+        Self { reply: Some(reply) }
+    }
+}
+
+impl Comments {
+    /// Approves (`reject_reason` none) or rejects a pending reply (R4.1.2).
+    async fn decide<A: DecisionAnswer, Q: prost::Message>(
+        &self,
+        caller: &Principal,
+        request_id: &str,
+        reply_id: &str,
+        reject_reason: Option<String>,
+        // The full gRPC method: the idempotency key's scope.
+        method: &'static str,
+        req: &Q,
+    ) -> Result<A, Error> {
+        let mut v = Validator::new();
+        let request_id = v.request_id(request_id);
+        let id: Option<ReplyId> = v.id("reply_id", reply_id);
+        v.finish()?;
+        let (Some(request_id), Some(id)) = (request_id, id) else { return Err(validated()) };
+        let mut m = match Mutation::begin(self.core.db(), caller.id, method, request_id, req, self.core.now()).await? {
+            govmedia_kit::mutation::Begin::Replayed(answer) => return Ok(answer),
+            govmedia_kit::mutation::Begin::Fresh(m) => m,
+        };
+        let mut r = store::get_reply(m.tx(), id, true).await?.ok_or_else(|| Error::not_found("reply", id))?;
+        let c = store::get(m.tx(), r.comment, false).await?.ok_or_else(|| Error::not_found("comment", r.comment))?;
+        let facts = self.require(caller, Permission::ReplyApprove, c.account).await?;
+        let previous = r.version;
+        r.state = rules::decide_reply(
+            &id.to_string(),
+            r.state,
+            &r.author.to_string(),
+            &caller.id.to_string(),
+            reject_reason.is_none(),
+        )?;
+        r.approver = Some(UserId::from_uuid(caller.id.as_uuid()));
+        r.reject_reason = reject_reason.clone().unwrap_or_default();
+        r.version += 1;
+        store::save_reply(m.tx(), &r, previous).await?;
+        let action = if reject_reason.is_some() { AuditAction::ReplyRejected } else { AuditAction::ReplyApproved };
+        let mut audit = record(action, caller, ("reply", id), &facts, m.now(), "R4.1.2", Some(request_id.to_string()))
+            .attr("comment_id", c.id);
+        if let Some(reason) = reject_reason {
+            audit = audit.reason(reason);
+        }
+        m.audit(audit);
+        let answer = A::with(reply_to_proto(&r));
+        m.commit(&answer, Some(self.core.relay())).await?;
+        Ok(answer)
+    }
+}
