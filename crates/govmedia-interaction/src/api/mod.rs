@@ -5,6 +5,7 @@
 //! records, and converts the answer.
 
 pub mod comment;
+pub mod conversation;
 pub mod moderation;
 
 use chrono::{DateTime, Utc};

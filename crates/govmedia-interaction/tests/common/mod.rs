@@ -42,6 +42,10 @@ pub struct Interaction {
 
 impl Interaction {
     pub async fn start(database: TestDatabase) -> Self {
+        Self::start_with(database, govmedia_interaction::Policy::standard().expect("policy")).await
+    }
+
+    pub async fn start_with(database: TestDatabase, policy: govmedia_interaction::Policy) -> Self {
         let world = World::start(TestDatabase::sqlite()).await;
         let db = database.connect(&govmedia_interaction::MIGRATIONS).await;
         let credentials = CallCredentials::ClientCredentials(Arc::new(ClientCredentials::new(
@@ -57,7 +61,7 @@ impl Interaction {
             world.identity.channel(),
             Some(world.audit.channel()),
             credentials.clone(),
-            govmedia_interaction::Policy::standard().expect("policy"),
+            policy,
         );
         let verifier = Arc::new(TokenVerifier::from_identity(world.identity.channel()));
         let server = TestServer::start(govmedia_interaction::server(&core, ServerSettings::loopback(), verifier)).await;
@@ -121,7 +125,11 @@ pub struct Desk {
 }
 
 pub async fn desk(db: TestDatabase) -> Desk {
-    let i = Interaction::start(db).await;
+    desk_with(db, govmedia_interaction::Policy::standard().expect("policy")).await
+}
+
+pub async fn desk_with(db: TestDatabase, policy: govmedia_interaction::Policy) -> Desk {
+    let i = Interaction::start_with(db, policy).await;
     let w = &i.world;
     let department = w.department("Publicity", "PUB").await;
     let d = cpb::ScopeKind::Department;

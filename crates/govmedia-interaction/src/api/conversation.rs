@@ -1,0 +1,1002 @@
+//! `ConversationService`: private messages in both directions, assignment with a cap,
+//! replies screened like comment replies, important records, referrals to departments
+//! with due dates, and the response-time report (R4.2.1, R4.2.2, R4.1.1).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use govmedia_domain::Error;
+use govmedia_domain::audit::{AuditAction, Outcome};
+use govmedia_domain::ids::{
+    ConversationId, DepartmentId, MessageId, PlatformAccountId, PrincipalId, ReferralId, UserId,
+};
+use govmedia_domain::page;
+use govmedia_domain::permission::Permission;
+use govmedia_domain::scope::Resource;
+use govmedia_domain::validate::{MAX_NAME_CHARS, MAX_REASON_CHARS, Validator};
+use govmedia_kit::auth::Principal;
+use govmedia_kit::db::Tx;
+use govmedia_kit::mutation::Mutation;
+use govmedia_kit::screening::{decode_findings, encode_findings, refusal};
+use govmedia_kit::wire::{caller, check_etag, etag, next_page_token, optional_time, time_range, ts};
+use govmedia_proto::common::v1 as cpb;
+use govmedia_proto::interaction::v1 as pb;
+use govmedia_proto::interaction::v1::conversation_service_server::{ConversationService, ConversationServiceServer};
+use tonic::{Request, Response, Status};
+
+use super::{begin, duration, record, validated};
+use crate::domain::conversation::{self as rules, ConversationState, Direction, ReferralState};
+use crate::domain::response::{Item, summarise};
+use crate::store::conversations::{self as store, Conversation, ConversationFilter, Message, Referral, ReferralFilter};
+use crate::store::{comments as comment_store, settings as settings_store};
+use crate::{AccountFacts, Core, ITEM_COMMENT, ITEM_PRIVATE_MESSAGE};
+
+/// Most messages in one ingest batch.
+const MAX_BATCH: usize = 1000;
+/// Longest message, in characters.
+const MAX_TEXT_CHARS: usize = 10_000;
+/// Longest reply, in characters.
+const MAX_REPLY_CHARS: usize = 2_000;
+
+/// The generated server around the handlers.
+pub fn server(core: &Arc<Core>) -> ConversationServiceServer<Conversations> {
+    ConversationServiceServer::new(Conversations { core: Arc::clone(core) })
+}
+
+/// The handlers.
+#[derive(Debug, Clone)]
+pub struct Conversations {
+    core: Arc<Core>,
+}
+
+fn state_to(s: ConversationState) -> pb::ConversationState {
+    match s {
+        ConversationState::AwaitingResponse => pb::ConversationState::AwaitingResponse,
+        ConversationState::Answered => pb::ConversationState::Answered,
+        ConversationState::Closed => pb::ConversationState::Closed,
+    }
+}
+
+fn referral_state_to(s: ReferralState) -> pb::ReferralState {
+    match s {
+        ReferralState::Sent => pb::ReferralState::Sent,
+        ReferralState::Acknowledged => pb::ReferralState::Acknowledged,
+        ReferralState::OutcomeRecorded => pb::ReferralState::OutcomeRecorded,
+        ReferralState::Closed => pb::ReferralState::Closed,
+    }
+}
+
+fn message_to(m: &Message) -> pb::PrivateMessage {
+    pb::PrivateMessage {
+        id: m.id.to_string(),
+        conversation_id: m.conversation.to_string(),
+        direction: match m.direction {
+            Direction::Inbound => pb::MessageDirection::Inbound,
+            Direction::Outbound => pb::MessageDirection::Outbound,
+        } as i32,
+        platform_message_id: m.platform_message_id.clone(),
+        text: m.text.clone(),
+        author_user_id: m.author.map(|a| a.to_string()).unwrap_or_default(),
+        screening_findings: decode_findings(&m.screening_findings),
+        send_time: Some(ts(m.sent_at)),
+    }
+}
+
+fn referral_to(r: &Referral, now: DateTime<Utc>) -> pb::Referral {
+    let text = |u: Option<UserId>| u.map(|x| x.to_string()).unwrap_or_default();
+    pb::Referral {
+        id: r.id.to_string(),
+        conversation_id: r.conversation.to_string(),
+        platform_account_id: r.account.to_string(),
+        department_id: r.department.to_string(),
+        summary: r.summary.clone(),
+        state: referral_state_to(r.state) as i32,
+        due_time: Some(ts(r.due_at)),
+        referred_by: r.referred_by.to_string(),
+        create_time: Some(ts(r.created_at)),
+        acknowledged_by: text(r.acknowledged_by),
+        acknowledge_time: r.acknowledged_at.map(ts),
+        outcome: r.outcome.clone(),
+        outcome_recorded_by: text(r.outcome_recorded_by),
+        outcome_time: r.outcome_at.map(ts),
+        close_time: r.closed_at.map(ts),
+        overdue: r.overdue(now),
+        etag: etag(r.version),
+    }
+}
+
+fn user_of(p: &Principal) -> UserId {
+    UserId::from_uuid(p.id.as_uuid())
+}
+
+impl Conversations {
+    async fn require(
+        &self,
+        caller: &Principal,
+        permission: Permission,
+        account: PlatformAccountId,
+    ) -> Result<AccountFacts, Error> {
+        let facts = self.core.account(account).await?;
+        self.core.permissions().require(caller.id, permission, &facts.resource()).await?;
+        Ok(facts)
+    }
+
+    async fn view(&self, tx: &mut Tx, c: &Conversation) -> Result<pb::Conversation, Error> {
+        let referrals = store::referral_ids(tx, c.id).await?;
+        let now = self.core.now();
+        let until = c.first_response_at.unwrap_or(now).max(c.first_inbound_at);
+        Ok(pb::Conversation {
+            id: c.id.to_string(),
+            platform_account_id: c.account.to_string(),
+            correspondent_platform_id: c.correspondent_platform_id.clone(),
+            correspondent_name: c.correspondent_name.clone(),
+            state: state_to(c.state) as i32,
+            assignee_user_id: c.assignee.map(|a| a.to_string()).unwrap_or_default(),
+            important: c.important,
+            important_note: c.important_note.clone(),
+            marked_important_by: c.marked_important_by.map(|a| a.to_string()).unwrap_or_default(),
+            message_count: u32::try_from(c.message_count).unwrap_or(0),
+            last_message_time: Some(ts(c.last_message_at)),
+            response_due_time: c.response_due_at.map(ts),
+            time_to_first_response: Some(duration(self.core.policy().calendar.between(c.first_inbound_at, until))),
+            overdue: c.overdue(now),
+            referral_ids: referrals.iter().map(ToString::to_string).collect(),
+            create_time: Some(ts(c.created_at)),
+            etag: etag(c.version),
+        })
+    }
+
+    async fn read(&self, id: ConversationId) -> Result<Conversation, Error> {
+        let mut tx = self.core.db().begin_read().await?;
+        store::get(&mut tx, id, false).await?.ok_or_else(|| Error::not_found("conversation", id))
+    }
+
+    async fn read_referral(&self, id: ReferralId) -> Result<Referral, Error> {
+        let mut tx = self.core.db().begin_read().await?;
+        store::get_referral(&mut tx, id, false).await?.ok_or_else(|| Error::not_found("referral", id))
+    }
+
+    /// A referral may be read by those reading the account's messages and by the
+    /// receiving department.
+    async fn require_referral_read(&self, caller: &Principal, r: &Referral) -> Result<(), Error> {
+        let facts = self.core.account(r.account).await?;
+        let on_account = self.core.permissions().check(caller.id, Permission::ReferralRead, &facts.resource()).await?;
+        if on_account.allowed {
+            return Ok(());
+        }
+        self.core.permissions().require(caller.id, Permission::ReferralRead, &Resource::department(r.department)).await
+    }
+
+    /// One step of a referral (acknowledge, outcome, close): lock, authorise, etag,
+    /// rule, save, audit.
+    #[allow(clippy::too_many_arguments)]
+    async fn referral_step(
+        &self,
+        caller: &Principal,
+        m: &mut Mutation,
+        id: ReferralId,
+        given_etag: &str,
+        permission: Permission,
+        step: impl FnOnce(&mut Referral, DateTime<Utc>) -> Result<(), Error>,
+        action: AuditAction,
+        request_id: String,
+    ) -> Result<pb::Referral, Error> {
+        let mut r = store::get_referral(m.tx(), id, true).await?.ok_or_else(|| Error::not_found("referral", id))?;
+        let facts = self.core.account(r.account).await?;
+        let resource = if permission == Permission::ReferralHandle {
+            // The receiving department works on it.
+            Resource::department(r.department)
+        } else {
+            facts.resource()
+        };
+        self.core.permissions().require(caller.id, permission, &resource).await?;
+        check_etag("etag", given_etag, r.version, false)?;
+        let previous = r.version;
+        let now = m.now();
+        step(&mut r, now)?;
+        r.version += 1;
+        store::save_referral(m.tx(), &r, previous).await?;
+        m.audit(
+            record(action, caller, ("referral", id), &facts, now, "R4.2.2", Some(request_id))
+                .attr("department_id", r.department)
+                .attr("state", r.state.as_str()),
+        );
+        Ok(referral_to(&r, now))
+    }
+}
+
+#[tonic::async_trait]
+impl ConversationService for Conversations {
+    async fn ingest_private_messages(
+        &self,
+        request: Request<pb::IngestPrivateMessagesRequest>,
+    ) -> Result<Response<pb::IngestPrivateMessagesResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        let mut v = Validator::new();
+        let account: Option<PlatformAccountId> = v.id("platform_account_id", &req.platform_account_id);
+        if req.messages.is_empty() {
+            v.violation("messages", "must hold at least one message");
+        }
+        if req.messages.len() > MAX_BATCH {
+            v.violation("messages", format!("must hold at most {MAX_BATCH} messages"));
+        }
+        let mut batch = Vec::new();
+        for (i, x) in req.messages.iter().enumerate() {
+            let f = |n: &str| format!("messages[{i}].{n}");
+            batch.push((
+                v.required_text(&f("platform_message_id"), &x.platform_message_id, MAX_NAME_CHARS).unwrap_or_default(),
+                v.required_text(&f("correspondent_platform_id"), &x.correspondent_platform_id, MAX_NAME_CHARS)
+                    .unwrap_or_default(),
+                v.optional_text(&f("correspondent_name"), &x.correspondent_name, MAX_NAME_CHARS).unwrap_or_default(),
+                v.optional_text(&f("text"), &x.text, MAX_TEXT_CHARS).unwrap_or_default(),
+                optional_time(&mut v, &f("send_time"), x.send_time.as_ref()),
+            ));
+        }
+        v.finish()?;
+        let account = account.ok_or_else(validated)?;
+        let facts = self.require(&caller, Permission::MessageIngest, account).await?;
+        let screened = self
+            .core
+            .screener()
+            .screen(
+                cpb::ScreeningContext::PrivateMessage,
+                batch.iter().enumerate().map(|(i, b)| (i.to_string(), b.3.clone())).collect(),
+            )
+            .await?;
+        let mut findings: HashMap<String, Vec<cpb::ScreeningFinding>> = HashMap::new();
+        for f in screened.findings {
+            findings.entry(f.text_key.clone()).or_default().push(f);
+        }
+
+        let mut m = Mutation::begin_without_key(self.core.db(), self.core.now()).await?;
+        let now = m.now();
+        let settings = settings_store::get(m.tx(), account).await?;
+        let target = self.core.policy().target(ITEM_PRIVATE_MESSAGE, &settings.response_targets);
+        // Conversations touched, by correspondent: (state, version as stored).
+        let mut open: BTreeMap<String, (Conversation, i64)> = BTreeMap::new();
+        let mut order: Vec<ConversationId> = Vec::new();
+        let mut answer = pb::IngestPrivateMessagesResponse::default();
+        for (i, (platform_id, correspondent, name, text, sent)) in batch.into_iter().enumerate() {
+            if store::message_known(m.tx(), account, &platform_id).await? {
+                answer.duplicate_count += 1;
+                continue;
+            }
+            let sent_at = sent.map_or(now, |s| s.min(now));
+            if !open.contains_key(&correspondent) {
+                let existing = store::open_with(m.tx(), account, &correspondent).await?;
+                let entry = match existing {
+                    Some(c) => {
+                        let version = c.version;
+                        (c, version)
+                    }
+                    None => {
+                        let due = self.core.policy().due(sent_at, target)?;
+                        let c = Conversation {
+                            id: ConversationId::new(),
+                            account,
+                            correspondent_platform_id: correspondent.clone(),
+                            correspondent_name: name.clone(),
+                            state: ConversationState::AwaitingResponse,
+                            assignee: None,
+                            important: false,
+                            important_note: String::new(),
+                            marked_important_by: None,
+                            message_count: 0,
+                            last_message_at: sent_at,
+                            awaiting_since: None,
+                            response_due_at: None,
+                            response_target_minutes: i32::try_from(target).unwrap_or(i32::MAX),
+                            first_inbound_at: sent_at,
+                            first_response_at: None,
+                            first_responder: None,
+                            first_response_due_at: due,
+                            created_at: now,
+                            version: 1,
+                        };
+                        store::insert(m.tx(), &c).await?;
+                        (c, 1)
+                    }
+                };
+                open.insert(correspondent.clone(), entry);
+            }
+            let (c, _) = open.get_mut(&correspondent).ok_or_else(|| Error::internal("conversation just opened"))?;
+            let found = findings.remove(&i.to_string()).unwrap_or_default();
+            let message = Message {
+                id: MessageId::new(),
+                conversation: c.id,
+                account,
+                direction: Direction::Inbound,
+                platform_message_id: platform_id.clone(),
+                text,
+                author: None,
+                screening_findings: encode_findings(&found),
+                sent_at,
+                seq: i64::from(c.message_count) + 1,
+            };
+            if !store::insert_message(m.tx(), &message).await? {
+                answer.duplicate_count += 1;
+                continue;
+            }
+            answer.ingested_count += 1;
+            c.message_count += 1;
+            c.last_message_at = c.last_message_at.max(sent_at);
+            if !name.is_empty() {
+                c.correspondent_name = name;
+            }
+            c.state = ConversationState::AwaitingResponse;
+            if c.awaiting_since.is_none() {
+                c.awaiting_since = Some(sent_at);
+                c.response_due_at = Some(self.core.policy().due(sent_at, target)?);
+            }
+            if !order.contains(&c.id) {
+                order.push(c.id);
+            }
+            m.audit(
+                record(AuditAction::MessageIngested, &caller, ("conversation", c.id), &facts, now, "R4.2.1", None)
+                    .attr("platform_message_id", &platform_id)
+                    .attr("findings", found.len()),
+            );
+        }
+        for (c, stored) in open.values_mut() {
+            let previous = *stored;
+            c.version = previous + 1;
+            store::save(m.tx(), c, previous).await?;
+        }
+        answer.conversation_ids = order.iter().map(ToString::to_string).collect();
+        m.commit(&answer, Some(self.core.relay())).await?;
+        Ok(Response::new(answer))
+    }
+
+    async fn get_conversation(
+        &self,
+        request: Request<pb::GetConversationRequest>,
+    ) -> Result<Response<pb::GetConversationResponse>, Status> {
+        let caller = caller(&request)?;
+        let mut v = Validator::new();
+        let id: Option<ConversationId> = v.id("conversation_id", &request.get_ref().conversation_id);
+        v.finish()?;
+        let c = self.read(id.ok_or_else(validated)?).await?;
+        self.require(&caller, Permission::MessageRead, c.account).await?;
+        let mut tx = self.core.db().begin_read().await?;
+        Ok(Response::new(pb::GetConversationResponse { conversation: Some(self.view(&mut tx, &c).await?) }))
+    }
+
+    async fn list_conversations(
+        &self,
+        request: Request<pb::ListConversationsRequest>,
+    ) -> Result<Response<pb::ListConversationsResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        let mut v = Validator::new();
+        let account: Option<PlatformAccountId> = v.optional_id("platform_account_id", &req.platform_account_id);
+        let assignee: Option<UserId> = v.optional_id("assignee_user_id", &req.assignee_user_id);
+        let state = match pb::ConversationState::try_from(req.state) {
+            Ok(pb::ConversationState::Unspecified) => None,
+            Ok(pb::ConversationState::AwaitingResponse) => Some(ConversationState::AwaitingResponse),
+            Ok(pb::ConversationState::Answered) => Some(ConversationState::Answered),
+            Ok(pb::ConversationState::Closed) => Some(ConversationState::Closed),
+            Err(_) => {
+                v.violation("state", "is not a conversation state");
+                None
+            }
+        };
+        v.finish()?;
+        let limit = page::page_size(req.page_size, 50, 500)?;
+        let after: Option<(DateTime<Utc>, String)> = page::decode_page_token(&req.page_token)?;
+        match account {
+            Some(a) => {
+                self.require(&caller, Permission::MessageRead, a).await?;
+            }
+            None => self.core.permissions().require(caller.id, Permission::MessageRead, &Resource::GLOBAL).await?,
+        }
+        let filter = ConversationFilter {
+            account,
+            state,
+            assignee,
+            important_only: req.important_only,
+            overdue_at: req.overdue_only.then(|| self.core.now()),
+        };
+        let mut tx = self.core.db().begin_read().await?;
+        let list = store::list(&mut tx, &filter, after, limit).await?;
+        let far = crate::store::far_future();
+        let next_page_token = next_page_token(&list, limit, |c| (c.response_due_at.unwrap_or(far), c.id.to_string()));
+        let mut conversations = Vec::with_capacity(list.len());
+        for c in &list {
+            conversations.push(self.view(&mut tx, c).await?);
+        }
+        Ok(Response::new(pb::ListConversationsResponse { conversations, next_page_token }))
+    }
+
+    async fn list_messages(
+        &self,
+        request: Request<pb::ListMessagesRequest>,
+    ) -> Result<Response<pb::ListMessagesResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        let mut v = Validator::new();
+        let id: Option<ConversationId> = v.id("conversation_id", &req.conversation_id);
+        v.finish()?;
+        let id = id.ok_or_else(validated)?;
+        let limit = page::page_size(req.page_size, 100, 1000)?;
+        let after: Option<i64> = page::decode_page_token(&req.page_token)?;
+        let c = self.read(id).await?;
+        self.require(&caller, Permission::MessageRead, c.account).await?;
+        let mut tx = self.core.db().begin_read().await?;
+        let messages = store::messages(&mut tx, id, after.unwrap_or(0), limit).await?;
+        let next_page_token = next_page_token(&messages, limit, |m| m.seq);
+        Ok(Response::new(pb::ListMessagesResponse {
+            messages: messages.iter().map(message_to).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn assign_conversation(
+        &self,
+        request: Request<pb::AssignConversationRequest>,
+    ) -> Result<Response<pb::AssignConversationResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        let mut v = Validator::new();
+        let request_id = v.request_id(&req.request_id);
+        let id: Option<ConversationId> = v.id("conversation_id", &req.conversation_id);
+        let assignee: Option<UserId> = v.id("assignee_user_id", &req.assignee_user_id);
+        v.finish()?;
+        let (Some(request_id), Some(id), Some(assignee)) = (request_id, id, assignee) else {
+            return Err(validated().into());
+        };
+        let current = self.read(id).await?;
+        let facts = self.require(&caller, Permission::MessageHandle, current.account).await?;
+        let may = self
+            .core
+            .permissions()
+            .check(PrincipalId::from(assignee), Permission::MessageHandle, &facts.resource())
+            .await?;
+        if !may.allowed {
+            return Err(Error::rule(
+                "R2.2.2",
+                format!("user/{assignee}"),
+                format!("cannot handle messages on platform_account/{}: {}", facts.id, may.explanation),
+            )
+            .into());
+        }
+        let mut m = begin!(self, caller, "ConversationService/AssignConversation", request_id, &req);
+        let mut c = store::get(m.tx(), id, true).await?.ok_or_else(|| Error::not_found("conversation", id))?;
+        check_etag("etag", &req.etag, c.version, false)?;
+        rules::check_open(&id.to_string(), c.state, "assigned")?;
+        if c.assignee != Some(assignee) {
+            let held = store::open_count(m.tx(), assignee).await?;
+            rules::check_assignment_cap(&assignee.to_string(), held, self.core.policy().max_open_conversations)?;
+        }
+        let previous = c.version;
+        c.assignee = Some(assignee);
+        c.version += 1;
+        store::save(m.tx(), &c, previous).await?;
+        m.audit(
+            record(
+                AuditAction::ConversationAssigned,
+                &caller,
+                ("conversation", id),
+                &facts,
+                m.now(),
+                "R4.2.1",
+                Some(request_id.to_string()),
+            )
+            .attr("assignee_user_id", assignee),
+        );
+        let answer = pb::AssignConversationResponse { conversation: Some(self.view(m.tx(), &c).await?) };
+        m.commit(&answer, Some(self.core.relay())).await?;
+        Ok(Response::new(answer))
+    }
+
+    async fn reply_to_conversation(
+        &self,
+        request: Request<pb::ReplyToConversationRequest>,
+    ) -> Result<Response<pb::ReplyToConversationResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        let mut v = Validator::new();
+        let request_id = v.request_id(&req.request_id);
+        let id: Option<ConversationId> = v.id("conversation_id", &req.conversation_id);
+        let text = v.required_text("text", &req.text, MAX_REPLY_CHARS);
+        v.finish()?;
+        let (Some(request_id), Some(id), Some(text)) = (request_id, id, text) else {
+            return Err(validated().into());
+        };
+        let current = self.read(id).await?;
+        let facts = self.require(&caller, Permission::MessageHandle, current.account).await?;
+        rules::check_open(&id.to_string(), current.state, "answered")?;
+        let screened = self
+            .core
+            .screener()
+            .screen(cpb::ScreeningContext::PrivateMessage, vec![("text".to_owned(), text.clone())])
+            .await?;
+        let blocking = screened.blocking();
+        if !blocking.is_empty() {
+            let mut m = Mutation::begin_without_key(self.core.db(), self.core.now()).await?;
+            let detail: Vec<String> = blocking.iter().map(|f| format!("\"{}\"", f.excerpt)).collect();
+            m.audit(
+                record(
+                    AuditAction::ReplyRefused,
+                    &caller,
+                    ("conversation", id),
+                    &facts,
+                    m.now(),
+                    "R4.1.2",
+                    Some(request_id.to_string()),
+                )
+                .outcome(Outcome::Denied)
+                .attr("findings", detail.join("; ")),
+            );
+            m.commit(&pb::ReplyToConversationResponse::default(), Some(self.core.relay())).await?;
+            return Err(refusal(&blocking).into());
+        }
+        let mut m = begin!(self, caller, "ConversationService/ReplyToConversation", request_id, &req);
+        let mut c = store::get(m.tx(), id, true).await?.ok_or_else(|| Error::not_found("conversation", id))?;
+        rules::check_open(&id.to_string(), c.state, "answered")?;
+        let now = m.now();
+        let message = Message {
+            id: MessageId::new(),
+            conversation: id,
+            account: c.account,
+            direction: Direction::Outbound,
+            platform_message_id: String::new(),
+            text,
+            author: Some(user_of(&caller)),
+            screening_findings: encode_findings(&screened.findings),
+            sent_at: now,
+            seq: i64::from(c.message_count) + 1,
+        };
+        store::insert_message(m.tx(), &message).await?;
+        let previous = c.version;
+        c.message_count += 1;
+        c.last_message_at = now;
+        c.state = ConversationState::Answered;
+        c.awaiting_since = None;
+        c.response_due_at = None;
+        if c.first_response_at.is_none() {
+            c.first_response_at = Some(now);
+            c.first_responder = Some(user_of(&caller));
+        }
+        c.version += 1;
+        store::save(m.tx(), &c, previous).await?;
+        m.audit(
+            record(
+                AuditAction::ConversationReplied,
+                &caller,
+                ("conversation", id),
+                &facts,
+                now,
+                "R4.2.1",
+                Some(request_id.to_string()),
+            )
+            .attr("message_id", message.id)
+            .attr("review_findings", screened.findings.len()),
+        );
+        let answer = pb::ReplyToConversationResponse {
+            message: Some(message_to(&message)),
+            conversation: Some(self.view(m.tx(), &c).await?),
+        };
+        m.commit(&answer, Some(self.core.relay())).await?;
+        Ok(Response::new(answer))
+    }
+
+    async fn mark_conversation_important(
+        &self,
+        request: Request<pb::MarkConversationImportantRequest>,
+    ) -> Result<Response<pb::MarkConversationImportantResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        let mut v = Validator::new();
+        let request_id = v.request_id(&req.request_id);
+        let id: Option<ConversationId> = v.id("conversation_id", &req.conversation_id);
+        let note = v.reason("note", &req.note);
+        v.finish()?;
+        let (Some(request_id), Some(id), Some(note)) = (request_id, id, note) else {
+            return Err(validated().into());
+        };
+        let mut m = begin!(self, caller, "ConversationService/MarkConversationImportant", request_id, &req);
+        let mut c = store::get(m.tx(), id, true).await?.ok_or_else(|| Error::not_found("conversation", id))?;
+        let facts = self.require(&caller, Permission::MessageHandle, c.account).await?;
+        let previous = c.version;
+        c.important = true;
+        c.important_note = note.clone();
+        c.marked_important_by = Some(user_of(&caller));
+        c.version += 1;
+        store::save(m.tx(), &c, previous).await?;
+        m.audit(
+            record(
+                AuditAction::ConversationMarkedImportant,
+                &caller,
+                ("conversation", id),
+                &facts,
+                m.now(),
+                "R4.2.2",
+                Some(request_id.to_string()),
+            )
+            .reason(note),
+        );
+        let answer = pb::MarkConversationImportantResponse { conversation: Some(self.view(m.tx(), &c).await?) };
+        m.commit(&answer, Some(self.core.relay())).await?;
+        Ok(Response::new(answer))
+    }
+
+    async fn close_conversation(
+        &self,
+        request: Request<pb::CloseConversationRequest>,
+    ) -> Result<Response<pb::CloseConversationResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        let mut v = Validator::new();
+        let request_id = v.request_id(&req.request_id);
+        let id: Option<ConversationId> = v.id("conversation_id", &req.conversation_id);
+        let note = v.optional_text("note", &req.note, MAX_REASON_CHARS);
+        v.finish()?;
+        let (Some(request_id), Some(id), Some(note)) = (request_id, id, note) else {
+            return Err(validated().into());
+        };
+        let mut m = begin!(self, caller, "ConversationService/CloseConversation", request_id, &req);
+        let mut c = store::get(m.tx(), id, true).await?.ok_or_else(|| Error::not_found("conversation", id))?;
+        let facts = self.require(&caller, Permission::MessageHandle, c.account).await?;
+        check_etag("etag", &req.etag, c.version, false)?;
+        rules::check_open(&id.to_string(), c.state, "closed again")?;
+        let previous = c.version;
+        c.state = ConversationState::Closed;
+        c.awaiting_since = None;
+        c.response_due_at = None;
+        c.version += 1;
+        store::save(m.tx(), &c, previous).await?;
+        m.audit(
+            record(
+                AuditAction::ConversationClosed,
+                &caller,
+                ("conversation", id),
+                &facts,
+                m.now(),
+                "R4.2.1",
+                Some(request_id.to_string()),
+            )
+            .reason(note),
+        );
+        let answer = pb::CloseConversationResponse { conversation: Some(self.view(m.tx(), &c).await?) };
+        m.commit(&answer, Some(self.core.relay())).await?;
+        Ok(Response::new(answer))
+    }
+
+    async fn create_referral(
+        &self,
+        request: Request<pb::CreateReferralRequest>,
+    ) -> Result<Response<pb::CreateReferralResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        let mut v = Validator::new();
+        let request_id = v.request_id(&req.request_id);
+        let id: Option<ConversationId> = v.id("conversation_id", &req.conversation_id);
+        let department: Option<DepartmentId> = v.id("department_id", &req.department_id);
+        let summary = v.reason("summary", &req.summary);
+        let due = optional_time(&mut v, "due_time", req.due_time.as_ref());
+        if due.is_some_and(|d| d <= self.core.now()) {
+            v.violation("due_time", "must be in the future");
+        }
+        v.finish()?;
+        let (Some(request_id), Some(id), Some(department), Some(summary)) = (request_id, id, department, summary)
+        else {
+            return Err(validated().into());
+        };
+        let current = self.read(id).await?;
+        let facts = self.require(&caller, Permission::ReferralManage, current.account).await?;
+        self.core.check_department(department).await?;
+        let mut m = begin!(self, caller, "ConversationService/CreateReferral", request_id, &req);
+        let c = store::get(m.tx(), id, true).await?.ok_or_else(|| Error::not_found("conversation", id))?;
+        rules::check_open(&id.to_string(), c.state, "referred")?;
+        let now = m.now();
+        let due_at = match due {
+            Some(d) => d,
+            None => self
+                .core
+                .policy()
+                .calendar
+                .add_working_days(now, self.core.policy().referral_working_days)
+                .map_err(|e| Error::internal(format!("business calendar: {e}")))?,
+        };
+        let r = Referral {
+            id: ReferralId::new(),
+            conversation: id,
+            account: c.account,
+            department,
+            summary,
+            state: ReferralState::Sent,
+            due_at,
+            referred_by: user_of(&caller),
+            created_at: now,
+            acknowledged_by: None,
+            acknowledged_at: None,
+            outcome: String::new(),
+            outcome_recorded_by: None,
+            outcome_at: None,
+            closed_at: None,
+            version: 1,
+        };
+        store::insert_referral(m.tx(), &r).await?;
+        m.audit(
+            record(
+                AuditAction::ReferralCreated,
+                &caller,
+                ("referral", r.id),
+                &facts,
+                now,
+                "R4.2.2",
+                Some(request_id.to_string()),
+            )
+            .attr("conversation_id", id)
+            .attr("department_id", department)
+            .attr("due_time", due_at.to_rfc3339()),
+        );
+        let answer = pb::CreateReferralResponse { referral: Some(referral_to(&r, now)) };
+        m.commit(&answer, Some(self.core.relay())).await?;
+        Ok(Response::new(answer))
+    }
+
+    async fn get_referral(
+        &self,
+        request: Request<pb::GetReferralRequest>,
+    ) -> Result<Response<pb::GetReferralResponse>, Status> {
+        let caller = caller(&request)?;
+        let mut v = Validator::new();
+        let id: Option<ReferralId> = v.id("referral_id", &request.get_ref().referral_id);
+        v.finish()?;
+        let r = self.read_referral(id.ok_or_else(validated)?).await?;
+        self.require_referral_read(&caller, &r).await?;
+        Ok(Response::new(pb::GetReferralResponse { referral: Some(referral_to(&r, self.core.now())) }))
+    }
+
+    async fn list_referrals(
+        &self,
+        request: Request<pb::ListReferralsRequest>,
+    ) -> Result<Response<pb::ListReferralsResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        let mut v = Validator::new();
+        let department: Option<DepartmentId> = v.optional_id("department_id", &req.department_id);
+        let account: Option<PlatformAccountId> = v.optional_id("platform_account_id", &req.platform_account_id);
+        let state = match pb::ReferralState::try_from(req.state) {
+            Ok(pb::ReferralState::Unspecified) => None,
+            Ok(pb::ReferralState::Sent) => Some(ReferralState::Sent),
+            Ok(pb::ReferralState::Acknowledged) => Some(ReferralState::Acknowledged),
+            Ok(pb::ReferralState::OutcomeRecorded) => Some(ReferralState::OutcomeRecorded),
+            Ok(pb::ReferralState::Closed) => Some(ReferralState::Closed),
+            Err(_) => {
+                v.violation("state", "is not a referral state");
+                None
+            }
+        };
+        v.finish()?;
+        let limit = page::page_size(req.page_size, 50, 500)?;
+        let after: Option<(DateTime<Utc>, String)> = page::decode_page_token(&req.page_token)?;
+        // The receiving department reads its own referrals; an account's handlers
+        // read the account's.
+        let resource = match (department, account) {
+            (_, Some(a)) => self.core.account(a).await?.resource(),
+            (Some(d), None) => Resource::department(d),
+            (None, None) => Resource::GLOBAL,
+        };
+        self.core.permissions().require(caller.id, Permission::ReferralRead, &resource).await?;
+        let filter =
+            ReferralFilter { department, state, overdue_at: req.overdue_only.then(|| self.core.now()), account };
+        let mut tx = self.core.db().begin_read().await?;
+        let list = store::list_referrals(&mut tx, &filter, after, limit).await?;
+        let now = self.core.now();
+        Ok(Response::new(pb::ListReferralsResponse {
+            next_page_token: next_page_token(&list, limit, |r| (r.due_at, r.id.to_string())),
+            referrals: list.iter().map(|r| referral_to(r, now)).collect(),
+        }))
+    }
+
+    async fn acknowledge_referral(
+        &self,
+        request: Request<pb::AcknowledgeReferralRequest>,
+    ) -> Result<Response<pb::AcknowledgeReferralResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        let mut v = Validator::new();
+        let request_id = v.request_id(&req.request_id);
+        let id: Option<ReferralId> = v.id("referral_id", &req.referral_id);
+        v.finish()?;
+        let (Some(request_id), Some(id)) = (request_id, id) else { return Err(validated().into()) };
+        let mut m = begin!(self, caller, "ConversationService/AcknowledgeReferral", request_id, &req);
+        let who = user_of(&caller);
+        let referral = self
+            .referral_step(
+                &caller,
+                &mut m,
+                id,
+                &req.etag,
+                Permission::ReferralHandle,
+                |r, now| {
+                    r.state = rules::acknowledge(&id.to_string(), r.state)?;
+                    r.acknowledged_by = Some(who);
+                    r.acknowledged_at = Some(now);
+                    Ok(())
+                },
+                AuditAction::ReferralAcknowledged,
+                request_id.to_string(),
+            )
+            .await?;
+        let answer = pb::AcknowledgeReferralResponse { referral: Some(referral) };
+        m.commit(&answer, Some(self.core.relay())).await?;
+        Ok(Response::new(answer))
+    }
+
+    async fn record_referral_outcome(
+        &self,
+        request: Request<pb::RecordReferralOutcomeRequest>,
+    ) -> Result<Response<pb::RecordReferralOutcomeResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        let mut v = Validator::new();
+        let request_id = v.request_id(&req.request_id);
+        let id: Option<ReferralId> = v.id("referral_id", &req.referral_id);
+        let outcome = v.reason("outcome", &req.outcome);
+        v.finish()?;
+        let (Some(request_id), Some(id), Some(outcome)) = (request_id, id, outcome) else {
+            return Err(validated().into());
+        };
+        let mut m = begin!(self, caller, "ConversationService/RecordReferralOutcome", request_id, &req);
+        let who = user_of(&caller);
+        let referral = self
+            .referral_step(
+                &caller,
+                &mut m,
+                id,
+                &req.etag,
+                Permission::ReferralHandle,
+                |r, now| {
+                    r.state = rules::record_outcome(&id.to_string(), r.state)?;
+                    if r.acknowledged_at.is_none() {
+                        // Answering is acknowledging.
+                        r.acknowledged_by = Some(who);
+                        r.acknowledged_at = Some(now);
+                    }
+                    r.outcome = outcome;
+                    r.outcome_recorded_by = Some(who);
+                    r.outcome_at = Some(now);
+                    Ok(())
+                },
+                AuditAction::ReferralOutcomeRecorded,
+                request_id.to_string(),
+            )
+            .await?;
+        let answer = pb::RecordReferralOutcomeResponse { referral: Some(referral) };
+        m.commit(&answer, Some(self.core.relay())).await?;
+        Ok(Response::new(answer))
+    }
+
+    async fn close_referral(
+        &self,
+        request: Request<pb::CloseReferralRequest>,
+    ) -> Result<Response<pb::CloseReferralResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        let mut v = Validator::new();
+        let request_id = v.request_id(&req.request_id);
+        let id: Option<ReferralId> = v.id("referral_id", &req.referral_id);
+        v.finish()?;
+        let (Some(request_id), Some(id)) = (request_id, id) else { return Err(validated().into()) };
+        let mut m = begin!(self, caller, "ConversationService/CloseReferral", request_id, &req);
+        let referral = self
+            .referral_step(
+                &caller,
+                &mut m,
+                id,
+                &req.etag,
+                Permission::ReferralManage,
+                |r, now| {
+                    r.state = rules::close(&id.to_string(), r.state)?;
+                    r.closed_at = Some(now);
+                    Ok(())
+                },
+                AuditAction::ReferralClosed,
+                request_id.to_string(),
+            )
+            .await?;
+        let answer = pb::CloseReferralResponse { referral: Some(referral) };
+        m.commit(&answer, Some(self.core.relay())).await?;
+        Ok(Response::new(answer))
+    }
+
+    async fn get_response_time_report(
+        &self,
+        request: Request<pb::GetResponseTimeReportRequest>,
+    ) -> Result<Response<pb::GetResponseTimeReportResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        let mut v = Validator::new();
+        let (from, to) = time_range(&mut v, "period", req.period.as_ref());
+        if from.is_none() {
+            v.violation("period.start_time", "is required");
+        }
+        if to.is_none() {
+            v.violation("period.end_time", "is required");
+        }
+        let (comments, messages) = match req.item_type.as_str() {
+            "" => (true, true),
+            ITEM_COMMENT => (true, false),
+            ITEM_PRIVATE_MESSAGE => (false, true),
+            _ => {
+                v.violation("item_type", format!("must be empty, {ITEM_COMMENT:?} or {ITEM_PRIVATE_MESSAGE:?}"));
+                (false, false)
+            }
+        };
+        let account: Option<PlatformAccountId> = v.optional_id("platform_account_id", &req.platform_account_id);
+        v.finish()?;
+        let (Some(from), Some(to)) = (from, to) else { return Err(validated().into()) };
+        let resource = match account {
+            Some(a) => self.core.account(a).await?.resource(),
+            None => Resource::GLOBAL,
+        };
+        self.core.permissions().require(caller.id, Permission::InteractionReportRead, &resource).await?;
+        // (account, responder, item)
+        let mut rows: Vec<(String, String, Item)> = Vec::new();
+        let mut tx = self.core.db().begin_read().await?;
+        if comments {
+            for r in comment_store::responses(&mut tx, from, to, account).await? {
+                rows.push((
+                    r.platform_account_id,
+                    r.first_responder_user_id,
+                    Item { arrived: r.arrived_at, responded: r.first_response_at, due: r.response_due_at },
+                ));
+            }
+        }
+        if messages {
+            for r in store::responses(&mut tx, from, to, account).await? {
+                rows.push((
+                    r.platform_account_id,
+                    r.first_responder_user_id,
+                    Item { arrived: r.first_inbound_at, responded: r.first_response_at, due: r.first_response_due_at },
+                ));
+            }
+        }
+        drop(tx);
+        let now = self.core.now();
+        let calendar = &self.core.policy().calendar;
+        let figures = |items: &[Item]| {
+            let s = summarise(items, calendar, now);
+            pb::ResponseTimeFigures {
+                item_count: u32::try_from(s.item_count).unwrap_or(u32::MAX),
+                responded_count: u32::try_from(s.responded_count).unwrap_or(u32::MAX),
+                average_time_to_first_response: Some(duration(s.average)),
+                median_time_to_first_response: Some(duration(s.median)),
+                within_deadline_share: s.within_deadline_share,
+            }
+        };
+        let mut by_account: BTreeMap<String, Vec<Item>> = BTreeMap::new();
+        let mut by_user: BTreeMap<String, Vec<Item>> = BTreeMap::new();
+        for (a, u, item) in &rows {
+            by_account.entry(a.clone()).or_default().push(*item);
+            if !u.is_empty() {
+                by_user.entry(u.clone()).or_default().push(*item);
+            }
+        }
+        let all: Vec<Item> = rows.iter().map(|r| r.2).collect();
+        Ok(Response::new(pb::GetResponseTimeReportResponse {
+            by_user: by_user
+                .iter()
+                .map(|(u, items)| pb::ResponseTimeRow {
+                    user_id: u.clone(),
+                    platform_account_id: String::new(),
+                    figures: Some(figures(items)),
+                })
+                .collect(),
+            by_account: by_account
+                .iter()
+                .map(|(a, items)| pb::ResponseTimeRow {
+                    user_id: String::new(),
+                    platform_account_id: a.clone(),
+                    figures: Some(figures(items)),
+                })
+                .collect(),
+            overall: Some(figures(&all)),
+        }))
+    }
+}
