@@ -249,6 +249,7 @@ pub fn server(core: &Arc<Core>, settings: ServerSettings, verifier: Arc<TokenVer
         .add_service(api::comment::server(core).max_decoding_message_size(limit))
         .add_service(api::moderation::server(core).max_decoding_message_size(limit))
         .add_service(api::conversation::server(core).max_decoding_message_size(limit))
+        .add_service(api::audience::server(core).max_decoding_message_size(limit))
 }
 
 /// Interaction's own settings.

@@ -4,6 +4,7 @@
 //! store inside one [`Mutation`](govmedia_kit::mutation::Mutation) with its audit
 //! records, and converts the answer.
 
+pub mod audience;
 pub mod comment;
 pub mod conversation;
 pub mod moderation;
