@@ -32,24 +32,32 @@ pub const DEFAULT_BATCH_SIZE: u32 = 500;
 
 /// Writes audit records into the outbox, inside the caller's transaction.
 pub async fn enqueue(tx: &mut Tx, records: &[AuditRecord]) -> Result<(), Error> {
-    for record in records {
-        let payload = serde_json::to_string(record).map_err(Error::internal)?;
+    // One statement per chunk rather than per record: a batch ingest writes hundreds of
+    // records, and on PostgreSQL each statement is a round trip. Rows keep their order.
+    const ROWS_PER_STATEMENT: usize = 500;
+    for chunk in records.chunks(ROWS_PER_STATEMENT) {
+        let payloads =
+            chunk.iter().map(|r| serde_json::to_string(r).map_err(Error::internal)).collect::<Result<Vec<_>, _>>()?;
         match tx {
             Tx::Postgres(tx) => {
-                sqlx::query("INSERT INTO govmedia_outbox (event_id, payload) VALUES ($1, $2::jsonb)")
-                    .bind(record.id.as_uuid())
-                    .bind(payload)
-                    .execute(&mut **tx)
-                    .await
-                    .map_err(db_error)?;
+                let values: Vec<String> =
+                    (0..chunk.len()).map(|i| format!("(${}, ${}::jsonb)", 2 * i + 1, 2 * i + 2)).collect();
+                let sql = format!("INSERT INTO govmedia_outbox (event_id, payload) VALUES {}", values.join(", "));
+                let mut q = sqlx::query(&sql);
+                for (record, payload) in chunk.iter().zip(payloads) {
+                    q = q.bind(record.id.as_uuid()).bind(payload);
+                }
+                q.execute(&mut **tx).await.map_err(db_error)?;
             }
             Tx::Sqlite(tx) => {
-                sqlx::query("INSERT INTO govmedia_outbox (event_id, payload) VALUES (?1, ?2)")
-                    .bind(record.id.to_string())
-                    .bind(payload)
-                    .execute(&mut **tx)
-                    .await
-                    .map_err(db_error)?;
+                let values: Vec<String> =
+                    (0..chunk.len()).map(|i| format!("(?{}, ?{})", 2 * i + 1, 2 * i + 2)).collect();
+                let sql = format!("INSERT INTO govmedia_outbox (event_id, payload) VALUES {}", values.join(", "));
+                let mut q = sqlx::query(&sql);
+                for (record, payload) in chunk.iter().zip(payloads) {
+                    q = q.bind(record.id.to_string()).bind(payload);
+                }
+                q.execute(&mut **tx).await.map_err(db_error)?;
             }
         }
     }

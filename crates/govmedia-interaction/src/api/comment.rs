@@ -386,6 +386,7 @@ impl CommentService for Comments {
         let mut m = Mutation::begin_without_key(self.core.db(), self.core.now()).await?;
         let now = m.now();
         let mut created: HashMap<String, (CommentId, CommentStatus)> = HashMap::new();
+        let mut prepared = Vec::with_capacity(fresh.len());
         for i in fresh {
             let c = &batch[i];
             let found = findings.remove(&i.to_string()).unwrap_or_default();
@@ -433,11 +434,16 @@ impl CommentService for Comments {
                 first_responder: None,
                 version: 1,
             };
-            if !store::insert_new(m.tx(), &comment).await? {
+            prepared.push((comment, found, verdict.rule_id.unwrap_or_default()));
+        }
+        let inserted = store::insert_new(m.tx(), &prepared.iter().map(|p| p.0.clone()).collect::<Vec<_>>()).await?;
+        let mut actions = Vec::new();
+        for (comment, found, rule_id) in prepared {
+            if !inserted.contains(&comment.platform_comment_id) {
                 // Ingested by a concurrent batch between our lookup and this insert.
                 continue;
             }
-            let rule_id = verdict.rule_id.clone().unwrap_or_default();
+            let status = comment.status;
             let why = if rule_id.is_empty() {
                 let worst = found.iter().find(|f| govmedia_kit::screening::is_block(f)).or(found.first());
                 worst.map_or_else(String::new, |f| {
@@ -446,34 +452,28 @@ impl CommentService for Comments {
             } else {
                 format!("moderation rule {rule_id}")
             };
-            let mut actions: Vec<(&str, String)> = Vec::new();
+            let mut done: Vec<(&str, String)> = Vec::new();
             match status {
-                CommentStatus::Hidden => actions.push(("hide", why.clone())),
-                CommentStatus::NeedsReview => actions.push(("flag", why.clone())),
+                CommentStatus::Hidden => done.push(("hide", why.clone())),
+                CommentStatus::NeedsReview => done.push(("flag", why.clone())),
                 _ => {}
             }
             if let Some(a) = comment.assignee {
-                actions.push(("assign", a.to_string()));
+                done.push(("assign", a.to_string()));
             }
             for t in &comment.tags {
-                actions.push(("tag", t.clone()));
+                done.push(("tag", t.clone()));
             }
-            for (action, reason) in actions {
-                store::add_action(
-                    m.tx(),
-                    &ActionRecord {
-                        comment: comment.id,
-                        action: action.to_owned(),
-                        reason,
-                        actor: None,
-                        rule_id: rule_id.clone(),
-                        channel: Channel::Recorded,
-                        evidence: String::new(),
-                        created_at: now,
-                    },
-                )
-                .await?;
-            }
+            actions.extend(done.into_iter().map(|(action, reason)| ActionRecord {
+                comment: comment.id,
+                action: action.to_owned(),
+                reason,
+                actor: None,
+                rule_id: rule_id.clone(),
+                channel: Channel::Recorded,
+                evidence: String::new(),
+                created_at: now,
+            }));
             let mut audit =
                 record(AuditAction::CommentIngested, &caller, ("comment", comment.id), &facts, now, "R4.1.3", None)
                     .attr("platform_comment_id", &comment.platform_comment_id)
@@ -496,9 +496,10 @@ impl CommentService for Comments {
             }
             created.insert(comment.platform_comment_id.clone(), (comment.id, status));
         }
+        store::add_first_actions(m.tx(), &actions).await?;
         let mut answer = pb::IngestCommentsResponse::default();
         m.commit(&answer, Some(self.core.relay())).await?;
-        if created.len() + known.len() < seen.len() + known.len() {
+        if created.len() < seen.len() {
             // Some lost the race to a concurrent batch: read what that batch stored.
             let mut tx = self.core.db().begin_read().await?;
             for (p, id, s) in store::known(&mut tx, account, &ids).await? {

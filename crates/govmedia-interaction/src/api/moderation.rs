@@ -238,10 +238,6 @@ impl Moderation {
     }
 }
 
-fn read_rule(core: &Core) -> impl std::future::Future<Output = Result<govmedia_kit::db::Tx, Error>> + '_ {
-    core.db().begin_read()
-}
-
 #[tonic::async_trait]
 impl ModerationService for Moderation {
     async fn create_moderation_rule(
@@ -297,7 +293,7 @@ impl ModerationService for Moderation {
         let id: Option<ModerationRuleId> = v.id("moderation_rule_id", &request.get_ref().moderation_rule_id);
         v.finish()?;
         let id = id.ok_or_else(validated)?;
-        let mut tx = read_rule(&self.core).await?;
+        let mut tx = self.core.db().begin_read().await?;
         let rule = store::get(&mut tx, id).await?.ok_or_else(|| Error::not_found("moderation_rule", id))?;
         drop(tx);
         self.require(&caller, Permission::CommentRead, rule.account()).await?;
@@ -316,7 +312,7 @@ impl ModerationService for Moderation {
         let limit = page::page_size(req.page_size, 100, 1000)?;
         let after: Option<(i32, DateTime<Utc>, String)> = page::decode_page_token(&req.page_token)?;
         self.require(&caller, Permission::CommentRead, account).await?;
-        let mut tx = read_rule(&self.core).await?;
+        let mut tx = self.core.db().begin_read().await?;
         let rules = store::list(&mut tx, account, after, limit).await?;
         let next_page_token =
             next_page_token(&rules, limit, |r| (r.rule.priority, r.rule.created_at, r.id.to_string()));
@@ -419,7 +415,7 @@ impl ModerationService for Moderation {
         v.finish()?;
         let account = account.ok_or_else(validated)?;
         self.require(&caller, Permission::CommentRead, Some(account)).await?;
-        let mut tx = read_rule(&self.core).await?;
+        let mut tx = self.core.db().begin_read().await?;
         let settings = settings_store::get(&mut tx, account).await?;
         Ok(Response::new(pb::GetInteractionSettingsResponse { settings: Some(settings_to(&settings)) }))
     }

@@ -1,5 +1,7 @@
 //! Comments, their moderation actions and replies (R4.1).
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, Utc};
 use govmedia_domain::Error;
 use govmedia_domain::ids::{CommentId, PlatformAccountId, PublicationId, ReplyId, UserId};
@@ -129,48 +131,63 @@ fn text_of<T: ToString>(x: Option<T>) -> String {
     x.map(|v| v.to_string()).unwrap_or_default()
 }
 
-/// Inserts a comment unless one with its platform comment id is already stored on the
-/// account; true when it was inserted. Concurrent ingests of the same comment insert it
-/// once.
-pub async fn insert_new(tx: &mut Tx, c: &Comment) -> Result<bool, Error> {
-    let tags = serde_json::to_string(&c.tags).map_err(Error::internal)?;
-    let affected = on_tx!(tx, |conn, dialect| {
-        sqlx::query(&dialect.sql(
+/// Inserts comments, skipping any whose platform comment id is already stored on its
+/// account; the platform ids of those inserted. Concurrent ingests of the same comment
+/// insert it once. One statement per chunk: ingest batches are large and every
+/// statement is a round trip.
+pub async fn insert_new(tx: &mut Tx, comments: &[Comment]) -> Result<HashSet<String>, Error> {
+    const COLUMNS: usize = 22;
+    const ROWS_PER_STATEMENT: usize = 200;
+    let mut inserted = HashSet::new();
+    for chunk in comments.chunks(ROWS_PER_STATEMENT) {
+        let rows: Vec<String> =
+            (0..chunk.len()).map(|r| format!("({})", placeholders(r * COLUMNS + 1, COLUMNS))).collect();
+        let sql = format!(
             "INSERT INTO comments (id, platform_account_id, publication_id, platform_post_id, platform_comment_id, \
              parent_platform_comment_id, author_platform_id, author_name, text, posted_at, ingested_at, arrived_at, \
              status, screening_findings, screening_lexicon, assignee_user_id, tags, response_target_minutes, \
-             response_due_at, first_response_at, first_responder_user_id, version) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22) \
-             ON CONFLICT (platform_account_id, platform_comment_id) DO NOTHING",
-        ))
-        .bind(c.id.to_string())
-        .bind(c.account.to_string())
-        .bind(text_of(c.publication))
-        .bind(&c.platform_post_id)
-        .bind(&c.platform_comment_id)
-        .bind(&c.parent_platform_comment_id)
-        .bind(&c.author_platform_id)
-        .bind(&c.author_name)
-        .bind(&c.text)
-        .bind(c.posted_at)
-        .bind(c.ingested_at)
-        .bind(c.arrived_at)
-        .bind(c.status.as_str())
-        .bind(&c.screening_findings)
-        .bind(c.screening_lexicon)
-        .bind(text_of(c.assignee))
-        .bind(&tags)
-        .bind(c.response_target_minutes)
-        .bind(c.response_due_at)
-        .bind(c.first_response_at)
-        .bind(text_of(c.first_responder))
-        .bind(c.version)
-        .execute(conn)
-        .await
-        .map(|r| r.rows_affected())
-    })
-    .map_err(db_error)?;
-    Ok(affected == 1)
+             response_due_at, first_response_at, first_responder_user_id, version) VALUES {} \
+             ON CONFLICT (platform_account_id, platform_comment_id) DO NOTHING RETURNING platform_comment_id",
+            rows.join(", ")
+        );
+        let tags = chunk
+            .iter()
+            .map(|c| serde_json::to_string(&c.tags).map_err(Error::internal))
+            .collect::<Result<Vec<_>, _>>()?;
+        let returned: Vec<String> = on_tx!(tx, |conn, dialect| {
+            let sql = dialect.sql(&sql);
+            let mut q = sqlx::query_scalar(&sql);
+            for (c, tags) in chunk.iter().zip(&tags) {
+                q = q
+                    .bind(c.id.to_string())
+                    .bind(c.account.to_string())
+                    .bind(text_of(c.publication))
+                    .bind(&c.platform_post_id)
+                    .bind(&c.platform_comment_id)
+                    .bind(&c.parent_platform_comment_id)
+                    .bind(&c.author_platform_id)
+                    .bind(&c.author_name)
+                    .bind(&c.text)
+                    .bind(c.posted_at)
+                    .bind(c.ingested_at)
+                    .bind(c.arrived_at)
+                    .bind(c.status.as_str())
+                    .bind(&c.screening_findings)
+                    .bind(c.screening_lexicon)
+                    .bind(text_of(c.assignee))
+                    .bind(tags)
+                    .bind(c.response_target_minutes)
+                    .bind(c.response_due_at)
+                    .bind(c.first_response_at)
+                    .bind(text_of(c.first_responder))
+                    .bind(c.version);
+            }
+            q.fetch_all(conn).await
+        })
+        .map_err(db_error)?;
+        inserted.extend(returned);
+    }
+    Ok(inserted)
 }
 
 /// Saves what moderation changes (status, assignee, tags, first response) if the
@@ -348,6 +365,50 @@ pub async fn add_action(tx: &mut Tx, a: &ActionRecord) -> Result<(), Error> {
         .map(|r| r.rows_affected())
     })
     .map_err(db_error)?;
+    Ok(())
+}
+
+/// The first actions of comments just inserted, numbered from 1 per comment in order;
+/// one statement per chunk.
+pub async fn add_first_actions(tx: &mut Tx, actions: &[ActionRecord]) -> Result<(), Error> {
+    const COLUMNS: usize = 9;
+    const ROWS_PER_STATEMENT: usize = 200;
+    let mut seq: std::collections::HashMap<CommentId, i32> = std::collections::HashMap::new();
+    let numbered: Vec<(i32, &ActionRecord)> = actions
+        .iter()
+        .map(|a| {
+            let n = seq.entry(a.comment).or_insert(0);
+            *n += 1;
+            (*n, a)
+        })
+        .collect();
+    for chunk in numbered.chunks(ROWS_PER_STATEMENT) {
+        let rows: Vec<String> =
+            (0..chunk.len()).map(|r| format!("({})", placeholders(r * COLUMNS + 1, COLUMNS))).collect();
+        let sql = format!(
+            "INSERT INTO comment_actions (comment_id, seq, action, reason, actor_user_id, moderation_rule_id, channel, \
+             evidence, created_at) VALUES {}",
+            rows.join(", ")
+        );
+        on_tx!(tx, |conn, dialect| {
+            let sql = dialect.sql(&sql);
+            let mut q = sqlx::query(&sql);
+            for (n, a) in chunk {
+                q = q
+                    .bind(a.comment.to_string())
+                    .bind(*n)
+                    .bind(&a.action)
+                    .bind(&a.reason)
+                    .bind(text_of(a.actor))
+                    .bind(&a.rule_id)
+                    .bind(a.channel.as_str())
+                    .bind(&a.evidence)
+                    .bind(a.created_at);
+            }
+            q.execute(conn).await.map(|r| r.rows_affected())
+        })
+        .map_err(db_error)?;
+    }
     Ok(())
 }
 

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use govmedia_domain::Error;
 use govmedia_domain::ids::{ConversationId, DepartmentId, MessageId, PlatformAccountId, ReferralId, UserId};
-use govmedia_kit::db::{Dialect, Tx, db_error};
+use govmedia_kit::db::{Dialect, Tx, db_error, is_unique_violation};
 use govmedia_kit::on_tx;
 
 use super::{id, optional_id, parsed};
@@ -152,7 +152,14 @@ pub async fn insert(tx: &mut Tx, c: &Conversation) -> Result<(), Error> {
         .await
         .map(|r| r.rows_affected())
     })
-    .map_err(db_error)?;
+    .map_err(|e| {
+        if is_unique_violation(&e) {
+            // A concurrent batch opened the conversation with this correspondent first.
+            Error::Conflict("another batch opened this conversation at the same time; retry".into())
+        } else {
+            db_error(e)
+        }
+    })?;
     Ok(())
 }
 
