@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use govmedia_domain::Error;
-use govmedia_domain::audit::{AuditAction, Outcome};
-use govmedia_domain::ids::{CommentId, PlatformAccountId, PrincipalId, PublicationId, ReplyId, UserId};
+use govmedia_domain::audit::AuditAction;
+use govmedia_domain::ids::{CommentId, PlatformAccountId, PublicationId, ReplyId, UserId};
 use govmedia_domain::page;
 use govmedia_domain::permission::Permission;
 use govmedia_domain::screening::{Category, Severity};
@@ -15,14 +15,16 @@ use govmedia_domain::validate::{MAX_NAME_CHARS, Validator};
 use govmedia_kit::auth::Principal;
 use govmedia_kit::db::Tx;
 use govmedia_kit::mutation::Mutation;
-use govmedia_kit::screening::{decode_findings, encode_findings, refusal};
+use govmedia_kit::screening::{decode_findings, encode_findings};
 use govmedia_kit::wire::{caller, check_etag, etag, next_page_token, optional_time, ts};
 use govmedia_proto::common::v1 as cpb;
 use govmedia_proto::interaction::v1 as pb;
 use govmedia_proto::interaction::v1::comment_service_server::{CommentService, CommentServiceServer};
 use tonic::{Request, Response, Status};
 
-use super::{begin, duration, evidence, evidence_to, record, validated};
+use super::{
+    begin, check_assignee, duration, evidence, evidence_to, record, require_on_account, screen_reply, validated,
+};
 use crate::domain::comment::{self as rules, Channel, CommentStatus, ReplyState};
 use crate::domain::moderation::{self, Arrival, Finding, Status as Verdict};
 use crate::store::comments::{self as store, ActionRecord, Comment, CommentFilter, Reply};
@@ -125,16 +127,13 @@ pub(crate) fn finding_from(f: &cpb::ScreeningFinding) -> Option<Finding> {
 }
 
 impl Comments {
-    /// The account's facts once `caller` holds `permission` on it.
     async fn require(
         &self,
         caller: &Principal,
         permission: Permission,
         account: PlatformAccountId,
     ) -> Result<AccountFacts, Error> {
-        let facts = self.core.account(account).await?;
-        self.core.permissions().require(caller.id, permission, &facts.resource()).await?;
-        Ok(facts)
+        require_on_account(&self.core, caller, permission, account).await
     }
 
     /// Comments on the wire, with their actions and replies.
@@ -262,43 +261,6 @@ impl Comments {
                 .attr("channel", channel.as_str()),
         );
         self.one(m.tx(), &c).await
-    }
-
-    /// Screens a reply; a block finding is refused (and the refusal audited).
-    async fn screen_reply(
-        &self,
-        caller: &Principal,
-        facts: &AccountFacts,
-        comment: CommentId,
-        text: &str,
-        request_id: &str,
-    ) -> Result<Vec<cpb::ScreeningFinding>, Error> {
-        let screened = self
-            .core
-            .screener()
-            .screen(cpb::ScreeningContext::Reply, vec![("text".to_owned(), text.to_owned())])
-            .await?;
-        let blocking = screened.blocking();
-        if !blocking.is_empty() {
-            let mut m = Mutation::begin_without_key(self.core.db(), self.core.now()).await?;
-            let detail: Vec<String> = blocking.iter().map(|f| format!("\"{}\"", f.excerpt)).collect();
-            m.audit(
-                record(
-                    AuditAction::ReplyRefused,
-                    caller,
-                    ("comment", comment),
-                    facts,
-                    m.now(),
-                    "R4.1.2",
-                    Some(request_id.to_owned()),
-                )
-                .outcome(Outcome::Denied)
-                .attr("findings", detail.join("; ")),
-            );
-            m.commit(&pb::ReplyToCommentResponse::default(), Some(self.core.relay())).await?;
-            return Err(refusal(&blocking));
-        }
-        Ok(screened.findings)
     }
 }
 
@@ -605,20 +567,7 @@ impl CommentService for Comments {
         };
         let current = self.read(id).await?;
         let facts = self.require(&caller, Permission::CommentModerate, current.account).await?;
-        // Only someone who may moderate this account's comments can be given one.
-        let answer = self
-            .core
-            .permissions()
-            .check(PrincipalId::from(assignee), Permission::CommentModerate, &facts.resource())
-            .await?;
-        if !answer.allowed {
-            return Err(Error::rule(
-                "R2.2.2",
-                format!("user/{assignee}"),
-                format!("cannot moderate comments on platform_account/{}: {}", facts.id, answer.explanation),
-            )
-            .into());
-        }
+        check_assignee(&self.core, assignee, Permission::CommentModerate, &facts).await?;
         let mut m = begin!(self, caller, "CommentService/AssignComment", request_id, &req);
         let mut c = store::get(m.tx(), id, true).await?.ok_or_else(|| Error::not_found("comment", id))?;
         check_etag("etag", &req.etag, c.version, false)?;
@@ -820,7 +769,16 @@ impl CommentService for Comments {
         let current = self.read(id).await?;
         let facts = self.require(&caller, Permission::CommentReply, current.account).await?;
         rules::check_replyable(&id.to_string(), current.status)?;
-        let findings = self.screen_reply(&caller, &facts, id, &text, &request_id.to_string()).await?;
+        let findings = screen_reply(
+            &self.core,
+            &caller,
+            &facts,
+            ("comment", id.to_string()),
+            cpb::ScreeningContext::Reply,
+            &text,
+            request_id.to_string(),
+        )
+        .await?;
         let mut m = begin!(self, caller, "CommentService/ReplyToComment", request_id, &req);
         let c = store::get(m.tx(), id, true).await?.ok_or_else(|| Error::not_found("comment", id))?;
         rules::check_replyable(&id.to_string(), c.status)?;

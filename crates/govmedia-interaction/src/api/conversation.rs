@@ -7,10 +7,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use govmedia_domain::Error;
-use govmedia_domain::audit::{AuditAction, Outcome};
-use govmedia_domain::ids::{
-    ConversationId, DepartmentId, MessageId, PlatformAccountId, PrincipalId, ReferralId, UserId,
-};
+use govmedia_domain::audit::AuditAction;
+use govmedia_domain::ids::{ConversationId, DepartmentId, MessageId, PlatformAccountId, ReferralId, UserId};
 use govmedia_domain::page;
 use govmedia_domain::permission::Permission;
 use govmedia_domain::scope::Resource;
@@ -18,14 +16,14 @@ use govmedia_domain::validate::{MAX_NAME_CHARS, MAX_REASON_CHARS, Validator};
 use govmedia_kit::auth::Principal;
 use govmedia_kit::db::Tx;
 use govmedia_kit::mutation::Mutation;
-use govmedia_kit::screening::{decode_findings, encode_findings, refusal};
+use govmedia_kit::screening::{decode_findings, encode_findings};
 use govmedia_kit::wire::{caller, check_etag, etag, next_page_token, optional_time, time_range, ts};
 use govmedia_proto::common::v1 as cpb;
 use govmedia_proto::interaction::v1 as pb;
 use govmedia_proto::interaction::v1::conversation_service_server::{ConversationService, ConversationServiceServer};
 use tonic::{Request, Response, Status};
 
-use super::{begin, duration, record, validated};
+use super::{begin, check_assignee, duration, record, require_on_account, screen_reply, validated};
 use crate::domain::conversation::{self as rules, ConversationState, Direction, ReferralState};
 use crate::domain::response::{Item, summarise};
 use crate::store::conversations::{self as store, Conversation, ConversationFilter, Message, Referral, ReferralFilter};
@@ -117,9 +115,7 @@ impl Conversations {
         permission: Permission,
         account: PlatformAccountId,
     ) -> Result<AccountFacts, Error> {
-        let facts = self.core.account(account).await?;
-        self.core.permissions().require(caller.id, permission, &facts.resource()).await?;
-        Ok(facts)
+        require_on_account(&self.core, caller, permission, account).await
     }
 
     async fn view(&self, tx: &mut Tx, c: &Conversation) -> Result<pb::Conversation, Error> {
@@ -448,19 +444,7 @@ impl ConversationService for Conversations {
         };
         let current = self.read(id).await?;
         let facts = self.require(&caller, Permission::MessageHandle, current.account).await?;
-        let may = self
-            .core
-            .permissions()
-            .check(PrincipalId::from(assignee), Permission::MessageHandle, &facts.resource())
-            .await?;
-        if !may.allowed {
-            return Err(Error::rule(
-                "R2.2.2",
-                format!("user/{assignee}"),
-                format!("cannot handle messages on platform_account/{}: {}", facts.id, may.explanation),
-            )
-            .into());
-        }
+        check_assignee(&self.core, assignee, Permission::MessageHandle, &facts).await?;
         let mut m = begin!(self, caller, "ConversationService/AssignConversation", request_id, &req);
         let mut c = store::get(m.tx(), id, true).await?.ok_or_else(|| Error::not_found("conversation", id))?;
         check_etag("etag", &req.etag, c.version, false)?;
@@ -507,31 +491,16 @@ impl ConversationService for Conversations {
         let current = self.read(id).await?;
         let facts = self.require(&caller, Permission::MessageHandle, current.account).await?;
         rules::check_open(&id.to_string(), current.state, "answered")?;
-        let screened = self
-            .core
-            .screener()
-            .screen(cpb::ScreeningContext::PrivateMessage, vec![("text".to_owned(), text.clone())])
-            .await?;
-        let blocking = screened.blocking();
-        if !blocking.is_empty() {
-            let mut m = Mutation::begin_without_key(self.core.db(), self.core.now()).await?;
-            let detail: Vec<String> = blocking.iter().map(|f| format!("\"{}\"", f.excerpt)).collect();
-            m.audit(
-                record(
-                    AuditAction::ReplyRefused,
-                    &caller,
-                    ("conversation", id),
-                    &facts,
-                    m.now(),
-                    "R4.1.2",
-                    Some(request_id.to_string()),
-                )
-                .outcome(Outcome::Denied)
-                .attr("findings", detail.join("; ")),
-            );
-            m.commit(&pb::ReplyToConversationResponse::default(), Some(self.core.relay())).await?;
-            return Err(refusal(&blocking).into());
-        }
+        let findings = screen_reply(
+            &self.core,
+            &caller,
+            &facts,
+            ("conversation", id.to_string()),
+            cpb::ScreeningContext::PrivateMessage,
+            &text,
+            request_id.to_string(),
+        )
+        .await?;
         let mut m = begin!(self, caller, "ConversationService/ReplyToConversation", request_id, &req);
         let mut c = store::get(m.tx(), id, true).await?.ok_or_else(|| Error::not_found("conversation", id))?;
         rules::check_open(&id.to_string(), c.state, "answered")?;
@@ -544,7 +513,7 @@ impl ConversationService for Conversations {
             platform_message_id: String::new(),
             text,
             author: Some(user_of(&caller)),
-            screening_findings: encode_findings(&screened.findings),
+            screening_findings: encode_findings(&findings),
             sent_at: now,
             seq: i64::from(c.message_count) + 1,
         };
@@ -572,7 +541,7 @@ impl ConversationService for Conversations {
                 Some(request_id.to_string()),
             )
             .attr("message_id", message.id)
-            .attr("review_findings", screened.findings.len()),
+            .attr("review_findings", findings.len()),
         );
         let answer = pb::ReplyToConversationResponse {
             message: Some(message_to(&message)),

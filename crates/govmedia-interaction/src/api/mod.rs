@@ -82,3 +82,61 @@ pub(crate) fn evidence_to(stored: &str) -> Option<cpb::Evidence> {
 pub(crate) fn validated() -> Error {
     Error::internal("validated")
 }
+
+/// The account's facts once `caller` holds `permission` on it.
+pub(crate) async fn require_on_account(
+    core: &crate::Core,
+    caller: &Principal,
+    permission: govmedia_domain::permission::Permission,
+    account: govmedia_domain::ids::PlatformAccountId,
+) -> Result<AccountFacts, Error> {
+    let facts = core.account(account).await?;
+    core.permissions().require(caller.id, permission, &facts.resource()).await?;
+    Ok(facts)
+}
+
+/// Work is assigned only to someone who may do it on that account (R2.2.2).
+pub(crate) async fn check_assignee(
+    core: &crate::Core,
+    assignee: govmedia_domain::ids::UserId,
+    permission: govmedia_domain::permission::Permission,
+    facts: &AccountFacts,
+) -> Result<(), Error> {
+    let answer = core.permissions().check(assignee.into(), permission, &facts.resource()).await?;
+    if answer.allowed {
+        return Ok(());
+    }
+    Err(Error::rule(
+        "R2.2.2",
+        format!("user/{assignee}"),
+        format!("lacks {permission} on platform_account/{}: {}", facts.id, answer.explanation),
+    ))
+}
+
+/// Screens a staff reply (to a comment or in a conversation) before it is stored: a
+/// block finding refuses it, and the refusal is audited against `resource` (R4.1.2).
+/// The review findings otherwise.
+pub(crate) async fn screen_reply(
+    core: &crate::Core,
+    caller: &Principal,
+    facts: &AccountFacts,
+    resource: (&'static str, String),
+    context: cpb::ScreeningContext,
+    text: &str,
+    request_id: String,
+) -> Result<Vec<cpb::ScreeningFinding>, Error> {
+    let screened = core.screener().screen(context, vec![("text".to_owned(), text.to_owned())]).await?;
+    let blocking = screened.blocking();
+    if !blocking.is_empty() {
+        let mut m = govmedia_kit::mutation::Mutation::begin_without_key(core.db(), core.now()).await?;
+        let detail: Vec<String> = blocking.iter().map(|f| format!("\"{}\"", f.excerpt)).collect();
+        m.audit(
+            record(AuditAction::ReplyRefused, caller, resource, facts, m.now(), "R4.1.2", Some(request_id))
+                .outcome(govmedia_domain::audit::Outcome::Denied)
+                .attr("findings", detail.join("; ")),
+        );
+        m.commit(&(), Some(core.relay())).await?;
+        return Err(govmedia_kit::screening::refusal(&blocking));
+    }
+    Ok(screened.findings)
+}
