@@ -127,12 +127,28 @@ pub enum Error {
     Internal(BoxError),
 }
 
+/// Violations named in a status message; the rest are counted.
+const MESSAGE_VIOLATIONS: usize = 5;
+/// Violations carried in a status's details. A status travels in HTTP/2 trailers, which
+/// peers cap (16 KiB by default): a batch of a thousand bad items must still arrive as an
+/// answer, not as a broken connection.
+pub const DETAIL_VIOLATIONS: usize = 50;
+
+fn listed(parts: Vec<String>) -> String {
+    let more = parts.len().saturating_sub(MESSAGE_VIOLATIONS);
+    let mut text = parts.into_iter().take(MESSAGE_VIOLATIONS).collect::<Vec<_>>().join("; ");
+    if more > 0 {
+        text.push_str(&format!("; and {more} more"));
+    }
+    text
+}
+
 fn describe_fields(v: &[FieldViolation]) -> String {
-    v.iter().map(|f| format!("{}: {}", f.field, f.description)).collect::<Vec<_>>().join("; ")
+    listed(v.iter().map(|f| format!("{}: {}", f.field, f.description)).collect())
 }
 
 fn describe_rules(v: &[RuleViolation]) -> String {
-    v.iter().map(|r| format!("{} ({}): {}", r.rule_id, r.subject, r.description)).collect::<Vec<_>>().join("; ")
+    listed(v.iter().map(|r| format!("{} ({}): {}", r.rule_id, r.subject, r.description)).collect())
 }
 
 impl Error {
@@ -202,6 +218,7 @@ impl From<Error> for tonic::Status {
                 details.set_bad_request(
                     violations
                         .into_iter()
+                        .take(DETAIL_VIOLATIONS)
                         .map(|v| tonic_types::FieldViolation::new(v.field, v.description))
                         .collect::<Vec<_>>(),
                 );
@@ -234,6 +251,7 @@ impl From<Error> for tonic::Status {
                 details.set_precondition_failure(
                     violations
                         .into_iter()
+                        .take(DETAIL_VIOLATIONS)
                         .map(|v| tonic_types::PreconditionViolation::new(v.rule_id, v.subject, v.description))
                         .collect::<Vec<_>>(),
                 );

@@ -52,7 +52,7 @@ pub enum ServeError {
 pub struct ServerBuilder {
     settings: ServerSettings,
     routes: RoutesBuilder,
-    service_names: Vec<&'static str>,
+    service_names: Vec<String>,
     auth: Option<AuthLayer>,
 }
 
@@ -76,8 +76,31 @@ impl ServerBuilder {
             + 'static,
         S::Future: Send + 'static,
     {
-        self.service_names.push(S::NAME);
+        self.service_names.push(S::NAME.to_owned());
         self.routes.add_service(service);
+        self
+    }
+
+    /// Adds a service known only at run time by its full name (`package.Service`), for
+    /// example a proxy to another server; health and reflection treat it as any other.
+    /// Reflection can describe it only if its descriptor is in govmedia's descriptor set.
+    pub fn add_named_route<S>(mut self, name: &str, service: S) -> Self
+    where
+        S: tower::Service<
+                http::Request<axum::body::Body>,
+                Response = http::Response<tonic::body::Body>,
+                Error = Infallible,
+            > + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        let mut routes = std::mem::take(&mut self.routes).routes();
+        let router = std::mem::take(routes.axum_router_mut());
+        *routes.axum_router_mut() = router.route_service(&format!("/{name}/{{*rest}}"), service);
+        self.routes = routes.into();
+        self.service_names.push(name.to_owned());
         self
     }
 
@@ -119,7 +142,7 @@ impl BoundServer {
 
         let (health, health_service) = tonic_health::server::health_reporter();
         for name in &service_names {
-            health.set_service_status(*name, ServingStatus::Serving).await;
+            health.set_service_status(name, ServingStatus::Serving).await;
         }
         let mut reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(govmedia_proto::FILE_DESCRIPTOR_SET)
@@ -130,8 +153,8 @@ impl BoundServer {
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .with_service_name("grpc.health.v1.Health");
         for name in &service_names {
-            reflection_v1 = reflection_v1.with_service_name(*name);
-            reflection_v1alpha = reflection_v1alpha.with_service_name(*name);
+            reflection_v1 = reflection_v1.with_service_name(name.clone());
+            reflection_v1alpha = reflection_v1alpha.with_service_name(name.clone());
         }
         routes
             .add_service(health_service)
@@ -202,7 +225,7 @@ impl Drain {
 fn drain_on(
     shutdown: impl Future<Output = ()> + Send + 'static,
     health: HealthReporter,
-    service_names: Vec<&'static str>,
+    service_names: Vec<String>,
 ) -> Drain {
     let (tx, rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {

@@ -1,0 +1,83 @@
+//! The gateway (`govmedia-gateway`): the single entry point for outside callers. Each
+//! call is routed by its gRPC service name to the upstream serving that package —
+//! `govmedia.identity.v1.*` to identity, and so on — without decoding the messages:
+//! the HTTP/2 request goes on as it came, and the response, streamed, with its trailers,
+//! comes back as it was sent. An upstream may be several replicas, balanced by tonic's
+//! power-of-two-choices balancer.
+//!
+//! At the edge the gateway verifies the access token (identity's public methods such as
+//! login excepted), caps message size and deadline and sheds load beyond its concurrency
+//! limit — the kit's server stack. The services verify the token again: the gateway is a
+//! first line, not the only one.
+//!
+//! Layout: `proxy` (the forwarding service), `routes` (which services each upstream
+//! serves, from the descriptor set); this file holds the settings and [`server`].
+
+pub mod proxy;
+pub mod routes;
+
+use std::sync::Arc;
+
+use govmedia_kit::auth::{AuthLayer, AuthPolicy, TokenVerifier};
+use govmedia_kit::config::ServerSettings;
+use govmedia_kit::server::ServerBuilder;
+use tonic::transport::{Channel, Endpoint};
+
+/// One upstream: the package it serves and the channel to its replicas.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    /// The proto package, for example `govmedia.identity.v1`.
+    pub package: &'static str,
+    /// The replicas, balanced.
+    pub channel: Channel,
+}
+
+impl Upstream {
+    /// An upstream for `package` over `replicas` (`http://host:port`), connected lazily:
+    /// a replica that is down is skipped by the balancer until it answers again.
+    pub fn new(package: &str, replicas: &[String]) -> Result<Self, SettingError> {
+        let Some(package) = routes::PACKAGES.iter().copied().find(|p| *p == package) else {
+            return Err(SettingError {
+                setting: package.to_owned(),
+                message: format!("is not a package the gateway fronts ({})", routes::PACKAGES.join(", ")),
+            });
+        };
+        if replicas.is_empty() {
+            return Err(SettingError { setting: package.to_owned(), message: "names no replica".into() });
+        }
+        let endpoints = replicas
+            .iter()
+            .map(|r| {
+                Endpoint::from_shared(r.clone())
+                    .map(|e| e.tcp_nodelay(true).connect_timeout(std::time::Duration::from_secs(5)))
+                    .map_err(|e| SettingError { setting: package.to_owned(), message: format!("{r:?}: {e}") })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self { package, channel: Channel::balance_list(endpoints.into_iter()) })
+    }
+}
+
+/// Why the gateway could not start: the setting and what is wrong with it.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid setting {setting}: {message}")]
+pub struct SettingError {
+    /// The setting.
+    pub setting: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// The gateway's server: every service of every upstream's package, routed to it, with
+/// tokens verified by `verifier` at the edge.
+pub fn server(upstreams: &[Upstream], settings: ServerSettings, verifier: Arc<TokenVerifier>) -> ServerBuilder {
+    let policy = AuthPolicy::standard()
+        .with_public(govmedia_identity::PUBLIC_METHODS.iter().copied())
+        .with_password_change_allowed(govmedia_identity::PASSWORD_CHANGE_METHODS.iter().copied());
+    let mut builder = ServerBuilder::new(settings).with_auth(AuthLayer::new(verifier, policy));
+    for upstream in upstreams {
+        for service in routes::services_of(upstream.package) {
+            builder = builder.add_named_route(&service, proxy::Proxy::new(upstream.channel.clone(), upstream.package));
+        }
+    }
+    builder
+}

@@ -1,0 +1,175 @@
+//! The gateway in front of the real identity and audit services over loopback: calls
+//! reach the service their name belongs to, unary and server-streaming, with metadata
+//! and trailers intact; public methods pass without a token; a bad token is refused at
+//! the edge; an unreachable upstream answers UNAVAILABLE naming its package; reflection
+//! lists every service behind the gateway.
+
+use std::sync::Arc;
+
+use govmedia_gateway::{Upstream, server};
+use govmedia_kit::auth::TokenVerifier;
+use govmedia_kit::config::ServerSettings;
+use govmedia_proto::audit::v1 as apb;
+use govmedia_proto::audit::v1::audit_log_service_client::AuditLogServiceClient;
+use govmedia_proto::identity::v1 as ipb;
+use govmedia_proto::identity::v1::directory_service_client::DirectoryServiceClient;
+use govmedia_proto::interaction::v1::comment_service_client::CommentServiceClient;
+use govmedia_testkit::{TestDatabase, TestServer, with_token};
+use govmedia_world::{World, rid};
+use tokio_stream::StreamExt;
+use tonic::Code;
+
+/// A port nothing listens on.
+fn dead_endpoint() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    format!("http://127.0.0.1:{port}")
+}
+
+async fn gateway(world: &World) -> TestServer {
+    let upstreams = vec![
+        Upstream::new("govmedia.identity.v1", &[world.identity.endpoint()]).expect("identity"),
+        Upstream::new("govmedia.audit.v1", &[world.audit.endpoint()]).expect("audit"),
+        Upstream::new("govmedia.interaction.v1", &[dead_endpoint()]).expect("interaction"),
+    ];
+    let verifier = Arc::new(TokenVerifier::from_identity(world.identity.channel()));
+    TestServer::start(server(&upstreams, ServerSettings::loopback(), verifier)).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_reach_their_service_unary_and_streaming() {
+    let world = World::start(TestDatabase::sqlite()).await;
+    let gw = gateway(&world).await;
+
+    // A public method needs no token; a login through the gateway is a login.
+    let status =
+        govmedia_proto::identity::v1::authentication_service_client::AuthenticationServiceClient::new(gw.channel())
+            .login(ipb::LoginRequest { username: "admin".into(), password: "wrong password".into() })
+            .await
+            .expect_err("wrong password");
+    assert_eq!(status.code(), Code::Unauthenticated);
+    assert!(!status.message().contains("token"), "identity answered, not the edge: {status:?}");
+
+    // Unary with a token, the answer as identity gives it.
+    let mut directory = DirectoryServiceClient::new(gw.channel());
+    let created = directory
+        .create_department(with_token(
+            ipb::CreateDepartmentRequest {
+                request_id: rid(),
+                department: Some(ipb::Department {
+                    name: "Publicity".into(),
+                    code: "PUB".into(),
+                    ..Default::default()
+                }),
+            },
+            &world.admin_token,
+        ))
+        .await
+        .expect("created through the gateway")
+        .into_inner();
+    let listed = DirectoryServiceClient::new(world.identity.channel())
+        .list_departments(with_token(ipb::ListDepartmentsRequest::default(), &world.admin_token))
+        .await
+        .expect("listed directly")
+        .into_inner();
+    assert!(listed.departments.iter().any(|d| Some(d) == created.department.as_ref()));
+
+    // An error status and its details come back whole.
+    let status = directory
+        .create_department(with_token(ipb::CreateDepartmentRequest::default(), &world.admin_token))
+        .await
+        .expect_err("empty");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(!status.details().is_empty(), "rich error details pass through");
+
+    // Server streaming: append through the gateway, export through the gateway.
+    let mut audit = AuditLogServiceClient::new(gw.channel());
+    let events: Vec<apb::AuditEvent> = (0..250)
+        .map(|i| apb::AuditEvent {
+            id: rid(),
+            action: "gateway.test".into(),
+            producer: "gateway-test".into(),
+            occur_time: Some(prost_types::Timestamp { seconds: 1_796_000_000 + i, nanos: 0 }),
+            actor: Some(govmedia_proto::common::v1::PrincipalRef {
+                kind: govmedia_proto::common::v1::PrincipalKind::System as i32,
+                id: "gateway-test".into(),
+                ..Default::default()
+            }),
+            outcome: apb::AuditOutcome::Success as i32,
+            attributes: [("n".to_owned(), i.to_string())].into_iter().collect(),
+            ..Default::default()
+        })
+        .collect();
+    audit
+        .append_events(with_token(apb::AppendEventsRequest { events }, &world.content_token))
+        .await
+        .expect("appended through the gateway");
+    let mut stream = audit
+        .export_events(with_token(
+            apb::ExportEventsRequest {
+                filter: Some(apb::EventFilter { actions: vec!["gateway.test".into()], ..Default::default() }),
+            },
+            &world.auditor_token,
+        ))
+        .await
+        .expect("export")
+        .into_inner();
+    let mut exported = 0;
+    let mut chunks = 0;
+    while let Some(chunk) = stream.next().await {
+        exported += chunk.expect("chunk").events.len();
+        chunks += 1;
+    }
+    assert_eq!(exported, 250);
+    assert!(chunks >= 1);
+    // The stream ended with its OK trailers (the loop would have yielded an error otherwise).
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_edge_refuses_bad_tokens_and_reports_unreachable_upstreams() {
+    let world = World::start(TestDatabase::sqlite()).await;
+    let gw = gateway(&world).await;
+    let mut comments = CommentServiceClient::new(gw.channel());
+    let request = govmedia_proto::interaction::v1::ListCommentsRequest::default();
+
+    // The interaction upstream is down: a bad token is refused before it matters.
+    let status = comments.list_comments(with_token(request.clone(), "not.a.token")).await.expect_err("bad token");
+    assert_eq!(status.code(), Code::Unauthenticated);
+    let status = comments.list_comments(request.clone()).await.expect_err("no token");
+    assert_eq!(status.code(), Code::Unauthenticated);
+
+    // With a good token the call goes on and the dead upstream is named.
+    let status = comments.list_comments(with_token(request, &world.admin_token)).await.expect_err("down");
+    assert_eq!(status.code(), Code::Unavailable);
+    assert!(format!("{status:?}").contains("govmedia.interaction.v1"), "{status:?}");
+
+    // Reflection at the gateway lists the services behind it.
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut responses = ServerReflectionClient::new(gw.channel())
+        .server_reflection_info(tokio_stream::iter(vec![request]))
+        .await
+        .expect("reflection")
+        .into_inner();
+    let Some(MessageResponse::ListServicesResponse(list)) =
+        responses.next().await.expect("answer").expect("ok").message_response
+    else {
+        panic!("not a list")
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    for expected in [
+        "govmedia.identity.v1.AuthenticationService",
+        "govmedia.audit.v1.AuditLogService",
+        "govmedia.interaction.v1.CommentService",
+    ] {
+        assert!(names.contains(&expected.to_owned()), "{expected} in {names:?}");
+    }
+    assert!(!names.iter().any(|n| n.starts_with("govmedia.content.")), "content has no upstream here: {names:?}");
+    gw.stop().await;
+}
