@@ -81,3 +81,93 @@ pub fn server(upstreams: &[Upstream], settings: ServerSettings, verifier: Arc<To
     }
     builder
 }
+
+/// Where each package's replicas are.
+#[derive(Debug, Clone, clap::Args)]
+pub struct UpstreamOptions {
+    /// Identity replicas (`http://host:port`, separated by commas).
+    #[arg(long, env = "GOVMEDIA_GATEWAY_IDENTITY_UPSTREAMS", value_name = "URLS")]
+    pub identity_upstreams: Option<String>,
+    /// Content replicas.
+    #[arg(long, env = "GOVMEDIA_GATEWAY_CONTENT_UPSTREAMS", value_name = "URLS")]
+    pub content_upstreams: Option<String>,
+    /// Interaction replicas.
+    #[arg(long, env = "GOVMEDIA_GATEWAY_INTERACTION_UPSTREAMS", value_name = "URLS")]
+    pub interaction_upstreams: Option<String>,
+    /// Audit replicas.
+    #[arg(long, env = "GOVMEDIA_GATEWAY_AUDIT_UPSTREAMS", value_name = "URLS")]
+    pub audit_upstreams: Option<String>,
+}
+
+/// Everything the gateway is configured with.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "govmedia-gateway", about = "The govmedia gateway: one entry point for every service")]
+pub struct GatewaySettings {
+    /// The configuration file.
+    #[command(flatten)]
+    pub config: govmedia_kit::config::ConfigFileSettings,
+    /// The gRPC server callers reach.
+    #[command(flatten)]
+    pub server: ServerSettings,
+    /// Logs, traces, metrics.
+    #[command(flatten)]
+    pub telemetry: govmedia_kit::config::TelemetrySettings,
+    /// The upstreams.
+    #[command(flatten)]
+    pub upstreams: UpstreamOptions,
+}
+
+/// The upstreams the settings name; identity is required (it verifies tokens), the
+/// others are optional (a gateway may front part of the system).
+pub fn upstreams(options: &UpstreamOptions) -> Result<Vec<Upstream>, SettingError> {
+    let list = |value: &Option<String>| -> Vec<String> {
+        value
+            .as_deref()
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    let named = [
+        ("govmedia.identity.v1", "GOVMEDIA_GATEWAY_IDENTITY_UPSTREAMS", list(&options.identity_upstreams)),
+        ("govmedia.content.v1", "GOVMEDIA_GATEWAY_CONTENT_UPSTREAMS", list(&options.content_upstreams)),
+        ("govmedia.interaction.v1", "GOVMEDIA_GATEWAY_INTERACTION_UPSTREAMS", list(&options.interaction_upstreams)),
+        ("govmedia.audit.v1", "GOVMEDIA_GATEWAY_AUDIT_UPSTREAMS", list(&options.audit_upstreams)),
+    ];
+    let mut out = Vec::new();
+    for (package, setting, replicas) in named {
+        if replicas.is_empty() {
+            if package == "govmedia.identity.v1" {
+                return Err(SettingError {
+                    setting: setting.to_owned(),
+                    message: "is required: identity verifies tokens".into(),
+                });
+            }
+            continue;
+        }
+        out.push(
+            Upstream::new(package, &replicas)
+                .map_err(|e| SettingError { setting: setting.to_owned(), message: e.message })?,
+        );
+    }
+    Ok(out)
+}
+
+/// Runs the gateway until `shutdown` completes.
+pub async fn serve(
+    settings: GatewaySettings,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let upstreams = upstreams(&settings.upstreams)?;
+    let identity =
+        upstreams.iter().find(|u| u.package == "govmedia.identity.v1").map(|u| u.channel.clone()).ok_or_else(|| {
+            SettingError { setting: "GOVMEDIA_GATEWAY_IDENTITY_UPSTREAMS".into(), message: "is required".into() }
+        })?;
+    let verifier = Arc::new(TokenVerifier::from_identity(identity));
+    let bound = server(&upstreams, settings.server, verifier).bind().await?;
+    tracing::info!(address = %bound.local_addr(), upstreams = upstreams.len(), "gateway listening");
+    bound.serve(shutdown).await?;
+    Ok(())
+}
