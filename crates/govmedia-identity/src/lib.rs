@@ -381,6 +381,67 @@ impl Core {
             .request(govmedia_kit::telemetry::current_trace_id(), None)
     }
 
+    /// Makes sure another govmedia service can sign in as `client_id` with `secret`:
+    /// creates the service principal with the `govmedia_service` role bureau-wide, or sets
+    /// the secret of an existing one. What `govmedia up` does on every start, so services
+    /// started together need no administrator. True when something changed; audited.
+    pub async fn provision_service_principal(&self, client_id: &str, secret: &str) -> Result<bool, Error> {
+        use crate::domain::model::ServicePrincipal;
+        use govmedia_domain::ids::ServicePrincipalId;
+        let mut tx = self.db.begin().await?;
+        let now = self.now();
+        let hash = crate::domain::tokens::token_hash(secret);
+        let actor = Actor::system("govmedia.up");
+        let existing = store::directory::get_service_principal_by_client_id(&mut tx, client_id).await?;
+        let (principal, action) = match existing {
+            Some(p) if p.secret_hash == hash && !p.disabled => return Ok(false),
+            Some(mut p) => {
+                let previous = p.version;
+                p.secret_hash = hash;
+                p.disabled = false;
+                p.secret_rotated_at = now;
+                p.updated_at = now;
+                p.version += 1;
+                store::directory::save_service_principal(&mut tx, &p, previous).await?;
+                (p, AuditAction::ServicePrincipalSecretRotated)
+            }
+            None => {
+                let p = ServicePrincipal {
+                    id: ServicePrincipalId::new(),
+                    client_id: client_id.to_owned(),
+                    display_name: client_id.to_owned(),
+                    owner: None,
+                    secret_hash: hash,
+                    disabled: false,
+                    secret_rotated_at: now,
+                    created_at: now,
+                    updated_at: now,
+                    version: 1,
+                };
+                store::directory::insert_service_principal(&mut tx, &p).await?;
+                let binding = Binding {
+                    id: RoleBindingId::new(),
+                    principal: p.id.into(),
+                    role: Role::GovmediaService,
+                    scope: Scope::Global,
+                    granted_by: p.id.into(),
+                    reason: "govmedia up: a service of this installation".into(),
+                    created_at: now,
+                };
+                store::access::insert_binding(&mut tx, &binding).await?;
+                (p, AuditAction::ServicePrincipalCreated)
+            }
+        };
+        let record = self
+            .record(action, actor, AuditResourceRef::new("service_principal", principal.id))
+            .rule("R2.2.2")
+            .attr("client_id", &principal.client_id);
+        govmedia_kit::outbox::enqueue(&mut tx, &[record]).await?;
+        tx.commit().await?;
+        self.relay.notify_one();
+        Ok(true)
+    }
+
     async fn bootstrap_admin(&self, options: &IdentityOptions) -> Result<Option<Bootstrap>, Error> {
         let mut tx = self.db.begin().await?;
         if store::directory::count_users(&mut tx).await? > 0 {

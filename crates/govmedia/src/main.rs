@@ -1,4 +1,5 @@
-//! `govmedia`: the one binary of the product. `govmedia serve <service>` runs one service
+//! `govmedia`: the one binary of the product. `govmedia up` runs the whole system in one
+//! process (see `up`). `govmedia serve <service>` runs one service
 //! alone — identity, audit, content, interaction or the gateway — configured by a TOML
 //! file, `GOVMEDIA_*` environment variables and options (`govmedia serve <service>
 //! --help` lists every setting); this is what containers run.
@@ -20,6 +21,10 @@ const USAGE: &str = "\
 govmedia — run a government bureau's official social-media accounts by the rules
 
 Usage:
+  govmedia up [--data-dir DIR] [--listen-address HOST:PORT]
+                                        run everything in one process on SQLite files in
+                                        DIR (default ./govmedia-data); the gateway listens
+                                        on HOST:PORT (default 127.0.0.1:50051)
   govmedia serve <service> [settings]   run one service: identity, audit, content,
                                         interaction or gateway
   govmedia serve <service> --help       every setting of that service, with its
@@ -42,6 +47,15 @@ fn main() -> ExitCode {
             // The service's own settings parser sees `govmedia-<service> [settings]`.
             let rest = std::iter::once(OsString::from(format!("govmedia-{service}"))).chain(args[3..].iter().cloned());
             serve(service, rest.collect())
+        }
+        Some("up") => {
+            let rest = std::iter::once(OsString::from("govmedia up")).chain(args[2..].iter().cloned());
+            let s: govmedia::up::UpSettings = match settings(rest.collect()) {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            let telemetry = s.telemetry.clone();
+            run("govmedia", &telemetry, move |shutdown| Box::pin(govmedia::up::up(s, shutdown, None)))
         }
         Some("--help" | "-h" | "help") | None => {
             print!("{USAGE}");

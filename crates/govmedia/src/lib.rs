@@ -1,0 +1,5 @@
+//! The `govmedia` binary's library: `up` runs the whole system in one process. The
+//! binary (`src/main.rs`) dispatches the command line to it and to each service's
+//! `serve()`.
+
+pub mod up;

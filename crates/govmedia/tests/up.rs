@@ -1,0 +1,135 @@
+//! `govmedia up` in-process on a fresh data folder: every service starts behind the
+//! gateway; the administrator logs in through the gateway with the configured first
+//! password and must change it; a department created through the gateway is there after
+//! a restart on the same folder, whose secrets and credentials are reused.
+
+use govmedia::up::{UpSettings, up};
+use govmedia_proto::identity::v1 as ipb;
+use govmedia_proto::identity::v1::authentication_service_client::AuthenticationServiceClient;
+use govmedia_proto::identity::v1::directory_service_client::DirectoryServiceClient;
+use govmedia_testkit::with_token;
+
+const FIRST: &str = "Harbour#Lights2026";
+const SECOND: &str = "Quiet#Forest2027!";
+
+fn settings(dir: &std::path::Path, port: u16) -> UpSettings {
+    use clap::Parser;
+    UpSettings::try_parse_from([
+        "govmedia up",
+        "--data-dir",
+        dir.to_str().expect("utf-8"),
+        "--listen-address",
+        &format!("127.0.0.1:{port}"),
+        "--bootstrap-password",
+        FIRST,
+    ])
+    .expect("settings")
+}
+
+async fn start(
+    dir: &std::path::Path,
+) -> (
+    String,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<(), Box<dyn std::error::Error + Send + Sync>>>,
+) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (ready_tx, ready) = tokio::sync::oneshot::channel();
+    let running = tokio::spawn(up(
+        settings(dir, port),
+        async move {
+            let _ = stopped.await;
+        },
+        Some(ready_tx),
+    ));
+    let address = ready.await.expect("up is ready");
+    (format!("http://{address}"), stop, running)
+}
+
+async fn channel(url: &str) -> tonic::transport::Channel {
+    for _ in 0..100 {
+        if let Ok(c) = tonic::transport::Endpoint::from_shared(url.to_owned()).expect("url").connect().await {
+            return c;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the gateway never answered")
+}
+
+async fn login(gateway: &tonic::transport::Channel, password: &str) -> Result<ipb::LoginResponse, tonic::Status> {
+    AuthenticationServiceClient::new(gateway.clone())
+        .login(ipb::LoginRequest { username: "admin".into(), password: password.into() })
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn everything_starts_behind_the_gateway_and_survives_a_restart() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (url, stop, running) = start(dir.path()).await;
+    let gateway = channel(&url).await;
+    let first = login(&gateway, FIRST).await.expect("first login through the gateway");
+    assert!(first.password_change_required, "the first password must be changed");
+    let token = AuthenticationServiceClient::new(gateway.clone())
+        .change_password(with_token(
+            ipb::ChangePasswordRequest { current_password: FIRST.into(), new_password: SECOND.into() },
+            &first.tokens.expect("tokens").access_token,
+        ))
+        .await
+        .expect("changed")
+        .into_inner()
+        .tokens
+        .expect("tokens")
+        .access_token;
+    DirectoryServiceClient::new(gateway.clone())
+        .create_department(with_token(
+            ipb::CreateDepartmentRequest {
+                request_id: uuid(),
+                department: Some(ipb::Department {
+                    name: "Publicity".into(),
+                    code: "PUB".into(),
+                    ..Default::default()
+                }),
+            },
+            &token,
+        ))
+        .await
+        .expect("created through the gateway");
+    // The services reach each other with their provisioned credentials: content asks
+    // identity whether the administrator may read plans, and identity explains why not.
+    let status = govmedia_proto::content::v1::plan_service_client::PlanServiceClient::new(gateway.clone())
+        .list_plans(with_token(govmedia_proto::content::v1::ListPlansRequest::default(), &token))
+        .await
+        .expect_err("an administrator reads no plans");
+    assert_eq!(status.code(), tonic::Code::PermissionDenied);
+    assert!(status.message().contains("needs one of the roles"), "identity's answer: {status:?}");
+    stop.send(()).expect("stop");
+    running.await.expect("joined").expect("stopped cleanly");
+
+    for name in ["identity.db", "audit.db", "content.db", "interaction.db", "secrets/govmedia-content"] {
+        assert!(dir.path().join(name).exists(), "{name}");
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dir.path().join("secrets/govmedia-audit")).expect("secret").permissions().mode();
+    assert_eq!(mode & 0o077, 0, "secrets are the owner's only: {mode:o}");
+
+    // Again on the same folder: the changed password holds, the department is there.
+    let (url, stop, running) = start(dir.path()).await;
+    let gateway = channel(&url).await;
+    let again = login(&gateway, SECOND).await.expect("login after restart");
+    let token = again.tokens.expect("tokens").access_token;
+    let departments = DirectoryServiceClient::new(gateway.clone())
+        .list_departments(with_token(ipb::ListDepartmentsRequest::default(), &token))
+        .await
+        .expect("listed")
+        .into_inner()
+        .departments;
+    assert!(departments.iter().any(|d| d.code == "PUB"));
+    stop.send(()).expect("stop");
+    running.await.expect("joined").expect("stopped cleanly");
+}
+
+fn uuid() -> String {
+    govmedia_domain::ids::RequestId::new().to_string()
+}
