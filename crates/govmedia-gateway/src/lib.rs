@@ -13,6 +13,7 @@
 //! Layout: `proxy` (the forwarding service), `routes` (which services each upstream
 //! serves, from the descriptor set); this file holds the settings and [`server`].
 
+pub mod limit;
 pub mod proxy;
 pub mod routes;
 
@@ -68,15 +69,23 @@ pub struct SettingError {
 }
 
 /// The gateway's server: every service of every upstream's package, routed to it, with
-/// tokens verified by `verifier` at the edge.
-pub fn server(upstreams: &[Upstream], settings: ServerSettings, verifier: Arc<TokenVerifier>) -> ServerBuilder {
+/// tokens verified by `verifier` at the edge and calls counted against `limits`.
+pub fn server(
+    upstreams: &[Upstream],
+    settings: ServerSettings,
+    verifier: Arc<TokenVerifier>,
+    limits: Option<limit::Limits>,
+) -> ServerBuilder {
     let policy = AuthPolicy::standard()
         .with_public(govmedia_identity::PUBLIC_METHODS.iter().copied())
         .with_password_change_allowed(govmedia_identity::PASSWORD_CHANGE_METHODS.iter().copied());
     let mut builder = ServerBuilder::new(settings).with_auth(AuthLayer::new(verifier, policy));
     for upstream in upstreams {
         for service in routes::services_of(upstream.package) {
-            builder = builder.add_named_route(&service, proxy::Proxy::new(upstream.channel.clone(), upstream.package));
+            builder = builder.add_named_route(
+                &service,
+                proxy::Proxy::new(upstream.channel.clone(), upstream.package).with_limits(limits.clone()),
+            );
         }
     }
     builder
@@ -115,6 +124,13 @@ pub struct GatewaySettings {
     /// The upstreams.
     #[command(flatten)]
     pub upstreams: UpstreamOptions,
+    /// Calls per second each caller may make (a principal, or an address for calls
+    /// without a token); 0 for no limit.
+    #[arg(long, env = "GOVMEDIA_GATEWAY_RATE_LIMIT", default_value_t = 50)]
+    pub rate_limit: u32,
+    /// How many calls a caller may make at once above the rate before being held to it.
+    #[arg(long, env = "GOVMEDIA_GATEWAY_RATE_BURST", default_value_t = 100)]
+    pub rate_burst: u32,
 }
 
 /// The upstreams the settings name; identity is required (it verifies tokens), the
@@ -166,8 +182,23 @@ pub async fn serve(
             SettingError { setting: "GOVMEDIA_GATEWAY_IDENTITY_UPSTREAMS".into(), message: "is required".into() }
         })?;
     let verifier = Arc::new(TokenVerifier::from_identity(identity));
-    let bound = server(&upstreams, settings.server, verifier).bind().await?;
+    let limits = limit::Limits::new(settings.rate_limit, settings.rate_burst);
+    let janitor = limits.clone().map(|l| {
+        // Idle callers' buckets are full again; keep the table small.
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                l.forget_idle();
+            }
+        })
+    });
+    let bound = server(&upstreams, settings.server, verifier, limits).bind().await?;
     tracing::info!(address = %bound.local_addr(), upstreams = upstreams.len(), "gateway listening");
-    bound.serve(shutdown).await?;
+    let served = bound.serve(shutdown).await;
+    if let Some(j) = janitor {
+        j.abort();
+    }
+    served?;
     Ok(())
 }

@@ -16,12 +16,19 @@ use tower::{Service, ServiceExt};
 pub struct Proxy {
     channel: Channel,
     package: &'static str,
+    limits: Option<crate::limit::Limits>,
 }
 
 impl Proxy {
     /// A proxy to `channel`, serving `package` (named in UNAVAILABLE answers).
     pub fn new(channel: Channel, package: &'static str) -> Self {
-        Self { channel, package }
+        Self { channel, package, limits: None }
+    }
+
+    /// Counts every call against its caller's rate limit first.
+    pub fn with_limits(mut self, limits: Option<crate::limit::Limits>) -> Self {
+        self.limits = limits;
+        self
     }
 }
 
@@ -37,6 +44,12 @@ impl Service<http::Request<axum::body::Body>> for Proxy {
     }
 
     fn call(&mut self, request: http::Request<axum::body::Body>) -> Self::Future {
+        if let Some(limits) = &self.limits
+            && let Err(retry_after) = limits.check(&crate::limit::Caller::of(&request))
+        {
+            let status: tonic::Status = govmedia_domain::Error::RateLimited { retry_after }.into();
+            return Box::pin(std::future::ready(Ok(status.into_http())));
+        }
         let channel = self.channel.clone();
         let package = self.package;
         Box::pin(async move {

@@ -32,7 +32,7 @@ async fn gateway(world: &World) -> TestServer {
         Upstream::new("govmedia.interaction.v1", &[dead_endpoint()]).expect("interaction"),
     ];
     let verifier = Arc::new(TokenVerifier::from_identity(world.identity.channel()));
-    TestServer::start(server(&upstreams, ServerSettings::loopback(), verifier)).await
+    TestServer::start(server(&upstreams, ServerSettings::loopback(), verifier, None)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -171,5 +171,28 @@ async fn the_edge_refuses_bad_tokens_and_reports_unreachable_upstreams() {
         assert!(names.contains(&expected.to_owned()), "{expected} in {names:?}");
     }
     assert!(!names.iter().any(|n| n.starts_with("govmedia.content.")), "content has no upstream here: {names:?}");
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_principal_over_its_rate_is_refused_while_another_is_not() {
+    use tonic_types::StatusExt;
+    let world = World::start(TestDatabase::sqlite()).await;
+    let upstreams = vec![Upstream::new("govmedia.identity.v1", &[world.identity.endpoint()]).expect("identity")];
+    let verifier = Arc::new(TokenVerifier::from_identity(world.identity.channel()));
+    let limits = govmedia_gateway::limit::Limits::new(1, 2);
+    let gw = TestServer::start(server(&upstreams, ServerSettings::loopback(), verifier, limits)).await;
+    let mut directory = DirectoryServiceClient::new(gw.channel());
+    let list = |token: &str| with_token(ipb::ListDepartmentsRequest::default(), token);
+    // The first call fetches identity's keys; after it, calls take milliseconds, well
+    // inside the one second the bucket needs to refill.
+    directory.list_departments(list(&world.auditor_token)).await.expect("warm-up, the auditor's first");
+    directory.list_departments(list(&world.admin_token)).await.expect("first");
+    directory.list_departments(list(&world.admin_token)).await.expect("second, within the burst");
+    let status = directory.list_departments(list(&world.admin_token)).await.expect_err("over the rate");
+    assert_eq!(status.code(), Code::ResourceExhausted);
+    let retry = status.get_details_retry_info().expect("retry info").retry_delay.expect("delay");
+    assert!(retry <= std::time::Duration::from_secs(1), "{retry:?}");
+    directory.list_departments(list(&world.auditor_token)).await.expect("another principal is not held up");
     gw.stop().await;
 }
