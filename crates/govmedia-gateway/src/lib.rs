@@ -13,6 +13,7 @@
 //! Layout: `proxy` (the forwarding service), `routes` (which services each upstream
 //! serves, from the descriptor set); this file holds the settings and [`server`].
 
+pub mod health;
 pub mod limit;
 pub mod proxy;
 pub mod routes;
@@ -22,20 +23,37 @@ use std::sync::Arc;
 use govmedia_kit::auth::{AuthLayer, AuthPolicy, TokenVerifier};
 use govmedia_kit::config::ServerSettings;
 use govmedia_kit::server::ServerBuilder;
+use tonic::transport::channel::Change;
 use tonic::transport::{Channel, Endpoint};
 
-/// One upstream: the package it serves and the channel to its replicas.
+/// One upstream: the package it serves, its replicas, and the balanced channel calls
+/// go through. The health watcher (`health::watch`) takes a replica out of the balancer
+/// when it stops answering and puts it back when it answers again.
 #[derive(Debug, Clone)]
 pub struct Upstream {
     /// The proto package, for example `govmedia.identity.v1`.
     pub package: &'static str,
-    /// The replicas, balanced.
+    /// The balanced channel over the replicas in service.
+    pub channel: Channel,
+    /// Each replica: its address, its endpoint, and a channel of its own for probing.
+    pub replicas: Vec<Replica>,
+    changes: tokio::sync::mpsc::Sender<Change<String, Endpoint>>,
+}
+
+/// One replica of an upstream.
+#[derive(Debug, Clone)]
+pub struct Replica {
+    /// Its address.
+    pub address: String,
+    /// How to reach it.
+    pub endpoint: Endpoint,
+    /// A channel to it alone (for health probes).
     pub channel: Channel,
 }
 
 impl Upstream {
-    /// An upstream for `package` over `replicas` (`http://host:port`), connected lazily:
-    /// a replica that is down is skipped by the balancer until it answers again.
+    /// An upstream for `package` over `replicas` (`http://host:port`), connected lazily;
+    /// every replica starts in the balancer until a probe finds it down.
     pub fn new(package: &str, replicas: &[String]) -> Result<Self, SettingError> {
         let Some(package) = routes::PACKAGES.iter().copied().find(|p| *p == package) else {
             return Err(SettingError {
@@ -46,15 +64,31 @@ impl Upstream {
         if replicas.is_empty() {
             return Err(SettingError { setting: package.to_owned(), message: "names no replica".into() });
         }
-        let endpoints = replicas
+        let replicas = replicas
             .iter()
             .map(|r| {
-                Endpoint::from_shared(r.clone())
-                    .map(|e| e.tcp_nodelay(true).connect_timeout(std::time::Duration::from_secs(5)))
-                    .map_err(|e| SettingError { setting: package.to_owned(), message: format!("{r:?}: {e}") })
+                let endpoint = Endpoint::from_shared(r.clone())
+                    .map(|e| e.tcp_nodelay(true).connect_timeout(std::time::Duration::from_secs(2)))
+                    .map_err(|e| SettingError { setting: package.to_owned(), message: format!("{r:?}: {e}") })?;
+                Ok(Replica { address: r.clone(), channel: endpoint.connect_lazy(), endpoint })
             })
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Self { package, channel: Channel::balance_list(endpoints.into_iter()) })
+            .collect::<Result<Vec<_>, SettingError>>()?;
+        let (channel, changes) = Channel::balance_channel(replicas.len().max(16));
+        for r in &replicas {
+            // The buffer holds every replica; a full buffer cannot happen here.
+            let _ = changes.try_send(Change::Insert(r.address.clone(), r.endpoint.clone()));
+        }
+        Ok(Self { package, channel, replicas, changes })
+    }
+
+    /// Puts a replica in the balancer or takes it out.
+    pub async fn set_in_service(&self, replica: &Replica, in_service: bool) {
+        let change = if in_service {
+            Change::Insert(replica.address.clone(), replica.endpoint.clone())
+        } else {
+            Change::Remove(replica.address.clone())
+        };
+        let _ = self.changes.send(change).await;
     }
 }
 
@@ -193,9 +227,25 @@ pub async fn serve(
             }
         })
     });
-    let bound = server(&upstreams, settings.server, verifier, limits).bind().await?;
+    let builder = server(&upstreams, settings.server, verifier, limits);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let watcher = tokio::spawn(health::watch(
+        upstreams.clone(),
+        builder.health_reporter(),
+        std::time::Duration::from_secs(5),
+        stop.clone(),
+    ));
+    let bound = builder.bind().await?;
     tracing::info!(address = %bound.local_addr(), upstreams = upstreams.len(), "gateway listening");
-    let served = bound.serve(shutdown).await;
+    let stop_watching = stop.clone();
+    let served = bound
+        .serve(async move {
+            shutdown.await;
+            stop_watching.cancel();
+        })
+        .await;
+    stop.cancel();
+    let _ = watcher.await;
     if let Some(j) = janitor {
         j.abort();
     }

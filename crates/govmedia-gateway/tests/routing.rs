@@ -196,3 +196,58 @@ async fn a_principal_over_its_rate_is_refused_while_another_is_not() {
     directory.list_departments(list(&world.auditor_token)).await.expect("another principal is not held up");
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_says_not_serving_for_a_package_whose_upstreams_are_all_down() {
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::health_client::HealthClient;
+    let world = World::start(TestDatabase::sqlite()).await;
+    let upstreams = vec![
+        Upstream::new("govmedia.identity.v1", &[world.identity.endpoint(), dead_endpoint()]).expect("identity"),
+        Upstream::new("govmedia.interaction.v1", &[dead_endpoint(), dead_endpoint()]).expect("interaction"),
+    ];
+    let verifier = Arc::new(TokenVerifier::from_identity(world.identity.channel()));
+    let builder = server(&upstreams, ServerSettings::loopback(), verifier, None);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let watcher = tokio::spawn(govmedia_gateway::health::watch(
+        upstreams.clone(),
+        builder.health_reporter(),
+        std::time::Duration::from_millis(100),
+        stop.clone(),
+    ));
+    let gw = TestServer::start(builder).await;
+    let mut health = HealthClient::new(gw.channel());
+    let status_of = |service: &str| HealthCheckRequest { service: service.into() };
+    let mut seen = (0, 0);
+    for _ in 0..100 {
+        let identity =
+            health.check(status_of("govmedia.identity.v1.DirectoryService")).await.expect("health").into_inner().status;
+        let interaction = health
+            .check(status_of("govmedia.interaction.v1.CommentService"))
+            .await
+            .expect("health")
+            .into_inner()
+            .status;
+        seen = (identity, interaction);
+        if seen == (ServingStatus::Serving as i32, ServingStatus::NotServing as i32) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        seen,
+        (ServingStatus::Serving as i32, ServingStatus::NotServing as i32),
+        "one live identity replica is enough"
+    );
+    // With one of two identity replicas dead, calls still go through.
+    for _ in 0..10 {
+        DirectoryServiceClient::new(gw.channel())
+            .list_departments(with_token(ipb::ListDepartmentsRequest::default(), &world.admin_token))
+            .await
+            .expect("the live replica answers");
+    }
+    stop.cancel();
+    watcher.await.expect("watcher stops");
+    gw.stop().await;
+}

@@ -54,12 +54,32 @@ pub struct ServerBuilder {
     routes: RoutesBuilder,
     service_names: Vec<String>,
     auth: Option<AuthLayer>,
+    health: (HealthReporter, tonic_health::pb::health_server::HealthServer<tonic_health::server::HealthService>),
 }
 
 impl ServerBuilder {
     /// A server listening as `settings` say.
     pub fn new(settings: ServerSettings) -> Self {
-        Self { settings, routes: RoutesBuilder::default(), service_names: Vec::new(), auth: None }
+        Self {
+            settings,
+            routes: RoutesBuilder::default(),
+            service_names: Vec::new(),
+            auth: None,
+            health: {
+                let reporter = HealthReporter::new();
+                let service = tonic_health::pb::health_server::HealthServer::new(
+                    tonic_health::server::HealthService::from_health_reporter(reporter.clone()),
+                );
+                (reporter, service)
+            },
+        }
+    }
+
+    /// The health reporter of this server: every added service starts SERVING and turns
+    /// NOT_SERVING at shutdown; a server that knows better (a gateway whose upstreams are
+    /// down) reports through this in between.
+    pub fn health_reporter(&self) -> HealthReporter {
+        self.health.0.clone()
     }
 
     /// Adds a gRPC service; it is reported SERVING by health and listed by reflection.
@@ -138,9 +158,8 @@ impl BoundServer {
     /// connections are accepted, in-flight calls finish (up to the grace period).
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
         let BoundServer { builder, listener, local_addr } = self;
-        let ServerBuilder { settings, mut routes, service_names, auth } = builder;
+        let ServerBuilder { settings, mut routes, service_names, auth, health: (health, health_service) } = builder;
 
-        let (health, health_service) = tonic_health::server::health_reporter();
         for name in &service_names {
             health.set_service_status(name, ServingStatus::Serving).await;
         }
