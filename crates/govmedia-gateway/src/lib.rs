@@ -5,6 +5,9 @@
 //! comes back as it was sent. An upstream may be several replicas, balanced by tonic's
 //! power-of-two-choices balancer.
 //!
+//! It also answers gRPC-Web (HTTP/1.1 included), so a browser front end calls the same
+//! API without another proxy.
+//!
 //! At the edge the gateway verifies the access token (identity's public methods such as
 //! login excepted), caps message size and deadline and sheds load beyond its concurrency
 //! limit — the kit's server stack. The services verify the token again: the gateway is a
@@ -113,7 +116,7 @@ pub fn server(
     let policy = AuthPolicy::standard()
         .with_public(govmedia_identity::PUBLIC_METHODS.iter().copied())
         .with_password_change_allowed(govmedia_identity::PASSWORD_CHANGE_METHODS.iter().copied());
-    let mut builder = ServerBuilder::new(settings).with_auth(AuthLayer::new(verifier, policy));
+    let mut builder = ServerBuilder::new(settings).with_auth(AuthLayer::new(verifier, policy)).with_grpc_web();
     for upstream in upstreams {
         for service in routes::services_of(upstream.package) {
             builder = builder.add_named_route(

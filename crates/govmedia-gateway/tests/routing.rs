@@ -251,3 +251,60 @@ async fn health_says_not_serving_for_a_package_whose_upstreams_are_all_down() {
     watcher.await.expect("watcher stops");
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_web_works_from_a_plain_http1_client() {
+    use prost::Message;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let world = World::start(TestDatabase::sqlite()).await;
+    let gw = gateway(&world).await;
+    DirectoryServiceClient::new(world.identity.channel())
+        .create_department(with_token(
+            ipb::CreateDepartmentRequest {
+                request_id: rid(),
+                department: Some(ipb::Department {
+                    name: "Web Office".into(),
+                    code: "WEB".into(),
+                    ..Default::default()
+                }),
+            },
+            &world.admin_token,
+        ))
+        .await
+        .expect("department");
+
+    // One gRPC-Web frame: flag 0, big-endian length, the message.
+    let message = ipb::ListDepartmentsRequest::default().encode_to_vec();
+    let mut body = vec![0u8];
+    body.extend_from_slice(&u32::try_from(message.len()).expect("small").to_be_bytes());
+    body.extend_from_slice(&message);
+    let head = format!(
+        "POST /govmedia.identity.v1.DirectoryService/ListDepartments HTTP/1.1\r\nHost: {}\r\n\
+         Content-Type: application/grpc-web+proto\r\nAccept: application/grpc-web+proto\r\nX-Grpc-Web: 1\r\n\
+         Authorization: Bearer {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        gw.addr(),
+        world.admin_token,
+        body.len()
+    );
+    let mut stream = tokio::net::TcpStream::connect(gw.addr()).await.expect("connect");
+    stream.write_all(head.as_bytes()).await.expect("head");
+    stream.write_all(&body).await.expect("body");
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.expect("answer");
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.to_lowercase().contains("content-type: application/grpc-web"), "{text}");
+    assert!(text.contains("Web Office"), "the department list came back: {text}");
+    assert!(text.contains("grpc-status:0"), "the trailers came back in the body: {text}");
+
+    // Without a token the edge refuses, in gRPC-Web too.
+    let head = head.replace(&format!("Authorization: Bearer {}\r\n", world.admin_token), "");
+    let mut stream = tokio::net::TcpStream::connect(gw.addr()).await.expect("connect");
+    stream.write_all(head.as_bytes()).await.expect("head");
+    stream.write_all(&body).await.expect("body");
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.expect("answer");
+    let text = String::from_utf8_lossy(&answer).to_lowercase();
+    assert!(text.contains("grpc-status: 16") || text.contains("grpc-status:16"), "{text}");
+    gw.stop().await;
+}

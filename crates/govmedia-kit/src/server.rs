@@ -4,7 +4,7 @@
 //! shutdown (health turns NOT_SERVING, the listener closes, in-flight calls finish
 //! within the grace period).
 //!
-//! The layer stack, outermost first: trace (every call gets a span, refused ones too) ->
+//! The layer stack, outermost first: gRPC-Web translation (when enabled) -> trace (every call gets a span, refused ones too) ->
 //! load shed (over the limit: UNAVAILABLE at once, never an unbounded queue) ->
 //! authentication -> the service. Message size limits are set on each generated server
 //! with `max_decoding_message_size(settings.max_message_bytes)`.
@@ -54,6 +54,7 @@ pub struct ServerBuilder {
     routes: RoutesBuilder,
     service_names: Vec<String>,
     auth: Option<AuthLayer>,
+    grpc_web: bool,
     health: (HealthReporter, tonic_health::pb::health_server::HealthServer<tonic_health::server::HealthService>),
 }
 
@@ -65,6 +66,7 @@ impl ServerBuilder {
             routes: RoutesBuilder::default(),
             service_names: Vec::new(),
             auth: None,
+            grpc_web: false,
             health: {
                 let reporter = HealthReporter::new();
                 let service = tonic_health::pb::health_server::HealthServer::new(
@@ -124,6 +126,13 @@ impl ServerBuilder {
         self
     }
 
+    /// Also answers gRPC-Web (HTTP/1.1 and HTTP/2, binary and base64 text), so a browser
+    /// front end can call the same API; the translation happens before anything else.
+    pub fn with_grpc_web(mut self) -> Self {
+        self.grpc_web = true;
+        self
+    }
+
     /// Requires a valid access token on every call the auth policy does not make public.
     pub fn with_auth(mut self, auth: AuthLayer) -> Self {
         self.auth = Some(auth);
@@ -158,7 +167,8 @@ impl BoundServer {
     /// connections are accepted, in-flight calls finish (up to the grace period).
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
         let BoundServer { builder, listener, local_addr } = self;
-        let ServerBuilder { settings, mut routes, service_names, auth, health: (health, health_service) } = builder;
+        let ServerBuilder { settings, mut routes, service_names, auth, grpc_web, health: (health, health_service) } =
+            builder;
 
         for name in &service_names {
             health.set_service_status(name, ServingStatus::Serving).await;
@@ -186,12 +196,18 @@ impl BoundServer {
             .map_result(shed_to_status)
             .load_shed()
             .concurrency_limit(settings.max_concurrent_requests.max(1));
-        let layers = ServiceBuilder::new().layer(GrpcTraceLayer).layer(shed).option_layer(auth).into_inner();
+        let layers = ServiceBuilder::new()
+            .option_layer(grpc_web.then(tonic_web::GrpcWebLayer::new))
+            .layer(GrpcTraceLayer)
+            .layer(shed)
+            .option_layer(auth)
+            .into_inner();
 
         let drain = drain_on(shutdown, health, service_names.clone());
         tracing::info!(server.address = %local_addr, services = ?service_names, "gRPC server listening");
         let grace = settings.shutdown_grace;
         let serve = tonic::transport::Server::builder()
+            .accept_http1(grpc_web)
             .timeout(settings.request_timeout)
             .layer(layers)
             .add_routes(routes.routes())
