@@ -1,5 +1,6 @@
 //! `govmedia up`: the whole system in one process — identity, audit, content,
-//! interaction and the gateway — on SQLite files in a data folder. The services talk to
+//! interaction and the gateway — on SQLite files in a data folder, or on one PostgreSQL
+//! database with a schema per service (`--database-url`). The services talk to
 //! each other over loopback gRPC exactly as when deployed apart; their service-to-service
 //! credentials, the credential vault's sealing key and the audit checkpoint key are
 //! generated on first start and kept in `<data-dir>/secrets/` (owner-only files). The
@@ -21,6 +22,10 @@ pub struct UpSettings {
     /// The folder holding the databases, the secrets and the archive of publications.
     #[arg(long, env = "GOVMEDIA_DATA_DIR", default_value = "govmedia-data", value_name = "DIR")]
     pub data_dir: PathBuf,
+    /// A PostgreSQL database to use instead of SQLite files (`postgres://user:password@host/db`);
+    /// each service gets its own schema in it (`govmedia_identity`, …).
+    #[arg(long, env = "GOVMEDIA_DATABASE_URL", value_name = "URL")]
+    pub database_url: Option<govmedia_kit::config::DatabaseUrl>,
     /// Where the gateway listens; every call goes through it.
     #[arg(long, env = "GOVMEDIA_LISTEN_ADDRESS", default_value = "127.0.0.1:50051", value_name = "HOST:PORT")]
     pub listen_address: SocketAddr,
@@ -99,7 +104,19 @@ pub async fn up(
     for principal in PRINCIPALS {
         client_secrets.push(secret(&secrets, principal, random_key)?);
     }
-    let sqlite = |name: &str| format!("sqlite://{}?mode=rwc", data.join(format!("{name}.db")).display());
+    let postgres = match &settings.database_url {
+        Some(url) if url.backend() == govmedia_kit::config::Backend::Postgres => {
+            create_schemas(url.expose()).await?;
+            Some(url.expose().to_owned())
+        }
+        Some(_) => return Err("--database-url must be a postgres:// URL (SQLite is the default without it)".into()),
+        None => None,
+    };
+    // A service's database: its schema of the PostgreSQL database, or its SQLite file.
+    let sqlite = |name: &str| match &postgres {
+        Some(url) => in_schema(url, name),
+        None => format!("sqlite://{}?mode=rwc", data.join(format!("{name}.db")).display()),
+    };
     let (identity_port, audit_port, content_port, interaction_port) =
         (free_loopback_port()?, free_loopback_port()?, free_loopback_port()?, free_loopback_port()?);
     let at = |port: u16| format!("127.0.0.1:{port}");
@@ -202,10 +219,14 @@ pub async fn up(
             b.admin_username
         );
     }
+    let databases = match &settings.database_url {
+        Some(url) => format!("databases in {url}, one schema per service"),
+        None => format!("databases in {}", data.display()),
+    };
     eprintln!(
-        "govmedia is up: the gateway listens on http://{} (data in {}); Ctrl-C stops it",
+        "govmedia is up: the gateway listens on http://{} ({databases}; secrets in {}); Ctrl-C stops it",
         settings.listen_address,
-        data.display()
+        secrets.display()
     );
     if let Some(ready) = ready {
         let _ = ready.send(settings.listen_address);
@@ -233,6 +254,32 @@ pub async fn up(
         Some(why) => Err(why.into()),
         None => Ok(()),
     }
+}
+
+/// The schema of a service in the shared PostgreSQL database.
+fn schema(service: &str) -> String {
+    format!("govmedia_{service}")
+}
+
+/// The URL of `service`'s schema: the connection's search path names it, so the
+/// service's tables and its migration history live there.
+fn in_schema(url: &str, service: &str) -> String {
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}options=-c%20search_path%3D{}", schema(service))
+}
+
+async fn create_schemas(url: &str) -> Result<(), BoxError> {
+    use sqlx::Connection;
+    let mut connection =
+        sqlx::PgConnection::connect(url).await.map_err(|e| format!("cannot connect to the database: {e}"))?;
+    for service in ["identity", "audit", "content", "interaction"] {
+        sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS {}", schema(service)))
+            .execute(&mut connection)
+            .await
+            .map_err(|e| format!("cannot create schema {}: {e}", schema(service)))?;
+    }
+    connection.close().await?;
+    Ok(())
 }
 
 async fn named(

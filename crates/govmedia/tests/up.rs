@@ -1,5 +1,5 @@
-//! `govmedia up` in-process on a fresh data folder: every service starts behind the
-//! gateway; the administrator logs in through the gateway with the configured first
+//! `govmedia up` in-process on a fresh data folder, on SQLite files and on PostgreSQL
+//! (a schema per service): every service starts behind the gateway; the administrator logs in through the gateway with the configured first
 //! password and must change it; a department created through the gateway is there after
 //! a restart on the same folder, whose secrets and credentials are reused.
 
@@ -12,22 +12,26 @@ use govmedia_testkit::with_token;
 const FIRST: &str = "Harbour#Lights2026";
 const SECOND: &str = "Quiet#Forest2027!";
 
-fn settings(dir: &std::path::Path, port: u16) -> UpSettings {
+fn settings(dir: &std::path::Path, port: u16, database: Option<&str>) -> UpSettings {
     use clap::Parser;
-    UpSettings::try_parse_from([
-        "govmedia up",
-        "--data-dir",
-        dir.to_str().expect("utf-8"),
-        "--listen-address",
-        &format!("127.0.0.1:{port}"),
-        "--bootstrap-password",
-        FIRST,
-    ])
-    .expect("settings")
+    let mut args = vec![
+        "govmedia up".to_owned(),
+        "--data-dir".into(),
+        dir.to_str().expect("utf-8").into(),
+        "--listen-address".into(),
+        format!("127.0.0.1:{port}"),
+        "--bootstrap-password".into(),
+        FIRST.into(),
+    ];
+    if let Some(url) = database {
+        args.extend(["--database-url".to_owned(), url.to_owned()]);
+    }
+    UpSettings::try_parse_from(args).expect("settings")
 }
 
 async fn start(
     dir: &std::path::Path,
+    database: Option<&str>,
 ) -> (
     String,
     tokio::sync::oneshot::Sender<()>,
@@ -37,7 +41,7 @@ async fn start(
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let (ready_tx, ready) = tokio::sync::oneshot::channel();
     let running = tokio::spawn(up(
-        settings(dir, port),
+        settings(dir, port, database),
         async move {
             let _ = stopped.await;
         },
@@ -65,9 +69,19 @@ async fn login(gateway: &tonic::transport::Channel, password: &str) -> Result<ip
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn everything_starts_behind_the_gateway_and_survives_a_restart() {
+async fn on_sqlite_everything_starts_behind_the_gateway_and_survives_a_restart() {
+    story(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_everything_starts_behind_the_gateway_and_survives_a_restart() {
+    let database = govmedia_testkit::TestDatabase::postgres().await;
+    story(Some(database.url().expose())).await;
+}
+
+async fn story(database: Option<&str>) {
     let dir = tempfile::tempdir().expect("dir");
-    let (url, stop, running) = start(dir.path()).await;
+    let (url, stop, running) = start(dir.path(), database).await;
     let gateway = channel(&url).await;
     let first = login(&gateway, FIRST).await.expect("first login through the gateway");
     assert!(first.password_change_required, "the first password must be changed");
@@ -107,15 +121,22 @@ async fn everything_starts_behind_the_gateway_and_survives_a_restart() {
     stop.send(()).expect("stop");
     running.await.expect("joined").expect("stopped cleanly");
 
-    for name in ["identity.db", "audit.db", "content.db", "interaction.db", "secrets/govmedia-content"] {
+    let files: &[&str] = match database {
+        None => &["identity.db", "audit.db", "content.db", "interaction.db", "secrets/govmedia-content"],
+        Some(_) => &["secrets/govmedia-content"],
+    };
+    for name in files {
         assert!(dir.path().join(name).exists(), "{name}");
+    }
+    if database.is_some() {
+        assert!(!dir.path().join("identity.db").exists(), "PostgreSQL, not SQLite");
     }
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(dir.path().join("secrets/govmedia-audit")).expect("secret").permissions().mode();
     assert_eq!(mode & 0o077, 0, "secrets are the owner's only: {mode:o}");
 
     // Again on the same folder: the changed password holds, the department is there.
-    let (url, stop, running) = start(dir.path()).await;
+    let (url, stop, running) = start(dir.path(), database).await;
     let gateway = channel(&url).await;
     let again = login(&gateway, SECOND).await.expect("login after restart");
     let token = again.tokens.expect("tokens").access_token;
