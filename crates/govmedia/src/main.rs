@@ -29,6 +29,13 @@ Usage:
                                         interaction or gateway
   govmedia serve <service> --help       every setting of that service, with its
                                         GOVMEDIA_* variable and default
+  govmedia login --username NAME [--gateway URL] [--password-stdin]
+                                        sign in through the gateway (default
+                                        http://127.0.0.1:50051 or GOVMEDIA_GATEWAY)
+  govmedia change-password [--password-stdin]
+                                        change the password (current, then new)
+  govmedia whoami [--json]              who the session is, with its roles
+  govmedia logout                       end the session
   govmedia --help                       this text
 
 Settings come from, in rising precedence: defaults, a TOML file (--config or
@@ -57,6 +64,7 @@ fn main() -> ExitCode {
             let telemetry = s.telemetry.clone();
             run("govmedia", &telemetry, move |shutdown| Box::pin(govmedia::up::up(s, shutdown, None)))
         }
+        Some("login" | "change-password" | "whoami" | "logout") => command(args),
         Some("--help" | "-h" | "help") | None => {
             print!("{USAGE}");
             ExitCode::SUCCESS
@@ -68,6 +76,32 @@ fn main() -> ExitCode {
         Some(other) => {
             eprintln!("govmedia: unknown command {other:?}\n\n{USAGE}");
             ExitCode::from(2)
+        }
+    }
+}
+
+/// One of the operators' commands, on a small runtime.
+fn command(args: Vec<OsString>) -> ExitCode {
+    use clap::Parser;
+    let command = match govmedia::cli::Command::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("govmedia: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(govmedia::cli::run(command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("govmedia: {e}");
+            ExitCode::FAILURE
         }
     }
 }

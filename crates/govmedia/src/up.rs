@@ -210,6 +210,18 @@ pub async fn up(
     services.spawn(named("interaction", govmedia_interaction::serve(interaction_settings, stopped())));
     services.spawn(named("gateway", govmedia_gateway::serve(gateway_settings, stopped())));
 
+    // Say "up" only once the gateway takes connections.
+    let mut listening = false;
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(settings.listen_address).await.is_ok() {
+            listening = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    if !listening {
+        tracing::warn!(address = %settings.listen_address, "the gateway is not taking connections yet");
+    }
     if let Some(b) = &bootstrap
         && let Some(password) = &b.one_time_password
     {

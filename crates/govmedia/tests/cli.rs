@@ -1,0 +1,96 @@
+//! The operators' command line as a real process against `govmedia up`: login through the
+//! gateway (the first password must be changed), change-password, whoami in both forms,
+//! the session file owner-only, a clear message for a wrong password, logout.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use govmedia::up::{UpSettings, up};
+
+const FIRST: &str = "Harbour#Lights2026";
+const SECOND: &str = "Quiet#Forest2027!";
+
+fn govmedia(config: &std::path::Path, gateway: &str, args: &[&str], stdin: &str) -> std::process::Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_govmedia"))
+        .args(args)
+        .env("GOVMEDIA_CLI_CONFIG_DIR", config)
+        .env("GOVMEDIA_GATEWAY", gateway)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("runs");
+    child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("stdin written");
+    child.wait_with_output().expect("exits")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_signs_in_changes_the_password_and_sees_who_they_are() {
+    use clap::Parser;
+    let data = tempfile::tempdir().expect("data");
+    let config = tempfile::tempdir().expect("config");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let settings = UpSettings::try_parse_from([
+        "govmedia up",
+        "--data-dir",
+        data.path().to_str().expect("utf-8"),
+        "--listen-address",
+        &format!("127.0.0.1:{port}"),
+        "--bootstrap-password",
+        FIRST,
+    ])
+    .expect("settings");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (ready_tx, ready) = tokio::sync::oneshot::channel();
+    let running = tokio::spawn(up(
+        settings,
+        async move {
+            let _ = stopped.await;
+        },
+        Some(ready_tx),
+    ));
+    let gateway = format!("http://{}", ready.await.expect("ready"));
+    let config = config.path().join("govmedia");
+
+    let cli = |args: &'static [&'static str], stdin: String| {
+        let (config, gateway) = (config.clone(), gateway.clone());
+        tokio::task::spawn_blocking(move || govmedia(&config, &gateway, args, &stdin))
+    };
+    let wrong = cli(&["login", "--username", "admin", "--password-stdin"], "not-it\n".into()).await.expect("ran");
+    assert!(!wrong.status.success());
+    assert!(
+        String::from_utf8_lossy(&wrong.stderr).contains("Unauthenticated"),
+        "{}",
+        String::from_utf8_lossy(&wrong.stderr)
+    );
+
+    let login = cli(&["login", "--username", "admin", "--password-stdin"], format!("{FIRST}\n")).await.expect("ran");
+    assert!(login.status.success(), "{}", String::from_utf8_lossy(&login.stderr));
+    assert!(String::from_utf8_lossy(&login.stderr).contains("must be changed"));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(config.join("session.json")).expect("session kept").permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+
+    let weak = cli(&["change-password", "--password-stdin"], format!("{FIRST}\nshort\n")).await.expect("ran");
+    assert!(!weak.status.success());
+    let changed = cli(&["change-password", "--password-stdin"], format!("{FIRST}\n{SECOND}\n")).await.expect("ran");
+    assert!(changed.status.success(), "{}", String::from_utf8_lossy(&changed.stderr));
+
+    let me = cli(&["whoami", "--json"], String::new()).await.expect("ran");
+    assert!(me.status.success(), "{}", String::from_utf8_lossy(&me.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&me.stdout).expect("json");
+    assert_eq!(json["username"], "admin");
+    assert_eq!(json["password_change_required"], false);
+    assert!(json["role_bindings"].as_array().expect("roles").iter().any(|b| b["role"] == "administrator"), "{json}");
+    let table = cli(&["whoami"], String::new()).await.expect("ran");
+    assert!(String::from_utf8_lossy(&table.stdout).contains("administrator"));
+
+    let out = cli(&["logout"], String::new()).await.expect("ran");
+    assert!(out.status.success());
+    let after = cli(&["whoami"], String::new()).await.expect("ran");
+    assert!(!after.status.success());
+    assert!(String::from_utf8_lossy(&after.stderr).contains("govmedia login"));
+
+    stop.send(()).expect("stop");
+    running.await.expect("joined").expect("stopped cleanly");
+}
