@@ -204,6 +204,17 @@ pub struct ServerSettings {
     /// How long shutdown waits for in-flight requests to finish.
     #[arg(long, env = "GOVMEDIA_SHUTDOWN_GRACE", default_value = "20s", value_parser = parse_duration, value_name = "DURATION")]
     pub shutdown_grace: Duration,
+    /// PEM certificate chain to serve TLS with (with --tls-key); plaintext without.
+    #[arg(long, env = "GOVMEDIA_TLS_CERT", value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of the TLS certificate.
+    #[arg(long, env = "GOVMEDIA_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA certificates that sign client certificates: a client (a service principal)
+    /// may then authenticate the connection with its certificate (mutual TLS); clients
+    /// without one still connect and present tokens.
+    #[arg(long, env = "GOVMEDIA_TLS_CLIENT_CA", value_name = "FILE", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
 }
 
 impl ServerSettings {
@@ -215,6 +226,9 @@ impl ServerSettings {
             max_concurrent_requests: 256,
             request_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(5),
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
         }
     }
 }

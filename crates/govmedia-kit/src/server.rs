@@ -45,6 +45,14 @@ pub enum ServeError {
     /// The transport failed.
     #[error("gRPC server failed: {0}")]
     Transport(#[from] tonic::transport::Error),
+    /// A TLS file cannot be read or used.
+    #[error("invalid setting {setting}: {message}")]
+    Tls {
+        /// The setting.
+        setting: &'static str,
+        /// What is wrong.
+        message: String,
+    },
 }
 
 /// A server being assembled: add services, then [`ServerBuilder::bind`].
@@ -206,7 +214,13 @@ impl BoundServer {
         let drain = drain_on(shutdown, health, service_names.clone());
         tracing::info!(server.address = %local_addr, services = ?service_names, "gRPC server listening");
         let grace = settings.shutdown_grace;
-        let serve = tonic::transport::Server::builder()
+        let mut server = tonic::transport::Server::builder();
+        if let Some(tls) = tls_config(&settings)? {
+            server = server
+                .tls_config(tls)
+                .map_err(|e| ServeError::Tls { setting: "GOVMEDIA_TLS_CERT", message: e.to_string() })?;
+        }
+        let serve = server
             .accept_http1(grpc_web)
             .timeout(settings.request_timeout)
             .layer(layers)
@@ -227,6 +241,23 @@ impl BoundServer {
         tracing::info!(server.address = %local_addr, "gRPC server stopped");
         Ok(())
     }
+}
+
+/// The listener's TLS, when the settings name a certificate.
+fn tls_config(settings: &ServerSettings) -> Result<Option<tonic::transport::ServerTlsConfig>, ServeError> {
+    let (Some(cert), Some(key)) = (&settings.tls_cert, &settings.tls_key) else { return Ok(None) };
+    let read = |setting: &'static str, path: &std::path::Path| {
+        std::fs::read(path).map_err(|e| ServeError::Tls { setting, message: format!("{}: {e}", path.display()) })
+    };
+    let identity =
+        tonic::transport::Identity::from_pem(read("GOVMEDIA_TLS_CERT", cert)?, read("GOVMEDIA_TLS_KEY", key)?);
+    let mut tls = tonic::transport::ServerTlsConfig::new().identity(identity);
+    if let Some(ca) = &settings.tls_client_ca {
+        tls = tls
+            .client_ca_root(tonic::transport::Certificate::from_pem(read("GOVMEDIA_TLS_CLIENT_CA", ca)?))
+            .client_auth_optional(true);
+    }
+    Ok(Some(tls))
 }
 
 /// Turns load shedding's `Overloaded` into a gRPC UNAVAILABLE answer instead of a

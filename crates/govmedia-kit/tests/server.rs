@@ -273,3 +273,39 @@ async fn shutdown_lets_the_call_in_flight_finish() {
     assert_eq!(response.appended_count, 1);
     assert_eq!(store.lock().expect("store").log, vec!["last".to_owned()]);
 }
+
+#[tokio::test]
+async fn with_a_certificate_the_server_speaks_tls_only() {
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("certificate");
+    let folder = tempfile::tempdir().expect("dir");
+    let (cert, key) = (folder.path().join("cert.pem"), folder.path().join("key.pem"));
+    std::fs::write(&cert, certified.cert.pem()).expect("cert written");
+    std::fs::write(&key, certified.signing_key.serialize_pem()).expect("key written");
+    let settings = ServerSettings { tls_cert: Some(cert), tls_key: Some(key), ..ServerSettings::loopback() };
+    let server = TestServer::start(
+        ServerBuilder::new(settings).add_service(common::server(Arc::new(Mutex::new(common::Store::default())))),
+    )
+    .await;
+    let tls = tonic::transport::ClientTlsConfig::new()
+        .ca_certificate(tonic::transport::Certificate::from_pem(certified.cert.pem()))
+        .domain_name("localhost");
+    let channel = tonic::transport::Endpoint::from_shared(format!("https://{}", server.addr()))
+        .expect("url")
+        .tls_config(tls)
+        .expect("tls")
+        .connect()
+        .await
+        .expect("a TLS connection");
+    let status = HealthClient::new(channel)
+        .check(HealthCheckRequest { service: AUDIT_SERVICE.to_owned() })
+        .await
+        .expect("health over TLS")
+        .into_inner()
+        .status;
+    assert_eq!(status, ServingStatus::Serving as i32);
+    // Plaintext is not answered.
+    let plain =
+        HealthClient::new(server.channel()).check(HealthCheckRequest { service: AUDIT_SERVICE.to_owned() }).await;
+    assert!(plain.is_err(), "plaintext must not be served: {plain:?}");
+    server.stop().await;
+}
