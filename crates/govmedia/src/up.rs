@@ -208,19 +208,15 @@ pub async fn up(
     services.spawn(named("audit", govmedia_audit::serve(audit_settings, stopped())));
     services.spawn(named("content", govmedia_content::serve(content_settings, stopped())));
     services.spawn(named("interaction", govmedia_interaction::serve(interaction_settings, stopped())));
+    // The gateway starts once the services behind it listen: its first health probe must
+    // find them up, or it would take them out of its balancers until the next probe.
+    let loopback = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+    let ports = [identity_port, audit_port, content_port, interaction_port].map(loopback);
+    let mut listening = wait_for(&ports).await;
     services.spawn(named("gateway", govmedia_gateway::serve(gateway_settings, stopped())));
-
-    // Say "up" only once the gateway takes connections.
-    let mut listening = false;
-    for _ in 0..200 {
-        if tokio::net::TcpStream::connect(settings.listen_address).await.is_ok() {
-            listening = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    listening &= wait_for(&[settings.listen_address]).await;
     if !listening {
-        tracing::warn!(address = %settings.listen_address, "the gateway is not taking connections yet");
+        tracing::warn!(address = %settings.listen_address, "a service is not taking connections yet");
     }
     if let Some(b) = &bootstrap
         && let Some(password) = &b.one_time_password
@@ -266,6 +262,24 @@ pub async fn up(
         Some(why) => Err(why.into()),
         None => Ok(()),
     }
+}
+
+/// Waits (up to 10 s each) until every address takes connections; false if one never did.
+async fn wait_for(addresses: &[SocketAddr]) -> bool {
+    for address in addresses {
+        let mut open = false;
+        for _ in 0..200 {
+            if tokio::net::TcpStream::connect(address).await.is_ok() {
+                open = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        if !open {
+            return false;
+        }
+    }
+    true
 }
 
 /// The schema of a service in the shared PostgreSQL database.
