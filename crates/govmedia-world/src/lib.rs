@@ -83,6 +83,17 @@ pub async fn service_principal(
     admin: &str,
     client_id: &str,
 ) -> (String, String) {
+    service_principal_with_role(directory, access, admin, client_id, "govmedia_service").await
+}
+
+/// Registers a service principal holding `role` globally; (id, secret).
+pub async fn service_principal_with_role(
+    directory: &mut DirectoryServiceClient<Channel>,
+    access: &mut AccessServiceClient<Channel>,
+    admin: &str,
+    client_id: &str,
+    role: &str,
+) -> (String, String) {
     let created = directory
         .create_service_principal(with_token(
             ipb::CreateServicePrincipalRequest {
@@ -96,10 +107,10 @@ pub async fn service_principal(
             admin,
         ))
         .await
-        .expect("service principal")
+        .unwrap_or_else(|e| panic!("service principal {client_id}: {e}"))
         .into_inner();
     let id = created.service_principal.expect("principal").id;
-    grant(access, admin, &id, "govmedia_service").await;
+    grant(access, admin, &id, role).await;
     (id, created.client_secret)
 }
 
@@ -362,27 +373,12 @@ impl World {
     pub async fn service_token(&self, client_id: &str, role: &str) -> String {
         let mut directory = DirectoryServiceClient::new(self.identity.channel());
         let mut access = AccessServiceClient::new(self.identity.channel());
-        let created = directory
-            .create_service_principal(with_token(
-                ipb::CreateServicePrincipalRequest {
-                    request_id: rid(),
-                    service_principal: Some(ipb::ServicePrincipal {
-                        client_id: client_id.into(),
-                        display_name: client_id.into(),
-                        ..Default::default()
-                    }),
-                },
-                &self.admin_token,
-            ))
-            .await
-            .unwrap_or_else(|e| panic!("service principal {client_id}: {e}"))
-            .into_inner();
-        let id = created.service_principal.expect("principal").id;
-        grant(&mut access, &self.admin_token, &id, role).await;
+        let (_, secret) =
+            service_principal_with_role(&mut directory, &mut access, &self.admin_token, client_id, role).await;
         AuthenticationServiceClient::new(self.identity.channel())
             .exchange_client_credentials(ipb::ExchangeClientCredentialsRequest {
                 client_id: client_id.into(),
-                client_secret: created.client_secret,
+                client_secret: secret,
             })
             .await
             .expect("token")
