@@ -114,6 +114,12 @@ pub enum Error {
         /// When to retry.
         retry_after: Duration,
     },
+    /// The request is larger than the server accepts.
+    #[error("message larger than {limit} bytes")]
+    MessageTooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
     /// A dependency (another service, the database) is unavailable.
     #[error("{dependency} unavailable: {source}")]
     Unavailable {
@@ -190,6 +196,7 @@ impl Error {
             Error::AccountLocked { .. } => "ACCOUNT_LOCKED",
             Error::PasswordChangeRequired => "PASSWORD_CHANGE_REQUIRED",
             Error::RateLimited { .. } => "RATE_LIMITED",
+            Error::MessageTooLarge { .. } => "MESSAGE_TOO_LARGE",
             Error::Unavailable { .. } => "UNAVAILABLE",
             Error::Internal(_) => "INTERNAL",
         }
@@ -286,6 +293,13 @@ impl From<Error> for tonic::Status {
                 details.set_retry_info(Some(retry_after));
                 status(Code::ResourceExhausted, "rate limit exceeded", reason, vec![], details)
             }
+            Error::MessageTooLarge { limit } => status(
+                Code::ResourceExhausted,
+                format!("the message is larger than the limit of {limit} bytes"),
+                reason,
+                vec![("limit_bytes", limit.to_string())],
+                ErrorDetails::new(),
+            ),
             Error::Unavailable { dependency, source } => {
                 tracing::warn!(dependency, error = %source, "dependency unavailable");
                 let mut details = ErrorDetails::new();

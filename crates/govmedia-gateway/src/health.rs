@@ -1,7 +1,7 @@
 //! Replica health and aggregated health: the gateway asks every replica of every upstream
 //! (`grpc.health.v1`, the server as a whole) every few seconds. A replica that does not
-//! answer SERVING is taken out of its upstream's balancer, and put back when it answers
-//! again; the package's services are reported SERVING while at least one replica is in,
+//! answer SERVING is taken out of service, and put back when it answers again (the proxy
+//! also takes a replica out the moment a call cannot reach it; only a probe puts it back); the package's services are reported SERVING while at least one replica is in,
 //! NOT_SERVING when none is — so a load balancer or an operator pointed at the gateway
 //! sees which part of the system is down.
 
@@ -32,8 +32,6 @@ pub async fn probe(replica: &Replica) -> bool {
 
 /// Probes every upstream every `every` and reports its package's services, until `stop`.
 pub async fn watch(upstreams: Vec<Upstream>, reporter: HealthReporter, every: Duration, stop: CancellationToken) {
-    // Every replica starts in the balancer.
-    let mut in_service: Vec<Vec<bool>> = upstreams.iter().map(|u| vec![true; u.replicas.len()]).collect();
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -41,14 +39,12 @@ pub async fn watch(upstreams: Vec<Upstream>, reporter: HealthReporter, every: Du
             () = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
-        for (upstream, states) in upstreams.iter().zip(in_service.iter_mut()) {
+        for upstream in &upstreams {
             let mut any = false;
-            for (replica, was) in upstream.replicas.iter().zip(states.iter_mut()) {
+            for replica in upstream.replicas.iter() {
                 let up = probe(replica).await;
-                if up != *was {
+                if replica.set_in_service(up) {
                     tracing::warn!(package = upstream.package, replica = %replica.address, up, "replica health changed");
-                    upstream.set_in_service(replica, up).await;
-                    *was = up;
                 }
                 any |= up;
             }

@@ -2,8 +2,9 @@
 //! call is routed by its gRPC service name to the upstream serving that package —
 //! `govmedia.identity.v1.*` to identity, and so on — without decoding the messages:
 //! the HTTP/2 request goes on as it came, and the response, streamed, with its trailers,
-//! comes back as it was sent. An upstream may be several replicas, balanced by tonic's
-//! power-of-two-choices balancer.
+//! comes back as it was sent. An upstream may be several replicas, balanced by the power of
+//! two choices; a call that never reached a replica (it died since the last probe) is
+//! sent to another, so losing a replica loses no call that had not started.
 //!
 //! It also answers gRPC-Web (HTTP/1.1 included), so a browser front end calls the same
 //! API without another proxy.
@@ -26,37 +27,65 @@ use std::sync::Arc;
 use govmedia_kit::auth::{AuthLayer, AuthPolicy, TokenVerifier};
 use govmedia_kit::config::ServerSettings;
 use govmedia_kit::server::ServerBuilder;
-use tonic::transport::channel::Change;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
 use tonic::transport::{Channel, Endpoint};
 
-/// One upstream: the package it serves, its replicas, and the balanced channel calls
-/// go through. The health watcher (`health::watch`) takes a replica out of the balancer
-/// when it stops answering and puts it back when it answers again.
+/// One upstream: the package it serves and its replicas. Each call goes to one replica in
+/// service, chosen by the power of two choices (two at random, the one with fewer calls in
+/// flight); a call that could not reach its replica is retried on another (see `proxy`).
+/// The health watcher (`health::watch`) takes a replica out of service when it stops
+/// answering and puts it back when it answers again; a failed connection takes it out at
+/// once.
 #[derive(Debug, Clone)]
 pub struct Upstream {
     /// The proto package, for example `govmedia.identity.v1`.
     pub package: &'static str,
-    /// The balanced channel over the replicas in service.
-    pub channel: Channel,
-    /// Each replica: its address, its endpoint, and a channel of its own for probing.
-    pub replicas: Vec<Replica>,
-    changes: tokio::sync::mpsc::Sender<Change<String, Endpoint>>,
+    /// Each replica.
+    pub replicas: Arc<[Replica]>,
 }
 
 /// One replica of an upstream.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Replica {
     /// Its address.
     pub address: String,
-    /// How to reach it.
-    pub endpoint: Endpoint,
-    /// A channel to it alone (for health probes).
+    /// A channel to it alone, connected lazily and reconnected after a failure.
     pub channel: Channel,
+    in_service: AtomicBool,
+    in_flight: AtomicUsize,
+}
+
+impl Replica {
+    /// Whether calls go to it.
+    pub fn in_service(&self) -> bool {
+        self.in_service.load(Ordering::Relaxed)
+    }
+
+    /// Puts it in service or takes it out; says whether that changed anything.
+    pub fn set_in_service(&self, in_service: bool) -> bool {
+        self.in_service.swap(in_service, Ordering::Relaxed) != in_service
+    }
+
+    /// Counts a call in flight until the guard drops.
+    pub(crate) fn start_call(&self) -> InFlight<'_> {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(self)
+    }
+}
+
+/// A call in flight on a replica.
+pub(crate) struct InFlight<'a>(&'a Replica);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Upstream {
     /// An upstream for `package` over `replicas` (`http://host:port`), connected lazily;
-    /// every replica starts in the balancer until a probe finds it down.
+    /// every replica starts in service until a probe or a call finds it down.
     pub fn new(package: &str, replicas: &[String]) -> Result<Self, SettingError> {
         let Some(package) = routes::PACKAGES.iter().copied().find(|p| *p == package) else {
             return Err(SettingError {
@@ -73,25 +102,40 @@ impl Upstream {
                 let endpoint = Endpoint::from_shared(r.clone())
                     .map(|e| e.tcp_nodelay(true).connect_timeout(std::time::Duration::from_secs(2)))
                     .map_err(|e| SettingError { setting: package.to_owned(), message: format!("{r:?}: {e}") })?;
-                Ok(Replica { address: r.clone(), channel: endpoint.connect_lazy(), endpoint })
+                Ok(Replica {
+                    address: r.clone(),
+                    channel: endpoint.connect_lazy(),
+                    in_service: AtomicBool::new(true),
+                    in_flight: AtomicUsize::new(0),
+                })
             })
             .collect::<Result<Vec<_>, SettingError>>()?;
-        let (channel, changes) = Channel::balance_channel(replicas.len().max(16));
-        for r in &replicas {
-            // The buffer holds every replica; a full buffer cannot happen here.
-            let _ = changes.try_send(Change::Insert(r.address.clone(), r.endpoint.clone()));
-        }
-        Ok(Self { package, channel, replicas, changes })
+        Ok(Self { package, replicas: replicas.into() })
     }
 
-    /// Puts a replica in the balancer or takes it out.
-    pub async fn set_in_service(&self, replica: &Replica, in_service: bool) {
-        let change = if in_service {
-            Change::Insert(replica.address.clone(), replica.endpoint.clone())
-        } else {
-            Change::Remove(replica.address.clone())
-        };
-        let _ = self.changes.send(change).await;
+    /// The replica for the next call, other than those in `tried`: two in service picked
+    /// at random, the less busy one; when none is in service, any not yet tried (health
+    /// may lag behind a replica that came back); `None` once every replica was tried.
+    pub fn pick(&self, tried: &[usize]) -> Option<usize> {
+        use rand::seq::IteratorRandom;
+        let untried = |i: &usize| !tried.contains(i);
+        let mut rng = rand::rng();
+        let in_service = (0..self.replicas.len()).filter(untried).filter(|&i| self.replicas[i].in_service());
+        let two = in_service.choose_multiple(&mut rng, 2);
+        match two.as_slice() {
+            [a, b] => {
+                let load = |i: usize| self.replicas[i].in_flight.load(Ordering::Relaxed);
+                Some(if load(*b) < load(*a) { *b } else { *a })
+            }
+            [a] => Some(*a),
+            _ => (0..self.replicas.len()).filter(untried).choose(&mut rng),
+        }
+    }
+
+    /// A channel balanced over every replica, for the gateway's own calls (fetching the
+    /// token keys from identity).
+    pub fn balanced(&self) -> Channel {
+        Channel::balance_list(self.replicas.iter().filter_map(|r| Endpoint::from_shared(r.address.clone()).ok()))
     }
 }
 
@@ -116,12 +160,13 @@ pub fn server(
     let policy = AuthPolicy::standard()
         .with_public(govmedia_identity::PUBLIC_METHODS.iter().copied())
         .with_password_change_allowed(govmedia_identity::PASSWORD_CHANGE_METHODS.iter().copied());
+    let settings_limit = settings.max_message_bytes;
     let mut builder = ServerBuilder::new(settings).with_auth(AuthLayer::new(verifier, policy)).with_grpc_web();
     for upstream in upstreams {
         for service in routes::services_of(upstream.package) {
             builder = builder.add_named_route(
                 &service,
-                proxy::Proxy::new(upstream.channel.clone(), upstream.package).with_limits(limits.clone()),
+                proxy::Proxy::new(upstream.clone(), settings_limit).with_limits(limits.clone()),
             );
         }
     }
@@ -215,7 +260,7 @@ pub async fn serve(
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let upstreams = upstreams(&settings.upstreams)?;
     let identity =
-        upstreams.iter().find(|u| u.package == "govmedia.identity.v1").map(|u| u.channel.clone()).ok_or_else(|| {
+        upstreams.iter().find(|u| u.package == "govmedia.identity.v1").map(Upstream::balanced).ok_or_else(|| {
             SettingError { setting: "GOVMEDIA_GATEWAY_IDENTITY_UPSTREAMS".into(), message: "is required".into() }
         })?;
     let verifier = Arc::new(TokenVerifier::from_identity(identity));

@@ -20,6 +20,26 @@ pub fn services_of(package: &str) -> Vec<String> {
     names
 }
 
+/// The paths (`/package.Service/Method`) of the methods of `package` whose request is a
+/// stream: the gateway streams those through rather than holding them for a retry.
+pub fn client_streaming_methods(package: &str) -> std::collections::HashSet<String> {
+    let Ok(set) = prost_types::FileDescriptorSet::decode(govmedia_proto::FILE_DESCRIPTOR_SET) else {
+        return Default::default();
+    };
+    set.file
+        .iter()
+        .filter(|f| f.package() == package)
+        .flat_map(|f| {
+            f.service.iter().flat_map(move |s| {
+                s.method
+                    .iter()
+                    .filter(|m| m.client_streaming())
+                    .map(move |m| format!("/{}.{}/{}", f.package(), s.name(), m.name()))
+            })
+        })
+        .collect()
+}
+
 /// The packages the gateway fronts, one upstream each.
 pub const PACKAGES: [&str; 4] =
     ["govmedia.identity.v1", "govmedia.content.v1", "govmedia.interaction.v1", "govmedia.audit.v1"];

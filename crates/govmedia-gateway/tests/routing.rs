@@ -308,3 +308,94 @@ async fn grpc_web_works_from_a_plain_http1_client() {
     assert!(text.contains("grpc-status: 16") || text.contains("grpc-status:16"), "{text}");
     gw.stop().await;
 }
+
+/// Two audit replicas behind the gateway, no health probes: one is stopped while callers
+/// keep calling. Every call that had not started when it went goes to the survivor — none
+/// fails — and the dead replica is out of service after the first call that found it gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_one_of_two_replicas_loses_no_call_that_had_not_started() {
+    let world = World::start(TestDatabase::sqlite()).await;
+    let verifier = Arc::new(TokenVerifier::from_identity(world.identity.channel()));
+    let second =
+        TestServer::start(govmedia_audit::server(&world.core, ServerSettings::loopback(), verifier.clone())).await;
+    let audit = Upstream::new("govmedia.audit.v1", &[world.audit.endpoint(), second.endpoint()]).expect("audit");
+    let upstreams =
+        vec![Upstream::new("govmedia.identity.v1", &[world.identity.endpoint()]).expect("identity"), audit.clone()];
+    let gw = TestServer::start(server(&upstreams, ServerSettings::loopback(), verifier, None)).await;
+
+    let call = |channel: tonic::transport::Channel, token: String| async move {
+        AuditLogServiceClient::new(channel)
+            .query_events(with_token(apb::QueryEventsRequest { page_size: 5, ..Default::default() }, &token))
+            .await
+            .map(|_| ())
+    };
+    // Both replicas take calls before the kill.
+    for _ in 0..40 {
+        call(gw.channel(), world.auditor_token.clone()).await.expect("both replicas answer");
+    }
+    assert!(audit.replicas.iter().all(|r| r.in_service()));
+
+    // Four callers keep calling across the kill.
+    let stop = tokio_util::sync::CancellationToken::new();
+    let callers: Vec<_> = (0..4)
+        .map(|_| {
+            let (channel, token, stop) = (gw.channel(), world.auditor_token.clone(), stop.clone());
+            tokio::spawn(async move {
+                let (mut ok, mut failed) = (0u32, Vec::new());
+                while !stop.is_cancelled() {
+                    match call(channel.clone(), token.clone()).await {
+                        Ok(()) => ok += 1,
+                        Err(status) => failed.push(status),
+                    }
+                }
+                (ok, failed)
+            })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    second.stop().await;
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    stop.cancel();
+    let mut total = 0;
+    for caller in callers {
+        let (ok, failed) = caller.await.expect("caller");
+        assert!(failed.is_empty(), "{} calls were lost with a replica, the first: {:?}", failed.len(), failed.first());
+        total += ok;
+    }
+    assert!(total > 20, "the callers kept calling: {total}");
+    assert!(audit.replicas[0].in_service(), "the survivor stays in");
+    assert!(!audit.replicas[1].in_service(), "the dead replica is out");
+    gw.stop().await;
+}
+
+/// A request over the message size limit is refused at the edge, before any upstream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_over_the_size_limit_is_refused_at_the_edge() {
+    use tonic_types::StatusExt;
+    let world = World::start(TestDatabase::sqlite()).await;
+    let upstreams = vec![Upstream::new("govmedia.identity.v1", &[world.identity.endpoint()]).expect("identity")];
+    let verifier = Arc::new(TokenVerifier::from_identity(world.identity.channel()));
+    let settings = ServerSettings { max_message_bytes: 1024, ..ServerSettings::loopback() };
+    let gw = TestServer::start(server(&upstreams, settings, verifier, None)).await;
+    let department = |name: String| {
+        with_token(
+            ipb::CreateDepartmentRequest {
+                request_id: rid(),
+                department: Some(ipb::Department { name, code: "BIG".into(), ..Default::default() }),
+            },
+            &world.admin_token,
+        )
+    };
+    let status = DirectoryServiceClient::new(gw.channel())
+        .create_department(department("大".repeat(1000)))
+        .await
+        .expect_err("too large");
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert_eq!(status.get_details_error_info().expect("info").reason, "MESSAGE_TOO_LARGE");
+    assert!(status.message().contains("1024"), "{status:?}");
+    DirectoryServiceClient::new(gw.channel())
+        .create_department(department("Small Office".into()))
+        .await
+        .expect("a request under the limit passes");
+    gw.stop().await;
+}
