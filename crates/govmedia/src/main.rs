@@ -34,8 +34,20 @@ Usage:
                                         http://127.0.0.1:50051 or GOVMEDIA_GATEWAY)
   govmedia change-password [--password-stdin]
                                         change the password (current, then new)
-  govmedia whoami [--json]              who the session is, with its roles
+  govmedia whoami                       who the session is, with its roles
   govmedia logout                       end the session
+
+Daily work, through the gateway as the signed-in user (tables; --json for scripts;
+`govmedia <command> --help` for each):
+  govmedia users list|create|disable|enable|reset-password
+  govmedia departments list|create
+  govmedia roles catalogue|list|grant|revoke
+  govmedia accounts list|show|create
+  govmedia drafts list|create|show|submit|queue|approve|reject|request-changes|proofread
+  govmedia schedule DRAFT_ID --account ID [--at TIME]
+  govmedia publications list|show
+  govmedia comments queue|show|reply|hide
+  govmedia audit query|verify|export
   govmedia --help                       this text
 
 Settings come from, in rising precedence: defaults, a TOML file (--config or
@@ -64,7 +76,7 @@ fn main() -> ExitCode {
             let telemetry = s.telemetry.clone();
             run("govmedia", &telemetry, move |shutdown| Box::pin(govmedia::up::up(s, shutdown, None)))
         }
-        Some("login" | "change-password" | "whoami" | "logout") => command(args),
+        Some(name) if govmedia::cli::COMMANDS.contains(&name) => command(args),
         Some("--help" | "-h" | "help") | None => {
             print!("{USAGE}");
             ExitCode::SUCCESS
@@ -83,7 +95,7 @@ fn main() -> ExitCode {
 /// One of the operators' commands, on a small runtime.
 fn command(args: Vec<OsString>) -> ExitCode {
     use clap::Parser;
-    let command = match govmedia::cli::Command::try_parse_from(args) {
+    let command = match govmedia::cli::Cli::try_parse_from(args) {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();

@@ -1,0 +1,161 @@
+//! The signed-in session: kept on disk owner-only, and the client every command calls the
+//! gateway through, renewing an expired access token with the refresh token once.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use govmedia_proto::identity::v1 as ipb;
+use govmedia_proto::identity::v1::authentication_service_client::AuthenticationServiceClient;
+use serde::{Deserialize, Serialize};
+use tonic::transport::Channel;
+
+use super::BoxError;
+use super::output::explain;
+
+/// A signed-in session as kept on disk.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Session {
+    /// The gateway signed in through.
+    pub gateway: String,
+    /// Who.
+    pub username: String,
+    /// The short-lived token.
+    pub access_token: String,
+    /// The token that renews it.
+    pub refresh_token: String,
+}
+
+fn config_dir() -> Result<PathBuf, BoxError> {
+    if let Some(dir) = std::env::var_os("GOVMEDIA_CLI_CONFIG_DIR") {
+        return Ok(PathBuf::from(dir));
+    }
+    Ok(dirs::config_dir().ok_or("no config folder for this user (set GOVMEDIA_CLI_CONFIG_DIR)")?.join("govmedia"))
+}
+
+/// Where the session is kept.
+pub fn session_path() -> Result<PathBuf, BoxError> {
+    Ok(config_dir()?.join("session.json"))
+}
+
+/// Keeps the session, readable by its owner only.
+pub fn save(session: &Session) -> Result<(), BoxError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let dir = config_dir()?;
+    std::fs::create_dir_all(&dir)?;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+    let path = session_path()?;
+    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&path)?;
+    // An existing file keeps its mode on open: make sure it is the owner's only.
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    file.write_all(serde_json::to_string_pretty(session)?.as_bytes())?;
+    Ok(())
+}
+
+/// The kept session.
+pub fn load() -> Result<Session, BoxError> {
+    let path = session_path()?;
+    let text = std::fs::read_to_string(&path).map_err(|_| "not signed in: run `govmedia login`")?;
+    Ok(serde_json::from_str(&text)?)
+}
+
+/// A channel to the gateway.
+pub async fn connect(gateway: &str) -> Result<Channel, BoxError> {
+    tonic::transport::Endpoint::from_shared(gateway.to_owned())?
+        .connect()
+        .await
+        .map_err(|e| format!("cannot reach the gateway at {gateway}: {e}").into())
+}
+
+/// `message` with the bearer token. A token that is not a valid header value is sent
+/// without it: the gateway then refuses the call as unauthenticated.
+pub fn authorized<T>(message: T, token: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    if let Ok(value) = format!("Bearer {token}").parse() {
+        request.metadata_mut().insert("authorization", value);
+    }
+    request
+}
+
+/// The signed-in session and its connection to the gateway.
+#[derive(Debug)]
+pub struct Client {
+    /// The session.
+    pub session: Session,
+    channel: Channel,
+}
+
+impl Client {
+    /// Opens the kept session.
+    pub async fn open() -> Result<Self, BoxError> {
+        let session = load()?;
+        let channel = connect(&session.gateway).await?;
+        Ok(Self { session, channel })
+    }
+
+    /// Calls with the access token; when it has expired, renews it once with the refresh
+    /// token (keeping the new pair) and calls again. A refusal becomes its explanation.
+    pub async fn call<T, F, Fut>(&mut self, call: F) -> Result<T, BoxError>
+    where
+        F: Fn(Channel, String) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        match call(self.channel.clone(), self.session.access_token.clone()).await {
+            Ok(answer) => Ok(answer.into_inner()),
+            Err(status) if status.code() == tonic::Code::Unauthenticated => {
+                self.refresh().await?;
+                call(self.channel.clone(), self.session.access_token.clone())
+                    .await
+                    .map(tonic::Response::into_inner)
+                    .map_err(|s| explain(&s).into())
+            }
+            Err(status) => Err(explain(&status).into()),
+        }
+    }
+
+    /// Pages through a list RPC until `limit` items or the end. `call` gets one page
+    /// (channel, token, page token, page size); `split` takes the items and the next page
+    /// token out of the answer.
+    pub async fn list<R, T, F, Fut>(
+        &mut self,
+        limit: usize,
+        call: F,
+        split: impl Fn(R) -> (Vec<T>, String),
+    ) -> Result<Vec<T>, BoxError>
+    where
+        F: Fn(Channel, String, String, i32) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<R>, tonic::Status>>,
+    {
+        let mut items = Vec::new();
+        let mut page_token = String::new();
+        while items.len() < limit {
+            let page_size = i32::try_from((limit - items.len()).min(500)).unwrap_or(500);
+            let answer = self.call(|channel, token| call(channel, token, page_token.clone(), page_size)).await?;
+            let (page, next) = split(answer);
+            items.extend(page);
+            if next.is_empty() {
+                break;
+            }
+            page_token = next;
+        }
+        items.truncate(limit);
+        Ok(items)
+    }
+
+    async fn refresh(&mut self) -> Result<(), BoxError> {
+        let tokens = AuthenticationServiceClient::new(self.channel.clone())
+            .refresh_session(ipb::RefreshSessionRequest { refresh_token: self.session.refresh_token.clone() })
+            .await
+            .map_err(|s| format!("the session has ended; sign in again: {}", explain(&s)))?
+            .into_inner()
+            .tokens
+            .ok_or("identity answered without tokens")?;
+        self.session.access_token = tokens.access_token;
+        self.session.refresh_token = tokens.refresh_token;
+        save(&self.session)
+    }
+}
+
+/// A fresh request id: each command is one request, sent once.
+pub fn request_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
