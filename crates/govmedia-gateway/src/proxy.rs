@@ -67,7 +67,15 @@ impl tower::Service<http::Request<axum::body::Body>> for Proxy {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, request: http::Request<axum::body::Body>) -> Self::Future {
+    fn call(&mut self, mut request: http::Request<axum::body::Body>) -> Self::Future {
+        // The edge's span (the kit's trace layer, entered around this call) becomes the
+        // parent of the service's: a trace started here, or continued from the caller,
+        // runs on through the upstream.
+        {
+            use tracing_opentelemetry::OpenTelemetrySpanExt;
+            let context = tracing::Span::current().context();
+            govmedia_kit::telemetry::inject_context_headers(&context, request.headers_mut());
+        }
         if let Some(limits) = &self.limits
             && let Err(retry_after) = limits.check(&crate::limit::Caller::of(&request))
         {

@@ -162,6 +162,28 @@ pub fn inject_context(metadata: &mut tonic::metadata::MetadataMap) {
     TraceContextPropagator::new().inject_context(&context, &mut MetadataInjector(metadata));
 }
 
+struct HeaderInjector<'a>(&'a mut http::HeaderMap);
+
+impl Injector for HeaderInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(key), Ok(value)) =
+            (http::HeaderName::from_bytes(key.as_bytes()), http::HeaderValue::from_str(&value))
+        {
+            self.0.insert(key, value);
+        }
+    }
+}
+
+/// Puts `context`'s W3C trace context on a forwarded request's headers, replacing the
+/// caller's, so the next hop's span is a child of this one. A context without a valid
+/// span (no tracer installed) leaves the headers as they are: the caller's trace then
+/// goes on unchanged.
+pub fn inject_context_headers(context: &opentelemetry::Context, headers: &mut http::HeaderMap) {
+    if context.span().span_context().is_valid() {
+        TraceContextPropagator::new().inject_context(context, &mut HeaderInjector(headers));
+    }
+}
+
 /// A client interceptor that puts the current span's trace context on every outgoing
 /// call: `FooServiceClient::with_interceptor(channel, TraceContextInterceptor)`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -274,5 +296,36 @@ where
             }
             .instrument(span),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+
+    use super::*;
+
+    #[test]
+    fn a_forwarded_request_carries_this_hop_and_keeps_the_trace() {
+        let caller = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let mut headers = http::HeaderMap::new();
+        headers.insert("traceparent", caller.parse().expect("header"));
+
+        // No tracer: the caller's context goes on untouched.
+        inject_context_headers(&opentelemetry::Context::new(), &mut headers);
+        assert_eq!(headers["traceparent"], caller);
+
+        // This hop's span, in the caller's trace: the next hop sees it as the parent.
+        let hop = SpanContext::new(
+            TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").expect("trace id"),
+            SpanId::from_hex("b7ad6b7169203331").expect("span id"),
+            TraceFlags::SAMPLED,
+            false,
+            TraceState::default(),
+        );
+        inject_context_headers(&opentelemetry::Context::new().with_remote_span_context(hop), &mut headers);
+        assert_eq!(headers["traceparent"], "00-4bf92f3577b34da6a3ce929d0e0e4736-b7ad6b7169203331-01");
+        let extracted = extract_context(&headers);
+        assert_eq!(extracted.span().span_context().span_id(), SpanId::from_hex("b7ad6b7169203331").expect("id"));
     }
 }
