@@ -77,6 +77,10 @@ pub struct AccessClaims {
     /// True when the session may only change its password (R2.3.1).
     #[serde(default)]
     pub pcr: bool,
+    /// The service principal's client id (services only): what its client certificate
+    /// must name when servers require certificates of services.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cid: Option<String>,
 }
 
 impl AccessClaims {
@@ -101,6 +105,7 @@ impl AccessClaims {
             sid: None,
             dept: None,
             pcr: false,
+            cid: None,
         }
     }
 }
@@ -122,6 +127,8 @@ pub struct Principal {
     pub password_change_required: bool,
     /// The token's expiry.
     pub expires_at: DateTime<Utc>,
+    /// The client id (service principals).
+    pub client_id: Option<String>,
 }
 
 impl Principal {
@@ -296,6 +303,7 @@ impl TokenVerifier {
             department: claims.dept.as_deref().and_then(|d| d.parse().ok()),
             password_change_required: claims.pcr,
             expires_at: DateTime::from_timestamp(claims.exp, 0).unwrap_or_default(),
+            client_id: claims.cid,
         })
     }
 }
@@ -317,6 +325,10 @@ pub struct AuthPolicy {
     pub public: Vec<String>,
     /// Full method paths a session with `pcr` may call (R2.3.1).
     pub allowed_while_password_change_required: Vec<String>,
+    /// Whether a service principal's call must come over mutual TLS with a client
+    /// certificate naming its client id (sender-constrained tokens: a service token is
+    /// worth nothing without the service's private key).
+    pub service_certificates_required: bool,
 }
 
 impl AuthPolicy {
@@ -329,6 +341,7 @@ impl AuthPolicy {
                 "/grpc.reflection.v1alpha.ServerReflection/".to_owned(),
             ],
             allowed_while_password_change_required: Vec::new(),
+            service_certificates_required: false,
         }
     }
 
@@ -357,6 +370,41 @@ impl AuthLayer {
     pub fn new(verifier: Arc<TokenVerifier>, policy: AuthPolicy) -> Self {
         Self { verifier, policy: Arc::new(policy) }
     }
+
+    /// The same, also requiring service principals' client certificates.
+    pub fn requiring_service_certificates(self) -> Self {
+        let mut policy = (*self.policy).clone();
+        policy.service_certificates_required = true;
+        Self { verifier: self.verifier, policy: Arc::new(policy) }
+    }
+}
+
+/// The names a client certificate gives its holder: the subject's common names and the
+/// DNS names of its subject alternative names.
+pub fn certificate_names(der: &[u8]) -> Vec<String> {
+    let Ok((_, certificate)) = x509_parser::parse_x509_certificate(der) else { return Vec::new() };
+    let mut names: Vec<String> =
+        certificate.subject().iter_common_name().filter_map(|cn| cn.as_str().ok().map(str::to_owned)).collect();
+    if let Ok(Some(san)) = certificate.subject_alternative_name() {
+        for name in &san.value.general_names {
+            if let x509_parser::extensions::GeneralName::DNSName(dns) = name {
+                names.push((*dns).to_owned());
+            }
+        }
+    }
+    names
+}
+
+/// Whether the connection's client certificate (verified by the TLS handshake against
+/// the configured client CA) names `client_id`.
+fn certificate_names_client<B>(request: &http::Request<B>, client_id: &str) -> bool {
+    use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+    request
+        .extensions()
+        .get::<TlsConnectInfo<TcpConnectInfo>>()
+        .and_then(TlsConnectInfo::peer_certs)
+        .and_then(|chain| chain.first().map(|leaf| certificate_names(leaf)))
+        .is_some_and(|names| names.iter().any(|n| n == client_id))
 }
 
 impl<S> tower::Layer<S> for AuthLayer {
@@ -417,6 +465,18 @@ where
                         && !policy.allowed_while_password_change_required.contains(&path) =>
                 {
                     Ok(tonic::Status::from(Error::PasswordChangeRequired).into_http())
+                }
+                Ok(principal)
+                    if policy.service_certificates_required
+                        && principal.kind == PrincipalKind::Service
+                        && !principal.client_id.as_deref().is_some_and(|id| certificate_names_client(&request, id)) =>
+                {
+                    let error = Error::Unauthenticated(format!(
+                        "service principal {} must call over mutual TLS with its client certificate \
+                         (subject common name or DNS name = its client id)",
+                        principal.client_id.as_deref().unwrap_or(&principal.display_name)
+                    ));
+                    Ok(tonic::Status::from(error).into_http())
                 }
                 Ok(principal) => {
                     tracing::Span::current().record("enduser.id", tracing::field::display(principal.id));

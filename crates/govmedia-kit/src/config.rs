@@ -215,6 +215,17 @@ pub struct ServerSettings {
     /// without one still connect and present tokens.
     #[arg(long, env = "GOVMEDIA_TLS_CLIENT_CA", value_name = "FILE", requires = "tls_cert")]
     pub tls_client_ca: Option<PathBuf>,
+    /// Service principals must call with a client certificate (signed by the client CA)
+    /// whose subject common name or DNS name is their client id; their tokens alone are
+    /// refused. Users are not affected. Set it where service principals connect directly
+    /// (the gateway); services behind the gateway see the gateway's connection.
+    #[arg(
+        long,
+        env = "GOVMEDIA_TLS_REQUIRE_SERVICE_CERTIFICATES",
+        default_value_t = false,
+        requires = "tls_client_ca"
+    )]
+    pub tls_require_service_certificates: bool,
 }
 
 impl ServerSettings {
@@ -229,6 +240,7 @@ impl ServerSettings {
             tls_cert: None,
             tls_key: None,
             tls_client_ca: None,
+            tls_require_service_certificates: false,
         }
     }
 }

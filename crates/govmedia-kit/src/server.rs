@@ -208,7 +208,9 @@ impl BoundServer {
             .option_layer(grpc_web.then(tonic_web::GrpcWebLayer::new))
             .layer(GrpcTraceLayer)
             .layer(shed)
-            .option_layer(auth)
+            .option_layer(auth.map(|a| {
+                if settings.tls_require_service_certificates { a.requiring_service_certificates() } else { a }
+            }))
             .into_inner();
 
         let drain = drain_on(shutdown, health, service_names.clone());

@@ -309,3 +309,102 @@ async fn with_a_certificate_the_server_speaks_tls_only() {
     assert!(plain.is_err(), "plaintext must not be served: {plain:?}");
     server.stop().await;
 }
+
+/// A test CA, and certificates it signs: (certificate PEM, key PEM).
+struct TestCa {
+    params: rcgen::CertificateParams,
+    key: rcgen::KeyPair,
+    pem: String,
+}
+
+impl TestCa {
+    fn new() -> Self {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign, rcgen::KeyUsagePurpose::DigitalSignature];
+        params.distinguished_name.push(rcgen::DnType::CommonName, "govmedia test CA");
+        let key = rcgen::KeyPair::generate().expect("key");
+        let pem = params.self_signed(&key).expect("CA").pem();
+        Self { params, key, pem }
+    }
+
+    fn issue(&self, common_name: &str, dns: &[&str], usage: rcgen::ExtendedKeyUsagePurpose) -> (String, String) {
+        let mut params =
+            rcgen::CertificateParams::new(dns.iter().map(|d| (*d).to_owned()).collect::<Vec<_>>()).expect("params");
+        params.distinguished_name.push(rcgen::DnType::CommonName, common_name);
+        params.extended_key_usages = vec![usage];
+        let key = rcgen::KeyPair::generate().expect("key");
+        let issuer = rcgen::Issuer::from_params(&self.params, &self.key);
+        (params.signed_by(&key, &issuer).expect("signed").pem(), key.serialize_pem())
+    }
+}
+
+/// With GOVMEDIA_TLS_REQUIRE_SERVICE_CERTIFICATES a service token is accepted only over a
+/// connection whose client certificate names the service's client id; users are not
+/// affected.
+#[tokio::test]
+async fn service_principals_must_present_their_own_client_certificate() {
+    let ca = TestCa::new();
+    let folder = tempfile::tempdir().expect("dir");
+    let write = |name: &str, text: &str| {
+        let path = folder.path().join(name);
+        std::fs::write(&path, text).expect("written");
+        path
+    };
+    let (server_cert, server_key) = ca.issue("localhost", &["localhost"], rcgen::ExtendedKeyUsagePurpose::ServerAuth);
+    let settings = ServerSettings {
+        tls_cert: Some(write("server.pem", &server_cert)),
+        tls_key: Some(write("server.key", &server_key)),
+        tls_client_ca: Some(write("ca.pem", &ca.pem)),
+        tls_require_service_certificates: true,
+        ..ServerSettings::loopback()
+    };
+    let auth = TestAuth::new();
+    let server = TestServer::start(
+        ServerBuilder::new(settings)
+            .add_service(common::server(Arc::new(Mutex::new(common::Store::default()))))
+            .with_auth(auth.layer(AuthPolicy::standard())),
+    )
+    .await;
+    let connect = |client: Option<(String, String)>| {
+        let mut tls = tonic::transport::ClientTlsConfig::new()
+            .ca_certificate(tonic::transport::Certificate::from_pem(&ca.pem))
+            .domain_name("localhost");
+        if let Some((cert, key)) = client {
+            tls = tls.identity(tonic::transport::Identity::from_pem(cert, key));
+        }
+        let url = format!("https://{}", server.addr());
+        async move {
+            tonic::transport::Endpoint::from_shared(url).expect("url").tls_config(tls).expect("tls").connect().await
+        }
+    };
+    let id = || uuid::Uuid::now_v7().to_string().parse().expect("id");
+    let relay = auth.service_token(id(), "govmedia-content");
+    let call = |channel: tonic::transport::Channel, token: String| async move {
+        AuditLogServiceClient::new(channel)
+            .append_events(with_token(
+                AppendEventsRequest { events: vec![event(&uuid::Uuid::now_v7().to_string())] },
+                &token,
+            ))
+            .await
+    };
+
+    // The token alone, over TLS without a certificate: refused, saying why.
+    let status = call(connect(None).await.expect("TLS"), relay.clone()).await.expect_err("no certificate");
+    assert_eq!(status.code(), Code::Unauthenticated);
+    assert!(status.message().contains("govmedia-content") && status.message().contains("mutual TLS"), "{status:?}");
+    // Another service's certificate: refused.
+    let other = ca.issue("govmedia-interaction", &[], rcgen::ExtendedKeyUsagePurpose::ClientAuth);
+    let status = call(connect(Some(other)).await.expect("mTLS"), relay.clone()).await.expect_err("not its certificate");
+    assert_eq!(status.code(), Code::Unauthenticated);
+    // Its own certificate, by common name or by DNS name: accepted.
+    let own = ca.issue("govmedia-content", &[], rcgen::ExtendedKeyUsagePurpose::ClientAuth);
+    call(connect(Some(own)).await.expect("mTLS"), relay.clone()).await.expect("its own certificate");
+    let by_dns = ca.issue("Content service", &["govmedia-content"], rcgen::ExtendedKeyUsagePurpose::ClientAuth);
+    call(connect(Some(by_dns)).await.expect("mTLS"), relay).await.expect("named by DNS");
+    // A user signs in with a password, not a certificate: unaffected.
+    let user = auth.user_token(id(), "Wang Fang", None);
+    let status = call(connect(None).await.expect("TLS"), user).await.map(|_| ()).map_err(|s| s.code());
+    assert_ne!(status, Err(Code::Unauthenticated), "users need no certificate");
+    server.stop().await;
+}

@@ -294,13 +294,11 @@ impl TestAuth {
 
     /// A 15-minute token for a service principal.
     pub fn service_token(&self, service: PrincipalId, name: &str) -> String {
-        self.sign(&AccessClaims::new(
-            service,
-            PrincipalKind::Service,
-            name,
-            chrono::Utc::now(),
-            Duration::from_secs(900),
-        ))
+        let mut claims =
+            AccessClaims::new(service, PrincipalKind::Service, name, chrono::Utc::now(), Duration::from_secs(900));
+        // As identity issues them: the name is the client id.
+        claims.cid = Some(name.to_owned());
+        self.sign(&claims)
     }
 
     /// Signs arbitrary claims (for tests of expiry, restricted sessions and the like).

@@ -524,10 +524,8 @@ impl AuthenticationService for Authentication {
         if principal.disabled || principal.secret_hash != tokens::token_hash(&req.client_secret) {
             return Err(invalid().into());
         }
-        let (token, expires) = self
-            .core
-            .issue_access_token(principal.id.into(), PrincipalKind::Service, &principal.display_name, None, None, false)
-            .await?;
+        let (token, expires) =
+            self.core.issue_service_token(principal.id.into(), &principal.display_name, &principal.client_id).await?;
         Ok(Response::new(pb::ExchangeClientCredentialsResponse {
             tokens: Some(pb::SessionTokens {
                 access_token: token,
