@@ -316,6 +316,17 @@ fn daily_work(root: &Path, gateway: &str) {
     // The log only grows: a verification after the export covers at least what it holds.
     let verified = auditor.json(&["audit", "verify"]);
     assert_eq!(verified["intact"], "true", "{verified}");
+    // In chunks of three that overlap by one, every event is counted once.
+    let chunked = auditor.json(&["audit", "verify", "--chunk", "3"]);
+    assert_eq!(chunked["intact"], "true", "{chunked}");
+    let count = |v: &serde_json::Value| text(v, "verified_events").parse::<u64>().expect("count");
+    assert!(count(&chunked) >= count(&verified), "{chunked} vs {verified}");
+    assert_eq!(text(&chunked, "to").parse::<u64>().expect("to"), count(&chunked), "{chunked}");
+    let (one, two) = (
+        auditor.json(&["audit", "verify", "--from", "2", "--to", "7", "--chunk", "2"]),
+        auditor.json(&["audit", "verify", "--from", "2", "--to", "7"]),
+    );
+    assert_eq!((count(&one), count(&two)), (6, 6), "{one} {two}");
     assert!(text(&verified, "verified_events").parse::<usize>().expect("count") >= lines.lines().count());
     assert!(lines.lines().all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()));
     let table = auditor.ok(&["audit", "query", "--action", "draft.submitted"]);

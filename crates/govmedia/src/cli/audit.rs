@@ -71,6 +71,9 @@ pub enum Audit {
         /// The last sequence number (default the newest).
         #[arg(long)]
         to: Option<u64>,
+        /// Events verified per call: each call is bounded and the progress moves.
+        #[arg(long, default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(2..))]
+        chunk: u64,
     },
     /// Every matching event as JSON lines, to a file or standard output.
     Export {
@@ -82,9 +85,6 @@ pub enum Audit {
         output: Option<std::path::PathBuf>,
     },
 }
-
-/// Events verified per call: each call is bounded, and the progress moves.
-const VERIFY_CHUNK: u64 = 5_000;
 
 fn progress(length: Option<u64>, what: &str) -> indicatif::ProgressBar {
     let bar = match length {
@@ -173,7 +173,7 @@ impl Audit {
                 }
                 table.print(false)
             }
-            Audit::Verify { from, to } => verify(client, from.max(1), to, json).await,
+            Audit::Verify { from, to, chunk } => verify(client, from.max(1), to, chunk, json).await,
             Audit::Export { filter, output } => export(client, filter.to_proto(), output, json).await,
         }
     }
@@ -181,7 +181,7 @@ impl Audit {
 
 /// Verifies in bounded chunks that overlap by one event, so every link — the one across
 /// two chunks too — is checked.
-async fn verify(client: &mut Client, from: u64, to: Option<u64>, json: bool) -> Result<(), BoxError> {
+async fn verify(client: &mut Client, from: u64, to: Option<u64>, chunk: u64, json: bool) -> Result<(), BoxError> {
     let newest = client
         .call(|channel, token| async move {
             AuditLogServiceClient::new(channel)
@@ -195,7 +195,7 @@ async fn verify(client: &mut Client, from: u64, to: Option<u64>, json: bool) -> 
     let bar = progress(estimate, "verifying");
     let (mut start, mut events, mut checkpoints) = (from, 0u64, 0u64);
     let report = loop {
-        let end = to.map_or(start + VERIFY_CHUNK - 1, |to| to.min(start + VERIFY_CHUNK - 1));
+        let end = to.map_or(start + chunk - 1, |to| to.min(start + chunk - 1));
         let report = client
             .call(|channel, token| async move {
                 AuditLogServiceClient::new(channel)

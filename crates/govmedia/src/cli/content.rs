@@ -536,3 +536,26 @@ impl Publications {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_draft_file_gives_its_title_and_body() {
+        let folder = tempfile::tempdir().expect("dir");
+        let file = folder.path().join("notice.md");
+        std::fs::write(&file, "\n# 汛期安全提示\n\n主汛期已至。\n请关注预警。\n").expect("written");
+        assert_eq!(
+            read_draft(&file, None).expect("read"),
+            ("汛期安全提示".to_owned(), "主汛期已至。\n请关注预警。".to_owned())
+        );
+        assert_eq!(
+            read_draft(&file, Some("标题".into())).expect("read"),
+            ("标题".to_owned(), "# 汛期安全提示\n\n主汛期已至。\n请关注预警。".to_owned())
+        );
+        std::fs::write(&file, "只有一行").expect("written");
+        assert!(read_draft(&file, None).is_err(), "a title without a body is refused");
+        assert!(read_draft(&folder.path().join("missing.md"), None).is_err());
+    }
+}
