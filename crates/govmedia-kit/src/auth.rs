@@ -5,7 +5,10 @@
 //! [`AuthLayer`] verifies the bearer token of every call except the public methods and
 //! puts the verified [`Principal`] into the request; handlers take it with
 //! [`principal`]. A session whose password must change (R2.3.1) may call only the
-//! methods that let it do so.
+//! methods that let it do so. Where the server requires certificates of services
+//! (`GOVMEDIA_TLS_REQUIRE_SERVICE_CERTIFICATES`), a service principal's token counts only
+//! over a mutual-TLS connection whose client certificate names its client id (claim
+//! `cid`): a copied service token is useless without the service's private key.
 //!
 //! The claims format and [`SigningKey`] live here, not in identity, because the test kit
 //! and identity must issue exactly what every service verifies.
