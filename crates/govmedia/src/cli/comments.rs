@@ -12,7 +12,8 @@ use super::session::{Client, authorized, request_id};
 /// Comments.
 #[derive(Debug, Subcommand)]
 pub enum Comments {
-    /// What waits: open comments and those needing review, oldest first.
+    /// What waits: open comments and those needing review, soonest due first. Without
+    /// --account: every account the caller's roles reach.
     Queue {
         /// Only this account's.
         #[arg(long)]
@@ -81,32 +82,56 @@ fn print_comment(c: &xpb::Comment, json: bool) -> Result<(), BoxError> {
     )
 }
 
+/// Open comments and those needing review, of one account (or all with `""`).
+async fn queue(
+    client: &mut Client,
+    account: &str,
+    assignee: &str,
+    overdue: bool,
+    limit: usize,
+) -> Result<Vec<xpb::Comment>, BoxError> {
+    client
+        .list(
+            limit,
+            |channel, token, page_token, page_size| {
+                let request = xpb::ListCommentsRequest {
+                    page_size,
+                    page_token,
+                    statuses: vec![xpb::CommentStatus::Open as i32, xpb::CommentStatus::NeedsReview as i32],
+                    platform_account_id: account.to_owned(),
+                    assignee_user_id: assignee.to_owned(),
+                    overdue_only: overdue,
+                    ..Default::default()
+                };
+                async move { CommentServiceClient::new(channel).list_comments(authorized(request, &token)).await }
+            },
+            |r: xpb::ListCommentsResponse| (r.comments, r.next_page_token),
+        )
+        .await
+}
+
 impl Comments {
     pub(super) async fn run(self, client: &mut Client, json: bool) -> Result<(), BoxError> {
         match self {
             Comments::Queue { account, overdue, assignee, limit } => {
-                let (account, assignee) = (account.unwrap_or_default(), assignee.unwrap_or_default());
-                let comments = client
-                    .list(
-                        limit,
-                        |channel, token, page_token, page_size| {
-                            let request = xpb::ListCommentsRequest {
-                                page_size,
-                                page_token,
-                                statuses: vec![xpb::CommentStatus::Open as i32, xpb::CommentStatus::NeedsReview as i32],
-                                platform_account_id: account.clone(),
-                                assignee_user_id: assignee.clone(),
-                                overdue_only: overdue,
-                                ..Default::default()
-                            };
-                            async move {
-                                CommentServiceClient::new(channel).list_comments(authorized(request, &token)).await
+                let assignee = assignee.unwrap_or_default();
+                let comments = match account {
+                    Some(account) => queue(client, &account, &assignee, overdue, limit).await?,
+                    None => match queue(client, "", &assignee, overdue, limit).await {
+                        Ok(comments) => comments,
+                        // Roles scoped to departments or accounts: the queues of those.
+                        Err(e) if super::output::is_denied(&e) => {
+                            let mut all = Vec::new();
+                            for account in client.my_accounts().await? {
+                                all.extend(queue(client, &account, &assignee, overdue, limit).await?);
                             }
-                        },
-                        |r: xpb::ListCommentsResponse| (r.comments, r.next_page_token),
-                    )
-                    .await
-                    .map_err(|e| super::output::scoped_hint(e, !account.is_empty(), "--account"))?;
+                            all.sort_by_key(|c| c.response_due_time.map(|t| (t.seconds, t.nanos)));
+                            all.truncate(limit);
+                            all
+                        }
+                        Err(e) => return Err(e),
+                    },
+                };
                 let mut table = Table::new(&["id", "status", "author", "text", "due", "overdue", "assignee_user_id"]);
                 for c in comments {
                     table.row(vec![

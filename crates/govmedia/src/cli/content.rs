@@ -434,7 +434,8 @@ impl Schedule {
 /// Publications.
 #[derive(Debug, Subcommand)]
 pub enum Publications {
-    /// List publications, newest first.
+    /// List publications, newest first. Without --account: every account the caller's
+    /// roles reach.
     List {
         /// Only this account's.
         #[arg(long)]
@@ -474,6 +475,31 @@ fn print_publication(p: &pb::Publication, json: bool) -> Result<(), BoxError> {
     )
 }
 
+/// Publications of one account (or all with `""`), newest first.
+async fn publications(
+    client: &mut Client,
+    account: &str,
+    state: pb::PublicationState,
+    limit: usize,
+) -> Result<Vec<pb::Publication>, BoxError> {
+    client
+        .list(
+            limit,
+            |channel, token, page_token, page_size| {
+                let request = pb::ListPublicationsRequest {
+                    page_size,
+                    page_token,
+                    platform_account_id: account.to_owned(),
+                    state: state as i32,
+                    ..Default::default()
+                };
+                async move { PublicationServiceClient::new(channel).list_publications(authorized(request, &token)).await }
+            },
+            |r: pb::ListPublicationsResponse| (r.publications, r.next_page_token),
+        )
+        .await
+}
+
 impl Publications {
     pub(super) async fn run(self, client: &mut Client, json: bool) -> Result<(), BoxError> {
         match self {
@@ -483,28 +509,23 @@ impl Publications {
                         .ok_or_else(|| format!("unknown publication state {s:?}"))?,
                     None => pb::PublicationState::Unspecified,
                 };
-                let account = account.unwrap_or_default();
-                let publications = client
-                    .list(
-                        limit,
-                        |channel, token, page_token, page_size| {
-                            let request = pb::ListPublicationsRequest {
-                                page_size,
-                                page_token,
-                                platform_account_id: account.clone(),
-                                state: state as i32,
-                                ..Default::default()
-                            };
-                            async move {
-                                PublicationServiceClient::new(channel)
-                                    .list_publications(authorized(request, &token))
-                                    .await
+                let publications = match account {
+                    Some(account) => publications(client, &account, state, limit).await?,
+                    None => match publications(client, "", state, limit).await {
+                        Ok(found) => found,
+                        // Roles scoped to departments or accounts: the publications of those.
+                        Err(e) if super::output::is_denied(&e) => {
+                            let mut all = Vec::new();
+                            for account in client.my_accounts().await? {
+                                all.extend(publications(client, &account, state, limit).await?);
                             }
-                        },
-                        |r: pb::ListPublicationsResponse| (r.publications, r.next_page_token),
-                    )
-                    .await
-                    .map_err(|e| super::output::scoped_hint(e, !account.is_empty(), "--account"))?;
+                            all.sort_by_key(|p| std::cmp::Reverse(p.scheduled_time.map(|t| (t.seconds, t.nanos))));
+                            all.truncate(limit);
+                            all
+                        }
+                        Err(e) => return Err(e),
+                    },
+                };
                 let mut table =
                     Table::new(&["id", "draft_id", "platform_account_id", "state", "scheduled", "published", "url"]);
                 for p in publications {

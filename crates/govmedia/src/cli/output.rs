@@ -131,12 +131,7 @@ pub fn parse_time(text: &str) -> Result<prost_types::Timestamp, String> {
     Ok(prost_types::Timestamp { seconds: t.timestamp(), nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0) })
 }
 
-/// A bureau-wide list refused to someone whose roles are scoped: say how to narrow it.
-pub fn scoped_hint(error: BoxError, narrowed: bool, option: &str) -> BoxError {
-    if !narrowed && error.to_string().starts_with("PermissionDenied") {
-        format!("{error}\n  a role bound to a department or an account sees that scope only: name it with {option}")
-            .into()
-    } else {
-        error
-    }
+/// Whether a command's error is a refusal for lack of permission (as [`explain`] words it).
+pub fn is_denied(error: &BoxError) -> bool {
+    error.to_string().starts_with("PermissionDenied")
 }
