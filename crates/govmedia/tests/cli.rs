@@ -2,59 +2,23 @@
 //! gateway (the first password must be changed), change-password, whoami in both forms,
 //! the session file owner-only, a clear message for a wrong password, logout.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+mod common;
 
-use govmedia::up::{UpSettings, up};
+use common::{FIRST, Person};
 
-const FIRST: &str = "Harbour#Lights2026";
 const SECOND: &str = "Quiet#Forest2027!";
-
-fn govmedia(config: &std::path::Path, gateway: &str, args: &[&str], stdin: &str) -> std::process::Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_govmedia"))
-        .args(args)
-        .env("GOVMEDIA_CLI_CONFIG_DIR", config)
-        .env("GOVMEDIA_GATEWAY", gateway)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("runs");
-    child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("stdin written");
-    child.wait_with_output().expect("exits")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_signs_in_changes_the_password_and_sees_who_they_are() {
-    use clap::Parser;
     let data = tempfile::tempdir().expect("data");
     let config = tempfile::tempdir().expect("config");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-    let settings = UpSettings::try_parse_from([
-        "govmedia up",
-        "--data-dir",
-        data.path().to_str().expect("utf-8"),
-        "--listen-address",
-        &format!("127.0.0.1:{port}"),
-        "--bootstrap-password",
-        FIRST,
-    ])
-    .expect("settings");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let (ready_tx, ready) = tokio::sync::oneshot::channel();
-    let running = tokio::spawn(up(
-        settings,
-        async move {
-            let _ = stopped.await;
-        },
-        Some(ready_tx),
-    ));
-    let gateway = format!("http://{}", ready.await.expect("ready"));
-    let config = config.path().join("govmedia");
+    let running = common::start(data.path(), None).await;
+    let admin = Person::new(config.path(), "govmedia", &running.gateway);
+    let config = admin.config.clone();
 
     let cli = |args: &'static [&'static str], stdin: String| {
-        let (config, gateway) = (config.clone(), gateway.clone());
-        tokio::task::spawn_blocking(move || govmedia(&config, &gateway, args, &stdin))
+        let admin = admin.clone();
+        tokio::task::spawn_blocking(move || admin.run(args, &stdin))
     };
     let wrong = cli(&["login", "--username", "admin", "--password-stdin"], "not-it\n".into()).await.expect("ran");
     assert!(!wrong.status.success());
@@ -91,6 +55,5 @@ async fn an_operator_signs_in_changes_the_password_and_sees_who_they_are() {
     assert!(!after.status.success());
     assert!(String::from_utf8_lossy(&after.stderr).contains("govmedia login"));
 
-    stop.send(()).expect("stop");
-    running.await.expect("joined").expect("stopped cleanly");
+    running.stop().await;
 }

@@ -5,67 +5,16 @@
 //! proofread; a publisher schedules it; a moderator answers a comment from the queue; the
 //! auditor queries, verifies and exports the log. Tables by default, `--json` for scripts.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+mod common;
 
-use govmedia::up::{UpSettings, up};
+use std::path::Path;
+
+use common::{FIRST, Person};
 use govmedia_proto::identity::v1 as ipb;
 use govmedia_testkit::with_token;
 
-const FIRST: &str = "Harbour#Lights2026";
 const ADMIN: &str = "Quiet#Forest2027!";
 const STAFF: &str = "River#Stones2027?";
-
-/// One person at the command line: their own config folder, hence their own session.
-#[derive(Clone)]
-struct Person {
-    config: PathBuf,
-    gateway: String,
-}
-
-impl Person {
-    fn new(root: &Path, name: &str, gateway: &str) -> Self {
-        Self { config: root.join(name), gateway: gateway.to_owned() }
-    }
-
-    fn run(&self, args: &[&str], stdin: &str) -> Output {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_govmedia"))
-            .args(args)
-            .env("GOVMEDIA_CLI_CONFIG_DIR", &self.config)
-            .env("GOVMEDIA_GATEWAY", &self.gateway)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("runs");
-        child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("stdin written");
-        child.wait_with_output().expect("exits")
-    }
-
-    /// Runs a command that must succeed; its standard output.
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args, "");
-        assert!(out.status.success(), "govmedia {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8(out.stdout).expect("utf-8")
-    }
-
-    /// Runs a command with --json that must succeed; its JSON.
-    fn json(&self, args: &[&str]) -> serde_json::Value {
-        let mut args = args.to_vec();
-        args.push("--json");
-        let text = self.ok(&args);
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("govmedia {args:?} printed no JSON ({e}): {text}"))
-    }
-
-    /// Signs in with a one-time password and sets their own.
-    fn first_sign_in(&self, username: &str, one_time: &str, own: &str) {
-        let out = self.run(&["login", "--username", username, "--password-stdin"], &format!("{one_time}\n"));
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let out = self.run(&["change-password", "--password-stdin"], &format!("{one_time}\n{own}\n"));
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    }
-}
 
 fn text(value: &serde_json::Value, key: &str) -> String {
     value[key].as_str().unwrap_or_else(|| panic!("no {key} in {value}")).to_owned()
@@ -73,30 +22,10 @@ fn text(value: &serde_json::Value, key: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_office_does_its_daily_work_from_the_command_line() {
-    use clap::Parser;
     let data = tempfile::tempdir().expect("data");
     let home = tempfile::tempdir().expect("config");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-    let settings = UpSettings::try_parse_from([
-        "govmedia up",
-        "--data-dir",
-        data.path().to_str().expect("utf-8"),
-        "--listen-address",
-        &format!("127.0.0.1:{port}"),
-        "--bootstrap-password",
-        FIRST,
-    ])
-    .expect("settings");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let (ready_tx, ready) = tokio::sync::oneshot::channel();
-    let running = tokio::spawn(up(
-        settings,
-        async move {
-            let _ = stopped.await;
-        },
-        Some(ready_tx),
-    ));
-    let gateway = format!("http://{}", ready.await.expect("ready"));
+    let running = common::start(data.path(), None).await;
+    let gateway = running.gateway.clone();
     let root = home.path().to_path_buf();
     let gw = gateway.clone();
     let integration_secret = tokio::task::spawn_blocking(move || office_setup(&root, &gw)).await.expect("setup");
@@ -138,8 +67,7 @@ async fn the_office_does_its_daily_work_from_the_command_line() {
     let gw = gateway.clone();
     tokio::task::spawn_blocking(move || daily_work(&root, &gw)).await.expect("daily work");
 
-    stop.send(()).expect("stop");
-    running.await.expect("joined").expect("stopped cleanly");
+    running.stop().await;
 }
 
 /// The administrator's part; answers the account id and the integration's secret.

@@ -3,53 +3,15 @@
 //! password and must change it; a department created through the gateway is there after
 //! a restart on the same folder, whose secrets and credentials are reused.
 
-use govmedia::up::{UpSettings, up};
+mod common;
+
+use common::FIRST;
 use govmedia_proto::identity::v1 as ipb;
 use govmedia_proto::identity::v1::authentication_service_client::AuthenticationServiceClient;
 use govmedia_proto::identity::v1::directory_service_client::DirectoryServiceClient;
 use govmedia_testkit::with_token;
 
-const FIRST: &str = "Harbour#Lights2026";
 const SECOND: &str = "Quiet#Forest2027!";
-
-fn settings(dir: &std::path::Path, port: u16, database: Option<&str>) -> UpSettings {
-    use clap::Parser;
-    let mut args = vec![
-        "govmedia up".to_owned(),
-        "--data-dir".into(),
-        dir.to_str().expect("utf-8").into(),
-        "--listen-address".into(),
-        format!("127.0.0.1:{port}"),
-        "--bootstrap-password".into(),
-        FIRST.into(),
-    ];
-    if let Some(url) = database {
-        args.extend(["--database-url".to_owned(), url.to_owned()]);
-    }
-    UpSettings::try_parse_from(args).expect("settings")
-}
-
-async fn start(
-    dir: &std::path::Path,
-    database: Option<&str>,
-) -> (
-    String,
-    tokio::sync::oneshot::Sender<()>,
-    tokio::task::JoinHandle<Result<(), Box<dyn std::error::Error + Send + Sync>>>,
-) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let (ready_tx, ready) = tokio::sync::oneshot::channel();
-    let running = tokio::spawn(up(
-        settings(dir, port, database),
-        async move {
-            let _ = stopped.await;
-        },
-        Some(ready_tx),
-    ));
-    let address = ready.await.expect("up is ready");
-    (format!("http://{address}"), stop, running)
-}
 
 async fn channel(url: &str) -> tonic::transport::Channel {
     for _ in 0..100 {
@@ -81,8 +43,8 @@ async fn on_postgres_everything_starts_behind_the_gateway_and_survives_a_restart
 
 async fn story(database: Option<&str>) {
     let dir = tempfile::tempdir().expect("dir");
-    let (url, stop, running) = start(dir.path(), database).await;
-    let gateway = channel(&url).await;
+    let running = common::start(dir.path(), database).await;
+    let gateway = channel(&running.gateway).await;
     let first = login(&gateway, FIRST).await.expect("first login through the gateway");
     assert!(first.password_change_required, "the first password must be changed");
     let token = AuthenticationServiceClient::new(gateway.clone())
@@ -118,8 +80,7 @@ async fn story(database: Option<&str>) {
         .expect_err("an administrator reads no plans");
     assert_eq!(status.code(), tonic::Code::PermissionDenied);
     assert!(status.message().contains("needs one of the roles"), "identity's answer: {status:?}");
-    stop.send(()).expect("stop");
-    running.await.expect("joined").expect("stopped cleanly");
+    running.stop().await;
 
     let files: &[&str] = match database {
         None => &["identity.db", "audit.db", "content.db", "interaction.db", "secrets/govmedia-content"],
@@ -136,8 +97,8 @@ async fn story(database: Option<&str>) {
     assert_eq!(mode & 0o077, 0, "secrets are the owner's only: {mode:o}");
 
     // Again on the same folder: the changed password holds, the department is there.
-    let (url, stop, running) = start(dir.path(), database).await;
-    let gateway = channel(&url).await;
+    let running = common::start(dir.path(), database).await;
+    let gateway = channel(&running.gateway).await;
     let again = login(&gateway, SECOND).await.expect("login after restart");
     let token = again.tokens.expect("tokens").access_token;
     let departments = DirectoryServiceClient::new(gateway.clone())
@@ -147,8 +108,7 @@ async fn story(database: Option<&str>) {
         .into_inner()
         .departments;
     assert!(departments.iter().any(|d| d.code == "PUB"));
-    stop.send(()).expect("stop");
-    running.await.expect("joined").expect("stopped cleanly");
+    running.stop().await;
 }
 
 fn uuid() -> String {
