@@ -80,30 +80,91 @@ pub enum Accounts {
     },
 }
 
+/// Accounts of one department (or all with `""`).
+async fn list(client: &mut Client, department: &str, limit: usize) -> Result<Vec<ipb::PlatformAccount>, BoxError> {
+    client
+        .list(
+            limit,
+            |channel, token, page_token, page_size| {
+                let request = ipb::ListPlatformAccountsRequest {
+                    page_size,
+                    page_token,
+                    department_id: department.to_owned(),
+                    ..Default::default()
+                };
+                async move {
+                    PlatformAccountServiceClient::new(channel).list_platform_accounts(authorized(request, &token)).await
+                }
+            },
+            |r: ipb::ListPlatformAccountsResponse| (r.platform_accounts, r.next_page_token),
+        )
+        .await
+}
+
+/// The platform accounts the signed-in principal's role bindings reach: those bound on an
+/// account, and every account of each department bound. For someone without a bureau-wide
+/// role, "everything I may see" is these accounts.
+pub(super) async fn mine(client: &mut Client) -> Result<Vec<String>, BoxError> {
+    use govmedia_proto::identity::v1::authentication_service_client::AuthenticationServiceClient;
+    let me = client
+        .call(|channel, token| async move {
+            AuthenticationServiceClient::new(channel)
+                .get_current_principal(authorized(ipb::GetCurrentPrincipalRequest {}, &token))
+                .await
+        })
+        .await?;
+    let mut accounts = std::collections::BTreeSet::new();
+    let mut departments = std::collections::BTreeSet::new();
+    for binding in me.role_bindings {
+        let scope = binding.scope.unwrap_or_default();
+        match scope.kind() {
+            cpb::ScopeKind::PlatformAccount => {
+                accounts.insert(scope.id);
+            }
+            cpb::ScopeKind::Department => {
+                departments.insert(scope.id);
+            }
+            cpb::ScopeKind::Global | cpb::ScopeKind::Unspecified => {}
+        }
+    }
+    for department in departments {
+        accounts.extend(list(client, &department, usize::MAX).await?.into_iter().map(|a| a.id));
+    }
+    Ok(accounts.into_iter().collect())
+}
+
+/// A list of one account's items when `account` is named; otherwise everything the caller
+/// may see: the bureau-wide list, or for someone whose roles are scoped (refused the
+/// bureau-wide list) the lists of the accounts those scopes reach, merged in `key` order.
+pub(super) async fn per_account<T, K: Ord>(
+    client: &mut Client,
+    account: Option<String>,
+    limit: usize,
+    mut fetch: impl AsyncFnMut(&mut Client, &str) -> Result<Vec<T>, BoxError>,
+    key: impl FnMut(&T) -> K,
+) -> Result<Vec<T>, BoxError> {
+    if let Some(account) = account {
+        return fetch(client, &account).await;
+    }
+    match fetch(client, "").await {
+        Err(e) if super::output::is_denied(&e) => {
+            let mut all = Vec::new();
+            for account in mine(client).await? {
+                all.extend(fetch(client, &account).await?);
+            }
+            all.sort_by_key(key);
+            all.truncate(limit);
+            Ok(all)
+        }
+        answer => answer,
+    }
+}
+
 impl Accounts {
     pub(super) async fn run(self, client: &mut Client, json: bool) -> Result<(), BoxError> {
         match self {
             Accounts::List { department, limit } => {
-                let department = department.unwrap_or_default();
-                let accounts = client
-                    .list(
-                        limit,
-                        |channel, token, page_token, page_size| {
-                            let request = ipb::ListPlatformAccountsRequest {
-                                page_size,
-                                page_token,
-                                department_id: department.clone(),
-                                ..Default::default()
-                            };
-                            async move {
-                                PlatformAccountServiceClient::new(channel)
-                                    .list_platform_accounts(authorized(request, &token))
-                                    .await
-                            }
-                        },
-                        |r: ipb::ListPlatformAccountsResponse| (r.platform_accounts, r.next_page_token),
-                    )
-                    .await?;
+                let accounts = list(client, &department.unwrap_or_default(), limit).await?;
                 let mut table =
                     Table::new(&["id", "platform", "handle", "display_name", "department_id", "state", "filing"]);
                 for a in accounts {

@@ -115,23 +115,14 @@ impl Comments {
         match self {
             Comments::Queue { account, overdue, assignee, limit } => {
                 let assignee = assignee.unwrap_or_default();
-                let comments = match account {
-                    Some(account) => queue(client, &account, &assignee, overdue, limit).await?,
-                    None => match queue(client, "", &assignee, overdue, limit).await {
-                        Ok(comments) => comments,
-                        // Roles scoped to departments or accounts: the queues of those.
-                        Err(e) if super::output::is_denied(&e) => {
-                            let mut all = Vec::new();
-                            for account in client.my_accounts().await? {
-                                all.extend(queue(client, &account, &assignee, overdue, limit).await?);
-                            }
-                            all.sort_by_key(|c| c.response_due_time.map(|t| (t.seconds, t.nanos)));
-                            all.truncate(limit);
-                            all
-                        }
-                        Err(e) => return Err(e),
-                    },
-                };
+                let comments = super::accounts::per_account(
+                    client,
+                    account,
+                    limit,
+                    async |client, account| queue(client, account, &assignee, overdue, limit).await,
+                    |c| c.response_due_time.map(|t| (t.seconds, t.nanos)),
+                )
+                .await?;
                 let mut table = Table::new(&["id", "status", "author", "text", "due", "overdue", "assignee_user_id"]);
                 for c in comments {
                     table.row(vec![

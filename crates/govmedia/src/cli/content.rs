@@ -509,23 +509,14 @@ impl Publications {
                         .ok_or_else(|| format!("unknown publication state {s:?}"))?,
                     None => pb::PublicationState::Unspecified,
                 };
-                let publications = match account {
-                    Some(account) => publications(client, &account, state, limit).await?,
-                    None => match publications(client, "", state, limit).await {
-                        Ok(found) => found,
-                        // Roles scoped to departments or accounts: the publications of those.
-                        Err(e) if super::output::is_denied(&e) => {
-                            let mut all = Vec::new();
-                            for account in client.my_accounts().await? {
-                                all.extend(publications(client, &account, state, limit).await?);
-                            }
-                            all.sort_by_key(|p| std::cmp::Reverse(p.scheduled_time.map(|t| (t.seconds, t.nanos))));
-                            all.truncate(limit);
-                            all
-                        }
-                        Err(e) => return Err(e),
-                    },
-                };
+                let publications = super::accounts::per_account(
+                    client,
+                    account,
+                    limit,
+                    async |client, account| publications(client, account, state, limit).await,
+                    |p| std::cmp::Reverse(p.scheduled_time.map(|t| (t.seconds, t.nanos))),
+                )
+                .await?;
                 let mut table =
                     Table::new(&["id", "draft_id", "platform_account_id", "state", "scheduled", "published", "url"]);
                 for p in publications {

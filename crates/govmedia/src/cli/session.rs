@@ -141,58 +141,6 @@ impl Client {
         Ok(items)
     }
 
-    /// The platform accounts the signed-in principal's role bindings reach: those bound
-    /// on an account, and every account of each department bound. For someone without a
-    /// bureau-wide role, "everything I may see" is these accounts.
-    pub async fn my_accounts(&mut self) -> Result<Vec<String>, BoxError> {
-        use govmedia_proto::common::v1::ScopeKind;
-        use govmedia_proto::identity::v1::platform_account_service_client::PlatformAccountServiceClient;
-        let me = self
-            .call(|channel, token| async move {
-                AuthenticationServiceClient::new(channel)
-                    .get_current_principal(authorized(ipb::GetCurrentPrincipalRequest {}, &token))
-                    .await
-            })
-            .await?;
-        let mut accounts = std::collections::BTreeSet::new();
-        let mut departments = std::collections::BTreeSet::new();
-        for binding in me.role_bindings {
-            let scope = binding.scope.unwrap_or_default();
-            match scope.kind() {
-                ScopeKind::PlatformAccount => {
-                    accounts.insert(scope.id);
-                }
-                ScopeKind::Department => {
-                    departments.insert(scope.id);
-                }
-                ScopeKind::Global | ScopeKind::Unspecified => {}
-            }
-        }
-        for department in departments {
-            let listed = self
-                .list(
-                    usize::MAX,
-                    |channel, token, page_token, page_size| {
-                        let request = ipb::ListPlatformAccountsRequest {
-                            page_size,
-                            page_token,
-                            department_id: department.clone(),
-                            ..Default::default()
-                        };
-                        async move {
-                            PlatformAccountServiceClient::new(channel)
-                                .list_platform_accounts(authorized(request, &token))
-                                .await
-                        }
-                    },
-                    |r: ipb::ListPlatformAccountsResponse| (r.platform_accounts, r.next_page_token),
-                )
-                .await?;
-            accounts.extend(listed.into_iter().map(|a| a.id));
-        }
-        Ok(accounts.into_iter().collect())
-    }
-
     async fn refresh(&mut self) -> Result<(), BoxError> {
         let tokens = AuthenticationServiceClient::new(self.channel.clone())
             .refresh_session(ipb::RefreshSessionRequest { refresh_token: self.session.refresh_token.clone() })
