@@ -19,7 +19,6 @@ use govmedia_proto::content::v1 as pb;
 use govmedia_proto::content::v1::draft_service_client::DraftServiceClient;
 use govmedia_proto::content::v1::publication_service_client::PublicationServiceClient;
 use govmedia_proto::identity::v1 as ipb;
-use govmedia_proto::identity::v1::access_service_client::AccessServiceClient;
 use govmedia_proto::identity::v1::authentication_service_client::AuthenticationServiceClient;
 use govmedia_proto::identity::v1::directory_service_client::DirectoryServiceClient;
 use govmedia_proto::identity::v1::platform_account_service_client::PlatformAccountServiceClient;
@@ -27,6 +26,7 @@ use govmedia_proto::interaction::v1 as xpb;
 use govmedia_proto::interaction::v1::comment_service_client::CommentServiceClient;
 use govmedia_testkit::with_token;
 use govmedia_tests::Up;
+use govmedia_world::{grant_in_scope, staff_member};
 use tonic::transport::Channel;
 
 const FIRST: &str = "Harbour#Lights2026";
@@ -50,73 +50,17 @@ impl Gateway {
         tonic::transport::Endpoint::from_shared(url.to_owned()).expect("url").connect().await.expect("the gateway")
     }
 
-    fn auth(&self) -> AuthenticationServiceClient<Channel> {
-        AuthenticationServiceClient::new(self.channel.clone())
-    }
-
     /// A member of staff of `department` holding `roles` there (or globally for
     /// `auditor`), signed in with their own password; (id, token).
     async fn staff(&self, username: &str, department: &str, roles: &[&str]) -> (String, String) {
-        let created = DirectoryServiceClient::new(self.channel.clone())
-            .create_user(with_token(
-                ipb::CreateUserRequest {
-                    request_id: rid(),
-                    user: Some(ipb::User {
-                        username: username.into(),
-                        display_name: username.into(),
-                        department_id: department.into(),
-                        ..Default::default()
-                    }),
-                },
-                &self.admin,
-            ))
-            .await
-            .unwrap_or_else(|e| panic!("creating {username}: {e}"))
-            .into_inner();
-        let id = created.user.expect("user").id;
-        for role in roles {
-            let scope = if *role == "auditor" {
-                cpb::Scope { kind: cpb::ScopeKind::Global as i32, id: String::new() }
-            } else {
-                cpb::Scope { kind: cpb::ScopeKind::Department as i32, id: department.into() }
-            };
-            AccessServiceClient::new(self.channel.clone())
-                .create_role_binding(with_token(
-                    ipb::CreateRoleBindingRequest {
-                        request_id: rid(),
-                        role_binding: Some(ipb::RoleBinding {
-                            principal_id: id.clone(),
-                            role: (*role).into(),
-                            scope: Some(scope),
-                            reason: "staffing the publicity office".into(),
-                            ..Default::default()
-                        }),
-                    },
-                    &self.admin,
-                ))
-                .await
-                .unwrap_or_else(|e| panic!("granting {role} to {username}: {e}"));
-        }
-        let first = self
-            .auth()
-            .login(ipb::LoginRequest { username: username.into(), password: created.one_time_password.clone() })
-            .await
-            .unwrap_or_else(|e| panic!("{username} signs in: {e}"))
-            .into_inner();
-        assert!(first.password_change_required, "a one-time password must be changed (R2.3.1)");
-        let token = self
-            .auth()
-            .change_password(with_token(
-                ipb::ChangePasswordRequest { current_password: created.one_time_password, new_password: STAFF.into() },
-                &first.tokens.expect("tokens").access_token,
-            ))
-            .await
-            .unwrap_or_else(|e| panic!("{username} changes the password: {e}"))
-            .into_inner()
-            .tokens
-            .expect("tokens")
-            .access_token;
-        (id, token)
+        let scoped: Vec<(&str, cpb::ScopeKind, &str)> = roles
+            .iter()
+            .map(|role| match *role {
+                "auditor" => (*role, cpb::ScopeKind::Global, ""),
+                _ => (*role, cpb::ScopeKind::Department, department),
+            })
+            .collect();
+        staff_member(self.channel.clone(), &self.admin, username, department, &scoped, STAFF).await
     }
 }
 
@@ -219,22 +163,9 @@ async fn story(database_url: Option<&str>) {
         .await
         .expect("service principal")
         .into_inner();
-    AccessServiceClient::new(channel.clone())
-        .create_role_binding(with_token(
-            ipb::CreateRoleBindingRequest {
-                request_id: rid(),
-                role_binding: Some(ipb::RoleBinding {
-                    principal_id: integration.service_principal.expect("principal").id,
-                    role: "platform_integration".into(),
-                    scope: Some(cpb::Scope { kind: cpb::ScopeKind::Global as i32, id: String::new() }),
-                    reason: "delivers Weibo comments".into(),
-                    ..Default::default()
-                }),
-            },
-            &gw.admin,
-        ))
-        .await
-        .expect("integration role");
+    let integration_id = integration.service_principal.as_ref().expect("principal").id.clone();
+    grant_in_scope(channel.clone(), &gw.admin, &integration_id, "platform_integration", cpb::ScopeKind::Global, "")
+        .await;
 
     // The draft, its three reviews and three proofreading passes.
     let mut drafts = DraftServiceClient::new(channel.clone());

@@ -134,6 +134,87 @@ pub async fn grant(access: &mut AccessServiceClient<Channel>, admin: &str, princ
         .expect("granted");
 }
 
+/// Through `identity` (the service, or a gateway in front of it), `admin` grants `role` to
+/// `principal` in a scope (`kind` global, department or account).
+pub async fn grant_in_scope(
+    identity: Channel,
+    admin: &str,
+    principal: &str,
+    role: &str,
+    kind: cpb::ScopeKind,
+    scope_id: &str,
+) {
+    AccessServiceClient::new(identity)
+        .create_role_binding(with_token(
+            ipb::CreateRoleBindingRequest {
+                request_id: rid(),
+                role_binding: Some(ipb::RoleBinding {
+                    principal_id: principal.into(),
+                    role: role.into(),
+                    scope: Some(cpb::Scope { kind: kind as i32, id: scope_id.into() }),
+                    reason: "test world".into(),
+                    ..Default::default()
+                }),
+            },
+            admin,
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("granting {role}: {e}"));
+}
+
+/// Through `identity` (the service, or a gateway in front of it), `admin` creates a member
+/// of staff of `department` with scoped roles, who signs in with the one-time password —
+/// which must be changed (R2.3.1) — and sets `password`; (id, token).
+pub async fn staff_member(
+    identity: Channel,
+    admin: &str,
+    username: &str,
+    department: &str,
+    roles: &[(&str, cpb::ScopeKind, &str)],
+    password: &str,
+) -> (String, String) {
+    let mut directory = DirectoryServiceClient::new(identity.clone());
+    let mut auth = AuthenticationServiceClient::new(identity.clone());
+    let created = directory
+        .create_user(with_token(
+            ipb::CreateUserRequest {
+                request_id: rid(),
+                user: Some(ipb::User {
+                    username: username.into(),
+                    display_name: username.into(),
+                    department_id: department.into(),
+                    ..Default::default()
+                }),
+            },
+            admin,
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("creating {username}: {e}"))
+        .into_inner();
+    let id = created.user.expect("user").id;
+    for (role, kind, scope) in roles {
+        grant_in_scope(identity.clone(), admin, &id, role, *kind, scope).await;
+    }
+    let first = auth
+        .login(ipb::LoginRequest { username: username.into(), password: created.one_time_password.clone() })
+        .await
+        .unwrap_or_else(|e| panic!("{username} signs in: {e}"))
+        .into_inner();
+    assert!(first.password_change_required, "a one-time password must be changed (R2.3.1)");
+    let token = auth
+        .change_password(with_token(
+            ipb::ChangePasswordRequest { current_password: created.one_time_password, new_password: password.into() },
+            &first.tokens.expect("tokens").access_token,
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("{username} changes the password: {e}"))
+        .into_inner()
+        .tokens
+        .expect("tokens")
+        .access_token;
+    (id, token)
+}
+
 /// Creates a user and activates it; (id, token).
 pub async fn user(
     directory: &mut DirectoryServiceClient<Channel>,
@@ -299,22 +380,7 @@ impl World {
 
     /// Grants `role` to `principal` in a scope (`kind` global, department or account).
     pub async fn grant_scoped(&self, principal: &str, role: &str, kind: cpb::ScopeKind, scope_id: &str) {
-        AccessServiceClient::new(self.identity.channel())
-            .create_role_binding(with_token(
-                ipb::CreateRoleBindingRequest {
-                    request_id: rid(),
-                    role_binding: Some(ipb::RoleBinding {
-                        principal_id: principal.into(),
-                        role: role.into(),
-                        scope: Some(cpb::Scope { kind: kind as i32, id: scope_id.into() }),
-                        reason: "test world".into(),
-                        ..Default::default()
-                    }),
-                },
-                &self.admin_token,
-            ))
-            .await
-            .unwrap_or_else(|e| panic!("granting {role}: {e}"));
+        grant_in_scope(self.identity.channel(), &self.admin_token, principal, role, kind, scope_id).await;
     }
 
     /// A member of staff with scoped roles; (id, token). Passwords are [`STAFF_PASSWORD`].
@@ -324,48 +390,7 @@ impl World {
         department: &str,
         roles: &[(&str, cpb::ScopeKind, &str)],
     ) -> (String, String) {
-        let mut directory = DirectoryServiceClient::new(self.identity.channel());
-        let mut auth = AuthenticationServiceClient::new(self.identity.channel());
-        let created = directory
-            .create_user(with_token(
-                ipb::CreateUserRequest {
-                    request_id: rid(),
-                    user: Some(ipb::User {
-                        username: username.into(),
-                        display_name: username.into(),
-                        department_id: department.into(),
-                        ..Default::default()
-                    }),
-                },
-                &self.admin_token,
-            ))
-            .await
-            .unwrap_or_else(|e| panic!("creating {username}: {e}"))
-            .into_inner();
-        let id = created.user.expect("user").id;
-        for (role, kind, scope) in roles {
-            self.grant_scoped(&id, role, *kind, scope).await;
-        }
-        let first = auth
-            .login(ipb::LoginRequest { username: username.into(), password: created.one_time_password.clone() })
-            .await
-            .expect("login")
-            .into_inner();
-        let token = auth
-            .change_password(with_token(
-                ipb::ChangePasswordRequest {
-                    current_password: created.one_time_password,
-                    new_password: STAFF_PASSWORD.into(),
-                },
-                &first.tokens.expect("tokens").access_token,
-            ))
-            .await
-            .expect("password changed")
-            .into_inner()
-            .tokens
-            .expect("tokens")
-            .access_token;
-        (id, token)
+        staff_member(self.identity.channel(), &self.admin_token, username, department, roles, STAFF_PASSWORD).await
     }
 
     /// A service principal of another system holding `role` globally (for example a
