@@ -18,6 +18,7 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use ed25519_dalek::SigningKey;
+use govmedia_domain::Error;
 use govmedia_domain::audit::{Actor, AuditAction, AuditRecord, AuditResourceRef};
 use govmedia_domain::clock::{Clock, SystemClock};
 use govmedia_kit::access::{DEFAULT_TTL, PermissionChecker};
@@ -127,7 +128,10 @@ struct LocalSink(Appender);
 impl AuditSink for LocalSink {
     async fn append(&self, records: Vec<AuditRecord>) -> Result<AppendReceipt, SinkError> {
         let events = records.iter().map(api::audit_log::record_to_event).collect();
-        let appended = self.0.append(events).await.map_err(|e| SinkError(e.to_string()))?;
+        let appended = self.0.append(events).await.map_err(|e| match e {
+            Error::InvalidArgument(_) | Error::RuleViolated(_) => SinkError::invalid(e.to_string()),
+            other => SinkError::unavailable(other.to_string()),
+        })?;
         Ok(AppendReceipt {
             appended: appended.appended,
             duplicates: u32::try_from(appended.duplicates.len()).unwrap_or(u32::MAX),

@@ -25,11 +25,11 @@ use govmedia_kit::auth::{AuthLayer, AuthPolicy, TokenVerifier};
 use govmedia_kit::client::CallCredentials;
 use govmedia_kit::config::ServerSettings;
 use govmedia_kit::db::{Database, ServiceMigrations};
+use govmedia_kit::mutation::UnitOfWork;
 use govmedia_kit::server::ServerBuilder;
 use govmedia_proto::identity::v1::GetPlatformAccountRequest;
 use govmedia_proto::identity::v1::platform_account_service_client::PlatformAccountServiceClient;
 use sqlx::migrate::Migrator;
-use tokio::sync::Notify;
 use tonic::transport::Channel;
 
 static POSTGRES: Migrator = sqlx::migrate!("migrations/postgres");
@@ -60,13 +60,11 @@ pub struct AccountFacts {
 /// The service's shared state.
 #[derive(Debug)]
 pub struct Core {
-    db: Database,
-    clock: Arc<dyn Clock>,
+    work: UnitOfWork,
     permissions: PermissionChecker,
     identity: Channel,
     screener: govmedia_kit::screening::Screener,
     credentials: CallCredentials,
-    relay: Arc<Notify>,
     proofreading_passes: usize,
 }
 
@@ -85,13 +83,11 @@ impl Core {
         proofreading_passes: usize,
     ) -> Arc<Self> {
         Arc::new(Self {
-            db,
-            clock,
+            work: UnitOfWork::new(db, clock),
             permissions,
             identity,
             screener: govmedia_kit::screening::Screener::new(audit, credentials.clone()),
             credentials,
-            relay: Arc::new(Notify::new()),
             proofreading_passes: proofreading_passes.max(1),
         })
     }
@@ -106,24 +102,24 @@ impl Core {
         self.screener.screen(govmedia_proto::common::v1::ScreeningContext::Post, texts).await
     }
 
+    /// The unit of work every change runs in.
+    pub fn work(&self) -> &UnitOfWork {
+        &self.work
+    }
+
     /// The database.
     pub fn db(&self) -> &Database {
-        &self.db
+        self.work.db()
     }
 
     /// Now.
     pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
-        self.clock.now()
+        self.work.now()
     }
 
     /// The permission authority's client.
     pub fn permissions(&self) -> &PermissionChecker {
         &self.permissions
-    }
-
-    /// Wakes the outbox relay after a commit.
-    pub fn relay(&self) -> &Arc<Notify> {
-        &self.relay
     }
 
     /// Facts about an account from identity; NOT_FOUND when it is not registered.
@@ -357,7 +353,7 @@ pub async fn serve(
     );
     let stop = tokio_util::sync::CancellationToken::new();
     let relay =
-        Relay::new(core.db().clone(), GrpcAuditSink::new(audit, credentials)).with_waker(Arc::clone(core.relay()));
+        Relay::new(core.db().clone(), GrpcAuditSink::new(audit, credentials)).with_waker(core.work().relay_waker());
     let relay = tokio::spawn(relay.run(stop.clone()));
     let scheduler_settings = scheduler::SchedulerSettings {
         poll: settings.content.scheduler_poll,

@@ -17,16 +17,18 @@ use chrono::{DateTime, Utc};
 use govmedia_domain::Error;
 use govmedia_domain::audit::{Actor, AuditAction, AuditRecord, AuditResourceRef};
 use govmedia_domain::ids::{PlatformAccountId, UserId};
-use govmedia_domain::workflow::DraftState;
-use govmedia_kit::outbox;
+use govmedia_kit::access::Authorized;
+use govmedia_kit::db::Tx;
 use tokio_util::sync::CancellationToken;
 
 use crate::connector::{Connector, Outgoing};
-use crate::domain::plan::PlanState;
-use crate::domain::publication::{AfterFailure, DueVerdict, PublicationState, Readiness, RetryPolicy, on_due};
+use crate::domain::draft::{Content, Draft};
+use crate::domain::publication::{
+    AfterFailure, DueVerdict, Publication, PublicationState, Readiness, RetryPolicy, on_due,
+};
 use crate::domain::review;
-use crate::store::{drafts, publications, publications::Publication};
-use crate::{Core, PRODUCER};
+use crate::store::{drafts, publications};
+use crate::{AccountFacts, Core, PRODUCER};
 
 /// Which connector publishes for which account.
 #[derive(Debug, Clone)]
@@ -137,78 +139,58 @@ impl Scheduler {
 
     async fn claim(&self, tick: &mut Tick) -> Result<Vec<Claim>, Error> {
         let now = self.core.now();
-        let mut tx = self.core.db().begin().await?;
-        let due = publications::lock_due(&mut tx, now, self.settings.batch).await?;
-        let mut claims = Vec::new();
-        let mut records = Vec::new();
-        for mut p in due {
-            let draft = drafts::get(&mut tx, p.draft, false)
-                .await?
-                .ok_or_else(|| Error::internal(format!("publication {} has no draft", p.id)))?;
-            let signoffs = drafts::signoffs(&mut tx, draft.id, draft.current_version).await?;
-            let account = self.core.account(p.account).await?;
-            let verdict = on_due(&Readiness {
-                draft: draft.state,
-                signoffs: signoffs.len(),
-                required_signoffs: self.core.proofreading_passes(),
-                account_active: account.active,
-            });
-            let expected = p.version;
-            p.updated_at = now;
-            p.version += 1;
-            match verdict {
-                DueVerdict::Publish => {
-                    let decisions = drafts::decisions(&mut tx, draft.id).await?;
-                    let state = drafts::review_state(&draft, &decisions);
-                    let content = drafts::content(&mut tx, draft.id, draft.current_version).await?;
-                    p.state = PublicationState::Publishing;
-                    p.draft_version = draft.current_version;
-                    p.approvers = review::approvers(&state);
-                    p.proofreaders = signoffs.iter().map(|s| s.proofreader).collect();
-                    p.attempt_count += 1;
-                    p.next_attempt_at = None;
-                    p.lease_until = Some(now + chrono::Duration::from_std(self.settings.lease).unwrap_or_default());
-                    publications::save(&mut tx, &p, expected).await?;
-                    let variant = content.variants.iter().find(|v| v.platform_account_id == p.account.to_string());
-                    let outgoing = Outgoing {
-                        publication_id: p.id.to_string(),
-                        platform_account_id: p.account.to_string(),
-                        platform: account.platform.name().to_owned(),
-                        draft_id: draft.id.to_string(),
-                        draft_version: draft.current_version,
-                        title: variant.map_or(content.title.clone(), |v| v.title.clone()),
-                        body: variant.map_or(content.body.clone(), |v| v.body.clone()),
-                        media: content.cover.iter().chain(content.media.iter()).map(|m| m.uri.clone()).collect(),
-                        scheduled_at: p.scheduled_at,
-                        approvers: ids(&p.approvers),
-                        proofreaders: ids(&p.proofreaders),
-                    };
-                    claims.push(Claim { publication: p, outgoing });
-                }
-                DueVerdict::Expire(why) => {
-                    p.state = PublicationState::Expired;
-                    p.last_error = why.clone();
-                    p.lease_until = None;
-                    publications::save(&mut tx, &p, expected).await?;
-                    records.push(record(AuditAction::PublicationExpired, &p, now, "R3.2.1").reason(why));
-                    tick.expired += 1;
-                }
-                DueVerdict::Refuse(why) => {
-                    p.state = PublicationState::Failed;
-                    p.last_error = why.clone();
-                    p.lease_until = None;
-                    publications::save(&mut tx, &p, expected).await?;
-                    records.push(record(AuditAction::PublicationFailed, &p, now, "R2.3.3").reason(why));
-                    tick.failed += 1;
-                }
-            }
+        // Identity is asked about the accounts before the claim's transaction begins; an
+        // item that fell due in between waits for the next tick. Several replicas may skip
+        // each other's rows, so the facts cover a few batches' worth.
+        let due =
+            publications::due_accounts(&mut self.core.db().begin_read().await?, now, self.settings.batch * 4).await?;
+        let mut accounts = HashMap::new();
+        for account in due {
+            accounts.insert(account, self.core.account(account).await?);
         }
-        outbox::enqueue(&mut tx, &records).await?;
-        tx.commit().await?;
-        if !records.is_empty() {
-            self.core.relay().notify_one();
-        }
-        Ok(claims)
+        let grant = Authorized::service("scheduler");
+        self.core
+            .work()
+            .run_unkeyed(async |m| {
+                let mut claims = Vec::new();
+                for mut p in publications::lock_due(m.tx(), now, self.settings.batch).await? {
+                    let Some(account) = accounts.get(&p.account) else { continue };
+                    let draft = drafts::lock(m.tx(), p.draft, &grant).await?;
+                    let signoffs = drafts::signoffs(m.tx(), draft.id, draft.current_version).await?;
+                    let verdict = on_due(&Readiness {
+                        draft: draft.state,
+                        signoffs: signoffs.len(),
+                        required_signoffs: self.core.proofreading_passes(),
+                        account_active: account.active,
+                    });
+                    match verdict {
+                        DueVerdict::Publish => {
+                            let past = drafts::past(&drafts::decisions(m.tx(), draft.id).await?);
+                            let content = drafts::content(m.tx(), draft.id, draft.current_version).await?;
+                            let approvers = review::approvers(&draft.review_state(&past));
+                            let proofreaders = signoffs.iter().map(|s| s.proofreader).collect();
+                            p.claim(&draft, approvers, proofreaders, now, self.settings.lease);
+                            publications::save(m.tx(), &p).await?;
+                            let outgoing = outgoing(&p, account, &draft, &content);
+                            claims.push(Claim { publication: p, outgoing });
+                        }
+                        DueVerdict::Expire(why) => {
+                            p.give_up(PublicationState::Expired, &why, now);
+                            publications::save(m.tx(), &p).await?;
+                            m.audit(record(AuditAction::PublicationExpired, &p, now, "R3.2.1").reason(why));
+                            tick.expired += 1;
+                        }
+                        DueVerdict::Refuse(why) => {
+                            p.give_up(PublicationState::Failed, &why, now);
+                            publications::save(m.tx(), &p).await?;
+                            m.audit(record(AuditAction::PublicationFailed, &p, now, "R2.3.3").reason(why));
+                            tick.failed += 1;
+                        }
+                    }
+                }
+                Ok(claims)
+            })
+            .await
     }
 
     async fn record(
@@ -218,86 +200,83 @@ impl Scheduler {
         result: Result<crate::connector::Receipt, crate::connector::ConnectorError>,
         tick: &mut Tick,
     ) -> Result<(), Error> {
+        let grant = Authorized::service("scheduler");
         let now = self.core.now();
-        let mut tx = self.core.db().begin().await?;
-        let Some(mut p) = publications::get(&mut tx, claimed.id, true).await? else {
-            return Err(Error::internal(format!("publication {} vanished", claimed.id)));
-        };
-        if p.version != claimed.version {
-            // Our lease ran out and another replica owns it now; its outcome counts.
-            tracing::warn!(publication = %p.id, "publication taken over by another scheduler; outcome dropped");
-            tick.superseded += 1;
-            return Ok(());
-        }
-        let expected = p.version;
-        p.version += 1;
-        p.updated_at = now;
-        p.connector = connector.to_owned();
-        p.lease_until = None;
-        let audit = match result {
-            Ok(receipt) => {
-                p.state = PublicationState::Published;
-                p.published_at = Some(now);
-                p.platform_post_id = receipt.platform_post_id;
-                p.url = receipt.url;
-                p.last_error.clear();
-                mark_draft_published(&mut tx, &p, now).await?;
-                tick.published += 1;
-                record(AuditAction::PublicationPublished, &p, now, "R3.3.1").attr("url", &p.url)
-            }
-            Err(e) => {
-                p.last_error = e.to_string();
-                let attempts = u32::try_from(p.attempt_count).unwrap_or(u32::MAX);
-                match self.settings.retry.after_failure(attempts, e.is_transient(), now) {
-                    AfterFailure::RetryAt(at) => {
-                        p.next_attempt_at = Some(at);
-                        tick.retrying += 1;
-                        record(AuditAction::PublicationAttemptFailed, &p, now, "R3.3.1")
-                            .reason(e.to_string())
-                            .attr("next_attempt_at", at.to_rfc3339())
-                    }
-                    AfterFailure::Fail => {
-                        p.state = PublicationState::Failed;
-                        tick.failed += 1;
-                        record(AuditAction::PublicationFailed, &p, now, "R3.3.1").reason(e.to_string())
-                    }
+        self.core
+            .work()
+            .run_unkeyed(async |m| {
+                let mut p = publications::lock(m.tx(), claimed.id, &grant).await?;
+                if p.version != claimed.version {
+                    // Our lease ran out and another replica owns it now; its outcome counts.
+                    tracing::warn!(publication = %p.id, "publication taken over by another scheduler; outcome dropped");
+                    tick.superseded += 1;
+                    return Ok(());
                 }
-            }
-        };
-        publications::save(&mut tx, &p, expected).await?;
-        outbox::enqueue(&mut tx, &[audit]).await?;
-        tx.commit().await?;
-        self.core.relay().notify_one();
-        Ok(())
+                let audit = match result {
+                    Ok(receipt) => {
+                        p.published(connector, receipt.platform_post_id, receipt.url, now);
+                        let mut draft = drafts::lock(m.tx(), p.draft, &grant).await?;
+                        mark_draft_published(m.tx(), &mut draft, now).await?;
+                        tick.published += 1;
+                        record(AuditAction::PublicationPublished, &p, now, "R3.3.1").attr("url", &p.url)
+                    }
+                    Err(e) => {
+                        let attempts = u32::try_from(p.attempt_count).unwrap_or(u32::MAX);
+                        match self.settings.retry.after_failure(attempts, e.is_transient(), now) {
+                            AfterFailure::RetryAt(at) => {
+                                p.attempt_failed(connector, &e.to_string(), Some(at), now);
+                                tick.retrying += 1;
+                                record(AuditAction::PublicationAttemptFailed, &p, now, "R3.3.1")
+                                    .reason(e.to_string())
+                                    .attr("next_attempt_at", at.to_rfc3339())
+                            }
+                            AfterFailure::Fail => {
+                                p.attempt_failed(connector, &e.to_string(), None, now);
+                                tick.failed += 1;
+                                record(AuditAction::PublicationFailed, &p, now, "R3.3.1").reason(e.to_string())
+                            }
+                        }
+                    }
+                };
+                publications::save(m.tx(), &p).await?;
+                m.audit(audit);
+                Ok(())
+            })
+            .await
     }
 }
 
-/// The draft (and its plan) is published once its first publication is; later targets
-/// keep it so.
-pub(crate) async fn mark_draft_published(
-    tx: &mut govmedia_kit::db::Tx,
-    p: &Publication,
-    now: DateTime<Utc>,
-) -> Result<(), Error> {
-    let Some(mut draft) = drafts::get(tx, p.draft, true).await? else { return Ok(()) };
-    if draft.state == DraftState::Published {
+/// What the connector sends for `p`: the variant for its account where there is one.
+fn outgoing(p: &Publication, account: &AccountFacts, draft: &Draft, content: &Content) -> Outgoing {
+    let (title, body) = content.for_account(p.account);
+    Outgoing {
+        publication_id: p.id.to_string(),
+        platform_account_id: p.account.to_string(),
+        platform: account.platform.name().to_owned(),
+        draft_id: draft.id.to_string(),
+        draft_version: draft.current_version,
+        title: title.to_owned(),
+        body: body.to_owned(),
+        media: content.cover.iter().chain(content.media.iter()).map(|m| m.uri.clone()).collect(),
+        scheduled_at: p.scheduled_at,
+        approvers: ids(&p.approvers),
+        proofreaders: ids(&p.proofreaders),
+    }
+}
+
+/// The draft (locked by the caller) is published once its first publication is; later
+/// targets keep it so. The plan it realises is done once something of it went out
+/// (R3.1.1): a consequence by rule, which the service makes itself.
+pub(crate) async fn mark_draft_published(tx: &mut Tx, draft: &mut Draft, now: DateTime<Utc>) -> Result<(), Error> {
+    if !draft.mark_published(now) {
         return Ok(());
     }
-    let expected = draft.version;
-    draft.state = DraftState::Published;
-    draft.updated_at = now;
-    draft.version += 1;
-    drafts::save(tx, &draft, expected).await?;
-    // The plan the draft realises is done once something of it went out (R3.1.1).
-    if let Some(plan) = draft.plan
-        && let Some(mut p) = crate::store::plans::lock(tx, plan).await?
-        && matches!(p.state, PlanState::Planned | PlanState::Drafted)
-    {
-        let previous = p.version;
-        p.state = PlanState::Published;
-        p.updated_at = now;
-        p.version += 1;
-        crate::store::plans::save(tx, &p, previous).await?;
+    drafts::save(tx, draft).await?;
+    if let Some(plan) = draft.plan {
+        let mut p = crate::store::plans::lock(tx, plan, &Authorized::service("publishing")).await?;
+        if p.mark_published(now) {
+            crate::store::plans::save(tx, &p).await?;
+        }
     }
     Ok(())
 }

@@ -17,9 +17,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use common::{Desk, approved, create, desk, publication_row, submit};
 use govmedia_content::connector::webhook::{WebhookConnector, WebhookSettings};
+use govmedia_content::domain::publication::Publication;
 use govmedia_content::domain::publication::{PublicationState, RetryPolicy};
 use govmedia_content::scheduler::{Connectors, Scheduler, SchedulerSettings, Tick};
-use govmedia_content::store::publications::{self, Publication};
+use govmedia_content::store::publications;
 use govmedia_domain::ids::PublicationId;
 use govmedia_kit::config::Secret;
 use govmedia_proto::content::v1 as pb;
@@ -83,7 +84,7 @@ async fn due(desk: &Desk, draft: &pb::Draft) -> PublicationId {
 
 async fn fetch(desk: &Desk, id: PublicationId) -> Publication {
     let mut tx = desk.c.db.begin_read().await.expect("tx");
-    publications::get(&mut tx, id, false).await.expect("get").expect("exists")
+    publications::get(&mut tx, id).await.expect("get").expect("exists")
 }
 
 async fn an_approved_draft_is_published_once_with_its_reviewers_r3_3_1(db: TestDatabase) {

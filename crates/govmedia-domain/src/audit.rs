@@ -234,6 +234,9 @@ actions! {
     AuditExported => "audit.exported",
     /// The audit log was verified.
     AuditVerified => "audit.verified",
+    // every service's outbox
+    /// Dead letters of a service's audit outbox were put back to be delivered again.
+    OutboxRedriven => "outbox.redriven",
 }
 
 impl fmt::Display for AuditAction {

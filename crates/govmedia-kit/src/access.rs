@@ -4,12 +4,17 @@
 //!
 //! The cache is why a revoked role can still work for up to the TTL (default 5 s) on
 //! services other than identity; identity itself decides from its database every time.
+//!
+//! A change asks for its permission *before* its transaction begins and receives an
+//! [`Authorized`]: a value only this module makes. Locking a row for a change
+//! ([`crate::db::lock_row`]) takes one, so code that was not authorised cannot lock,
+//! and no transaction is ever held open while identity is asked.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use govmedia_domain::Error;
-use govmedia_domain::ids::PrincipalId;
+use govmedia_domain::ids::{DepartmentId, PlatformAccountId, PrincipalId};
 use govmedia_domain::permission::Permission;
 use govmedia_domain::scope::Resource;
 use govmedia_proto::identity::v1::access_service_client::AccessServiceClient;
@@ -33,6 +38,91 @@ pub struct Answer {
     pub allowed: bool,
     /// Which role and scope granted it, or why not.
     pub explanation: String,
+}
+
+/// Proof that the authority allowed a principal a permission on a scope. It has no
+/// public constructor: only [`PermissionChecker`] makes one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authorized {
+    principal: PrincipalId,
+    permission: Option<Permission>,
+    basis: Basis,
+}
+
+/// What the grant was checked on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Basis {
+    /// The service itself, acting by its own rules with no caller.
+    Service(&'static str),
+    /// One resource (a department, an account in its department, or global).
+    Resource(Resource),
+    /// Every one of these accounts of the department.
+    Accounts { department: DepartmentId, accounts: Vec<PlatformAccountId> },
+}
+
+impl Authorized {
+    /// The service itself acting by its own rules, with nobody calling: the scheduler
+    /// sending what was approved, a background job. It covers every row; what it does
+    /// is audited with the system as the actor. Handlers never use it: they act for a
+    /// caller and ask for the caller's authorisation.
+    pub fn service(component: &'static str) -> Self {
+        Self {
+            principal: PrincipalId::from_uuid(uuid::Uuid::nil()),
+            permission: None,
+            basis: Basis::Service(component),
+        }
+    }
+
+    /// Who was authorised.
+    pub fn principal(&self) -> PrincipalId {
+        self.principal
+    }
+
+    /// What for (none when the service acts by itself).
+    pub fn permission(&self) -> Option<Permission> {
+        self.permission
+    }
+
+    /// `Ok` when the grant covers a row owned by `department` and targeting `accounts`
+    /// as it was found once locked; ABORTED otherwise (the row moved out of the scope
+    /// that was checked between the check and the lock: read it again and retry).
+    pub fn ensure_covers(&self, department: Option<DepartmentId>, accounts: &[PlatformAccountId]) -> Result<(), Error> {
+        let covered = match &self.basis {
+            Basis::Service(_) => true,
+            Basis::Resource(r) => {
+                r.department == department && r.platform_account.is_none_or(|a| accounts.contains(&a))
+            }
+            Basis::Accounts { department: d, accounts: granted } => {
+                Some(*d) == department && accounts.iter().all(|a| granted.contains(a))
+            }
+        };
+        if covered {
+            Ok(())
+        } else {
+            Err(Error::Conflict(
+                "the resource changed since the permission was checked; read it again and retry".into(),
+            ))
+        }
+    }
+}
+
+impl Authorized {
+    /// `Ok` when the grant covers a row aimed at `account` (a publication, a comment, a
+    /// feedback item); ABORTED otherwise.
+    pub fn ensure_covers_account(&self, account: PlatformAccountId) -> Result<(), Error> {
+        let covered = match &self.basis {
+            Basis::Service(_) => true,
+            Basis::Resource(r) => r.platform_account == Some(account) || *r == Resource::GLOBAL,
+            Basis::Accounts { accounts, .. } => accounts.contains(&account),
+        };
+        if covered {
+            Ok(())
+        } else {
+            Err(Error::Conflict(
+                "the resource changed since the permission was checked; read it again and retry".into(),
+            ))
+        }
+    }
 }
 
 /// Asks identity whether principals may act, with a short cache.
@@ -94,6 +184,54 @@ impl PermissionChecker {
             cache.insert(key, Arc::clone(&answer));
         }
         Ok(answer)
+    }
+
+    /// The authorisation of `principal` for `permission` on `resource`; PERMISSION_DENIED
+    /// naming the permission and why otherwise.
+    pub async fn authorize(
+        &self,
+        principal: PrincipalId,
+        permission: Permission,
+        resource: &Resource,
+    ) -> Result<Authorized, Error> {
+        self.require(principal, permission, resource).await?;
+        Ok(Authorized { principal, permission: Some(permission), basis: Basis::Resource(*resource) })
+    }
+
+    /// The authorisation of `principal` for `permission` on something owned by
+    /// `department` and aimed at `accounts`: granted by the department, or by every one
+    /// of the accounts (a binding scoped to accounts reaches only what targets nothing
+    /// else, R2.2.1, R3.2.2). PERMISSION_DENIED with the department's answer otherwise.
+    pub async fn authorize_department_or_accounts(
+        &self,
+        principal: PrincipalId,
+        permission: Permission,
+        department: DepartmentId,
+        accounts: &[PlatformAccountId],
+    ) -> Result<Authorized, Error> {
+        let by_department = self.check(principal, permission, &Resource::department(department)).await?;
+        if by_department.allowed {
+            let basis = Basis::Resource(Resource::department(department));
+            return Ok(Authorized { principal, permission: Some(permission), basis });
+        }
+        if !accounts.is_empty() {
+            let mut all = true;
+            for account in accounts {
+                if !self
+                    .check(principal, permission, &Resource::platform_account(*account, Some(department)))
+                    .await?
+                    .allowed
+                {
+                    all = false;
+                    break;
+                }
+            }
+            if all {
+                let basis = Basis::Accounts { department, accounts: accounts.to_vec() };
+                return Ok(Authorized { principal, permission: Some(permission), basis });
+            }
+        }
+        Err(Error::denied(permission, by_department.explanation.clone()))
     }
 
     /// `Ok` when allowed; PERMISSION_DENIED naming the permission and why otherwise.

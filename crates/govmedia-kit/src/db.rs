@@ -19,6 +19,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Postgres, Sqlite, Transaction};
 
+use crate::access::Authorized;
 use crate::config::{Backend, DatabaseUrl};
 
 /// How long a SQLite writer waits for the lock before giving up.
@@ -333,6 +334,45 @@ macro_rules! on_db {
             }
         }
     };
+}
+
+/// Loads the row of `table` whose `id` column is `id`, locked for the change: `FOR
+/// UPDATE` on PostgreSQL; on SQLite the transaction already holds the database's write
+/// lock (`BEGIN IMMEDIATE`). It takes the change's [`Authorized`]: a row is locked only
+/// once the permission was granted, which was asked before the transaction began. The
+/// caller checks that the row, as locked, is still within the grant
+/// ([`Authorized::ensure_covers`]).
+pub async fn lock_row<R>(tx: &mut Tx, table: &'static str, id: &str, grant: &Authorized) -> Result<Option<R>, Error>
+where
+    R: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+        + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+        + Send
+        + Unpin,
+{
+    tracing::trace!(
+        table,
+        id,
+        permission = grant.permission().map_or("service", |p| p.as_str()),
+        "locking for a change"
+    );
+    on_tx!(tx, |conn, dialect| {
+        let sql = match dialect {
+            Dialect::Postgres => format!("SELECT * FROM {table} WHERE id = $1 FOR UPDATE"),
+            Dialect::Sqlite => format!("SELECT * FROM {table} WHERE id = ?1"),
+        };
+        sqlx::query_as(&sql).bind(id).fetch_optional(conn).await
+    })
+    .map_err(db_error)
+}
+
+/// The end of a save-if-version (`UPDATE … WHERE id = $1 AND version = $n`): zero rows
+/// updated means someone else changed `what` since it was read: ABORTED, to be retried.
+pub fn saved(rows_affected: u64, what: &str) -> Result<(), Error> {
+    if rows_affected == 0 {
+        Err(Error::Conflict(format!("the {what} changed since it was read; read it again and retry")))
+    } else {
+        Ok(())
+    }
 }
 
 /// Maps a database error to the domain error: pool exhaustion and broken connections are

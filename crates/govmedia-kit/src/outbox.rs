@@ -15,17 +15,19 @@ use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 use govmedia_domain::Error;
-use govmedia_domain::audit::{ActorKind, AuditRecord, Outcome};
+use govmedia_domain::audit::{Actor, ActorKind, AuditAction, AuditRecord, AuditResourceRef, Outcome};
 use govmedia_proto::audit::v1 as pb;
 use govmedia_proto::audit::v1::audit_log_service_client::AuditLogServiceClient;
 use govmedia_proto::common::v1 as common;
-use sqlx::QueryBuilder;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
 use crate::client::CallCredentials;
-use crate::db::{Database, Tx, db_error};
+use chrono::{DateTime, Utc};
+
+use crate::db::{Database, Dialect, Tx, db_error};
+use crate::{on_db, on_tx};
 
 /// Most records shipped in one batch.
 pub const DEFAULT_BATCH_SIZE: u32 = 500;
@@ -73,10 +75,42 @@ pub struct AppendReceipt {
     pub duplicates: u32,
 }
 
-/// Why a batch could not be delivered.
-#[derive(Debug, thiserror::Error)]
-#[error("audit delivery failed: {0}")]
-pub struct SinkError(pub String);
+/// Why a batch could not be delivered, with the gRPC code the audit service answered
+/// (or UNAVAILABLE when it could not be reached).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("audit delivery failed ({code:?}): {message}")]
+pub struct SinkError {
+    /// The code.
+    pub code: tonic::Code,
+    /// What was said.
+    pub message: String,
+}
+
+impl SinkError {
+    /// A failure worth retrying as it is (the service down, overloaded, misconfigured).
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self { code: tonic::Code::Unavailable, message: message.into() }
+    }
+
+    /// The batch was refused as invalid: retrying the same records changes nothing.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self { code: tonic::Code::InvalidArgument, message: message.into() }
+    }
+
+    /// True when the audit service refused the records themselves, so the same records
+    /// will be refused again: INVALID_ARGUMENT, FAILED_PRECONDITION, OUT_OF_RANGE. Every
+    /// other code (outages, overload, a principal without permission) is about the
+    /// service or the relay, and is retried with backoff for as long as it lasts.
+    pub fn is_rejection(&self) -> bool {
+        matches!(self.code, tonic::Code::InvalidArgument | tonic::Code::FailedPrecondition | tonic::Code::OutOfRange)
+    }
+}
+
+impl From<tonic::Status> for SinkError {
+    fn from(status: tonic::Status) -> Self {
+        Self { code: status.code(), message: status.message().to_owned() }
+    }
+}
 
 /// Where the relay ships records: the audit service, or a test double of it.
 pub trait AuditSink: Send + Sync + 'static {
@@ -102,15 +136,9 @@ impl AuditSink for GrpcAuditSink {
     async fn append(&self, records: Vec<AuditRecord>) -> Result<AppendReceipt, SinkError> {
         let events = records.into_iter().map(to_proto).collect();
         let mut request = tonic::Request::new(pb::AppendEventsRequest { events });
-        self.credentials.authorize(&mut request).await.map_err(|s| SinkError(s.message().to_owned()))?;
+        self.credentials.authorize(&mut request).await.map_err(|s| SinkError::unavailable(s.message()))?;
         crate::telemetry::inject_context(request.metadata_mut());
-        let response = self
-            .client
-            .clone()
-            .append_events(request)
-            .await
-            .map_err(|s| SinkError(format!("{:?}: {}", s.code(), s.message())))?
-            .into_inner();
+        let response = self.client.clone().append_events(request).await.map_err(SinkError::from)?.into_inner();
         Ok(AppendReceipt {
             appended: response.appended_count,
             duplicates: u32::try_from(response.duplicate_event_ids.len()).unwrap_or(u32::MAX),
@@ -159,12 +187,41 @@ pub fn to_proto(record: AuditRecord) -> pb::AuditEvent {
     }
 }
 
+/// How often the audit service may refuse a record as invalid before it becomes a dead
+/// letter. More than once, because a refusal can be passing: during a rolling upgrade an
+/// older audit service may not know a new action yet.
+pub const DEFAULT_MAX_REJECTIONS: u32 = 5;
+
+/// A record waiting in the outbox, as claimed for delivery.
+#[derive(Debug, sqlx::FromRow)]
+struct Waiting {
+    seq: i64,
+    payload: String,
+    rejections: i32,
+}
+
+/// What became of a claimed batch, written back in one transaction.
+#[derive(Debug, Default)]
+struct Settlement {
+    /// Delivered: deleted.
+    delivered: Vec<i64>,
+    /// Not delivered for a passing reason: kept, the error noted.
+    kept: Vec<i64>,
+    /// Refused as invalid, below the limit: kept, the refusal counted.
+    refused: Vec<i64>,
+    /// Refused at the limit, or not decodable at all: moved to the dead letters.
+    buried: Vec<(i64, String)>,
+    /// The error to note on kept and refused records.
+    error: Option<String>,
+}
+
 /// Ships the outbox to an [`AuditSink`].
 #[derive(Debug)]
 pub struct Relay<S> {
     db: Database,
     sink: S,
     batch_size: u32,
+    max_rejections: u32,
     idle_poll: Duration,
     wake: Arc<Notify>,
 }
@@ -176,6 +233,7 @@ impl<S: AuditSink> Relay<S> {
             db,
             sink,
             batch_size: DEFAULT_BATCH_SIZE,
+            max_rejections: DEFAULT_MAX_REJECTIONS,
             idle_poll: Duration::from_secs(1),
             wake: Arc::new(Notify::new()),
         }
@@ -187,13 +245,19 @@ impl<S: AuditSink> Relay<S> {
         self
     }
 
+    /// Sets how often a record may be refused as invalid before it becomes a dead letter.
+    pub fn with_max_rejections(mut self, max_rejections: u32) -> Self {
+        self.max_rejections = max_rejections.max(1);
+        self
+    }
+
     /// Sets how often an idle relay looks for records nobody woke it for.
     pub fn with_idle_poll(mut self, idle_poll: Duration) -> Self {
         self.idle_poll = idle_poll;
         self
     }
 
-    /// Uses `wake` (shared with the service's handlers) as the wake-up signal.
+    /// Uses `wake` (shared with the service's unit of work) as the wake-up signal.
     pub fn with_waker(mut self, wake: Arc<Notify>) -> Self {
         self.wake = wake;
         self
@@ -206,86 +270,139 @@ impl<S: AuditSink> Relay<S> {
 
     /// How many records wait (the outbox lag).
     pub async fn pending(&self) -> Result<i64, Error> {
-        let sql = "SELECT COUNT(*) FROM govmedia_outbox";
-        match &self.db {
-            Database::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.map_err(db_error),
-            Database::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.map_err(db_error),
+        pending(&self.db).await
+    }
+
+    /// Delivers one batch; returns how many records left the outbox, delivered or
+    /// buried (0 when it is empty).
+    ///
+    /// A batch the audit service refuses as invalid is shipped again one record at a
+    /// time, so the records it can take are delivered and only the refused ones stay;
+    /// a record refused `max_rejections` times becomes a dead letter (an ERROR log, the
+    /// `govmedia.outbox.dead_letters` counter) and no longer holds up the rest. Passing
+    /// failures keep every record and are reported as UNAVAILABLE, with the sink's code.
+    pub async fn deliver_batch(&self) -> Result<usize, Error> {
+        let (claim, rows) = self.claim().await?;
+        if rows.is_empty() {
+            if let Some(tx) = claim {
+                tx.commit().await?;
+            }
+            return Ok(0);
+        }
+        let mut settlement = Settlement::default();
+        let mut batch = Vec::with_capacity(rows.len());
+        for row in rows {
+            match serde_json::from_str::<AuditRecord>(&row.payload) {
+                Ok(record) => batch.push((row, record)),
+                // It will never decode: holding it would stall every record behind it.
+                Err(e) => settlement.buried.push((row.seq, format!("the stored record does not decode: {e}"))),
+            }
+        }
+        let failure = self.ship(batch, &mut settlement).await;
+        let mut tx = match claim {
+            Some(tx) => tx,
+            None => self.db.begin().await?,
+        };
+        settle(&mut tx, &settlement).await?;
+        tx.commit().await?;
+        for (seq, why) in &settlement.buried {
+            tracing::error!(outbox.seq = seq, error = %why, "audit record moved to the dead letters; re-drive it with `govmedia outbox redrive` once the cause is fixed");
+        }
+        if !settlement.buried.is_empty() {
+            dead_letter_counter().add(settlement.buried.len() as u64, &[]);
+        }
+        let left = settlement.delivered.len() + settlement.buried.len();
+        match failure {
+            None => Ok(left),
+            Some(e) if left == 0 => Err(Error::Unavailable { dependency: "audit service", source: Box::new(e) }),
+            // Records left the outbox: report progress so the loop goes on at once; the
+            // refused ones are retried with the next batches until they are buried.
+            Some(e) => {
+                tracing::warn!(error = %e, "audit records refused as invalid; the others went on");
+                Ok(left)
+            }
         }
     }
 
-    /// Delivers one batch; returns how many records it shipped (0 when empty).
-    pub async fn deliver_batch(&self) -> Result<usize, Error> {
+    /// Sends `batch`, then each record alone if the batch was refused as invalid.
+    /// Returns the failure that kept records back, if any.
+    async fn ship(&self, batch: Vec<(Waiting, AuditRecord)>, s: &mut Settlement) -> Option<SinkError> {
+        if batch.is_empty() {
+            return None;
+        }
+        let records = batch.iter().map(|(_, r)| r.clone()).collect();
+        let error = match self.sink.append(records).await {
+            Ok(_) => {
+                s.delivered.extend(batch.iter().map(|(w, _)| w.seq));
+                return None;
+            }
+            Err(e) if e.is_rejection() && batch.len() > 1 => e,
+            Err(e) => {
+                self.note(&batch, &e, s);
+                return Some(e);
+            }
+        };
+        tracing::warn!(error = %error, records = batch.len(), "the audit service refused a batch; sending its records one at a time");
+        let mut last = None;
+        for (i, (waiting, record)) in batch.iter().enumerate() {
+            match self.sink.append(vec![record.clone()]).await {
+                Ok(_) => s.delivered.push(waiting.seq),
+                Err(e) if e.is_rejection() => {
+                    self.note(std::slice::from_ref(&batch[i]), &e, s);
+                    last = Some(e);
+                }
+                Err(e) => {
+                    // The service went away part-way: keep the rest for the next try.
+                    self.note(&batch[i..], &e, s);
+                    return Some(e);
+                }
+            }
+        }
+        last
+    }
+
+    /// Records a failure against `records`.
+    fn note(&self, records: &[(Waiting, AuditRecord)], error: &SinkError, s: &mut Settlement) {
+        s.error = Some(error.to_string());
+        for (w, record) in records {
+            if !error.is_rejection() {
+                s.kept.push(w.seq);
+            } else if u32::try_from(w.rejections + 1).unwrap_or(u32::MAX) >= self.max_rejections {
+                s.buried.push((
+                    w.seq,
+                    format!("{} ({} refused {} times): {error}", record.id, record.action, w.rejections + 1),
+                ));
+            } else {
+                s.refused.push(w.seq);
+            }
+        }
+    }
+
+    /// Claims the oldest records: on PostgreSQL inside a transaction that holds them
+    /// (`FOR UPDATE SKIP LOCKED`, so replicas take disjoint batches); on SQLite (one
+    /// process) without any lock, so writers never wait for the network.
+    async fn claim(&self) -> Result<(Option<Tx>, Vec<Waiting>), Error> {
         let limit = i64::from(self.batch_size);
         match &self.db {
             Database::Postgres(pool) => {
                 let mut tx = pool.begin().await.map_err(db_error)?;
-                let rows: Vec<(i64, String)> = sqlx::query_as(
-                    "SELECT seq, payload::text FROM govmedia_outbox ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED",
+                let rows = sqlx::query_as(
+                    "SELECT seq, payload::text AS payload, rejections FROM govmedia_outbox \
+                     ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED",
                 )
                 .bind(limit)
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(db_error)?;
-                if rows.is_empty() {
-                    return Ok(0);
-                }
-                let (seqs, records) = decode(rows)?;
-                match self.sink.append(records).await {
-                    Ok(_) => {
-                        sqlx::query("DELETE FROM govmedia_outbox WHERE seq = ANY($1)")
-                            .bind(&seqs)
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(db_error)?;
-                        tx.commit().await.map_err(db_error)?;
-                        Ok(seqs.len())
-                    }
-                    Err(e) => {
-                        sqlx::query(
-                            "UPDATE govmedia_outbox SET attempts = attempts + 1, last_error = $2 WHERE seq = ANY($1)",
-                        )
-                        .bind(&seqs)
-                        .bind(e.to_string())
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db_error)?;
-                        tx.commit().await.map_err(db_error)?;
-                        Err(Error::Unavailable { dependency: "audit service", source: Box::new(e) })
-                    }
-                }
+                Ok((Some(Tx::Postgres(tx)), rows))
             }
             Database::Sqlite(pool) => {
-                let rows: Vec<(i64, String)> =
-                    sqlx::query_as("SELECT seq, payload FROM govmedia_outbox ORDER BY seq LIMIT ?1")
-                        .bind(limit)
-                        .fetch_all(pool)
-                        .await
-                        .map_err(db_error)?;
-                if rows.is_empty() {
-                    return Ok(0);
-                }
-                let (seqs, records) = decode(rows)?;
-                let outcome = self.sink.append(records).await;
-                let mut query = match &outcome {
-                    Ok(_) => QueryBuilder::new("DELETE FROM govmedia_outbox WHERE seq IN ("),
-                    Err(e) => {
-                        let mut q =
-                            QueryBuilder::new("UPDATE govmedia_outbox SET attempts = attempts + 1, last_error = ");
-                        q.push_bind(e.to_string());
-                        q.push(" WHERE seq IN (");
-                        q
-                    }
-                };
-                let mut list = query.separated(", ");
-                for seq in &seqs {
-                    list.push_bind(*seq);
-                }
-                query.push(")");
-                query.build().execute(pool).await.map_err(db_error)?;
-                match outcome {
-                    Ok(_) => Ok(seqs.len()),
-                    Err(e) => Err(Error::Unavailable { dependency: "audit service", source: Box::new(e) }),
-                }
+                let rows = sqlx::query_as("SELECT seq, payload, rejections FROM govmedia_outbox ORDER BY seq LIMIT ?1")
+                    .bind(limit)
+                    .fetch_all(pool)
+                    .await
+                    .map_err(db_error)?;
+                Ok((None, rows))
             }
         }
     }
@@ -336,14 +453,183 @@ impl<S: AuditSink> Relay<S> {
     }
 }
 
-fn decode(rows: Vec<(i64, String)>) -> Result<(Vec<i64>, Vec<AuditRecord>), Error> {
-    let mut seqs = Vec::with_capacity(rows.len());
-    let mut records = Vec::with_capacity(rows.len());
-    for (seq, payload) in rows {
-        let record: AuditRecord = serde_json::from_str(&payload)
-            .map_err(|e| Error::internal(format!("outbox record {seq} cannot be decoded: {e}")))?;
-        seqs.push(seq);
-        records.push(record);
+fn dead_letter_counter() -> opentelemetry::metrics::Counter<u64> {
+    opentelemetry::global::meter("govmedia")
+        .u64_counter("govmedia.outbox.dead_letters")
+        .with_description("Audit records moved to the outbox's dead letters after the audit service refused them")
+        .with_unit("{record}")
+        .build()
+}
+
+/// `$first, $first+1, …` for `n` values.
+fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
+/// Writes what became of a batch.
+async fn settle(tx: &mut Tx, s: &Settlement) -> Result<(), Error> {
+    let error = s.error.clone().unwrap_or_default();
+    on_tx!(tx, |conn, dialect| async {
+        if !s.delivered.is_empty() {
+            let sql = format!("DELETE FROM govmedia_outbox WHERE seq IN ({})", placeholders(1, s.delivered.len()));
+            let sql = dialect.sql(&sql);
+            let mut q = sqlx::query(&sql).persistent(false);
+            for seq in &s.delivered {
+                q = q.bind(*seq);
+            }
+            q.execute(&mut *conn).await?;
+        }
+        for (seqs, counted) in [(&s.kept, false), (&s.refused, true)] {
+            if seqs.is_empty() {
+                continue;
+            }
+            let sql = format!(
+                "UPDATE govmedia_outbox SET attempts = attempts + 1, rejections = rejections + {}, last_error = $1 \
+                 WHERE seq IN ({})",
+                i32::from(counted),
+                placeholders(2, seqs.len())
+            );
+            let sql = dialect.sql(&sql);
+            let mut q = sqlx::query(&sql).persistent(false).bind(&error);
+            for seq in seqs {
+                q = q.bind(*seq);
+            }
+            q.execute(&mut *conn).await?;
+        }
+        for (seq, why) in &s.buried {
+            sqlx::query(&dialect.sql(
+                "INSERT INTO govmedia_outbox_dead_letters (event_id, outbox_seq, payload, created_at, attempts, last_error) \
+                 SELECT event_id, seq, CAST(payload AS TEXT), created_at, attempts + 1, $2 FROM govmedia_outbox WHERE seq = $1",
+            ))
+            .bind(*seq)
+            .bind(why)
+            .execute(&mut *conn)
+            .await?;
+            sqlx::query(&dialect.sql("DELETE FROM govmedia_outbox WHERE seq = $1")).bind(*seq).execute(&mut *conn).await?;
+        }
+        Ok::<(), sqlx::Error>(())
     }
-    Ok((seqs, records))
+    .await)
+    .map_err(db_error)
+}
+
+/// How many records wait in `db`'s outbox.
+pub async fn pending(db: &Database) -> Result<i64, Error> {
+    on_db!(db, |pool, _dialect| sqlx::query_scalar("SELECT COUNT(*) FROM govmedia_outbox").fetch_one(pool).await)
+        .map_err(db_error)
+}
+
+/// An audit record the audit service refused until the relay gave up on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// The record's event id.
+    pub event_id: String,
+    /// Its place in the outbox it left.
+    pub outbox_seq: i64,
+    /// Its action, when the record decodes.
+    pub action: Option<String>,
+    /// How often delivery was tried.
+    pub attempts: i64,
+    /// The audit service's last refusal.
+    pub last_error: String,
+    /// When it was written with its change.
+    pub created_at: DateTime<Utc>,
+    /// When it became a dead letter.
+    pub buried_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct DeadLetterRow {
+    event_id: String,
+    outbox_seq: i64,
+    payload: String,
+    attempts: i64,
+    last_error: String,
+    created_at: DateTime<Utc>,
+    buried_at: DateTime<Utc>,
+}
+
+/// The dead letters of `db`'s outbox, oldest first.
+pub async fn dead_letters(db: &Database) -> Result<Vec<DeadLetter>, Error> {
+    let rows: Vec<DeadLetterRow> = on_db!(db, |pool, _dialect| {
+        sqlx::query_as(
+            "SELECT CAST(event_id AS TEXT) AS event_id, CAST(outbox_seq AS BIGINT) AS outbox_seq, payload, \
+             CAST(attempts AS BIGINT) AS attempts, last_error, created_at, buried_at \
+             FROM govmedia_outbox_dead_letters ORDER BY outbox_seq",
+        )
+        .fetch_all(pool)
+        .await
+    })
+    .map_err(db_error)?;
+    Ok(rows
+        .into_iter()
+        .map(|r| DeadLetter {
+            action: serde_json::from_str::<AuditRecord>(&r.payload).ok().map(|a| a.action),
+            event_id: r.event_id,
+            outbox_seq: r.outbox_seq,
+            attempts: r.attempts,
+            last_error: r.last_error,
+            created_at: r.created_at,
+            buried_at: r.buried_at,
+        })
+        .collect())
+}
+
+/// Moves dead letters back into the outbox, at its end, with their counts reset: the
+/// ones named by `event_ids`, or all of them when it is empty. Returns how many moved;
+/// the relay ships them with the next batch. The audit service appends by event id, so
+/// a record re-driven twice is still appended once. The re-drive is itself audited, in
+/// the same transaction, as `outbox.redriven` by `operator` for `producer` (the service).
+pub async fn redrive(db: &Database, event_ids: &[String], producer: &str, operator: &str) -> Result<u64, Error> {
+    let mut tx = db.begin().await?;
+    let moved = on_tx!(&mut tx, |conn, dialect| async {
+        let (filter, ids): (String, &[String]) = if event_ids.is_empty() {
+            (String::new(), &[])
+        } else {
+            let column = match dialect {
+                Dialect::Postgres => "CAST(event_id AS TEXT)",
+                Dialect::Sqlite => "event_id",
+            };
+            (format!(" WHERE {column} IN ({})", placeholders(1, event_ids.len())), event_ids)
+        };
+        let payload = match dialect {
+            Dialect::Postgres => "CAST(payload AS JSONB)",
+            Dialect::Sqlite => "payload",
+        };
+        let insert = format!(
+            "INSERT INTO govmedia_outbox (event_id, payload, created_at) \
+             SELECT event_id, {payload}, created_at FROM govmedia_outbox_dead_letters{filter} ORDER BY outbox_seq"
+        );
+        let delete = format!("DELETE FROM govmedia_outbox_dead_letters{filter}");
+        let (insert, delete) = (dialect.sql(&insert), dialect.sql(&delete));
+        let mut q = sqlx::query(&insert).persistent(false);
+        for id in ids {
+            q = q.bind(id);
+        }
+        let moved = q.execute(&mut *conn).await?.rows_affected();
+        let mut q = sqlx::query(&delete).persistent(false);
+        for id in ids {
+            q = q.bind(id);
+        }
+        q.execute(&mut *conn).await?;
+        Ok::<u64, sqlx::Error>(moved)
+    }
+    .await)
+    .map_err(db_error)?;
+    if moved > 0 {
+        let which = if event_ids.is_empty() { "all".to_owned() } else { event_ids.join(",") };
+        let record = AuditRecord::new(
+            AuditAction::OutboxRedriven,
+            Actor::system(operator),
+            AuditResourceRef::new("audit_outbox", producer),
+            producer,
+            Utc::now(),
+        )
+        .rule("R9.2")
+        .attr("event_ids", which)
+        .attr("count", moved);
+        enqueue(&mut tx, &[record]).await?;
+    }
+    tx.commit().await?;
+    Ok(moved)
 }

@@ -158,7 +158,111 @@ async fn the_running_relay_ships_soon_after_a_wake_up(db: TestDatabase) {
     receiver.stop().await;
 }
 
+/// Delivers until the outbox is empty, through refusals.
+async fn drain_through_refusals(relay: &Relay<GrpcAuditSink>) {
+    for _ in 0..100 {
+        let _ = relay.deliver_batch().await;
+        if relay.pending().await.expect("count") == 0 {
+            return;
+        }
+    }
+    panic!("outbox did not drain");
+}
+
+async fn an_invalid_record_goes_to_the_dead_letters_while_the_records_behind_it_are_delivered(db: TestDatabase) {
+    let db = db.connect(&ServiceMigrations::KIT_ONLY).await;
+    let addr = free_addr();
+    let ids = write_records(&db, 10, 10).await;
+    let store = Arc::new(Mutex::new(common::Store { invalid: vec![ids[3].clone()], ..Default::default() }));
+    let receiver = start_receiver(addr, store.clone()).await;
+    let relay = relay_to(&db, addr, 10).with_max_rejections(3);
+
+    let first = relay.deliver_batch().await.expect("the others go on");
+    assert_eq!(first, 9, "the batch was refused, then sent record by record");
+    let mut others = ids.clone();
+    let bad = others.remove(3);
+    assert_eq!(store.lock().expect("store").log, others, "every record but the refused one, in order");
+    assert!(outbox::dead_letters(&db).await.expect("list").is_empty(), "one refusal is not yet the limit");
+
+    drain_through_refusals(&relay).await;
+    let dead = outbox::dead_letters(&db).await.expect("list");
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].event_id, bad);
+    assert_eq!(dead[0].action.as_deref(), Some("draft.approved"));
+    assert_eq!(dead[0].attempts, 3, "refused three times, the limit");
+    assert!(dead[0].last_error.contains("InvalidArgument"), "the code is kept: {}", dead[0].last_error);
+
+    // Records written later are not held up by it.
+    let later = write_records(&db, 2, 2).await;
+    drain(&relay).await;
+    others.extend(later);
+    assert_eq!(store.lock().expect("store").log, others);
+
+    // Once the cause is fixed, the re-drive delivers it, once.
+    store.lock().expect("store").invalid.clear();
+    assert_eq!(outbox::redrive(&db, std::slice::from_ref(&bad), "content", "ops").await.expect("redrive"), 1);
+    assert!(outbox::dead_letters(&db).await.expect("list").is_empty());
+    drain(&relay).await;
+    {
+        let store = store.lock().expect("store");
+        let n = store.log.len();
+        assert_eq!(store.log[n - 2], bad, "re-driven at the end of the outbox");
+        assert_eq!(store.received[&bad], 1, "appended once");
+        // The last is the re-drive's own audit record.
+    }
+    assert_eq!(outbox::redrive(&db, &[], "content", "ops").await.expect("redrive"), 0, "nothing left to re-drive");
+    receiver.stop().await;
+}
+
+async fn an_outage_never_buries_a_record(db: TestDatabase) {
+    let db = db.connect(&ServiceMigrations::KIT_ONLY).await;
+    let relay = relay_to(&db, free_addr(), 10).with_max_rejections(1);
+    write_records(&db, 3, 3).await;
+    for _ in 0..5 {
+        assert!(relay.deliver_batch().await.is_err(), "nobody listens");
+    }
+    assert_eq!(relay.pending().await.expect("count"), 3, "an outage is retried for as long as it lasts");
+    assert!(outbox::dead_letters(&db).await.expect("list").is_empty());
+}
+
+async fn a_record_that_does_not_decode_is_buried_at_once(db: TestDatabase) {
+    let db = db.connect(&ServiceMigrations::KIT_ONLY).await;
+    let broken = uuid::Uuid::now_v7();
+    match &db {
+        Database::Postgres(pool) => {
+            sqlx::query("INSERT INTO govmedia_outbox (event_id, payload) VALUES ($1, '{\"not\": \"a record\"}')")
+                .bind(broken)
+                .execute(pool)
+                .await
+                .map(|_| ())
+        }
+        Database::Sqlite(pool) => {
+            sqlx::query("INSERT INTO govmedia_outbox (event_id, payload) VALUES (?1, '{\"not\": \"a record\"}')")
+                .bind(broken.to_string())
+                .execute(pool)
+                .await
+                .map(|_| ())
+        }
+    }
+    .expect("insert");
+    let ids = write_records(&db, 2, 2).await;
+    let addr = free_addr();
+    let store = Arc::new(Mutex::new(common::Store::default()));
+    let receiver = start_receiver(addr, store.clone()).await;
+    let relay = relay_to(&db, addr, 10);
+    drain(&relay).await;
+    assert_exactly_once(&store.lock().expect("store"), &ids);
+    let dead = outbox::dead_letters(&db).await.expect("list");
+    assert_eq!(dead.iter().map(|d| d.event_id.clone()).collect::<Vec<_>>(), [broken.to_string()]);
+    assert_eq!(dead[0].action, None);
+    assert!(dead[0].last_error.contains("does not decode"), "{}", dead[0].last_error);
+    receiver.stop().await;
+}
+
 storage_tests!(
+    a_record_that_does_not_decode_is_buried_at_once,
+    an_invalid_record_goes_to_the_dead_letters_while_the_records_behind_it_are_delivered,
+    an_outage_never_buries_a_record,
     events_written_while_the_receiver_is_down_arrive_exactly_once,
     a_receiver_crashing_mid_batch_loses_and_doubles_nothing,
     a_rolled_back_change_leaves_no_audit_record,

@@ -48,6 +48,9 @@ Daily work, through the gateway as the signed-in user (tables; --json for script
   govmedia publications list|show
   govmedia comments queue|show|reply|hide
   govmedia audit query|verify|export
+
+Operations, on a service's own database:
+  govmedia outbox dead-letters|redrive  audit records the audit service refused
   govmedia --help                       this text
 
 Settings come from, in rising precedence: defaults, a TOML file (--config or

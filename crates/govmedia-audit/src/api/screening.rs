@@ -12,7 +12,7 @@ use govmedia_domain::permission::Permission;
 use govmedia_domain::scope::Resource;
 use govmedia_domain::validate::Validator;
 use govmedia_kit::auth::Principal;
-use govmedia_kit::mutation::{Begin, Mutation};
+use govmedia_kit::mutation::{Begin, HandRun};
 use govmedia_proto::audit::v1 as pb;
 use govmedia_proto::audit::v1::screening_service_server::{ScreeningService, ScreeningServiceServer};
 use govmedia_proto::common::v1 as cpb;
@@ -199,10 +199,10 @@ impl Screening {
         request_id: RequestId,
         request: &Req,
         action: AuditAction,
-        work: impl AsyncFnOnce(&mut Mutation, i64) -> Result<(R, String), Error>,
+        work: impl AsyncFnOnce(&mut HandRun, i64) -> Result<(R, String), Error>,
     ) -> Result<R, Error> {
         let mut m =
-            match Mutation::begin(self.core.db(), caller.id, method, request_id, request, self.core.now()).await? {
+            match HandRun::begin(self.core.db(), caller.id, method, request_id, request, self.core.now()).await? {
                 Begin::Replayed(answer) => return Ok(answer),
                 Begin::Fresh(m) => m,
             };

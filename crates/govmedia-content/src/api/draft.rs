@@ -6,22 +6,28 @@ use std::sync::Arc;
 use govmedia_domain::Error;
 use govmedia_domain::audit::{AuditAction, AuditRecord, AuditResourceRef};
 use govmedia_domain::error::FieldViolation;
-use govmedia_domain::ids::{DepartmentId, DraftId, PlanId, PlatformAccountId, PublicationId, ReviewDecisionId, UserId};
+use govmedia_domain::ids::{
+    DepartmentId, DraftId, PlanId, PlatformAccountId, PublicationId, RequestId, ReviewDecisionId, UserId,
+};
 use govmedia_domain::page;
 use govmedia_domain::permission::Permission;
 use govmedia_domain::scope::Resource;
 use govmedia_domain::validate::{MAX_REASON_CHARS, Validator};
 use govmedia_domain::workflow::{DraftState, ReviewStage};
+use govmedia_kit::access::Authorized;
 use govmedia_kit::auth::Principal;
-use govmedia_kit::mutation::{Begin, Mutation};
+use govmedia_kit::db::Tx;
+use govmedia_kit::mutation::Call;
+use govmedia_kit::wire::next_page_token;
 use govmedia_proto::content::v1 as pb;
 use govmedia_proto::content::v1::draft_service_server::{DraftService, DraftServiceServer};
 use tonic::{Request, Response, Status};
 
 use super::{caller, check_etag, etag, ts};
+use crate::domain::draft::{Content, Draft, Media, MediaKind, PostFormat, Variant};
 use crate::domain::format;
 use crate::domain::review::{self, Criteria, Decision, Judgement, Outcome, PastDecision};
-use crate::store::drafts::{self as store, Content, Draft, Media, SignOff, StoredDecision, Variant};
+use crate::store::drafts::{self as store, SignOff, StoredDecision};
 use crate::{Core, PRODUCER};
 
 /// Longest body, in characters (platform limits are checked at submission).
@@ -38,99 +44,109 @@ pub struct Drafts {
     core: Arc<Core>,
 }
 
-fn media_kind(k: i32) -> &'static str {
-    match pb::MediaKind::try_from(k).unwrap_or(pb::MediaKind::Unspecified) {
-        pb::MediaKind::Image => "image",
-        pb::MediaKind::Video => "video",
-        pb::MediaKind::Audio => "audio",
-        pb::MediaKind::Document => "document",
-        pb::MediaKind::Unspecified => "",
+fn media_kind(v: &mut Validator, field: &str, k: i32) -> Option<MediaKind> {
+    match pb::MediaKind::try_from(k) {
+        Ok(pb::MediaKind::Image) => Some(MediaKind::Image),
+        Ok(pb::MediaKind::Video) => Some(MediaKind::Video),
+        Ok(pb::MediaKind::Audio) => Some(MediaKind::Audio),
+        Ok(pb::MediaKind::Document) => Some(MediaKind::Document),
+        Ok(pb::MediaKind::Unspecified) | Err(_) => {
+            v.violation(field, "is required: image, video, audio or document");
+            None
+        }
     }
 }
 
-fn media_kind_to(k: &str) -> pb::MediaKind {
+fn media_kind_to(k: MediaKind) -> pb::MediaKind {
     match k {
-        "image" => pb::MediaKind::Image,
-        "video" => pb::MediaKind::Video,
-        "audio" => pb::MediaKind::Audio,
-        "document" => pb::MediaKind::Document,
-        _ => pb::MediaKind::Unspecified,
+        MediaKind::Image => pb::MediaKind::Image,
+        MediaKind::Video => pb::MediaKind::Video,
+        MediaKind::Audio => pb::MediaKind::Audio,
+        MediaKind::Document => pb::MediaKind::Document,
     }
 }
 
-fn media_from(v: &mut Validator, field: &str, m: &pb::MediaReference) -> Media {
-    let kind = media_kind(m.kind);
-    if kind.is_empty() {
-        v.violation(format!("{field}.kind"), "is required: image, video, audio or document");
-    }
-    let uri = v.required_text(&format!("{field}.uri"), &m.uri, 1000).unwrap_or_default();
-    Media { kind: kind.to_owned(), uri, sha256: m.sha256.clone(), caption: m.caption.clone() }
+fn media_from(v: &mut Validator, field: &str, m: &pb::MediaReference) -> Option<Media> {
+    let kind = media_kind(v, &format!("{field}.kind"), m.kind);
+    let uri = v.required_text(&format!("{field}.uri"), &m.uri, 1000);
+    Some(Media { kind: kind?, uri: uri?, sha256: m.sha256.clone(), caption: m.caption.clone() })
 }
 
 fn media_to(m: &Media) -> pb::MediaReference {
     pb::MediaReference {
-        kind: media_kind_to(&m.kind) as i32,
+        kind: media_kind_to(m.kind) as i32,
         uri: m.uri.clone(),
         sha256: m.sha256.clone(),
         caption: m.caption.clone(),
     }
 }
 
-fn format_name(f: i32) -> &'static str {
-    match pb::PostFormat::try_from(f).unwrap_or(pb::PostFormat::Unspecified) {
-        pb::PostFormat::Article => "article",
-        pb::PostFormat::ShortPost => "short_post",
-        pb::PostFormat::Video => "video",
-        pb::PostFormat::ImageSet => "image_set",
-        pb::PostFormat::Unspecified => "",
+fn format_from(v: &mut Validator, field: &str, f: i32) -> PostFormat {
+    match pb::PostFormat::try_from(f) {
+        Ok(pb::PostFormat::Unspecified) => PostFormat::Unspecified,
+        Ok(pb::PostFormat::Article) => PostFormat::Article,
+        Ok(pb::PostFormat::ShortPost) => PostFormat::ShortPost,
+        Ok(pb::PostFormat::Video) => PostFormat::Video,
+        Ok(pb::PostFormat::ImageSet) => PostFormat::ImageSet,
+        Err(_) => {
+            v.violation(field, "is not a post format");
+            PostFormat::Unspecified
+        }
     }
 }
 
-fn format_to(f: &str) -> pb::PostFormat {
+fn format_to(f: PostFormat) -> pb::PostFormat {
     match f {
-        "article" => pb::PostFormat::Article,
-        "short_post" => pb::PostFormat::ShortPost,
-        "video" => pb::PostFormat::Video,
-        "image_set" => pb::PostFormat::ImageSet,
-        _ => pb::PostFormat::Unspecified,
+        PostFormat::Unspecified => pb::PostFormat::Unspecified,
+        PostFormat::Article => pb::PostFormat::Article,
+        PostFormat::ShortPost => pb::PostFormat::ShortPost,
+        PostFormat::Video => pb::PostFormat::Video,
+        PostFormat::ImageSet => pb::PostFormat::ImageSet,
     }
 }
 
-fn content_from(v: &mut Validator, field: &str, c: Option<&pb::DraftContent>) -> Content {
+fn content_from(v: &mut Validator, field: &str, c: Option<&pb::DraftContent>) -> Option<Content> {
     let Some(c) = c else {
         v.violation(field, "is required");
-        return Content::default();
+        return None;
     };
-    let title = v.optional_text(&format!("{field}.title"), &c.title, 200).unwrap_or_default();
-    let body = v.optional_text(&format!("{field}.body"), &c.body, MAX_BODY).unwrap_or_default();
-    if title.is_empty() && body.is_empty() && c.media.is_empty() {
+    let title = v.optional_text(&format!("{field}.title"), &c.title, 200);
+    let body = v.optional_text(&format!("{field}.body"), &c.body, MAX_BODY);
+    if c.title.trim().is_empty() && c.body.trim().is_empty() && c.media.is_empty() {
         v.violation(format!("{field}.body"), "a draft needs a title, a body or media");
     }
-    Content {
-        title,
-        body,
-        summary: v.optional_text(&format!("{field}.summary"), &c.summary, 500).unwrap_or_default(),
-        cover: c.cover_image.as_ref().map(|m| media_from(v, &format!("{field}.cover_image"), m)),
-        media: c.media.iter().enumerate().map(|(i, m)| media_from(v, &format!("{field}.media[{i}]"), m)).collect(),
-        variants: c
-            .variants
-            .iter()
-            .enumerate()
-            .map(|(i, x)| {
-                if x.platform_account_id.parse::<PlatformAccountId>().is_err() {
-                    v.violation(format!("{field}.variants[{i}].platform_account_id"), "is not an account id");
-                }
-                Variant {
-                    platform_account_id: x.platform_account_id.clone(),
-                    format: format_name(x.format).to_owned(),
-                    title: x.title.clone(),
-                    body: x.body.clone(),
-                }
+    let summary = v.optional_text(&format!("{field}.summary"), &c.summary, 500);
+    let cover = c.cover_image.as_ref().map(|m| media_from(v, &format!("{field}.cover_image"), m));
+    let media: Vec<Option<Media>> =
+        c.media.iter().enumerate().map(|(i, m)| media_from(v, &format!("{field}.media[{i}]"), m)).collect();
+    let variants: Vec<Option<Variant>> = c
+        .variants
+        .iter()
+        .enumerate()
+        .map(|(i, x)| {
+            let account: Option<PlatformAccountId> =
+                v.id(&format!("{field}.variants[{i}].platform_account_id"), &x.platform_account_id);
+            let format = format_from(v, &format!("{field}.variants[{i}].format"), x.format);
+            Some(Variant {
+                platform_account_id: account?.to_string(),
+                format,
+                title: x.title.clone(),
+                body: x.body.clone(),
             })
-            .collect(),
-        byline: v.optional_text(&format!("{field}.byline"), &c.byline, 100).unwrap_or_default(),
-        source: v.optional_text(&format!("{field}.source"), &c.source, 200).unwrap_or_default(),
-    }
+        })
+        .collect();
+    let byline = v.optional_text(&format!("{field}.byline"), &c.byline, 100);
+    let source = v.optional_text(&format!("{field}.source"), &c.source, 200);
+    Some(Content {
+        title: title?,
+        body: body?,
+        summary: summary?,
+        cover: cover.map(|m| m.ok_or(())).transpose().ok()?,
+        media: media.into_iter().collect::<Option<_>>()?,
+        variants: variants.into_iter().collect::<Option<_>>()?,
+        byline: byline?,
+        source: source?,
+    })
 }
 
 fn content_to(c: &Content) -> pb::DraftContent {
@@ -145,7 +161,7 @@ fn content_to(c: &Content) -> pb::DraftContent {
             .iter()
             .map(|x| pb::PlatformVariant {
                 platform_account_id: x.platform_account_id.clone(),
-                format: format_to(&x.format) as i32,
+                format: format_to(x.format) as i32,
                 title: x.title.clone(),
                 body: x.body.clone(),
             })
@@ -276,73 +292,323 @@ fn to_proto(v: &View, required_passes: usize) -> pb::Draft {
     }
 }
 
-macro_rules! begin {
-    ($self:ident, $caller:ident, $method:literal, $request_id:expr, $request:expr) => {
-        match Mutation::begin(
-            $self.core.db(),
-            $caller.id,
-            concat!("/govmedia.content.v1.DraftService/", $method),
-            $request_id,
-            $request,
-            $self.core.now(),
-        )
-        .await?
-        {
-            Begin::Replayed(answer) => return Ok(Response::new(answer)),
-            Begin::Fresh(m) => m,
-        }
+/// The full gRPC path of a `DraftService` method (the idempotency key's method).
+macro_rules! method {
+    ($name:literal) => {
+        concat!("/govmedia.content.v1.DraftService/", $name)
     };
 }
 
+/// A validated `CreateDraft`.
+struct CreateDraft {
+    request_id: RequestId,
+    department: DepartmentId,
+    targets: Vec<PlatformAccountId>,
+    plan: Option<PlanId>,
+    corrects: Option<PublicationId>,
+    content: Content,
+}
+
+impl TryFrom<&pb::CreateDraftRequest> for CreateDraft {
+    type Error = Error;
+
+    fn try_from(req: &pb::CreateDraftRequest) -> Result<Self, Error> {
+        let mut v = Validator::new();
+        let request_id = v.request_id(&req.request_id);
+        let department = v.id("department_id", &req.department_id);
+        if req.target_platform_account_ids.is_empty() {
+            v.violation("target_platform_account_ids", "names no account");
+        }
+        let targets = targets(&mut v, &req.target_platform_account_ids);
+        let plan = v.optional_id("plan_id", &req.plan_id);
+        let corrects = v.optional_id("corrects_publication_id", &req.corrects_publication_id);
+        let content = content_from(&mut v, "content", req.content.as_ref());
+        v.finish_with(|| {
+            Some(CreateDraft {
+                request_id: request_id?,
+                department: department?,
+                targets,
+                plan,
+                corrects,
+                content: content?,
+            })
+        })
+    }
+}
+
+fn targets(v: &mut Validator, ids: &[String]) -> Vec<PlatformAccountId> {
+    ids.iter().enumerate().filter_map(|(i, a)| v.id(&format!("target_platform_account_ids[{i}]"), a)).collect()
+}
+
+/// A validated `UpdateDraft`.
+struct UpdateDraft {
+    request_id: RequestId,
+    draft: DraftId,
+    etag: String,
+    content: Content,
+    note: String,
+    targets: Vec<PlatformAccountId>,
+}
+
+impl TryFrom<&pb::UpdateDraftRequest> for UpdateDraft {
+    type Error = Error;
+
+    fn try_from(req: &pb::UpdateDraftRequest) -> Result<Self, Error> {
+        let mut v = Validator::new();
+        let request_id = v.request_id(&req.request_id);
+        let draft = v.id("draft_id", &req.draft_id);
+        let content = content_from(&mut v, "content", req.content.as_ref());
+        let note = v.optional_text("change_note", &req.change_note, MAX_REASON_CHARS);
+        let targets = targets(&mut v, &req.target_platform_account_ids);
+        v.finish_with(|| {
+            Some(UpdateDraft {
+                request_id: request_id?,
+                draft: draft?,
+                etag: req.etag.clone(),
+                content: content?,
+                note: note?,
+                targets,
+            })
+        })
+    }
+}
+
+/// A validated request that names a draft and carries a request id (submit, withdraw).
+struct DraftChange {
+    request_id: RequestId,
+    draft: DraftId,
+    etag: String,
+    reason: String,
+}
+
+impl DraftChange {
+    fn parse(request_id: &str, draft_id: &str, etag: &str, reason: Option<&str>) -> Result<Self, Error> {
+        let mut v = Validator::new();
+        let rid = v.request_id(request_id);
+        let draft = v.id("draft_id", draft_id);
+        let reason = match reason {
+            Some(r) => v.reason("reason", r),
+            None => Some(String::new()),
+        };
+        v.finish_with(|| Some(DraftChange { request_id: rid?, draft: draft?, etag: etag.to_owned(), reason: reason? }))
+    }
+}
+
+/// A validated review decision (approve, reject, request changes).
+struct Decide {
+    request_id: RequestId,
+    draft: DraftId,
+    version: i64,
+    stage: ReviewStage,
+    criteria: Criteria,
+    comment: String,
+}
+
+impl Decide {
+    fn parse(input: DecisionInput<'_>) -> Result<Self, Error> {
+        let DecisionInput { request_id, draft_id, version, stage, criteria, comment } = input;
+        let mut v = Validator::new();
+        let rid = v.request_id(request_id);
+        let draft = v.id("draft_id", draft_id);
+        let stage = stage_from(stage);
+        if stage.is_none() {
+            v.violation("stage", "is required: the stage being decided");
+        }
+        if version == 0 {
+            v.violation("version", "is required: the version that was read");
+        }
+        let comment = v.optional_text("comment", comment, MAX_REASON_CHARS);
+        v.finish_with(|| {
+            Some(Decide {
+                request_id: rid?,
+                draft: draft?,
+                version: i64::from(version),
+                stage: stage?,
+                criteria: criteria_from(criteria),
+                comment: comment?,
+            })
+        })
+    }
+}
+
+/// A validated `SignOffProofreading`.
+struct SignOffProofreading {
+    request_id: RequestId,
+    draft: DraftId,
+    version: i64,
+    note: String,
+}
+
+impl TryFrom<&pb::SignOffProofreadingRequest> for SignOffProofreading {
+    type Error = Error;
+
+    fn try_from(req: &pb::SignOffProofreadingRequest) -> Result<Self, Error> {
+        let mut v = Validator::new();
+        let request_id = v.request_id(&req.request_id);
+        let draft = v.id("draft_id", &req.draft_id);
+        if req.version == 0 {
+            v.violation("version", "is required: the approved version proofread");
+        }
+        let note = v.optional_text("note", &req.note, MAX_REASON_CHARS);
+        v.finish_with(|| {
+            Some(SignOffProofreading {
+                request_id: request_id?,
+                draft: draft?,
+                version: i64::from(req.version),
+                note: note?,
+            })
+        })
+    }
+}
+
+/// A draft id alone (reads).
+fn draft_id(value: &str) -> Result<DraftId, Error> {
+    let mut v = Validator::new();
+    let id = v.id("draft_id", value);
+    v.finish_with(|| id)
+}
+
 impl Drafts {
-    /// Allowed when the permission covers the draft's department, or every target
-    /// account (a reviewer acts only within the scope of their binding, R3.2.2).
-    async fn require(
+    /// The authorisation for `permission` on a draft of `department` aimed at `targets`:
+    /// by the department, or by every target account (a reviewer acts only within the
+    /// scope of their binding, R3.2.2).
+    async fn authorize(
         &self,
         caller: &Principal,
         permission: Permission,
         department: DepartmentId,
         targets: &[PlatformAccountId],
-    ) -> Result<(), Error> {
-        let checker = self.core.permissions();
-        let by_department = checker.check(caller.id, permission, &Resource::department(department)).await?;
-        if by_department.allowed {
-            return Ok(());
-        }
-        if !targets.is_empty() {
-            let mut all = true;
-            for account in targets {
-                if !checker
-                    .check(caller.id, permission, &Resource::platform_account(*account, Some(department)))
-                    .await?
-                    .allowed
-                {
-                    all = false;
-                    break;
-                }
-            }
-            if all {
-                return Ok(());
-            }
-        }
-        Err(Error::denied(permission, by_department.explanation.clone()))
+    ) -> Result<Authorized, Error> {
+        self.core.permissions().authorize_department_or_accounts(caller.id, permission, department, targets).await
     }
 
-    async fn view(&self, tx: &mut govmedia_kit::db::Tx, draft: Draft) -> Result<View, Error> {
+    /// A draft as it is now, read without a lock.
+    async fn read(&self, id: DraftId) -> Result<Draft, Error> {
+        let mut tx = self.core.db().begin_read().await?;
+        store::get(&mut tx, id).await?.ok_or_else(|| Error::not_found("draft", id))
+    }
+
+    /// A draft and the caller's authorisation for `permission` on it, asked before any
+    /// transaction begins.
+    async fn read_authorized(
+        &self,
+        caller: &Principal,
+        permission: Permission,
+        id: DraftId,
+    ) -> Result<(Draft, Authorized), Error> {
+        let draft = self.read(id).await?;
+        let grant = self.authorize(caller, permission, draft.department, &draft.targets).await?;
+        Ok((draft, grant))
+    }
+
+    /// Refuses targets that are closed (R2.1.1).
+    async fn check_targets(&self, targets: &[PlatformAccountId]) -> Result<(), Error> {
+        for account in targets {
+            if self.core.account(*account).await?.closed {
+                return Err(Error::rule(
+                    "R2.1.1",
+                    format!("platform_account/{account}"),
+                    "a closed account is not a target",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// A draft realises a plan of its own department (R3.1.1).
+    async fn check_plan(&self, plan: Option<PlanId>, department: DepartmentId) -> Result<(), Error> {
+        let Some(plan) = plan else { return Ok(()) };
+        let mut tx = self.core.db().begin_read().await?;
+        let found = crate::store::plans::get(&mut tx, plan).await?.ok_or_else(|| Error::not_found("plan", plan))?;
+        if found.department == department {
+            Ok(())
+        } else {
+            Err(Error::rule("R3.1.1", format!("plan/{plan}"), "the plan is another department's"))
+        }
+    }
+
+    async fn view(&self, tx: &mut Tx, draft: Draft) -> Result<pb::Draft, Error> {
         let content = store::content(tx, draft.id, draft.current_version).await?;
         let decisions = store::decisions(tx, draft.id).await?;
         let signoffs = store::signoffs(tx, draft.id, draft.current_version).await?;
-        Ok(View { draft, content, decisions, signoffs })
+        Ok(to_proto(&View { draft, content, decisions, signoffs }, self.core.proofreading_passes()))
     }
 
-    fn record(&self, action: AuditAction, caller: &Principal, d: &Draft, rule: &str, request_id: &str) -> AuditRecord {
+    fn record(
+        &self,
+        action: AuditAction,
+        caller: &Principal,
+        d: &Draft,
+        rule: &str,
+        request_id: RequestId,
+    ) -> AuditRecord {
         let mut resource = AuditResourceRef::new("draft", d.id);
         resource.department = Some(d.department);
         resource.platform_account = d.targets.first().copied();
         AuditRecord::new(action, caller.actor(), resource, PRODUCER, self.core.now())
             .rule(rule)
-            .request(govmedia_kit::telemetry::current_trace_id(), Some(request_id.to_owned()))
+            .request(govmedia_kit::telemetry::current_trace_id(), Some(request_id.to_string()))
             .attr("version", d.current_version)
+    }
+
+    /// The platform format rules of every target (R3.3.1): all violations at once.
+    async fn check_formats(&self, draft: &Draft, content: &Content) -> Result<(), Error> {
+        let mut violations: Vec<FieldViolation> = Vec::new();
+        for (i, account) in draft.targets.iter().enumerate() {
+            let facts = self.core.account(*account).await?;
+            let (title, body) = content.for_account(*account);
+            let shape = format::Shape {
+                title_chars: title.chars().count(),
+                body_chars: body.chars().count(),
+                has_cover: content.cover.is_some(),
+                images: content.count(MediaKind::Image),
+                videos: content.count(MediaKind::Video),
+            };
+            violations.extend(format::check(
+                facts.platform,
+                &shape,
+                &format!("content (target {i}, {}).", facts.platform.name()),
+            ));
+        }
+        if violations.is_empty() { Ok(()) } else { Err(Error::InvalidArgument(violations)) }
+    }
+
+    /// Screens every text of the version (R7.1.1); a blocking finding refuses the
+    /// submission, and the refusal is audited with what was found where.
+    async fn screen(
+        &self,
+        caller: &Principal,
+        draft: &Draft,
+        content: &Content,
+        request_id: RequestId,
+    ) -> Result<govmedia_kit::screening::Screened, Error> {
+        let mut texts = vec![
+            ("title".to_owned(), content.title.clone()),
+            ("body".to_owned(), content.body.clone()),
+            ("summary".to_owned(), content.summary.clone()),
+        ];
+        for x in &content.variants {
+            texts.push((format!("variant {} title", x.platform_account_id), x.title.clone()));
+            texts.push((format!("variant {} body", x.platform_account_id), x.body.clone()));
+        }
+        let screened = self.core.screen(texts).await?;
+        let blocking = screened.blocking();
+        if blocking.is_empty() {
+            return Ok(screened);
+        }
+        let detail: Vec<String> = blocking.iter().map(|f| format!("{} \"{}\"", f.text_key, f.excerpt)).collect();
+        let record = self
+            .record(AuditAction::DraftSubmissionBlocked, caller, draft, "R7.1.1", request_id)
+            .outcome(govmedia_domain::audit::Outcome::Denied)
+            .attr("findings", detail.join("; "));
+        self.core
+            .work()
+            .run_unkeyed(async |m| {
+                m.audit(record);
+                Ok(())
+            })
+            .await?;
+        Err(govmedia_kit::screening::refusal(&blocking))
     }
 
     /// A review decision: approve, reject or request changes.
@@ -354,69 +620,41 @@ impl Drafts {
         input: DecisionInput<'_>,
         request: &impl prost::Message,
     ) -> Result<pb::Draft, Error> {
-        let DecisionInput { request_id, draft_id, version, stage, criteria, comment } = input;
-        let mut v = Validator::new();
-        let rid = v.request_id(request_id);
-        let id: Option<DraftId> = v.id("draft_id", draft_id);
-        let stage = stage_from(stage);
-        if stage.is_none() {
-            v.violation("stage", "is required: the stage being decided");
-        }
-        if version == 0 {
-            v.violation("version", "is required: the version that was read");
-        }
-        let comment = v.optional_text("comment", comment, MAX_REASON_CHARS).unwrap_or_default();
-        v.finish()?;
-        let (Some(rid), Some(id), Some(stage)) = (rid, id, stage) else { return Err(Error::internal("validated")) };
-        let mut m = match Mutation::begin(self.core.db(), caller.id, method, rid, request, self.core.now()).await? {
-            Begin::Replayed(answer) => return Ok(answer),
-            Begin::Fresh(m) => m,
-        };
-        let mut draft = store::get(m.tx(), id, true).await?.ok_or_else(|| Error::not_found("draft", id))?;
-        self.require(&caller, stage.permission(), draft.department, &draft.targets).await?;
-        let decisions = store::decisions(m.tx(), id).await?;
+        let cmd = Decide::parse(input)?;
+        let (_, grant) = self.read_authorized(&caller, cmd.stage.permission(), cmd.draft).await?;
         let reviewer = UserId::from_uuid(caller.id.as_uuid());
         let decision = Decision {
             reviewer,
-            version: i64::from(version),
-            stage,
+            version: cmd.version,
+            stage: cmd.stage,
             outcome,
-            criteria: criteria_from(criteria),
-            comment: comment.clone(),
+            criteria: cmd.criteria,
+            comment: cmd.comment.clone(),
         };
-        let next = review::decide(&store::review_state(&draft, &decisions), &decision)?;
-        let now = m.now();
-        store::insert_decision(
-            m.tx(),
-            id,
-            &StoredDecision {
-                id: ReviewDecisionId::new(),
-                decision: PastDecision { version: decision.version, stage, reviewer, outcome },
-                criteria: decision.criteria,
-                comment: comment.clone(),
-                created_at: now,
-            },
-        )
-        .await?;
-        let previous = draft.version;
-        draft.state = next;
-        draft.updated_at = now;
-        draft.version += 1;
-        store::save(m.tx(), &draft, previous).await?;
-        let (action, rule) = match outcome {
-            Outcome::Approved => (AuditAction::DraftApproved, review::CHAIN_RULE),
-            Outcome::Rejected => (AuditAction::DraftRejected, review::CRITERIA_RULE),
-            Outcome::ChangesRequested => (AuditAction::DraftChangesRequested, review::CHAIN_RULE),
-        };
-        let mut record = self.record(action, &caller, &draft, rule, &rid.to_string()).attr("stage", stage.as_str());
-        if !comment.is_empty() {
-            record = record.reason(comment);
-        }
-        m.audit(record);
-        let view = self.view(m.tx(), draft).await?;
-        let answer = to_proto(&view, self.core.proofreading_passes());
-        m.commit(&answer, Some(self.core.relay())).await?;
-        Ok(answer)
+        self.core
+            .work()
+            .run(Call::new(&caller, method, cmd.request_id, request), async |m| {
+                let mut draft = store::lock(m.tx(), cmd.draft, &grant).await?;
+                let past = store::past(&store::decisions(m.tx(), cmd.draft).await?);
+                let (action, rule) = draft.decide(&decision, &past, m.now())?;
+                let stored = StoredDecision {
+                    id: ReviewDecisionId::new(),
+                    decision: PastDecision { version: cmd.version, stage: cmd.stage, reviewer, outcome },
+                    criteria: decision.criteria,
+                    comment: cmd.comment.clone(),
+                    created_at: m.now(),
+                };
+                store::insert_decision(m.tx(), cmd.draft, &stored).await?;
+                store::save(m.tx(), &draft).await?;
+                let mut record =
+                    self.record(action, &caller, &draft, rule, cmd.request_id).attr("stage", cmd.stage.as_str());
+                if !cmd.comment.is_empty() {
+                    record = record.reason(cmd.comment.clone());
+                }
+                m.audit(record);
+                self.view(m.tx(), draft).await
+            })
+            .await
     }
 }
 
@@ -428,90 +666,38 @@ impl DraftService for Drafts {
     ) -> Result<Response<pb::CreateDraftResponse>, Status> {
         let caller = caller(&request)?;
         let req = request.into_inner();
-        let mut v = Validator::new();
-        let request_id = v.request_id(&req.request_id);
-        let department: Option<DepartmentId> = v.id("department_id", &req.department_id);
-        if req.target_platform_account_ids.is_empty() {
-            v.violation("target_platform_account_ids", "names no account");
-        }
-        let targets: Vec<PlatformAccountId> = req
-            .target_platform_account_ids
-            .iter()
-            .enumerate()
-            .filter_map(|(i, a)| v.id(&format!("target_platform_account_ids[{i}]"), a))
-            .collect();
-        let plan: Option<PlanId> = v.optional_id("plan_id", &req.plan_id);
-        let corrects: Option<PublicationId> = v.optional_id("corrects_publication_id", &req.corrects_publication_id);
-        let content = content_from(&mut v, "content", req.content.as_ref());
-        v.finish()?;
-        let (Some(request_id), Some(department)) = (request_id, department) else {
-            return Err(Error::internal("validated").into());
-        };
-        self.require(&caller, Permission::DraftWrite, department, &targets).await?;
-        for account in &targets {
-            let facts = self.core.account(*account).await?;
-            if facts.closed {
-                return Err(Error::rule(
-                    "R2.1.1",
-                    format!("platform_account/{account}"),
-                    "a closed account is not a target",
-                )
-                .into());
+        let cmd = CreateDraft::try_from(&req)?;
+        let grant = self.authorize(&caller, Permission::DraftWrite, cmd.department, &cmd.targets).await?;
+        self.check_targets(&cmd.targets).await?;
+        self.check_plan(cmd.plan, cmd.department).await?;
+        let call = Call::new(&caller, method!("CreateDraft"), cmd.request_id, &req);
+        let answer = self.core.work().run(call, async |m| {
+            if let Some(plan) = cmd.plan {
+                let mut p = crate::store::plans::lock(m.tx(), plan, &grant).await?;
+                if p.link_draft(m.now())? {
+                    crate::store::plans::save(m.tx(), &p).await?;
+                }
             }
-        }
-        let mut m = begin!(self, caller, "CreateDraft", request_id, &req);
-        if let Some(plan) = plan {
-            let mut p = crate::store::plans::lock(m.tx(), plan).await?.ok_or_else(|| Error::not_found("plan", plan))?;
-            crate::domain::plan::check_open(&plan.to_string(), p.state, "drafted")?;
-            if p.state == crate::domain::plan::PlanState::Planned {
-                let previous = p.version;
-                p.state = crate::domain::plan::PlanState::Drafted;
-                p.updated_at = m.now();
-                p.version += 1;
-                crate::store::plans::save(m.tx(), &p, previous).await?;
-            }
-        }
-        let now = m.now();
-        let author = UserId::from_uuid(caller.id.as_uuid());
-        let draft = Draft {
-            id: DraftId::new(),
-            department,
-            author,
-            targets,
-            plan,
-            corrects,
-            state: DraftState::Drafting,
-            current_version: 1,
-            screening_findings: "[]".into(),
-            screening_lexicon: 0,
-            submitted_at: None,
-            created_at: now,
-            updated_at: now,
-            version: 1,
-        };
-        store::insert(m.tx(), &draft).await?;
-        store::insert_version(m.tx(), draft.id, 1, &content, author, "first version", now).await?;
-        m.audit(
-            self.record(AuditAction::DraftCreated, &caller, &draft, "R3.1.1", &request_id.to_string())
-                .attr("title", &content.title),
-        );
-        let view = View { draft, content, decisions: vec![], signoffs: vec![] };
-        let answer = pb::CreateDraftResponse { draft: Some(to_proto(&view, self.core.proofreading_passes())) };
-        m.commit(&answer, Some(self.core.relay())).await?;
-        Ok(Response::new(answer))
+            let author = UserId::from_uuid(caller.id.as_uuid());
+            let draft = Draft::new(cmd.department, author, cmd.targets, cmd.plan, cmd.corrects, m.now());
+            store::insert(m.tx(), &draft).await?;
+            let now = m.now();
+            store::insert_version(m.tx(), draft.id, 1, &cmd.content, author, "first version", now).await?;
+            m.audit(
+                self.record(AuditAction::DraftCreated, &caller, &draft, "R3.1.1", cmd.request_id)
+                    .attr("title", &cmd.content.title),
+            );
+            Ok(pb::CreateDraftResponse { draft: Some(self.view(m.tx(), draft).await?) })
+        });
+        Ok(Response::new(answer.await?))
     }
 
     async fn get_draft(&self, request: Request<pb::GetDraftRequest>) -> Result<Response<pb::GetDraftResponse>, Status> {
         let caller = caller(&request)?;
-        let mut v = Validator::new();
-        let id: Option<DraftId> = v.id("draft_id", &request.get_ref().draft_id);
-        v.finish()?;
-        let Some(id) = id else { return Err(Error::internal("validated").into()) };
+        let (draft, _) =
+            self.read_authorized(&caller, Permission::DraftRead, draft_id(&request.get_ref().draft_id)?).await?;
         let mut tx = self.core.db().begin_read().await?;
-        let draft = store::get(&mut tx, id, false).await?.ok_or_else(|| Error::not_found("draft", id))?;
-        self.require(&caller, Permission::DraftRead, draft.department, &draft.targets).await?;
-        let view = self.view(&mut tx, draft).await?;
-        Ok(Response::new(pb::GetDraftResponse { draft: Some(to_proto(&view, self.core.proofreading_passes())) }))
+        Ok(Response::new(pb::GetDraftResponse { draft: Some(self.view(&mut tx, draft).await?) }))
     }
 
     async fn list_drafts(
@@ -550,19 +736,12 @@ impl DraftService for Drafts {
         };
         self.core.permissions().require(caller.id, Permission::DraftRead, &scope).await?;
         let mut tx = self.core.db().begin_read().await?;
-        let drafts =
-            store::list(&mut tx, &store::DraftFilter { department, author, state, plan, account }, before, limit)
-                .await?;
-        let next_page_token = match drafts.last() {
-            Some(last) if drafts.len() >= usize::try_from(limit).unwrap_or(usize::MAX) => {
-                page::encode_page_token(&last.id)
-            }
-            _ => String::new(),
-        };
+        let filter = store::DraftFilter { department, author, state, plan, account };
+        let drafts = store::list(&mut tx, &filter, before, limit).await?;
+        let next_page_token = next_page_token(&drafts, limit, |d| d.id);
         let mut out = Vec::with_capacity(drafts.len());
         for d in drafts {
-            let view = self.view(&mut tx, d).await?;
-            out.push(to_proto(&view, self.core.proofreading_passes()));
+            out.push(self.view(&mut tx, d).await?);
         }
         Ok(Response::new(pb::ListDraftsResponse { drafts: out, next_page_token }))
     }
@@ -573,64 +752,22 @@ impl DraftService for Drafts {
     ) -> Result<Response<pb::UpdateDraftResponse>, Status> {
         let caller = caller(&request)?;
         let req = request.into_inner();
-        let mut v = Validator::new();
-        let request_id = v.request_id(&req.request_id);
-        let id: Option<DraftId> = v.id("draft_id", &req.draft_id);
-        let content = content_from(&mut v, "content", req.content.as_ref());
-        let note = v.optional_text("change_note", &req.change_note, MAX_REASON_CHARS).unwrap_or_default();
-        let targets: Vec<PlatformAccountId> = req
-            .target_platform_account_ids
-            .iter()
-            .enumerate()
-            .filter_map(|(i, a)| v.id(&format!("target_platform_account_ids[{i}]"), a))
-            .collect();
-        v.finish()?;
-        let (Some(request_id), Some(id)) = (request_id, id) else { return Err(Error::internal("validated").into()) };
-        let mut m = begin!(self, caller, "UpdateDraft", request_id, &req);
-        let mut draft = store::get(m.tx(), id, true).await?.ok_or_else(|| Error::not_found("draft", id))?;
-        self.require(&caller, Permission::DraftWrite, draft.department, &draft.targets).await?;
-        check_etag("etag", &req.etag, draft.version, true)?;
-        if !draft.state.is_editable() {
-            return Err(Error::rule(
-                review::CHAIN_RULE,
-                format!("draft/{id}"),
-                "a draft in review, approved or published is not edited; withdraw it first",
-            )
-            .into());
-        }
-        let now = m.now();
-        let previous = draft.version;
-        draft.current_version += 1;
-        if !targets.is_empty() {
-            draft.targets = targets;
-        }
-        // A new version restarts the chain (R3.2.2): back to drafting, findings cleared.
-        draft.state = DraftState::Drafting;
-        draft.screening_findings = "[]".into();
-        draft.updated_at = now;
-        draft.version += 1;
-        store::save(m.tx(), &draft, previous).await?;
-        store::insert_version(
-            m.tx(),
-            id,
-            draft.current_version,
-            &content,
-            UserId::from_uuid(caller.id.as_uuid()),
-            &note,
-            now,
-        )
-        .await?;
-        m.audit(self.record(
-            AuditAction::DraftVersionSaved,
-            &caller,
-            &draft,
-            review::CHAIN_RULE,
-            &request_id.to_string(),
-        ));
-        let view = self.view(m.tx(), draft).await?;
-        let answer = pb::UpdateDraftResponse { draft: Some(to_proto(&view, self.core.proofreading_passes())) };
-        m.commit(&answer, Some(self.core.relay())).await?;
-        Ok(Response::new(answer))
+        let cmd = UpdateDraft::try_from(&req)?;
+        let (_, grant) = self.read_authorized(&caller, Permission::DraftWrite, cmd.draft).await?;
+        let call = Call::new(&caller, method!("UpdateDraft"), cmd.request_id, &req);
+        let answer = self.core.work().run(call, async |m| {
+            let mut draft = store::lock(m.tx(), cmd.draft, &grant).await?;
+            check_etag("etag", &cmd.etag, draft.version, true)?;
+            let action = draft.new_version(Some(cmd.targets), m.now())?;
+            store::save(m.tx(), &draft).await?;
+            let editor = UserId::from_uuid(caller.id.as_uuid());
+            let now = m.now();
+            store::insert_version(m.tx(), draft.id, draft.current_version, &cmd.content, editor, &cmd.note, now)
+                .await?;
+            m.audit(self.record(action, &caller, &draft, review::CHAIN_RULE, cmd.request_id));
+            Ok(pb::UpdateDraftResponse { draft: Some(self.view(m.tx(), draft).await?) })
+        });
+        Ok(Response::new(answer.await?))
     }
 
     async fn list_draft_versions(
@@ -639,23 +776,14 @@ impl DraftService for Drafts {
     ) -> Result<Response<pb::ListDraftVersionsResponse>, Status> {
         let caller = caller(&request)?;
         let req = request.into_inner();
-        let mut v = Validator::new();
-        let id: Option<DraftId> = v.id("draft_id", &req.draft_id);
-        v.finish()?;
-        let Some(id) = id else { return Err(Error::internal("validated").into()) };
+        let id = draft_id(&req.draft_id)?;
         let limit = page::page_size(req.page_size, 20, 100)?;
         let before: Option<i64> = page::decode_page_token(&req.page_token)?;
+        self.read_authorized(&caller, Permission::DraftRead, id).await?;
         let mut tx = self.core.db().begin_read().await?;
-        let draft = store::get(&mut tx, id, false).await?.ok_or_else(|| Error::not_found("draft", id))?;
-        self.require(&caller, Permission::DraftRead, draft.department, &draft.targets).await?;
         let versions = store::versions(&mut tx, id, before, limit).await?;
-        let next_page_token = match versions.last() {
-            Some(last) if versions.len() >= usize::try_from(limit).unwrap_or(usize::MAX) => {
-                page::encode_page_token(&last.version)
-            }
-            _ => String::new(),
-        };
         Ok(Response::new(pb::ListDraftVersionsResponse {
+            next_page_token: next_page_token(&versions, limit, |x| x.version),
             versions: versions
                 .iter()
                 .map(|x| pb::DraftVersion {
@@ -666,7 +794,6 @@ impl DraftService for Drafts {
                     create_time: Some(ts(x.created_at)),
                 })
                 .collect(),
-            next_page_token,
         }))
     }
 
@@ -676,93 +803,30 @@ impl DraftService for Drafts {
     ) -> Result<Response<pb::SubmitDraftResponse>, Status> {
         let caller = caller(&request)?;
         let req = request.into_inner();
-        let mut v = Validator::new();
-        let request_id = v.request_id(&req.request_id);
-        let id: Option<DraftId> = v.id("draft_id", &req.draft_id);
-        v.finish()?;
-        let (Some(request_id), Some(id)) = (request_id, id) else { return Err(Error::internal("validated").into()) };
-
+        let cmd = DraftChange::parse(&req.request_id, &req.draft_id, &req.etag, None)?;
         // The automatic checks run before the transaction: format rules per target
         // platform, then screening (R3.2.1, R7.1.1).
-        let mut read = self.core.db().begin_read().await?;
-        let draft = store::get(&mut read, id, false).await?.ok_or_else(|| Error::not_found("draft", id))?;
-        self.require(&caller, Permission::DraftWrite, draft.department, &draft.targets).await?;
-        check_etag("etag", &req.etag, draft.version, true)?;
-        review::submit(&store::review_state(&draft, &[]))?;
-        let content = store::content(&mut read, id, draft.current_version).await?;
-        drop(read);
-        let mut format_violations: Vec<FieldViolation> = Vec::new();
-        for (i, account) in draft.targets.iter().enumerate() {
-            let facts = self.core.account(*account).await?;
-            let variant = content.variants.iter().find(|x| x.platform_account_id == account.to_string());
-            let title = variant.map_or(content.title.as_str(), |x| {
-                if x.title.is_empty() { content.title.as_str() } else { x.title.as_str() }
-            });
-            let body = variant.map_or(content.body.as_str(), |x| {
-                if x.body.is_empty() { content.body.as_str() } else { x.body.as_str() }
-            });
-            let shape = format::Shape {
-                title_chars: title.chars().count(),
-                body_chars: body.chars().count(),
-                has_cover: content.cover.is_some(),
-                images: content.media.iter().filter(|m| m.kind == "image").count(),
-                videos: content.media.iter().filter(|m| m.kind == "video").count(),
-            };
-            format_violations.extend(format::check(
-                facts.platform,
-                &shape,
-                &format!("content (target {i}, {}).", facts.platform.name()),
-            ));
-        }
-        if !format_violations.is_empty() {
-            return Err(Error::InvalidArgument(format_violations).into());
-        }
-        let mut texts = vec![
-            ("title".to_owned(), content.title.clone()),
-            ("body".to_owned(), content.body.clone()),
-            ("summary".to_owned(), content.summary.clone()),
-        ];
-        for x in &content.variants {
-            texts.push((format!("variant {} title", x.platform_account_id), x.title.clone()));
-            texts.push((format!("variant {} body", x.platform_account_id), x.body.clone()));
-        }
-        let screened = self.core.screen(texts).await?;
-        let blocking = screened.blocking();
-        if !blocking.is_empty() {
-            // Refused and audited: which text, where, and why.
-            let mut m = Mutation::begin_without_key(self.core.db(), self.core.now()).await?;
-            let detail: Vec<String> = blocking.iter().map(|f| format!("{} \"{}\"", f.text_key, f.excerpt)).collect();
+        let (draft, grant) = self.read_authorized(&caller, Permission::DraftWrite, cmd.draft).await?;
+        check_etag("etag", &cmd.etag, draft.version, true)?;
+        review::submit(&draft.review_state(&[]))?;
+        let content = store::content(&mut self.core.db().begin_read().await?, draft.id, draft.current_version).await?;
+        self.check_formats(&draft, &content).await?;
+        let screened = self.screen(&caller, &draft, &content, cmd.request_id).await?;
+        let (findings, lexicon) = (screened.findings, i64::try_from(screened.lexicon_version).unwrap_or(0));
+        let call = Call::new(&caller, method!("SubmitDraft"), cmd.request_id, &req);
+        let answer = self.core.work().run(call, async |m| {
+            let mut draft = store::lock(m.tx(), cmd.draft, &grant).await?;
+            check_etag("etag", &cmd.etag, draft.version, true)?;
+            let action = draft.submit(govmedia_kit::screening::encode_findings(&findings), lexicon, m.now())?;
+            store::save(m.tx(), &draft).await?;
             m.audit(
-                self.record(AuditAction::DraftSubmissionBlocked, &caller, &draft, "R7.1.1", &request_id.to_string())
-                    .outcome(govmedia_domain::audit::Outcome::Denied)
-                    .attr("findings", detail.join("; ")),
+                self.record(action, &caller, &draft, "R3.2.1", cmd.request_id)
+                    .attr("review_findings", findings.len())
+                    .attr("lexicon_version", lexicon),
             );
-            m.commit(&pb::SubmitDraftResponse::default(), Some(self.core.relay())).await?;
-            return Err(govmedia_kit::screening::refusal(&blocking).into());
-        }
-        let (findings, lexicon) = (screened.findings, screened.lexicon_version);
-        let mut m = begin!(self, caller, "SubmitDraft", request_id, &req);
-        let mut fresh = store::get(m.tx(), id, true).await?.ok_or_else(|| Error::not_found("draft", id))?;
-        check_etag("etag", &req.etag, fresh.version, true)?;
-        let next = review::submit(&store::review_state(&fresh, &[]))?;
-        let now = m.now();
-        let previous = fresh.version;
-        fresh.state = next;
-        fresh.screening_findings = govmedia_kit::screening::encode_findings(&findings);
-        fresh.screening_lexicon = i64::try_from(lexicon).unwrap_or(0);
-        fresh.submitted_at = Some(now);
-        fresh.updated_at = now;
-        fresh.version += 1;
-        store::save(m.tx(), &fresh, previous).await?;
-        m.audit(
-            self.record(AuditAction::DraftSubmitted, &caller, &fresh, "R3.2.1", &request_id.to_string())
-                .attr("review_findings", findings.len())
-                .attr("lexicon_version", lexicon),
-        );
-        let view = self.view(m.tx(), fresh).await?;
-        let answer = pb::SubmitDraftResponse { draft: Some(to_proto(&view, self.core.proofreading_passes())) };
-        m.commit(&answer, Some(self.core.relay())).await?;
-        Ok(Response::new(answer))
+            Ok(pb::SubmitDraftResponse { draft: Some(self.view(m.tx(), draft).await?) })
+        });
+        Ok(Response::new(answer.await?))
     }
 
     async fn withdraw_draft(
@@ -771,39 +835,20 @@ impl DraftService for Drafts {
     ) -> Result<Response<pb::WithdrawDraftResponse>, Status> {
         let caller = caller(&request)?;
         let req = request.into_inner();
-        let mut v = Validator::new();
-        let request_id = v.request_id(&req.request_id);
-        let id: Option<DraftId> = v.id("draft_id", &req.draft_id);
-        let reason = v.reason("reason", &req.reason);
-        v.finish()?;
-        let (Some(request_id), Some(id), Some(reason)) = (request_id, id, reason) else {
-            return Err(Error::internal("validated").into());
-        };
-        let mut m = begin!(self, caller, "WithdrawDraft", request_id, &req);
-        let mut draft = store::get(m.tx(), id, true).await?.ok_or_else(|| Error::not_found("draft", id))?;
-        self.require(&caller, Permission::DraftWrite, draft.department, &draft.targets).await?;
-        check_etag("etag", &req.etag, draft.version, false)?;
-        if !matches!(draft.state, DraftState::InReview(_) | DraftState::Approved) {
-            return Err(Error::rule(
-                review::CHAIN_RULE,
-                format!("draft/{id}"),
-                "only a draft in review or approved is withdrawn",
-            )
-            .into());
-        }
-        let previous = draft.version;
-        draft.state = DraftState::Drafting;
-        draft.updated_at = m.now();
-        draft.version += 1;
-        store::save(m.tx(), &draft, previous).await?;
-        m.audit(
-            self.record(AuditAction::DraftWithdrawn, &caller, &draft, review::CHAIN_RULE, &request_id.to_string())
-                .reason(reason),
-        );
-        let view = self.view(m.tx(), draft).await?;
-        let answer = pb::WithdrawDraftResponse { draft: Some(to_proto(&view, self.core.proofreading_passes())) };
-        m.commit(&answer, Some(self.core.relay())).await?;
-        Ok(Response::new(answer))
+        let cmd = DraftChange::parse(&req.request_id, &req.draft_id, &req.etag, Some(&req.reason))?;
+        let (_, grant) = self.read_authorized(&caller, Permission::DraftWrite, cmd.draft).await?;
+        let call = Call::new(&caller, method!("WithdrawDraft"), cmd.request_id, &req);
+        let answer = self.core.work().run(call, async |m| {
+            let mut draft = store::lock(m.tx(), cmd.draft, &grant).await?;
+            check_etag("etag", &cmd.etag, draft.version, false)?;
+            let action = draft.withdraw(m.now())?;
+            store::save(m.tx(), &draft).await?;
+            m.audit(
+                self.record(action, &caller, &draft, review::CHAIN_RULE, cmd.request_id).reason(cmd.reason.clone()),
+            );
+            Ok(pb::WithdrawDraftResponse { draft: Some(self.view(m.tx(), draft).await?) })
+        });
+        Ok(Response::new(answer.await?))
     }
 
     async fn approve_draft(
@@ -812,22 +857,15 @@ impl DraftService for Drafts {
     ) -> Result<Response<pb::ApproveDraftResponse>, Status> {
         let caller = caller(&request)?;
         let req = request.into_inner();
-        let draft = self
-            .decide(
-                caller,
-                "/govmedia.content.v1.DraftService/ApproveDraft",
-                Outcome::Approved,
-                DecisionInput {
-                    request_id: &req.request_id,
-                    draft_id: &req.draft_id,
-                    version: req.version,
-                    stage: req.stage,
-                    criteria: req.criteria.as_ref(),
-                    comment: &req.comment,
-                },
-                &req,
-            )
-            .await?;
+        let input = DecisionInput::new(
+            &req.request_id,
+            &req.draft_id,
+            req.version,
+            req.stage,
+            req.criteria.as_ref(),
+            &req.comment,
+        );
+        let draft = self.decide(caller, method!("ApproveDraft"), Outcome::Approved, input, &req).await?;
         Ok(Response::new(pb::ApproveDraftResponse { draft: Some(draft) }))
     }
 
@@ -837,22 +875,15 @@ impl DraftService for Drafts {
     ) -> Result<Response<pb::RejectDraftResponse>, Status> {
         let caller = caller(&request)?;
         let req = request.into_inner();
-        let draft = self
-            .decide(
-                caller,
-                "/govmedia.content.v1.DraftService/RejectDraft",
-                Outcome::Rejected,
-                DecisionInput {
-                    request_id: &req.request_id,
-                    draft_id: &req.draft_id,
-                    version: req.version,
-                    stage: req.stage,
-                    criteria: req.criteria.as_ref(),
-                    comment: &req.reason,
-                },
-                &req,
-            )
-            .await?;
+        let input = DecisionInput::new(
+            &req.request_id,
+            &req.draft_id,
+            req.version,
+            req.stage,
+            req.criteria.as_ref(),
+            &req.reason,
+        );
+        let draft = self.decide(caller, method!("RejectDraft"), Outcome::Rejected, input, &req).await?;
         Ok(Response::new(pb::RejectDraftResponse { draft: Some(draft) }))
     }
 
@@ -862,22 +893,15 @@ impl DraftService for Drafts {
     ) -> Result<Response<pb::RequestDraftChangesResponse>, Status> {
         let caller = caller(&request)?;
         let req = request.into_inner();
-        let draft = self
-            .decide(
-                caller,
-                "/govmedia.content.v1.DraftService/RequestDraftChanges",
-                Outcome::ChangesRequested,
-                DecisionInput {
-                    request_id: &req.request_id,
-                    draft_id: &req.draft_id,
-                    version: req.version,
-                    stage: req.stage,
-                    criteria: req.criteria.as_ref(),
-                    comment: &req.comment,
-                },
-                &req,
-            )
-            .await?;
+        let input = DecisionInput::new(
+            &req.request_id,
+            &req.draft_id,
+            req.version,
+            req.stage,
+            req.criteria.as_ref(),
+            &req.comment,
+        );
+        let draft = self.decide(caller, method!("RequestDraftChanges"), Outcome::ChangesRequested, input, &req).await?;
         Ok(Response::new(pb::RequestDraftChangesResponse { draft: Some(draft) }))
     }
 
@@ -898,18 +922,22 @@ impl DraftService for Drafts {
         let mut queue = Vec::new();
         for draft in candidates {
             let DraftState::InReview(at) = draft.state else { continue };
-            if draft.author == reviewer
-                || self.require(&caller, at.permission(), draft.department, &draft.targets).await.is_err()
-            {
+            if draft.author == reviewer {
                 continue;
+            }
+            // Not the caller's to review: skipped. Identity unreachable: an error, not an
+            // empty queue.
+            match self.authorize(&caller, at.permission(), draft.department, &draft.targets).await {
+                Ok(_) => {}
+                Err(Error::PermissionDenied { .. }) => continue,
+                Err(other) => return Err(other.into()),
             }
             let decisions = store::decisions(&mut tx, draft.id).await?;
             if decisions.iter().any(|d| d.decision.version == draft.current_version && d.decision.reviewer == reviewer)
             {
                 continue;
             }
-            let view = self.view(&mut tx, draft).await?;
-            queue.push(to_proto(&view, self.core.proofreading_passes()));
+            queue.push(self.view(&mut tx, draft).await?);
             if queue.len() >= usize::try_from(limit).unwrap_or(usize::MAX) {
                 break;
             }
@@ -924,43 +952,25 @@ impl DraftService for Drafts {
     ) -> Result<Response<pb::SignOffProofreadingResponse>, Status> {
         let caller = caller(&request)?;
         let req = request.into_inner();
-        let mut v = Validator::new();
-        let request_id = v.request_id(&req.request_id);
-        let id: Option<DraftId> = v.id("draft_id", &req.draft_id);
-        if req.version == 0 {
-            v.violation("version", "is required: the approved version proofread");
-        }
-        let note = v.optional_text("note", &req.note, MAX_REASON_CHARS).unwrap_or_default();
-        v.finish()?;
-        let (Some(request_id), Some(id)) = (request_id, id) else { return Err(Error::internal("validated").into()) };
-        let mut m = begin!(self, caller, "SignOffProofreading", request_id, &req);
-        let draft = store::get(m.tx(), id, true).await?.ok_or_else(|| Error::not_found("draft", id))?;
-        self.require(&caller, Permission::DraftProofread, draft.department, &draft.targets).await?;
-        let proofreader = UserId::from_uuid(caller.id.as_uuid());
-        let signed: Vec<UserId> =
-            store::signoffs(m.tx(), id, draft.current_version).await?.iter().map(|s| s.proofreader).collect();
-        review::check_proofreading(&store::review_state(&draft, &[]), i64::from(req.version), proofreader, &signed)?;
-        let now = m.now();
-        store::insert_signoff(
-            m.tx(),
-            id,
-            &SignOff { version: draft.current_version, proofreader, note, created_at: now },
-        )
-        .await?;
-        m.audit(
-            self.record(
-                AuditAction::DraftProofread,
-                &caller,
-                &draft,
-                review::PROOFREADING_RULE,
-                &request_id.to_string(),
-            )
-            .attr("pass", signed.len() + 1),
-        );
-        let view = self.view(m.tx(), draft).await?;
-        let answer = pb::SignOffProofreadingResponse { draft: Some(to_proto(&view, self.core.proofreading_passes())) };
-        m.commit(&answer, Some(self.core.relay())).await?;
-        Ok(Response::new(answer))
+        let cmd = SignOffProofreading::try_from(&req)?;
+        let (_, grant) = self.read_authorized(&caller, Permission::DraftProofread, cmd.draft).await?;
+        let call = Call::new(&caller, method!("SignOffProofreading"), cmd.request_id, &req);
+        let answer = self.core.work().run(call, async |m| {
+            let draft = store::lock(m.tx(), cmd.draft, &grant).await?;
+            let proofreader = UserId::from_uuid(caller.id.as_uuid());
+            let signed: Vec<UserId> =
+                store::signoffs(m.tx(), draft.id, draft.current_version).await?.iter().map(|s| s.proofreader).collect();
+            review::check_proofreading(&draft.review_state(&[]), cmd.version, proofreader, &signed)?;
+            let signoff =
+                SignOff { version: draft.current_version, proofreader, note: cmd.note.clone(), created_at: m.now() };
+            store::insert_signoff(m.tx(), draft.id, &signoff).await?;
+            m.audit(
+                self.record(AuditAction::DraftProofread, &caller, &draft, review::PROOFREADING_RULE, cmd.request_id)
+                    .attr("pass", signed.len() + 1),
+            );
+            Ok(pb::SignOffProofreadingResponse { draft: Some(self.view(m.tx(), draft).await?) })
+        });
+        Ok(Response::new(answer.await?))
     }
 }
 
@@ -972,4 +982,17 @@ struct DecisionInput<'a> {
     stage: i32,
     criteria: Option<&'a pb::ReviewCriteria>,
     comment: &'a str,
+}
+
+impl<'a> DecisionInput<'a> {
+    fn new(
+        request_id: &'a str,
+        draft_id: &'a str,
+        version: u32,
+        stage: i32,
+        criteria: Option<&'a pb::ReviewCriteria>,
+        comment: &'a str,
+    ) -> Self {
+        Self { request_id, draft_id, version, stage, criteria, comment }
+    }
 }

@@ -14,7 +14,6 @@ use govmedia_domain::permission::Permission;
 use govmedia_domain::scope::Resource;
 use govmedia_domain::validate::Validator;
 use govmedia_kit::db::Tx;
-use govmedia_kit::mutation::Mutation;
 use govmedia_proto::common::v1 as cpb;
 use govmedia_proto::content::v1 as pb;
 use govmedia_proto::content::v1::metrics_service_server::{MetricsService, MetricsServiceServer};
@@ -193,46 +192,44 @@ impl MetricsService for Metrics {
         }
         v.finish()?;
 
-        let mut m = Mutation::begin_without_key(self.core.db(), now).await?;
-        // Per publication: its account for the permission, and how many were new.
-        let mut touched: BTreeMap<PublicationId, (PlatformAccountId, u32)> = BTreeMap::new();
-        let (mut recorded, mut duplicates) = (0u32, 0u32);
+        // Per publication: its account, asked about before anything is written.
+        let mut accounts: BTreeMap<PublicationId, PlatformAccountId> = BTreeMap::new();
+        let mut read = self.core.db().begin_read().await?;
         for o in &observations {
-            if let std::collections::btree_map::Entry::Vacant(slot) = touched.entry(o.publication) {
-                let p = publications::get(m.tx(), o.publication, false)
+            if let std::collections::btree_map::Entry::Vacant(slot) = accounts.entry(o.publication) {
+                let p = publications::get(&mut read, o.publication)
                     .await?
                     .ok_or_else(|| Error::not_found("publication", o.publication))?;
-                self.core
-                    .permissions()
-                    .require(caller.id, Permission::MetricsWrite, &Resource::platform_account(p.account, None))
-                    .await?;
-                slot.insert((p.account, 0));
+                let resource = Resource::platform_account(p.account, None);
+                self.core.permissions().require(caller.id, Permission::MetricsWrite, &resource).await?;
+                slot.insert(p.account);
             }
-            if store::insert(m.tx(), o).await? {
-                recorded += 1;
-                if let Some(entry) = touched.get_mut(&o.publication) {
-                    entry.1 += 1;
+        }
+        drop(read);
+        let answer = self.core.work().run_unkeyed(async |m| {
+            let mut recorded: BTreeMap<PublicationId, u32> = BTreeMap::new();
+            let mut duplicates = 0u32;
+            for o in &observations {
+                if store::insert(m.tx(), o).await? {
+                    *recorded.entry(o.publication).or_default() += 1;
+                } else {
+                    duplicates += 1;
                 }
-            } else {
-                duplicates += 1;
             }
-        }
-        for (publication, (account, count)) in &touched {
-            if *count == 0 {
-                continue;
+            for (publication, count) in &recorded {
+                let mut resource = AuditResourceRef::new("publication", publication);
+                resource.platform_account = accounts.get(publication).copied();
+                m.audit(
+                    AuditRecord::new(AuditAction::MetricsRecorded, caller.actor(), resource, PRODUCER, now)
+                        .rule(METRICS_RULE)
+                        .request(govmedia_kit::telemetry::current_trace_id(), None)
+                        .attr("observations", count),
+                );
             }
-            let mut resource = AuditResourceRef::new("publication", publication);
-            resource.platform_account = Some(*account);
-            m.audit(
-                AuditRecord::new(AuditAction::MetricsRecorded, caller.actor(), resource, PRODUCER, now)
-                    .rule(METRICS_RULE)
-                    .request(govmedia_kit::telemetry::current_trace_id(), None)
-                    .attr("observations", count),
-            );
-        }
-        let answer = pb::RecordPublicationMetricsResponse { recorded_count: recorded, duplicate_count: duplicates };
-        m.commit(&answer, Some(self.core.relay())).await?;
-        Ok(Response::new(answer))
+            let recorded_count = recorded.values().sum();
+            Ok(pb::RecordPublicationMetricsResponse { recorded_count, duplicate_count: duplicates })
+        });
+        Ok(Response::new(answer.await?))
     }
 
     async fn list_publication_metrics(
@@ -254,7 +251,7 @@ impl MetricsService for Metrics {
         // Times are kept to the microsecond, so the next page starts one after the last.
         let start = after.map_or(start, |a| start.max(a + chrono::Duration::microseconds(1)));
         let mut tx = self.core.db().begin_read().await?;
-        let p = publications::get(&mut tx, publication, false)
+        let p = publications::get(&mut tx, publication)
             .await?
             .ok_or_else(|| Error::not_found("publication", publication))?;
         self.core

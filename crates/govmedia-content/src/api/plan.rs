@@ -5,21 +5,22 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use govmedia_domain::Error;
 use govmedia_domain::audit::{AuditAction, AuditRecord, AuditResourceRef};
-use govmedia_domain::ids::{DepartmentId, PlanId, PlatformAccountId, UserId};
+use govmedia_domain::ids::{DepartmentId, PlanId, PlatformAccountId, RequestId, UserId};
 use govmedia_domain::page;
 use govmedia_domain::permission::Permission;
 use govmedia_domain::scope::Resource;
 use govmedia_domain::validate::{MAX_NAME_CHARS, MAX_REASON_CHARS, Validator};
+use govmedia_kit::access::Authorized;
 use govmedia_kit::auth::Principal;
-use govmedia_kit::mutation::{Begin, Mutation};
+use govmedia_kit::mutation::Call;
 use govmedia_proto::common::v1 as cpb;
 use govmedia_proto::content::v1 as pb;
 use govmedia_proto::content::v1::plan_service_server::{PlanService, PlanServiceServer};
 use tonic::{Request, Response, Status};
 
 use super::{caller, check_etag, etag, from_ts, ts};
-use crate::domain::plan::{PlanReason, PlanState, check_open};
-use crate::store::plans::{self as store, Plan, PlanFilter};
+use crate::domain::plan::{Plan, PlanChanges, PlanReason, PlanState, Window};
+use crate::store::plans::{self as store, PlanFilter};
 use crate::{Core, PRODUCER};
 
 /// Most target accounts of one plan.
@@ -78,8 +79,6 @@ fn to_proto(p: &Plan) -> pb::Plan {
     }
 }
 
-type Window = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
-
 fn window(v: &mut Validator, field: &str, range: Option<&cpb::TimeRange>) -> Window {
     let Some(range) = range else { return (None, None) };
     let start = range.start_time.as_ref().and_then(|t| {
@@ -115,9 +114,138 @@ fn targets(v: &mut Validator, field: &str, ids: &[String]) -> Vec<PlatformAccoun
     out
 }
 
+/// A validated `CreatePlan`.
+struct CreatePlan {
+    request_id: RequestId,
+    department: DepartmentId,
+    topic: String,
+    reason: PlanReason,
+    reason_detail: String,
+    targets: Vec<PlatformAccountId>,
+    window: Window,
+    /// `None`: the caller.
+    owner: Option<UserId>,
+}
+
+impl TryFrom<&pb::CreatePlanRequest> for CreatePlan {
+    type Error = Error;
+
+    fn try_from(req: &pb::CreatePlanRequest) -> Result<Self, Error> {
+        let mut v = Validator::new();
+        let request_id = v.request_id(&req.request_id);
+        let given = req.plan.clone().unwrap_or_default();
+        let department = v.id("plan.department_id", &given.department_id);
+        let topic = v.required_text("plan.topic", &given.topic, MAX_NAME_CHARS);
+        let reason = reason_from(given.reason);
+        if reason.is_none() {
+            v.violation("plan.reason", "is required: why now (work priority, hot topic, calendar date, other)");
+        }
+        let reason_detail = v.optional_text("plan.reason_detail", &given.reason_detail, MAX_REASON_CHARS);
+        let targets = targets(&mut v, "plan.target_platform_account_ids", &given.target_platform_account_ids);
+        let window = window(&mut v, "plan.planned_window", given.planned_window.as_ref());
+        let owner = v.optional_id("plan.owner_user_id", &given.owner_user_id);
+        v.finish_with(|| {
+            Some(CreatePlan {
+                request_id: request_id?,
+                department: department?,
+                topic: topic?,
+                reason: reason?,
+                reason_detail: reason_detail?,
+                targets,
+                window,
+                owner,
+            })
+        })
+    }
+}
+
+/// A validated `UpdatePlan`.
+struct UpdatePlan {
+    request_id: RequestId,
+    plan: PlanId,
+    etag: String,
+    changes: PlanChanges,
+    paths: Vec<String>,
+}
+
+impl TryFrom<&pb::UpdatePlanRequest> for UpdatePlan {
+    type Error = Error;
+
+    fn try_from(req: &pb::UpdatePlanRequest) -> Result<Self, Error> {
+        let mut v = Validator::new();
+        let request_id = v.request_id(&req.request_id);
+        let given = req.plan.clone().unwrap_or_default();
+        let plan = v.id("plan.id", &given.id);
+        let paths = req.update_mask.clone().map(|m| m.paths).unwrap_or_default();
+        if paths.is_empty() {
+            v.violation("update_mask", "names no field to change");
+        }
+        let mut changes = PlanChanges::default();
+        for path in &paths {
+            match path.as_str() {
+                "topic" => changes.topic = v.required_text("plan.topic", &given.topic, MAX_NAME_CHARS),
+                "reason" => {
+                    changes.reason = reason_from(given.reason);
+                    if changes.reason.is_none() {
+                        v.violation("plan.reason", "is required");
+                    }
+                }
+                "reason_detail" => {
+                    changes.reason_detail =
+                        v.optional_text("plan.reason_detail", &given.reason_detail, MAX_REASON_CHARS)
+                }
+                "target_platform_account_ids" => {
+                    changes.targets =
+                        Some(targets(&mut v, "plan.target_platform_account_ids", &given.target_platform_account_ids))
+                }
+                "planned_window" => {
+                    changes.window = Some(window(&mut v, "plan.planned_window", given.planned_window.as_ref()))
+                }
+                "owner_user_id" => changes.owner = v.id("plan.owner_user_id", &given.owner_user_id),
+                other => v.violation("update_mask", format!("{other:?} cannot be changed")),
+            }
+        }
+        v.finish_with(|| Some(UpdatePlan { request_id: request_id?, plan: plan?, etag: given.etag, changes, paths }))
+    }
+}
+
+/// A validated `CancelPlan`.
+struct CancelPlan {
+    request_id: RequestId,
+    plan: PlanId,
+    etag: String,
+    reason: String,
+}
+
+impl TryFrom<&pb::CancelPlanRequest> for CancelPlan {
+    type Error = Error;
+
+    fn try_from(req: &pb::CancelPlanRequest) -> Result<Self, Error> {
+        let mut v = Validator::new();
+        let request_id = v.request_id(&req.request_id);
+        let plan = v.id("plan_id", &req.plan_id);
+        let reason = v.reason("reason", &req.reason);
+        v.finish_with(|| {
+            Some(CancelPlan { request_id: request_id?, plan: plan?, etag: req.etag.clone(), reason: reason? })
+        })
+    }
+}
+
 impl Plans {
-    async fn require(&self, caller: &Principal, permission: Permission, department: DepartmentId) -> Result<(), Error> {
-        self.core.permissions().require(caller.id, permission, &Resource::department(department)).await
+    /// The authorisation for `permission` on `department`'s plans.
+    async fn authorize(
+        &self,
+        caller: &Principal,
+        permission: Permission,
+        department: DepartmentId,
+    ) -> Result<Authorized, Error> {
+        self.core.permissions().authorize(caller.id, permission, &Resource::department(department)).await
+    }
+
+    /// A plan as it is now, read without a lock.
+    async fn read(&self, id: PlanId) -> Result<Plan, Error> {
+        let mut tx = self.core.db().begin_read().await?;
+        store::get(&mut tx, id).await?.ok_or_else(|| Error::not_found("plan", id))
     }
 
     /// Every target must be a registered account that is not closed.
@@ -135,30 +263,19 @@ impl Plans {
         Ok(())
     }
 
-    fn record(&self, action: AuditAction, caller: &Principal, plan: &Plan, request_id: &str) -> AuditRecord {
+    fn record(&self, action: AuditAction, caller: &Principal, plan: &Plan, request_id: RequestId) -> AuditRecord {
         let mut resource = AuditResourceRef::new("plan", plan.id);
         resource.department = Some(plan.department);
         AuditRecord::new(action, caller.actor(), resource, PRODUCER, self.core.now())
             .rule("R3.1.1")
-            .request(govmedia_kit::telemetry::current_trace_id(), Some(request_id.to_owned()))
+            .request(govmedia_kit::telemetry::current_trace_id(), Some(request_id.to_string()))
     }
 }
 
-macro_rules! begin {
-    ($self:ident, $caller:ident, $method:literal, $request_id:expr, $request:expr) => {
-        match Mutation::begin(
-            $self.core.db(),
-            $caller.id,
-            concat!("/govmedia.content.v1.PlanService/", $method),
-            $request_id,
-            $request,
-            $self.core.now(),
-        )
-        .await?
-        {
-            Begin::Replayed(answer) => return Ok(Response::new(answer)),
-            Begin::Fresh(m) => m,
-        }
+/// The full gRPC path of a `PlanService` method (the idempotency key's method).
+macro_rules! method {
+    ($name:literal) => {
+        concat!("/govmedia.content.v1.PlanService/", $name)
     };
 }
 
@@ -170,68 +287,35 @@ impl PlanService for Plans {
     ) -> Result<Response<pb::CreatePlanResponse>, Status> {
         let caller = caller(&request)?;
         let req = request.into_inner();
-        let mut v = Validator::new();
-        let request_id = v.request_id(&req.request_id);
-        let given = req.plan.clone().unwrap_or_default();
-        let department: Option<DepartmentId> = v.id("plan.department_id", &given.department_id);
-        let topic = v.required_text("plan.topic", &given.topic, MAX_NAME_CHARS);
-        let reason = reason_from(given.reason);
-        if reason.is_none() {
-            v.violation("plan.reason", "is required: why now (work priority, hot topic, calendar date, other)");
-        }
-        let reason_detail = v.optional_text("plan.reason_detail", &given.reason_detail, MAX_REASON_CHARS);
-        let targets = targets(&mut v, "plan.target_platform_account_ids", &given.target_platform_account_ids);
-        let (start, end) = window(&mut v, "plan.planned_window", given.planned_window.as_ref());
-        let owner: Option<UserId> = if given.owner_user_id.is_empty() {
-            Some(UserId::from_uuid(caller.id.as_uuid()))
-        } else {
-            v.id("plan.owner_user_id", &given.owner_user_id)
-        };
-        v.finish()?;
-        let (Some(request_id), Some(department), Some(topic), Some(reason), Some(reason_detail), Some(owner)) =
-            (request_id, department, topic, reason, reason_detail, owner)
-        else {
-            return Err(Error::internal("validated").into());
-        };
-        self.require(&caller, Permission::PlanWrite, department).await?;
-        self.check_targets(&targets).await?;
-        let mut m = begin!(self, caller, "CreatePlan", request_id, &req);
-        let now = m.now();
-        let plan = Plan {
-            id: PlanId::new(),
-            department,
-            topic,
-            reason,
-            reason_detail,
-            targets,
-            window_start: start,
-            window_end: end,
-            owner,
-            state: PlanState::Planned,
-            cancel_reason: String::new(),
-            created_at: now,
-            updated_at: now,
-            version: 1,
-        };
-        store::insert(m.tx(), &plan).await?;
-        m.audit(
-            self.record(AuditAction::PlanCreated, &caller, &plan, &request_id.to_string()).attr("topic", &plan.topic),
-        );
-        let answer = pb::CreatePlanResponse { plan: Some(to_proto(&plan)) };
-        m.commit(&answer, Some(self.core.relay())).await?;
-        Ok(Response::new(answer))
+        let cmd = CreatePlan::try_from(&req)?;
+        self.authorize(&caller, Permission::PlanWrite, cmd.department).await?;
+        self.check_targets(&cmd.targets).await?;
+        let call = Call::new(&caller, method!("CreatePlan"), cmd.request_id, &req);
+        let answer = self.core.work().run(call, async |m| {
+            let owner = cmd.owner.unwrap_or_else(|| UserId::from_uuid(caller.id.as_uuid()));
+            let plan = Plan::new(
+                cmd.department,
+                cmd.topic,
+                cmd.reason,
+                cmd.reason_detail,
+                cmd.targets,
+                cmd.window,
+                owner,
+                m.now(),
+            );
+            store::insert(m.tx(), &plan).await?;
+            m.audit(self.record(AuditAction::PlanCreated, &caller, &plan, cmd.request_id).attr("topic", &plan.topic));
+            Ok(pb::CreatePlanResponse { plan: Some(to_proto(&plan)) })
+        });
+        Ok(Response::new(answer.await?))
     }
 
     async fn get_plan(&self, request: Request<pb::GetPlanRequest>) -> Result<Response<pb::GetPlanResponse>, Status> {
         let caller = caller(&request)?;
         let mut v = Validator::new();
-        let id: Option<PlanId> = v.id("plan_id", &request.get_ref().plan_id);
-        v.finish()?;
-        let Some(id) = id else { return Err(Error::internal("validated").into()) };
-        let mut tx = self.core.db().begin_read().await?;
-        let plan = store::get(&mut tx, id).await?.ok_or_else(|| Error::not_found("plan", id))?;
-        drop(tx);
-        self.require(&caller, Permission::PlanRead, plan.department).await?;
+        let id = v.id("plan_id", &request.get_ref().plan_id);
+        let plan = self.read(v.finish_with(|| id)?).await?;
+        self.authorize(&caller, Permission::PlanRead, plan.department).await?;
         Ok(Response::new(pb::GetPlanResponse { plan: Some(to_proto(&plan)) }))
     }
 
@@ -278,79 +362,21 @@ impl PlanService for Plans {
     ) -> Result<Response<pb::UpdatePlanResponse>, Status> {
         let caller = caller(&request)?;
         let req = request.into_inner();
-        let mut v = Validator::new();
-        let request_id = v.request_id(&req.request_id);
-        let given = req.plan.clone().unwrap_or_default();
-        let id: Option<PlanId> = v.id("plan.id", &given.id);
-        let paths = req.update_mask.clone().map(|m| m.paths).unwrap_or_default();
-        if paths.is_empty() {
-            v.violation("update_mask", "names no field to change");
-        }
-        let (mut topic, mut reason, mut detail, mut new_targets, mut new_window, mut owner) =
-            (None, None, None, None, None, None);
-        for path in &paths {
-            match path.as_str() {
-                "topic" => topic = v.required_text("plan.topic", &given.topic, MAX_NAME_CHARS),
-                "reason" => {
-                    reason = reason_from(given.reason);
-                    if reason.is_none() {
-                        v.violation("plan.reason", "is required");
-                    }
-                }
-                "reason_detail" => {
-                    detail = v.optional_text("plan.reason_detail", &given.reason_detail, MAX_REASON_CHARS)
-                }
-                "target_platform_account_ids" => {
-                    new_targets =
-                        Some(targets(&mut v, "plan.target_platform_account_ids", &given.target_platform_account_ids))
-                }
-                "planned_window" => {
-                    new_window = Some(window(&mut v, "plan.planned_window", given.planned_window.as_ref()))
-                }
-                "owner_user_id" => owner = v.id::<UserId>("plan.owner_user_id", &given.owner_user_id),
-                other => v.violation("update_mask", format!("{other:?} cannot be changed")),
-            }
-        }
-        v.finish()?;
-        let (Some(request_id), Some(id)) = (request_id, id) else { return Err(Error::internal("validated").into()) };
-        if let Some(t) = &new_targets {
+        let cmd = UpdatePlan::try_from(&req)?;
+        if let Some(t) = &cmd.changes.targets {
             self.check_targets(t).await?;
         }
-        let mut m = begin!(self, caller, "UpdatePlan", request_id, &req);
-        let mut plan = store::lock(m.tx(), id).await?.ok_or_else(|| Error::not_found("plan", id))?;
-        self.require(&caller, Permission::PlanWrite, plan.department).await?;
-        check_etag("plan.etag", &given.etag, plan.version, true)?;
-        check_open(&id.to_string(), plan.state, "changed")?;
-        let previous = plan.version;
-        if let Some(x) = topic {
-            plan.topic = x;
-        }
-        if let Some(x) = reason {
-            plan.reason = x;
-        }
-        if let Some(x) = detail {
-            plan.reason_detail = x;
-        }
-        if let Some(x) = new_targets {
-            plan.targets = x;
-        }
-        if let Some((s, e)) = new_window {
-            plan.window_start = s;
-            plan.window_end = e;
-        }
-        if let Some(x) = owner {
-            plan.owner = x;
-        }
-        plan.updated_at = m.now();
-        plan.version += 1;
-        store::save(m.tx(), &plan, previous).await?;
-        m.audit(
-            self.record(AuditAction::PlanUpdated, &caller, &plan, &request_id.to_string())
-                .attr("fields", paths.join(",")),
-        );
-        let answer = pb::UpdatePlanResponse { plan: Some(to_proto(&plan)) };
-        m.commit(&answer, Some(self.core.relay())).await?;
-        Ok(Response::new(answer))
+        let grant = self.authorize(&caller, Permission::PlanWrite, self.read(cmd.plan).await?.department).await?;
+        let call = Call::new(&caller, method!("UpdatePlan"), cmd.request_id, &req);
+        let answer = self.core.work().run(call, async |m| {
+            let mut plan = store::lock(m.tx(), cmd.plan, &grant).await?;
+            check_etag("plan.etag", &cmd.etag, plan.version, true)?;
+            let action = plan.update(cmd.changes, m.now())?;
+            store::save(m.tx(), &plan).await?;
+            m.audit(self.record(action, &caller, &plan, cmd.request_id).attr("fields", cmd.paths.join(",")));
+            Ok(pb::UpdatePlanResponse { plan: Some(to_proto(&plan)) })
+        });
+        Ok(Response::new(answer.await?))
     }
 
     async fn cancel_plan(
@@ -359,28 +385,17 @@ impl PlanService for Plans {
     ) -> Result<Response<pb::CancelPlanResponse>, Status> {
         let caller = caller(&request)?;
         let req = request.into_inner();
-        let mut v = Validator::new();
-        let request_id = v.request_id(&req.request_id);
-        let id: Option<PlanId> = v.id("plan_id", &req.plan_id);
-        let reason = v.reason("reason", &req.reason);
-        v.finish()?;
-        let (Some(request_id), Some(id), Some(reason)) = (request_id, id, reason) else {
-            return Err(Error::internal("validated").into());
-        };
-        let mut m = begin!(self, caller, "CancelPlan", request_id, &req);
-        let mut plan = store::lock(m.tx(), id).await?.ok_or_else(|| Error::not_found("plan", id))?;
-        self.require(&caller, Permission::PlanWrite, plan.department).await?;
-        check_etag("etag", &req.etag, plan.version, false)?;
-        check_open(&id.to_string(), plan.state, "cancelled")?;
-        let previous = plan.version;
-        plan.state = PlanState::Cancelled;
-        plan.cancel_reason = reason.clone();
-        plan.updated_at = m.now();
-        plan.version += 1;
-        store::save(m.tx(), &plan, previous).await?;
-        m.audit(self.record(AuditAction::PlanCancelled, &caller, &plan, &request_id.to_string()).reason(reason));
-        let answer = pb::CancelPlanResponse { plan: Some(to_proto(&plan)) };
-        m.commit(&answer, Some(self.core.relay())).await?;
-        Ok(Response::new(answer))
+        let cmd = CancelPlan::try_from(&req)?;
+        let grant = self.authorize(&caller, Permission::PlanWrite, self.read(cmd.plan).await?.department).await?;
+        let call = Call::new(&caller, method!("CancelPlan"), cmd.request_id, &req);
+        let answer = self.core.work().run(call, async |m| {
+            let mut plan = store::lock(m.tx(), cmd.plan, &grant).await?;
+            check_etag("etag", &cmd.etag, plan.version, false)?;
+            let action = plan.cancel(&cmd.reason, m.now())?;
+            store::save(m.tx(), &plan).await?;
+            m.audit(self.record(action, &caller, &plan, cmd.request_id).reason(cmd.reason.clone()));
+            Ok(pb::CancelPlanResponse { plan: Some(to_proto(&plan)) })
+        });
+        Ok(Response::new(answer.await?))
     }
 }

@@ -5,11 +5,19 @@ use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 use chrono::{DateTime, Utc};
+use govmedia_domain::Error;
+use govmedia_domain::audit::AuditAction;
+use govmedia_domain::ids::{DraftId, PlatformAccountId, PublicationId, UserId};
 use govmedia_domain::workflow::DraftState;
+
+use super::draft::Draft;
 pub use govmedia_domain::workflow::PublicationState;
 
 /// R3.3.1: only approved, proofread content on an active account is published.
 pub const PUBLISHING_RULE: &str = "R3.3.1";
+
+/// R3.3.1: publications go out as scheduled.
+pub const SCHEDULE_RULE: &str = "R3.3.1";
 
 /// A state's stored name.
 pub trait StateName: Sized {
@@ -162,6 +170,301 @@ impl RetryPolicy {
         let delay = chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
         AfterFailure::RetryAt(now.checked_add_signed(delay).unwrap_or(DateTime::<Utc>::MAX_UTC))
     }
+}
+
+/// A publication: one draft going out on one account at a set time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Publication {
+    /// Id; the connector's idempotency key.
+    pub id: PublicationId,
+    /// The draft.
+    pub draft: DraftId,
+    /// The draft version published (0 until it is frozen at publishing).
+    pub draft_version: i64,
+    /// The account.
+    pub account: PlatformAccountId,
+    /// State.
+    pub state: PublicationState,
+    /// When it is due.
+    pub scheduled_at: DateTime<Utc>,
+    /// When it went out.
+    pub published_at: Option<DateTime<Utc>>,
+    /// Who scheduled it.
+    pub scheduled_by: UserId,
+    /// Connector or manual.
+    pub channel: Channel,
+    /// Connector name.
+    pub connector: String,
+    /// The platform's post id.
+    pub platform_post_id: String,
+    /// The post's URL.
+    pub url: String,
+    /// Attempts made.
+    pub attempt_count: i64,
+    /// When the next attempt is due, while retrying.
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// Until when a scheduler holds it.
+    pub lease_until: Option<DateTime<Utc>>,
+    /// The last error.
+    pub last_error: String,
+    /// Approvers in stage order, frozen when it goes out.
+    pub approvers: Vec<UserId>,
+    /// Proofreaders, frozen when it goes out.
+    pub proofreaders: Vec<UserId>,
+    /// Evidence (JSON) of a manual publication or retraction.
+    pub evidence: String,
+    /// Why it was cancelled or retracted.
+    pub withdrawal_reason: String,
+    /// Who cancelled or retracted it (empty when none).
+    pub withdrawn_by: String,
+    /// When.
+    pub withdrawn_at: Option<DateTime<Utc>>,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Changed.
+    pub updated_at: DateTime<Utc>,
+    /// Row version (etag and fencing token).
+    pub version: i64,
+}
+
+impl Publication {
+    /// Claimed by a scheduler replica to be sent now: the version of the draft, its
+    /// approvers and proofreaders are frozen; the lease keeps other replicas off.
+    pub fn claim(
+        &mut self,
+        draft: &Draft,
+        approvers: Vec<UserId>,
+        proofreaders: Vec<UserId>,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) {
+        self.state = PublicationState::Publishing;
+        self.draft_version = draft.current_version;
+        self.approvers = approvers;
+        self.proofreaders = proofreaders;
+        self.attempt_count += 1;
+        self.next_attempt_at = None;
+        self.lease_until = Some(now + chrono::Duration::from_std(lease).unwrap_or_default());
+        self.updated_at = now;
+        self.version += 1;
+    }
+
+    /// Not sent, for good: expired unapproved, or refused (R3.2.1, R2.3.3).
+    pub fn give_up(&mut self, state: PublicationState, why: &str, now: DateTime<Utc>) {
+        self.state = state;
+        self.last_error = why.to_owned();
+        self.lease_until = None;
+        self.updated_at = now;
+        self.version += 1;
+    }
+
+    /// Went out through `connector`.
+    pub fn published(&mut self, connector: &str, platform_post_id: String, url: String, now: DateTime<Utc>) {
+        self.state = PublicationState::Published;
+        self.published_at = Some(now);
+        self.platform_post_id = platform_post_id;
+        self.url = url;
+        self.last_error.clear();
+        self.connector = connector.to_owned();
+        self.lease_until = None;
+        self.updated_at = now;
+        self.version += 1;
+    }
+
+    /// An attempt through `connector` failed: retried at `retry_at`, or failed for good.
+    pub fn attempt_failed(
+        &mut self,
+        connector: &str,
+        error: &str,
+        retry_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) {
+        self.last_error = error.to_owned();
+        self.connector = connector.to_owned();
+        self.lease_until = None;
+        match retry_at {
+            Some(at) => self.next_attempt_at = Some(at),
+            None => self.state = PublicationState::Failed,
+        }
+        self.updated_at = now;
+        self.version += 1;
+    }
+
+    /// Not gone out and not being sent right now (its lease, if any, has run out).
+    pub fn is_waiting(&self, now: DateTime<Utc>) -> bool {
+        self.state == PublicationState::Scheduled
+            || (self.state == PublicationState::Publishing && self.lease_until.is_none_or(|l| l <= now))
+    }
+
+    /// Cancelled before it went out (R3.3.1).
+    pub fn cancel(&mut self, by: String, reason: &str, now: DateTime<Utc>) -> Result<AuditAction, Error> {
+        if !self.is_waiting(now) {
+            return Err(Error::rule(
+                SCHEDULE_RULE,
+                format!("publication/{}", self.id),
+                "only a publication that has not gone out and is not being sent right now is cancelled",
+            ));
+        }
+        self.withdraw(PublicationState::Cancelled, by, reason, now);
+        Ok(AuditAction::PublicationCancelled)
+    }
+
+    /// Scheduled again after it expired or failed, at `when` or now.
+    pub fn reschedule(&mut self, when: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Result<AuditAction, Error> {
+        if !matches!(self.state, PublicationState::Expired | PublicationState::Failed) {
+            return Err(Error::rule(
+                SCHEDULE_RULE,
+                format!("publication/{}", self.id),
+                "only an expired or failed publication is rescheduled",
+            ));
+        }
+        self.state = PublicationState::Scheduled;
+        self.scheduled_at = when.map_or(now, |t| t.max(now));
+        self.next_attempt_at = None;
+        self.lease_until = None;
+        self.attempt_count = 0;
+        self.last_error.clear();
+        self.updated_at = now;
+        self.version += 1;
+        Ok(AuditAction::PublicationRescheduled)
+    }
+
+    /// Taken down after it went out (R3.3.3); `evidence` is the new stored evidence
+    /// when it was taken down by hand.
+    pub fn retract(
+        &mut self,
+        by: String,
+        reason: &str,
+        evidence: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<AuditAction, Error> {
+        if self.state != PublicationState::Published {
+            return Err(not_published(self.id));
+        }
+        if let Some(evidence) = evidence {
+            self.evidence = evidence;
+        }
+        self.withdraw(PublicationState::Retracted, by, reason, now);
+        Ok(AuditAction::PublicationRetracted)
+    }
+
+    /// Cancels or retracts: who, why and when are kept with it (R3.3.3).
+    pub fn withdraw(&mut self, state: PublicationState, by: String, reason: &str, now: DateTime<Utc>) {
+        self.state = state;
+        self.next_attempt_at = None;
+        self.withdrawal_reason = reason.to_owned();
+        self.withdrawn_by = by;
+        self.withdrawn_at = Some(now);
+        self.updated_at = now;
+        self.version += 1;
+    }
+}
+
+/// How a publication made by hand went out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManualOutcome {
+    /// When it went out.
+    pub published_at: DateTime<Utc>,
+    /// Where it is.
+    pub url: String,
+    /// The stored evidence (JSON).
+    pub evidence: String,
+    /// The approvers of the version, in stage order.
+    pub approvers: Vec<UserId>,
+    /// Its proofreaders.
+    pub proofreaders: Vec<UserId>,
+}
+
+impl Publication {
+    fn blank(draft: &Draft, account: PlatformAccountId, by: UserId, now: DateTime<Utc>) -> Self {
+        Publication {
+            id: PublicationId::new(),
+            draft: draft.id,
+            draft_version: draft.current_version,
+            account,
+            state: PublicationState::Scheduled,
+            scheduled_at: now,
+            published_at: None,
+            scheduled_by: by,
+            channel: Channel::Connector,
+            connector: String::new(),
+            platform_post_id: String::new(),
+            url: String::new(),
+            attempt_count: 0,
+            next_attempt_at: None,
+            lease_until: None,
+            last_error: String::new(),
+            approvers: vec![],
+            proofreaders: vec![],
+            evidence: String::new(),
+            withdrawal_reason: String::new(),
+            withdrawn_by: String::new(),
+            withdrawn_at: None,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        }
+    }
+
+    /// `draft` scheduled on `account` at `when` (now, if earlier or unset) through
+    /// `connector`. A draft goes out only once approved and proofread: the scheduler
+    /// checks that at the time; here it must at least be submitted (R3.2.1).
+    pub fn schedule(
+        draft: &Draft,
+        account: PlatformAccountId,
+        when: Option<DateTime<Utc>>,
+        by: UserId,
+        connector: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Self, Error> {
+        check_target(draft, account)?;
+        if !matches!(draft.state, DraftState::InReview(_) | DraftState::Approved | DraftState::Published) {
+            return Err(Error::rule(
+                "R3.2.1",
+                format!("draft/{}", draft.id),
+                "only a submitted draft is scheduled; it goes out only once approved and proofread",
+            ));
+        }
+        let mut p = Self::blank(draft, account, by, now);
+        p.scheduled_at = when.map_or(now, |t| t.max(now));
+        p.connector = connector.to_owned();
+        Ok(p)
+    }
+
+    /// The record of `draft` published by hand on `account` (readiness checked by the
+    /// caller against the rules of [`on_due`]).
+    pub fn manual(
+        draft: &Draft,
+        account: PlatformAccountId,
+        outcome: ManualOutcome,
+        by: UserId,
+        now: DateTime<Utc>,
+    ) -> Self {
+        let mut p = Self::blank(draft, account, by, now);
+        p.state = PublicationState::Published;
+        p.scheduled_at = outcome.published_at;
+        p.published_at = Some(outcome.published_at);
+        p.channel = Channel::Manual;
+        p.url = outcome.url;
+        p.approvers = outcome.approvers;
+        p.proofreaders = outcome.proofreaders;
+        p.evidence = outcome.evidence;
+        p
+    }
+}
+
+/// A publication goes to one of the draft's target accounts.
+pub fn check_target(draft: &Draft, account: PlatformAccountId) -> Result<(), Error> {
+    if draft.targets.contains(&account) {
+        Ok(())
+    } else {
+        Err(Error::invalid("platform_account_id", "is not a target account of the draft"))
+    }
+}
+
+/// The refusal to retract something that is not out.
+pub fn not_published(id: PublicationId) -> Error {
+    Error::rule("R3.3.3", format!("publication/{id}"), "only a published item is retracted")
 }
 
 #[cfg(test)]

@@ -2,94 +2,15 @@
 
 use chrono::{DateTime, Utc};
 use govmedia_domain::Error;
-use govmedia_domain::ids::{DepartmentId, DraftId, PlanId, PlatformAccountId, PublicationId, ReviewDecisionId, UserId};
+use govmedia_domain::ids::{DepartmentId, DraftId, PlanId, PlatformAccountId, ReviewDecisionId, UserId};
 use govmedia_domain::workflow::{DraftState, ReviewStage};
-use govmedia_kit::db::{Dialect, Tx, db_error, is_unique_violation};
+use govmedia_kit::access::Authorized;
+use govmedia_kit::db::{Tx, db_error, is_unique_violation, lock_row, saved};
 use govmedia_kit::on_tx;
-use serde::{Deserialize, Serialize};
 
 use super::{id, join_ids, split_ids};
+use crate::domain::draft::{Content, Draft};
 use crate::domain::review::{Criteria, Judgement, Outcome, PastDecision};
-
-/// A media file a draft uses.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
-pub struct Media {
-    /// `image`, `video`, `audio` or `document`.
-    pub kind: String,
-    /// Where it is.
-    pub uri: String,
-    /// SHA-256, hex.
-    pub sha256: String,
-    /// Caption.
-    pub caption: String,
-}
-
-/// A per-account variant.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
-pub struct Variant {
-    /// The account.
-    pub platform_account_id: String,
-    /// `article`, `short_post`, `video`, `image_set` or empty.
-    pub format: String,
-    /// Title for this account.
-    pub title: String,
-    /// Body for this account.
-    pub body: String,
-}
-
-/// The content of one version.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
-pub struct Content {
-    /// Title.
-    pub title: String,
-    /// Body.
-    pub body: String,
-    /// Summary.
-    pub summary: String,
-    /// Cover image.
-    pub cover: Option<Media>,
-    /// Media in order.
-    pub media: Vec<Media>,
-    /// Per-account variants.
-    pub variants: Vec<Variant>,
-    /// Byline.
-    pub byline: String,
-    /// Source of reposted content.
-    pub source: String,
-}
-
-/// A draft as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Draft {
-    /// Id.
-    pub id: DraftId,
-    /// Owning department.
-    pub department: DepartmentId,
-    /// Author.
-    pub author: UserId,
-    /// Target accounts.
-    pub targets: Vec<PlatformAccountId>,
-    /// The plan it realises.
-    pub plan: Option<PlanId>,
-    /// The publication it corrects.
-    pub corrects: Option<PublicationId>,
-    /// State.
-    pub state: DraftState,
-    /// Current version.
-    pub current_version: i64,
-    /// Review findings of the submitted version (JSON of the wire findings).
-    pub screening_findings: String,
-    /// Lexicon version used.
-    pub screening_lexicon: i64,
-    /// When submitted.
-    pub submitted_at: Option<DateTime<Utc>>,
-    /// Created.
-    pub created_at: DateTime<Utc>,
-    /// Changed.
-    pub updated_at: DateTime<Utc>,
-    /// Row version (etag).
-    pub version: i64,
-}
 
 fn state_text(s: DraftState) -> (&'static str, &'static str) {
     match s {
@@ -106,13 +27,12 @@ fn state_text(s: DraftState) -> (&'static str, &'static str) {
 
 /// The review state of a draft with its decisions, as the review rules take it.
 pub fn review_state(d: &Draft, decisions: &[StoredDecision]) -> crate::domain::review::ReviewState {
-    crate::domain::review::ReviewState {
-        draft: d.id.to_string(),
-        author: d.author,
-        state: d.state,
-        version: d.current_version,
-        decisions: decisions.iter().map(|s| s.decision.clone()).collect(),
-    }
+    d.review_state(&past(decisions))
+}
+
+/// The decisions as the review rules take them.
+pub fn past(decisions: &[StoredDecision]) -> Vec<PastDecision> {
+    decisions.iter().map(|s| s.decision.clone()).collect()
 }
 
 /// A stage from its stored name.
@@ -213,8 +133,9 @@ pub async fn insert(tx: &mut Tx, d: &Draft) -> Result<(), Error> {
     Ok(())
 }
 
-/// Saves a draft if its row version is unchanged.
-pub async fn save(tx: &mut Tx, d: &Draft, expected_version: i64) -> Result<(), Error> {
+/// Saves a draft changed by one transition (its version bumped once) if nobody else
+/// changed it meanwhile; ABORTED otherwise.
+pub async fn save(tx: &mut Tx, d: &Draft) -> Result<(), Error> {
     let (state, stage) = state_text(d.state);
     let affected = on_tx!(tx, |conn, dialect| {
         sqlx::query(&dialect.sql(
@@ -232,30 +153,51 @@ pub async fn save(tx: &mut Tx, d: &Draft, expected_version: i64) -> Result<(), E
         .bind(d.submitted_at)
         .bind(d.updated_at)
         .bind(d.version)
-        .bind(expected_version)
+        .bind(d.version - 1)
         .execute(conn)
         .await
         .map(|r| r.rows_affected())
     })
     .map_err(db_error)?;
-    if affected == 0 {
-        return Err(Error::Conflict("the draft changed since it was read".into()));
-    }
-    Ok(())
+    saved(affected, "draft")
 }
 
-/// One draft; locked for update on PostgreSQL when `lock`.
-pub async fn get(tx: &mut Tx, draft: DraftId, lock: bool) -> Result<Option<Draft>, Error> {
+/// One draft, as it is now.
+pub async fn get(tx: &mut Tx, draft: DraftId) -> Result<Option<Draft>, Error> {
     let row: Option<DraftRow> = on_tx!(tx, |conn, dialect| {
-        let sql = match (dialect, lock) {
-            (Dialect::Postgres, true) => "SELECT * FROM drafts WHERE id = $1 FOR UPDATE",
-            (Dialect::Postgres, false) => "SELECT * FROM drafts WHERE id = $1",
-            (Dialect::Sqlite, _) => "SELECT * FROM drafts WHERE id = ?1",
-        };
-        sqlx::query_as(sql).bind(draft.to_string()).fetch_optional(conn).await
+        sqlx::query_as(&dialect.sql("SELECT * FROM drafts WHERE id = $1"))
+            .bind(draft.to_string())
+            .fetch_optional(conn)
+            .await
     })
     .map_err(db_error)?;
     row.map(Draft::try_from).transpose()
+}
+
+/// One draft, locked for a change `grant` allows: the grant must cover the draft's
+/// department and targets as they are now (else ABORTED: it moved since the check).
+pub async fn lock(tx: &mut Tx, draft: DraftId, grant: &Authorized) -> Result<Draft, Error> {
+    let row: DraftRow =
+        lock_row(tx, "drafts", &draft.to_string(), grant).await?.ok_or_else(|| Error::not_found("draft", draft))?;
+    let draft = Draft::try_from(row)?;
+    grant.ensure_covers(Some(draft.department), &draft.targets)?;
+    Ok(draft)
+}
+
+/// One draft, locked for a change `grant` allows on one of its target accounts (a
+/// publication to that account).
+pub async fn lock_target(
+    tx: &mut Tx,
+    draft: DraftId,
+    account: PlatformAccountId,
+    grant: &Authorized,
+) -> Result<Draft, Error> {
+    let row: DraftRow =
+        lock_row(tx, "drafts", &draft.to_string(), grant).await?.ok_or_else(|| Error::not_found("draft", draft))?;
+    let draft = Draft::try_from(row)?;
+    crate::domain::publication::check_target(&draft, account)?;
+    grant.ensure_covers_account(account)?;
+    Ok(draft)
 }
 
 /// Filters of [`list`].

@@ -3,43 +3,12 @@
 use chrono::{DateTime, Utc};
 use govmedia_domain::Error;
 use govmedia_domain::ids::{FeedbackItemId, PlatformAccountId, PublicationId};
-use govmedia_kit::db::{Dialect, Tx, db_error};
+use govmedia_kit::access::Authorized;
+use govmedia_kit::db::{Tx, db_error, lock_row, saved};
 use govmedia_kit::on_tx;
 
 use super::id;
-
-/// A feedback item as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FeedbackItem {
-    /// Id.
-    pub id: FeedbackItemId,
-    /// The publication.
-    pub publication: PublicationId,
-    /// Its account.
-    pub account: PlatformAccountId,
-    /// `error_report`, `complaint`, `question`, `public_opinion` or `other`.
-    pub kind: String,
-    /// What was reported.
-    pub description: String,
-    /// Where it came from.
-    pub source: String,
-    /// `open`, `in_progress` or `closed`.
-    pub state: String,
-    /// Who handles it (empty when nobody).
-    pub assignee: String,
-    /// What was done.
-    pub resolution: String,
-    /// The correction draft it led to (empty when none).
-    pub correction_draft: String,
-    /// Who recorded it.
-    pub created_by: String,
-    /// When.
-    pub created_at: DateTime<Utc>,
-    /// When closed.
-    pub closed_at: Option<DateTime<Utc>>,
-    /// Row version.
-    pub version: i64,
-}
+use crate::domain::feedback::{FeedbackItem, FeedbackKind, FeedbackState};
 
 #[derive(sqlx::FromRow)]
 struct Row {
@@ -67,13 +36,19 @@ impl TryFrom<Row> for FeedbackItem {
             id: id("feedback_items.id", &r.id)?,
             publication: id("feedback_items.publication_id", &r.publication_id)?,
             account: id("feedback_items.platform_account_id", &r.platform_account_id)?,
-            kind: r.kind,
+            kind: FeedbackKind::parse(&r.kind)
+                .ok_or_else(|| Error::internal(format!("bad feedback kind {}", r.kind)))?,
             description: r.description,
             source: r.source,
-            state: r.state,
-            assignee: r.assignee_user_id,
+            state: FeedbackState::parse(&r.state)
+                .ok_or_else(|| Error::internal(format!("bad feedback state {}", r.state)))?,
+            assignee: (!r.assignee_user_id.is_empty())
+                .then(|| id("feedback_items.assignee_user_id", &r.assignee_user_id))
+                .transpose()?,
             resolution: r.resolution,
-            correction_draft: r.correction_draft_id,
+            correction_draft: (!r.correction_draft_id.is_empty())
+                .then(|| id("feedback_items.correction_draft_id", &r.correction_draft_id))
+                .transpose()?,
             created_by: r.created_by,
             created_at: r.created_at,
             closed_at: r.closed_at,
@@ -93,13 +68,13 @@ pub async fn insert(tx: &mut Tx, f: &FeedbackItem) -> Result<(), Error> {
         .bind(f.id.to_string())
         .bind(f.publication.to_string())
         .bind(f.account.to_string())
-        .bind(&f.kind)
+        .bind(f.kind.as_str())
         .bind(&f.description)
         .bind(&f.source)
-        .bind(&f.state)
-        .bind(&f.assignee)
+        .bind(f.state.as_str())
+        .bind(f.assignee.map(|a| a.to_string()).unwrap_or_default())
         .bind(&f.resolution)
-        .bind(&f.correction_draft)
+        .bind(f.correction_draft.map(|d| d.to_string()).unwrap_or_default())
         .bind(&f.created_by)
         .bind(f.created_at)
         .bind(f.closed_at)
@@ -111,62 +86,67 @@ pub async fn insert(tx: &mut Tx, f: &FeedbackItem) -> Result<(), Error> {
     .map_err(db_error)
 }
 
-/// Saves an item if its row version is unchanged.
-pub async fn save(tx: &mut Tx, f: &FeedbackItem, expected_version: i64) -> Result<(), Error> {
+/// Saves an item changed by one transition if nobody else changed it meanwhile.
+pub async fn save(tx: &mut Tx, f: &FeedbackItem) -> Result<(), Error> {
     let affected = on_tx!(tx, |conn, dialect| {
         sqlx::query(&dialect.sql(
             "UPDATE feedback_items SET state = $2, assignee_user_id = $3, resolution = $4, correction_draft_id = $5, \
              closed_at = $6, version = $7 WHERE id = $1 AND version = $8",
         ))
         .bind(f.id.to_string())
-        .bind(&f.state)
-        .bind(&f.assignee)
+        .bind(f.state.as_str())
+        .bind(f.assignee.map(|a| a.to_string()).unwrap_or_default())
         .bind(&f.resolution)
-        .bind(&f.correction_draft)
+        .bind(f.correction_draft.map(|d| d.to_string()).unwrap_or_default())
         .bind(f.closed_at)
         .bind(f.version)
-        .bind(expected_version)
+        .bind(f.version - 1)
         .execute(conn)
         .await
         .map(|r| r.rows_affected())
     })
     .map_err(db_error)?;
-    if affected == 0 {
-        return Err(Error::Conflict("the feedback item changed since it was read".into()));
-    }
-    Ok(())
+    saved(affected, "feedback item")
 }
 
-/// One item; locked for update on PostgreSQL when `lock`.
-pub async fn get(tx: &mut Tx, item: FeedbackItemId, lock: bool) -> Result<Option<FeedbackItem>, Error> {
+/// One item, as it is now.
+pub async fn get(tx: &mut Tx, item: FeedbackItemId) -> Result<Option<FeedbackItem>, Error> {
     let row: Option<Row> = on_tx!(tx, |conn, dialect| {
-        let sql = match (dialect, lock) {
-            (Dialect::Postgres, true) => "SELECT * FROM feedback_items WHERE id = $1 FOR UPDATE",
-            (Dialect::Postgres, false) => "SELECT * FROM feedback_items WHERE id = $1",
-            (Dialect::Sqlite, _) => "SELECT * FROM feedback_items WHERE id = ?1",
-        };
-        sqlx::query_as(sql).bind(item.to_string()).fetch_optional(conn).await
+        sqlx::query_as(&dialect.sql("SELECT * FROM feedback_items WHERE id = $1"))
+            .bind(item.to_string())
+            .fetch_optional(conn)
+            .await
     })
     .map_err(db_error)?;
     row.map(FeedbackItem::try_from).transpose()
 }
 
+/// One item, locked for a change `grant` allows on its account.
+pub async fn lock(tx: &mut Tx, item: FeedbackItemId, grant: &Authorized) -> Result<FeedbackItem, Error> {
+    let row: Row = lock_row(tx, "feedback_items", &item.to_string(), grant)
+        .await?
+        .ok_or_else(|| Error::not_found("feedback_item", item))?;
+    let item = FeedbackItem::try_from(row)?;
+    grant.ensure_covers_account(item.account)?;
+    Ok(item)
+}
+
 /// Filters of [`list`].
 #[derive(Debug, Clone, Copy, Default)]
-pub struct FeedbackFilter<'a> {
+pub struct FeedbackFilter {
     /// Publication.
     pub publication: Option<PublicationId>,
     /// Account.
     pub account: Option<PlatformAccountId>,
-    /// State name.
-    pub state: Option<&'a str>,
+    /// State.
+    pub state: Option<FeedbackState>,
 }
 
 /// A page of items, oldest first (open ones are the oldest waiting); `after` is the last
 /// id seen.
 pub async fn list(
     tx: &mut Tx,
-    f: &FeedbackFilter<'_>,
+    f: &FeedbackFilter,
     after: Option<FeedbackItemId>,
     limit: u32,
 ) -> Result<Vec<FeedbackItem>, Error> {
@@ -177,7 +157,7 @@ pub async fn list(
         ))
         .bind(f.publication.map(|p| p.to_string()).unwrap_or_default())
         .bind(f.account.map(|a| a.to_string()).unwrap_or_default())
-        .bind(f.state.unwrap_or(""))
+        .bind(f.state.map_or("", FeedbackState::as_str))
         .bind(after.map(|a| a.to_string()).unwrap_or_default())
         .bind(i64::from(limit))
         .fetch_all(conn)

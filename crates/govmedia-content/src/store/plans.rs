@@ -2,45 +2,13 @@
 
 use chrono::{DateTime, Utc};
 use govmedia_domain::Error;
-use govmedia_domain::ids::{DepartmentId, PlanId, PlatformAccountId, UserId};
-use govmedia_kit::db::{Dialect, Tx, db_error};
+use govmedia_domain::ids::{DepartmentId, PlanId};
+use govmedia_kit::access::Authorized;
+use govmedia_kit::db::{Tx, db_error, lock_row, saved};
 use govmedia_kit::on_tx;
 
 use super::{id, join_ids, split_ids};
-use crate::domain::plan::{PlanReason, PlanState};
-
-/// A plan as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Plan {
-    /// Id.
-    pub id: PlanId,
-    /// Department.
-    pub department: DepartmentId,
-    /// Topic.
-    pub topic: String,
-    /// Why now.
-    pub reason: PlanReason,
-    /// Details.
-    pub reason_detail: String,
-    /// Target accounts.
-    pub targets: Vec<PlatformAccountId>,
-    /// Window start.
-    pub window_start: Option<DateTime<Utc>>,
-    /// Window end.
-    pub window_end: Option<DateTime<Utc>>,
-    /// Owner.
-    pub owner: UserId,
-    /// State.
-    pub state: PlanState,
-    /// Why cancelled.
-    pub cancel_reason: String,
-    /// Created.
-    pub created_at: DateTime<Utc>,
-    /// Changed.
-    pub updated_at: DateTime<Utc>,
-    /// Version (etag).
-    pub version: i64,
-}
+use crate::domain::plan::{Plan, PlanReason, PlanState};
 
 #[derive(sqlx::FromRow)]
 struct PlanRow {
@@ -114,8 +82,9 @@ pub async fn insert(tx: &mut Tx, p: &Plan) -> Result<(), Error> {
     Ok(())
 }
 
-/// Saves a plan if its version is unchanged.
-pub async fn save(tx: &mut Tx, p: &Plan, expected_version: i64) -> Result<(), Error> {
+/// Saves a plan changed by one transition (its version bumped once) if nobody else
+/// changed it meanwhile; ABORTED otherwise.
+pub async fn save(tx: &mut Tx, p: &Plan) -> Result<(), Error> {
     let affected = on_tx!(tx, |conn, dialect| {
         sqlx::query(&dialect.sql(
             "UPDATE plans SET topic = $2, reason = $3, reason_detail = $4, target_accounts = $5, window_start = $6, \
@@ -134,29 +103,22 @@ pub async fn save(tx: &mut Tx, p: &Plan, expected_version: i64) -> Result<(), Er
         .bind(&p.cancel_reason)
         .bind(p.updated_at)
         .bind(p.version)
-        .bind(expected_version)
+        .bind(p.version - 1)
         .execute(conn)
         .await
         .map(|r| r.rows_affected())
     })
     .map_err(db_error)?;
-    if affected == 0 {
-        return Err(Error::Conflict("the plan changed since it was read".into()));
-    }
-    Ok(())
+    saved(affected, "plan")
 }
 
-/// One plan, locked for update on PostgreSQL.
-pub async fn lock(tx: &mut Tx, plan: PlanId) -> Result<Option<Plan>, Error> {
-    let row: Option<PlanRow> = on_tx!(tx, |conn, dialect| {
-        let sql = match dialect {
-            Dialect::Postgres => "SELECT * FROM plans WHERE id = $1 FOR UPDATE",
-            Dialect::Sqlite => "SELECT * FROM plans WHERE id = ?1",
-        };
-        sqlx::query_as(sql).bind(plan.to_string()).fetch_optional(conn).await
-    })
-    .map_err(db_error)?;
-    row.map(Plan::try_from).transpose()
+/// One plan, locked for a change `grant` allows (it must cover the plan's department).
+pub async fn lock(tx: &mut Tx, plan: PlanId, grant: &Authorized) -> Result<Plan, Error> {
+    let row: PlanRow =
+        lock_row(tx, "plans", &plan.to_string(), grant).await?.ok_or_else(|| Error::not_found("plan", plan))?;
+    let plan = Plan::try_from(row)?;
+    grant.ensure_covers(Some(plan.department), &[])?;
+    Ok(plan)
 }
 
 /// One plan.

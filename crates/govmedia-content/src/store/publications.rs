@@ -9,67 +9,13 @@
 
 use chrono::{DateTime, Utc};
 use govmedia_domain::Error;
-use govmedia_domain::ids::{DraftId, PlatformAccountId, PublicationId, UserId};
-use govmedia_kit::db::{Dialect, Tx, db_error};
+use govmedia_domain::ids::{DraftId, PlatformAccountId, PublicationId};
+use govmedia_kit::access::Authorized;
+use govmedia_kit::db::{Dialect, Tx, db_error, lock_row, saved};
 use govmedia_kit::on_tx;
 
 use super::{far_future, id, join_ids, split_ids};
-use crate::domain::publication::{Channel, PublicationState, StateName};
-
-/// A publication as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Publication {
-    /// Id; the connector's idempotency key.
-    pub id: PublicationId,
-    /// The draft.
-    pub draft: DraftId,
-    /// The draft version published (0 until it is frozen at publishing).
-    pub draft_version: i64,
-    /// The account.
-    pub account: PlatformAccountId,
-    /// State.
-    pub state: PublicationState,
-    /// When it is due.
-    pub scheduled_at: DateTime<Utc>,
-    /// When it went out.
-    pub published_at: Option<DateTime<Utc>>,
-    /// Who scheduled it.
-    pub scheduled_by: UserId,
-    /// Connector or manual.
-    pub channel: Channel,
-    /// Connector name.
-    pub connector: String,
-    /// The platform's post id.
-    pub platform_post_id: String,
-    /// The post's URL.
-    pub url: String,
-    /// Attempts made.
-    pub attempt_count: i64,
-    /// When the next attempt is due, while retrying.
-    pub next_attempt_at: Option<DateTime<Utc>>,
-    /// Until when a scheduler holds it.
-    pub lease_until: Option<DateTime<Utc>>,
-    /// The last error.
-    pub last_error: String,
-    /// Approvers in stage order, frozen when it goes out.
-    pub approvers: Vec<UserId>,
-    /// Proofreaders, frozen when it goes out.
-    pub proofreaders: Vec<UserId>,
-    /// Evidence (JSON) of a manual publication or retraction.
-    pub evidence: String,
-    /// Why it was cancelled or retracted.
-    pub withdrawal_reason: String,
-    /// Who cancelled or retracted it (empty when none).
-    pub withdrawn_by: String,
-    /// When.
-    pub withdrawn_at: Option<DateTime<Utc>>,
-    /// Created.
-    pub created_at: DateTime<Utc>,
-    /// Changed.
-    pub updated_at: DateTime<Utc>,
-    /// Row version (etag and fencing token).
-    pub version: i64,
-}
+use crate::domain::publication::{Channel, Publication, PublicationState, StateName};
 
 #[derive(sqlx::FromRow)]
 struct Row {
@@ -179,8 +125,9 @@ pub async fn insert(tx: &mut Tx, p: &Publication) -> Result<(), Error> {
 }
 
 /// Saves a publication if its row version is still `expected_version`; a conflict
-/// otherwise (someone else, or a scheduler that took over the lease, changed it).
-pub async fn save(tx: &mut Tx, p: &Publication, expected_version: i64) -> Result<(), Error> {
+/// Saves a publication changed by one transition (its version, the fencing token,
+/// bumped once) if nobody else changed it meanwhile; ABORTED otherwise.
+pub async fn save(tx: &mut Tx, p: &Publication) -> Result<(), Error> {
     let affected = on_tx!(tx, |conn, dialect| {
         sqlx::query(&dialect.sql(
             "UPDATE publications SET draft_version = $2, state = $3, scheduled_at = $4, published_at = $5, \
@@ -209,45 +156,72 @@ pub async fn save(tx: &mut Tx, p: &Publication, expected_version: i64) -> Result
         .bind(p.withdrawn_at)
         .bind(p.updated_at)
         .bind(p.version)
-        .bind(expected_version)
+        .bind(p.version - 1)
         .execute(conn)
         .await
         .map(|r| r.rows_affected())
     })
     .map_err(db_error)?;
-    if affected == 0 {
-        return Err(Error::Conflict("the publication changed since it was read".into()));
-    }
-    Ok(())
+    saved(affected, "publication")
 }
 
-/// One publication; locked for update on PostgreSQL when `lock`.
-pub async fn get(tx: &mut Tx, publication: PublicationId, lock: bool) -> Result<Option<Publication>, Error> {
+/// One publication, as it is now.
+pub async fn get(tx: &mut Tx, publication: PublicationId) -> Result<Option<Publication>, Error> {
     let row: Option<Row> = on_tx!(tx, |conn, dialect| {
-        let sql = match (dialect, lock) {
-            (Dialect::Postgres, true) => "SELECT * FROM publications WHERE id = $1 FOR UPDATE",
-            (Dialect::Postgres, false) => "SELECT * FROM publications WHERE id = $1",
-            (Dialect::Sqlite, _) => "SELECT * FROM publications WHERE id = ?1",
-        };
-        sqlx::query_as(sql).bind(publication.to_string()).fetch_optional(conn).await
+        sqlx::query_as(&dialect.sql("SELECT * FROM publications WHERE id = $1"))
+            .bind(publication.to_string())
+            .fetch_optional(conn)
+            .await
     })
     .map_err(db_error)?;
     row.map(Publication::try_from).transpose()
 }
+
+/// One publication, locked for a change `grant` allows on its account.
+pub async fn lock(tx: &mut Tx, publication: PublicationId, grant: &Authorized) -> Result<Publication, Error> {
+    let row: Row = lock_row(tx, "publications", &publication.to_string(), grant)
+        .await?
+        .ok_or_else(|| Error::not_found("publication", publication))?;
+    let publication = Publication::try_from(row)?;
+    grant.ensure_covers_account(publication.account)?;
+    Ok(publication)
+}
+
+/// The accounts of the publications that are due (the first `limit`, in claiming
+/// order), read without locks: the scheduler asks identity about them before it claims.
+pub async fn due_accounts(tx: &mut Tx, now: DateTime<Utc>, limit: u32) -> Result<Vec<PlatformAccountId>, Error> {
+    let accounts: Vec<String> = on_tx!(tx, |conn, dialect| {
+        sqlx::query_scalar(&dialect.sql(&format!("SELECT platform_account_id FROM publications WHERE {DUE} LIMIT $2")))
+            .bind(now)
+            .bind(i64::from(limit))
+            .fetch_all(conn)
+            .await
+    })
+    .map_err(db_error)?;
+    let mut out: Vec<PlatformAccountId> = Vec::new();
+    for a in accounts {
+        let a = id("publications.platform_account_id", &a)?;
+        if !out.contains(&a) {
+            out.push(a);
+        }
+    }
+    Ok(out)
+}
+
+/// What is due at `$1`, in claiming order.
+const DUE: &str = "((state = 'scheduled' AND scheduled_at <= $1) OR \
+     (state = 'publishing' AND (lease_until IS NULL OR lease_until <= $1) \
+      AND (next_attempt_at IS NULL OR next_attempt_at <= $1))) ORDER BY scheduled_at, id";
 
 /// Due work, locked for this transaction and skipped by other replicas: scheduled items
 /// whose time has come, and items being published whose lease ran out (a replica died)
 /// or whose retry is due.
 pub async fn lock_due(tx: &mut Tx, now: DateTime<Utc>, limit: u32) -> Result<Vec<Publication>, Error> {
     let rows: Vec<Row> = on_tx!(tx, |conn, dialect| {
-        let base = "SELECT * FROM publications WHERE \
-             (state = 'scheduled' AND scheduled_at <= $1) OR \
-             (state = 'publishing' AND (lease_until IS NULL OR lease_until <= $1) \
-              AND (next_attempt_at IS NULL OR next_attempt_at <= $1)) \
-             ORDER BY scheduled_at, id LIMIT $2";
+        let base = format!("SELECT * FROM publications WHERE {DUE} LIMIT $2");
         let sql = match dialect {
             Dialect::Postgres => format!("{base} FOR UPDATE SKIP LOCKED"),
-            Dialect::Sqlite => dialect.sql(base).into_owned(),
+            Dialect::Sqlite => dialect.sql(&base).into_owned(),
         };
         sqlx::query_as(&sql).bind(now).bind(i64::from(limit)).fetch_all(conn).await
     })
@@ -268,19 +242,6 @@ pub async fn open_for_draft(tx: &mut Tx, draft: DraftId) -> Result<Vec<Publicati
         })
         .map_err(db_error)?;
     rows.into_iter().map(Publication::try_from).collect()
-}
-
-impl Publication {
-    /// Cancels or retracts: who, why and when are kept with it (R3.3.3).
-    pub fn withdraw(&mut self, state: PublicationState, by: String, reason: &str, now: DateTime<Utc>) {
-        self.state = state;
-        self.next_attempt_at = None;
-        self.withdrawal_reason = reason.to_owned();
-        self.withdrawn_by = by;
-        self.withdrawn_at = Some(now);
-        self.updated_at = now;
-        self.version += 1;
-    }
 }
 
 /// Filters of [`list`].

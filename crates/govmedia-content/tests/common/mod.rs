@@ -14,6 +14,9 @@ use govmedia_proto::common::v1 as cpb;
 use govmedia_proto::content::v1 as pb;
 use govmedia_proto::content::v1::draft_service_client::DraftServiceClient;
 use govmedia_proto::content::v1::plan_service_client::PlanServiceClient;
+use govmedia_proto::identity::v1 as ipb;
+use govmedia_proto::identity::v1::access_service_client::AccessServiceClient;
+use govmedia_proto::identity::v1::access_service_server::{AccessService, AccessServiceServer};
 use govmedia_testkit::with_token;
 use govmedia_testkit::{TestDatabase, TestServer};
 use govmedia_world::World;
@@ -29,10 +32,82 @@ pub struct Content {
     pub server: TestServer,
     pub db: Database,
     _database: TestDatabase,
+    /// The slowed permission authority, when there is one.
+    _authority: Option<TestServer>,
+}
+
+/// identity's `AccessService` passed through, with `CheckPermission` answered only after
+/// `delay`: a slow authority, to show that nothing waits for it under a lock.
+#[derive(Debug, Clone)]
+pub struct SlowAccess {
+    identity: Channel,
+    delay: std::time::Duration,
+}
+
+fn forward<T>(request: tonic::Request<T>) -> tonic::Request<T> {
+    let metadata = request.metadata().clone();
+    let mut out = tonic::Request::new(request.into_inner());
+    if let Some(value) = metadata.get("authorization") {
+        out.metadata_mut().insert("authorization", value.clone());
+    }
+    out
+}
+
+#[tonic::async_trait]
+impl AccessService for SlowAccess {
+    async fn list_roles(
+        &self,
+        r: tonic::Request<ipb::ListRolesRequest>,
+    ) -> Result<tonic::Response<ipb::ListRolesResponse>, tonic::Status> {
+        AccessServiceClient::new(self.identity.clone()).list_roles(forward(r)).await
+    }
+
+    async fn create_role_binding(
+        &self,
+        r: tonic::Request<ipb::CreateRoleBindingRequest>,
+    ) -> Result<tonic::Response<ipb::CreateRoleBindingResponse>, tonic::Status> {
+        AccessServiceClient::new(self.identity.clone()).create_role_binding(forward(r)).await
+    }
+
+    async fn delete_role_binding(
+        &self,
+        r: tonic::Request<ipb::DeleteRoleBindingRequest>,
+    ) -> Result<tonic::Response<ipb::DeleteRoleBindingResponse>, tonic::Status> {
+        AccessServiceClient::new(self.identity.clone()).delete_role_binding(forward(r)).await
+    }
+
+    async fn list_role_bindings(
+        &self,
+        r: tonic::Request<ipb::ListRoleBindingsRequest>,
+    ) -> Result<tonic::Response<ipb::ListRoleBindingsResponse>, tonic::Status> {
+        AccessServiceClient::new(self.identity.clone()).list_role_bindings(forward(r)).await
+    }
+
+    async fn check_permission(
+        &self,
+        r: tonic::Request<ipb::CheckPermissionRequest>,
+    ) -> Result<tonic::Response<ipb::CheckPermissionResponse>, tonic::Status> {
+        tokio::time::sleep(self.delay).await;
+        AccessServiceClient::new(self.identity.clone()).check_permission(forward(r)).await
+    }
+
+    async fn batch_check_permission(
+        &self,
+        r: tonic::Request<ipb::BatchCheckPermissionRequest>,
+    ) -> Result<tonic::Response<ipb::BatchCheckPermissionResponse>, tonic::Status> {
+        tokio::time::sleep(self.delay).await;
+        AccessServiceClient::new(self.identity.clone()).batch_check_permission(forward(r)).await
+    }
 }
 
 impl Content {
     pub async fn start(database: TestDatabase) -> Self {
+        Self::start_with(database, None).await
+    }
+
+    /// As [`Content::start`]; with `slow_checks`, every permission check waits that long
+    /// at identity and none is cached.
+    pub async fn start_with(database: TestDatabase, slow_checks: Option<std::time::Duration>) -> Self {
         let world = World::start(TestDatabase::sqlite()).await;
         let db = database.connect(&govmedia_content::MIGRATIONS).await;
         let credentials = CallCredentials::ClientCredentials(Arc::new(ClientCredentials::new(
@@ -40,10 +115,25 @@ impl Content {
             "govmedia-content".into(),
             Secret::new(world.content_secret.clone()),
         )));
+        let authority = match slow_checks {
+            Some(delay) => Some(
+                TestServer::start(
+                    govmedia_kit::server::ServerBuilder::new(ServerSettings::loopback()).add_service(
+                        AccessServiceServer::new(SlowAccess { identity: world.identity.channel(), delay }),
+                    ),
+                )
+                .await,
+            ),
+            None => None,
+        };
+        let permissions = match &authority {
+            Some(slow) => PermissionChecker::new(slow.channel(), credentials.clone(), std::time::Duration::ZERO),
+            None => PermissionChecker::new(world.identity.channel(), credentials.clone(), DEFAULT_TTL),
+        };
         let core = govmedia_content::Core::new(
             db.clone(),
             Arc::new(govmedia_domain::clock::SystemClock),
-            PermissionChecker::new(world.identity.channel(), credentials.clone(), DEFAULT_TTL),
+            permissions,
             world.identity.channel(),
             Some(world.audit.channel()),
             credentials,
@@ -61,7 +151,7 @@ impl Content {
             verifier,
         ))
         .await;
-        Self { world, core, server, db, connectors, archive, _database: database }
+        Self { world, core, server, db, connectors, archive, _database: database, _authority: authority }
     }
 
     pub fn plans(&self) -> PlanServiceClient<Channel> {
@@ -117,7 +207,12 @@ pub struct Desk {
 }
 
 pub async fn desk(db: TestDatabase) -> Desk {
-    let c = Content::start(db).await;
+    desk_with(db, None).await
+}
+
+/// As [`desk`], with every permission check slowed by `slow_checks`.
+pub async fn desk_with(db: TestDatabase, slow_checks: Option<std::time::Duration>) -> Desk {
+    let c = Content::start_with(db, slow_checks).await;
     let w = &c.world;
     let department = w.department("Publicity", "PUB").await;
     let d = cpb::ScopeKind::Department;
@@ -234,8 +329,8 @@ pub async fn publication_row(
     scheduled_at: chrono::DateTime<chrono::Utc>,
     published_at: Option<chrono::DateTime<chrono::Utc>>,
 ) -> govmedia_domain::ids::PublicationId {
-    use govmedia_content::domain::publication::Channel;
-    use govmedia_content::store::publications::{self, Publication};
+    use govmedia_content::domain::publication::{Channel, Publication};
+    use govmedia_content::store::publications;
     let now = chrono::Utc::now();
     let p = Publication {
         id: govmedia_domain::ids::PublicationId::new(),

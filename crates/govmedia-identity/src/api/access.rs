@@ -11,7 +11,7 @@ use govmedia_domain::scope::{Resource, Scope, ScopeKind};
 use govmedia_domain::validate::Validator;
 use govmedia_kit::auth::Principal;
 use govmedia_kit::db::Tx;
-use govmedia_kit::mutation::{Begin, Mutation};
+use govmedia_kit::mutation::{Begin, HandRun};
 use govmedia_proto::common::v1 as common;
 use govmedia_proto::identity::v1 as pb;
 use govmedia_proto::identity::v1::access_service_server::{AccessService, AccessServiceServer};
@@ -225,7 +225,7 @@ impl AccessService for Access {
         else {
             return Err(Error::internal("validated").into());
         };
-        let mut m = match Mutation::begin(
+        let mut m = match HandRun::begin(
             self.core.db(),
             caller.id,
             method!("AccessService", "CreateRoleBinding"),
@@ -316,7 +316,7 @@ impl AccessService for Access {
         let (Some(request_id), Some(id), Some(reason)) = (request_id, id, reason) else {
             return Err(Error::internal("validated").into());
         };
-        let mut m = match Mutation::begin(
+        let mut m = match HandRun::begin(
             self.core.db(),
             caller.id,
             method!("AccessService", "DeleteRoleBinding"),

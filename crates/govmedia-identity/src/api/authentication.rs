@@ -13,7 +13,7 @@ use govmedia_domain::scope::Resource;
 use govmedia_domain::validate::Validator;
 use govmedia_kit::auth::PrincipalKind;
 use govmedia_kit::db::Tx;
-use govmedia_kit::mutation::{Begin, Mutation};
+use govmedia_kit::mutation::{Begin, HandRun};
 use govmedia_proto::identity::v1 as pb;
 use govmedia_proto::identity::v1::authentication_service_server::{AuthenticationService, AuthenticationServiceServer};
 use tonic::{Request, Response, Status};
@@ -67,7 +67,7 @@ fn user_actor(user: &User) -> Actor {
 
 impl Authentication {
     /// Raises a security event in the transaction, with its audit record.
-    fn raise(&self, m: &mut Mutation, event: SecurityEvent) -> SecurityEvent {
+    fn raise(&self, m: &mut HandRun, event: SecurityEvent) -> SecurityEvent {
         let record = self
             .core
             .record(
@@ -110,7 +110,7 @@ impl Authentication {
     /// Records a failed login, and a failure-burst event when the threshold is reached.
     async fn record_failure(
         &self,
-        m: &mut Mutation,
+        m: &mut HandRun,
         user: Option<&User>,
         username: &str,
         address: &str,
@@ -243,7 +243,7 @@ impl AuthenticationService for Authentication {
         let verified =
             tokio::task::spawn_blocking(move || password::verify(&hash, &given)).await.map_err(Error::internal)?;
 
-        let mut m = Mutation::begin_without_key(self.core.db(), self.core.now()).await?;
+        let mut m = HandRun::begin_without_key(self.core.db(), self.core.now()).await?;
         let now = m.now();
         let Some(found) = found else {
             self.record_failure(&mut m, None, &username, &address, "unknown username").await?;
@@ -362,7 +362,7 @@ impl AuthenticationService for Authentication {
         }
         let invalid = || Error::Unauthenticated("the refresh token is invalid or expired".into());
         let hash = tokens::token_hash(&req.refresh_token);
-        let mut m = Mutation::begin_without_key(self.core.db(), self.core.now()).await?;
+        let mut m = HandRun::begin_without_key(self.core.db(), self.core.now()).await?;
         let now = m.now();
         let token = sessions::get_refresh_token(m.tx(), &hash).await?.ok_or_else(invalid)?;
         let session = sessions::get_session(m.tx(), token.session).await?.ok_or_else(invalid)?;
@@ -419,7 +419,7 @@ impl AuthenticationService for Authentication {
         let Some(session) = caller.session_id else {
             return Err(Error::invalid("authorization", "service principal tokens have no session to end").into());
         };
-        let mut m = Mutation::begin_without_key(self.core.db(), self.core.now()).await?;
+        let mut m = HandRun::begin_without_key(self.core.db(), self.core.now()).await?;
         let now = m.now();
         if sessions::revoke_session(m.tx(), session, "logout", now).await? {
             m.audit(
@@ -476,7 +476,7 @@ impl AuthenticationService for Authentication {
             return Err(password::reused().into());
         }
         let new_hash = new_hash?;
-        let mut m = Mutation::begin_without_key(self.core.db(), self.core.now()).await?;
+        let mut m = HandRun::begin_without_key(self.core.db(), self.core.now()).await?;
         let now = m.now();
         let mut user = directory::lock_user(m.tx(), user_id).await?.ok_or_else(|| Error::not_found("user", user_id))?;
         let previous = user.version;
@@ -631,7 +631,7 @@ impl AuthenticationService for Authentication {
         let (Some(request_id), Some(id), Some(note)) = (request_id, id, note) else {
             return Err(Error::internal("validated").into());
         };
-        let mut m = match Mutation::begin(
+        let mut m = match HandRun::begin(
             self.core.db(),
             caller.id,
             method!("AuthenticationService", "AcknowledgeSecurityEvent"),

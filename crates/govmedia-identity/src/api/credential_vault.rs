@@ -11,7 +11,7 @@ use govmedia_domain::ids::PlatformAccountId;
 use govmedia_domain::permission::Permission;
 use govmedia_domain::scope::Resource;
 use govmedia_domain::validate::Validator;
-use govmedia_kit::mutation::{Begin, Mutation};
+use govmedia_kit::mutation::{Begin, HandRun};
 use govmedia_proto::identity::v1 as pb;
 use govmedia_proto::identity::v1::credential_vault_service_server::{
     CredentialVaultService, CredentialVaultServiceServer,
@@ -93,7 +93,7 @@ impl CredentialVaultService for CredentialVault {
         if kind == CredentialKind::Password {
             password::check_strength(&login_name, &req.secret)?;
         }
-        let mut m = match Mutation::begin(
+        let mut m = match HandRun::begin(
             self.core.db(),
             caller.id,
             method!("CredentialVaultService", "SetAccountCredential"),
@@ -183,7 +183,7 @@ impl CredentialVaultService for CredentialVault {
         };
         // Not idempotent by design: every reveal is its own audited event, and the
         // secret is never stored as a replayable answer.
-        let mut m = Mutation::begin_without_key(self.core.db(), self.core.now()).await?;
+        let mut m = HandRun::begin_without_key(self.core.db(), self.core.now()).await?;
         let account = store::get_account(m.tx(), id).await?.ok_or_else(|| Error::not_found("platform_account", id))?;
         self.core.require(m.tx(), &caller, Permission::AccountCredentialReveal, &account_scope(&account)).await?;
         let credential =

@@ -10,7 +10,7 @@ use govmedia_domain::permission::Permission;
 use govmedia_domain::scope::Resource;
 use govmedia_domain::validate::{MAX_NAME_CHARS, Validator};
 use govmedia_kit::auth::Principal;
-use govmedia_kit::mutation::{Begin, Mutation};
+use govmedia_kit::mutation::{Begin, HandRun};
 use govmedia_proto::identity::v1 as pb;
 use govmedia_proto::identity::v1::directory_service_server::{DirectoryService, DirectoryServiceServer};
 use tonic::{Request, Response, Status};
@@ -129,11 +129,11 @@ async fn hash_blocking(password: String) -> Result<String, Error> {
 }
 
 impl Directory {
-    async fn load_user(&self, m: &mut Mutation, user: UserId) -> Result<User, Error> {
+    async fn load_user(&self, m: &mut HandRun, user: UserId) -> Result<User, Error> {
         store::get_user(m.tx(), user).await?.ok_or_else(|| Error::not_found("user", user))
     }
 
-    async fn user_mutation(&self, caller: &Principal, m: &mut Mutation, user: UserId) -> Result<User, Error> {
+    async fn user_mutation(&self, caller: &Principal, m: &mut HandRun, user: UserId) -> Result<User, Error> {
         let found = self.load_user(m, user).await?;
         self.core.require(m.tx(), caller, Permission::UserManage, &user_resource(found.department)).await?;
         Ok(found)
@@ -142,7 +142,7 @@ impl Directory {
 
 macro_rules! begin {
     ($self:ident, $caller:ident, $method:expr, $request_id:expr, $request:expr) => {
-        match Mutation::begin($self.core.db(), $caller.id, $method, $request_id, $request, $self.core.now()).await? {
+        match HandRun::begin($self.core.db(), $caller.id, $method, $request_id, $request, $self.core.now()).await? {
             Begin::Replayed(answer) => return Ok(Response::new(answer)),
             Begin::Fresh(m) => m,
         }

@@ -12,7 +12,7 @@ use govmedia_domain::permission::Permission;
 use govmedia_domain::scope::Resource;
 use govmedia_domain::validate::{MAX_REASON_CHARS, Validator};
 use govmedia_kit::auth::Principal;
-use govmedia_kit::mutation::{Begin, Mutation};
+use govmedia_kit::mutation::{Begin, HandRun};
 use govmedia_proto::common::v1 as cpb;
 use govmedia_proto::identity::v1 as pb;
 use govmedia_proto::identity::v1::platform_account_service_server::{
@@ -201,7 +201,7 @@ fn audit_ref(a: &PlatformAccount) -> AuditResourceRef {
     r
 }
 
-async fn require_active_user(m: &mut Mutation, user: UserId) -> Result<(), Error> {
+async fn require_active_user(m: &mut HandRun, user: UserId) -> Result<(), Error> {
     let found = directory::get_user(m.tx(), user).await?.ok_or_else(|| Error::not_found("user", user))?;
     if found.status != UserStatus::Active {
         return Err(Error::rule("R2.1.1", format!("user/{user}"), "the responsible person must be an active user"));
@@ -230,7 +230,7 @@ struct Transition<'a> {
 
 macro_rules! begin {
     ($self:ident, $caller:ident, $method:literal, $request_id:expr, $request:expr) => {
-        match Mutation::begin(
+        match HandRun::begin(
             $self.core.db(),
             $caller.id,
             method!("PlatformAccountService", $method),
@@ -250,7 +250,7 @@ impl PlatformAccounts {
     /// Loads and locks an account and checks `permission` on it.
     async fn locked(
         &self,
-        m: &mut Mutation,
+        m: &mut HandRun,
         caller: &Principal,
         account: PlatformAccountId,
         permission: Permission,
@@ -277,10 +277,10 @@ impl PlatformAccounts {
     async fn transition(
         &self,
         caller: &Principal,
-        mut m: Mutation,
+        mut m: HandRun,
         t: Transition<'_>,
         change: impl FnOnce(&mut PlatformAccount, usize) -> Result<(AuditAction, &'static str), Error>,
-    ) -> Result<(Mutation, PlatformAccount), Error> {
+    ) -> Result<(HandRun, PlatformAccount), Error> {
         let Transition { account, etag: given_etag, request_id, reason, attrs } = t;
         let mut a = self.locked(&mut m, caller, account, Permission::AccountManage).await?;
         check_etag("etag", given_etag, a.version, false)?;

@@ -14,7 +14,7 @@ use govmedia_domain::screening::{Category, Severity};
 use govmedia_domain::validate::{MAX_NAME_CHARS, Validator};
 use govmedia_kit::auth::Principal;
 use govmedia_kit::db::Tx;
-use govmedia_kit::mutation::Mutation;
+use govmedia_kit::mutation::HandRun;
 use govmedia_kit::screening::{decode_findings, encode_findings};
 use govmedia_kit::wire::{caller, check_etag, etag, next_page_token, optional_time, ts};
 use govmedia_proto::common::v1 as cpb;
@@ -213,7 +213,7 @@ impl Comments {
     async fn moderate_one(
         &self,
         caller: &Principal,
-        m: &mut Mutation,
+        m: &mut HandRun,
         id: CommentId,
         given_etag: &str,
         action: &'static str,
@@ -345,7 +345,7 @@ impl CommentService for Comments {
         }
         let target = self.core.policy().target(ITEM_COMMENT, &settings.response_targets);
 
-        let mut m = Mutation::begin_without_key(self.core.db(), self.core.now()).await?;
+        let mut m = HandRun::begin_without_key(self.core.db(), self.core.now()).await?;
         let now = m.now();
         let mut created: HashMap<String, (CommentId, CommentStatus)> = HashMap::new();
         let mut prepared = Vec::with_capacity(fresh.len());
@@ -967,7 +967,7 @@ impl Comments {
         let id: Option<ReplyId> = v.id("reply_id", reply_id);
         v.finish()?;
         let (Some(request_id), Some(id)) = (request_id, id) else { return Err(validated()) };
-        let mut m = match Mutation::begin(self.core.db(), caller.id, method, request_id, req, self.core.now()).await? {
+        let mut m = match HandRun::begin(self.core.db(), caller.id, method, request_id, req, self.core.now()).await? {
             govmedia_kit::mutation::Begin::Replayed(answer) => return Ok(answer),
             govmedia_kit::mutation::Begin::Fresh(m) => m,
         };

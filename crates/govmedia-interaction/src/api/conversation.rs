@@ -15,7 +15,7 @@ use govmedia_domain::scope::Resource;
 use govmedia_domain::validate::{MAX_NAME_CHARS, MAX_REASON_CHARS, Validator};
 use govmedia_kit::auth::Principal;
 use govmedia_kit::db::Tx;
-use govmedia_kit::mutation::Mutation;
+use govmedia_kit::mutation::HandRun;
 use govmedia_kit::screening::{decode_findings, encode_findings};
 use govmedia_kit::wire::{caller, check_etag, etag, next_page_token, optional_time, time_range, ts};
 use govmedia_proto::common::v1 as cpb;
@@ -170,7 +170,7 @@ impl Conversations {
     async fn referral_step(
         &self,
         caller: &Principal,
-        m: &mut Mutation,
+        m: &mut HandRun,
         id: ReferralId,
         given_etag: &str,
         permission: Permission,
@@ -246,7 +246,7 @@ impl ConversationService for Conversations {
             findings.entry(f.text_key.clone()).or_default().push(f);
         }
 
-        let mut m = Mutation::begin_without_key(self.core.db(), self.core.now()).await?;
+        let mut m = HandRun::begin_without_key(self.core.db(), self.core.now()).await?;
         let now = m.now();
         let settings = settings_store::get(m.tx(), account).await?;
         let target = self.core.policy().target(ITEM_PRIVATE_MESSAGE, &settings.response_targets);

@@ -24,7 +24,7 @@ use crate::domain::comment::Channel;
 /// answers a retried request with its stored answer.
 macro_rules! begin {
     ($self:ident, $caller:ident, $method:literal, $request_id:expr, $request:expr) => {
-        match govmedia_kit::mutation::Mutation::begin(
+        match govmedia_kit::mutation::HandRun::begin(
             $self.core.db(),
             $caller.id,
             concat!("/govmedia.interaction.v1.", $method),
@@ -128,7 +128,7 @@ pub(crate) async fn screen_reply(
     let screened = core.screener().screen(context, vec![("text".to_owned(), text.to_owned())]).await?;
     let blocking = screened.blocking();
     if !blocking.is_empty() {
-        let mut m = govmedia_kit::mutation::Mutation::begin_without_key(core.db(), core.now()).await?;
+        let mut m = govmedia_kit::mutation::HandRun::begin_without_key(core.db(), core.now()).await?;
         let detail: Vec<String> = blocking.iter().map(|f| format!("\"{}\"", f.excerpt)).collect();
         m.audit(
             record(AuditAction::ReplyRefused, caller, resource, facts, m.now(), "R4.1.2", Some(request_id))

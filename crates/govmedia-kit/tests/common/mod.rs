@@ -27,6 +27,9 @@ pub struct Store {
     pub delay: Option<Duration>,
     /// Cancelled when the receiver "crashes".
     pub crashed: Option<CancellationToken>,
+    /// Event ids refused as invalid: a batch holding one is refused whole, as the audit
+    /// service validates a whole batch before appending any of it.
+    pub invalid: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -43,10 +46,14 @@ impl AuditLogService for FakeAuditLog {
             tokio::time::sleep(delay).await;
         }
         let mut store = self.0.lock().expect("store");
+        let request = request.into_inner();
+        if let Some(bad) = request.events.iter().position(|e| store.invalid.contains(&e.id)) {
+            return Err(Status::invalid_argument(format!("events[{bad}].action: is not a known action")));
+        }
         let mut appended = 0;
         let mut duplicates = Vec::new();
         let crash_after = store.crash_after.take();
-        for (i, event) in request.into_inner().events.into_iter().enumerate() {
+        for (i, event) in request.events.into_iter().enumerate() {
             if crash_after == Some(i) {
                 if let Some(token) = store.crashed.take() {
                     token.cancel();

@@ -9,12 +9,13 @@
 //!
 //! Layout: `session` (the kept session and the client), `output` (tables, JSON,
 //! explanations), and one module per area of work: `people`, `accounts`, `content`,
-//! `comments`, `audit`.
+//! `comments`, `audit`; `outbox` works on a service's database instead of the gateway.
 
 pub mod accounts;
 pub mod audit;
 pub mod comments;
 pub mod content;
+pub mod outbox;
 pub mod output;
 pub mod people;
 pub mod session;
@@ -45,6 +46,7 @@ pub const COMMANDS: &[&str] = &[
     "publications",
     "comments",
     "audit",
+    "outbox",
 ];
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -125,6 +127,9 @@ pub enum Command {
     /// The audit log: query, verify, export.
     #[command(subcommand)]
     Audit(audit::Audit),
+    /// A service's audit outbox on its database: dead letters and their re-drive.
+    #[command(subcommand)]
+    Outbox(outbox::Outbox),
 }
 
 /// Runs a command; `Err` carries the message to print.
@@ -144,6 +149,7 @@ pub async fn run(cli: Cli) -> Result<(), BoxError> {
         Command::Publications(c) => c.run(&mut Client::open().await?, json).await,
         Command::Comments(c) => c.run(&mut Client::open().await?, json).await,
         Command::Audit(c) => c.run(&mut Client::open().await?, json).await,
+        Command::Outbox(c) => c.run(json).await,
     }
 }
 
