@@ -158,8 +158,8 @@ pub fn server(
     limits: Option<limit::Limits>,
 ) -> ServerBuilder {
     let policy = AuthPolicy::standard()
-        .with_public(govmedia_identity::PUBLIC_METHODS.iter().copied())
-        .with_password_change_allowed(govmedia_identity::PASSWORD_CHANGE_METHODS.iter().copied());
+        .with_public(govmedia_proto::identity::PUBLIC_METHODS.iter().copied())
+        .with_password_change_allowed(govmedia_proto::identity::PASSWORD_CHANGE_METHODS.iter().copied());
     let settings_limit = settings.max_message_bytes;
     let mut builder = ServerBuilder::new(settings).with_auth(AuthLayer::new(verifier, policy)).with_grpc_web();
     for upstream in upstreams {

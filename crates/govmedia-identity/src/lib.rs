@@ -579,20 +579,7 @@ async fn load_or_rotate_keys(
     Ok(KeyState { current: signing, live })
 }
 
-/// Methods callable without an access token.
-pub const PUBLIC_METHODS: &[&str] = &[
-    "/govmedia.identity.v1.AuthenticationService/Login",
-    "/govmedia.identity.v1.AuthenticationService/RefreshSession",
-    "/govmedia.identity.v1.AuthenticationService/ExchangeClientCredentials",
-    "/govmedia.identity.v1.AuthenticationService/ListSigningKeys",
-];
-
-/// Methods a session restricted to changing its password may call (R2.3.1).
-pub const PASSWORD_CHANGE_METHODS: &[&str] = &[
-    "/govmedia.identity.v1.AuthenticationService/ChangePassword",
-    "/govmedia.identity.v1.AuthenticationService/Logout",
-    "/govmedia.identity.v1.AuthenticationService/GetCurrentPrincipal",
-];
+pub use govmedia_proto::identity::{PASSWORD_CHANGE_METHODS, PUBLIC_METHODS};
 
 /// The server for `core`, with every identity service, authentication and limits.
 pub fn server(core: &Arc<Core>, settings: ServerSettings) -> ServerBuilder {

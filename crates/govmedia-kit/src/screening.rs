@@ -119,13 +119,12 @@ pub fn encode_findings(findings: &[ScreeningFinding]) -> String {
         .unwrap_or_else(|_| "[]".to_owned())
 }
 
-/// Findings from their stored form; a malformed text reads as none.
-pub fn decode_findings(stored: &str) -> Vec<ScreeningFinding> {
-    serde_json::from_str::<Vec<StoredFinding>>(stored)
-        .unwrap_or_default()
-        .into_iter()
-        .map(StoredFinding::into_proto)
-        .collect()
+/// Findings from their stored form. A stored text that does not decode is an error (an
+/// internal one, logged): read as "no findings" it would hide what screening found.
+pub fn decode_findings(stored: &str) -> Result<Vec<ScreeningFinding>, Error> {
+    let stored = serde_json::from_str::<Vec<StoredFinding>>(stored)
+        .map_err(|e| Error::internal(format!("stored screening findings do not decode: {e}")))?;
+    Ok(stored.into_iter().map(StoredFinding::into_proto).collect())
 }
 
 #[derive(serde::Serialize, serde::Deserialize, Default)]
@@ -200,8 +199,11 @@ mod tests {
             lexicon_entry_id: "e1".into(),
             text_key: "text".into(),
         };
-        assert_eq!(decode_findings(&encode_findings(std::slice::from_ref(&f))), vec![f]);
-        assert!(decode_findings("not json").is_empty());
+        assert_eq!(decode_findings(&encode_findings(std::slice::from_ref(&f))).expect("decodes"), vec![f]);
+        assert!(
+            decode_findings("not json").is_err(),
+            "a stored text that does not decode is an error, not no findings"
+        );
     }
 
     #[test]

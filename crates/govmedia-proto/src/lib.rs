@@ -1,8 +1,9 @@
 //! Generated Rust code for the govmedia v1 gRPC API (`proto/govmedia/**`), and the
 //! encoded file descriptor set that servers hand to gRPC reflection.
 //!
-//! Nothing but generated code lives here: conversions to domain types belong in
-//! `govmedia-domain` or in each service's `api` module.
+//! Nothing but generated code lives here, and the few facts of the contract that code
+//! generation cannot carry (which methods need no access token): conversions to domain
+//! types belong in each service's `api` module.
 
 #![allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic)]
 
@@ -20,6 +21,21 @@ pub mod common {
 
 /// `govmedia.identity.v1`: staff, sessions, roles, permission checks, platform accounts.
 pub mod identity {
+    /// Methods callable without an access token.
+    pub const PUBLIC_METHODS: &[&str] = &[
+        "/govmedia.identity.v1.AuthenticationService/Login",
+        "/govmedia.identity.v1.AuthenticationService/RefreshSession",
+        "/govmedia.identity.v1.AuthenticationService/ExchangeClientCredentials",
+        "/govmedia.identity.v1.AuthenticationService/ListSigningKeys",
+    ];
+
+    /// Methods a session restricted to changing its password may call (R2.3.1).
+    pub const PASSWORD_CHANGE_METHODS: &[&str] = &[
+        "/govmedia.identity.v1.AuthenticationService/ChangePassword",
+        "/govmedia.identity.v1.AuthenticationService/Logout",
+        "/govmedia.identity.v1.AuthenticationService/GetCurrentPrincipal",
+    ];
+
     /// Version 1.
     pub mod v1 {
         tonic::include_proto!("govmedia.identity.v1");

@@ -159,8 +159,12 @@ fn parse_event(v: &mut Validator, field: &str, e: &pb::AuditEvent) -> Option<Cha
     })
 }
 
-fn event_to_proto(e: &ChainedEvent) -> pb::AuditEvent {
-    pb::AuditEvent {
+/// An event on the wire. A stored kind or outcome this version does not know is an
+/// error: read as something else it would misstate what the log holds.
+fn event_to_proto(e: &ChainedEvent) -> Result<pb::AuditEvent, Error> {
+    let unknown =
+        |what: &str, value: &str| Error::internal(format!("event {} has an unknown {what} {value:?}", e.sequence));
+    Ok(pb::AuditEvent {
         id: e.id.clone(),
         sequence: u64::try_from(e.sequence).unwrap_or(0),
         occur_time: Some(ts(e.occur_time)),
@@ -170,7 +174,8 @@ fn event_to_proto(e: &ChainedEvent) -> pb::AuditEvent {
             kind: match e.actor_kind.as_str() {
                 "user" => cpb::PrincipalKind::User,
                 "service" => cpb::PrincipalKind::Service,
-                _ => cpb::PrincipalKind::System,
+                "system" => cpb::PrincipalKind::System,
+                other => return Err(unknown("actor kind", other)),
             } as i32,
             id: e.actor_id.clone(),
             display_name: e.actor_name.clone(),
@@ -186,7 +191,8 @@ fn event_to_proto(e: &ChainedEvent) -> pb::AuditEvent {
         outcome: match e.outcome.as_str() {
             "success" => pb::AuditOutcome::Success,
             "failure" => pb::AuditOutcome::Failure,
-            _ => pb::AuditOutcome::Denied,
+            "denied" => pb::AuditOutcome::Denied,
+            other => return Err(unknown("outcome", other)),
         } as i32,
         rule_id: e.rule_id.clone(),
         reason: e.reason.clone(),
@@ -195,7 +201,7 @@ fn event_to_proto(e: &ChainedEvent) -> pb::AuditEvent {
         request_id: e.request_id.clone(),
         previous_hash: e.previous_hash.to_vec(),
         hash: e.hash.to_vec(),
-    }
+    })
 }
 
 fn parse_filter(v: &mut Validator, f: Option<&pb::EventFilter>) -> EventFilter {
@@ -280,7 +286,7 @@ impl AuditLogService for AuditLog {
         let event = store::get_event(self.core.db(), &id.to_string())
             .await?
             .ok_or_else(|| Error::not_found("audit_event", id))?;
-        Ok(Response::new(pb::GetEventResponse { event: Some(event_to_proto(&event)) }))
+        Ok(Response::new(pb::GetEventResponse { event: Some(event_to_proto(&event)?) }))
     }
 
     async fn query_events(
@@ -303,7 +309,7 @@ impl AuditLogService for AuditLog {
             _ => String::new(),
         };
         Ok(Response::new(pb::QueryEventsResponse {
-            events: events.iter().map(event_to_proto).collect(),
+            events: events.iter().map(event_to_proto).collect::<Result<_, _>>()?,
             next_page_token,
         }))
     }
@@ -340,11 +346,15 @@ impl AuditLogService for AuditLog {
                     Ok(events) => {
                         after = events.last().map_or(after, |e| e.sequence);
                         sent += events.len() as u64;
-                        let chunk = pb::ExportEventsResponse {
-                            events: events.iter().map(event_to_proto).collect(),
-                            exported_count: sent,
-                            estimated_total: total.max(sent),
+                        let events = match events.iter().map(event_to_proto).collect::<Result<_, _>>() {
+                            Ok(events) => events,
+                            Err(e) => {
+                                let _ = tx.send(Err(Status::from(e))).await;
+                                break;
+                            }
                         };
+                        let chunk =
+                            pb::ExportEventsResponse { events, exported_count: sent, estimated_total: total.max(sent) };
                         if tx.send(Ok(chunk)).await.is_err() {
                             break;
                         }

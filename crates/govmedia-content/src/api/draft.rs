@@ -240,9 +240,9 @@ struct View {
     signoffs: Vec<SignOff>,
 }
 
-fn to_proto(v: &View, required_passes: usize) -> pb::Draft {
+fn to_proto(v: &View, required_passes: usize) -> Result<pb::Draft, Error> {
     let (state, stage) = state_to(v.draft.state);
-    pb::Draft {
+    Ok(pb::Draft {
         id: v.draft.id.to_string(),
         department_id: v.draft.department.to_string(),
         author_user_id: v.draft.author.to_string(),
@@ -253,7 +253,7 @@ fn to_proto(v: &View, required_passes: usize) -> pb::Draft {
         review_stage: stage as i32,
         current_version: u32::try_from(v.draft.current_version).unwrap_or(0),
         content: Some(content_to(&v.content)),
-        screening_findings: govmedia_kit::screening::decode_findings(&v.draft.screening_findings),
+        screening_findings: govmedia_kit::screening::decode_findings(&v.draft.screening_findings)?,
         screening_lexicon_version: u64::try_from(v.draft.screening_lexicon).unwrap_or(0),
         decisions: v
             .decisions
@@ -289,7 +289,7 @@ fn to_proto(v: &View, required_passes: usize) -> pb::Draft {
         create_time: Some(ts(v.draft.created_at)),
         update_time: Some(ts(v.draft.updated_at)),
         etag: etag(v.draft.version),
-    }
+    })
 }
 
 /// The full gRPC path of a `DraftService` method (the idempotency key's method).
@@ -531,7 +531,7 @@ impl Drafts {
         let content = store::content(tx, draft.id, draft.current_version).await?;
         let decisions = store::decisions(tx, draft.id).await?;
         let signoffs = store::signoffs(tx, draft.id, draft.current_version).await?;
-        Ok(to_proto(&View { draft, content, decisions, signoffs }, self.core.proofreading_passes()))
+        to_proto(&View { draft, content, decisions, signoffs }, self.core.proofreading_passes())
     }
 
     fn record(

@@ -89,21 +89,21 @@ fn reply_state_to(s: ReplyState) -> pb::ReplyState {
     }
 }
 
-fn reply_to_proto(r: &Reply) -> pb::Reply {
-    pb::Reply {
+fn reply_to_proto(r: &Reply) -> Result<pb::Reply, Error> {
+    Ok(pb::Reply {
         id: r.id.to_string(),
         comment_id: r.comment.to_string(),
         text: r.text.clone(),
         author_user_id: r.author.to_string(),
         state: reply_state_to(r.state) as i32,
-        screening_findings: decode_findings(&r.screening_findings),
+        screening_findings: decode_findings(&r.screening_findings)?,
         approver_user_id: r.approver.map(|a| a.to_string()).unwrap_or_default(),
         reject_reason: r.reject_reason.clone(),
         platform_reply_id: r.platform_reply_id.clone(),
         channel: channel_to(r.channel) as i32,
         create_time: Some(ts(r.created_at)),
         post_time: r.posted_at.map(ts),
-    }
+    })
 }
 
 /// The wire finding in the domain's words; `None` for an unknown category or severity.
@@ -149,11 +149,11 @@ impl Comments {
         }
         let now = self.core.now();
         let calendar = &self.core.policy().calendar;
-        Ok(comments
+        comments
             .iter()
             .map(|c| {
                 let responded = c.first_response_at.unwrap_or(now).max(c.arrived_at);
-                pb::Comment {
+                Ok(pb::Comment {
                     id: c.id.to_string(),
                     platform_account_id: c.account.to_string(),
                     publication_id: c.publication.map(|p| p.to_string()).unwrap_or_default(),
@@ -166,7 +166,7 @@ impl Comments {
                     post_time: c.posted_at.map(ts),
                     ingest_time: Some(ts(c.ingested_at)),
                     status: status_to(c.status) as i32,
-                    screening_findings: decode_findings(&c.screening_findings),
+                    screening_findings: decode_findings(&c.screening_findings)?,
                     screening_lexicon_version: u64::try_from(c.screening_lexicon).unwrap_or(0),
                     assignee_user_id: c.assignee.map(|a| a.to_string()).unwrap_or_default(),
                     tags: c.tags.clone(),
@@ -186,15 +186,19 @@ impl Comments {
                                 .collect()
                         })
                         .unwrap_or_default(),
-                    replies: replies.get(&c.id).map(|l| l.iter().map(reply_to_proto).collect()).unwrap_or_default(),
+                    replies: replies
+                        .get(&c.id)
+                        .map(|l| l.iter().map(reply_to_proto).collect::<Result<_, _>>())
+                        .transpose()?
+                        .unwrap_or_default(),
                     response_due_time: Some(ts(c.response_due_at)),
                     first_response_time: c.first_response_at.map(ts),
                     time_to_first_response: Some(duration(calendar.between(c.arrived_at, responded))),
                     overdue: c.overdue(now),
                     etag: etag(c.version),
-                }
+                })
             })
-            .collect())
+            .collect()
     }
 
     async fn one(&self, tx: &mut Tx, comment: &Comment) -> Result<pb::Comment, Error> {
@@ -815,7 +819,7 @@ impl CommentService for Comments {
             .attr("state", reply.state.as_str())
             .attr("review_findings", findings.len()),
         );
-        let answer = pb::ReplyToCommentResponse { reply: Some(reply_to_proto(&reply)) };
+        let answer = pb::ReplyToCommentResponse { reply: Some(reply_to_proto(&reply)?) };
         m.commit(&answer, Some(self.core.relay())).await?;
         Ok(Response::new(answer))
     }
@@ -927,7 +931,7 @@ impl CommentService for Comments {
             .attr("comment_id", c.id)
             .attr("channel", channel.as_str()),
         );
-        let answer = pb::MarkReplyPostedResponse { reply: Some(reply_to_proto(&r)) };
+        let answer = pb::MarkReplyPostedResponse { reply: Some(reply_to_proto(&r)?) };
         m.commit(&answer, Some(self.core.relay())).await?;
         Ok(Response::new(answer))
     }
@@ -993,7 +997,7 @@ impl Comments {
             audit = audit.reason(reason);
         }
         m.audit(audit);
-        let answer = A::with(reply_to_proto(&r));
+        let answer = A::with(reply_to_proto(&r)?);
         m.commit(&answer, Some(self.core.relay())).await?;
         Ok(answer)
     }

@@ -65,8 +65,8 @@ fn referral_state_to(s: ReferralState) -> pb::ReferralState {
     }
 }
 
-fn message_to(m: &Message) -> pb::PrivateMessage {
-    pb::PrivateMessage {
+fn message_to(m: &Message) -> Result<pb::PrivateMessage, Error> {
+    Ok(pb::PrivateMessage {
         id: m.id.to_string(),
         conversation_id: m.conversation.to_string(),
         direction: match m.direction {
@@ -76,9 +76,9 @@ fn message_to(m: &Message) -> pb::PrivateMessage {
         platform_message_id: m.platform_message_id.clone(),
         text: m.text.clone(),
         author_user_id: m.author.map(|a| a.to_string()).unwrap_or_default(),
-        screening_findings: decode_findings(&m.screening_findings),
+        screening_findings: decode_findings(&m.screening_findings)?,
         send_time: Some(ts(m.sent_at)),
-    }
+    })
 }
 
 fn referral_to(r: &Referral, now: DateTime<Utc>) -> pb::Referral {
@@ -423,7 +423,7 @@ impl ConversationService for Conversations {
         let messages = store::messages(&mut tx, id, after.unwrap_or(0), limit).await?;
         let next_page_token = next_page_token(&messages, limit, |m| m.seq);
         Ok(Response::new(pb::ListMessagesResponse {
-            messages: messages.iter().map(message_to).collect(),
+            messages: messages.iter().map(message_to).collect::<Result<_, _>>()?,
             next_page_token,
         }))
     }
@@ -544,7 +544,7 @@ impl ConversationService for Conversations {
             .attr("review_findings", findings.len()),
         );
         let answer = pb::ReplyToConversationResponse {
-            message: Some(message_to(&message)),
+            message: Some(message_to(&message)?),
             conversation: Some(self.view(m.tx(), &c).await?),
         };
         m.commit(&answer, Some(self.core.relay())).await?;
