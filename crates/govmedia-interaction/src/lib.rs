@@ -24,11 +24,11 @@ use govmedia_kit::auth::{AuthLayer, AuthPolicy, TokenVerifier};
 use govmedia_kit::client::CallCredentials;
 use govmedia_kit::config::ServerSettings;
 use govmedia_kit::db::{Database, ServiceMigrations};
+use govmedia_kit::mutation::UnitOfWork;
 use govmedia_kit::screening::Screener;
 use govmedia_kit::server::ServerBuilder;
 use govmedia_proto::identity::v1::platform_account_service_client::PlatformAccountServiceClient;
 use sqlx::migrate::Migrator;
-use tokio::sync::Notify;
 use tonic::transport::Channel;
 
 use crate::domain::calendar::{BusinessCalendar, Period};
@@ -125,13 +125,11 @@ pub const DEFAULT_REFERRAL_WORKING_DAYS: u32 = 5;
 /// The service's shared state.
 #[derive(Debug)]
 pub struct Core {
-    db: Database,
-    clock: Arc<dyn Clock>,
+    work: UnitOfWork,
     permissions: PermissionChecker,
     identity: Channel,
     screener: Screener,
     credentials: CallCredentials,
-    relay: Arc<Notify>,
     policy: Policy,
     accounts: moka::sync::Cache<PlatformAccountId, AccountFacts>,
 }
@@ -151,13 +149,11 @@ impl Core {
         policy: Policy,
     ) -> Arc<Self> {
         Arc::new(Self {
-            db,
-            clock,
+            work: UnitOfWork::new(db, clock),
             permissions,
             identity,
             screener: Screener::new(audit, credentials.clone()),
             credentials,
-            relay: Arc::new(Notify::new()),
             policy,
             // Account facts change rarely (a department move, a closure); a short cache
             // keeps ingest from asking identity for every batch.
@@ -165,14 +161,19 @@ impl Core {
         })
     }
 
+    /// The unit of work every change runs in.
+    pub fn work(&self) -> &UnitOfWork {
+        &self.work
+    }
+
     /// The database.
     pub fn db(&self) -> &Database {
-        &self.db
+        self.work.db()
     }
 
     /// Now.
     pub fn now(&self) -> DateTime<Utc> {
-        self.clock.now()
+        self.work.now()
     }
 
     /// The permission authority's client.
@@ -183,11 +184,6 @@ impl Core {
     /// Screening through the audit service.
     pub fn screener(&self) -> &Screener {
         &self.screener
-    }
-
-    /// Wakes the outbox relay after a commit.
-    pub fn relay(&self) -> &Arc<Notify> {
-        &self.relay
     }
 
     /// Calendar, targets and caps.
@@ -425,7 +421,7 @@ pub async fn serve(
     );
     let stop = tokio_util::sync::CancellationToken::new();
     let relay =
-        Relay::new(core.db().clone(), GrpcAuditSink::new(audit, credentials)).with_waker(Arc::clone(core.relay()));
+        Relay::new(core.db().clone(), GrpcAuditSink::new(audit, credentials)).with_waker(core.work().relay_waker());
     let relay = tokio::spawn(relay.run(stop.clone()));
     let verifier = Arc::new(TokenVerifier::from_identity(identity));
     let bound = server(&core, settings.server.clone(), verifier).bind().await?;

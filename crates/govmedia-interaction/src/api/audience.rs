@@ -12,14 +12,16 @@ use govmedia_domain::page;
 use govmedia_domain::permission::Permission;
 use govmedia_domain::scope::Resource;
 use govmedia_domain::validate::{MAX_NAME_CHARS, MAX_REASON_CHARS, Validator};
+use govmedia_kit::access::Authorized;
 use govmedia_kit::auth::Principal;
+use govmedia_kit::mutation::Call;
 use govmedia_kit::wire::{caller, check_etag, etag, next_page_token, time_range, ts};
 use govmedia_proto::common::v1 as cpb;
 use govmedia_proto::interaction::v1 as pb;
 use govmedia_proto::interaction::v1::audience_service_server::{AudienceService, AudienceServiceServer};
 use tonic::{Request, Response, Status};
 
-use super::{begin, record, validated};
+use super::{method, record, validated};
 use crate::store::audience::{self as store, Campaign, CampaignFilter, Snapshot};
 use crate::{Core, PRODUCER};
 
@@ -125,6 +127,15 @@ fn period(v: &mut Validator, field: &str, range: Option<&cpb::TimeRange>) -> Opt
 }
 
 impl Audience {
+    /// The caller's authorisation to manage a campaign (on its department), asked before
+    /// it is locked.
+    async fn campaign_grant(&self, caller: &Principal, id: CampaignId) -> Result<Authorized, Error> {
+        let mut tx = self.core.db().begin_read().await?;
+        let c = store::get_campaign(&mut tx, id).await?.ok_or_else(|| Error::not_found("campaign", id))?;
+        drop(tx);
+        let resource = Resource::department(c.department);
+        self.core.permissions().authorize(caller.id, Permission::CampaignManage, &resource).await
+    }
     fn campaign_record(
         &self,
         action: AuditAction,
@@ -212,35 +223,37 @@ impl AudienceService for Audience {
                 slot.insert(f);
             }
         }
-        let mut m = begin!(self, caller, "AudienceService/RecordFollowerSnapshots", request_id, &req);
-        let now = m.now();
-        let mut answer = pb::RecordFollowerSnapshotsResponse::default();
-        let mut days: BTreeMap<PlatformAccountId, Vec<String>> = BTreeMap::new();
-        for s in &snapshots {
-            if store::upsert_snapshot(m.tx(), s, now).await? {
-                answer.replaced_count += 1;
-            } else {
-                answer.recorded_count += 1;
+        let call = Call::new(&caller, method!("AudienceService/RecordFollowerSnapshots"), request_id, &req);
+        let answer = self.core.work().run(call, async |m| {
+            let now = m.now();
+            let mut answer = pb::RecordFollowerSnapshotsResponse::default();
+            let mut days: BTreeMap<PlatformAccountId, Vec<String>> = BTreeMap::new();
+            for s in &snapshots {
+                if store::upsert_snapshot(m.tx(), s, now).await? {
+                    answer.replaced_count += 1;
+                } else {
+                    answer.recorded_count += 1;
+                }
+                days.entry(s.account).or_default().push(s.date.to_string());
             }
-            days.entry(s.account).or_default().push(s.date.to_string());
-        }
-        for (account, dates) in days {
-            let f = facts.get(&account).ok_or_else(|| Error::internal("checked account"))?;
-            m.audit(
-                record(
-                    AuditAction::FollowerSnapshotRecorded,
-                    &caller,
-                    ("platform_account", account),
-                    f,
-                    now,
-                    "R4.3.1",
-                    Some(request_id.to_string()),
-                )
-                .attr("dates", dates.join(",")),
-            );
-        }
-        m.commit(&answer, Some(self.core.relay())).await?;
-        Ok(Response::new(answer))
+            for (account, dates) in days {
+                let f = facts.get(&account).ok_or_else(|| Error::internal("checked account"))?;
+                m.audit(
+                    record(
+                        AuditAction::FollowerSnapshotRecorded,
+                        &caller,
+                        ("platform_account", account),
+                        f,
+                        now,
+                        "R4.3.1",
+                        Some(request_id.to_string()),
+                    )
+                    .attr("dates", dates.join(",")),
+                );
+            }
+            Ok(answer)
+        });
+        Ok(Response::new(answer.await?))
     }
 
     async fn get_follower_trend(
@@ -309,27 +322,29 @@ impl AudienceService for Audience {
             .await?;
         self.core.check_department(department).await?;
         self.check_accounts(&accounts).await?;
-        let mut m = begin!(self, caller, "AudienceService/CreateCampaign", request_id, &req);
-        let now = m.now();
-        let c = Campaign {
-            id: CampaignId::new(),
-            name,
-            description,
-            department,
-            accounts,
-            period_start: start,
-            period_end: end,
-            participant_count: 0,
-            engagement_count: 0,
-            created_at: now,
-            updated_at: now,
-            version: 1,
-        };
-        store::insert_campaign(m.tx(), &c).await?;
-        m.audit(self.campaign_record(AuditAction::CampaignCreated, &caller, &c, request_id.to_string()));
-        let answer = pb::CreateCampaignResponse { campaign: Some(campaign_to(&c)) };
-        m.commit(&answer, Some(self.core.relay())).await?;
-        Ok(Response::new(answer))
+        let call = Call::new(&caller, method!("AudienceService/CreateCampaign"), request_id, &req);
+        let answer = self.core.work().run(call, async |m| {
+            let now = m.now();
+            let c = Campaign {
+                id: CampaignId::new(),
+                name,
+                description,
+                department,
+                accounts,
+                period_start: start,
+                period_end: end,
+                participant_count: 0,
+                engagement_count: 0,
+                created_at: now,
+                updated_at: now,
+                version: 1,
+            };
+            store::insert_campaign(m.tx(), &c).await?;
+            m.audit(self.campaign_record(AuditAction::CampaignCreated, &caller, &c, request_id.to_string()));
+            let answer = pb::CreateCampaignResponse { campaign: Some(campaign_to(&c)) };
+            Ok(answer)
+        });
+        Ok(Response::new(answer.await?))
     }
 
     async fn get_campaign(
@@ -342,7 +357,7 @@ impl AudienceService for Audience {
         v.finish()?;
         let id = id.ok_or_else(validated)?;
         let mut tx = self.core.db().begin_read().await?;
-        let c = store::get_campaign(&mut tx, id, false).await?.ok_or_else(|| Error::not_found("campaign", id))?;
+        let c = store::get_campaign(&mut tx, id).await?.ok_or_else(|| Error::not_found("campaign", id))?;
         drop(tx);
         self.core
             .permissions()
@@ -412,37 +427,36 @@ impl AudienceService for Audience {
         if let Some(a) = &new_accounts {
             self.check_accounts(a).await?;
         }
-        let mut m = begin!(self, caller, "AudienceService/UpdateCampaign", request_id, &req);
-        let mut c = store::get_campaign(m.tx(), id, true).await?.ok_or_else(|| Error::not_found("campaign", id))?;
-        self.core
-            .permissions()
-            .require(caller.id, Permission::CampaignManage, &Resource::department(c.department))
-            .await?;
-        check_etag("campaign.etag", &given.etag, c.version, true)?;
-        let previous = c.version;
-        if let Some(x) = name {
-            c.name = x;
-        }
-        if let Some(x) = description {
-            c.description = x;
-        }
-        if let Some(x) = new_accounts {
-            c.accounts = x;
-        }
-        if let Some((s, e)) = new_period {
-            c.period_start = s;
-            c.period_end = e;
-        }
-        c.updated_at = m.now();
-        c.version += 1;
-        store::save_campaign(m.tx(), &c, previous).await?;
-        m.audit(
-            self.campaign_record(AuditAction::CampaignUpdated, &caller, &c, request_id.to_string())
-                .attr("fields", paths.join(",")),
-        );
-        let answer = pb::UpdateCampaignResponse { campaign: Some(campaign_to(&c)) };
-        m.commit(&answer, Some(self.core.relay())).await?;
-        Ok(Response::new(answer))
+        let grant = self.campaign_grant(&caller, id).await?;
+        let call = Call::new(&caller, method!("AudienceService/UpdateCampaign"), request_id, &req);
+        let answer = self.core.work().run(call, async |m| {
+            let mut c = store::lock_campaign(m.tx(), id, &grant).await?;
+            check_etag("campaign.etag", &given.etag, c.version, true)?;
+            let previous = c.version;
+            if let Some(x) = name {
+                c.name = x;
+            }
+            if let Some(x) = description {
+                c.description = x;
+            }
+            if let Some(x) = new_accounts {
+                c.accounts = x;
+            }
+            if let Some((s, e)) = new_period {
+                c.period_start = s;
+                c.period_end = e;
+            }
+            c.updated_at = m.now();
+            c.version += 1;
+            store::save_campaign(m.tx(), &c, previous).await?;
+            m.audit(
+                self.campaign_record(AuditAction::CampaignUpdated, &caller, &c, request_id.to_string())
+                    .attr("fields", paths.join(",")),
+            );
+            let answer = pb::UpdateCampaignResponse { campaign: Some(campaign_to(&c)) };
+            Ok(answer)
+        });
+        Ok(Response::new(answer.await?))
     }
 
     async fn record_campaign_metrics(
@@ -462,30 +476,29 @@ impl AudienceService for Audience {
         let (Some(request_id), Some(id), Some(account), Some(date)) = (request_id, id, account, date) else {
             return Err(validated().into());
         };
-        let mut m = begin!(self, caller, "AudienceService/RecordCampaignMetrics", request_id, &req);
-        let c = store::get_campaign(m.tx(), id, true).await?.ok_or_else(|| Error::not_found("campaign", id))?;
-        self.core
-            .permissions()
-            .require(caller.id, Permission::CampaignManage, &Resource::department(c.department))
-            .await?;
-        if !c.accounts.contains(&account) {
-            return Err(Error::invalid("platform_account_id", "is not one of the campaign's accounts").into());
-        }
-        if date < c.period_start.date_naive() || date > c.period_end.date_naive() {
-            return Err(Error::invalid("metric_date", "is outside the campaign's period").into());
-        }
-        let now = m.now();
-        store::upsert_campaign_metrics(m.tx(), id, account, date, participants, engagements, now).await?;
-        let updated = store::get_campaign(m.tx(), id, false).await?.ok_or_else(|| Error::not_found("campaign", id))?;
-        m.audit(
-            self.campaign_record(AuditAction::CampaignMetricsRecorded, &caller, &updated, request_id.to_string())
-                .attr("platform_account_id", account)
-                .attr("metric_date", date)
-                .attr("participant_count", participants)
-                .attr("engagement_count", engagements),
-        );
-        let answer = pb::RecordCampaignMetricsResponse { campaign: Some(campaign_to(&updated)) };
-        m.commit(&answer, Some(self.core.relay())).await?;
-        Ok(Response::new(answer))
+        let grant = self.campaign_grant(&caller, id).await?;
+        let call = Call::new(&caller, method!("AudienceService/RecordCampaignMetrics"), request_id, &req);
+        let answer = self.core.work().run(call, async |m| {
+            let c = store::lock_campaign(m.tx(), id, &grant).await?;
+            if !c.accounts.contains(&account) {
+                return Err(Error::invalid("platform_account_id", "is not one of the campaign's accounts"));
+            }
+            if date < c.period_start.date_naive() || date > c.period_end.date_naive() {
+                return Err(Error::invalid("metric_date", "is outside the campaign's period"));
+            }
+            let now = m.now();
+            store::upsert_campaign_metrics(m.tx(), id, account, date, participants, engagements, now).await?;
+            let updated = store::get_campaign(m.tx(), id).await?.ok_or_else(|| Error::not_found("campaign", id))?;
+            m.audit(
+                self.campaign_record(AuditAction::CampaignMetricsRecorded, &caller, &updated, request_id.to_string())
+                    .attr("platform_account_id", account)
+                    .attr("metric_date", date)
+                    .attr("participant_count", participants)
+                    .attr("engagement_count", engagements),
+            );
+            let answer = pb::RecordCampaignMetricsResponse { campaign: Some(campaign_to(&updated)) };
+            Ok(answer)
+        });
+        Ok(Response::new(answer.await?))
     }
 }

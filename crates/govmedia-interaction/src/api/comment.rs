@@ -7,14 +7,15 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use govmedia_domain::Error;
 use govmedia_domain::audit::AuditAction;
-use govmedia_domain::ids::{CommentId, PlatformAccountId, PublicationId, ReplyId, UserId};
+use govmedia_domain::ids::{CommentId, PlatformAccountId, PublicationId, ReplyId, RequestId, UserId};
 use govmedia_domain::page;
 use govmedia_domain::permission::Permission;
 use govmedia_domain::screening::{Category, Severity};
 use govmedia_domain::validate::{MAX_NAME_CHARS, Validator};
 use govmedia_kit::auth::Principal;
 use govmedia_kit::db::Tx;
-use govmedia_kit::mutation::HandRun;
+use govmedia_kit::mutation::Call;
+
 use govmedia_kit::screening::{decode_findings, encode_findings};
 use govmedia_kit::wire::{caller, check_etag, etag, next_page_token, optional_time, ts};
 use govmedia_proto::common::v1 as cpb;
@@ -23,7 +24,8 @@ use govmedia_proto::interaction::v1::comment_service_server::{CommentService, Co
 use tonic::{Request, Response, Status};
 
 use super::{
-    begin, check_assignee, duration, evidence, evidence_to, record, require_on_account, screen_reply, validated,
+    authorize_on_account, check_assignee, duration, evidence, evidence_to, method, record, require_on_account,
+    screen_reply, validated,
 };
 use crate::domain::comment::{self as rules, Channel, CommentStatus, ReplyState};
 use crate::domain::moderation::{self, Arrival, Finding, Status as Verdict};
@@ -208,63 +210,104 @@ impl Comments {
     /// The comment, for reading outside a mutation.
     async fn read(&self, id: CommentId) -> Result<Comment, Error> {
         let mut tx = self.core.db().begin_read().await?;
-        store::get(&mut tx, id, false).await?.ok_or_else(|| Error::not_found("comment", id))
+        store::get(&mut tx, id).await?.ok_or_else(|| Error::not_found("comment", id))
     }
 
     /// A moderator's action on one comment (hide, delete, restore, dismiss): the shared
-    /// steps around the rule that decides the new status.
-    #[allow(clippy::too_many_arguments)]
-    async fn moderate_one(
+    /// steps around the rule that decides the new status. The permission is asked
+    /// before the comment is locked.
+    async fn moderate<R: prost::Message + Default>(
         &self,
         caller: &Principal,
-        m: &mut HandRun,
-        id: CommentId,
-        given_etag: &str,
-        action: &'static str,
-        reason: &str,
-        channel: Channel,
-        evidence: String,
+        call: (&'static str, RequestId, &impl prost::Message),
+        act: Moderation<'_>,
         next: impl FnOnce(&Comment) -> Result<CommentStatus, Error>,
-        audit: (AuditAction, &str, &str),
-    ) -> Result<pb::Comment, Error> {
-        let mut c = store::get(m.tx(), id, true).await?.ok_or_else(|| Error::not_found("comment", id))?;
-        let facts = self.require(caller, Permission::CommentModerate, c.account).await?;
-        check_etag("etag", given_etag, c.version, false)?;
-        let status = next(&c)?;
-        let now = m.now();
-        let previous = c.version;
-        let from = c.status;
-        c.status = status;
-        if action == "dismiss" && c.first_response_at.is_none() {
-            // Closing without a reply is the response (the contract's first response).
-            c.first_response_at = Some(now);
-            c.first_responder = Some(UserId::from_uuid(caller.id.as_uuid()));
-        }
-        c.version += 1;
-        store::save(m.tx(), &c, previous).await?;
-        store::add_action(
-            m.tx(),
-            &ActionRecord {
-                comment: id,
-                action: action.to_owned(),
-                reason: reason.to_owned(),
-                actor: Some(UserId::from_uuid(caller.id.as_uuid())),
-                rule_id: String::new(),
-                channel,
-                evidence,
-                created_at: now,
-            },
-        )
-        .await?;
-        let (audit_action, rule, request_id) = audit;
-        m.audit(
-            record(audit_action, caller, ("comment", id), &facts, now, rule, Some(request_id.to_owned()))
-                .reason(reason)
-                .attr("from", from.as_str())
-                .attr("to", status.as_str())
-                .attr("channel", channel.as_str()),
-        );
-        self.one(m.tx(), &c).await
+        answer: impl FnOnce(pb::Comment) -> R,
+    ) -> Result<R, Error> {
+        let current = self.read(act.id).await?;
+        let (facts, grant) =
+            authorize_on_account(&self.core, caller, Permission::CommentModerate, current.account).await?;
+        let (method, request_id, request) = call;
+        let call = Call::new(caller, method, request_id, request);
+        self.core
+            .work()
+            .run(call, async |m| {
+                let mut c = store::lock(m.tx(), act.id, &grant).await?;
+                check_etag("etag", act.etag, c.version, false)?;
+                let status = next(&c)?;
+                let now = m.now();
+                let from = c.status;
+                c.status = status;
+                if act.action == "dismiss" && c.first_response_at.is_none() {
+                    // Closing without a reply is the response (the contract's first response).
+                    c.first_response_at = Some(now);
+                    c.first_responder = Some(UserId::from_uuid(caller.id.as_uuid()));
+                }
+                c.version += 1;
+                store::save(m.tx(), &c, c.version - 1).await?;
+                let actor = Some(UserId::from_uuid(caller.id.as_uuid()));
+                let record_of = ActionRecord {
+                    comment: act.id,
+                    action: act.action.to_owned(),
+                    reason: act.reason.to_owned(),
+                    actor,
+                    rule_id: String::new(),
+                    channel: act.channel,
+                    evidence: act.evidence.clone(),
+                    created_at: now,
+                };
+                store::add_action(m.tx(), &record_of).await?;
+                m.audit(
+                    record(act.audit, caller, ("comment", act.id), &facts, now, act.rule, Some(request_id.to_string()))
+                        .reason(act.reason)
+                        .attr("from", from.as_str())
+                        .attr("to", status.as_str())
+                        .attr("channel", act.channel.as_str()),
+                );
+                Ok(answer(self.one(m.tx(), &c).await?))
+            })
+            .await
+    }
+}
+
+/// What a moderator does to one comment.
+struct Moderation<'a> {
+    id: CommentId,
+    etag: &'a str,
+    action: &'static str,
+    reason: &'a str,
+    channel: Channel,
+    evidence: String,
+    audit: AuditAction,
+    rule: &'static str,
+}
+
+impl<'a> Moderation<'a> {
+    /// A validated moderation request: its request id and the action.
+    #[allow(clippy::too_many_arguments)]
+    fn parse(
+        request_id: &str,
+        comment_id: &str,
+        etag: &'a str,
+        reason: Option<&'a str>,
+        evidence_given: Option<&cpb::Evidence>,
+        (action, audit, rule): (&'static str, AuditAction, &'static str),
+    ) -> Result<(RequestId, Self), Error> {
+        let mut v = Validator::new();
+        let rid = v.request_id(request_id);
+        let id = v.id("comment_id", comment_id);
+        let (channel, evidence) = evidence(&mut v, "manual_evidence", evidence_given);
+        let reason_text = match reason {
+            Some(r) if action == "dismiss" => {
+                v.optional_text("note", r, govmedia_domain::validate::MAX_REASON_CHARS).map(|_| r.trim())
+            }
+            Some(r) => v.reason("reason", r).map(|_| r.trim()),
+            None => Some(""),
+        };
+        v.finish_with(|| {
+            let act = Moderation { id: id?, etag, action, reason: reason_text?, channel, evidence, audit, rule };
+            Some((rid?, act))
+        })
     }
 }
 
@@ -349,122 +392,140 @@ impl CommentService for Comments {
         }
         let target = self.core.policy().target(ITEM_COMMENT, &settings.response_targets);
 
-        let mut m = HandRun::begin_without_key(self.core.db(), self.core.now()).await?;
-        let now = m.now();
-        let mut created: HashMap<String, (CommentId, CommentStatus)> = HashMap::new();
-        let mut prepared = Vec::with_capacity(fresh.len());
-        for i in fresh {
-            let c = &batch[i];
-            let found = findings.remove(&i.to_string()).unwrap_or_default();
-            let domain_findings: Vec<Finding> = found.iter().filter_map(finding_from).collect();
-            let account_text = account.to_string();
-            let publication_text = c.publication.map(|p| p.to_string());
-            let verdict = moderation::moderate(
-                &rules,
-                &Arrival {
-                    text: &c.text,
-                    author_platform_id: &c.author_platform_id,
-                    platform_account_id: &account_text,
-                    publication_id: publication_text.as_deref(),
-                    findings: &domain_findings,
-                },
-            );
-            let status = match verdict.status {
-                Verdict::Open => CommentStatus::Open,
-                Verdict::NeedsReview => CommentStatus::NeedsReview,
-                Verdict::Hidden => CommentStatus::Hidden,
-            };
-            // The clock starts when the public wrote it, never later than its arrival here.
-            let arrived_at = c.posted_at.map_or(now, |p| p.min(now));
-            let comment = Comment {
-                id: CommentId::new(),
-                account,
-                publication: c.publication,
-                platform_post_id: c.platform_post_id.clone(),
-                platform_comment_id: c.platform_comment_id.clone(),
-                parent_platform_comment_id: c.parent.clone(),
-                author_platform_id: c.author_platform_id.clone(),
-                author_name: c.author_name.clone(),
-                text: c.text.clone(),
-                posted_at: c.posted_at,
-                ingested_at: now,
-                arrived_at,
-                status,
-                screening_findings: encode_findings(&found),
-                screening_lexicon: i64::try_from(screened.lexicon_version).unwrap_or(0),
-                assignee: verdict.assignee.as_deref().and_then(|a| a.parse().ok()),
-                tags: verdict.tags.clone(),
-                response_target_minutes: i32::try_from(target).unwrap_or(i32::MAX),
-                response_due_at: self.core.policy().due(arrived_at, target)?,
-                first_response_at: None,
-                first_responder: None,
-                version: 1,
-            };
-            prepared.push((comment, found, verdict.rule_id.unwrap_or_default()));
-        }
-        let inserted = store::insert_new(m.tx(), &prepared.iter().map(|p| p.0.clone()).collect::<Vec<_>>()).await?;
-        let mut actions = Vec::new();
-        for (comment, found, rule_id) in prepared {
-            if !inserted.contains(&comment.platform_comment_id) {
-                // Ingested by a concurrent batch between our lookup and this insert.
-                continue;
+        let created = self.core.work().run_unkeyed(async |m| {
+            let now = m.now();
+            let mut created: HashMap<String, (CommentId, CommentStatus)> = HashMap::new();
+            let mut prepared = Vec::with_capacity(fresh.len());
+            for i in fresh {
+                let c = &batch[i];
+                let found = findings.remove(&i.to_string()).unwrap_or_default();
+                let domain_findings: Vec<Finding> = found.iter().filter_map(finding_from).collect();
+                let account_text = account.to_string();
+                let publication_text = c.publication.map(|p| p.to_string());
+                let verdict = moderation::moderate(
+                    &rules,
+                    &Arrival {
+                        text: &c.text,
+                        author_platform_id: &c.author_platform_id,
+                        platform_account_id: &account_text,
+                        publication_id: publication_text.as_deref(),
+                        findings: &domain_findings,
+                    },
+                );
+                let status = match verdict.status {
+                    Verdict::Open => CommentStatus::Open,
+                    Verdict::NeedsReview => CommentStatus::NeedsReview,
+                    Verdict::Hidden => CommentStatus::Hidden,
+                };
+                // The clock starts when the public wrote it, never later than its arrival here.
+                let arrived_at = c.posted_at.map_or(now, |p| p.min(now));
+                let comment = Comment {
+                    id: CommentId::new(),
+                    account,
+                    publication: c.publication,
+                    platform_post_id: c.platform_post_id.clone(),
+                    platform_comment_id: c.platform_comment_id.clone(),
+                    parent_platform_comment_id: c.parent.clone(),
+                    author_platform_id: c.author_platform_id.clone(),
+                    author_name: c.author_name.clone(),
+                    text: c.text.clone(),
+                    posted_at: c.posted_at,
+                    ingested_at: now,
+                    arrived_at,
+                    status,
+                    screening_findings: encode_findings(&found),
+                    screening_lexicon: i64::try_from(screened.lexicon_version).unwrap_or(0),
+                    assignee: verdict.assignee.as_deref().and_then(|a| a.parse().ok()),
+                    tags: verdict.tags.clone(),
+                    response_target_minutes: i32::try_from(target).unwrap_or(i32::MAX),
+                    response_due_at: self.core.policy().due(arrived_at, target)?,
+                    first_response_at: None,
+                    first_responder: None,
+                    version: 1,
+                };
+                prepared.push((comment, found, verdict.rule_id.unwrap_or_default()));
             }
-            let status = comment.status;
-            let why = if rule_id.is_empty() {
-                let worst = found.iter().find(|f| govmedia_kit::screening::is_block(f)).or(found.first());
-                worst.map_or_else(String::new, |f| {
-                    format!("screening: {} \"{}\"", govmedia_kit::screening::category_name(f.category), f.excerpt)
-                })
-            } else {
-                format!("moderation rule {rule_id}")
-            };
-            let mut done: Vec<(&str, String)> = Vec::new();
-            match status {
-                CommentStatus::Hidden => done.push(("hide", why.clone())),
-                CommentStatus::NeedsReview => done.push(("flag", why.clone())),
-                _ => {}
-            }
-            if let Some(a) = comment.assignee {
-                done.push(("assign", a.to_string()));
-            }
-            for t in &comment.tags {
-                done.push(("tag", t.clone()));
-            }
-            actions.extend(done.into_iter().map(|(action, reason)| ActionRecord {
-                comment: comment.id,
-                action: action.to_owned(),
-                reason,
-                actor: None,
-                rule_id: rule_id.clone(),
-                channel: Channel::Recorded,
-                evidence: String::new(),
-                created_at: now,
-            }));
-            let mut audit =
-                record(AuditAction::CommentIngested, &caller, ("comment", comment.id), &facts, now, "R4.1.3", None)
-                    .attr("platform_comment_id", &comment.platform_comment_id)
-                    .attr("status", status.as_str())
-                    .attr("findings", found.len());
-            if !rule_id.is_empty() {
-                audit = audit.attr("moderation_rule_id", &rule_id);
-            }
-            m.audit(audit);
-            match status {
-                CommentStatus::Hidden => m.audit(
-                    record(AuditAction::CommentHidden, &caller, ("comment", comment.id), &facts, now, "R4.1.3", None)
+            let inserted = store::insert_new(m.tx(), &prepared.iter().map(|p| p.0.clone()).collect::<Vec<_>>()).await?;
+            let mut actions = Vec::new();
+            for (comment, found, rule_id) in prepared {
+                if !inserted.contains(&comment.platform_comment_id) {
+                    // Ingested by a concurrent batch between our lookup and this insert.
+                    continue;
+                }
+                let status = comment.status;
+                let why = if rule_id.is_empty() {
+                    let worst = found.iter().find(|f| govmedia_kit::screening::is_block(f)).or(found.first());
+                    worst.map_or_else(String::new, |f| {
+                        format!("screening: {} \"{}\"", govmedia_kit::screening::category_name(f.category), f.excerpt)
+                    })
+                } else {
+                    format!("moderation rule {rule_id}")
+                };
+                let mut done: Vec<(&str, String)> = Vec::new();
+                match status {
+                    CommentStatus::Hidden => done.push(("hide", why.clone())),
+                    CommentStatus::NeedsReview => done.push(("flag", why.clone())),
+                    _ => {}
+                }
+                if let Some(a) = comment.assignee {
+                    done.push(("assign", a.to_string()));
+                }
+                for t in &comment.tags {
+                    done.push(("tag", t.clone()));
+                }
+                actions.extend(done.into_iter().map(|(action, reason)| ActionRecord {
+                    comment: comment.id,
+                    action: action.to_owned(),
+                    reason,
+                    actor: None,
+                    rule_id: rule_id.clone(),
+                    channel: Channel::Recorded,
+                    evidence: String::new(),
+                    created_at: now,
+                }));
+                let mut audit =
+                    record(AuditAction::CommentIngested, &caller, ("comment", comment.id), &facts, now, "R4.1.3", None)
+                        .attr("platform_comment_id", &comment.platform_comment_id)
+                        .attr("status", status.as_str())
+                        .attr("findings", found.len());
+                if !rule_id.is_empty() {
+                    audit = audit.attr("moderation_rule_id", &rule_id);
+                }
+                m.audit(audit);
+                match status {
+                    CommentStatus::Hidden => m.audit(
+                        record(
+                            AuditAction::CommentHidden,
+                            &caller,
+                            ("comment", comment.id),
+                            &facts,
+                            now,
+                            "R4.1.3",
+                            None,
+                        )
                         .reason(why),
-                ),
-                CommentStatus::NeedsReview => m.audit(
-                    record(AuditAction::CommentFlagged, &caller, ("comment", comment.id), &facts, now, "R4.1.3", None)
+                    ),
+                    CommentStatus::NeedsReview => m.audit(
+                        record(
+                            AuditAction::CommentFlagged,
+                            &caller,
+                            ("comment", comment.id),
+                            &facts,
+                            now,
+                            "R4.1.3",
+                            None,
+                        )
                         .reason(why),
-                ),
-                _ => {}
+                    ),
+                    _ => {}
+                }
+                created.insert(comment.platform_comment_id.clone(), (comment.id, status));
             }
-            created.insert(comment.platform_comment_id.clone(), (comment.id, status));
-        }
-        store::add_first_actions(m.tx(), &actions).await?;
+            store::add_first_actions(m.tx(), &actions).await?;
+            Ok(created)
+        });
+        let mut created = created.await?;
         let mut answer = pb::IngestCommentsResponse::default();
-        m.commit(&answer, Some(self.core.relay())).await?;
         if created.len() < seen.len() {
             // Some lost the race to a concurrent batch: read what that batch stored.
             let mut tx = self.core.db().begin_read().await?;
@@ -570,48 +631,51 @@ impl CommentService for Comments {
             return Err(validated().into());
         };
         let current = self.read(id).await?;
-        let facts = self.require(&caller, Permission::CommentModerate, current.account).await?;
+        let (facts, grant) =
+            authorize_on_account(&self.core, &caller, Permission::CommentModerate, current.account).await?;
         check_assignee(&self.core, assignee, Permission::CommentModerate, &facts).await?;
-        let mut m = begin!(self, caller, "CommentService/AssignComment", request_id, &req);
-        let mut c = store::get(m.tx(), id, true).await?.ok_or_else(|| Error::not_found("comment", id))?;
-        check_etag("etag", &req.etag, c.version, false)?;
-        if c.status == CommentStatus::Deleted {
-            return Err(Error::rule("R4.1.3", format!("comment/{id}"), "a deleted comment cannot be assigned").into());
-        }
-        let now = m.now();
-        let previous = c.version;
-        c.assignee = Some(assignee);
-        c.version += 1;
-        store::save(m.tx(), &c, previous).await?;
-        store::add_action(
-            m.tx(),
-            &ActionRecord {
-                comment: id,
-                action: "assign".into(),
-                reason: assignee.to_string(),
-                actor: Some(UserId::from_uuid(caller.id.as_uuid())),
-                rule_id: String::new(),
-                channel: Channel::Recorded,
-                evidence: String::new(),
-                created_at: now,
-            },
-        )
-        .await?;
-        m.audit(
-            record(
-                AuditAction::CommentAssigned,
-                &caller,
-                ("comment", id),
-                &facts,
-                now,
-                "R4.1.1",
-                Some(request_id.to_string()),
+        let call = Call::new(&caller, method!("CommentService/AssignComment"), request_id, &req);
+        let answer = self.core.work().run(call, async |m| {
+            let mut c = store::lock(m.tx(), id, &grant).await?;
+            check_etag("etag", &req.etag, c.version, false)?;
+            if c.status == CommentStatus::Deleted {
+                return Err(Error::rule("R4.1.3", format!("comment/{id}"), "a deleted comment cannot be assigned"));
+            }
+            let now = m.now();
+            let previous = c.version;
+            c.assignee = Some(assignee);
+            c.version += 1;
+            store::save(m.tx(), &c, previous).await?;
+            store::add_action(
+                m.tx(),
+                &ActionRecord {
+                    comment: id,
+                    action: "assign".into(),
+                    reason: assignee.to_string(),
+                    actor: Some(UserId::from_uuid(caller.id.as_uuid())),
+                    rule_id: String::new(),
+                    channel: Channel::Recorded,
+                    evidence: String::new(),
+                    created_at: now,
+                },
             )
-            .attr("assignee_user_id", assignee),
-        );
-        let answer = pb::AssignCommentResponse { comment: Some(self.one(m.tx(), &c).await?) };
-        m.commit(&answer, Some(self.core.relay())).await?;
-        Ok(Response::new(answer))
+            .await?;
+            m.audit(
+                record(
+                    AuditAction::CommentAssigned,
+                    &caller,
+                    ("comment", id),
+                    &facts,
+                    now,
+                    "R4.1.1",
+                    Some(request_id.to_string()),
+                )
+                .attr("assignee_user_id", assignee),
+            );
+            let answer = pb::AssignCommentResponse { comment: Some(self.one(m.tx(), &c).await?) };
+            Ok(answer)
+        });
+        Ok(Response::new(answer.await?))
     }
 
     async fn hide_comment(
@@ -620,34 +684,24 @@ impl CommentService for Comments {
     ) -> Result<Response<pb::HideCommentResponse>, Status> {
         let caller = caller(&request)?;
         let req = request.into_inner();
-        let mut v = Validator::new();
-        let request_id = v.request_id(&req.request_id);
-        let id: Option<CommentId> = v.id("comment_id", &req.comment_id);
-        let reason = v.reason("reason", &req.reason);
-        let (channel, evidence) = evidence(&mut v, "manual_evidence", req.manual_evidence.as_ref());
-        v.finish()?;
-        let (Some(request_id), Some(id), Some(reason)) = (request_id, id, reason) else {
-            return Err(validated().into());
-        };
-        let mut m = begin!(self, caller, "CommentService/HideComment", request_id, &req);
-        let rid = request_id.to_string();
-        let comment = self
-            .moderate_one(
-                &caller,
-                &mut m,
-                id,
-                &req.etag,
-                "hide",
-                &reason,
-                channel,
-                evidence,
-                |c| rules::hide(&id.to_string(), c.status),
-                (AuditAction::CommentHidden, "R4.1.3", &rid),
-            )
-            .await?;
-        let answer = pb::HideCommentResponse { comment: Some(comment) };
-        m.commit(&answer, Some(self.core.relay())).await?;
-        Ok(Response::new(answer))
+        let (request_id, act) = Moderation::parse(
+            &req.request_id,
+            &req.comment_id,
+            &req.etag,
+            Some(&req.reason),
+            req.manual_evidence.as_ref(),
+            ("hide", AuditAction::CommentHidden, "R4.1.3"),
+        )?;
+        let id = act.id.to_string();
+        let call = (method!("CommentService/HideComment"), request_id, &req);
+        let answer = self.moderate(
+            &caller,
+            call,
+            act,
+            |c| rules::hide(&id, c.status),
+            |c| pb::HideCommentResponse { comment: Some(c) },
+        );
+        Ok(Response::new(answer.await?))
     }
 
     async fn delete_comment(
@@ -656,34 +710,24 @@ impl CommentService for Comments {
     ) -> Result<Response<pb::DeleteCommentResponse>, Status> {
         let caller = caller(&request)?;
         let req = request.into_inner();
-        let mut v = Validator::new();
-        let request_id = v.request_id(&req.request_id);
-        let id: Option<CommentId> = v.id("comment_id", &req.comment_id);
-        let reason = v.reason("reason", &req.reason);
-        let (channel, evidence) = evidence(&mut v, "manual_evidence", req.manual_evidence.as_ref());
-        v.finish()?;
-        let (Some(request_id), Some(id), Some(reason)) = (request_id, id, reason) else {
-            return Err(validated().into());
-        };
-        let mut m = begin!(self, caller, "CommentService/DeleteComment", request_id, &req);
-        let rid = request_id.to_string();
-        let comment = self
-            .moderate_one(
-                &caller,
-                &mut m,
-                id,
-                &req.etag,
-                "delete",
-                &reason,
-                channel,
-                evidence,
-                |c| rules::delete(&id.to_string(), c.status),
-                (AuditAction::CommentDeleted, "R4.1.3", &rid),
-            )
-            .await?;
-        let answer = pb::DeleteCommentResponse { comment: Some(comment) };
-        m.commit(&answer, Some(self.core.relay())).await?;
-        Ok(Response::new(answer))
+        let (request_id, act) = Moderation::parse(
+            &req.request_id,
+            &req.comment_id,
+            &req.etag,
+            Some(&req.reason),
+            req.manual_evidence.as_ref(),
+            ("delete", AuditAction::CommentDeleted, "R4.1.3"),
+        )?;
+        let id = act.id.to_string();
+        let call = (method!("CommentService/DeleteComment"), request_id, &req);
+        let answer = self.moderate(
+            &caller,
+            call,
+            act,
+            |c| rules::delete(&id, c.status),
+            |c| pb::DeleteCommentResponse { comment: Some(c) },
+        );
+        Ok(Response::new(answer.await?))
     }
 
     async fn restore_comment(
@@ -692,33 +736,24 @@ impl CommentService for Comments {
     ) -> Result<Response<pb::RestoreCommentResponse>, Status> {
         let caller = caller(&request)?;
         let req = request.into_inner();
-        let mut v = Validator::new();
-        let request_id = v.request_id(&req.request_id);
-        let id: Option<CommentId> = v.id("comment_id", &req.comment_id);
-        let reason = v.reason("reason", &req.reason);
-        v.finish()?;
-        let (Some(request_id), Some(id), Some(reason)) = (request_id, id, reason) else {
-            return Err(validated().into());
-        };
-        let mut m = begin!(self, caller, "CommentService/RestoreComment", request_id, &req);
-        let rid = request_id.to_string();
-        let comment = self
-            .moderate_one(
-                &caller,
-                &mut m,
-                id,
-                &req.etag,
-                "restore",
-                &reason,
-                Channel::Recorded,
-                String::new(),
-                |c| rules::restore(&id.to_string(), c.status, c.first_response_at.is_some()),
-                (AuditAction::CommentRestored, "R4.1.3", &rid),
-            )
-            .await?;
-        let answer = pb::RestoreCommentResponse { comment: Some(comment) };
-        m.commit(&answer, Some(self.core.relay())).await?;
-        Ok(Response::new(answer))
+        let (request_id, act) = Moderation::parse(
+            &req.request_id,
+            &req.comment_id,
+            &req.etag,
+            Some(&req.reason),
+            None,
+            ("restore", AuditAction::CommentRestored, "R4.1.3"),
+        )?;
+        let id = act.id.to_string();
+        let call = (method!("CommentService/RestoreComment"), request_id, &req);
+        let answer = self.moderate(
+            &caller,
+            call,
+            act,
+            |c| rules::restore(&id, c.status, c.first_response_at.is_some()),
+            |c| pb::RestoreCommentResponse { comment: Some(c) },
+        );
+        Ok(Response::new(answer.await?))
     }
 
     async fn dismiss_comment(
@@ -727,33 +762,24 @@ impl CommentService for Comments {
     ) -> Result<Response<pb::DismissCommentResponse>, Status> {
         let caller = caller(&request)?;
         let req = request.into_inner();
-        let mut v = Validator::new();
-        let request_id = v.request_id(&req.request_id);
-        let id: Option<CommentId> = v.id("comment_id", &req.comment_id);
-        let note = v.optional_text("note", &req.note, govmedia_domain::validate::MAX_REASON_CHARS);
-        v.finish()?;
-        let (Some(request_id), Some(id), Some(note)) = (request_id, id, note) else {
-            return Err(validated().into());
-        };
-        let mut m = begin!(self, caller, "CommentService/DismissComment", request_id, &req);
-        let rid = request_id.to_string();
-        let comment = self
-            .moderate_one(
-                &caller,
-                &mut m,
-                id,
-                &req.etag,
-                "dismiss",
-                &note,
-                Channel::Recorded,
-                String::new(),
-                |c| rules::dismiss(&id.to_string(), c.status),
-                (AuditAction::CommentDismissed, "R4.1.1", &rid),
-            )
-            .await?;
-        let answer = pb::DismissCommentResponse { comment: Some(comment) };
-        m.commit(&answer, Some(self.core.relay())).await?;
-        Ok(Response::new(answer))
+        let (request_id, act) = Moderation::parse(
+            &req.request_id,
+            &req.comment_id,
+            &req.etag,
+            Some(&req.note),
+            None,
+            ("dismiss", AuditAction::CommentDismissed, "R4.1.1"),
+        )?;
+        let id = act.id.to_string();
+        let call = (method!("CommentService/DismissComment"), request_id, &req);
+        let answer = self.moderate(
+            &caller,
+            call,
+            act,
+            |c| rules::dismiss(&id, c.status),
+            |c| pb::DismissCommentResponse { comment: Some(c) },
+        );
+        Ok(Response::new(answer.await?))
     }
 
     async fn reply_to_comment(
@@ -771,7 +797,8 @@ impl CommentService for Comments {
             return Err(validated().into());
         };
         let current = self.read(id).await?;
-        let facts = self.require(&caller, Permission::CommentReply, current.account).await?;
+        let (facts, grant) =
+            authorize_on_account(&self.core, &caller, Permission::CommentReply, current.account).await?;
         rules::check_replyable(&id.to_string(), current.status)?;
         let findings = screen_reply(
             &self.core,
@@ -783,45 +810,47 @@ impl CommentService for Comments {
             request_id.to_string(),
         )
         .await?;
-        let mut m = begin!(self, caller, "CommentService/ReplyToComment", request_id, &req);
-        let c = store::get(m.tx(), id, true).await?.ok_or_else(|| Error::not_found("comment", id))?;
-        rules::check_replyable(&id.to_string(), c.status)?;
-        let settings = settings_store::get(m.tx(), c.account).await?;
-        let now = m.now();
-        let reply = Reply {
-            id: ReplyId::new(),
-            comment: id,
-            text,
-            author: UserId::from_uuid(caller.id.as_uuid()),
-            state: rules::new_reply_state(settings.reply_approval_required),
-            screening_findings: encode_findings(&findings),
-            approver: None,
-            reject_reason: String::new(),
-            platform_reply_id: String::new(),
-            channel: Channel::Recorded,
-            evidence: String::new(),
-            created_at: now,
-            posted_at: None,
-            version: 1,
-        };
-        store::insert_reply(m.tx(), &reply).await?;
-        m.audit(
-            record(
-                AuditAction::ReplyCreated,
-                &caller,
-                ("reply", reply.id),
-                &facts,
-                now,
-                "R4.1.2",
-                Some(request_id.to_string()),
-            )
-            .attr("comment_id", id)
-            .attr("state", reply.state.as_str())
-            .attr("review_findings", findings.len()),
-        );
-        let answer = pb::ReplyToCommentResponse { reply: Some(reply_to_proto(&reply)?) };
-        m.commit(&answer, Some(self.core.relay())).await?;
-        Ok(Response::new(answer))
+        let call = Call::new(&caller, method!("CommentService/ReplyToComment"), request_id, &req);
+        let answer = self.core.work().run(call, async |m| {
+            let c = store::lock(m.tx(), id, &grant).await?;
+            rules::check_replyable(&id.to_string(), c.status)?;
+            let settings = settings_store::get(m.tx(), c.account).await?;
+            let now = m.now();
+            let reply = Reply {
+                id: ReplyId::new(),
+                comment: id,
+                text,
+                author: UserId::from_uuid(caller.id.as_uuid()),
+                state: rules::new_reply_state(settings.reply_approval_required),
+                screening_findings: encode_findings(&findings),
+                approver: None,
+                reject_reason: String::new(),
+                platform_reply_id: String::new(),
+                channel: Channel::Recorded,
+                evidence: String::new(),
+                created_at: now,
+                posted_at: None,
+                version: 1,
+            };
+            store::insert_reply(m.tx(), &reply).await?;
+            m.audit(
+                record(
+                    AuditAction::ReplyCreated,
+                    &caller,
+                    ("reply", reply.id),
+                    &facts,
+                    now,
+                    "R4.1.2",
+                    Some(request_id.to_string()),
+                )
+                .attr("comment_id", id)
+                .attr("state", reply.state.as_str())
+                .attr("review_findings", findings.len()),
+            );
+            let answer = pb::ReplyToCommentResponse { reply: Some(reply_to_proto(&reply)?) };
+            Ok(answer)
+        });
+        Ok(Response::new(answer.await?))
     }
 
     async fn approve_reply(
@@ -892,48 +921,50 @@ impl CommentService for Comments {
         let (Some(request_id), Some(id), Some(platform_reply_id)) = (request_id, id, platform_reply_id) else {
             return Err(validated().into());
         };
-        let mut m = begin!(self, caller, "CommentService/MarkReplyPosted", request_id, &req);
-        let mut r = store::get_reply(m.tx(), id, true).await?.ok_or_else(|| Error::not_found("reply", id))?;
-        let mut c = store::get(m.tx(), r.comment, true).await?.ok_or_else(|| Error::not_found("comment", r.comment))?;
-        let facts = self.require(&caller, Permission::CommentReply, c.account).await?;
-        let previous = r.version;
-        r.state = rules::post_reply(&id.to_string(), r.state)?;
-        let posted = posted_at.unwrap_or(m.now()).max(r.created_at);
-        r.posted_at = Some(posted);
-        r.platform_reply_id = platform_reply_id;
-        r.channel = channel;
-        r.evidence = evidence;
-        r.version += 1;
-        store::save_reply(m.tx(), &r, previous).await?;
-        // The first reply to reach the public is the comment's first response (R4.1.1).
-        if c.first_response_at.is_none() || c.status.awaits_response() {
-            let previous = c.version;
-            if c.first_response_at.is_none() {
-                c.first_response_at = Some(posted);
-                c.first_responder = Some(r.author);
+        let account = self.reply_account(id).await?;
+        let (facts, grant) = authorize_on_account(&self.core, &caller, Permission::CommentReply, account).await?;
+        let call = Call::new(&caller, method!("CommentService/MarkReplyPosted"), request_id, &req);
+        let answer = self.core.work().run(call, async |m| {
+            let (mut r, mut c) = store::lock_reply(m.tx(), id, &grant).await?;
+            let previous = r.version;
+            r.state = rules::post_reply(&id.to_string(), r.state)?;
+            let posted = posted_at.unwrap_or(m.now()).max(r.created_at);
+            r.posted_at = Some(posted);
+            r.platform_reply_id = platform_reply_id;
+            r.channel = channel;
+            r.evidence = evidence;
+            r.version += 1;
+            store::save_reply(m.tx(), &r, previous).await?;
+            // The first reply to reach the public is the comment's first response (R4.1.1).
+            if c.first_response_at.is_none() || c.status.awaits_response() {
+                let previous = c.version;
+                if c.first_response_at.is_none() {
+                    c.first_response_at = Some(posted);
+                    c.first_responder = Some(r.author);
+                }
+                if c.status.awaits_response() {
+                    c.status = CommentStatus::Answered;
+                }
+                c.version += 1;
+                store::save(m.tx(), &c, previous).await?;
             }
-            if c.status.awaits_response() {
-                c.status = CommentStatus::Answered;
-            }
-            c.version += 1;
-            store::save(m.tx(), &c, previous).await?;
-        }
-        m.audit(
-            record(
-                AuditAction::ReplyPosted,
-                &caller,
-                ("reply", id),
-                &facts,
-                m.now(),
-                "R4.1.1",
-                Some(request_id.to_string()),
-            )
-            .attr("comment_id", c.id)
-            .attr("channel", channel.as_str()),
-        );
-        let answer = pb::MarkReplyPostedResponse { reply: Some(reply_to_proto(&r)?) };
-        m.commit(&answer, Some(self.core.relay())).await?;
-        Ok(Response::new(answer))
+            m.audit(
+                record(
+                    AuditAction::ReplyPosted,
+                    &caller,
+                    ("reply", id),
+                    &facts,
+                    m.now(),
+                    "R4.1.1",
+                    Some(request_id.to_string()),
+                )
+                .attr("comment_id", c.id)
+                .attr("channel", channel.as_str()),
+            );
+            let answer = pb::MarkReplyPostedResponse { reply: Some(reply_to_proto(&r)?) };
+            Ok(answer)
+        });
+        Ok(Response::new(answer.await?))
     }
 }
 
@@ -968,37 +999,43 @@ impl Comments {
     ) -> Result<A, Error> {
         let mut v = Validator::new();
         let request_id = v.request_id(request_id);
-        let id: Option<ReplyId> = v.id("reply_id", reply_id);
-        v.finish()?;
-        let (Some(request_id), Some(id)) = (request_id, id) else { return Err(validated()) };
-        let mut m = match HandRun::begin(self.core.db(), caller.id, method, request_id, req, self.core.now()).await? {
-            govmedia_kit::mutation::Begin::Replayed(answer) => return Ok(answer),
-            govmedia_kit::mutation::Begin::Fresh(m) => m,
-        };
-        let mut r = store::get_reply(m.tx(), id, true).await?.ok_or_else(|| Error::not_found("reply", id))?;
-        let c = store::get(m.tx(), r.comment, false).await?.ok_or_else(|| Error::not_found("comment", r.comment))?;
-        let facts = self.require(caller, Permission::ReplyApprove, c.account).await?;
-        let previous = r.version;
-        r.state = rules::decide_reply(
-            &id.to_string(),
-            r.state,
-            &r.author.to_string(),
-            &caller.id.to_string(),
-            reject_reason.is_none(),
-        )?;
-        r.approver = Some(UserId::from_uuid(caller.id.as_uuid()));
-        r.reject_reason = reject_reason.clone().unwrap_or_default();
-        r.version += 1;
-        store::save_reply(m.tx(), &r, previous).await?;
-        let action = if reject_reason.is_some() { AuditAction::ReplyRejected } else { AuditAction::ReplyApproved };
-        let mut audit = record(action, caller, ("reply", id), &facts, m.now(), "R4.1.2", Some(request_id.to_string()))
-            .attr("comment_id", c.id);
-        if let Some(reason) = reject_reason {
-            audit = audit.reason(reason);
-        }
-        m.audit(audit);
-        let answer = A::with(reply_to_proto(&r)?);
-        m.commit(&answer, Some(self.core.relay())).await?;
-        Ok(answer)
+        let id = v.id("reply_id", reply_id);
+        let (request_id, id): (RequestId, ReplyId) = v.finish_with(|| Some((request_id?, id?)))?;
+        let account = self.reply_account(id).await?;
+        let (facts, grant) = authorize_on_account(&self.core, caller, Permission::ReplyApprove, account).await?;
+        self.core
+            .work()
+            .run(Call::new(caller, method, request_id, req), async |m| {
+                let (mut r, c) = store::lock_reply(m.tx(), id, &grant).await?;
+                let approving = reject_reason.is_none();
+                r.state = rules::decide_reply(
+                    &id.to_string(),
+                    r.state,
+                    &r.author.to_string(),
+                    &caller.id.to_string(),
+                    approving,
+                )?;
+                r.approver = Some(UserId::from_uuid(caller.id.as_uuid()));
+                r.reject_reason = reject_reason.clone().unwrap_or_default();
+                r.version += 1;
+                store::save_reply(m.tx(), &r, r.version - 1).await?;
+                let action = if approving { AuditAction::ReplyApproved } else { AuditAction::ReplyRejected };
+                let mut audit =
+                    record(action, caller, ("reply", id), &facts, m.now(), "R4.1.2", Some(request_id.to_string()))
+                        .attr("comment_id", c.id);
+                if let Some(reason) = &reject_reason {
+                    audit = audit.reason(reason.clone());
+                }
+                m.audit(audit);
+                Ok(A::with(reply_to_proto(&r)?))
+            })
+            .await
+    }
+
+    /// The account a reply's comment is on.
+    async fn reply_account(&self, id: ReplyId) -> Result<PlatformAccountId, Error> {
+        let mut tx = self.core.db().begin_read().await?;
+        let r = store::get_reply(&mut tx, id).await?.ok_or_else(|| Error::not_found("reply", id))?;
+        Ok(store::get(&mut tx, r.comment).await?.ok_or_else(|| Error::not_found("comment", r.comment))?.account)
     }
 }

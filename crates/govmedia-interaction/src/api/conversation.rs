@@ -13,9 +13,11 @@ use govmedia_domain::page;
 use govmedia_domain::permission::Permission;
 use govmedia_domain::scope::Resource;
 use govmedia_domain::validate::{MAX_NAME_CHARS, MAX_REASON_CHARS, Validator};
+use govmedia_kit::access::Authorized;
 use govmedia_kit::auth::Principal;
 use govmedia_kit::db::Tx;
-use govmedia_kit::mutation::HandRun;
+use govmedia_kit::mutation::Call;
+use govmedia_kit::mutation::Mutation;
 use govmedia_kit::screening::{decode_findings, encode_findings};
 use govmedia_kit::wire::{caller, check_etag, etag, next_page_token, optional_time, time_range, ts};
 use govmedia_proto::common::v1 as cpb;
@@ -23,7 +25,9 @@ use govmedia_proto::interaction::v1 as pb;
 use govmedia_proto::interaction::v1::conversation_service_server::{ConversationService, ConversationServiceServer};
 use tonic::{Request, Response, Status};
 
-use super::{begin, check_assignee, duration, record, require_on_account, screen_reply, validated};
+use super::{
+    authorize_on_account, check_assignee, duration, method, record, require_on_account, screen_reply, validated,
+};
 use crate::domain::conversation::{self as rules, ConversationState, Direction, ReferralState};
 use crate::domain::response::{Item, summarise};
 use crate::store::conversations::{self as store, Conversation, ConversationFilter, Message, Referral, ReferralFilter};
@@ -145,12 +149,12 @@ impl Conversations {
 
     async fn read(&self, id: ConversationId) -> Result<Conversation, Error> {
         let mut tx = self.core.db().begin_read().await?;
-        store::get(&mut tx, id, false).await?.ok_or_else(|| Error::not_found("conversation", id))
+        store::get(&mut tx, id).await?.ok_or_else(|| Error::not_found("conversation", id))
     }
 
     async fn read_referral(&self, id: ReferralId) -> Result<Referral, Error> {
         let mut tx = self.core.db().begin_read().await?;
-        store::get_referral(&mut tx, id, false).await?.ok_or_else(|| Error::not_found("referral", id))
+        store::get_referral(&mut tx, id).await?.ok_or_else(|| Error::not_found("referral", id))
     }
 
     /// A referral may be read by those reading the account's messages and by the
@@ -164,21 +168,15 @@ impl Conversations {
         self.core.permissions().require(caller.id, Permission::ReferralRead, &Resource::department(r.department)).await
     }
 
-    /// One step of a referral (acknowledge, outcome, close): lock, authorise, etag,
-    /// rule, save, audit.
-    #[allow(clippy::too_many_arguments)]
-    async fn referral_step(
+    /// The authorisation for a step of a referral: on its account, or, for handling it,
+    /// on the receiving department; asked before anything is locked.
+    async fn referral_grant(
         &self,
         caller: &Principal,
-        m: &mut HandRun,
-        id: ReferralId,
-        given_etag: &str,
         permission: Permission,
-        step: impl FnOnce(&mut Referral, DateTime<Utc>) -> Result<(), Error>,
-        action: AuditAction,
-        request_id: String,
-    ) -> Result<pb::Referral, Error> {
-        let mut r = store::get_referral(m.tx(), id, true).await?.ok_or_else(|| Error::not_found("referral", id))?;
+        id: ReferralId,
+    ) -> Result<(AccountFacts, Authorized), Error> {
+        let r = self.read_referral(id).await?;
         let facts = self.core.account(r.account).await?;
         let resource = if permission == Permission::ReferralHandle {
             // The receiving department works on it.
@@ -186,7 +184,25 @@ impl Conversations {
         } else {
             facts.resource()
         };
-        self.core.permissions().require(caller.id, permission, &resource).await?;
+        let grant = self.core.permissions().authorize(caller.id, permission, &resource).await?;
+        Ok((facts, grant))
+    }
+
+    /// One step of a referral (acknowledge, outcome, close): lock, etag, rule, save,
+    /// audit.
+    #[allow(clippy::too_many_arguments)]
+    async fn referral_step(
+        &self,
+        caller: &Principal,
+        m: &mut Mutation,
+        id: ReferralId,
+        given_etag: &str,
+        (facts, grant): &(AccountFacts, Authorized),
+        step: impl FnOnce(&mut Referral, DateTime<Utc>) -> Result<(), Error>,
+        action: AuditAction,
+        request_id: String,
+    ) -> Result<pb::Referral, Error> {
+        let mut r = store::lock_referral(m.tx(), id, grant).await?;
         check_etag("etag", given_etag, r.version, false)?;
         let previous = r.version;
         let now = m.now();
@@ -194,7 +210,7 @@ impl Conversations {
         r.version += 1;
         store::save_referral(m.tx(), &r, previous).await?;
         m.audit(
-            record(action, caller, ("referral", id), &facts, now, "R4.2.2", Some(request_id))
+            record(action, caller, ("referral", id), facts, now, "R4.2.2", Some(request_id))
                 .attr("department_id", r.department)
                 .attr("state", r.state.as_str()),
         );
@@ -246,103 +262,104 @@ impl ConversationService for Conversations {
             findings.entry(f.text_key.clone()).or_default().push(f);
         }
 
-        let mut m = HandRun::begin_without_key(self.core.db(), self.core.now()).await?;
-        let now = m.now();
-        let settings = settings_store::get(m.tx(), account).await?;
-        let target = self.core.policy().target(ITEM_PRIVATE_MESSAGE, &settings.response_targets);
-        // Conversations touched, by correspondent: (state, version as stored).
-        let mut open: BTreeMap<String, (Conversation, i64)> = BTreeMap::new();
-        let mut order: Vec<ConversationId> = Vec::new();
-        let mut answer = pb::IngestPrivateMessagesResponse::default();
-        for (i, (platform_id, correspondent, name, text, sent)) in batch.into_iter().enumerate() {
-            if store::message_known(m.tx(), account, &platform_id).await? {
-                answer.duplicate_count += 1;
-                continue;
-            }
-            let sent_at = sent.map_or(now, |s| s.min(now));
-            if !open.contains_key(&correspondent) {
-                let existing = store::open_with(m.tx(), account, &correspondent).await?;
-                let entry = match existing {
-                    Some(c) => {
-                        let version = c.version;
-                        (c, version)
-                    }
-                    None => {
-                        let due = self.core.policy().due(sent_at, target)?;
-                        let c = Conversation {
-                            id: ConversationId::new(),
-                            account,
-                            correspondent_platform_id: correspondent.clone(),
-                            correspondent_name: name.clone(),
-                            state: ConversationState::AwaitingResponse,
-                            assignee: None,
-                            important: false,
-                            important_note: String::new(),
-                            marked_important_by: None,
-                            message_count: 0,
-                            last_message_at: sent_at,
-                            awaiting_since: None,
-                            response_due_at: None,
-                            response_target_minutes: i32::try_from(target).unwrap_or(i32::MAX),
-                            first_inbound_at: sent_at,
-                            first_response_at: None,
-                            first_responder: None,
-                            first_response_due_at: due,
-                            created_at: now,
-                            version: 1,
-                        };
-                        store::insert(m.tx(), &c).await?;
-                        (c, 1)
-                    }
+        let answer = self.core.work().run_unkeyed(async |m| {
+            let now = m.now();
+            let settings = settings_store::get(m.tx(), account).await?;
+            let target = self.core.policy().target(ITEM_PRIVATE_MESSAGE, &settings.response_targets);
+            // Conversations touched, by correspondent: (state, version as stored).
+            let mut open: BTreeMap<String, (Conversation, i64)> = BTreeMap::new();
+            let mut order: Vec<ConversationId> = Vec::new();
+            let mut answer = pb::IngestPrivateMessagesResponse::default();
+            for (i, (platform_id, correspondent, name, text, sent)) in batch.into_iter().enumerate() {
+                if store::message_known(m.tx(), account, &platform_id).await? {
+                    answer.duplicate_count += 1;
+                    continue;
+                }
+                let sent_at = sent.map_or(now, |s| s.min(now));
+                if !open.contains_key(&correspondent) {
+                    let existing = store::open_with(m.tx(), account, &correspondent).await?;
+                    let entry = match existing {
+                        Some(c) => {
+                            let version = c.version;
+                            (c, version)
+                        }
+                        None => {
+                            let due = self.core.policy().due(sent_at, target)?;
+                            let c = Conversation {
+                                id: ConversationId::new(),
+                                account,
+                                correspondent_platform_id: correspondent.clone(),
+                                correspondent_name: name.clone(),
+                                state: ConversationState::AwaitingResponse,
+                                assignee: None,
+                                important: false,
+                                important_note: String::new(),
+                                marked_important_by: None,
+                                message_count: 0,
+                                last_message_at: sent_at,
+                                awaiting_since: None,
+                                response_due_at: None,
+                                response_target_minutes: i32::try_from(target).unwrap_or(i32::MAX),
+                                first_inbound_at: sent_at,
+                                first_response_at: None,
+                                first_responder: None,
+                                first_response_due_at: due,
+                                created_at: now,
+                                version: 1,
+                            };
+                            store::insert(m.tx(), &c).await?;
+                            (c, 1)
+                        }
+                    };
+                    open.insert(correspondent.clone(), entry);
+                }
+                let (c, _) = open.get_mut(&correspondent).ok_or_else(|| Error::internal("conversation just opened"))?;
+                let found = findings.remove(&i.to_string()).unwrap_or_default();
+                let message = Message {
+                    id: MessageId::new(),
+                    conversation: c.id,
+                    account,
+                    direction: Direction::Inbound,
+                    platform_message_id: platform_id.clone(),
+                    text,
+                    author: None,
+                    screening_findings: encode_findings(&found),
+                    sent_at,
+                    seq: i64::from(c.message_count) + 1,
                 };
-                open.insert(correspondent.clone(), entry);
+                if !store::insert_message(m.tx(), &message).await? {
+                    answer.duplicate_count += 1;
+                    continue;
+                }
+                answer.ingested_count += 1;
+                c.message_count += 1;
+                c.last_message_at = c.last_message_at.max(sent_at);
+                if !name.is_empty() {
+                    c.correspondent_name = name;
+                }
+                c.state = ConversationState::AwaitingResponse;
+                if c.awaiting_since.is_none() {
+                    c.awaiting_since = Some(sent_at);
+                    c.response_due_at = Some(self.core.policy().due(sent_at, target)?);
+                }
+                if !order.contains(&c.id) {
+                    order.push(c.id);
+                }
+                m.audit(
+                    record(AuditAction::MessageIngested, &caller, ("conversation", c.id), &facts, now, "R4.2.1", None)
+                        .attr("platform_message_id", &platform_id)
+                        .attr("findings", found.len()),
+                );
             }
-            let (c, _) = open.get_mut(&correspondent).ok_or_else(|| Error::internal("conversation just opened"))?;
-            let found = findings.remove(&i.to_string()).unwrap_or_default();
-            let message = Message {
-                id: MessageId::new(),
-                conversation: c.id,
-                account,
-                direction: Direction::Inbound,
-                platform_message_id: platform_id.clone(),
-                text,
-                author: None,
-                screening_findings: encode_findings(&found),
-                sent_at,
-                seq: i64::from(c.message_count) + 1,
-            };
-            if !store::insert_message(m.tx(), &message).await? {
-                answer.duplicate_count += 1;
-                continue;
+            for (c, stored) in open.values_mut() {
+                let previous = *stored;
+                c.version = previous + 1;
+                store::save(m.tx(), c, previous).await?;
             }
-            answer.ingested_count += 1;
-            c.message_count += 1;
-            c.last_message_at = c.last_message_at.max(sent_at);
-            if !name.is_empty() {
-                c.correspondent_name = name;
-            }
-            c.state = ConversationState::AwaitingResponse;
-            if c.awaiting_since.is_none() {
-                c.awaiting_since = Some(sent_at);
-                c.response_due_at = Some(self.core.policy().due(sent_at, target)?);
-            }
-            if !order.contains(&c.id) {
-                order.push(c.id);
-            }
-            m.audit(
-                record(AuditAction::MessageIngested, &caller, ("conversation", c.id), &facts, now, "R4.2.1", None)
-                    .attr("platform_message_id", &platform_id)
-                    .attr("findings", found.len()),
-            );
-        }
-        for (c, stored) in open.values_mut() {
-            let previous = *stored;
-            c.version = previous + 1;
-            store::save(m.tx(), c, previous).await?;
-        }
-        answer.conversation_ids = order.iter().map(ToString::to_string).collect();
-        m.commit(&answer, Some(self.core.relay())).await?;
-        Ok(Response::new(answer))
+            answer.conversation_ids = order.iter().map(ToString::to_string).collect();
+            Ok(answer)
+        });
+        Ok(Response::new(answer.await?))
     }
 
     async fn get_conversation(
@@ -443,35 +460,38 @@ impl ConversationService for Conversations {
             return Err(validated().into());
         };
         let current = self.read(id).await?;
-        let facts = self.require(&caller, Permission::MessageHandle, current.account).await?;
+        let (facts, grant) =
+            authorize_on_account(&self.core, &caller, Permission::MessageHandle, current.account).await?;
         check_assignee(&self.core, assignee, Permission::MessageHandle, &facts).await?;
-        let mut m = begin!(self, caller, "ConversationService/AssignConversation", request_id, &req);
-        let mut c = store::get(m.tx(), id, true).await?.ok_or_else(|| Error::not_found("conversation", id))?;
-        check_etag("etag", &req.etag, c.version, false)?;
-        rules::check_open(&id.to_string(), c.state, "assigned")?;
-        if c.assignee != Some(assignee) {
-            let held = store::open_count(m.tx(), assignee).await?;
-            rules::check_assignment_cap(&assignee.to_string(), held, self.core.policy().max_open_conversations)?;
-        }
-        let previous = c.version;
-        c.assignee = Some(assignee);
-        c.version += 1;
-        store::save(m.tx(), &c, previous).await?;
-        m.audit(
-            record(
-                AuditAction::ConversationAssigned,
-                &caller,
-                ("conversation", id),
-                &facts,
-                m.now(),
-                "R4.2.1",
-                Some(request_id.to_string()),
-            )
-            .attr("assignee_user_id", assignee),
-        );
-        let answer = pb::AssignConversationResponse { conversation: Some(self.view(m.tx(), &c).await?) };
-        m.commit(&answer, Some(self.core.relay())).await?;
-        Ok(Response::new(answer))
+        let call = Call::new(&caller, method!("ConversationService/AssignConversation"), request_id, &req);
+        let answer = self.core.work().run(call, async |m| {
+            let mut c = store::lock(m.tx(), id, &grant).await?;
+            check_etag("etag", &req.etag, c.version, false)?;
+            rules::check_open(&id.to_string(), c.state, "assigned")?;
+            if c.assignee != Some(assignee) {
+                let held = store::open_count(m.tx(), assignee).await?;
+                rules::check_assignment_cap(&assignee.to_string(), held, self.core.policy().max_open_conversations)?;
+            }
+            let previous = c.version;
+            c.assignee = Some(assignee);
+            c.version += 1;
+            store::save(m.tx(), &c, previous).await?;
+            m.audit(
+                record(
+                    AuditAction::ConversationAssigned,
+                    &caller,
+                    ("conversation", id),
+                    &facts,
+                    m.now(),
+                    "R4.2.1",
+                    Some(request_id.to_string()),
+                )
+                .attr("assignee_user_id", assignee),
+            );
+            let answer = pb::AssignConversationResponse { conversation: Some(self.view(m.tx(), &c).await?) };
+            Ok(answer)
+        });
+        Ok(Response::new(answer.await?))
     }
 
     async fn reply_to_conversation(
@@ -489,7 +509,8 @@ impl ConversationService for Conversations {
             return Err(validated().into());
         };
         let current = self.read(id).await?;
-        let facts = self.require(&caller, Permission::MessageHandle, current.account).await?;
+        let (facts, grant) =
+            authorize_on_account(&self.core, &caller, Permission::MessageHandle, current.account).await?;
         rules::check_open(&id.to_string(), current.state, "answered")?;
         let findings = screen_reply(
             &self.core,
@@ -501,54 +522,56 @@ impl ConversationService for Conversations {
             request_id.to_string(),
         )
         .await?;
-        let mut m = begin!(self, caller, "ConversationService/ReplyToConversation", request_id, &req);
-        let mut c = store::get(m.tx(), id, true).await?.ok_or_else(|| Error::not_found("conversation", id))?;
-        rules::check_open(&id.to_string(), c.state, "answered")?;
-        let now = m.now();
-        let message = Message {
-            id: MessageId::new(),
-            conversation: id,
-            account: c.account,
-            direction: Direction::Outbound,
-            platform_message_id: String::new(),
-            text,
-            author: Some(user_of(&caller)),
-            screening_findings: encode_findings(&findings),
-            sent_at: now,
-            seq: i64::from(c.message_count) + 1,
-        };
-        store::insert_message(m.tx(), &message).await?;
-        let previous = c.version;
-        c.message_count += 1;
-        c.last_message_at = now;
-        c.state = ConversationState::Answered;
-        c.awaiting_since = None;
-        c.response_due_at = None;
-        if c.first_response_at.is_none() {
-            c.first_response_at = Some(now);
-            c.first_responder = Some(user_of(&caller));
-        }
-        c.version += 1;
-        store::save(m.tx(), &c, previous).await?;
-        m.audit(
-            record(
-                AuditAction::ConversationReplied,
-                &caller,
-                ("conversation", id),
-                &facts,
-                now,
-                "R4.2.1",
-                Some(request_id.to_string()),
-            )
-            .attr("message_id", message.id)
-            .attr("review_findings", findings.len()),
-        );
-        let answer = pb::ReplyToConversationResponse {
-            message: Some(message_to(&message)?),
-            conversation: Some(self.view(m.tx(), &c).await?),
-        };
-        m.commit(&answer, Some(self.core.relay())).await?;
-        Ok(Response::new(answer))
+        let call = Call::new(&caller, method!("ConversationService/ReplyToConversation"), request_id, &req);
+        let answer = self.core.work().run(call, async |m| {
+            let mut c = store::lock(m.tx(), id, &grant).await?;
+            rules::check_open(&id.to_string(), c.state, "answered")?;
+            let now = m.now();
+            let message = Message {
+                id: MessageId::new(),
+                conversation: id,
+                account: c.account,
+                direction: Direction::Outbound,
+                platform_message_id: String::new(),
+                text,
+                author: Some(user_of(&caller)),
+                screening_findings: encode_findings(&findings),
+                sent_at: now,
+                seq: i64::from(c.message_count) + 1,
+            };
+            store::insert_message(m.tx(), &message).await?;
+            let previous = c.version;
+            c.message_count += 1;
+            c.last_message_at = now;
+            c.state = ConversationState::Answered;
+            c.awaiting_since = None;
+            c.response_due_at = None;
+            if c.first_response_at.is_none() {
+                c.first_response_at = Some(now);
+                c.first_responder = Some(user_of(&caller));
+            }
+            c.version += 1;
+            store::save(m.tx(), &c, previous).await?;
+            m.audit(
+                record(
+                    AuditAction::ConversationReplied,
+                    &caller,
+                    ("conversation", id),
+                    &facts,
+                    now,
+                    "R4.2.1",
+                    Some(request_id.to_string()),
+                )
+                .attr("message_id", message.id)
+                .attr("review_findings", findings.len()),
+            );
+            let answer = pb::ReplyToConversationResponse {
+                message: Some(message_to(&message)?),
+                conversation: Some(self.view(m.tx(), &c).await?),
+            };
+            Ok(answer)
+        });
+        Ok(Response::new(answer.await?))
     }
 
     async fn mark_conversation_important(
@@ -565,30 +588,34 @@ impl ConversationService for Conversations {
         let (Some(request_id), Some(id), Some(note)) = (request_id, id, note) else {
             return Err(validated().into());
         };
-        let mut m = begin!(self, caller, "ConversationService/MarkConversationImportant", request_id, &req);
-        let mut c = store::get(m.tx(), id, true).await?.ok_or_else(|| Error::not_found("conversation", id))?;
-        let facts = self.require(&caller, Permission::MessageHandle, c.account).await?;
-        let previous = c.version;
-        c.important = true;
-        c.important_note = note.clone();
-        c.marked_important_by = Some(user_of(&caller));
-        c.version += 1;
-        store::save(m.tx(), &c, previous).await?;
-        m.audit(
-            record(
-                AuditAction::ConversationMarkedImportant,
-                &caller,
-                ("conversation", id),
-                &facts,
-                m.now(),
-                "R4.2.2",
-                Some(request_id.to_string()),
-            )
-            .reason(note),
-        );
-        let answer = pb::MarkConversationImportantResponse { conversation: Some(self.view(m.tx(), &c).await?) };
-        m.commit(&answer, Some(self.core.relay())).await?;
-        Ok(Response::new(answer))
+        let current = self.read(id).await?;
+        let (facts, grant) =
+            authorize_on_account(&self.core, &caller, Permission::MessageHandle, current.account).await?;
+        let call = Call::new(&caller, method!("ConversationService/MarkConversationImportant"), request_id, &req);
+        let answer = self.core.work().run(call, async |m| {
+            let mut c = store::lock(m.tx(), id, &grant).await?;
+            let previous = c.version;
+            c.important = true;
+            c.important_note = note.clone();
+            c.marked_important_by = Some(user_of(&caller));
+            c.version += 1;
+            store::save(m.tx(), &c, previous).await?;
+            m.audit(
+                record(
+                    AuditAction::ConversationMarkedImportant,
+                    &caller,
+                    ("conversation", id),
+                    &facts,
+                    m.now(),
+                    "R4.2.2",
+                    Some(request_id.to_string()),
+                )
+                .reason(note),
+            );
+            let answer = pb::MarkConversationImportantResponse { conversation: Some(self.view(m.tx(), &c).await?) };
+            Ok(answer)
+        });
+        Ok(Response::new(answer.await?))
     }
 
     async fn close_conversation(
@@ -605,32 +632,36 @@ impl ConversationService for Conversations {
         let (Some(request_id), Some(id), Some(note)) = (request_id, id, note) else {
             return Err(validated().into());
         };
-        let mut m = begin!(self, caller, "ConversationService/CloseConversation", request_id, &req);
-        let mut c = store::get(m.tx(), id, true).await?.ok_or_else(|| Error::not_found("conversation", id))?;
-        let facts = self.require(&caller, Permission::MessageHandle, c.account).await?;
-        check_etag("etag", &req.etag, c.version, false)?;
-        rules::check_open(&id.to_string(), c.state, "closed again")?;
-        let previous = c.version;
-        c.state = ConversationState::Closed;
-        c.awaiting_since = None;
-        c.response_due_at = None;
-        c.version += 1;
-        store::save(m.tx(), &c, previous).await?;
-        m.audit(
-            record(
-                AuditAction::ConversationClosed,
-                &caller,
-                ("conversation", id),
-                &facts,
-                m.now(),
-                "R4.2.1",
-                Some(request_id.to_string()),
-            )
-            .reason(note),
-        );
-        let answer = pb::CloseConversationResponse { conversation: Some(self.view(m.tx(), &c).await?) };
-        m.commit(&answer, Some(self.core.relay())).await?;
-        Ok(Response::new(answer))
+        let current = self.read(id).await?;
+        let (facts, grant) =
+            authorize_on_account(&self.core, &caller, Permission::MessageHandle, current.account).await?;
+        let call = Call::new(&caller, method!("ConversationService/CloseConversation"), request_id, &req);
+        let answer = self.core.work().run(call, async |m| {
+            let mut c = store::lock(m.tx(), id, &grant).await?;
+            check_etag("etag", &req.etag, c.version, false)?;
+            rules::check_open(&id.to_string(), c.state, "closed again")?;
+            let previous = c.version;
+            c.state = ConversationState::Closed;
+            c.awaiting_since = None;
+            c.response_due_at = None;
+            c.version += 1;
+            store::save(m.tx(), &c, previous).await?;
+            m.audit(
+                record(
+                    AuditAction::ConversationClosed,
+                    &caller,
+                    ("conversation", id),
+                    &facts,
+                    m.now(),
+                    "R4.2.1",
+                    Some(request_id.to_string()),
+                )
+                .reason(note),
+            );
+            let answer = pb::CloseConversationResponse { conversation: Some(self.view(m.tx(), &c).await?) };
+            Ok(answer)
+        });
+        Ok(Response::new(answer.await?))
     }
 
     async fn create_referral(
@@ -654,57 +685,60 @@ impl ConversationService for Conversations {
             return Err(validated().into());
         };
         let current = self.read(id).await?;
-        let facts = self.require(&caller, Permission::ReferralManage, current.account).await?;
+        let (facts, grant) =
+            authorize_on_account(&self.core, &caller, Permission::ReferralManage, current.account).await?;
         self.core.check_department(department).await?;
-        let mut m = begin!(self, caller, "ConversationService/CreateReferral", request_id, &req);
-        let c = store::get(m.tx(), id, true).await?.ok_or_else(|| Error::not_found("conversation", id))?;
-        rules::check_open(&id.to_string(), c.state, "referred")?;
-        let now = m.now();
-        let due_at = match due {
-            Some(d) => d,
-            None => self
-                .core
-                .policy()
-                .calendar
-                .add_working_days(now, self.core.policy().referral_working_days)
-                .map_err(|e| Error::internal(format!("business calendar: {e}")))?,
-        };
-        let r = Referral {
-            id: ReferralId::new(),
-            conversation: id,
-            account: c.account,
-            department,
-            summary,
-            state: ReferralState::Sent,
-            due_at,
-            referred_by: user_of(&caller),
-            created_at: now,
-            acknowledged_by: None,
-            acknowledged_at: None,
-            outcome: String::new(),
-            outcome_recorded_by: None,
-            outcome_at: None,
-            closed_at: None,
-            version: 1,
-        };
-        store::insert_referral(m.tx(), &r).await?;
-        m.audit(
-            record(
-                AuditAction::ReferralCreated,
-                &caller,
-                ("referral", r.id),
-                &facts,
-                now,
-                "R4.2.2",
-                Some(request_id.to_string()),
-            )
-            .attr("conversation_id", id)
-            .attr("department_id", department)
-            .attr("due_time", due_at.to_rfc3339()),
-        );
-        let answer = pb::CreateReferralResponse { referral: Some(referral_to(&r, now)) };
-        m.commit(&answer, Some(self.core.relay())).await?;
-        Ok(Response::new(answer))
+        let call = Call::new(&caller, method!("ConversationService/CreateReferral"), request_id, &req);
+        let answer = self.core.work().run(call, async |m| {
+            let c = store::lock(m.tx(), id, &grant).await?;
+            rules::check_open(&id.to_string(), c.state, "referred")?;
+            let now = m.now();
+            let due_at = match due {
+                Some(d) => d,
+                None => self
+                    .core
+                    .policy()
+                    .calendar
+                    .add_working_days(now, self.core.policy().referral_working_days)
+                    .map_err(|e| Error::internal(format!("business calendar: {e}")))?,
+            };
+            let r = Referral {
+                id: ReferralId::new(),
+                conversation: id,
+                account: c.account,
+                department,
+                summary,
+                state: ReferralState::Sent,
+                due_at,
+                referred_by: user_of(&caller),
+                created_at: now,
+                acknowledged_by: None,
+                acknowledged_at: None,
+                outcome: String::new(),
+                outcome_recorded_by: None,
+                outcome_at: None,
+                closed_at: None,
+                version: 1,
+            };
+            store::insert_referral(m.tx(), &r).await?;
+            m.audit(
+                record(
+                    AuditAction::ReferralCreated,
+                    &caller,
+                    ("referral", r.id),
+                    &facts,
+                    now,
+                    "R4.2.2",
+                    Some(request_id.to_string()),
+                )
+                .attr("conversation_id", id)
+                .attr("department_id", department)
+                .attr("due_time", due_at.to_rfc3339()),
+            );
+            let answer = pb::CreateReferralResponse { referral: Some(referral_to(&r, now)) };
+            Ok(answer)
+        });
+        Ok(Response::new(answer.await?))
     }
 
     async fn get_referral(
@@ -773,28 +807,31 @@ impl ConversationService for Conversations {
         let id: Option<ReferralId> = v.id("referral_id", &req.referral_id);
         v.finish()?;
         let (Some(request_id), Some(id)) = (request_id, id) else { return Err(validated().into()) };
-        let mut m = begin!(self, caller, "ConversationService/AcknowledgeReferral", request_id, &req);
-        let who = user_of(&caller);
-        let referral = self
-            .referral_step(
-                &caller,
-                &mut m,
-                id,
-                &req.etag,
-                Permission::ReferralHandle,
-                |r, now| {
-                    r.state = rules::acknowledge(&id.to_string(), r.state)?;
-                    r.acknowledged_by = Some(who);
-                    r.acknowledged_at = Some(now);
-                    Ok(())
-                },
-                AuditAction::ReferralAcknowledged,
-                request_id.to_string(),
-            )
-            .await?;
-        let answer = pb::AcknowledgeReferralResponse { referral: Some(referral) };
-        m.commit(&answer, Some(self.core.relay())).await?;
-        Ok(Response::new(answer))
+        let grant = self.referral_grant(&caller, Permission::ReferralHandle, id).await?;
+        let call = Call::new(&caller, method!("ConversationService/AcknowledgeReferral"), request_id, &req);
+        let answer = self.core.work().run(call, async |m| {
+            let who = user_of(&caller);
+            let referral = self
+                .referral_step(
+                    &caller,
+                    m,
+                    id,
+                    &req.etag,
+                    &grant,
+                    |r, now| {
+                        r.state = rules::acknowledge(&id.to_string(), r.state)?;
+                        r.acknowledged_by = Some(who);
+                        r.acknowledged_at = Some(now);
+                        Ok(())
+                    },
+                    AuditAction::ReferralAcknowledged,
+                    request_id.to_string(),
+                )
+                .await?;
+            let answer = pb::AcknowledgeReferralResponse { referral: Some(referral) };
+            Ok(answer)
+        });
+        Ok(Response::new(answer.await?))
     }
 
     async fn record_referral_outcome(
@@ -811,34 +848,37 @@ impl ConversationService for Conversations {
         let (Some(request_id), Some(id), Some(outcome)) = (request_id, id, outcome) else {
             return Err(validated().into());
         };
-        let mut m = begin!(self, caller, "ConversationService/RecordReferralOutcome", request_id, &req);
-        let who = user_of(&caller);
-        let referral = self
-            .referral_step(
-                &caller,
-                &mut m,
-                id,
-                &req.etag,
-                Permission::ReferralHandle,
-                |r, now| {
-                    r.state = rules::record_outcome(&id.to_string(), r.state)?;
-                    if r.acknowledged_at.is_none() {
-                        // Answering is acknowledging.
-                        r.acknowledged_by = Some(who);
-                        r.acknowledged_at = Some(now);
-                    }
-                    r.outcome = outcome;
-                    r.outcome_recorded_by = Some(who);
-                    r.outcome_at = Some(now);
-                    Ok(())
-                },
-                AuditAction::ReferralOutcomeRecorded,
-                request_id.to_string(),
-            )
-            .await?;
-        let answer = pb::RecordReferralOutcomeResponse { referral: Some(referral) };
-        m.commit(&answer, Some(self.core.relay())).await?;
-        Ok(Response::new(answer))
+        let grant = self.referral_grant(&caller, Permission::ReferralHandle, id).await?;
+        let call = Call::new(&caller, method!("ConversationService/RecordReferralOutcome"), request_id, &req);
+        let answer = self.core.work().run(call, async |m| {
+            let who = user_of(&caller);
+            let referral = self
+                .referral_step(
+                    &caller,
+                    m,
+                    id,
+                    &req.etag,
+                    &grant,
+                    |r, now| {
+                        r.state = rules::record_outcome(&id.to_string(), r.state)?;
+                        if r.acknowledged_at.is_none() {
+                            // Answering is acknowledging.
+                            r.acknowledged_by = Some(who);
+                            r.acknowledged_at = Some(now);
+                        }
+                        r.outcome = outcome;
+                        r.outcome_recorded_by = Some(who);
+                        r.outcome_at = Some(now);
+                        Ok(())
+                    },
+                    AuditAction::ReferralOutcomeRecorded,
+                    request_id.to_string(),
+                )
+                .await?;
+            let answer = pb::RecordReferralOutcomeResponse { referral: Some(referral) };
+            Ok(answer)
+        });
+        Ok(Response::new(answer.await?))
     }
 
     async fn close_referral(
@@ -852,26 +892,29 @@ impl ConversationService for Conversations {
         let id: Option<ReferralId> = v.id("referral_id", &req.referral_id);
         v.finish()?;
         let (Some(request_id), Some(id)) = (request_id, id) else { return Err(validated().into()) };
-        let mut m = begin!(self, caller, "ConversationService/CloseReferral", request_id, &req);
-        let referral = self
-            .referral_step(
-                &caller,
-                &mut m,
-                id,
-                &req.etag,
-                Permission::ReferralManage,
-                |r, now| {
-                    r.state = rules::close(&id.to_string(), r.state)?;
-                    r.closed_at = Some(now);
-                    Ok(())
-                },
-                AuditAction::ReferralClosed,
-                request_id.to_string(),
-            )
-            .await?;
-        let answer = pb::CloseReferralResponse { referral: Some(referral) };
-        m.commit(&answer, Some(self.core.relay())).await?;
-        Ok(Response::new(answer))
+        let grant = self.referral_grant(&caller, Permission::ReferralManage, id).await?;
+        let call = Call::new(&caller, method!("ConversationService/CloseReferral"), request_id, &req);
+        let answer = self.core.work().run(call, async |m| {
+            let referral = self
+                .referral_step(
+                    &caller,
+                    m,
+                    id,
+                    &req.etag,
+                    &grant,
+                    |r, now| {
+                        r.state = rules::close(&id.to_string(), r.state)?;
+                        r.closed_at = Some(now);
+                        Ok(())
+                    },
+                    AuditAction::ReferralClosed,
+                    request_id.to_string(),
+                )
+                .await?;
+            let answer = pb::CloseReferralResponse { referral: Some(referral) };
+            Ok(answer)
+        });
+        Ok(Response::new(answer.await?))
     }
 
     async fn get_response_time_report(

@@ -1,8 +1,9 @@
 //! The gRPC edge of interaction: one module per service of `govmedia.interaction.v1`.
 //! A handler takes the verified principal, parses the request (all field violations at
-//! once), checks the permission on the account, runs the rule from `domain`, calls the
-//! store inside one [`Mutation`](govmedia_kit::mutation::Mutation) with its audit
-//! records, and converts the answer.
+//! once), asks for the permission on the account before anything is locked
+//! ([`authorize_on_account`]), and runs the change in the core's
+//! [`UnitOfWork`](govmedia_kit::mutation::UnitOfWork): it locks the row with the grant,
+//! applies the rule from `domain`, saves, and adds its audit records.
 
 pub mod audience;
 pub mod comment;
@@ -13,6 +14,7 @@ use chrono::{DateTime, Utc};
 use govmedia_domain::Error;
 use govmedia_domain::audit::{AuditAction, AuditRecord, AuditResourceRef};
 use govmedia_domain::validate::Validator;
+use govmedia_kit::access::Authorized;
 use govmedia_kit::auth::Principal;
 use govmedia_kit::wire::EvidenceRecord;
 use govmedia_proto::common::v1 as cpb;
@@ -20,26 +22,14 @@ use govmedia_proto::common::v1 as cpb;
 use crate::AccountFacts;
 use crate::domain::comment::Channel;
 
-/// Opens a mutation for `$method` ("Service/Method") of `govmedia.interaction.v1`, or
-/// answers a retried request with its stored answer.
-macro_rules! begin {
-    ($self:ident, $caller:ident, $method:literal, $request_id:expr, $request:expr) => {
-        match govmedia_kit::mutation::HandRun::begin(
-            $self.core.db(),
-            $caller.id,
-            concat!("/govmedia.interaction.v1.", $method),
-            $request_id,
-            $request,
-            $self.core.now(),
-        )
-        .await?
-        {
-            govmedia_kit::mutation::Begin::Replayed(answer) => return Ok(tonic::Response::new(answer)),
-            govmedia_kit::mutation::Begin::Fresh(m) => m,
-        }
+/// The full gRPC path of a method ("Service/Method") of `govmedia.interaction.v1`: the
+/// idempotency key's method.
+macro_rules! method {
+    ($path:literal) => {
+        concat!("/govmedia.interaction.v1.", $path)
     };
 }
-pub(crate) use begin;
+pub(crate) use method;
 
 /// A wire duration.
 pub(crate) fn duration(d: chrono::Duration) -> prost_types::Duration {
@@ -81,6 +71,19 @@ pub(crate) fn evidence_to(stored: &str) -> Option<cpb::Evidence> {
 /// The internal error for a value the validator has already vouched for.
 pub(crate) fn validated() -> Error {
     Error::internal("validated")
+}
+
+/// The account's facts and `caller`'s authorisation for `permission` on it, asked before
+/// any transaction begins; locking a row of the account for the change needs the grant.
+pub(crate) async fn authorize_on_account(
+    core: &crate::Core,
+    caller: &Principal,
+    permission: govmedia_domain::permission::Permission,
+    account: govmedia_domain::ids::PlatformAccountId,
+) -> Result<(AccountFacts, Authorized), Error> {
+    let facts = core.account(account).await?;
+    let grant = core.permissions().authorize(caller.id, permission, &facts.resource()).await?;
+    Ok((facts, grant))
 }
 
 /// The account's facts once `caller` holds `permission` on it.
@@ -128,14 +131,17 @@ pub(crate) async fn screen_reply(
     let screened = core.screener().screen(context, vec![("text".to_owned(), text.to_owned())]).await?;
     let blocking = screened.blocking();
     if !blocking.is_empty() {
-        let mut m = govmedia_kit::mutation::HandRun::begin_without_key(core.db(), core.now()).await?;
         let detail: Vec<String> = blocking.iter().map(|f| format!("\"{}\"", f.excerpt)).collect();
-        m.audit(
-            record(AuditAction::ReplyRefused, caller, resource, facts, m.now(), "R4.1.2", Some(request_id))
+        let refused =
+            record(AuditAction::ReplyRefused, caller, resource, facts, core.now(), "R4.1.2", Some(request_id))
                 .outcome(govmedia_domain::audit::Outcome::Denied)
-                .attr("findings", detail.join("; ")),
-        );
-        m.commit(&(), Some(core.relay())).await?;
+                .attr("findings", detail.join("; "));
+        core.work()
+            .run_unkeyed(async |m| {
+                m.audit(refused);
+                Ok(())
+            })
+            .await?;
         return Err(govmedia_kit::screening::refusal(&blocking));
     }
     Ok(screened.findings)

@@ -14,13 +14,14 @@ use govmedia_domain::scope::Resource;
 use govmedia_domain::screening::{Category, Severity};
 use govmedia_domain::validate::{MAX_NAME_CHARS, Validator};
 use govmedia_kit::auth::Principal;
+use govmedia_kit::mutation::Call;
 use govmedia_kit::wire::{caller, check_etag, etag, next_page_token, ts};
 use govmedia_proto::common::v1 as cpb;
 use govmedia_proto::interaction::v1 as pb;
 use govmedia_proto::interaction::v1::moderation_service_server::{ModerationService, ModerationServiceServer};
 use tonic::{Request, Response, Status};
 
-use super::{begin, record, validated};
+use super::{method, record, validated};
 use crate::domain::moderation::{Action, Condition, Rule};
 use crate::store::rules::{self as store, StoredRule};
 use crate::store::settings::{self as settings_store, Settings};
@@ -228,6 +229,12 @@ impl Moderation {
         Ok(resource)
     }
 
+    /// A rule as it is now, read without a lock.
+    async fn read_rule(&self, id: ModerationRuleId) -> Result<StoredRule, Error> {
+        let mut tx = self.core.db().begin_read().await?;
+        store::get(&mut tx, id).await?.ok_or_else(|| Error::not_found("moderation_rule", id))
+    }
+
     fn rule_record(&self, action: AuditAction, caller: &Principal, r: &StoredRule, request_id: String) -> AuditRecord {
         let mut resource = AuditResourceRef::new("moderation_rule", r.id);
         resource.platform_account = r.account();
@@ -256,32 +263,34 @@ impl ModerationService for Moderation {
         let (Some(request_id), Some(name)) = (request_id, name) else { return Err(validated().into()) };
         let account = condition.platform_account_id.as_deref().and_then(|a| a.parse().ok());
         self.require(&caller, Permission::ModerationRuleManage, account).await?;
-        let mut m = begin!(self, caller, "ModerationService/CreateModerationRule", request_id, &req);
-        let now = m.now();
-        let id = ModerationRuleId::new();
-        let rule = StoredRule {
-            id,
-            name,
-            rule: Rule {
-                id: id.to_string(),
-                priority: given.priority,
-                created_at: now,
-                condition,
-                actions,
-                enabled: given.enabled,
-            },
-            updated_at: now,
-            version: 1,
-        };
-        store::insert(m.tx(), &rule).await?;
-        m.audit(
-            self.rule_record(AuditAction::ModerationRuleCreated, &caller, &rule, request_id.to_string())
-                .attr("priority", rule.rule.priority)
-                .attr("enabled", rule.rule.enabled),
-        );
-        let answer = pb::CreateModerationRuleResponse { moderation_rule: Some(to_proto(&rule)) };
-        m.commit(&answer, Some(self.core.relay())).await?;
-        Ok(Response::new(answer))
+        let call = Call::new(&caller, method!("ModerationService/CreateModerationRule"), request_id, &req);
+        let answer = self.core.work().run(call, async |m| {
+            let now = m.now();
+            let id = ModerationRuleId::new();
+            let rule = StoredRule {
+                id,
+                name,
+                rule: Rule {
+                    id: id.to_string(),
+                    priority: given.priority,
+                    created_at: now,
+                    condition,
+                    actions,
+                    enabled: given.enabled,
+                },
+                updated_at: now,
+                version: 1,
+            };
+            store::insert(m.tx(), &rule).await?;
+            m.audit(
+                self.rule_record(AuditAction::ModerationRuleCreated, &caller, &rule, request_id.to_string())
+                    .attr("priority", rule.rule.priority)
+                    .attr("enabled", rule.rule.enabled),
+            );
+            let answer = pb::CreateModerationRuleResponse { moderation_rule: Some(to_proto(&rule)) };
+            Ok(answer)
+        });
+        Ok(Response::new(answer.await?))
     }
 
     async fn get_moderation_rule(
@@ -349,38 +358,46 @@ impl ModerationService for Moderation {
         }
         v.finish()?;
         let (Some(request_id), Some(id)) = (request_id, id) else { return Err(validated().into()) };
-        let mut m = begin!(self, caller, "ModerationService/UpdateModerationRule", request_id, &req);
-        let mut rule = store::get(m.tx(), id).await?.ok_or_else(|| Error::not_found("moderation_rule", id))?;
-        self.require(&caller, Permission::ModerationRuleManage, rule.account()).await?;
-        check_etag("moderation_rule.etag", &given.etag, rule.version, true)?;
-        let previous = rule.version;
-        if let Some(x) = name {
-            rule.name = x;
-        }
-        if let Some(x) = priority {
-            rule.rule.priority = x;
-        }
-        if let Some(x) = new_condition {
-            rule.rule.condition = x;
+        let current = self.read_rule(id).await?;
+        self.require(&caller, Permission::ModerationRuleManage, current.account()).await?;
+        if let Some(moved) =
+            new_condition.as_ref().map(|c| c.platform_account_id.as_deref().and_then(|a| a.parse().ok()))
+        {
             // Moving a rule to another account needs the right there too.
-            self.require(&caller, Permission::ModerationRuleManage, rule.account()).await?;
+            self.require(&caller, Permission::ModerationRuleManage, moved).await?;
         }
-        if let Some(x) = new_actions {
-            rule.rule.actions = x;
-        }
-        if let Some(x) = enabled {
-            rule.rule.enabled = x;
-        }
-        rule.updated_at = m.now();
-        rule.version += 1;
-        store::save(m.tx(), &rule, previous).await?;
-        m.audit(
-            self.rule_record(AuditAction::ModerationRuleUpdated, &caller, &rule, request_id.to_string())
-                .attr("fields", paths.join(",")),
-        );
-        let answer = pb::UpdateModerationRuleResponse { moderation_rule: Some(to_proto(&rule)) };
-        m.commit(&answer, Some(self.core.relay())).await?;
-        Ok(Response::new(answer))
+        let call = Call::new(&caller, method!("ModerationService/UpdateModerationRule"), request_id, &req);
+        let answer = self.core.work().run(call, async |m| {
+            let mut rule = store::get(m.tx(), id).await?.ok_or_else(|| Error::not_found("moderation_rule", id))?;
+            unmoved(&current, &rule)?;
+            check_etag("moderation_rule.etag", &given.etag, rule.version, true)?;
+            let previous = rule.version;
+            if let Some(x) = name {
+                rule.name = x;
+            }
+            if let Some(x) = priority {
+                rule.rule.priority = x;
+            }
+            if let Some(x) = new_condition {
+                rule.rule.condition = x;
+            }
+            if let Some(x) = new_actions {
+                rule.rule.actions = x;
+            }
+            if let Some(x) = enabled {
+                rule.rule.enabled = x;
+            }
+            rule.updated_at = m.now();
+            rule.version += 1;
+            store::save(m.tx(), &rule, previous).await?;
+            m.audit(
+                self.rule_record(AuditAction::ModerationRuleUpdated, &caller, &rule, request_id.to_string())
+                    .attr("fields", paths.join(",")),
+            );
+            let answer = pb::UpdateModerationRuleResponse { moderation_rule: Some(to_proto(&rule)) };
+            Ok(answer)
+        });
+        Ok(Response::new(answer.await?))
     }
 
     async fn delete_moderation_rule(
@@ -394,15 +411,19 @@ impl ModerationService for Moderation {
         let id: Option<ModerationRuleId> = v.id("moderation_rule_id", &req.moderation_rule_id);
         v.finish()?;
         let (Some(request_id), Some(id)) = (request_id, id) else { return Err(validated().into()) };
-        let mut m = begin!(self, caller, "ModerationService/DeleteModerationRule", request_id, &req);
-        let rule = store::get(m.tx(), id).await?.ok_or_else(|| Error::not_found("moderation_rule", id))?;
-        self.require(&caller, Permission::ModerationRuleManage, rule.account()).await?;
-        check_etag("etag", &req.etag, rule.version, false)?;
-        store::delete(m.tx(), id, rule.version).await?;
-        m.audit(self.rule_record(AuditAction::ModerationRuleDeleted, &caller, &rule, request_id.to_string()));
-        let answer = pb::DeleteModerationRuleResponse {};
-        m.commit(&answer, Some(self.core.relay())).await?;
-        Ok(Response::new(answer))
+        let current = self.read_rule(id).await?;
+        self.require(&caller, Permission::ModerationRuleManage, current.account()).await?;
+        let call = Call::new(&caller, method!("ModerationService/DeleteModerationRule"), request_id, &req);
+        let answer = self.core.work().run(call, async |m| {
+            let rule = store::get(m.tx(), id).await?.ok_or_else(|| Error::not_found("moderation_rule", id))?;
+            unmoved(&current, &rule)?;
+            check_etag("etag", &req.etag, rule.version, false)?;
+            store::delete(m.tx(), id, rule.version).await?;
+            m.audit(self.rule_record(AuditAction::ModerationRuleDeleted, &caller, &rule, request_id.to_string()));
+            let answer = pb::DeleteModerationRuleResponse {};
+            Ok(answer)
+        });
+        Ok(Response::new(answer.await?))
     }
 
     async fn get_interaction_settings(
@@ -465,44 +486,57 @@ impl ModerationService for Moderation {
         let (Some(request_id), Some(account)) = (request_id, account) else { return Err(validated().into()) };
         let facts = self.core.account(account).await?;
         self.core.permissions().require(caller.id, Permission::ModerationRuleManage, &facts.resource()).await?;
-        let mut m = begin!(self, caller, "ModerationService/UpdateInteractionSettings", request_id, &req);
-        let mut settings = settings_store::get(m.tx(), account).await?;
-        if settings.version == 0 {
-            if !given.etag.is_empty() {
-                return Err(Error::Conflict(format!(
-                    "settings.etag {:?} is stale: the settings were never set",
-                    given.etag
-                ))
-                .into());
+        let call = Call::new(&caller, method!("ModerationService/UpdateInteractionSettings"), request_id, &req);
+        let answer = self.core.work().run(call, async |m| {
+            let mut settings = settings_store::get(m.tx(), account).await?;
+            if settings.version == 0 {
+                if !given.etag.is_empty() {
+                    return Err(Error::Conflict(format!(
+                        "settings.etag {:?} is stale: the settings were never set",
+                        given.etag
+                    )));
+                }
+            } else {
+                check_etag("settings.etag", &given.etag, settings.version, true)?;
             }
-        } else {
-            check_etag("settings.etag", &given.etag, settings.version, true)?;
-        }
-        let previous = settings.version;
-        if let Some(x) = approval {
-            settings.reply_approval_required = x;
-        }
-        if let Some(x) = targets {
-            settings.response_targets = x;
-        }
-        settings.updated_at = Some(m.now());
-        settings.version += 1;
-        settings_store::save(m.tx(), &settings, previous).await?;
-        m.audit(
-            record(
-                AuditAction::InteractionSettingsUpdated,
-                &caller,
-                ("interaction_settings", account),
-                &facts,
-                m.now(),
-                "R4.1.2",
-                Some(request_id.to_string()),
-            )
-            .attr("fields", paths.join(","))
-            .attr("reply_approval_required", settings.reply_approval_required),
-        );
-        let answer = pb::UpdateInteractionSettingsResponse { settings: Some(settings_to(&settings)) };
-        m.commit(&answer, Some(self.core.relay())).await?;
-        Ok(Response::new(answer))
+            let previous = settings.version;
+            if let Some(x) = approval {
+                settings.reply_approval_required = x;
+            }
+            if let Some(x) = targets {
+                settings.response_targets = x;
+            }
+            settings.updated_at = Some(m.now());
+            settings.version += 1;
+            settings_store::save(m.tx(), &settings, previous).await?;
+            m.audit(
+                record(
+                    AuditAction::InteractionSettingsUpdated,
+                    &caller,
+                    ("interaction_settings", account),
+                    &facts,
+                    m.now(),
+                    "R4.1.2",
+                    Some(request_id.to_string()),
+                )
+                .attr("fields", paths.join(","))
+                .attr("reply_approval_required", settings.reply_approval_required),
+            );
+            let answer = pb::UpdateInteractionSettingsResponse { settings: Some(settings_to(&settings)) };
+            Ok(answer)
+        });
+        Ok(Response::new(answer.await?))
+    }
+}
+
+/// The rule, in the change's transaction, is still on the account its permission was
+/// checked on; ABORTED otherwise (it moved in between: read it again and retry).
+fn unmoved(checked: &StoredRule, now: &StoredRule) -> Result<(), Error> {
+    if checked.account() == now.account() {
+        Ok(())
+    } else {
+        Err(Error::Conflict(
+            "the moderation rule moved since the permission was checked; read it again and retry".into(),
+        ))
     }
 }

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, NaiveDate, Utc};
 use govmedia_domain::Error;
 use govmedia_domain::ids::{CampaignId, DepartmentId, PlatformAccountId};
-use govmedia_kit::db::{Tx, db_error};
+use govmedia_kit::access::Authorized;
+use govmedia_kit::db::{Tx, db_error, lock_row};
 use govmedia_kit::on_tx;
 
 use super::{id, parsed};
@@ -245,18 +246,24 @@ pub async fn save_campaign(tx: &mut Tx, c: &Campaign, expected_version: i64) -> 
     Ok(())
 }
 
-/// One campaign with its totals; locked on PostgreSQL when `lock`.
-pub async fn get_campaign(tx: &mut Tx, campaign: CampaignId, lock: bool) -> Result<Option<Campaign>, Error> {
-    if lock && matches!(tx, Tx::Postgres(_)) {
-        on_tx!(tx, |conn, dialect| {
-            sqlx::query(&dialect.sql("SELECT id FROM campaigns WHERE id = $1 FOR UPDATE"))
-                .bind(campaign.to_string())
-                .execute(conn)
-                .await
-                .map(|r| r.rows_affected())
-        })
-        .map_err(db_error)?;
-    }
+#[derive(sqlx::FromRow)]
+struct Locked {
+    #[allow(dead_code)] // the row is fetched for its lock
+    id: String,
+}
+
+/// One campaign with its totals, locked for a change `grant` allows on its department.
+pub async fn lock_campaign(tx: &mut Tx, campaign: CampaignId, grant: &Authorized) -> Result<Campaign, Error> {
+    let _: Locked = lock_row(tx, "campaigns", &campaign.to_string(), grant)
+        .await?
+        .ok_or_else(|| Error::not_found("campaign", campaign))?;
+    let campaign = get_campaign(tx, campaign).await?.ok_or_else(|| Error::not_found("campaign", campaign))?;
+    grant.ensure_covers(Some(campaign.department), &[])?;
+    Ok(campaign)
+}
+
+/// One campaign with its totals, as it is now.
+pub async fn get_campaign(tx: &mut Tx, campaign: CampaignId) -> Result<Option<Campaign>, Error> {
     let sql = format!("{SELECT_CAMPAIGN} WHERE c.id = $1");
     let row: Option<CampaignRow> = on_tx!(tx, |conn, dialect| {
         sqlx::query_as(&dialect.sql(&sql)).bind(campaign.to_string()).fetch_optional(conn).await

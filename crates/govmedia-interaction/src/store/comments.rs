@@ -5,7 +5,8 @@ use std::collections::HashSet;
 use chrono::{DateTime, Utc};
 use govmedia_domain::Error;
 use govmedia_domain::ids::{CommentId, PlatformAccountId, PublicationId, ReplyId, UserId};
-use govmedia_kit::db::{Dialect, Tx, db_error};
+use govmedia_kit::access::Authorized;
+use govmedia_kit::db::{Tx, db_error, lock_row};
 use govmedia_kit::on_tx;
 
 use super::{id, optional_id, parsed, placeholders};
@@ -218,17 +219,26 @@ pub async fn save(tx: &mut Tx, c: &Comment, expected_version: i64) -> Result<(),
     Ok(())
 }
 
-/// One comment; locked for update on PostgreSQL when `lock`.
-pub async fn get(tx: &mut Tx, comment: CommentId, lock: bool) -> Result<Option<Comment>, Error> {
+/// One comment, as it is now.
+pub async fn get(tx: &mut Tx, comment: CommentId) -> Result<Option<Comment>, Error> {
     let row: Option<Row> = on_tx!(tx, |conn, dialect| {
-        let sql = match (dialect, lock) {
-            (Dialect::Postgres, true) => "SELECT * FROM comments WHERE id = $1 FOR UPDATE",
-            _ => "SELECT * FROM comments WHERE id = $1",
-        };
-        sqlx::query_as(&dialect.sql(sql)).bind(comment.to_string()).fetch_optional(conn).await
+        sqlx::query_as(&dialect.sql("SELECT * FROM comments WHERE id = $1"))
+            .bind(comment.to_string())
+            .fetch_optional(conn)
+            .await
     })
     .map_err(db_error)?;
     row.map(Comment::try_from).transpose()
+}
+
+/// One comment, locked for a change `grant` allows on its account.
+pub async fn lock(tx: &mut Tx, comment: CommentId, grant: &Authorized) -> Result<Comment, Error> {
+    let row: Row = lock_row(tx, "comments", &comment.to_string(), grant)
+        .await?
+        .ok_or_else(|| Error::not_found("comment", comment))?;
+    let comment = Comment::try_from(row)?;
+    grant.ensure_covers_account(comment.account)?;
+    Ok(comment)
 }
 
 /// The stored comments of `account` among `platform_ids`: (platform comment id, id,
@@ -591,17 +601,26 @@ pub async fn save_reply(tx: &mut Tx, r: &Reply, expected_version: i64) -> Result
     Ok(())
 }
 
-/// One reply; locked for update on PostgreSQL when `lock`.
-pub async fn get_reply(tx: &mut Tx, reply: ReplyId, lock: bool) -> Result<Option<Reply>, Error> {
+/// One reply, as it is now.
+pub async fn get_reply(tx: &mut Tx, reply: ReplyId) -> Result<Option<Reply>, Error> {
     let row: Option<ReplyRow> = on_tx!(tx, |conn, dialect| {
-        let sql = match (dialect, lock) {
-            (Dialect::Postgres, true) => "SELECT * FROM replies WHERE id = $1 FOR UPDATE",
-            _ => "SELECT * FROM replies WHERE id = $1",
-        };
-        sqlx::query_as(&dialect.sql(sql)).bind(reply.to_string()).fetch_optional(conn).await
+        sqlx::query_as(&dialect.sql("SELECT * FROM replies WHERE id = $1"))
+            .bind(reply.to_string())
+            .fetch_optional(conn)
+            .await
     })
     .map_err(db_error)?;
     row.map(Reply::try_from).transpose()
+}
+
+/// One reply, locked for a change `grant` allows on its comment's account, with the
+/// comment (locked too).
+pub async fn lock_reply(tx: &mut Tx, reply: ReplyId, grant: &Authorized) -> Result<(Reply, Comment), Error> {
+    let row: ReplyRow =
+        lock_row(tx, "replies", &reply.to_string(), grant).await?.ok_or_else(|| Error::not_found("reply", reply))?;
+    let reply = Reply::try_from(row)?;
+    let comment = lock(tx, reply.comment, grant).await?;
+    Ok((reply, comment))
 }
 
 /// The replies of these comments, each comment's in order.

@@ -3,7 +3,8 @@
 use chrono::{DateTime, Utc};
 use govmedia_domain::Error;
 use govmedia_domain::ids::{ConversationId, DepartmentId, MessageId, PlatformAccountId, ReferralId, UserId};
-use govmedia_kit::db::{Dialect, Tx, db_error, is_unique_violation};
+use govmedia_kit::access::Authorized;
+use govmedia_kit::db::{Dialect, Tx, db_error, is_unique_violation, lock_row};
 use govmedia_kit::on_tx;
 
 use super::{id, optional_id, parsed};
@@ -198,17 +199,26 @@ pub async fn save(tx: &mut Tx, c: &Conversation, expected_version: i64) -> Resul
     Ok(())
 }
 
-/// One conversation; locked for update on PostgreSQL when `lock`.
-pub async fn get(tx: &mut Tx, conversation: ConversationId, lock: bool) -> Result<Option<Conversation>, Error> {
+/// One conversation, as it is now.
+pub async fn get(tx: &mut Tx, conversation: ConversationId) -> Result<Option<Conversation>, Error> {
     let row: Option<Row> = on_tx!(tx, |conn, dialect| {
-        let sql = match (dialect, lock) {
-            (Dialect::Postgres, true) => "SELECT * FROM conversations WHERE id = $1 FOR UPDATE",
-            _ => "SELECT * FROM conversations WHERE id = $1",
-        };
-        sqlx::query_as(&dialect.sql(sql)).bind(conversation.to_string()).fetch_optional(conn).await
+        sqlx::query_as(&dialect.sql("SELECT * FROM conversations WHERE id = $1"))
+            .bind(conversation.to_string())
+            .fetch_optional(conn)
+            .await
     })
     .map_err(db_error)?;
     row.map(Conversation::try_from).transpose()
+}
+
+/// One conversation, locked for a change `grant` allows on its account.
+pub async fn lock(tx: &mut Tx, conversation: ConversationId, grant: &Authorized) -> Result<Conversation, Error> {
+    let row: Row = lock_row(tx, "conversations", &conversation.to_string(), grant)
+        .await?
+        .ok_or_else(|| Error::not_found("conversation", conversation))?;
+    let conversation = Conversation::try_from(row)?;
+    grant.ensure_covers_account(conversation.account)?;
+    Ok(conversation)
 }
 
 /// The open conversation of an account with a correspondent, locked on PostgreSQL.
@@ -570,17 +580,27 @@ pub async fn save_referral(tx: &mut Tx, r: &Referral, expected_version: i64) -> 
     Ok(())
 }
 
-/// One referral; locked for update on PostgreSQL when `lock`.
-pub async fn get_referral(tx: &mut Tx, referral: ReferralId, lock: bool) -> Result<Option<Referral>, Error> {
+/// One referral, as it is now.
+pub async fn get_referral(tx: &mut Tx, referral: ReferralId) -> Result<Option<Referral>, Error> {
     let row: Option<ReferralRow> = on_tx!(tx, |conn, dialect| {
-        let sql = match (dialect, lock) {
-            (Dialect::Postgres, true) => "SELECT * FROM referrals WHERE id = $1 FOR UPDATE",
-            _ => "SELECT * FROM referrals WHERE id = $1",
-        };
-        sqlx::query_as(&dialect.sql(sql)).bind(referral.to_string()).fetch_optional(conn).await
+        sqlx::query_as(&dialect.sql("SELECT * FROM referrals WHERE id = $1"))
+            .bind(referral.to_string())
+            .fetch_optional(conn)
+            .await
     })
     .map_err(db_error)?;
     row.map(Referral::try_from).transpose()
+}
+
+/// One referral, locked for a change `grant` allows: on its account (the referring
+/// side) or on the receiving department.
+pub async fn lock_referral(tx: &mut Tx, referral: ReferralId, grant: &Authorized) -> Result<Referral, Error> {
+    let row: ReferralRow = lock_row(tx, "referrals", &referral.to_string(), grant)
+        .await?
+        .ok_or_else(|| Error::not_found("referral", referral))?;
+    let referral = Referral::try_from(row)?;
+    grant.ensure_covers_account(referral.account).or_else(|_| grant.ensure_covers(Some(referral.department), &[]))?;
+    Ok(referral)
 }
 
 /// The ids of the referrals made from a conversation, oldest first.
