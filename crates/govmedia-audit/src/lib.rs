@@ -35,6 +35,7 @@ use tokio_util::sync::CancellationToken;
 use crate::appender::{Appender, CheckpointPolicy};
 use crate::domain::chain::ChainedEvent;
 use crate::domain::screening::Lexicon;
+use govmedia_kit::mutation::UnitOfWork;
 use govmedia_kit::outbox::{AppendReceipt, AuditSink, Relay, SinkError};
 
 static POSTGRES: Migrator = sqlx::migrate!("migrations/postgres");
@@ -111,13 +112,11 @@ pub fn parse_checkpoint_key(text: &str) -> Result<SigningKey, String> {
 /// The service's shared state.
 #[derive(Debug)]
 pub struct Core {
-    db: Database,
-    clock: Arc<dyn Clock>,
+    work: UnitOfWork,
     appender: Appender,
     permissions: PermissionChecker,
     checkpoint_public_key: [u8; 32],
     lexicon: std::sync::RwLock<Arc<Lexicon>>,
-    relay: Arc<tokio::sync::Notify>,
 }
 
 /// The audit service's own outbox ships straight into its appender: its records (lexicon
@@ -153,17 +152,15 @@ impl Core {
         let appender = Appender::start(db.clone(), Arc::clone(&clock), checkpoints, stop.clone());
         lexicon::seed_default(&db, clock.now()).await?;
         let built = lexicon::build(&db).await?;
-        let relay = Relay::new(db.clone(), LocalSink(appender.clone()));
-        let waker = relay.waker();
+        let work = UnitOfWork::new(db.clone(), clock);
+        let relay = Relay::new(db, LocalSink(appender.clone())).with_waker(work.relay_waker());
         tokio::spawn(relay.run(stop));
         Ok(Arc::new(Self {
-            db,
-            clock,
+            work,
             appender,
             permissions,
             checkpoint_public_key,
             lexicon: std::sync::RwLock::new(Arc::new(built)),
-            relay: waker,
         }))
     }
 
@@ -176,7 +173,7 @@ impl Core {
     /// Rebuilds the engine from the stored lexicon and swaps it in (only forward: a
     /// slower rebuild of an older version never replaces a newer one).
     pub async fn reload_lexicon(&self) -> Result<u64, govmedia_domain::Error> {
-        let built = Arc::new(lexicon::build(&self.db).await?);
+        let built = Arc::new(lexicon::build(self.db()).await?);
         let mut current = self.lexicon.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         if built.version() >= current.version() {
             *current = built;
@@ -184,14 +181,14 @@ impl Core {
         Ok(current.version())
     }
 
-    /// Wakes the own-outbox relay after a commit.
-    pub fn relay(&self) -> &Arc<tokio::sync::Notify> {
-        &self.relay
+    /// The unit of work every change runs in.
+    pub fn work(&self) -> &UnitOfWork {
+        &self.work
     }
 
     /// The database.
     pub fn db(&self) -> &Database {
-        &self.db
+        self.work.db()
     }
 
     /// The writer.
@@ -206,7 +203,7 @@ impl Core {
 
     /// Now.
     pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
-        self.clock.now()
+        self.work.now()
     }
 
     /// The public key checkpoints are signed with.

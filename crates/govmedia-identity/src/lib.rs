@@ -30,9 +30,10 @@ use govmedia_kit::config::{
     ConfigFileSettings, DatabaseSettings, PeerSettings, Secret, ServerSettings, TelemetrySettings, parse_duration,
 };
 use govmedia_kit::db::{Database, ServiceMigrations, Tx};
+use govmedia_kit::mutation::UnitOfWork;
 use govmedia_kit::server::ServerBuilder;
 use sqlx::migrate::Migrator;
-use tokio::sync::{Notify, RwLock};
+use tokio::sync::RwLock;
 
 use crate::domain::access::{Binding, Decision, Denial};
 use crate::domain::anomaly::WorkingHours;
@@ -216,13 +217,11 @@ struct KeyState {
 /// The service's shared state.
 #[derive(Debug)]
 pub struct Core {
-    db: Database,
-    clock: Arc<dyn Clock>,
+    work: UnitOfWork,
     sealer: Sealer,
     policy: Policy,
     keys: RwLock<KeyState>,
     verifier: Arc<TokenVerifier>,
-    relay: Arc<Notify>,
 }
 
 /// What the first start created, to be shown once.
@@ -244,31 +243,28 @@ impl Core {
         policy: Policy,
         options: &IdentityOptions,
     ) -> Result<(Arc<Self>, Option<Bootstrap>), StartError> {
-        let now = clock.now();
-        let state = load_or_rotate_keys(&db, &sealer, &policy, now).await.map_err(StartError::Bootstrap)?;
+        let work = UnitOfWork::new(db, Arc::clone(&clock));
+        let state = load_or_rotate_keys(&work, &sealer, &policy).await.map_err(StartError::Bootstrap)?;
         let verifier =
             Arc::new(TokenVerifier::new(KeySource::Static(public_keys(&state.live))).with_clock(Arc::clone(&clock)));
-        let core = Arc::new(Self {
-            db,
-            clock,
-            sealer,
-            policy,
-            keys: RwLock::new(state),
-            verifier,
-            relay: Arc::new(Notify::new()),
-        });
+        let core = Arc::new(Self { work, sealer, policy, keys: RwLock::new(state), verifier });
         let bootstrap = core.bootstrap_admin(options).await.map_err(StartError::Bootstrap)?;
         Ok((core, bootstrap))
     }
 
+    /// The unit of work every change runs in.
+    pub fn work(&self) -> &UnitOfWork {
+        &self.work
+    }
+
     /// The database.
     pub fn db(&self) -> &Database {
-        &self.db
+        self.work.db()
     }
 
     /// Now.
     pub fn now(&self) -> DateTime<Utc> {
-        self.clock.now()
+        self.work.now()
     }
 
     /// The policies.
@@ -279,11 +275,6 @@ impl Core {
     /// The sealer for secrets at rest.
     pub fn sealer(&self) -> &Sealer {
         &self.sealer
-    }
-
-    /// Wakes the outbox relay after a commit.
-    pub fn relay(&self) -> &Arc<Notify> {
-        &self.relay
     }
 
     /// The verifier for identity's own tokens.
@@ -342,7 +333,7 @@ impl Core {
         let now = self.now();
         let due =
             self.keys.read().await.live.first().is_none_or(|k| k.created_at + self.policy.signing_key_rotation <= now);
-        let state = load_or_rotate_keys(&self.db, &self.sealer, &self.policy, now).await?;
+        let state = load_or_rotate_keys(&self.work, &self.sealer, &self.policy).await?;
         self.verifier_reload(&state.live).await;
         *self.keys.write().await = state;
         Ok(due)
@@ -407,66 +398,65 @@ impl Core {
     pub async fn provision_service_principal(&self, client_id: &str, secret: &str) -> Result<bool, Error> {
         use crate::domain::model::ServicePrincipal;
         use govmedia_domain::ids::ServicePrincipalId;
-        let mut tx = self.db.begin().await?;
-        let now = self.now();
         let hash = crate::domain::tokens::token_hash(secret);
         let actor = Actor::system("govmedia.up");
-        let existing = store::directory::get_service_principal_by_client_id(&mut tx, client_id).await?;
-        let (principal, action) = match existing {
-            Some(p) if p.secret_hash == hash && !p.disabled => return Ok(false),
-            Some(mut p) => {
-                let previous = p.version;
-                p.secret_hash = hash;
-                p.disabled = false;
-                p.secret_rotated_at = now;
-                p.updated_at = now;
-                p.version += 1;
-                store::directory::save_service_principal(&mut tx, &p, previous).await?;
-                (p, AuditAction::ServicePrincipalSecretRotated)
-            }
-            None => {
-                let p = ServicePrincipal {
-                    id: ServicePrincipalId::new(),
-                    client_id: client_id.to_owned(),
-                    display_name: client_id.to_owned(),
-                    owner: None,
-                    secret_hash: hash,
-                    disabled: false,
-                    secret_rotated_at: now,
-                    created_at: now,
-                    updated_at: now,
-                    version: 1,
+        self.work
+            .run_unkeyed(async |m| {
+                let now = m.now();
+                let existing = store::directory::get_service_principal_by_client_id(m.tx(), client_id).await?;
+                let (principal, action) = match existing {
+                    Some(p) if p.secret_hash == hash && !p.disabled => return Ok(false),
+                    Some(mut p) => {
+                        let previous = p.version;
+                        p.secret_hash = hash;
+                        p.disabled = false;
+                        p.secret_rotated_at = now;
+                        p.updated_at = now;
+                        p.version += 1;
+                        store::directory::save_service_principal(m.tx(), &p, previous).await?;
+                        (p, AuditAction::ServicePrincipalSecretRotated)
+                    }
+                    None => {
+                        let p = ServicePrincipal {
+                            id: ServicePrincipalId::new(),
+                            client_id: client_id.to_owned(),
+                            display_name: client_id.to_owned(),
+                            owner: None,
+                            secret_hash: hash,
+                            disabled: false,
+                            secret_rotated_at: now,
+                            created_at: now,
+                            updated_at: now,
+                            version: 1,
+                        };
+                        store::directory::insert_service_principal(m.tx(), &p).await?;
+                        let binding = Binding {
+                            id: RoleBindingId::new(),
+                            principal: p.id.into(),
+                            role: Role::GovmediaService,
+                            scope: Scope::Global,
+                            granted_by: p.id.into(),
+                            reason: "govmedia up: a service of this installation".into(),
+                            created_at: now,
+                        };
+                        store::access::insert_binding(m.tx(), &binding).await?;
+                        (p, AuditAction::ServicePrincipalCreated)
+                    }
                 };
-                store::directory::insert_service_principal(&mut tx, &p).await?;
-                let binding = Binding {
-                    id: RoleBindingId::new(),
-                    principal: p.id.into(),
-                    role: Role::GovmediaService,
-                    scope: Scope::Global,
-                    granted_by: p.id.into(),
-                    reason: "govmedia up: a service of this installation".into(),
-                    created_at: now,
-                };
-                store::access::insert_binding(&mut tx, &binding).await?;
-                (p, AuditAction::ServicePrincipalCreated)
-            }
-        };
-        let record = self
-            .record(action, actor, AuditResourceRef::new("service_principal", principal.id))
-            .rule("R2.2.2")
-            .attr("client_id", &principal.client_id);
-        govmedia_kit::outbox::enqueue(&mut tx, &[record]).await?;
-        tx.commit().await?;
-        self.relay.notify_one();
-        Ok(true)
+                let record = self
+                    .record(action, actor, AuditResourceRef::new("service_principal", principal.id))
+                    .rule("R2.2.2")
+                    .attr("client_id", &principal.client_id);
+                m.audit(record);
+                Ok(true)
+            })
+            .await
     }
 
     async fn bootstrap_admin(&self, options: &IdentityOptions) -> Result<Option<Bootstrap>, Error> {
-        let mut tx = self.db.begin().await?;
-        if store::directory::count_users(&mut tx).await? > 0 {
+        if store::directory::count_users(&mut self.db().begin_read().await?).await? > 0 {
             return Ok(None);
         }
-        let now = self.now();
         let (password, generated) = match &options.bootstrap_password {
             Some(p) => (p.expose().to_owned(), false),
             None => (password::generate_one_time(), true),
@@ -476,50 +466,58 @@ impl Core {
             let password = password.clone();
             tokio::task::spawn_blocking(move || password::hash(&password)).await.map_err(Error::internal)??
         };
-        let admin = User {
-            id: UserId::new(),
-            username: options.bootstrap_admin.clone(),
-            display_name: "Administrator".into(),
-            department: None,
-            email: String::new(),
-            phone: String::new(),
-            status: UserStatus::Active,
-            password_hash: hash.clone(),
-            password_changed_at: now,
-            password_expires_at: now,
-            must_change_password: true,
-            failed_attempts: 0,
-            lockout_count: 0,
-            locked_until: None,
-            last_login_at: None,
-            created_at: now,
-            updated_at: now,
-            version: 1,
-        };
-        store::directory::insert_user(&mut tx, &admin).await?;
-        store::directory::push_password_history(&mut tx, admin.id, &hash, now).await?;
-        let binding = Binding {
-            id: RoleBindingId::new(),
-            principal: admin.id.into(),
-            role: Role::Administrator,
-            scope: Scope::Global,
-            granted_by: admin.id.into(),
-            reason: "first start: the bootstrap administrator".into(),
-            created_at: now,
-        };
-        store::access::insert_binding(&mut tx, &binding).await?;
-        let record = self
-            .record(
-                AuditAction::AdministratorBootstrapped,
-                Actor::system("identity.bootstrap"),
-                AuditResourceRef::new("user", admin.id),
-            )
-            .rule("R2.2.2")
-            .attr("username", &admin.username)
-            .attr("password_source", if generated { "generated" } else { "configuration" });
-        govmedia_kit::outbox::enqueue(&mut tx, &[record]).await?;
-        tx.commit().await?;
-        Ok(Some(Bootstrap { admin_username: admin.username, one_time_password: generated.then_some(password) }))
+        self.work
+            .run_unkeyed(async |m| {
+                if store::directory::count_users(m.tx()).await? > 0 {
+                    // Another replica bootstrapped between the check and now.
+                    return Ok(None);
+                }
+                let now = m.now();
+                let admin = User {
+                    id: UserId::new(),
+                    username: options.bootstrap_admin.clone(),
+                    display_name: "Administrator".into(),
+                    department: None,
+                    email: String::new(),
+                    phone: String::new(),
+                    status: UserStatus::Active,
+                    password_hash: hash.clone(),
+                    password_changed_at: now,
+                    password_expires_at: now,
+                    must_change_password: true,
+                    failed_attempts: 0,
+                    lockout_count: 0,
+                    locked_until: None,
+                    last_login_at: None,
+                    created_at: now,
+                    updated_at: now,
+                    version: 1,
+                };
+                store::directory::insert_user(m.tx(), &admin).await?;
+                store::directory::push_password_history(m.tx(), admin.id, &hash, now).await?;
+                let binding = Binding {
+                    id: RoleBindingId::new(),
+                    principal: admin.id.into(),
+                    role: Role::Administrator,
+                    scope: Scope::Global,
+                    granted_by: admin.id.into(),
+                    reason: "first start: the bootstrap administrator".into(),
+                    created_at: now,
+                };
+                store::access::insert_binding(m.tx(), &binding).await?;
+                let record = self
+                    .record(
+                        AuditAction::AdministratorBootstrapped,
+                        Actor::system("identity.bootstrap"),
+                        AuditResourceRef::new("user", admin.id),
+                    )
+                    .rule("R2.2.2")
+                    .attr("username", &admin.username)
+                    .attr("password_source", if generated { "generated" } else { "configuration" });
+                m.audit(record);
+                Ok(Some(Bootstrap { admin_username: admin.username, one_time_password: generated.then_some(password) }))
+            })
+            .await
     }
 }
 
@@ -529,49 +527,48 @@ fn public_keys(live: &[StoredSigningKey]) -> Vec<(String, [u8; 32])> {
 
 /// Loads the live signing keys, creating a new current key when there is none or the
 /// current one is due for rotation.
-async fn load_or_rotate_keys(
-    db: &Database,
-    sealer: &Sealer,
-    policy: &Policy,
-    now: DateTime<Utc>,
-) -> Result<KeyState, Error> {
-    let mut tx = db.begin().await?;
+async fn load_or_rotate_keys(work: &UnitOfWork, sealer: &Sealer, policy: &Policy) -> Result<KeyState, Error> {
+    let now = work.now();
     // Keys retired within the access-token lifetime (plus leeway) still verify.
     let retired_after = now
         - chrono_duration(policy.access_token_lifetime)
         - chrono::Duration::seconds(i64::try_from(govmedia_kit::auth::LEEWAY_SECONDS).unwrap_or(30));
-    let mut live = store::sessions::live_signing_keys(&mut tx, retired_after).await?;
-    let current_fresh =
-        live.iter().find(|k| k.retired_at.is_none()).is_some_and(|k| k.created_at + policy.signing_key_rotation > now);
-    if !current_fresh {
-        let key_id = format!("k{}", now.format("%Y%m%d%H%M%S%f"));
-        let key = SigningKey::generate(key_id.clone());
-        let (sealing_key_id, sealed) = sealer.seal(&key.to_pkcs8_der()?, &key_id)?;
-        store::sessions::retire_current_keys(&mut tx, now).await?;
-        let stored = StoredSigningKey {
-            key_id: key_id.clone(),
-            sealed_private_key: sealed,
-            sealing_key_id,
-            public_key: key.public_key().to_vec(),
-            created_at: now,
-            retired_at: None,
-        };
-        store::sessions::insert_signing_key(&mut tx, &stored).await?;
-        let record = AuditRecord::new(
-            AuditAction::SigningKeyRotated,
-            Actor { kind: ActorKind::System, id: String::new(), display_name: "identity.keys".into() },
-            AuditResourceRef::new("signing_key", &key_id),
-            PRODUCER,
-            now,
-        )
-        .rule("R1.3.5");
-        govmedia_kit::outbox::enqueue(&mut tx, &[record]).await?;
-        tx.commit().await?;
-        let mut tx = db.begin().await?;
-        live = store::sessions::live_signing_keys(&mut tx, retired_after).await?;
-    } else {
-        tx.commit().await?;
-    }
+    let live = work
+        .run_unkeyed(async |m| {
+            let live = store::sessions::live_signing_keys(m.tx(), retired_after).await?;
+            let current_fresh = live
+                .iter()
+                .find(|k| k.retired_at.is_none())
+                .is_some_and(|k| k.created_at + policy.signing_key_rotation > now);
+            if current_fresh {
+                return Ok(live);
+            }
+            let key_id = format!("k{}", now.format("%Y%m%d%H%M%S%f"));
+            let key = SigningKey::generate(key_id.clone());
+            let (sealing_key_id, sealed) = sealer.seal(&key.to_pkcs8_der()?, &key_id)?;
+            store::sessions::retire_current_keys(m.tx(), now).await?;
+            let stored = StoredSigningKey {
+                key_id: key_id.clone(),
+                sealed_private_key: sealed,
+                sealing_key_id,
+                public_key: key.public_key().to_vec(),
+                created_at: now,
+                retired_at: None,
+            };
+            store::sessions::insert_signing_key(m.tx(), &stored).await?;
+            m.audit(
+                AuditRecord::new(
+                    AuditAction::SigningKeyRotated,
+                    Actor { kind: ActorKind::System, id: String::new(), display_name: "identity.keys".into() },
+                    AuditResourceRef::new("signing_key", &key_id),
+                    PRODUCER,
+                    now,
+                )
+                .rule("R1.3.5"),
+            );
+            store::sessions::live_signing_keys(m.tx(), retired_after).await
+        })
+        .await?;
     let current =
         live.iter().find(|k| k.retired_at.is_none()).ok_or_else(|| Error::internal("no current signing key"))?;
     let der = sealer.open(&current.sealing_key_id, &current.sealed_private_key, &current.key_id)?;
@@ -689,7 +686,7 @@ fn spawn_relay(
         secret.clone(),
     )));
     let relay = Relay::new(core.db().clone(), GrpcAuditSink::new(lazy_channel(audit)?, credentials))
-        .with_waker(Arc::clone(core.relay()));
+        .with_waker(core.work().relay_waker());
     Ok(Some(tokio::spawn(relay.run(stop))))
 }
 

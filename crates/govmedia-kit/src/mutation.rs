@@ -25,6 +25,14 @@
 //! Nothing in `run` calls another service: a closure that needs identity's answer gets
 //! it before `run` begins, so no transaction (on SQLite, the database's one write lock)
 //! is held across a network call.
+//!
+//! A change that must keep the audit record of a refusal (a failed login counted, a
+//! reused refresh token ending its session) commits and answers the refusal: its
+//! closure returns `Ok(Err(refusal))`, and the handler passes the inner error on. An
+//! `Err` from the closure rolls everything back.
+//!
+//! Handlers never begin or commit: a `Mutation` is made only here. (The audit log's own
+//! writer, which chains events rather than changing a resource, has its transaction.)
 
 use std::sync::Arc;
 
@@ -78,71 +86,6 @@ impl Mutation {
             idempotency::remember(&mut self.tx, key, answer, self.now).await?;
         }
         self.tx.commit().await
-    }
-}
-
-/// How a hand-run mutation begins (the shape before [`UnitOfWork`]; handlers not yet moved
-/// onto `run` still use it, issue 11 retires it).
-#[derive(Debug)]
-pub enum Begin<R> {
-    /// The request was carried out before; this is its answer.
-    Replayed(R),
-    /// A fresh transaction for the work.
-    Fresh(HandRun),
-}
-
-/// A mutation begun and committed by hand (the shape before [`UnitOfWork`]).
-#[derive(Debug)]
-pub struct HandRun {
-    m: Mutation,
-    key: Option<IdempotencyKey>,
-}
-
-impl HandRun {
-    /// Opens the transaction and looks up `request_id` for `principal` and `method`.
-    pub async fn begin<Req: Message, R: Message + Default>(
-        db: &Database,
-        principal: PrincipalId,
-        method: &'static str,
-        request_id: RequestId,
-        request: &Req,
-        now: DateTime<Utc>,
-    ) -> Result<Begin<R>, Error> {
-        let key = IdempotencyKey::new(principal, method, request_id, request);
-        let mut tx = db.begin().await?;
-        if let Some(answer) = idempotency::lookup::<R>(&mut tx, &key).await? {
-            return Ok(Begin::Replayed(answer));
-        }
-        Ok(Begin::Fresh(Self { m: Mutation { tx, records: Vec::new(), now }, key: Some(key) }))
-    }
-
-    /// Opens a transaction for a mutation that is idempotent by nature (no request_id).
-    pub async fn begin_without_key(db: &Database, now: DateTime<Utc>) -> Result<Self, Error> {
-        Ok(Self { m: Mutation { tx: db.begin().await?, records: Vec::new(), now }, key: None })
-    }
-
-    /// The transaction, for the stores.
-    pub fn tx(&mut self) -> &mut Tx {
-        self.m.tx()
-    }
-
-    /// The time this mutation acts at.
-    pub fn now(&self) -> DateTime<Utc> {
-        self.m.now()
-    }
-
-    /// Adds an audit record, written with the change.
-    pub fn audit(&mut self, record: AuditRecord) {
-        self.m.audit(record);
-    }
-
-    /// Writes the audit records and the answer, commits, and wakes the outbox relay.
-    pub async fn commit<R: Message>(self, answer: &R, relay: Option<&Arc<Notify>>) -> Result<(), Error> {
-        self.m.commit(self.key.as_ref().map(|k| (k, answer))).await?;
-        if let Some(relay) = relay {
-            relay.notify_one();
-        }
-        Ok(())
     }
 }
 

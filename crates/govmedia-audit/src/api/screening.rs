@@ -12,7 +12,7 @@ use govmedia_domain::permission::Permission;
 use govmedia_domain::scope::Resource;
 use govmedia_domain::validate::Validator;
 use govmedia_kit::auth::Principal;
-use govmedia_kit::mutation::{Begin, HandRun};
+use govmedia_kit::mutation::{Call, Mutation};
 use govmedia_proto::audit::v1 as pb;
 use govmedia_proto::audit::v1::screening_service_server::{ScreeningService, ScreeningServiceServer};
 use govmedia_proto::common::v1 as cpb;
@@ -199,31 +199,33 @@ impl Screening {
         request_id: RequestId,
         request: &Req,
         action: AuditAction,
-        work: impl AsyncFnOnce(&mut HandRun, i64) -> Result<(R, String), Error>,
+        work: impl AsyncFnOnce(&mut Mutation, i64) -> Result<(R, String), Error>,
     ) -> Result<R, Error> {
-        let mut m =
-            match HandRun::begin(self.core.db(), caller.id, method, request_id, request, self.core.now()).await? {
-                Begin::Replayed(answer) => return Ok(answer),
-                Begin::Fresh(m) => m,
-            };
-        let version = store::current_version(m.tx()).await? + 1;
-        let (answer, summary) = work(&mut m, version).await?;
-        let now = m.now();
-        store::insert_version(m.tx(), version, now, &caller.id.to_string(), &summary).await?;
-        m.audit(
-            govmedia_domain::audit::AuditRecord::new(
-                action,
-                caller.actor(),
-                AuditResourceRef::new("lexicon", version),
-                "audit",
-                now,
-            )
-            .rule("R7.1.1")
-            .request(govmedia_kit::telemetry::current_trace_id(), Some(request_id.to_string()))
-            .attr("version", version)
-            .attr("summary", &summary),
-        );
-        m.commit(&answer, Some(self.core.relay())).await?;
+        let call = Call::new(caller, method, request_id, request);
+        let answer = self
+            .core
+            .work()
+            .run(call, async |m| {
+                let version = store::current_version(m.tx()).await? + 1;
+                let (answer, summary) = work(m, version).await?;
+                let now = m.now();
+                store::insert_version(m.tx(), version, now, &caller.id.to_string(), &summary).await?;
+                m.audit(
+                    govmedia_domain::audit::AuditRecord::new(
+                        action,
+                        caller.actor(),
+                        AuditResourceRef::new("lexicon", version),
+                        "audit",
+                        now,
+                    )
+                    .rule("R7.1.1")
+                    .request(govmedia_kit::telemetry::current_trace_id(), Some(request_id.to_string()))
+                    .attr("version", version)
+                    .attr("summary", &summary),
+                );
+                Ok(answer)
+            })
+            .await?;
         self.core.reload_lexicon().await?;
         Ok(answer)
     }

@@ -11,7 +11,7 @@ use govmedia_domain::scope::{Resource, Scope, ScopeKind};
 use govmedia_domain::validate::Validator;
 use govmedia_kit::auth::Principal;
 use govmedia_kit::db::Tx;
-use govmedia_kit::mutation::{Begin, HandRun};
+use govmedia_kit::mutation::Call;
 use govmedia_proto::common::v1 as common;
 use govmedia_proto::identity::v1 as pb;
 use govmedia_proto::identity::v1::access_service_server::{AccessService, AccessServiceServer};
@@ -225,81 +225,72 @@ impl AccessService for Access {
         else {
             return Err(Error::internal("validated").into());
         };
-        let mut m = match HandRun::begin(
-            self.core.db(),
-            caller.id,
-            method!("AccessService", "CreateRoleBinding"),
-            request_id,
-            &req,
-            self.core.now(),
-        )
-        .await?
-        {
-            Begin::Replayed(answer) => return Ok(Response::new(answer)),
-            Begin::Fresh(m) => m,
-        };
-        let now = m.now();
-        match store::principal_state(m.tx(), grantee, now).await? {
-            store::PrincipalState::Unknown => return Err(Error::not_found("principal", grantee).into()),
-            store::PrincipalState::Disabled => {
-                return Err(Error::rule(
-                    "R2.2.2",
-                    format!("principal/{grantee}"),
-                    "roles are not granted to disabled principals",
-                )
-                .into());
+        let call = Call::new(&caller, method!("AccessService", "CreateRoleBinding"), request_id, &req);
+        let answer = self.core.work().run(call, async |m| {
+            let now = m.now();
+            match store::principal_state(m.tx(), grantee, now).await? {
+                store::PrincipalState::Unknown => return Err(Error::not_found("principal", grantee)),
+                store::PrincipalState::Disabled => {
+                    return Err(Error::rule(
+                        "R2.2.2",
+                        format!("principal/{grantee}"),
+                        "roles are not granted to disabled principals",
+                    ));
+                }
+                store::PrincipalState::Active | store::PrincipalState::PasswordChangeRequired => {}
             }
-            store::PrincipalState::Active | store::PrincipalState::PasswordChangeRequired => {}
-        }
-        let account_department = match scope {
-            Scope::Department(d) => {
-                directory::get_department(m.tx(), d).await?.ok_or_else(|| Error::not_found("department", d))?;
-                None
+            let account_department = match scope {
+                Scope::Department(d) => {
+                    directory::get_department(m.tx(), d).await?.ok_or_else(|| Error::not_found("department", d))?;
+                    None
+                }
+                Scope::PlatformAccount(a) => Some(
+                    store::account_department(m.tx(), a)
+                        .await?
+                        .ok_or_else(|| Error::not_found("platform_account", a))?,
+                ),
+                Scope::Global => None,
+            };
+            let granter_bindings = store::bindings_of(m.tx(), caller.id).await?;
+            access::check_grant(
+                caller.id,
+                &granter_bindings,
+                grantee,
+                role,
+                &scope,
+                &access::scope_as_resource(&scope, account_department),
+            )?;
+            let binding = Binding {
+                id: RoleBindingId::new(),
+                principal: grantee,
+                role,
+                scope,
+                granted_by: caller.id,
+                reason: reason.clone(),
+                created_at: m.now(),
+            };
+            store::insert_binding(m.tx(), &binding).await?;
+            let mut resource = AuditResourceRef::new("role_binding", binding.id);
+            if let Scope::Department(d) = scope {
+                resource.department = Some(d);
             }
-            Scope::PlatformAccount(a) => Some(
-                store::account_department(m.tx(), a).await?.ok_or_else(|| Error::not_found("platform_account", a))?,
-            ),
-            Scope::Global => None,
-        };
-        let granter_bindings = store::bindings_of(m.tx(), caller.id).await?;
-        access::check_grant(
-            caller.id,
-            &granter_bindings,
-            grantee,
-            role,
-            &scope,
-            &access::scope_as_resource(&scope, account_department),
-        )?;
-        let binding = Binding {
-            id: RoleBindingId::new(),
-            principal: grantee,
-            role,
-            scope,
-            granted_by: caller.id,
-            reason: reason.clone(),
-            created_at: m.now(),
-        };
-        store::insert_binding(m.tx(), &binding).await?;
-        let mut resource = AuditResourceRef::new("role_binding", binding.id);
-        if let Scope::Department(d) = scope {
-            resource.department = Some(d);
-        }
-        if let Scope::PlatformAccount(a) = scope {
-            resource.platform_account = Some(a);
-        }
-        m.audit(
-            self.core
-                .record(AuditAction::RoleBindingCreated, caller.actor(), resource)
-                .rule("R2.2.1")
-                .reason(reason)
-                .request(govmedia_kit::telemetry::current_trace_id(), Some(request_id.to_string()))
-                .attr("principal_id", grantee)
-                .attr("role", role)
-                .attr("scope", scope),
-        );
-        let answer = pb::CreateRoleBindingResponse { role_binding: Some(binding_to_proto(&binding)) };
-        m.commit(&answer, Some(self.core.relay())).await?;
-        Ok(Response::new(answer))
+            if let Scope::PlatformAccount(a) = scope {
+                resource.platform_account = Some(a);
+            }
+            m.audit(
+                self.core
+                    .record(AuditAction::RoleBindingCreated, caller.actor(), resource)
+                    .rule("R2.2.1")
+                    .reason(reason)
+                    .request(govmedia_kit::telemetry::current_trace_id(), Some(request_id.to_string()))
+                    .attr("principal_id", grantee)
+                    .attr("role", role)
+                    .attr("scope", scope),
+            );
+            let answer = pb::CreateRoleBindingResponse { role_binding: Some(binding_to_proto(&binding)) };
+            Ok(answer)
+        });
+        Ok(Response::new(answer.await?))
     }
 
     async fn delete_role_binding(
@@ -316,51 +307,40 @@ impl AccessService for Access {
         let (Some(request_id), Some(id), Some(reason)) = (request_id, id, reason) else {
             return Err(Error::internal("validated").into());
         };
-        let mut m = match HandRun::begin(
-            self.core.db(),
-            caller.id,
-            method!("AccessService", "DeleteRoleBinding"),
-            request_id,
-            &req,
-            self.core.now(),
-        )
-        .await?
-        {
-            Begin::Replayed(answer) => return Ok(Response::new(answer)),
-            Begin::Fresh(m) => m,
-        };
-        let binding = store::get_binding(m.tx(), id).await?.ok_or_else(|| Error::not_found("role_binding", id))?;
-        let account_department = match binding.scope {
-            Scope::PlatformAccount(a) => store::account_department(m.tx(), a).await?,
-            _ => None,
-        };
-        let scope_resource = access::scope_as_resource(&binding.scope, account_department);
-        self.core.require(m.tx(), &caller, Permission::RoleBindingManage, &scope_resource).await?;
-        if binding.role == Role::Administrator {
-            let own = store::bindings_of(m.tx(), caller.id).await?;
-            if !own.iter().any(|b| b.role == Role::Administrator && b.scope == Scope::Global) {
-                return Err(Error::rule(
-                    "R2.2.1",
-                    format!("role_binding/{id}"),
-                    "only an administrator revokes the administrator role",
-                )
-                .into());
+        let call = Call::new(&caller, method!("AccessService", "DeleteRoleBinding"), request_id, &req);
+        let answer = self.core.work().run(call, async |m| {
+            let binding = store::get_binding(m.tx(), id).await?.ok_or_else(|| Error::not_found("role_binding", id))?;
+            let account_department = match binding.scope {
+                Scope::PlatformAccount(a) => store::account_department(m.tx(), a).await?,
+                _ => None,
+            };
+            let scope_resource = access::scope_as_resource(&binding.scope, account_department);
+            self.core.require(m.tx(), &caller, Permission::RoleBindingManage, &scope_resource).await?;
+            if binding.role == Role::Administrator {
+                let own = store::bindings_of(m.tx(), caller.id).await?;
+                if !own.iter().any(|b| b.role == Role::Administrator && b.scope == Scope::Global) {
+                    return Err(Error::rule(
+                        "R2.2.1",
+                        format!("role_binding/{id}"),
+                        "only an administrator revokes the administrator role",
+                    ));
+                }
             }
-        }
-        store::delete_binding(m.tx(), id).await?;
-        m.audit(
-            self.core
-                .record(AuditAction::RoleBindingDeleted, caller.actor(), AuditResourceRef::new("role_binding", id))
-                .rule("R2.2.2")
-                .reason(reason)
-                .request(govmedia_kit::telemetry::current_trace_id(), Some(request_id.to_string()))
-                .attr("principal_id", binding.principal)
-                .attr("role", binding.role)
-                .attr("scope", binding.scope),
-        );
-        let answer = pb::DeleteRoleBindingResponse {};
-        m.commit(&answer, Some(self.core.relay())).await?;
-        Ok(Response::new(answer))
+            store::delete_binding(m.tx(), id).await?;
+            m.audit(
+                self.core
+                    .record(AuditAction::RoleBindingDeleted, caller.actor(), AuditResourceRef::new("role_binding", id))
+                    .rule("R2.2.2")
+                    .reason(reason)
+                    .request(govmedia_kit::telemetry::current_trace_id(), Some(request_id.to_string()))
+                    .attr("principal_id", binding.principal)
+                    .attr("role", binding.role)
+                    .attr("scope", binding.scope),
+            );
+            let answer = pb::DeleteRoleBindingResponse {};
+            Ok(answer)
+        });
+        Ok(Response::new(answer.await?))
     }
 
     async fn list_role_bindings(

@@ -13,7 +13,7 @@ use govmedia_domain::scope::Resource;
 use govmedia_domain::validate::Validator;
 use govmedia_kit::auth::PrincipalKind;
 use govmedia_kit::db::Tx;
-use govmedia_kit::mutation::{Begin, HandRun};
+use govmedia_kit::mutation::{Call, Mutation};
 use govmedia_proto::identity::v1 as pb;
 use govmedia_proto::identity::v1::authentication_service_server::{AuthenticationService, AuthenticationServiceServer};
 use tonic::{Request, Response, Status};
@@ -67,7 +67,7 @@ fn user_actor(user: &User) -> Actor {
 
 impl Authentication {
     /// Raises a security event in the transaction, with its audit record.
-    fn raise(&self, m: &mut HandRun, event: SecurityEvent) -> SecurityEvent {
+    fn raise(&self, m: &mut Mutation, event: SecurityEvent) -> SecurityEvent {
         let record = self
             .core
             .record(
@@ -110,7 +110,7 @@ impl Authentication {
     /// Records a failed login, and a failure-burst event when the threshold is reached.
     async fn record_failure(
         &self,
-        m: &mut HandRun,
+        m: &mut Mutation,
         user: Option<&User>,
         username: &str,
         address: &str,
@@ -243,112 +243,116 @@ impl AuthenticationService for Authentication {
         let verified =
             tokio::task::spawn_blocking(move || password::verify(&hash, &given)).await.map_err(Error::internal)?;
 
-        let mut m = HandRun::begin_without_key(self.core.db(), self.core.now()).await?;
-        let now = m.now();
-        let Some(found) = found else {
-            self.record_failure(&mut m, None, &username, &address, "unknown username").await?;
-            m.commit(&pb::LoginResponse::default(), Some(self.core.relay())).await?;
-            return Err(bad_credentials().into());
-        };
-        let mut user = directory::lock_user(m.tx(), found.id).await?.ok_or_else(bad_credentials)?;
-        if let Some(until) = user.locked_until.filter(|until| *until > now) {
-            self.record_failure(&mut m, Some(&user), &username, &address, "login locked").await?;
-            m.commit(&pb::LoginResponse::default(), Some(self.core.relay())).await?;
-            return Err(Error::AccountLocked { until }.into());
-        }
-        let previous = user.version;
-        if !verified || user.status == UserStatus::Disabled {
-            let why = if verified { "user disabled" } else { "wrong password" };
-            if user.status == UserStatus::Active {
-                let after = self.core.policy().lockout.after_failure(user.failed_attempts, user.lockout_count, now);
-                user.failed_attempts = after.failed_attempts;
-                user.lockout_count = after.lockout_count;
-                if let Some(until) = after.locked_until {
-                    user.locked_until = Some(until);
-                    let detail = format!(
-                        "locked until {} after {} failed logins",
-                        until.to_rfc3339(),
-                        self.core.policy().lockout.threshold
-                    );
-                    let event =
-                        self.new_event(SecurityEventKind::LoginLocked, Some(user.id), &username, &address, detail, now);
-                    security::insert_security_event(m.tx(), &event).await?;
-                    self.raise(&mut m, event);
-                    m.audit(
-                        self.core
-                            .record(
-                                AuditAction::UserLoginLocked,
-                                Actor::system("identity.login"),
-                                AuditResourceRef::new("user", user.id),
-                            )
-                            .rule("R2.3.1")
-                            .client_address(Some(address.clone()))
-                            .attr("locked_until", until.to_rfc3339()),
-                    );
-                }
-                user.version += 1;
-                user.updated_at = now;
-                directory::save_user(m.tx(), &user, previous).await?;
+        let outcome = self.core.work().run_unkeyed(async |m| {
+            let now = m.now();
+            let Some(found) = found else {
+                self.record_failure(m, None, &username, &address, "unknown username").await?;
+                return Ok(Err(bad_credentials()));
+            };
+            let mut user = directory::lock_user(m.tx(), found.id).await?.ok_or_else(bad_credentials)?;
+            if let Some(until) = user.locked_until.filter(|until| *until > now) {
+                self.record_failure(m, Some(&user), &username, &address, "login locked").await?;
+                return Ok(Err(Error::AccountLocked { until }));
             }
-            self.record_failure(&mut m, Some(&user), &username, &address, why).await?;
-            m.commit(&pb::LoginResponse::default(), Some(self.core.relay())).await?;
-            return Err(bad_credentials().into());
-        }
+            let previous = user.version;
+            if !verified || user.status == UserStatus::Disabled {
+                let why = if verified { "user disabled" } else { "wrong password" };
+                if user.status == UserStatus::Active {
+                    let after = self.core.policy().lockout.after_failure(user.failed_attempts, user.lockout_count, now);
+                    user.failed_attempts = after.failed_attempts;
+                    user.lockout_count = after.lockout_count;
+                    if let Some(until) = after.locked_until {
+                        user.locked_until = Some(until);
+                        let detail = format!(
+                            "locked until {} after {} failed logins",
+                            until.to_rfc3339(),
+                            self.core.policy().lockout.threshold
+                        );
+                        let event = self.new_event(
+                            SecurityEventKind::LoginLocked,
+                            Some(user.id),
+                            &username,
+                            &address,
+                            detail,
+                            now,
+                        );
+                        security::insert_security_event(m.tx(), &event).await?;
+                        self.raise(m, event);
+                        m.audit(
+                            self.core
+                                .record(
+                                    AuditAction::UserLoginLocked,
+                                    Actor::system("identity.login"),
+                                    AuditResourceRef::new("user", user.id),
+                                )
+                                .rule("R2.3.1")
+                                .client_address(Some(address.clone()))
+                                .attr("locked_until", until.to_rfc3339()),
+                        );
+                    }
+                    user.version += 1;
+                    user.updated_at = now;
+                    directory::save_user(m.tx(), &user, previous).await?;
+                }
+                self.record_failure(m, Some(&user), &username, &address, why).await?;
+                return Ok(Err(bad_credentials()));
+            }
 
-        // Success.
-        user.failed_attempts = 0;
-        user.last_login_at = Some(now);
-        user.updated_at = now;
-        user.version += 1;
-        directory::save_user(m.tx(), &user, previous).await?;
-        let (new_address, had_addresses) = security::remember_address(m.tx(), user.id, &address, now).await?;
-        if new_address && had_addresses {
-            let event = self.new_event(
-                SecurityEventKind::LoginFromNewAddress,
-                Some(user.id),
-                &username,
-                &address,
-                format!("first login of {username:?} from {address}"),
-                now,
+            // Success.
+            user.failed_attempts = 0;
+            user.last_login_at = Some(now);
+            user.updated_at = now;
+            user.version += 1;
+            directory::save_user(m.tx(), &user, previous).await?;
+            let (new_address, had_addresses) = security::remember_address(m.tx(), user.id, &address, now).await?;
+            if new_address && had_addresses {
+                let event = self.new_event(
+                    SecurityEventKind::LoginFromNewAddress,
+                    Some(user.id),
+                    &username,
+                    &address,
+                    format!("first login of {username:?} from {address}"),
+                    now,
+                );
+                security::insert_security_event(m.tx(), &event).await?;
+                self.raise(m, event);
+            }
+            if !self.core.policy().working_hours.contains(now) {
+                let hours = self.core.policy().working_hours;
+                let event = self.new_event(
+                    SecurityEventKind::LoginOutsideWorkingHours,
+                    Some(user.id),
+                    &username,
+                    &address,
+                    format!(
+                        "login at {} local time, outside {}-{} on weekdays",
+                        now.with_timezone(&hours.zone).format("%a %H:%M"),
+                        hours.start,
+                        hours.end
+                    ),
+                    now,
+                );
+                security::insert_security_event(m.tx(), &event).await?;
+                self.raise(m, event);
+            }
+            let restricted = user.password_change_required(now);
+            let (tokens, session) = self.start_session(m.tx(), &user, restricted, &address, now).await?;
+            m.audit(
+                self.core
+                    .record(AuditAction::UserLoginSucceeded, user_actor(&user), AuditResourceRef::new("user", user.id))
+                    .rule("R2.2.2")
+                    .client_address(Some(address))
+                    .attr("session_id", session)
+                    .attr("password_change_required", restricted),
             );
-            security::insert_security_event(m.tx(), &event).await?;
-            self.raise(&mut m, event);
-        }
-        if !self.core.policy().working_hours.contains(now) {
-            let hours = self.core.policy().working_hours;
-            let event = self.new_event(
-                SecurityEventKind::LoginOutsideWorkingHours,
-                Some(user.id),
-                &username,
-                &address,
-                format!(
-                    "login at {} local time, outside {}-{} on weekdays",
-                    now.with_timezone(&hours.zone).format("%a %H:%M"),
-                    hours.start,
-                    hours.end
-                ),
-                now,
-            );
-            security::insert_security_event(m.tx(), &event).await?;
-            self.raise(&mut m, event);
-        }
-        let restricted = user.password_change_required(now);
-        let (tokens, session) = self.start_session(m.tx(), &user, restricted, &address, now).await?;
-        m.audit(
-            self.core
-                .record(AuditAction::UserLoginSucceeded, user_actor(&user), AuditResourceRef::new("user", user.id))
-                .rule("R2.2.2")
-                .client_address(Some(address))
-                .attr("session_id", session)
-                .attr("password_change_required", restricted),
-        );
-        let answer = pb::LoginResponse {
-            tokens: Some(tokens),
-            password_change_required: restricted,
-            user_id: user.id.to_string(),
-        };
-        m.commit(&pb::LoginResponse::default(), Some(self.core.relay())).await?;
-        Ok(Response::new(answer))
+            let answer = pb::LoginResponse {
+                tokens: Some(tokens),
+                password_change_required: restricted,
+                user_id: user.id.to_string(),
+            };
+            Ok(Ok(answer))
+        });
+        Ok(Response::new(outcome.await??))
     }
 
     async fn refresh_session(
@@ -362,56 +366,63 @@ impl AuthenticationService for Authentication {
         }
         let invalid = || Error::Unauthenticated("the refresh token is invalid or expired".into());
         let hash = tokens::token_hash(&req.refresh_token);
-        let mut m = HandRun::begin_without_key(self.core.db(), self.core.now()).await?;
-        let now = m.now();
-        let token = sessions::get_refresh_token(m.tx(), &hash).await?.ok_or_else(invalid)?;
-        let session = sessions::get_session(m.tx(), token.session).await?.ok_or_else(invalid)?;
-        if session.revoked_at.is_some() || token.expires_at <= now {
-            return Err(invalid().into());
-        }
-        if token.spent_at.is_some() || !sessions::spend_refresh_token(m.tx(), &hash, now).await? {
-            // A spent token presented again: someone holds a copy. End the whole family.
-            sessions::revoke_session(m.tx(), session.id, "refresh token reused", now).await?;
-            let user = UserId::from_uuid(session.principal.as_uuid());
-            let username = directory::get_user(m.tx(), user).await?.map(|u| u.username).unwrap_or_default();
-            let event = self.new_event(
-                SecurityEventKind::RefreshTokenReused,
-                Some(user),
-                &username,
-                &address,
-                format!("a spent refresh token of session {} was presented again; the session was revoked", session.id),
-                now,
-            );
-            security::insert_security_event(m.tx(), &event).await?;
-            self.raise(&mut m, event);
+        let outcome = self.core.work().run_unkeyed(async |m| {
+            let now = m.now();
+            let token = sessions::get_refresh_token(m.tx(), &hash).await?.ok_or_else(invalid)?;
+            let session = sessions::get_session(m.tx(), token.session).await?.ok_or_else(invalid)?;
+            if session.revoked_at.is_some() || token.expires_at <= now {
+                return Err(invalid());
+            }
+            if token.spent_at.is_some() || !sessions::spend_refresh_token(m.tx(), &hash, now).await? {
+                // A spent token presented again: someone holds a copy. End the whole family.
+                sessions::revoke_session(m.tx(), session.id, "refresh token reused", now).await?;
+                let user = UserId::from_uuid(session.principal.as_uuid());
+                let username = directory::get_user(m.tx(), user).await?.map(|u| u.username).unwrap_or_default();
+                let event = self.new_event(
+                    SecurityEventKind::RefreshTokenReused,
+                    Some(user),
+                    &username,
+                    &address,
+                    format!(
+                        "a spent refresh token of session {} was presented again; the session was revoked",
+                        session.id
+                    ),
+                    now,
+                );
+                security::insert_security_event(m.tx(), &event).await?;
+                self.raise(m, event);
+                m.audit(
+                    self.core
+                        .record(
+                            AuditAction::SessionRevoked,
+                            Actor::system("identity.sessions"),
+                            AuditResourceRef::new("session", session.id),
+                        )
+                        .rule("R2.3.3")
+                        .reason("refresh token reused")
+                        .client_address(Some(address)),
+                );
+                return Ok(Err(invalid()));
+            }
+            let user_id = UserId::from_uuid(session.principal.as_uuid());
+            let user = directory::get_user(m.tx(), user_id).await?.ok_or_else(invalid)?;
+            if user.status != UserStatus::Active {
+                return Err(invalid());
+            }
+            let restricted = session.password_change_only || user.password_change_required(now);
+            let tokens = self.issue_tokens(m.tx(), &user, session.id, restricted, now).await?;
             m.audit(
                 self.core
                     .record(
-                        AuditAction::SessionRevoked,
-                        Actor::system("identity.sessions"),
+                        AuditAction::SessionRefreshed,
+                        user_actor(&user),
                         AuditResourceRef::new("session", session.id),
                     )
-                    .rule("R2.3.3")
-                    .reason("refresh token reused")
                     .client_address(Some(address)),
             );
-            m.commit(&pb::RefreshSessionResponse::default(), Some(self.core.relay())).await?;
-            return Err(invalid().into());
-        }
-        let user_id = UserId::from_uuid(session.principal.as_uuid());
-        let user = directory::get_user(m.tx(), user_id).await?.ok_or_else(invalid)?;
-        if user.status != UserStatus::Active {
-            return Err(invalid().into());
-        }
-        let restricted = session.password_change_only || user.password_change_required(now);
-        let tokens = self.issue_tokens(m.tx(), &user, session.id, restricted, now).await?;
-        m.audit(
-            self.core
-                .record(AuditAction::SessionRefreshed, user_actor(&user), AuditResourceRef::new("session", session.id))
-                .client_address(Some(address)),
-        );
-        m.commit(&pb::RefreshSessionResponse::default(), Some(self.core.relay())).await?;
-        Ok(Response::new(pb::RefreshSessionResponse { tokens: Some(tokens), password_change_required: restricted }))
+            Ok(Ok(pb::RefreshSessionResponse { tokens: Some(tokens), password_change_required: restricted }))
+        });
+        Ok(Response::new(outcome.await??))
     }
 
     async fn logout(&self, request: Request<pb::LogoutRequest>) -> Result<Response<pb::LogoutResponse>, Status> {
@@ -419,17 +430,18 @@ impl AuthenticationService for Authentication {
         let Some(session) = caller.session_id else {
             return Err(Error::invalid("authorization", "service principal tokens have no session to end").into());
         };
-        let mut m = HandRun::begin_without_key(self.core.db(), self.core.now()).await?;
-        let now = m.now();
-        if sessions::revoke_session(m.tx(), session, "logout", now).await? {
-            m.audit(
-                self.core
-                    .record(AuditAction::UserLoggedOut, caller.actor(), AuditResourceRef::new("session", session))
-                    .rule("R2.2.2"),
-            );
-        }
-        m.commit(&pb::LogoutResponse {}, Some(self.core.relay())).await?;
-        Ok(Response::new(pb::LogoutResponse {}))
+        let outcome = self.core.work().run_unkeyed(async |m| {
+            let now = m.now();
+            if sessions::revoke_session(m.tx(), session, "logout", now).await? {
+                m.audit(
+                    self.core
+                        .record(AuditAction::UserLoggedOut, caller.actor(), AuditResourceRef::new("session", session))
+                        .rule("R2.2.2"),
+                );
+            }
+            Ok(pb::LogoutResponse {})
+        });
+        Ok(Response::new(outcome.await?))
     }
 
     async fn change_password(
@@ -476,33 +488,35 @@ impl AuthenticationService for Authentication {
             return Err(password::reused().into());
         }
         let new_hash = new_hash?;
-        let mut m = HandRun::begin_without_key(self.core.db(), self.core.now()).await?;
-        let now = m.now();
-        let mut user = directory::lock_user(m.tx(), user_id).await?.ok_or_else(|| Error::not_found("user", user_id))?;
-        let previous = user.version;
-        user.password_hash = new_hash.clone();
-        user.password_changed_at = now;
-        user.password_expires_at = now + self.core.policy().password_max_age;
-        user.must_change_password = false;
-        user.updated_at = now;
-        user.version += 1;
-        directory::save_user(m.tx(), &user, previous).await?;
-        directory::push_password_history(m.tx(), user_id, &new_hash, now).await?;
-        sessions::revoke_sessions_of(m.tx(), user_id.into(), "password changed", now).await?;
-        let (tokens, session) = self.start_session(m.tx(), &user, false, &address, now).await?;
-        m.audit(
-            self.core
-                .record(AuditAction::UserPasswordChanged, caller.actor(), AuditResourceRef::new("user", user_id))
-                .rule("R2.3.1")
-                .client_address(Some(address))
-                .attr("new_session_id", session),
-        );
-        let answer = pb::ChangePasswordResponse {
-            tokens: Some(tokens),
-            password_expire_time: Some(ts(user.password_expires_at)),
-        };
-        m.commit(&pb::ChangePasswordResponse::default(), Some(self.core.relay())).await?;
-        Ok(Response::new(answer))
+        let outcome = self.core.work().run_unkeyed(async |m| {
+            let now = m.now();
+            let mut user =
+                directory::lock_user(m.tx(), user_id).await?.ok_or_else(|| Error::not_found("user", user_id))?;
+            let previous = user.version;
+            user.password_hash = new_hash.clone();
+            user.password_changed_at = now;
+            user.password_expires_at = now + self.core.policy().password_max_age;
+            user.must_change_password = false;
+            user.updated_at = now;
+            user.version += 1;
+            directory::save_user(m.tx(), &user, previous).await?;
+            directory::push_password_history(m.tx(), user_id, &new_hash, now).await?;
+            sessions::revoke_sessions_of(m.tx(), user_id.into(), "password changed", now).await?;
+            let (tokens, session) = self.start_session(m.tx(), &user, false, &address, now).await?;
+            m.audit(
+                self.core
+                    .record(AuditAction::UserPasswordChanged, caller.actor(), AuditResourceRef::new("user", user_id))
+                    .rule("R2.3.1")
+                    .client_address(Some(address))
+                    .attr("new_session_id", session),
+            );
+            let answer = pb::ChangePasswordResponse {
+                tokens: Some(tokens),
+                password_expire_time: Some(ts(user.password_expires_at)),
+            };
+            Ok(answer)
+        });
+        Ok(Response::new(outcome.await?))
     }
 
     async fn exchange_client_credentials(
@@ -631,44 +645,34 @@ impl AuthenticationService for Authentication {
         let (Some(request_id), Some(id), Some(note)) = (request_id, id, note) else {
             return Err(Error::internal("validated").into());
         };
-        let mut m = match HandRun::begin(
-            self.core.db(),
-            caller.id,
-            method!("AuthenticationService", "AcknowledgeSecurityEvent"),
-            request_id,
-            &req,
-            self.core.now(),
-        )
-        .await?
-        {
-            Begin::Replayed(answer) => return Ok(Response::new(answer)),
-            Begin::Fresh(m) => m,
-        };
-        self.core.require(m.tx(), &caller, Permission::SecurityEventManage, &Resource::GLOBAL).await?;
-        let now = m.now();
-        if !security::acknowledge_security_event(m.tx(), id, &caller.id.to_string(), &note, now).await? {
-            let exists = security::get_security_event(m.tx(), id).await?;
-            return Err(match exists {
-                None => Error::not_found("security_event", id),
-                Some(_) => Error::Conflict("the security event was already acknowledged".into()),
+        let call = Call::new(&caller, method!("AuthenticationService", "AcknowledgeSecurityEvent"), request_id, &req);
+        let answer = self.core.work().run(call, async |m| {
+            self.core.require(m.tx(), &caller, Permission::SecurityEventManage, &Resource::GLOBAL).await?;
+            let now = m.now();
+            if !security::acknowledge_security_event(m.tx(), id, &caller.id.to_string(), &note, now).await? {
+                let exists = security::get_security_event(m.tx(), id).await?;
+                return Err(match exists {
+                    None => Error::not_found("security_event", id),
+                    Some(_) => Error::Conflict("the security event was already acknowledged".into()),
+                });
             }
-            .into());
-        }
-        let event =
-            security::get_security_event(m.tx(), id).await?.ok_or_else(|| Error::not_found("security_event", id))?;
-        m.audit(
-            self.core
-                .record(
-                    AuditAction::SecurityEventAcknowledged,
-                    caller.actor(),
-                    AuditResourceRef::new("security_event", id),
-                )
-                .rule("R2.3.3")
-                .reason(note)
-                .request(govmedia_kit::telemetry::current_trace_id(), Some(request_id.to_string())),
-        );
-        let answer = pb::AcknowledgeSecurityEventResponse { event: Some(event_to_proto(&event)) };
-        m.commit(&answer, Some(self.core.relay())).await?;
-        Ok(Response::new(answer))
+            let event = security::get_security_event(m.tx(), id)
+                .await?
+                .ok_or_else(|| Error::not_found("security_event", id))?;
+            m.audit(
+                self.core
+                    .record(
+                        AuditAction::SecurityEventAcknowledged,
+                        caller.actor(),
+                        AuditResourceRef::new("security_event", id),
+                    )
+                    .rule("R2.3.3")
+                    .reason(note)
+                    .request(govmedia_kit::telemetry::current_trace_id(), Some(request_id.to_string())),
+            );
+            let answer = pb::AcknowledgeSecurityEventResponse { event: Some(event_to_proto(&event)) };
+            Ok(answer)
+        });
+        Ok(Response::new(answer.await?))
     }
 }

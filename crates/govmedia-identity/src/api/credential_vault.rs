@@ -11,7 +11,7 @@ use govmedia_domain::ids::PlatformAccountId;
 use govmedia_domain::permission::Permission;
 use govmedia_domain::scope::Resource;
 use govmedia_domain::validate::Validator;
-use govmedia_kit::mutation::{Begin, HandRun};
+use govmedia_kit::mutation::Call;
 use govmedia_proto::identity::v1 as pb;
 use govmedia_proto::identity::v1::credential_vault_service_server::{
     CredentialVaultService, CredentialVaultServiceServer,
@@ -93,61 +93,51 @@ impl CredentialVaultService for CredentialVault {
         if kind == CredentialKind::Password {
             password::check_strength(&login_name, &req.secret)?;
         }
-        let mut m = match HandRun::begin(
-            self.core.db(),
-            caller.id,
-            method!("CredentialVaultService", "SetAccountCredential"),
-            request_id,
-            &req,
-            self.core.now(),
-        )
-        .await?
-        {
-            Begin::Replayed(answer) => return Ok(Response::new(answer)),
-            Begin::Fresh(m) => m,
-        };
-        let account = store::lock_account(m.tx(), id).await?.ok_or_else(|| Error::not_found("platform_account", id))?;
-        self.core.require(m.tx(), &caller, Permission::AccountCredentialManage, &account_scope(&account)).await?;
-        if account.state == AccountState::Closed {
-            return Err(Error::rule(
-                "R2.1.1",
-                format!("platform_account/{id}"),
-                "a closed account holds no credential",
-            )
-            .into());
-        }
-        let now = m.now();
-        let previous = store::get_credential(m.tx(), id).await?;
-        let (sealing_key_id, sealed_secret) = self.core.sealer().seal(req.secret.as_bytes(), &owner(id))?;
-        let period = if req.rotation_period_days == 0 {
-            self.core.policy().credential_rotation
-        } else {
-            chrono::Duration::days(i64::from(req.rotation_period_days))
-        };
-        let credential = Credential {
-            account: id,
-            kind,
-            login_name,
-            sealed_secret,
-            sealing_key_id,
-            rotated_at: now,
-            rotation_due_at: now + period,
-            rotated_by: caller.id.to_string(),
-            rotation_count: previous.map_or(0, |p| p.rotation_count + 1),
-        };
-        store::upsert_credential(m.tx(), &credential).await?;
-        m.audit(
-            self.core
-                .record(AuditAction::CredentialStored, caller.actor(), account_audit_ref(&account))
-                .rule("R2.3.1")
-                .request(govmedia_kit::telemetry::current_trace_id(), Some(request_id.to_string()))
-                .attr("kind", kind.as_str())
-                .attr("rotation_count", credential.rotation_count)
-                .attr("rotation_due", credential.rotation_due_at.to_rfc3339()),
-        );
-        let answer = pb::SetAccountCredentialResponse { credential: Some(credential_to_proto(&credential)) };
-        m.commit(&answer, Some(self.core.relay())).await?;
-        Ok(Response::new(answer))
+        let call = Call::new(&caller, method!("CredentialVaultService", "SetAccountCredential"), request_id, &req);
+        let answer = self.core.work().run(call, async |m| {
+            let account =
+                store::lock_account(m.tx(), id).await?.ok_or_else(|| Error::not_found("platform_account", id))?;
+            self.core.require(m.tx(), &caller, Permission::AccountCredentialManage, &account_scope(&account)).await?;
+            if account.state == AccountState::Closed {
+                return Err(Error::rule(
+                    "R2.1.1",
+                    format!("platform_account/{id}"),
+                    "a closed account holds no credential",
+                ));
+            }
+            let now = m.now();
+            let previous = store::get_credential(m.tx(), id).await?;
+            let (sealing_key_id, sealed_secret) = self.core.sealer().seal(req.secret.as_bytes(), &owner(id))?;
+            let period = if req.rotation_period_days == 0 {
+                self.core.policy().credential_rotation
+            } else {
+                chrono::Duration::days(i64::from(req.rotation_period_days))
+            };
+            let credential = Credential {
+                account: id,
+                kind,
+                login_name,
+                sealed_secret,
+                sealing_key_id,
+                rotated_at: now,
+                rotation_due_at: now + period,
+                rotated_by: caller.id.to_string(),
+                rotation_count: previous.map_or(0, |p| p.rotation_count + 1),
+            };
+            store::upsert_credential(m.tx(), &credential).await?;
+            m.audit(
+                self.core
+                    .record(AuditAction::CredentialStored, caller.actor(), account_audit_ref(&account))
+                    .rule("R2.3.1")
+                    .request(govmedia_kit::telemetry::current_trace_id(), Some(request_id.to_string()))
+                    .attr("kind", kind.as_str())
+                    .attr("rotation_count", credential.rotation_count)
+                    .attr("rotation_due", credential.rotation_due_at.to_rfc3339()),
+            );
+            let answer = pb::SetAccountCredentialResponse { credential: Some(credential_to_proto(&credential)) };
+            Ok(answer)
+        });
+        Ok(Response::new(answer.await?))
     }
 
     async fn get_account_credential(
@@ -183,26 +173,25 @@ impl CredentialVaultService for CredentialVault {
         };
         // Not idempotent by design: every reveal is its own audited event, and the
         // secret is never stored as a replayable answer.
-        let mut m = HandRun::begin_without_key(self.core.db(), self.core.now()).await?;
-        let account = store::get_account(m.tx(), id).await?.ok_or_else(|| Error::not_found("platform_account", id))?;
-        self.core.require(m.tx(), &caller, Permission::AccountCredentialReveal, &account_scope(&account)).await?;
-        let credential =
-            store::get_credential(m.tx(), id).await?.ok_or_else(|| Error::not_found("account_credential", id))?;
-        let secret = self.core.sealer().open(&credential.sealing_key_id, &credential.sealed_secret, &owner(id))?;
-        let secret = String::from_utf8(secret).map_err(|_| Error::internal("a stored credential is not UTF-8"))?;
-        m.audit(
-            self.core
-                .record(AuditAction::CredentialRevealed, caller.actor(), account_audit_ref(&account))
-                .rule("R2.3.2")
-                .reason(reason)
-                .request(govmedia_kit::telemetry::current_trace_id(), Some(request_id.to_string()))
-                .attr("kind", credential.kind.as_str()),
-        );
-        m.commit(&pb::RevealAccountCredentialResponse::default(), Some(self.core.relay())).await?;
-        Ok(Response::new(pb::RevealAccountCredentialResponse {
-            credential: Some(credential_to_proto(&credential)),
-            secret,
-        }))
+        let answer = self.core.work().run_unkeyed(async |m| {
+            let account =
+                store::get_account(m.tx(), id).await?.ok_or_else(|| Error::not_found("platform_account", id))?;
+            self.core.require(m.tx(), &caller, Permission::AccountCredentialReveal, &account_scope(&account)).await?;
+            let credential =
+                store::get_credential(m.tx(), id).await?.ok_or_else(|| Error::not_found("account_credential", id))?;
+            let secret = self.core.sealer().open(&credential.sealing_key_id, &credential.sealed_secret, &owner(id))?;
+            let secret = String::from_utf8(secret).map_err(|_| Error::internal("a stored credential is not UTF-8"))?;
+            m.audit(
+                self.core
+                    .record(AuditAction::CredentialRevealed, caller.actor(), account_audit_ref(&account))
+                    .rule("R2.3.2")
+                    .reason(reason.clone())
+                    .request(govmedia_kit::telemetry::current_trace_id(), Some(request_id.to_string()))
+                    .attr("kind", credential.kind.as_str()),
+            );
+            Ok(pb::RevealAccountCredentialResponse { credential: Some(credential_to_proto(&credential)), secret })
+        });
+        Ok(Response::new(answer.await?))
     }
 
     async fn list_credential_rotations_due(

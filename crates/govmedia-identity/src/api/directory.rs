@@ -10,7 +10,7 @@ use govmedia_domain::permission::Permission;
 use govmedia_domain::scope::Resource;
 use govmedia_domain::validate::{MAX_NAME_CHARS, Validator};
 use govmedia_kit::auth::Principal;
-use govmedia_kit::mutation::{Begin, HandRun};
+use govmedia_kit::mutation::{Call, Mutation};
 use govmedia_proto::identity::v1 as pb;
 use govmedia_proto::identity::v1::directory_service_server::{DirectoryService, DirectoryServiceServer};
 use tonic::{Request, Response, Status};
@@ -129,24 +129,15 @@ async fn hash_blocking(password: String) -> Result<String, Error> {
 }
 
 impl Directory {
-    async fn load_user(&self, m: &mut HandRun, user: UserId) -> Result<User, Error> {
+    async fn load_user(&self, m: &mut Mutation, user: UserId) -> Result<User, Error> {
         store::get_user(m.tx(), user).await?.ok_or_else(|| Error::not_found("user", user))
     }
 
-    async fn user_mutation(&self, caller: &Principal, m: &mut HandRun, user: UserId) -> Result<User, Error> {
+    async fn user_mutation(&self, caller: &Principal, m: &mut Mutation, user: UserId) -> Result<User, Error> {
         let found = self.load_user(m, user).await?;
         self.core.require(m.tx(), caller, Permission::UserManage, &user_resource(found.department)).await?;
         Ok(found)
     }
-}
-
-macro_rules! begin {
-    ($self:ident, $caller:ident, $method:expr, $request_id:expr, $request:expr) => {
-        match HandRun::begin($self.core.db(), $caller.id, $method, $request_id, $request, $self.core.now()).await? {
-            Begin::Replayed(answer) => return Ok(Response::new(answer)),
-            Begin::Fresh(m) => m,
-        }
-    };
 }
 
 #[tonic::async_trait]
@@ -166,26 +157,28 @@ impl DirectoryService for Directory {
         let (Some(request_id), Some(name), Some(code)) = (request_id, name, code) else {
             return Err(Error::internal("validated").into());
         };
-        let mut m = begin!(self, caller, method!("DirectoryService", "CreateDepartment"), request_id, &req);
-        self.core.require(m.tx(), &caller, Permission::DepartmentManage, &Resource::GLOBAL).await?;
-        let now = m.now();
-        let department =
-            Department { id: DepartmentId::new(), name, code, created_at: now, updated_at: now, version: 1 };
-        store::insert_department(m.tx(), &department).await?;
-        m.audit(
-            self.core
-                .record(
-                    AuditAction::DepartmentCreated,
-                    caller.actor(),
-                    AuditResourceRef::new("department", department.id),
-                )
-                .request(govmedia_kit::telemetry::current_trace_id(), Some(request_id.to_string()))
-                .attr("name", &department.name)
-                .attr("code", &department.code),
-        );
-        let answer = pb::CreateDepartmentResponse { department: Some(department_to_proto(&department)) };
-        m.commit(&answer, Some(self.core.relay())).await?;
-        Ok(Response::new(answer))
+        let call = Call::new(&caller, method!("DirectoryService", "CreateDepartment"), request_id, &req);
+        let answer = self.core.work().run(call, async |m| {
+            self.core.require(m.tx(), &caller, Permission::DepartmentManage, &Resource::GLOBAL).await?;
+            let now = m.now();
+            let department =
+                Department { id: DepartmentId::new(), name, code, created_at: now, updated_at: now, version: 1 };
+            store::insert_department(m.tx(), &department).await?;
+            m.audit(
+                self.core
+                    .record(
+                        AuditAction::DepartmentCreated,
+                        caller.actor(),
+                        AuditResourceRef::new("department", department.id),
+                    )
+                    .request(govmedia_kit::telemetry::current_trace_id(), Some(request_id.to_string()))
+                    .attr("name", &department.name)
+                    .attr("code", &department.code),
+            );
+            let answer = pb::CreateDepartmentResponse { department: Some(department_to_proto(&department)) };
+            Ok(answer)
+        });
+        Ok(Response::new(answer.await?))
     }
 
     async fn get_department(
@@ -245,34 +238,36 @@ impl DirectoryService for Directory {
         }
         v.finish()?;
         let (Some(request_id), Some(id)) = (request_id, id) else { return Err(Error::internal("validated").into()) };
-        let mut m = begin!(self, caller, method!("DirectoryService", "UpdateDepartment"), request_id, &req);
-        self.core.require(m.tx(), &caller, Permission::DepartmentManage, &Resource::GLOBAL).await?;
-        let mut department =
-            store::get_department(m.tx(), id).await?.ok_or_else(|| Error::not_found("department", id))?;
-        check_etag("department.etag", &given.etag, department.version, true)?;
-        let previous = department.version;
-        if let Some(name) = name {
-            department.name = name;
-        }
-        if let Some(code) = code {
-            department.code = code;
-        }
-        department.updated_at = m.now();
-        department.version += 1;
-        store::update_department(m.tx(), &department, previous).await?;
-        m.audit(
-            self.core
-                .record(
-                    AuditAction::DepartmentUpdated,
-                    caller.actor(),
-                    AuditResourceRef::new("department", department.id),
-                )
-                .request(govmedia_kit::telemetry::current_trace_id(), Some(request_id.to_string()))
-                .attr("fields", paths.join(",")),
-        );
-        let answer = pb::UpdateDepartmentResponse { department: Some(department_to_proto(&department)) };
-        m.commit(&answer, Some(self.core.relay())).await?;
-        Ok(Response::new(answer))
+        let call = Call::new(&caller, method!("DirectoryService", "UpdateDepartment"), request_id, &req);
+        let answer = self.core.work().run(call, async |m| {
+            self.core.require(m.tx(), &caller, Permission::DepartmentManage, &Resource::GLOBAL).await?;
+            let mut department =
+                store::get_department(m.tx(), id).await?.ok_or_else(|| Error::not_found("department", id))?;
+            check_etag("department.etag", &given.etag, department.version, true)?;
+            let previous = department.version;
+            if let Some(name) = name {
+                department.name = name;
+            }
+            if let Some(code) = code {
+                department.code = code;
+            }
+            department.updated_at = m.now();
+            department.version += 1;
+            store::update_department(m.tx(), &department, previous).await?;
+            m.audit(
+                self.core
+                    .record(
+                        AuditAction::DepartmentUpdated,
+                        caller.actor(),
+                        AuditResourceRef::new("department", department.id),
+                    )
+                    .request(govmedia_kit::telemetry::current_trace_id(), Some(request_id.to_string()))
+                    .attr("fields", paths.join(",")),
+            );
+            let answer = pb::UpdateDepartmentResponse { department: Some(department_to_proto(&department)) };
+            Ok(answer)
+        });
+        Ok(Response::new(answer.await?))
     }
 
     async fn create_user(
@@ -297,46 +292,48 @@ impl DirectoryService for Directory {
         };
         let one_time = password::generate_one_time();
         let hash = hash_blocking(one_time.clone()).await?;
-        let mut m = begin!(self, caller, method!("DirectoryService", "CreateUser"), request_id, &req);
-        self.core.require(m.tx(), &caller, Permission::UserManage, &user_resource(department)).await?;
-        if let Some(d) = department {
-            store::get_department(m.tx(), d).await?.ok_or_else(|| Error::not_found("department", d))?;
-        }
-        let now = m.now();
-        let user = User {
-            id: UserId::new(),
-            username: name,
-            display_name,
-            department,
-            email: mail,
-            phone: tel,
-            status: UserStatus::Active,
-            password_hash: hash.clone(),
-            password_changed_at: now,
-            password_expires_at: now,
-            must_change_password: true,
-            failed_attempts: 0,
-            lockout_count: 0,
-            locked_until: None,
-            last_login_at: None,
-            created_at: now,
-            updated_at: now,
-            version: 1,
-        };
-        store::insert_user(m.tx(), &user).await?;
-        store::push_password_history(m.tx(), user.id, &hash, now).await?;
-        let mut resource = AuditResourceRef::new("user", user.id);
-        resource.department = department;
-        m.audit(
-            self.core
-                .record(AuditAction::UserCreated, caller.actor(), resource)
-                .rule("R2.2.2")
-                .request(govmedia_kit::telemetry::current_trace_id(), Some(request_id.to_string()))
-                .attr("username", &user.username),
-        );
-        let answer = pb::CreateUserResponse { user: Some(user_to_proto(&user)), one_time_password: one_time };
-        m.commit(&answer, Some(self.core.relay())).await?;
-        Ok(Response::new(answer))
+        let call = Call::new(&caller, method!("DirectoryService", "CreateUser"), request_id, &req);
+        let answer = self.core.work().run(call, async |m| {
+            self.core.require(m.tx(), &caller, Permission::UserManage, &user_resource(department)).await?;
+            if let Some(d) = department {
+                store::get_department(m.tx(), d).await?.ok_or_else(|| Error::not_found("department", d))?;
+            }
+            let now = m.now();
+            let user = User {
+                id: UserId::new(),
+                username: name,
+                display_name,
+                department,
+                email: mail,
+                phone: tel,
+                status: UserStatus::Active,
+                password_hash: hash.clone(),
+                password_changed_at: now,
+                password_expires_at: now,
+                must_change_password: true,
+                failed_attempts: 0,
+                lockout_count: 0,
+                locked_until: None,
+                last_login_at: None,
+                created_at: now,
+                updated_at: now,
+                version: 1,
+            };
+            store::insert_user(m.tx(), &user).await?;
+            store::push_password_history(m.tx(), user.id, &hash, now).await?;
+            let mut resource = AuditResourceRef::new("user", user.id);
+            resource.department = department;
+            m.audit(
+                self.core
+                    .record(AuditAction::UserCreated, caller.actor(), resource)
+                    .rule("R2.2.2")
+                    .request(govmedia_kit::telemetry::current_trace_id(), Some(request_id.to_string()))
+                    .attr("username", &user.username),
+            );
+            let answer = pb::CreateUserResponse { user: Some(user_to_proto(&user)), one_time_password: one_time };
+            Ok(answer)
+        });
+        Ok(Response::new(answer.await?))
     }
 
     async fn get_user(&self, request: Request<pb::GetUserRequest>) -> Result<Response<pb::GetUserResponse>, Status> {
@@ -415,38 +412,40 @@ impl DirectoryService for Directory {
         }
         v.finish()?;
         let (Some(request_id), Some(id)) = (request_id, id) else { return Err(Error::internal("validated").into()) };
-        let mut m = begin!(self, caller, method!("DirectoryService", "UpdateUser"), request_id, &req);
-        let mut user = self.user_mutation(&caller, &mut m, id).await?;
-        check_etag("user.etag", &given.etag, user.version, true)?;
-        let previous = user.version;
-        if let Some(new_department) = department {
-            if let Some(d) = new_department {
-                store::get_department(m.tx(), d).await?.ok_or_else(|| Error::not_found("department", d))?;
+        let call = Call::new(&caller, method!("DirectoryService", "UpdateUser"), request_id, &req);
+        let answer = self.core.work().run(call, async |m| {
+            let mut user = self.user_mutation(&caller, m, id).await?;
+            check_etag("user.etag", &given.etag, user.version, true)?;
+            let previous = user.version;
+            if let Some(new_department) = department {
+                if let Some(d) = new_department {
+                    store::get_department(m.tx(), d).await?.ok_or_else(|| Error::not_found("department", d))?;
+                }
+                self.core.require(m.tx(), &caller, Permission::UserManage, &user_resource(new_department)).await?;
+                user.department = new_department;
             }
-            self.core.require(m.tx(), &caller, Permission::UserManage, &user_resource(new_department)).await?;
-            user.department = new_department;
-        }
-        if let Some(x) = display_name {
-            user.display_name = x;
-        }
-        if let Some(x) = mail {
-            user.email = x;
-        }
-        if let Some(x) = tel {
-            user.phone = x;
-        }
-        user.updated_at = m.now();
-        user.version += 1;
-        store::save_user(m.tx(), &user, previous).await?;
-        m.audit(
-            self.core
-                .record(AuditAction::UserUpdated, caller.actor(), AuditResourceRef::new("user", user.id))
-                .request(govmedia_kit::telemetry::current_trace_id(), Some(request_id.to_string()))
-                .attr("fields", paths.join(",")),
-        );
-        let answer = pb::UpdateUserResponse { user: Some(user_to_proto(&user)) };
-        m.commit(&answer, Some(self.core.relay())).await?;
-        Ok(Response::new(answer))
+            if let Some(x) = display_name {
+                user.display_name = x;
+            }
+            if let Some(x) = mail {
+                user.email = x;
+            }
+            if let Some(x) = tel {
+                user.phone = x;
+            }
+            user.updated_at = m.now();
+            user.version += 1;
+            store::save_user(m.tx(), &user, previous).await?;
+            m.audit(
+                self.core
+                    .record(AuditAction::UserUpdated, caller.actor(), AuditResourceRef::new("user", user.id))
+                    .request(govmedia_kit::telemetry::current_trace_id(), Some(request_id.to_string()))
+                    .attr("fields", paths.join(",")),
+            );
+            let answer = pb::UpdateUserResponse { user: Some(user_to_proto(&user)) };
+            Ok(answer)
+        });
+        Ok(Response::new(answer.await?))
     }
 
     async fn disable_user(
@@ -466,26 +465,28 @@ impl DirectoryService for Directory {
         if caller.id == id.into() {
             return Err(Error::rule("R2.2.1", format!("user/{id}"), "nobody disables their own login").into());
         }
-        let mut m = begin!(self, caller, method!("DirectoryService", "DisableUser"), request_id, &req);
-        let mut user = self.user_mutation(&caller, &mut m, id).await?;
-        let previous = user.version;
-        user.status = UserStatus::Disabled;
-        user.updated_at = m.now();
-        user.version += 1;
-        store::save_user(m.tx(), &user, previous).await?;
-        let now = m.now();
-        let revoked = sessions::revoke_sessions_of(m.tx(), id.into(), "user disabled", now).await?;
-        m.audit(
-            self.core
-                .record(AuditAction::UserDisabled, caller.actor(), AuditResourceRef::new("user", id))
-                .rule("R2.2.2")
-                .reason(reason)
-                .request(govmedia_kit::telemetry::current_trace_id(), Some(request_id.to_string()))
-                .attr("sessions_revoked", revoked),
-        );
-        let answer = pb::DisableUserResponse { user: Some(user_to_proto(&user)) };
-        m.commit(&answer, Some(self.core.relay())).await?;
-        Ok(Response::new(answer))
+        let call = Call::new(&caller, method!("DirectoryService", "DisableUser"), request_id, &req);
+        let answer = self.core.work().run(call, async |m| {
+            let mut user = self.user_mutation(&caller, m, id).await?;
+            let previous = user.version;
+            user.status = UserStatus::Disabled;
+            user.updated_at = m.now();
+            user.version += 1;
+            store::save_user(m.tx(), &user, previous).await?;
+            let now = m.now();
+            let revoked = sessions::revoke_sessions_of(m.tx(), id.into(), "user disabled", now).await?;
+            m.audit(
+                self.core
+                    .record(AuditAction::UserDisabled, caller.actor(), AuditResourceRef::new("user", id))
+                    .rule("R2.2.2")
+                    .reason(reason)
+                    .request(govmedia_kit::telemetry::current_trace_id(), Some(request_id.to_string()))
+                    .attr("sessions_revoked", revoked),
+            );
+            let answer = pb::DisableUserResponse { user: Some(user_to_proto(&user)) };
+            Ok(answer)
+        });
+        Ok(Response::new(answer.await?))
     }
 
     async fn enable_user(
@@ -499,21 +500,23 @@ impl DirectoryService for Directory {
         let id: Option<UserId> = v.id("user_id", &req.user_id);
         v.finish()?;
         let (Some(request_id), Some(id)) = (request_id, id) else { return Err(Error::internal("validated").into()) };
-        let mut m = begin!(self, caller, method!("DirectoryService", "EnableUser"), request_id, &req);
-        let mut user = self.user_mutation(&caller, &mut m, id).await?;
-        let previous = user.version;
-        user.status = UserStatus::Active;
-        user.updated_at = m.now();
-        user.version += 1;
-        store::save_user(m.tx(), &user, previous).await?;
-        m.audit(
-            self.core
-                .record(AuditAction::UserEnabled, caller.actor(), AuditResourceRef::new("user", id))
-                .request(govmedia_kit::telemetry::current_trace_id(), Some(request_id.to_string())),
-        );
-        let answer = pb::EnableUserResponse { user: Some(user_to_proto(&user)) };
-        m.commit(&answer, Some(self.core.relay())).await?;
-        Ok(Response::new(answer))
+        let call = Call::new(&caller, method!("DirectoryService", "EnableUser"), request_id, &req);
+        let answer = self.core.work().run(call, async |m| {
+            let mut user = self.user_mutation(&caller, m, id).await?;
+            let previous = user.version;
+            user.status = UserStatus::Active;
+            user.updated_at = m.now();
+            user.version += 1;
+            store::save_user(m.tx(), &user, previous).await?;
+            m.audit(
+                self.core
+                    .record(AuditAction::UserEnabled, caller.actor(), AuditResourceRef::new("user", id))
+                    .request(govmedia_kit::telemetry::current_trace_id(), Some(request_id.to_string())),
+            );
+            let answer = pb::EnableUserResponse { user: Some(user_to_proto(&user)) };
+            Ok(answer)
+        });
+        Ok(Response::new(answer.await?))
     }
 
     async fn reset_user_password(
@@ -532,30 +535,32 @@ impl DirectoryService for Directory {
         };
         let one_time = password::generate_one_time();
         let hash = hash_blocking(one_time.clone()).await?;
-        let mut m = begin!(self, caller, method!("DirectoryService", "ResetUserPassword"), request_id, &req);
-        let mut user = self.user_mutation(&caller, &mut m, id).await?;
-        let previous = user.version;
-        let now = m.now();
-        user.password_hash = hash.clone();
-        user.password_changed_at = now;
-        user.password_expires_at = now;
-        user.must_change_password = true;
-        user.updated_at = now;
-        user.version += 1;
-        store::save_user(m.tx(), &user, previous).await?;
-        store::push_password_history(m.tx(), id, &hash, now).await?;
-        let revoked = sessions::revoke_sessions_of(m.tx(), id.into(), "password reset", now).await?;
-        m.audit(
-            self.core
-                .record(AuditAction::UserPasswordReset, caller.actor(), AuditResourceRef::new("user", id))
-                .rule("R2.3.1")
-                .reason(reason)
-                .request(govmedia_kit::telemetry::current_trace_id(), Some(request_id.to_string()))
-                .attr("sessions_revoked", revoked),
-        );
-        let answer = pb::ResetUserPasswordResponse { one_time_password: one_time };
-        m.commit(&answer, Some(self.core.relay())).await?;
-        Ok(Response::new(answer))
+        let call = Call::new(&caller, method!("DirectoryService", "ResetUserPassword"), request_id, &req);
+        let answer = self.core.work().run(call, async |m| {
+            let mut user = self.user_mutation(&caller, m, id).await?;
+            let previous = user.version;
+            let now = m.now();
+            user.password_hash = hash.clone();
+            user.password_changed_at = now;
+            user.password_expires_at = now;
+            user.must_change_password = true;
+            user.updated_at = now;
+            user.version += 1;
+            store::save_user(m.tx(), &user, previous).await?;
+            store::push_password_history(m.tx(), id, &hash, now).await?;
+            let revoked = sessions::revoke_sessions_of(m.tx(), id.into(), "password reset", now).await?;
+            m.audit(
+                self.core
+                    .record(AuditAction::UserPasswordReset, caller.actor(), AuditResourceRef::new("user", id))
+                    .rule("R2.3.1")
+                    .reason(reason)
+                    .request(govmedia_kit::telemetry::current_trace_id(), Some(request_id.to_string()))
+                    .attr("sessions_revoked", revoked),
+            );
+            let answer = pb::ResetUserPasswordResponse { one_time_password: one_time };
+            Ok(answer)
+        });
+        Ok(Response::new(answer.await?))
     }
 
     async fn unlock_user(
@@ -569,23 +574,25 @@ impl DirectoryService for Directory {
         let id: Option<UserId> = v.id("user_id", &req.user_id);
         v.finish()?;
         let (Some(request_id), Some(id)) = (request_id, id) else { return Err(Error::internal("validated").into()) };
-        let mut m = begin!(self, caller, method!("DirectoryService", "UnlockUser"), request_id, &req);
-        let mut user = self.user_mutation(&caller, &mut m, id).await?;
-        let previous = user.version;
-        user.locked_until = None;
-        user.failed_attempts = 0;
-        user.updated_at = m.now();
-        user.version += 1;
-        store::save_user(m.tx(), &user, previous).await?;
-        m.audit(
-            self.core
-                .record(AuditAction::UserUnlocked, caller.actor(), AuditResourceRef::new("user", id))
-                .rule("R2.3.1")
-                .request(govmedia_kit::telemetry::current_trace_id(), Some(request_id.to_string())),
-        );
-        let answer = pb::UnlockUserResponse { user: Some(user_to_proto(&user)) };
-        m.commit(&answer, Some(self.core.relay())).await?;
-        Ok(Response::new(answer))
+        let call = Call::new(&caller, method!("DirectoryService", "UnlockUser"), request_id, &req);
+        let answer = self.core.work().run(call, async |m| {
+            let mut user = self.user_mutation(&caller, m, id).await?;
+            let previous = user.version;
+            user.locked_until = None;
+            user.failed_attempts = 0;
+            user.updated_at = m.now();
+            user.version += 1;
+            store::save_user(m.tx(), &user, previous).await?;
+            m.audit(
+                self.core
+                    .record(AuditAction::UserUnlocked, caller.actor(), AuditResourceRef::new("user", id))
+                    .rule("R2.3.1")
+                    .request(govmedia_kit::telemetry::current_trace_id(), Some(request_id.to_string())),
+            );
+            let answer = pb::UnlockUserResponse { user: Some(user_to_proto(&user)) };
+            Ok(answer)
+        });
+        Ok(Response::new(answer.await?))
     }
 
     async fn revoke_user_sessions(
@@ -602,22 +609,24 @@ impl DirectoryService for Directory {
         let (Some(request_id), Some(id), Some(reason)) = (request_id, id, reason) else {
             return Err(Error::internal("validated").into());
         };
-        let mut m = begin!(self, caller, method!("DirectoryService", "RevokeUserSessions"), request_id, &req);
-        self.user_mutation(&caller, &mut m, id).await?;
-        let now = m.now();
-        let revoked = sessions::revoke_sessions_of(m.tx(), id.into(), &reason, now).await?;
-        m.audit(
-            self.core
-                .record(AuditAction::SessionRevoked, caller.actor(), AuditResourceRef::new("user", id))
-                .rule("R2.3.3")
-                .reason(reason)
-                .request(govmedia_kit::telemetry::current_trace_id(), Some(request_id.to_string()))
-                .attr("sessions_revoked", revoked),
-        );
-        let answer =
-            pb::RevokeUserSessionsResponse { revoked_session_count: u32::try_from(revoked).unwrap_or(u32::MAX) };
-        m.commit(&answer, Some(self.core.relay())).await?;
-        Ok(Response::new(answer))
+        let call = Call::new(&caller, method!("DirectoryService", "RevokeUserSessions"), request_id, &req);
+        let answer = self.core.work().run(call, async |m| {
+            self.user_mutation(&caller, m, id).await?;
+            let now = m.now();
+            let revoked = sessions::revoke_sessions_of(m.tx(), id.into(), &reason, now).await?;
+            m.audit(
+                self.core
+                    .record(AuditAction::SessionRevoked, caller.actor(), AuditResourceRef::new("user", id))
+                    .rule("R2.3.3")
+                    .reason(reason)
+                    .request(govmedia_kit::telemetry::current_trace_id(), Some(request_id.to_string()))
+                    .attr("sessions_revoked", revoked),
+            );
+            let answer =
+                pb::RevokeUserSessionsResponse { revoked_session_count: u32::try_from(revoked).unwrap_or(u32::MAX) };
+            Ok(answer)
+        });
+        Ok(Response::new(answer.await?))
     }
 
     async fn create_service_principal(
@@ -636,43 +645,45 @@ impl DirectoryService for Directory {
         let (Some(request_id), Some(client_id), Some(display_name)) = (request_id, client_id, display_name) else {
             return Err(Error::internal("validated").into());
         };
-        let mut m = begin!(self, caller, method!("DirectoryService", "CreateServicePrincipal"), request_id, &req);
-        self.core.require(m.tx(), &caller, Permission::ServicePrincipalManage, &Resource::GLOBAL).await?;
-        if let Some(o) = owner {
-            store::get_user(m.tx(), o).await?.ok_or_else(|| Error::not_found("user", o))?;
-        }
-        let secret = tokens::new_client_secret();
-        let now = m.now();
-        let principal = ServicePrincipal {
-            id: ServicePrincipalId::new(),
-            client_id,
-            display_name,
-            owner,
-            secret_hash: tokens::token_hash(&secret),
-            disabled: false,
-            secret_rotated_at: now,
-            created_at: now,
-            updated_at: now,
-            version: 1,
-        };
-        store::insert_service_principal(m.tx(), &principal).await?;
-        m.audit(
-            self.core
-                .record(
-                    AuditAction::ServicePrincipalCreated,
-                    caller.actor(),
-                    AuditResourceRef::new("service_principal", principal.id),
-                )
-                .rule("R2.2.2")
-                .request(govmedia_kit::telemetry::current_trace_id(), Some(request_id.to_string()))
-                .attr("client_id", &principal.client_id),
-        );
-        let answer = pb::CreateServicePrincipalResponse {
-            service_principal: Some(principal_to_proto(&principal)),
-            client_secret: secret,
-        };
-        m.commit(&answer, Some(self.core.relay())).await?;
-        Ok(Response::new(answer))
+        let call = Call::new(&caller, method!("DirectoryService", "CreateServicePrincipal"), request_id, &req);
+        let answer = self.core.work().run(call, async |m| {
+            self.core.require(m.tx(), &caller, Permission::ServicePrincipalManage, &Resource::GLOBAL).await?;
+            if let Some(o) = owner {
+                store::get_user(m.tx(), o).await?.ok_or_else(|| Error::not_found("user", o))?;
+            }
+            let secret = tokens::new_client_secret();
+            let now = m.now();
+            let principal = ServicePrincipal {
+                id: ServicePrincipalId::new(),
+                client_id,
+                display_name,
+                owner,
+                secret_hash: tokens::token_hash(&secret),
+                disabled: false,
+                secret_rotated_at: now,
+                created_at: now,
+                updated_at: now,
+                version: 1,
+            };
+            store::insert_service_principal(m.tx(), &principal).await?;
+            m.audit(
+                self.core
+                    .record(
+                        AuditAction::ServicePrincipalCreated,
+                        caller.actor(),
+                        AuditResourceRef::new("service_principal", principal.id),
+                    )
+                    .rule("R2.2.2")
+                    .request(govmedia_kit::telemetry::current_trace_id(), Some(request_id.to_string()))
+                    .attr("client_id", &principal.client_id),
+            );
+            let answer = pb::CreateServicePrincipalResponse {
+                service_principal: Some(principal_to_proto(&principal)),
+                client_secret: secret,
+            };
+            Ok(answer)
+        });
+        Ok(Response::new(answer.await?))
     }
 
     async fn get_service_principal(
@@ -722,33 +733,36 @@ impl DirectoryService for Directory {
         let id: Option<ServicePrincipalId> = v.id("service_principal_id", &req.service_principal_id);
         v.finish()?;
         let (Some(request_id), Some(id)) = (request_id, id) else { return Err(Error::internal("validated").into()) };
-        let mut m = begin!(self, caller, method!("DirectoryService", "RotateServicePrincipalSecret"), request_id, &req);
-        self.core.require(m.tx(), &caller, Permission::ServicePrincipalManage, &Resource::GLOBAL).await?;
-        let mut principal =
-            store::get_service_principal(m.tx(), id).await?.ok_or_else(|| Error::not_found("service_principal", id))?;
-        let previous = principal.version;
-        let secret = tokens::new_client_secret();
-        principal.secret_hash = tokens::token_hash(&secret);
-        principal.secret_rotated_at = m.now();
-        principal.updated_at = m.now();
-        principal.version += 1;
-        store::save_service_principal(m.tx(), &principal, previous).await?;
-        m.audit(
-            self.core
-                .record(
-                    AuditAction::ServicePrincipalSecretRotated,
-                    caller.actor(),
-                    AuditResourceRef::new("service_principal", id),
-                )
-                .rule("R2.3.1")
-                .request(govmedia_kit::telemetry::current_trace_id(), Some(request_id.to_string())),
-        );
-        let answer = pb::RotateServicePrincipalSecretResponse {
-            service_principal: Some(principal_to_proto(&principal)),
-            client_secret: secret,
-        };
-        m.commit(&answer, Some(self.core.relay())).await?;
-        Ok(Response::new(answer))
+        let call = Call::new(&caller, method!("DirectoryService", "RotateServicePrincipalSecret"), request_id, &req);
+        let answer = self.core.work().run(call, async |m| {
+            self.core.require(m.tx(), &caller, Permission::ServicePrincipalManage, &Resource::GLOBAL).await?;
+            let mut principal = store::get_service_principal(m.tx(), id)
+                .await?
+                .ok_or_else(|| Error::not_found("service_principal", id))?;
+            let previous = principal.version;
+            let secret = tokens::new_client_secret();
+            principal.secret_hash = tokens::token_hash(&secret);
+            principal.secret_rotated_at = m.now();
+            principal.updated_at = m.now();
+            principal.version += 1;
+            store::save_service_principal(m.tx(), &principal, previous).await?;
+            m.audit(
+                self.core
+                    .record(
+                        AuditAction::ServicePrincipalSecretRotated,
+                        caller.actor(),
+                        AuditResourceRef::new("service_principal", id),
+                    )
+                    .rule("R2.3.1")
+                    .request(govmedia_kit::telemetry::current_trace_id(), Some(request_id.to_string())),
+            );
+            let answer = pb::RotateServicePrincipalSecretResponse {
+                service_principal: Some(principal_to_proto(&principal)),
+                client_secret: secret,
+            };
+            Ok(answer)
+        });
+        Ok(Response::new(answer.await?))
     }
 
     async fn disable_service_principal(
@@ -765,28 +779,32 @@ impl DirectoryService for Directory {
         let (Some(request_id), Some(id), Some(reason)) = (request_id, id, reason) else {
             return Err(Error::internal("validated").into());
         };
-        let mut m = begin!(self, caller, method!("DirectoryService", "DisableServicePrincipal"), request_id, &req);
-        self.core.require(m.tx(), &caller, Permission::ServicePrincipalManage, &Resource::GLOBAL).await?;
-        let mut principal =
-            store::get_service_principal(m.tx(), id).await?.ok_or_else(|| Error::not_found("service_principal", id))?;
-        let previous = principal.version;
-        principal.disabled = true;
-        principal.updated_at = m.now();
-        principal.version += 1;
-        store::save_service_principal(m.tx(), &principal, previous).await?;
-        m.audit(
-            self.core
-                .record(
-                    AuditAction::ServicePrincipalDisabled,
-                    caller.actor(),
-                    AuditResourceRef::new("service_principal", id),
-                )
-                .rule("R2.2.2")
-                .reason(reason)
-                .request(govmedia_kit::telemetry::current_trace_id(), Some(request_id.to_string())),
-        );
-        let answer = pb::DisableServicePrincipalResponse { service_principal: Some(principal_to_proto(&principal)) };
-        m.commit(&answer, Some(self.core.relay())).await?;
-        Ok(Response::new(answer))
+        let call = Call::new(&caller, method!("DirectoryService", "DisableServicePrincipal"), request_id, &req);
+        let answer = self.core.work().run(call, async |m| {
+            self.core.require(m.tx(), &caller, Permission::ServicePrincipalManage, &Resource::GLOBAL).await?;
+            let mut principal = store::get_service_principal(m.tx(), id)
+                .await?
+                .ok_or_else(|| Error::not_found("service_principal", id))?;
+            let previous = principal.version;
+            principal.disabled = true;
+            principal.updated_at = m.now();
+            principal.version += 1;
+            store::save_service_principal(m.tx(), &principal, previous).await?;
+            m.audit(
+                self.core
+                    .record(
+                        AuditAction::ServicePrincipalDisabled,
+                        caller.actor(),
+                        AuditResourceRef::new("service_principal", id),
+                    )
+                    .rule("R2.2.2")
+                    .reason(reason)
+                    .request(govmedia_kit::telemetry::current_trace_id(), Some(request_id.to_string())),
+            );
+            let answer =
+                pb::DisableServicePrincipalResponse { service_principal: Some(principal_to_proto(&principal)) };
+            Ok(answer)
+        });
+        Ok(Response::new(answer.await?))
     }
 }

@@ -12,7 +12,7 @@ use govmedia_domain::permission::Permission;
 use govmedia_domain::scope::Resource;
 use govmedia_domain::validate::{MAX_REASON_CHARS, Validator};
 use govmedia_kit::auth::Principal;
-use govmedia_kit::mutation::{Begin, HandRun};
+use govmedia_kit::mutation::{Call, Mutation};
 use govmedia_proto::common::v1 as cpb;
 use govmedia_proto::identity::v1 as pb;
 use govmedia_proto::identity::v1::platform_account_service_server::{
@@ -201,7 +201,7 @@ fn audit_ref(a: &PlatformAccount) -> AuditResourceRef {
     r
 }
 
-async fn require_active_user(m: &mut HandRun, user: UserId) -> Result<(), Error> {
+async fn require_active_user(m: &mut Mutation, user: UserId) -> Result<(), Error> {
     let found = directory::get_user(m.tx(), user).await?.ok_or_else(|| Error::not_found("user", user))?;
     if found.status != UserStatus::Active {
         return Err(Error::rule("R2.1.1", format!("user/{user}"), "the responsible person must be an active user"));
@@ -228,29 +228,11 @@ struct Transition<'a> {
     attrs: Vec<(&'static str, String)>,
 }
 
-macro_rules! begin {
-    ($self:ident, $caller:ident, $method:literal, $request_id:expr, $request:expr) => {
-        match HandRun::begin(
-            $self.core.db(),
-            $caller.id,
-            method!("PlatformAccountService", $method),
-            $request_id,
-            $request,
-            $self.core.now(),
-        )
-        .await?
-        {
-            Begin::Replayed(answer) => return Ok(Response::new(answer)),
-            Begin::Fresh(m) => m,
-        }
-    };
-}
-
 impl PlatformAccounts {
     /// Loads and locks an account and checks `permission` on it.
     async fn locked(
         &self,
-        m: &mut HandRun,
+        m: &mut Mutation,
         caller: &Principal,
         account: PlatformAccountId,
         permission: Permission,
@@ -277,12 +259,12 @@ impl PlatformAccounts {
     async fn transition(
         &self,
         caller: &Principal,
-        mut m: HandRun,
+        m: &mut Mutation,
         t: Transition<'_>,
         change: impl FnOnce(&mut PlatformAccount, usize) -> Result<(AuditAction, &'static str), Error>,
-    ) -> Result<(HandRun, PlatformAccount), Error> {
+    ) -> Result<PlatformAccount, Error> {
         let Transition { account, etag: given_etag, request_id, reason, attrs } = t;
-        let mut a = self.locked(&mut m, caller, account, Permission::AccountManage).await?;
+        let mut a = self.locked(m, caller, account, Permission::AccountManage).await?;
         check_etag("etag", given_etag, a.version, false)?;
         let open = store::open_incident_count(m.tx(), account).await?;
         let previous = a.version;
@@ -298,7 +280,7 @@ impl PlatformAccounts {
             record = record.attr(key, value);
         }
         m.audit(record);
-        Ok((m, a))
+        Ok(a)
     }
 }
 
@@ -347,53 +329,55 @@ impl PlatformAccountService for PlatformAccounts {
             return Err(Error::internal("validated").into());
         };
         check_filing(filing, &filing_number, filing_date)?;
-        let mut m = begin!(self, caller, "CreatePlatformAccount", request_id, &req);
-        self.core.require(m.tx(), &caller, Permission::AccountManage, &Resource::GLOBAL).await?;
-        directory::get_department(m.tx(), department)
-            .await?
-            .ok_or_else(|| Error::not_found("department", department))?;
-        require_active_user(&mut m, responsible).await?;
-        let now = m.now();
-        let a = PlatformAccount {
-            id: PlatformAccountId::new(),
-            platform,
-            handle,
-            profile: Profile { display_name, avatar_url: avatar, bio },
-            department,
-            responsible,
-            filing_status: filing,
-            filing_number,
-            filing_date,
-            state: AccountState::Active,
-            state_reason: String::new(),
-            revision: 1,
-            created_at: now,
-            updated_at: now,
-            version: 1,
-        };
-        store::insert_account(m.tx(), &a).await?;
-        store::insert_revision(
-            m.tx(),
-            a.id,
-            &Revision {
-                revision: 1,
-                profile: a.profile.clone(),
+        let call = Call::new(&caller, method!("PlatformAccountService", "CreatePlatformAccount"), request_id, &req);
+        let answer = self.core.work().run(call, async |m| {
+            self.core.require(m.tx(), &caller, Permission::AccountManage, &Resource::GLOBAL).await?;
+            directory::get_department(m.tx(), department)
+                .await?
+                .ok_or_else(|| Error::not_found("department", department))?;
+            require_active_user(m, responsible).await?;
+            let now = m.now();
+            let a = PlatformAccount {
+                id: PlatformAccountId::new(),
+                platform,
+                handle,
+                profile: Profile { display_name, avatar_url: avatar, bio },
+                department,
                 responsible,
-                changed_by: caller.id.to_string(),
+                filing_status: filing,
+                filing_number,
+                filing_date,
+                state: AccountState::Active,
+                state_reason: String::new(),
+                revision: 1,
                 created_at: now,
-            },
-        )
-        .await?;
-        let record = self
-            .audit(&caller, AuditAction::PlatformAccountCreated, &a, &request_id.to_string())
-            .rule("R2.1.1")
-            .attr("platform", a.platform.as_str())
-            .attr("handle", &a.handle)
-            .attr("responsible_user_id", a.responsible);
-        m.audit(record);
-        let answer = pb::CreatePlatformAccountResponse { platform_account: Some(account_to_proto(&a)) };
-        m.commit(&answer, Some(self.core.relay())).await?;
-        Ok(Response::new(answer))
+                updated_at: now,
+                version: 1,
+            };
+            store::insert_account(m.tx(), &a).await?;
+            store::insert_revision(
+                m.tx(),
+                a.id,
+                &Revision {
+                    revision: 1,
+                    profile: a.profile.clone(),
+                    responsible,
+                    changed_by: caller.id.to_string(),
+                    created_at: now,
+                },
+            )
+            .await?;
+            let record = self
+                .audit(&caller, AuditAction::PlatformAccountCreated, &a, &request_id.to_string())
+                .rule("R2.1.1")
+                .attr("platform", a.platform.as_str())
+                .attr("handle", &a.handle)
+                .attr("responsible_user_id", a.responsible);
+            m.audit(record);
+            let answer = pb::CreatePlatformAccountResponse { platform_account: Some(account_to_proto(&a)) };
+            Ok(answer)
+        });
+        Ok(Response::new(answer.await?))
     }
 
     async fn get_platform_account(
@@ -505,77 +489,78 @@ impl PlatformAccountService for PlatformAccounts {
         }
         v.finish()?;
         let (Some(request_id), Some(id)) = (request_id, id) else { return Err(Error::internal("validated").into()) };
-        let mut m = begin!(self, caller, "UpdatePlatformAccount", request_id, &req);
-        let mut a = self.locked(&mut m, &caller, id, Permission::AccountManage).await?;
-        check_etag("platform_account.etag", &given.etag, a.version, true)?;
-        if a.state == AccountState::Closed {
-            return Err(Error::rule(
-                "R2.1.1",
-                format!("platform_account/{id}"),
-                "a closed account is kept for the record and not changed",
-            )
-            .into());
-        }
-        let previous = a.version;
-        let before = (a.profile.clone(), a.responsible);
-        if let Some(x) = c.display_name {
-            a.profile.display_name = x;
-        }
-        if let Some(x) = c.avatar_url {
-            a.profile.avatar_url = x;
-        }
-        if let Some(x) = c.bio {
-            a.profile.bio = x;
-        }
-        if let Some(x) = c.responsible {
-            require_active_user(&mut m, x).await?;
-            a.responsible = x;
-        }
-        if let Some(x) = c.department {
-            directory::get_department(m.tx(), x).await?.ok_or_else(|| Error::not_found("department", x))?;
-            self.core
-                .require(m.tx(), &caller, Permission::AccountManage, &Resource::platform_account(id, Some(x)))
+        let call = Call::new(&caller, method!("PlatformAccountService", "UpdatePlatformAccount"), request_id, &req);
+        let answer = self.core.work().run(call, async |m| {
+            let mut a = self.locked(m, &caller, id, Permission::AccountManage).await?;
+            check_etag("platform_account.etag", &given.etag, a.version, true)?;
+            if a.state == AccountState::Closed {
+                return Err(Error::rule(
+                    "R2.1.1",
+                    format!("platform_account/{id}"),
+                    "a closed account is kept for the record and not changed",
+                ));
+            }
+            let previous = a.version;
+            let before = (a.profile.clone(), a.responsible);
+            if let Some(x) = c.display_name {
+                a.profile.display_name = x;
+            }
+            if let Some(x) = c.avatar_url {
+                a.profile.avatar_url = x;
+            }
+            if let Some(x) = c.bio {
+                a.profile.bio = x;
+            }
+            if let Some(x) = c.responsible {
+                require_active_user(m, x).await?;
+                a.responsible = x;
+            }
+            if let Some(x) = c.department {
+                directory::get_department(m.tx(), x).await?.ok_or_else(|| Error::not_found("department", x))?;
+                self.core
+                    .require(m.tx(), &caller, Permission::AccountManage, &Resource::platform_account(id, Some(x)))
+                    .await?;
+                a.department = x;
+            }
+            if let Some(x) = c.filing_status {
+                a.filing_status = x;
+            }
+            if let Some(x) = c.filing_number {
+                a.filing_number = x;
+            }
+            if let Some(x) = c.filing_date {
+                a.filing_date = x;
+            }
+            check_filing(a.filing_status, &a.filing_number, a.filing_date)?;
+            let now = m.now();
+            if (a.profile.clone(), a.responsible) != before {
+                a.revision += 1;
+                store::insert_revision(
+                    m.tx(),
+                    id,
+                    &Revision {
+                        revision: a.revision,
+                        profile: a.profile.clone(),
+                        responsible: a.responsible,
+                        changed_by: caller.id.to_string(),
+                        created_at: now,
+                    },
+                )
                 .await?;
-            a.department = x;
-        }
-        if let Some(x) = c.filing_status {
-            a.filing_status = x;
-        }
-        if let Some(x) = c.filing_number {
-            a.filing_number = x;
-        }
-        if let Some(x) = c.filing_date {
-            a.filing_date = x;
-        }
-        check_filing(a.filing_status, &a.filing_number, a.filing_date)?;
-        let now = m.now();
-        if (a.profile.clone(), a.responsible) != before {
-            a.revision += 1;
-            store::insert_revision(
-                m.tx(),
-                id,
-                &Revision {
-                    revision: a.revision,
-                    profile: a.profile.clone(),
-                    responsible: a.responsible,
-                    changed_by: caller.id.to_string(),
-                    created_at: now,
-                },
-            )
-            .await?;
-        }
-        a.updated_at = now;
-        a.version += 1;
-        store::save_account(m.tx(), &a, previous).await?;
-        let record = self
-            .audit(&caller, AuditAction::PlatformAccountUpdated, &a, &request_id.to_string())
-            .rule("R2.1.2")
-            .attr("fields", paths.join(","))
-            .attr("revision", a.revision);
-        m.audit(record);
-        let answer = pb::UpdatePlatformAccountResponse { platform_account: Some(account_to_proto(&a)) };
-        m.commit(&answer, Some(self.core.relay())).await?;
-        Ok(Response::new(answer))
+            }
+            a.updated_at = now;
+            a.version += 1;
+            store::save_account(m.tx(), &a, previous).await?;
+            let record = self
+                .audit(&caller, AuditAction::PlatformAccountUpdated, &a, &request_id.to_string())
+                .rule("R2.1.2")
+                .attr("fields", paths.join(","))
+                .attr("revision", a.revision);
+            m.audit(record);
+            let answer = pb::UpdatePlatformAccountResponse { platform_account: Some(account_to_proto(&a)) };
+            Ok(answer)
+        });
+        Ok(Response::new(answer.await?))
     }
 
     async fn list_platform_account_revisions(
@@ -623,25 +608,27 @@ impl PlatformAccountService for PlatformAccounts {
         let (Some(request_id), Some(id), Some(reason)) = (request_id, id, reason) else {
             return Err(Error::internal("validated").into());
         };
-        let m = begin!(self, caller, "FreezePlatformAccount", request_id, &req);
-        let why = reason.clone();
-        let (m, a) = self
-            .transition(
-                &caller,
-                m,
-                Transition {
-                    account: id,
-                    etag: &req.etag,
-                    request_id: request_id.to_string(),
-                    reason: Some(reason),
-                    attrs: vec![],
-                },
-                move |a, _| account::freeze(a, &why).map(|()| (AuditAction::PlatformAccountFrozen, "R2.3.3")),
-            )
-            .await?;
-        let answer = pb::FreezePlatformAccountResponse { platform_account: Some(account_to_proto(&a)) };
-        m.commit(&answer, Some(self.core.relay())).await?;
-        Ok(Response::new(answer))
+        let call = Call::new(&caller, method!("PlatformAccountService", "FreezePlatformAccount"), request_id, &req);
+        let answer = self.core.work().run(call, async |m| {
+            let why = reason.clone();
+            let a = self
+                .transition(
+                    &caller,
+                    m,
+                    Transition {
+                        account: id,
+                        etag: &req.etag,
+                        request_id: request_id.to_string(),
+                        reason: Some(reason),
+                        attrs: vec![],
+                    },
+                    move |a, _| account::freeze(a, &why).map(|()| (AuditAction::PlatformAccountFrozen, "R2.3.3")),
+                )
+                .await?;
+            let answer = pb::FreezePlatformAccountResponse { platform_account: Some(account_to_proto(&a)) };
+            Ok(answer)
+        });
+        Ok(Response::new(answer.await?))
     }
 
     async fn unfreeze_platform_account(
@@ -658,24 +645,26 @@ impl PlatformAccountService for PlatformAccounts {
         let (Some(request_id), Some(id), Some(reason)) = (request_id, id, reason) else {
             return Err(Error::internal("validated").into());
         };
-        let m = begin!(self, caller, "UnfreezePlatformAccount", request_id, &req);
-        let (m, a) = self
-            .transition(
-                &caller,
-                m,
-                Transition {
-                    account: id,
-                    etag: &req.etag,
-                    request_id: request_id.to_string(),
-                    reason: Some(reason),
-                    attrs: vec![],
-                },
-                |a, open| account::unfreeze(a, open).map(|()| (AuditAction::PlatformAccountUnfrozen, "R2.3.3")),
-            )
-            .await?;
-        let answer = pb::UnfreezePlatformAccountResponse { platform_account: Some(account_to_proto(&a)) };
-        m.commit(&answer, Some(self.core.relay())).await?;
-        Ok(Response::new(answer))
+        let call = Call::new(&caller, method!("PlatformAccountService", "UnfreezePlatformAccount"), request_id, &req);
+        let answer = self.core.work().run(call, async |m| {
+            let a = self
+                .transition(
+                    &caller,
+                    m,
+                    Transition {
+                        account: id,
+                        etag: &req.etag,
+                        request_id: request_id.to_string(),
+                        reason: Some(reason),
+                        attrs: vec![],
+                    },
+                    |a, open| account::unfreeze(a, open).map(|()| (AuditAction::PlatformAccountUnfrozen, "R2.3.3")),
+                )
+                .await?;
+            let answer = pb::UnfreezePlatformAccountResponse { platform_account: Some(account_to_proto(&a)) };
+            Ok(answer)
+        });
+        Ok(Response::new(answer.await?))
     }
 
     async fn start_closing_platform_account(
@@ -692,25 +681,30 @@ impl PlatformAccountService for PlatformAccounts {
         let (Some(request_id), Some(id), Some(reason)) = (request_id, id, reason) else {
             return Err(Error::internal("validated").into());
         };
-        let m = begin!(self, caller, "StartClosingPlatformAccount", request_id, &req);
-        let why = reason.clone();
-        let (m, a) = self
-            .transition(
-                &caller,
-                m,
-                Transition {
-                    account: id,
-                    etag: &req.etag,
-                    request_id: request_id.to_string(),
-                    reason: Some(reason),
-                    attrs: vec![],
-                },
-                move |a, _| account::start_closing(a, &why).map(|()| (AuditAction::PlatformAccountClosing, "R2.1.1")),
-            )
-            .await?;
-        let answer = pb::StartClosingPlatformAccountResponse { platform_account: Some(account_to_proto(&a)) };
-        m.commit(&answer, Some(self.core.relay())).await?;
-        Ok(Response::new(answer))
+        let call =
+            Call::new(&caller, method!("PlatformAccountService", "StartClosingPlatformAccount"), request_id, &req);
+        let answer = self.core.work().run(call, async |m| {
+            let why = reason.clone();
+            let a = self
+                .transition(
+                    &caller,
+                    m,
+                    Transition {
+                        account: id,
+                        etag: &req.etag,
+                        request_id: request_id.to_string(),
+                        reason: Some(reason),
+                        attrs: vec![],
+                    },
+                    move |a, _| {
+                        account::start_closing(a, &why).map(|()| (AuditAction::PlatformAccountClosing, "R2.1.1"))
+                    },
+                )
+                .await?;
+            let answer = pb::StartClosingPlatformAccountResponse { platform_account: Some(account_to_proto(&a)) };
+            Ok(answer)
+        });
+        Ok(Response::new(answer.await?))
     }
 
     async fn close_platform_account(
@@ -728,24 +722,29 @@ impl PlatformAccountService for PlatformAccounts {
         let evidence = evidence_from_proto(&mut v, "evidence", req.evidence.as_ref());
         v.finish()?;
         let (Some(request_id), Some(id)) = (request_id, id) else { return Err(Error::internal("validated").into()) };
-        let m = begin!(self, caller, "ClosePlatformAccount", request_id, &req);
-        let (m, a) = self
-            .transition(
-                &caller,
-                m,
-                Transition {
-                    account: id,
-                    etag: &req.etag,
-                    request_id: request_id.to_string(),
-                    reason: None,
-                    attrs: vec![("evidence_uri", evidence.uri.clone()), ("evidence_sha256", evidence.sha256.clone())],
-                },
-                |a, _| account::close(a).map(|()| (AuditAction::PlatformAccountClosed, "R2.1.1")),
-            )
-            .await?;
-        let answer = pb::ClosePlatformAccountResponse { platform_account: Some(account_to_proto(&a)) };
-        m.commit(&answer, Some(self.core.relay())).await?;
-        Ok(Response::new(answer))
+        let call = Call::new(&caller, method!("PlatformAccountService", "ClosePlatformAccount"), request_id, &req);
+        let answer = self.core.work().run(call, async |m| {
+            let a = self
+                .transition(
+                    &caller,
+                    m,
+                    Transition {
+                        account: id,
+                        etag: &req.etag,
+                        request_id: request_id.to_string(),
+                        reason: None,
+                        attrs: vec![
+                            ("evidence_uri", evidence.uri.clone()),
+                            ("evidence_sha256", evidence.sha256.clone()),
+                        ],
+                    },
+                    |a, _| account::close(a).map(|()| (AuditAction::PlatformAccountClosed, "R2.1.1")),
+                )
+                .await?;
+            let answer = pb::ClosePlatformAccountResponse { platform_account: Some(account_to_proto(&a)) };
+            Ok(answer)
+        });
+        Ok(Response::new(answer.await?))
     }
 
     async fn report_account_anomaly(
@@ -762,51 +761,53 @@ impl PlatformAccountService for PlatformAccounts {
         let (Some(request_id), Some(id), Some(description)) = (request_id, id, description) else {
             return Err(Error::internal("validated").into());
         };
-        let mut m = begin!(self, caller, "ReportAccountAnomaly", request_id, &req);
-        let mut a = self.locked(&mut m, &caller, id, Permission::AccountIncidentReport).await?;
-        if matches!(a.state, AccountState::Closed) {
-            return Err(Error::rule("R2.3.3", format!("platform_account/{id}"), "the account is closed").into());
-        }
-        let now = m.now();
-        let incident = Incident {
-            id: IncidentId::new(),
-            account: id,
-            description: description.clone(),
-            reported_by: caller.id.to_string(),
-            reported_at: now,
-            state: IncidentState::Open,
-            resolved_by: None,
-            resolved_at: None,
-            resolution: None,
-            version: 1,
-            actions: vec![],
-        };
-        store::insert_incident(m.tx(), &incident).await?;
-        // Act at once (R2.3.3): the account is frozen in the same transaction.
-        if a.state == AccountState::Active {
-            let previous = a.version;
-            account::freeze(&mut a, &format!("anomaly reported: incident {}", incident.id))?;
-            a.updated_at = now;
-            a.version += 1;
-            store::save_account(m.tx(), &a, previous).await?;
-            let record = self
-                .audit(&caller, AuditAction::PlatformAccountFrozen, &a, &request_id.to_string())
+        let call = Call::new(&caller, method!("PlatformAccountService", "ReportAccountAnomaly"), request_id, &req);
+        let answer = self.core.work().run(call, async |m| {
+            let mut a = self.locked(m, &caller, id, Permission::AccountIncidentReport).await?;
+            if matches!(a.state, AccountState::Closed) {
+                return Err(Error::rule("R2.3.3", format!("platform_account/{id}"), "the account is closed"));
+            }
+            let now = m.now();
+            let incident = Incident {
+                id: IncidentId::new(),
+                account: id,
+                description: description.clone(),
+                reported_by: caller.id.to_string(),
+                reported_at: now,
+                state: IncidentState::Open,
+                resolved_by: None,
+                resolved_at: None,
+                resolution: None,
+                version: 1,
+                actions: vec![],
+            };
+            store::insert_incident(m.tx(), &incident).await?;
+            // Act at once (R2.3.3): the account is frozen in the same transaction.
+            if a.state == AccountState::Active {
+                let previous = a.version;
+                account::freeze(&mut a, &format!("anomaly reported: incident {}", incident.id))?;
+                a.updated_at = now;
+                a.version += 1;
+                store::save_account(m.tx(), &a, previous).await?;
+                let record = self
+                    .audit(&caller, AuditAction::PlatformAccountFrozen, &a, &request_id.to_string())
+                    .rule("R2.3.3")
+                    .reason(format!("anomaly reported: incident {}", incident.id));
+                m.audit(record);
+            }
+            let mut record = self
+                .audit(&caller, AuditAction::AccountIncidentReported, &a, &request_id.to_string())
                 .rule("R2.3.3")
-                .reason(format!("anomaly reported: incident {}", incident.id));
+                .attr("incident_id", incident.id);
+            record.reason = Some(description);
             m.audit(record);
-        }
-        let mut record = self
-            .audit(&caller, AuditAction::AccountIncidentReported, &a, &request_id.to_string())
-            .rule("R2.3.3")
-            .attr("incident_id", incident.id);
-        record.reason = Some(description);
-        m.audit(record);
-        let answer = pb::ReportAccountAnomalyResponse {
-            incident: Some(incident_to_proto(&incident)),
-            platform_account: Some(account_to_proto(&a)),
-        };
-        m.commit(&answer, Some(self.core.relay())).await?;
-        Ok(Response::new(answer))
+            let answer = pb::ReportAccountAnomalyResponse {
+                incident: Some(incident_to_proto(&incident)),
+                platform_account: Some(account_to_proto(&a)),
+            };
+            Ok(answer)
+        });
+        Ok(Response::new(answer.await?))
     }
 
     async fn get_account_incident(
@@ -890,35 +891,37 @@ impl PlatformAccountService for PlatformAccounts {
         let (Some(request_id), Some(id), Some(kind), Some(note)) = (request_id, id, kind, note) else {
             return Err(Error::internal("validated").into());
         };
-        let mut m = begin!(self, caller, "RecordIncidentAction", request_id, &req);
-        let mut incident =
-            store::get_incident(m.tx(), id).await?.ok_or_else(|| Error::not_found("account_incident", id))?;
-        let a = self.locked(&mut m, &caller, incident.account, Permission::AccountIncidentManage).await?;
-        if incident.state != IncidentState::Open {
-            return Err(Error::Conflict("the incident is resolved; open a new one for a new anomaly".into()).into());
-        }
-        let action = IncidentAction {
-            seq: i64::try_from(incident.actions.len()).unwrap_or(0) + 1,
-            kind,
-            note,
-            actor: caller.id.to_string(),
-            evidence,
-            created_at: m.now(),
-        };
-        store::insert_action(m.tx(), id, &action).await?;
-        let previous = incident.version;
-        incident.version += 1;
-        store::save_incident(m.tx(), &incident, previous).await?;
-        let record = self
-            .audit(&caller, AuditAction::AccountIncidentActionRecorded, &a, &request_id.to_string())
-            .rule("R2.3.3")
-            .attr("incident_id", id)
-            .attr("kind", action.kind.as_str());
-        m.audit(record);
-        incident.actions.push(action);
-        let answer = pb::RecordIncidentActionResponse { incident: Some(incident_to_proto(&incident)) };
-        m.commit(&answer, Some(self.core.relay())).await?;
-        Ok(Response::new(answer))
+        let call = Call::new(&caller, method!("PlatformAccountService", "RecordIncidentAction"), request_id, &req);
+        let answer = self.core.work().run(call, async |m| {
+            let mut incident =
+                store::get_incident(m.tx(), id).await?.ok_or_else(|| Error::not_found("account_incident", id))?;
+            let a = self.locked(m, &caller, incident.account, Permission::AccountIncidentManage).await?;
+            if incident.state != IncidentState::Open {
+                return Err(Error::Conflict("the incident is resolved; open a new one for a new anomaly".into()));
+            }
+            let action = IncidentAction {
+                seq: i64::try_from(incident.actions.len()).unwrap_or(0) + 1,
+                kind,
+                note,
+                actor: caller.id.to_string(),
+                evidence,
+                created_at: m.now(),
+            };
+            store::insert_action(m.tx(), id, &action).await?;
+            let previous = incident.version;
+            incident.version += 1;
+            store::save_incident(m.tx(), &incident, previous).await?;
+            let record = self
+                .audit(&caller, AuditAction::AccountIncidentActionRecorded, &a, &request_id.to_string())
+                .rule("R2.3.3")
+                .attr("incident_id", id)
+                .attr("kind", action.kind.as_str());
+            m.audit(record);
+            incident.actions.push(action);
+            let answer = pb::RecordIncidentActionResponse { incident: Some(incident_to_proto(&incident)) };
+            Ok(answer)
+        });
+        Ok(Response::new(answer.await?))
     }
 
     async fn resolve_account_incident(
@@ -935,46 +938,48 @@ impl PlatformAccountService for PlatformAccounts {
         let (Some(request_id), Some(id), Some(resolution)) = (request_id, id, resolution) else {
             return Err(Error::internal("validated").into());
         };
-        let mut m = begin!(self, caller, "ResolveAccountIncident", request_id, &req);
-        let mut incident =
-            store::get_incident(m.tx(), id).await?.ok_or_else(|| Error::not_found("account_incident", id))?;
-        let mut a = self.locked(&mut m, &caller, incident.account, Permission::AccountIncidentManage).await?;
-        check_etag("etag", &req.etag, incident.version, false)?;
-        let credential = store::get_credential(m.tx(), incident.account).await?;
-        account::check_resolvable(&incident, credential.map(|c| c.rotated_at))?;
-        let now = m.now();
-        let previous = incident.version;
-        incident.state = IncidentState::Resolved;
-        incident.resolved_by = Some(caller.id.to_string());
-        incident.resolved_at = Some(now);
-        incident.resolution = Some(resolution.clone());
-        incident.version += 1;
-        store::save_incident(m.tx(), &incident, previous).await?;
-        let record = self
-            .audit(&caller, AuditAction::AccountIncidentResolved, &a, &request_id.to_string())
-            .rule("R2.3.3")
-            .reason(resolution)
-            .attr("incident_id", id);
-        m.audit(record);
-        // The last open incident resolved: the account publishes again.
-        if a.state == AccountState::Frozen && store::open_incident_count(m.tx(), a.id).await? == 0 {
-            let previous = a.version;
-            account::unfreeze(&mut a, 0)?;
-            a.updated_at = now;
-            a.version += 1;
-            store::save_account(m.tx(), &a, previous).await?;
+        let call = Call::new(&caller, method!("PlatformAccountService", "ResolveAccountIncident"), request_id, &req);
+        let answer = self.core.work().run(call, async |m| {
+            let mut incident =
+                store::get_incident(m.tx(), id).await?.ok_or_else(|| Error::not_found("account_incident", id))?;
+            let mut a = self.locked(m, &caller, incident.account, Permission::AccountIncidentManage).await?;
+            check_etag("etag", &req.etag, incident.version, false)?;
+            let credential = store::get_credential(m.tx(), incident.account).await?;
+            account::check_resolvable(&incident, credential.map(|c| c.rotated_at))?;
+            let now = m.now();
+            let previous = incident.version;
+            incident.state = IncidentState::Resolved;
+            incident.resolved_by = Some(caller.id.to_string());
+            incident.resolved_at = Some(now);
+            incident.resolution = Some(resolution.clone());
+            incident.version += 1;
+            store::save_incident(m.tx(), &incident, previous).await?;
             let record = self
-                .audit(&caller, AuditAction::PlatformAccountUnfrozen, &a, &request_id.to_string())
+                .audit(&caller, AuditAction::AccountIncidentResolved, &a, &request_id.to_string())
                 .rule("R2.3.3")
-                .reason(format!("incident {id} resolved"));
+                .reason(resolution)
+                .attr("incident_id", id);
             m.audit(record);
-        }
-        let answer = pb::ResolveAccountIncidentResponse {
-            incident: Some(incident_to_proto(&incident)),
-            platform_account: Some(account_to_proto(&a)),
-        };
-        m.commit(&answer, Some(self.core.relay())).await?;
-        Ok(Response::new(answer))
+            // The last open incident resolved: the account publishes again.
+            if a.state == AccountState::Frozen && store::open_incident_count(m.tx(), a.id).await? == 0 {
+                let previous = a.version;
+                account::unfreeze(&mut a, 0)?;
+                a.updated_at = now;
+                a.version += 1;
+                store::save_account(m.tx(), &a, previous).await?;
+                let record = self
+                    .audit(&caller, AuditAction::PlatformAccountUnfrozen, &a, &request_id.to_string())
+                    .rule("R2.3.3")
+                    .reason(format!("incident {id} resolved"));
+                m.audit(record);
+            }
+            let answer = pb::ResolveAccountIncidentResponse {
+                incident: Some(incident_to_proto(&incident)),
+                platform_account: Some(account_to_proto(&a)),
+            };
+            Ok(answer)
+        });
+        Ok(Response::new(answer.await?))
     }
 }
 
