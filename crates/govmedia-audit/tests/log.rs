@@ -360,3 +360,8 @@ storage_tests!(
 fn audit_migrations_have_the_same_numbering_on_both_backends() {
     govmedia_kit::db::check_migration_parity(&govmedia_audit::MIGRATIONS).expect("parity");
 }
+
+#[tokio::test]
+async fn audit_tables_are_the_same_on_both_backends() {
+    govmedia_testkit::assert_schema_parity(&govmedia_audit::MIGRATIONS).await;
+}

@@ -584,3 +584,8 @@ storage_tests!(
 fn identity_migrations_have_the_same_numbering_on_both_backends() {
     govmedia_kit::db::check_migration_parity(&govmedia_identity::MIGRATIONS).expect("parity");
 }
+
+#[tokio::test]
+async fn identity_tables_are_the_same_on_both_backends() {
+    govmedia_testkit::assert_schema_parity(&govmedia_identity::MIGRATIONS).await;
+}

@@ -14,3 +14,8 @@ storage_tests!(the_schema_migrates);
 fn interaction_migrations_have_the_same_numbering_on_both_backends() {
     govmedia_kit::db::check_migration_parity(&govmedia_interaction::MIGRATIONS).expect("parity");
 }
+
+#[tokio::test]
+async fn interaction_tables_are_the_same_on_both_backends() {
+    govmedia_testkit::assert_schema_parity(&govmedia_interaction::MIGRATIONS).await;
+}

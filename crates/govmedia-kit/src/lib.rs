@@ -15,6 +15,7 @@ pub mod db;
 pub mod idempotency;
 pub mod mutation;
 pub mod outbox;
+pub mod schema;
 pub mod screening;
 pub mod server;
 pub mod telemetry;

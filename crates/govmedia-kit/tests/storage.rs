@@ -90,3 +90,33 @@ storage_tests!(
     a_repeated_request_id_returns_the_first_answer,
     a_rolled_back_request_leaves_no_answer,
 );
+
+#[tokio::test]
+async fn the_kit_tables_are_the_same_on_both_backends() {
+    govmedia_testkit::assert_schema_parity(&ServiceMigrations::KIT_ONLY).await;
+}
+
+#[tokio::test]
+async fn schema_parity_names_what_differs() {
+    use govmedia_kit::schema::{differences, read};
+    let (pg_db, lite_db) = (TestDatabase::postgres().await, TestDatabase::sqlite());
+    let (pg, lite) =
+        (pg_db.connect(&ServiceMigrations::KIT_ONLY).await, lite_db.connect(&ServiceMigrations::KIT_ONLY).await);
+    let same = read(&pg).await.expect("read");
+    assert!(same["govmedia_outbox"].unique.contains(&vec!["event_id".to_owned()]), "{:?}", same["govmedia_outbox"]);
+    assert!(differences(&same, &read(&lite).await.expect("read")).is_empty());
+
+    let (Database::Postgres(p), Database::Sqlite(s)) = (&pg, &lite) else { panic!("backends") };
+    sqlx::query("ALTER TABLE govmedia_outbox ADD COLUMN note TEXT").execute(s).await.expect("alter");
+    sqlx::query("CREATE UNIQUE INDEX outbox_created ON govmedia_outbox (created_at)").execute(p).await.expect("index");
+    sqlx::query("ALTER TABLE govmedia_outbox ALTER COLUMN last_error SET NOT NULL").execute(p).await.expect("alter");
+    let found = differences(&read(&pg).await.expect("read"), &read(&lite).await.expect("read"));
+    assert_eq!(
+        found,
+        [
+            "govmedia_outbox.last_error: PostgreSQL Column { family: Text, nullable: false }, SQLite Column { family: Text, nullable: true }",
+            "govmedia_outbox.note: only in SQLite",
+            "govmedia_outbox: unique key [\"created_at\"] only in PostgreSQL",
+        ]
+    );
+}

@@ -123,6 +123,26 @@ impl TestDatabase {
     }
 }
 
+/// Migrates `migrations` on a fresh PostgreSQL and a fresh SQLite database and panics,
+/// listing every difference, unless both build the same tables: columns, their type
+/// families and nullability, primary, unique and foreign keys (`govmedia_kit::schema`).
+pub async fn assert_schema_parity(migrations: &ServiceMigrations) {
+    let (postgres, sqlite) = (TestDatabase::postgres().await, TestDatabase::sqlite());
+    let read = |db: Database| async move {
+        govmedia_kit::schema::read(&db).await.unwrap_or_else(|e| panic!("cannot read the schema: {e}"))
+    };
+    let p = read(postgres.connect(migrations).await).await;
+    let s = read(sqlite.connect(migrations).await).await;
+    assert!(!p.is_empty(), "no tables read from PostgreSQL");
+    let differences = govmedia_kit::schema::differences(&p, &s);
+    assert!(
+        differences.is_empty(),
+        "{}: the PostgreSQL and SQLite migrations build different tables:\n  {}",
+        migrations.service,
+        differences.join("\n  ")
+    );
+}
+
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         let Some((server, name)) = self.drop_from.take() else { return };
