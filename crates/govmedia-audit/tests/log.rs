@@ -333,15 +333,11 @@ async fn a_checkpoint_follows_the_interval_r1_3_5(db: TestDatabase) {
         chrono::Utc::now(),
     );
     appender.append(vec![govmedia_audit::new_event(&record)]).await.expect("appended");
-    let mut latest = None;
-    for _ in 0..50 {
-        latest = govmedia_audit::store::latest_checkpoint(&db).await.expect("read");
-        if latest.is_some() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    assert_eq!(latest.expect("a timed checkpoint").sequence, 1);
+    let latest = govmedia_testkit::eventually("a timed checkpoint", std::time::Duration::from_secs(5), async || {
+        govmedia_audit::store::latest_checkpoint(&db).await.expect("read")
+    })
+    .await;
+    assert_eq!(latest.sequence, 1);
     stop.cancel();
 }
 

@@ -66,16 +66,13 @@ async fn a_configured_service_starts_answers_and_stops() {
         .staff("editor", &department, &[("editor", govmedia_proto::common::v1::ScopeKind::Department, &department)])
         .await;
     let endpoint = format!("http://{listen}");
-    let mut answered = None;
-    for _ in 0..100 {
-        if let Ok(mut client) = PlanServiceClient::connect(endpoint.clone()).await {
-            let request = pb::ListPlansRequest { department_id: department.clone(), ..Default::default() };
-            answered = Some(client.list_plans(with_token(request, &editor)).await);
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    let plans = answered.expect("the service came up").expect("listed").into_inner();
+    let mut client =
+        govmedia_testkit::eventually("the service came up", std::time::Duration::from_secs(5), async || {
+            PlanServiceClient::connect(endpoint.clone()).await.ok()
+        })
+        .await;
+    let request = pb::ListPlansRequest { department_id: department.clone(), ..Default::default() };
+    let plans = client.list_plans(with_token(request, &editor)).await.expect("listed").into_inner();
     assert!(plans.plans.is_empty());
 
     stop.send(()).expect("stop");

@@ -35,17 +35,15 @@ async fn a_configured_gateway_starts_routes_and_stops() {
         let _ = stopped.await;
     }));
     let endpoint = format!("http://{listen}");
-    let mut answered = None;
-    for _ in 0..100 {
-        if let Ok(mut client) = DirectoryServiceClient::connect(endpoint.clone()).await {
-            answered = Some(
-                client.list_departments(with_token(ipb::ListDepartmentsRequest::default(), &world.admin_token)).await,
-            );
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    answered.expect("the gateway came up").expect("listed through the gateway");
+    let mut client =
+        govmedia_testkit::eventually("the gateway came up", std::time::Duration::from_secs(5), async || {
+            DirectoryServiceClient::connect(endpoint.clone()).await.ok()
+        })
+        .await;
+    client
+        .list_departments(with_token(ipb::ListDepartmentsRequest::default(), &world.admin_token))
+        .await
+        .expect("listed through the gateway");
     stop.send(()).expect("stop");
     running.await.expect("joined").expect("stopped cleanly");
 }

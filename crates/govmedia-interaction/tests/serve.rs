@@ -83,16 +83,13 @@ async fn a_configured_service_starts_answers_and_stops() {
         .platform_account(govmedia_proto::common::v1::Platform::Weibo, "bureau_weibo", &department, &moderator_id)
         .await;
     let endpoint = format!("http://{listen}");
-    let mut answered = None;
-    for _ in 0..100 {
-        if let Ok(mut client) = CommentServiceClient::connect(endpoint.clone()).await {
-            let request = pb::ListCommentsRequest { platform_account_id: account.clone(), ..Default::default() };
-            answered = Some(client.list_comments(with_token(request, &moderator)).await);
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    let comments = answered.expect("the service came up").expect("listed").into_inner();
+    let mut client =
+        govmedia_testkit::eventually("the service came up", std::time::Duration::from_secs(5), async || {
+            CommentServiceClient::connect(endpoint.clone()).await.ok()
+        })
+        .await;
+    let request = pb::ListCommentsRequest { platform_account_id: account.clone(), ..Default::default() };
+    let comments = client.list_comments(with_token(request, &moderator)).await.expect("listed").into_inner();
     assert!(comments.comments.is_empty());
 
     stop.send(()).expect("stop");

@@ -146,12 +146,10 @@ async fn the_running_relay_ships_soon_after_a_wake_up(db: TestDatabase) {
     let task = tokio::spawn(relay.run(stop.clone()));
     let ids = write_records(&db, 3, 3).await;
     waker.notify_one();
-    for _ in 0..100 {
-        if store.lock().expect("store").log.len() == 3 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    govmedia_testkit::eventually("three records delivered", Duration::from_secs(2), async || {
+        (store.lock().expect("store").log.len() == 3).then_some(())
+    })
+    .await;
     assert_exactly_once(&store.lock().expect("store"), &ids);
     stop.cancel();
     task.await.expect("relay stops");

@@ -123,6 +123,23 @@ impl TestDatabase {
     }
 }
 
+/// Asks `probe` every 20 ms until it answers `Some`, for at most `within`; panics naming
+/// `what` when it never does. For what happens in the background (a server coming up, a
+/// relay delivering, a checkpoint being signed): the test waits as long as it must and no
+/// longer, instead of sleeping a guessed time and then asserting.
+pub async fn eventually<T>(what: &str, within: std::time::Duration, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            panic!("{what}: not within {within:?}");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 /// Migrates `migrations` on a fresh PostgreSQL and a fresh SQLite database and panics,
 /// listing every difference, unless both build the same tables: columns, their type
 /// families and nullability, primary, unique and foreign keys (`govmedia_kit::schema`).

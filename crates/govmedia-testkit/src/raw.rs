@@ -103,15 +103,21 @@ pub async fn call(channel: Channel, method: &Method, body: Vec<u8>, token: Optio
     }
 }
 
-/// The codes a well-behaved RPC may answer to an empty or unauthorised request.
+/// The codes a well-behaved RPC refuses an empty or unauthorised request with. OK is
+/// not one: an RPC that answers a principal holding no role is not refusing.
 pub fn is_clear_refusal(code: tonic::Code) -> bool {
     matches!(
         code,
-        tonic::Code::Ok
-            | tonic::Code::InvalidArgument
+        tonic::Code::InvalidArgument
             | tonic::Code::PermissionDenied
             | tonic::Code::NotFound
             | tonic::Code::FailedPrecondition
             | tonic::Code::Unauthenticated
     )
+}
+
+/// A clear answer to an empty request from a principal who may act: a success (an empty
+/// list, say) or a clear refusal; never UNIMPLEMENTED, INTERNAL or UNKNOWN.
+pub fn is_clear_answer(code: tonic::Code) -> bool {
+    code == tonic::Code::Ok || is_clear_refusal(code)
 }

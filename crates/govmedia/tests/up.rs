@@ -14,13 +14,11 @@ use govmedia_testkit::with_token;
 const SECOND: &str = "Quiet#Forest2027!";
 
 async fn channel(url: &str) -> tonic::transport::Channel {
-    for _ in 0..100 {
-        if let Ok(c) = tonic::transport::Endpoint::from_shared(url.to_owned()).expect("url").connect().await {
-            return c;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("the gateway never answered")
+    let endpoint = tonic::transport::Endpoint::from_shared(url.to_owned()).expect("url");
+    govmedia_testkit::eventually("the gateway answered", std::time::Duration::from_secs(5), async || {
+        endpoint.connect().await.ok()
+    })
+    .await
 }
 
 async fn login(gateway: &tonic::transport::Channel, password: &str) -> Result<ipb::LoginResponse, tonic::Status> {
