@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use govmedia_domain::Error;
 use govmedia_domain::ids::{DepartmentId, IncidentId, PlatformAccountId, UserId};
-use govmedia_kit::db::{Dialect, Tx, db_error, is_unique_violation};
+use govmedia_kit::db::{Dialect, Tx, db_error, is_unique_violation, saved};
 use govmedia_kit::on_tx;
 
 use super::{far_future, id};
@@ -128,10 +128,7 @@ pub async fn save_account(tx: &mut Tx, a: &PlatformAccount, expected_version: i6
         .map(|r| r.rows_affected())
     })
     .map_err(db_error)?;
-    if affected == 0 {
-        return Err(Error::Conflict("the platform account changed since it was read".into()));
-    }
-    Ok(())
+    saved(affected, "platform account")
 }
 
 /// One account, locked for update on PostgreSQL.
@@ -427,10 +424,7 @@ pub async fn save_incident(tx: &mut Tx, i: &Incident, expected_version: i64) -> 
         .map(|r| r.rows_affected())
     })
     .map_err(db_error)?;
-    if affected == 0 {
-        return Err(Error::Conflict("the incident changed since it was read".into()));
-    }
-    Ok(())
+    saved(affected, "incident")
 }
 
 /// Appends an action to an incident.

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use govmedia_domain::Error;
 use govmedia_domain::ids::{DepartmentId, ServicePrincipalId, UserId};
-use govmedia_kit::db::{Tx, db_error, is_unique_violation};
+use govmedia_kit::db::{Tx, db_error, is_unique_violation, saved};
 use govmedia_kit::on_tx;
 
 use super::{id, opt_id};
@@ -100,10 +100,7 @@ pub async fn update_department(tx: &mut Tx, d: &Department, expected_version: i6
         .map(|r| r.rows_affected())
     })
     .map_err(|e| unique_or(e, "department", &format!("{} / {}", d.name, d.code)))?;
-    if result == 0 {
-        return Err(Error::Conflict("the department changed since it was read".into()));
-    }
-    Ok(())
+    saved(result, "department")
 }
 
 #[derive(sqlx::FromRow)]
@@ -222,10 +219,7 @@ pub async fn save_user(tx: &mut Tx, u: &User, expected_version: i64) -> Result<(
         .map(|r| r.rows_affected())
     })
     .map_err(db_error)?;
-    if affected == 0 {
-        return Err(Error::Conflict("the user changed since it was read".into()));
-    }
-    Ok(())
+    saved(affected, "user")
 }
 
 /// One user by id.
@@ -407,10 +401,7 @@ pub async fn save_service_principal(tx: &mut Tx, p: &ServicePrincipal, expected_
         .map(|r| r.rows_affected())
     })
     .map_err(db_error)?;
-    if affected == 0 {
-        return Err(Error::Conflict("the service principal changed since it was read".into()));
-    }
-    Ok(())
+    saved(affected, "service principal")
 }
 
 /// One service principal by id.

@@ -6,7 +6,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use govmedia_domain::Error;
 use govmedia_domain::ids::{CampaignId, DepartmentId, PlatformAccountId};
 use govmedia_kit::access::Authorized;
-use govmedia_kit::db::{Tx, db_error, lock_row};
+use govmedia_kit::db::{Tx, db_error, lock_row, saved};
 use govmedia_kit::on_tx;
 
 use super::{id, parsed};
@@ -240,10 +240,7 @@ pub async fn save_campaign(tx: &mut Tx, c: &Campaign, expected_version: i64) -> 
         .map(|x| x.rows_affected())
     })
     .map_err(db_error)?;
-    if affected == 0 {
-        return Err(Error::Conflict("the campaign changed since it was read".into()));
-    }
-    Ok(())
+    saved(affected, "campaign")
 }
 
 #[derive(sqlx::FromRow)]

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use govmedia_domain::Error;
 use govmedia_domain::ids::{CommentId, PlatformAccountId, PublicationId, ReplyId, UserId};
 use govmedia_kit::access::Authorized;
-use govmedia_kit::db::{Tx, db_error, lock_row};
+use govmedia_kit::db::{Tx, db_error, lock_row, saved};
 use govmedia_kit::on_tx;
 
 use super::{id, optional_id, parsed, placeholders};
@@ -213,10 +213,7 @@ pub async fn save(tx: &mut Tx, c: &Comment, expected_version: i64) -> Result<(),
         .map(|r| r.rows_affected())
     })
     .map_err(db_error)?;
-    if affected == 0 {
-        return Err(Error::Conflict("the comment changed since it was read".into()));
-    }
-    Ok(())
+    saved(affected, "comment")
 }
 
 /// One comment, as it is now.
@@ -595,10 +592,7 @@ pub async fn save_reply(tx: &mut Tx, r: &Reply, expected_version: i64) -> Result
         .map(|x| x.rows_affected())
     })
     .map_err(db_error)?;
-    if affected == 0 {
-        return Err(Error::Conflict("the reply changed since it was read".into()));
-    }
-    Ok(())
+    saved(affected, "reply")
 }
 
 /// One reply, as it is now.

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use govmedia_domain::Error;
 use govmedia_domain::ids::{ConversationId, DepartmentId, MessageId, PlatformAccountId, ReferralId, UserId};
 use govmedia_kit::access::Authorized;
-use govmedia_kit::db::{Dialect, Tx, db_error, is_unique_violation, lock_row};
+use govmedia_kit::db::{Dialect, Tx, db_error, is_unique_violation, lock_row, saved};
 use govmedia_kit::on_tx;
 
 use super::{id, optional_id, parsed};
@@ -193,10 +193,7 @@ pub async fn save(tx: &mut Tx, c: &Conversation, expected_version: i64) -> Resul
         .map(|x| x.rows_affected())
     })
     .map_err(db_error)?;
-    if affected == 0 {
-        return Err(Error::Conflict("the conversation changed since it was read".into()));
-    }
-    Ok(())
+    saved(affected, "conversation")
 }
 
 /// One conversation, as it is now.
@@ -574,10 +571,7 @@ pub async fn save_referral(tx: &mut Tx, r: &Referral, expected_version: i64) -> 
         .map(|x| x.rows_affected())
     })
     .map_err(db_error)?;
-    if affected == 0 {
-        return Err(Error::Conflict("the referral changed since it was read".into()));
-    }
-    Ok(())
+    saved(affected, "referral")
 }
 
 /// One referral, as it is now.

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use govmedia_domain::Error;
 use govmedia_domain::ids::{ModerationRuleId, PlatformAccountId};
 use govmedia_domain::screening::{Category, Severity};
-use govmedia_kit::db::{Tx, db_error};
+use govmedia_kit::db::{Tx, db_error, saved};
 use govmedia_kit::on_tx;
 use serde::{Deserialize, Serialize};
 
@@ -201,10 +201,7 @@ pub async fn save(tx: &mut Tx, r: &StoredRule, expected_version: i64) -> Result<
         .map(|x| x.rows_affected())
     })
     .map_err(db_error)?;
-    if affected == 0 {
-        return Err(Error::Conflict("the moderation rule changed since it was read".into()));
-    }
-    Ok(())
+    saved(affected, "moderation rule")
 }
 
 /// Deletes a rule if its version is unchanged.
@@ -218,10 +215,7 @@ pub async fn delete(tx: &mut Tx, rule: ModerationRuleId, expected_version: i64) 
             .map(|x| x.rows_affected())
     })
     .map_err(db_error)?;
-    if affected == 0 {
-        return Err(Error::Conflict("the moderation rule changed since it was read".into()));
-    }
-    Ok(())
+    saved(affected, "moderation rule")
 }
 
 /// One rule.
