@@ -40,8 +40,9 @@ pub struct Answer {
     pub explanation: String,
 }
 
-/// Proof that the authority allowed a principal a permission on a scope. It has no
-/// public constructor: only [`PermissionChecker`] makes one.
+/// Proof that the authority allowed a principal a permission on a scope. For a caller,
+/// only [`PermissionChecker`] makes one; [`Authorized::service`] is the one grant with
+/// no caller, for the service's own background work.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Authorized {
     principal: PrincipalId,
@@ -96,17 +97,9 @@ impl Authorized {
                 Some(*d) == department && accounts.iter().all(|a| granted.contains(a))
             }
         };
-        if covered {
-            Ok(())
-        } else {
-            Err(Error::Conflict(
-                "the resource changed since the permission was checked; read it again and retry".into(),
-            ))
-        }
+        if covered { Ok(()) } else { Err(moved()) }
     }
-}
 
-impl Authorized {
     /// `Ok` when the grant covers a row aimed at `account` (a publication, a comment, a
     /// feedback item); ABORTED otherwise.
     pub fn ensure_covers_account(&self, account: PlatformAccountId) -> Result<(), Error> {
@@ -115,14 +108,12 @@ impl Authorized {
             Basis::Resource(r) => r.platform_account == Some(account) || *r == Resource::GLOBAL,
             Basis::Accounts { accounts, .. } => accounts.contains(&account),
         };
-        if covered {
-            Ok(())
-        } else {
-            Err(Error::Conflict(
-                "the resource changed since the permission was checked; read it again and retry".into(),
-            ))
-        }
+        if covered { Ok(()) } else { Err(moved()) }
     }
+}
+
+fn moved() -> Error {
+    Error::Conflict("the resource changed since the permission was checked; read it again and retry".into())
 }
 
 /// Asks identity whether principals may act, with a short cache.
@@ -243,5 +234,37 @@ impl PermissionChecker {
     ) -> Result<(), Error> {
         let answer = self.check(principal, permission, resource).await?;
         if answer.allowed { Ok(()) } else { Err(Error::denied(permission, answer.explanation.clone())) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grant(basis: Basis) -> Authorized {
+        Authorized { principal: PrincipalId::from_uuid(uuid::Uuid::now_v7()), permission: None, basis }
+    }
+
+    #[test]
+    fn a_grant_covers_only_the_scope_it_was_checked_on_r2_2_1() {
+        let (d1, d2) = (DepartmentId::new(), DepartmentId::new());
+        let (a1, a2) = (PlatformAccountId::new(), PlatformAccountId::new());
+        let by_department = grant(Basis::Resource(Resource::department(d1)));
+        assert!(by_department.ensure_covers(Some(d1), &[a1, a2]).is_ok());
+        assert!(by_department.ensure_covers(Some(d2), &[a1]).is_err(), "moved to another department");
+        assert!(by_department.ensure_covers_account(a1).is_err(), "a department grant names no account");
+
+        let by_accounts = grant(Basis::Accounts { department: d1, accounts: vec![a1] });
+        assert!(by_accounts.ensure_covers(Some(d1), &[a1]).is_ok());
+        assert!(by_accounts.ensure_covers(Some(d1), &[a1, a2]).is_err(), "a target was added");
+        assert!(by_accounts.ensure_covers_account(a2).is_err());
+
+        let on_account = grant(Basis::Resource(Resource::platform_account(a1, Some(d1))));
+        assert!(on_account.ensure_covers_account(a1).is_ok());
+        assert!(on_account.ensure_covers_account(a2).is_err());
+        assert!(matches!(on_account.ensure_covers_account(a2), Err(Error::Conflict(_))), "ABORTED, to retry");
+
+        let service = Authorized::service("scheduler");
+        assert!(service.ensure_covers(Some(d2), &[a2]).is_ok() && service.ensure_covers_account(a2).is_ok());
     }
 }

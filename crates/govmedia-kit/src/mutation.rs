@@ -74,11 +74,6 @@ impl Mutation {
         self.records.push(record);
     }
 
-    /// Adds several audit records, in order.
-    pub fn audit_all(&mut self, records: impl IntoIterator<Item = AuditRecord>) {
-        self.records.extend(records);
-    }
-
     /// Writes the audit records (and the answer, when keyed) and commits.
     async fn commit<R: Message>(mut self, key: Option<(&IdempotencyKey, &R)>) -> Result<(), Error> {
         outbox::enqueue(&mut self.tx, &self.records).await?;
