@@ -365,6 +365,45 @@ where
     .map_err(db_error)
 }
 
+/// The entity whose row of `table` has `id`, read in the caller's transaction (no lock);
+/// a row that does not convert is an error.
+pub async fn get_by_id<R, T>(tx: &mut Tx, table: &'static str, id: impl std::fmt::Display) -> Result<Option<T>, Error>
+where
+    R: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+        + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+        + Send
+        + Unpin,
+    T: TryFrom<R, Error = Error>,
+{
+    let sql = format!("SELECT * FROM {table} WHERE id = $1");
+    let row: Option<R> = on_tx!(tx, |conn, dialect| {
+        sqlx::query_as(&dialect.sql(&sql)).bind(id.to_string()).fetch_optional(conn).await
+    })
+    .map_err(db_error)?;
+    row.map(T::try_from).transpose()
+}
+
+/// As [`lock_row`], converted to the entity; NOT_FOUND naming `kind` when there is none.
+/// The caller still checks the entity is inside the grant.
+pub async fn lock_by_id<R, T>(
+    tx: &mut Tx,
+    table: &'static str,
+    kind: &'static str,
+    id: impl std::fmt::Display,
+    grant: &Authorized,
+) -> Result<T, Error>
+where
+    R: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+        + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+        + Send
+        + Unpin,
+    T: TryFrom<R, Error = Error>,
+{
+    let id = id.to_string();
+    let row: R = lock_row(tx, table, &id, grant).await?.ok_or_else(|| Error::not_found(kind, &id))?;
+    T::try_from(row)
+}
+
 /// The end of a save-if-version (`UPDATE … WHERE id = $1 AND version = $n`): zero rows
 /// updated means someone else changed `what` since it was read: ABORTED, to be retried.
 pub fn saved(rows_affected: u64, what: &str) -> Result<(), Error> {

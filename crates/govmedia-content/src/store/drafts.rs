@@ -5,7 +5,7 @@ use govmedia_domain::Error;
 use govmedia_domain::ids::{DepartmentId, DraftId, PlanId, PlatformAccountId, ReviewDecisionId, UserId};
 use govmedia_domain::workflow::{DraftState, ReviewStage};
 use govmedia_kit::access::Authorized;
-use govmedia_kit::db::{Tx, db_error, is_unique_violation, lock_row, saved};
+use govmedia_kit::db::{Tx, db_error, get_by_id, is_unique_violation, lock_by_id, saved};
 use govmedia_kit::on_tx;
 
 use super::{id, join_ids, split_ids};
@@ -164,22 +164,13 @@ pub async fn save(tx: &mut Tx, d: &Draft) -> Result<(), Error> {
 
 /// One draft, as it is now.
 pub async fn get(tx: &mut Tx, draft: DraftId) -> Result<Option<Draft>, Error> {
-    let row: Option<DraftRow> = on_tx!(tx, |conn, dialect| {
-        sqlx::query_as(&dialect.sql("SELECT * FROM drafts WHERE id = $1"))
-            .bind(draft.to_string())
-            .fetch_optional(conn)
-            .await
-    })
-    .map_err(db_error)?;
-    row.map(Draft::try_from).transpose()
+    get_by_id::<DraftRow, _>(tx, "drafts", draft).await
 }
 
 /// One draft, locked for a change `grant` allows: the grant must cover the draft's
 /// department and targets as they are now (else ABORTED: it moved since the check).
 pub async fn lock(tx: &mut Tx, draft: DraftId, grant: &Authorized) -> Result<Draft, Error> {
-    let row: DraftRow =
-        lock_row(tx, "drafts", &draft.to_string(), grant).await?.ok_or_else(|| Error::not_found("draft", draft))?;
-    let draft = Draft::try_from(row)?;
+    let draft: Draft = lock_by_id::<DraftRow, _>(tx, "drafts", "draft", draft, grant).await?;
     grant.ensure_covers(Some(draft.department), &draft.targets)?;
     Ok(draft)
 }
@@ -192,9 +183,7 @@ pub async fn lock_target(
     account: PlatformAccountId,
     grant: &Authorized,
 ) -> Result<Draft, Error> {
-    let row: DraftRow =
-        lock_row(tx, "drafts", &draft.to_string(), grant).await?.ok_or_else(|| Error::not_found("draft", draft))?;
-    let draft = Draft::try_from(row)?;
+    let draft: Draft = lock_by_id::<DraftRow, _>(tx, "drafts", "draft", draft, grant).await?;
     crate::domain::publication::check_target(&draft, account)?;
     grant.ensure_covers_account(account)?;
     Ok(draft)

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use govmedia_domain::Error;
 use govmedia_domain::ids::{FeedbackItemId, PlatformAccountId, PublicationId};
 use govmedia_kit::access::Authorized;
-use govmedia_kit::db::{Tx, db_error, lock_row, saved};
+use govmedia_kit::db::{Tx, db_error, get_by_id, lock_by_id, saved};
 use govmedia_kit::on_tx;
 
 use super::id;
@@ -111,22 +111,12 @@ pub async fn save(tx: &mut Tx, f: &FeedbackItem) -> Result<(), Error> {
 
 /// One item, as it is now.
 pub async fn get(tx: &mut Tx, item: FeedbackItemId) -> Result<Option<FeedbackItem>, Error> {
-    let row: Option<Row> = on_tx!(tx, |conn, dialect| {
-        sqlx::query_as(&dialect.sql("SELECT * FROM feedback_items WHERE id = $1"))
-            .bind(item.to_string())
-            .fetch_optional(conn)
-            .await
-    })
-    .map_err(db_error)?;
-    row.map(FeedbackItem::try_from).transpose()
+    get_by_id::<Row, _>(tx, "feedback_items", item).await
 }
 
 /// One item, locked for a change `grant` allows on its account.
 pub async fn lock(tx: &mut Tx, item: FeedbackItemId, grant: &Authorized) -> Result<FeedbackItem, Error> {
-    let row: Row = lock_row(tx, "feedback_items", &item.to_string(), grant)
-        .await?
-        .ok_or_else(|| Error::not_found("feedback_item", item))?;
-    let item = FeedbackItem::try_from(row)?;
+    let item: FeedbackItem = lock_by_id::<Row, _>(tx, "feedback_items", "feedback_item", item, grant).await?;
     grant.ensure_covers_account(item.account)?;
     Ok(item)
 }

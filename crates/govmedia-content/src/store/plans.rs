@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use govmedia_domain::Error;
 use govmedia_domain::ids::{DepartmentId, PlanId};
 use govmedia_kit::access::Authorized;
-use govmedia_kit::db::{Tx, db_error, lock_row, saved};
+use govmedia_kit::db::{Tx, db_error, get_by_id, lock_by_id, saved};
 use govmedia_kit::on_tx;
 
 use super::{id, join_ids, split_ids};
@@ -114,23 +114,14 @@ pub async fn save(tx: &mut Tx, p: &Plan) -> Result<(), Error> {
 
 /// One plan, locked for a change `grant` allows (it must cover the plan's department).
 pub async fn lock(tx: &mut Tx, plan: PlanId, grant: &Authorized) -> Result<Plan, Error> {
-    let row: PlanRow =
-        lock_row(tx, "plans", &plan.to_string(), grant).await?.ok_or_else(|| Error::not_found("plan", plan))?;
-    let plan = Plan::try_from(row)?;
+    let plan: Plan = lock_by_id::<PlanRow, _>(tx, "plans", "plan", plan, grant).await?;
     grant.ensure_covers(Some(plan.department), &[])?;
     Ok(plan)
 }
 
 /// One plan.
 pub async fn get(tx: &mut Tx, plan: PlanId) -> Result<Option<Plan>, Error> {
-    let row: Option<PlanRow> = on_tx!(tx, |conn, dialect| {
-        sqlx::query_as(&dialect.sql("SELECT * FROM plans WHERE id = $1"))
-            .bind(plan.to_string())
-            .fetch_optional(conn)
-            .await
-    })
-    .map_err(db_error)?;
-    row.map(Plan::try_from).transpose()
+    get_by_id::<PlanRow, _>(tx, "plans", plan).await
 }
 
 /// Filters of [`list`].

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use govmedia_domain::Error;
 use govmedia_domain::ids::{DraftId, PlatformAccountId, PublicationId};
 use govmedia_kit::access::Authorized;
-use govmedia_kit::db::{Dialect, Tx, db_error, lock_row, saved};
+use govmedia_kit::db::{Dialect, Tx, db_error, get_by_id, lock_by_id, saved};
 use govmedia_kit::on_tx;
 
 use super::{far_future, id, join_ids, split_ids};
@@ -167,22 +167,12 @@ pub async fn save(tx: &mut Tx, p: &Publication) -> Result<(), Error> {
 
 /// One publication, as it is now.
 pub async fn get(tx: &mut Tx, publication: PublicationId) -> Result<Option<Publication>, Error> {
-    let row: Option<Row> = on_tx!(tx, |conn, dialect| {
-        sqlx::query_as(&dialect.sql("SELECT * FROM publications WHERE id = $1"))
-            .bind(publication.to_string())
-            .fetch_optional(conn)
-            .await
-    })
-    .map_err(db_error)?;
-    row.map(Publication::try_from).transpose()
+    get_by_id::<Row, _>(tx, "publications", publication).await
 }
 
 /// One publication, locked for a change `grant` allows on its account.
 pub async fn lock(tx: &mut Tx, publication: PublicationId, grant: &Authorized) -> Result<Publication, Error> {
-    let row: Row = lock_row(tx, "publications", &publication.to_string(), grant)
-        .await?
-        .ok_or_else(|| Error::not_found("publication", publication))?;
-    let publication = Publication::try_from(row)?;
+    let publication: Publication = lock_by_id::<Row, _>(tx, "publications", "publication", publication, grant).await?;
     grant.ensure_covers_account(publication.account)?;
     Ok(publication)
 }

@@ -5,7 +5,7 @@ use govmedia_domain::Error;
 use govmedia_domain::ids::{DepartmentId, PlatformAccountId, PrincipalId, RoleBindingId};
 use govmedia_domain::permission::Role;
 use govmedia_domain::scope::Scope;
-use govmedia_kit::db::{Tx, db_error, is_unique_violation};
+use govmedia_kit::db::{Tx, db_error, get_by_id, is_unique_violation};
 use govmedia_kit::on_tx;
 
 use super::id;
@@ -88,14 +88,7 @@ pub async fn insert_binding(tx: &mut Tx, b: &Binding) -> Result<(), Error> {
 
 /// One binding.
 pub async fn get_binding(tx: &mut Tx, binding: RoleBindingId) -> Result<Option<Binding>, Error> {
-    let row: Option<BindingRow> = on_tx!(tx, |conn, dialect| {
-        sqlx::query_as(&dialect.sql("SELECT * FROM role_bindings WHERE id = $1"))
-            .bind(binding.to_string())
-            .fetch_optional(conn)
-            .await
-    })
-    .map_err(db_error)?;
-    row.map(Binding::try_from).transpose()
+    get_by_id::<BindingRow, _>(tx, "role_bindings", binding).await
 }
 
 /// Deletes a binding; false when it was already gone.

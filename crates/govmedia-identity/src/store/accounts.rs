@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use govmedia_domain::Error;
 use govmedia_domain::ids::{DepartmentId, IncidentId, PlatformAccountId, UserId};
-use govmedia_kit::db::{Dialect, Tx, db_error, is_unique_violation, saved};
+use govmedia_kit::db::{Dialect, Tx, db_error, get_by_id, is_unique_violation, saved};
 use govmedia_kit::on_tx;
 
 use super::{far_future, id};
@@ -146,14 +146,7 @@ pub async fn lock_account(tx: &mut Tx, account: PlatformAccountId) -> Result<Opt
 
 /// One account.
 pub async fn get_account(tx: &mut Tx, account: PlatformAccountId) -> Result<Option<PlatformAccount>, Error> {
-    let row: Option<AccountRow> = on_tx!(tx, |conn, dialect| {
-        sqlx::query_as(&dialect.sql("SELECT * FROM platform_accounts WHERE id = $1"))
-            .bind(account.to_string())
-            .fetch_optional(conn)
-            .await
-    })
-    .map_err(db_error)?;
-    row.map(PlatformAccount::try_from).transpose()
+    get_by_id::<AccountRow, _>(tx, "platform_accounts", account).await
 }
 
 /// Filters of [`list_accounts`].

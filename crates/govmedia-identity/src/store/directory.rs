@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use govmedia_domain::Error;
 use govmedia_domain::ids::{DepartmentId, ServicePrincipalId, UserId};
-use govmedia_kit::db::{Tx, db_error, is_unique_violation, saved};
+use govmedia_kit::db::{Tx, db_error, get_by_id, is_unique_violation, saved};
 use govmedia_kit::on_tx;
 
 use super::{id, opt_id};
@@ -60,14 +60,7 @@ pub async fn insert_department(tx: &mut Tx, d: &Department) -> Result<(), Error>
 
 /// One department.
 pub async fn get_department(tx: &mut Tx, department: DepartmentId) -> Result<Option<Department>, Error> {
-    let row: Option<DepartmentRow> = on_tx!(tx, |conn, dialect| {
-        sqlx::query_as(&dialect.sql("SELECT * FROM departments WHERE id = $1"))
-            .bind(department.to_string())
-            .fetch_optional(conn)
-            .await
-    })
-    .map_err(db_error)?;
-    row.map(Department::try_from).transpose()
+    get_by_id::<DepartmentRow, _>(tx, "departments", department).await
 }
 
 /// Departments ordered by name, after `after_name`.
@@ -224,14 +217,7 @@ pub async fn save_user(tx: &mut Tx, u: &User, expected_version: i64) -> Result<(
 
 /// One user by id.
 pub async fn get_user(tx: &mut Tx, user: UserId) -> Result<Option<User>, Error> {
-    let row: Option<UserRow> = on_tx!(tx, |conn, dialect| {
-        sqlx::query_as(&dialect.sql("SELECT * FROM users WHERE id = $1"))
-            .bind(user.to_string())
-            .fetch_optional(conn)
-            .await
-    })
-    .map_err(db_error)?;
-    row.map(User::try_from).transpose()
+    get_by_id::<UserRow, _>(tx, "users", user).await
 }
 
 /// One user, locked for update until the transaction ends (PostgreSQL `FOR UPDATE`;
@@ -406,14 +392,7 @@ pub async fn save_service_principal(tx: &mut Tx, p: &ServicePrincipal, expected_
 
 /// One service principal by id.
 pub async fn get_service_principal(tx: &mut Tx, p: ServicePrincipalId) -> Result<Option<ServicePrincipal>, Error> {
-    let row: Option<ServicePrincipalRow> = on_tx!(tx, |conn, dialect| {
-        sqlx::query_as(&dialect.sql("SELECT * FROM service_principals WHERE id = $1"))
-            .bind(p.to_string())
-            .fetch_optional(conn)
-            .await
-    })
-    .map_err(db_error)?;
-    row.map(ServicePrincipal::try_from).transpose()
+    get_by_id::<ServicePrincipalRow, _>(tx, "service_principals", p).await
 }
 
 /// One service principal by client id.

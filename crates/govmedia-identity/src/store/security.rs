@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use govmedia_domain::Error;
 use govmedia_domain::ids::{SecurityEventId, UserId};
-use govmedia_kit::db::{Tx, db_error};
+use govmedia_kit::db::{Tx, db_error, get_by_id};
 use govmedia_kit::on_tx;
 
 use super::{id, opt_id};
@@ -181,14 +181,7 @@ pub async fn list_security_events(
 
 /// One security event.
 pub async fn get_security_event(tx: &mut Tx, event: SecurityEventId) -> Result<Option<SecurityEvent>, Error> {
-    let row: Option<SecurityEventRow> = on_tx!(tx, |conn, dialect| {
-        sqlx::query_as(&dialect.sql("SELECT * FROM security_events WHERE id = $1"))
-            .bind(event.to_string())
-            .fetch_optional(conn)
-            .await
-    })
-    .map_err(db_error)?;
-    row.map(SecurityEvent::try_from).transpose()
+    get_by_id::<SecurityEventRow, _>(tx, "security_events", event).await
 }
 
 /// Acknowledges a security event; false when it already was.

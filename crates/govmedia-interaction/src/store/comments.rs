@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use govmedia_domain::Error;
 use govmedia_domain::ids::{CommentId, PlatformAccountId, PublicationId, ReplyId, UserId};
 use govmedia_kit::access::Authorized;
-use govmedia_kit::db::{Tx, db_error, lock_row, saved};
+use govmedia_kit::db::{Tx, db_error, get_by_id, lock_by_id, saved};
 use govmedia_kit::on_tx;
 
 use super::{id, optional_id, parsed, placeholders};
@@ -218,22 +218,12 @@ pub async fn save(tx: &mut Tx, c: &Comment, expected_version: i64) -> Result<(),
 
 /// One comment, as it is now.
 pub async fn get(tx: &mut Tx, comment: CommentId) -> Result<Option<Comment>, Error> {
-    let row: Option<Row> = on_tx!(tx, |conn, dialect| {
-        sqlx::query_as(&dialect.sql("SELECT * FROM comments WHERE id = $1"))
-            .bind(comment.to_string())
-            .fetch_optional(conn)
-            .await
-    })
-    .map_err(db_error)?;
-    row.map(Comment::try_from).transpose()
+    get_by_id::<Row, _>(tx, "comments", comment).await
 }
 
 /// One comment, locked for a change `grant` allows on its account.
 pub async fn lock(tx: &mut Tx, comment: CommentId, grant: &Authorized) -> Result<Comment, Error> {
-    let row: Row = lock_row(tx, "comments", &comment.to_string(), grant)
-        .await?
-        .ok_or_else(|| Error::not_found("comment", comment))?;
-    let comment = Comment::try_from(row)?;
+    let comment: Comment = lock_by_id::<Row, _>(tx, "comments", "comment", comment, grant).await?;
     grant.ensure_covers_account(comment.account)?;
     Ok(comment)
 }
@@ -597,22 +587,13 @@ pub async fn save_reply(tx: &mut Tx, r: &Reply, expected_version: i64) -> Result
 
 /// One reply, as it is now.
 pub async fn get_reply(tx: &mut Tx, reply: ReplyId) -> Result<Option<Reply>, Error> {
-    let row: Option<ReplyRow> = on_tx!(tx, |conn, dialect| {
-        sqlx::query_as(&dialect.sql("SELECT * FROM replies WHERE id = $1"))
-            .bind(reply.to_string())
-            .fetch_optional(conn)
-            .await
-    })
-    .map_err(db_error)?;
-    row.map(Reply::try_from).transpose()
+    get_by_id::<ReplyRow, _>(tx, "replies", reply).await
 }
 
 /// One reply, locked for a change `grant` allows on its comment's account, with the
 /// comment (locked too).
 pub async fn lock_reply(tx: &mut Tx, reply: ReplyId, grant: &Authorized) -> Result<(Reply, Comment), Error> {
-    let row: ReplyRow =
-        lock_row(tx, "replies", &reply.to_string(), grant).await?.ok_or_else(|| Error::not_found("reply", reply))?;
-    let reply = Reply::try_from(row)?;
+    let reply: Reply = lock_by_id::<ReplyRow, _>(tx, "replies", "reply", reply, grant).await?;
     let comment = lock(tx, reply.comment, grant).await?;
     Ok((reply, comment))
 }

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use govmedia_domain::Error;
 use govmedia_domain::ids::{ConversationId, DepartmentId, MessageId, PlatformAccountId, ReferralId, UserId};
 use govmedia_kit::access::Authorized;
-use govmedia_kit::db::{Dialect, Tx, db_error, is_unique_violation, lock_row, saved};
+use govmedia_kit::db::{Dialect, Tx, db_error, get_by_id, is_unique_violation, lock_by_id, saved};
 use govmedia_kit::on_tx;
 
 use super::{id, optional_id, parsed};
@@ -198,22 +198,13 @@ pub async fn save(tx: &mut Tx, c: &Conversation, expected_version: i64) -> Resul
 
 /// One conversation, as it is now.
 pub async fn get(tx: &mut Tx, conversation: ConversationId) -> Result<Option<Conversation>, Error> {
-    let row: Option<Row> = on_tx!(tx, |conn, dialect| {
-        sqlx::query_as(&dialect.sql("SELECT * FROM conversations WHERE id = $1"))
-            .bind(conversation.to_string())
-            .fetch_optional(conn)
-            .await
-    })
-    .map_err(db_error)?;
-    row.map(Conversation::try_from).transpose()
+    get_by_id::<Row, _>(tx, "conversations", conversation).await
 }
 
 /// One conversation, locked for a change `grant` allows on its account.
 pub async fn lock(tx: &mut Tx, conversation: ConversationId, grant: &Authorized) -> Result<Conversation, Error> {
-    let row: Row = lock_row(tx, "conversations", &conversation.to_string(), grant)
-        .await?
-        .ok_or_else(|| Error::not_found("conversation", conversation))?;
-    let conversation = Conversation::try_from(row)?;
+    let conversation: Conversation =
+        lock_by_id::<Row, _>(tx, "conversations", "conversation", conversation, grant).await?;
     grant.ensure_covers_account(conversation.account)?;
     Ok(conversation)
 }
@@ -576,23 +567,13 @@ pub async fn save_referral(tx: &mut Tx, r: &Referral, expected_version: i64) -> 
 
 /// One referral, as it is now.
 pub async fn get_referral(tx: &mut Tx, referral: ReferralId) -> Result<Option<Referral>, Error> {
-    let row: Option<ReferralRow> = on_tx!(tx, |conn, dialect| {
-        sqlx::query_as(&dialect.sql("SELECT * FROM referrals WHERE id = $1"))
-            .bind(referral.to_string())
-            .fetch_optional(conn)
-            .await
-    })
-    .map_err(db_error)?;
-    row.map(Referral::try_from).transpose()
+    get_by_id::<ReferralRow, _>(tx, "referrals", referral).await
 }
 
 /// One referral, locked for a change `grant` allows: on its account (the referring
 /// side) or on the receiving department.
 pub async fn lock_referral(tx: &mut Tx, referral: ReferralId, grant: &Authorized) -> Result<Referral, Error> {
-    let row: ReferralRow = lock_row(tx, "referrals", &referral.to_string(), grant)
-        .await?
-        .ok_or_else(|| Error::not_found("referral", referral))?;
-    let referral = Referral::try_from(row)?;
+    let referral: Referral = lock_by_id::<ReferralRow, _>(tx, "referrals", "referral", referral, grant).await?;
     grant.ensure_covers_account(referral.account).or_else(|_| grant.ensure_covers(Some(referral.department), &[]))?;
     Ok(referral)
 }

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use govmedia_domain::Error;
 use govmedia_domain::ids::{ModerationRuleId, PlatformAccountId};
 use govmedia_domain::screening::{Category, Severity};
-use govmedia_kit::db::{Tx, db_error, saved};
+use govmedia_kit::db::{Tx, db_error, get_by_id, saved};
 use govmedia_kit::on_tx;
 use serde::{Deserialize, Serialize};
 
@@ -220,14 +220,7 @@ pub async fn delete(tx: &mut Tx, rule: ModerationRuleId, expected_version: i64) 
 
 /// One rule.
 pub async fn get(tx: &mut Tx, rule: ModerationRuleId) -> Result<Option<StoredRule>, Error> {
-    let row: Option<Row> = on_tx!(tx, |conn, dialect| {
-        sqlx::query_as(&dialect.sql("SELECT * FROM moderation_rules WHERE id = $1"))
-            .bind(rule.to_string())
-            .fetch_optional(conn)
-            .await
-    })
-    .map_err(db_error)?;
-    row.map(StoredRule::try_from).transpose()
+    get_by_id::<Row, _>(tx, "moderation_rules", rule).await
 }
 
 /// Rules in evaluation order (priority, creation, id) after the cursor; with an account,
