@@ -612,15 +612,15 @@ impl Drafts {
     }
 
     /// A review decision: approve, reject or request changes.
-    async fn decide(
+    async fn decide<Q: DecisionRequest>(
         &self,
-        caller: Principal,
+        request: Request<Q>,
         method: &'static str,
         outcome: Outcome,
-        input: DecisionInput<'_>,
-        request: &impl prost::Message,
-    ) -> Result<pb::Draft, Error> {
-        let cmd = Decide::parse(input)?;
+    ) -> Result<pb::Draft, Status> {
+        let caller = caller(&request)?;
+        let request = request.into_inner();
+        let cmd = Decide::parse(request.input())?;
         let (_, grant) = self.read_authorized(&caller, cmd.stage.permission(), cmd.draft).await?;
         let reviewer = UserId::from_uuid(caller.id.as_uuid());
         let decision = Decision {
@@ -633,7 +633,7 @@ impl Drafts {
         };
         self.core
             .work()
-            .run(Call::new(&caller, method, cmd.request_id, request), async |m| {
+            .run(Call::new(&caller, method, cmd.request_id, &request), async |m| {
                 let mut draft = store::lock(m.tx(), cmd.draft, &grant).await?;
                 let past = store::past(&store::decisions(m.tx(), cmd.draft).await?);
                 let (action, rule) = draft.decide(&decision, &past, m.now())?;
@@ -655,6 +655,7 @@ impl Drafts {
                 self.view(m.tx(), draft).await
             })
             .await
+            .map_err(Status::from)
     }
 }
 
@@ -855,17 +856,7 @@ impl DraftService for Drafts {
         &self,
         request: Request<pb::ApproveDraftRequest>,
     ) -> Result<Response<pb::ApproveDraftResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
-        let input = DecisionInput::new(
-            &req.request_id,
-            &req.draft_id,
-            req.version,
-            req.stage,
-            req.criteria.as_ref(),
-            &req.comment,
-        );
-        let draft = self.decide(caller, method!("ApproveDraft"), Outcome::Approved, input, &req).await?;
+        let draft = self.decide(request, method!("ApproveDraft"), Outcome::Approved).await?;
         Ok(Response::new(pb::ApproveDraftResponse { draft: Some(draft) }))
     }
 
@@ -873,17 +864,7 @@ impl DraftService for Drafts {
         &self,
         request: Request<pb::RejectDraftRequest>,
     ) -> Result<Response<pb::RejectDraftResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
-        let input = DecisionInput::new(
-            &req.request_id,
-            &req.draft_id,
-            req.version,
-            req.stage,
-            req.criteria.as_ref(),
-            &req.reason,
-        );
-        let draft = self.decide(caller, method!("RejectDraft"), Outcome::Rejected, input, &req).await?;
+        let draft = self.decide(request, method!("RejectDraft"), Outcome::Rejected).await?;
         Ok(Response::new(pb::RejectDraftResponse { draft: Some(draft) }))
     }
 
@@ -891,17 +872,7 @@ impl DraftService for Drafts {
         &self,
         request: Request<pb::RequestDraftChangesRequest>,
     ) -> Result<Response<pb::RequestDraftChangesResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
-        let input = DecisionInput::new(
-            &req.request_id,
-            &req.draft_id,
-            req.version,
-            req.stage,
-            req.criteria.as_ref(),
-            &req.comment,
-        );
-        let draft = self.decide(caller, method!("RequestDraftChanges"), Outcome::ChangesRequested, input, &req).await?;
+        let draft = self.decide(request, method!("RequestDraftChanges"), Outcome::ChangesRequested).await?;
         Ok(Response::new(pb::RequestDraftChangesResponse { draft: Some(draft) }))
     }
 
@@ -982,6 +953,50 @@ struct DecisionInput<'a> {
     stage: i32,
     criteria: Option<&'a pb::ReviewCriteria>,
     comment: &'a str,
+}
+
+/// The three review decisions' requests, which carry the same fields.
+trait DecisionRequest: prost::Message + Send + 'static {
+    fn input(&self) -> DecisionInput<'_>;
+}
+
+impl DecisionRequest for pb::ApproveDraftRequest {
+    fn input(&self) -> DecisionInput<'_> {
+        DecisionInput::new(
+            &self.request_id,
+            &self.draft_id,
+            self.version,
+            self.stage,
+            self.criteria.as_ref(),
+            &self.comment,
+        )
+    }
+}
+
+impl DecisionRequest for pb::RejectDraftRequest {
+    fn input(&self) -> DecisionInput<'_> {
+        DecisionInput::new(
+            &self.request_id,
+            &self.draft_id,
+            self.version,
+            self.stage,
+            self.criteria.as_ref(),
+            &self.reason,
+        )
+    }
+}
+
+impl DecisionRequest for pb::RequestDraftChangesRequest {
+    fn input(&self) -> DecisionInput<'_> {
+        DecisionInput::new(
+            &self.request_id,
+            &self.draft_id,
+            self.version,
+            self.stage,
+            self.criteria.as_ref(),
+            &self.comment,
+        )
+    }
 }
 
 impl<'a> DecisionInput<'a> {
