@@ -280,8 +280,7 @@ impl AuditLogService for AuditLog {
         let caller = caller(&request)?;
         let mut v = Validator::new();
         let id: Option<govmedia_domain::ids::EventId> = v.id("event_id", &request.get_ref().event_id);
-        v.finish()?;
-        let Some(id) = id else { return Err(Error::internal("validated").into()) };
+        let id = v.finish_with(|| id)?;
         self.require(&caller, Permission::AuditRead).await?;
         let event = store::get_event(self.core.db(), &id.to_string())
             .await?

@@ -252,8 +252,7 @@ impl ScreeningService for Screening {
                 v.violation(format!("texts[{i}].text"), format!("must be at most {MAX_TEXT_CHARS} characters"));
             }
         }
-        v.finish()?;
-        let Some(context) = context else { return Err(Error::internal("validated").into()) };
+        let context = v.finish_with(|| context)?;
         self.require(&caller, Permission::ScreeningScreen).await?;
         // One lexicon version for the whole batch.
         let lexicon = self.core.lexicon();
@@ -328,8 +327,7 @@ impl ScreeningService for Screening {
         }
         let entries: Vec<_> =
             req.entries.iter().enumerate().map(|(i, e)| parse_entry(&mut v, &format!("entries[{i}]"), e)).collect();
-        v.finish()?;
-        let Some(request_id) = request_id else { return Err(Error::internal("validated").into()) };
+        let request_id = v.finish_with(|| request_id)?;
         let entries: Vec<Entry> = entries.into_iter().flatten().collect();
         self.require(&caller, Permission::LexiconManage).await?;
         let answer = self
@@ -371,8 +369,7 @@ impl ScreeningService for Screening {
         if req.entry_ids.is_empty() {
             v.violation("entry_ids", "names no entry");
         }
-        v.finish()?;
-        let Some(request_id) = request_id else { return Err(Error::internal("validated").into()) };
+        let request_id = v.finish_with(|| request_id)?;
         self.require(&caller, Permission::LexiconManage).await?;
         let ids = req.entry_ids.clone();
         let answer = self
@@ -449,8 +446,7 @@ impl ScreeningService for Screening {
                 phrase.zip(note)
             })
             .collect();
-        v.finish()?;
-        let Some(request_id) = request_id else { return Err(Error::internal("validated").into()) };
+        let request_id = v.finish_with(|| request_id)?;
         let phrases: Vec<(String, String)> = phrases.into_iter().flatten().collect();
         self.require(&caller, Permission::LexiconManage).await?;
         let answer = self
@@ -498,8 +494,7 @@ impl ScreeningService for Screening {
         if req.entry_ids.is_empty() {
             v.violation("entry_ids", "names no entry");
         }
-        v.finish()?;
-        let Some(request_id) = request_id else { return Err(Error::internal("validated").into()) };
+        let request_id = v.finish_with(|| request_id)?;
         self.require(&caller, Permission::LexiconManage).await?;
         let ids = req.entry_ids.clone();
         let answer = self

@@ -244,8 +244,7 @@ impl MetricsService for Metrics {
         let start = optional_time(&mut v, "time_range.start_time", range.start_time.as_ref())
             .unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
         let end = optional_time(&mut v, "time_range.end_time", range.end_time.as_ref()).unwrap_or(far_future());
-        v.finish()?;
-        let Some(publication) = publication else { return Err(Error::internal("validated").into()) };
+        let publication = v.finish_with(|| publication)?;
         let limit = page::page_size(req.page_size, 50, 500)?;
         let after: Option<DateTime<Utc>> = page::decode_page_token(&req.page_token)?;
         // Times are kept to the microsecond, so the next page starts one after the last.
@@ -281,10 +280,7 @@ impl MetricsService for Metrics {
         let mut v = Validator::new();
         let account: Option<PlatformAccountId> = v.id("platform_account_id", &req.platform_account_id);
         let period = period(&mut v, "period", req.period.as_ref());
-        v.finish()?;
-        let (Some(account), Some((start, end))) = (account, period) else {
-            return Err(Error::internal("validated").into());
-        };
+        let (account, (start, end)) = v.finish_with(|| Some((account?, period?)))?;
         let facts = self.core.account(account).await?;
         self.core
             .permissions()
@@ -306,10 +302,7 @@ impl MetricsService for Metrics {
         let mut v = Validator::new();
         let department: Option<DepartmentId> = v.id("department_id", &req.department_id);
         let period = period(&mut v, "period", req.period.as_ref());
-        v.finish()?;
-        let (Some(department), Some((start, end))) = (department, period) else {
-            return Err(Error::internal("validated").into());
-        };
+        let (department, (start, end)) = v.finish_with(|| Some((department?, period?)))?;
         self.core.permissions().require(caller.id, Permission::MetricsRead, &Resource::department(department)).await?;
         // Every account of the department gets a report, also one that never
         // published: its silence is what an inspection looks for.

@@ -219,12 +219,8 @@ impl AccessService for Access {
         };
         let scope = parse_scope(&mut v, "role_binding.scope", given.scope.as_ref());
         let reason = v.reason("role_binding.reason", &given.reason);
-        v.finish()?;
-        let (Some(request_id), Some(grantee), Some(role), Some(scope), Some(reason)) =
-            (request_id, grantee, role, scope, reason)
-        else {
-            return Err(Error::internal("validated").into());
-        };
+        let (request_id, grantee, role, scope, reason) =
+            v.finish_with(|| Some((request_id?, grantee?, role?, scope?, reason?)))?;
         let call = Call::new(&caller, method!("AccessService", "CreateRoleBinding"), request_id, &req);
         let answer = self.core.work().run(call, async |m| {
             let now = m.now();
@@ -303,10 +299,7 @@ impl AccessService for Access {
         let request_id = v.request_id(&req.request_id);
         let id: Option<RoleBindingId> = v.id("role_binding_id", &req.role_binding_id);
         let reason = v.reason("reason", &req.reason);
-        v.finish()?;
-        let (Some(request_id), Some(id), Some(reason)) = (request_id, id, reason) else {
-            return Err(Error::internal("validated").into());
-        };
+        let (request_id, id, reason) = v.finish_with(|| Some((request_id?, id?, reason?)))?;
         let call = Call::new(&caller, method!("AccessService", "DeleteRoleBinding"), request_id, &req);
         let answer = self.core.work().run(call, async |m| {
             let binding = store::get_binding(m.tx(), id).await?.ok_or_else(|| Error::not_found("role_binding", id))?;
@@ -385,8 +378,7 @@ impl AccessService for Access {
         let req = request.into_inner();
         let mut v = Validator::new();
         let check = parse_check(&mut v, "check", req.check.as_ref());
-        v.finish()?;
-        let Some(check) = check else { return Err(Error::internal("validated").into()) };
+        let check = v.finish_with(|| check)?;
         let mut tx = self.core.db().begin_read().await?;
         let decision = self.answer(&mut tx, &caller, check).await?;
         Ok(Response::new(pb::CheckPermissionResponse { decision: Some(decision) }))

@@ -231,8 +231,7 @@ impl AuthenticationService for Authentication {
         if req.password.is_empty() {
             v.violation("password", "is required");
         }
-        v.finish()?;
-        let Some(username) = username else { return Err(Error::internal("validated").into()) };
+        let username = v.finish_with(|| username)?;
 
         // Verify outside any transaction: argon2 takes tens of milliseconds.
         let mut read = self.core.db().begin_read().await?;
@@ -529,8 +528,7 @@ impl AuthenticationService for Authentication {
         if req.client_secret.is_empty() {
             v.violation("client_secret", "is required");
         }
-        v.finish()?;
-        let Some(client_id) = client_id else { return Err(Error::internal("validated").into()) };
+        let client_id = v.finish_with(|| client_id)?;
         let invalid = || Error::Unauthenticated("wrong client id or secret".into());
         let mut tx = self.core.db().begin_read().await?;
         let principal =
@@ -641,10 +639,7 @@ impl AuthenticationService for Authentication {
         let request_id = v.request_id(&req.request_id);
         let id: Option<SecurityEventId> = v.id("security_event_id", &req.security_event_id);
         let note = v.reason("note", &req.note);
-        v.finish()?;
-        let (Some(request_id), Some(id), Some(note)) = (request_id, id, note) else {
-            return Err(Error::internal("validated").into());
-        };
+        let (request_id, id, note) = v.finish_with(|| Some((request_id?, id?, note?)))?;
         let call = Call::new(&caller, method!("AuthenticationService", "AcknowledgeSecurityEvent"), request_id, &req);
         let answer = self.core.work().run(call, async |m| {
             self.core.require(m.tx(), &caller, Permission::SecurityEventManage, &Resource::GLOBAL).await?;

@@ -86,10 +86,7 @@ impl CredentialVaultService for CredentialVault {
         if req.rotation_period_days > 366 {
             v.violation("rotation_period_days", "must be at most 366 days");
         }
-        v.finish()?;
-        let (Some(request_id), Some(id), Some(kind), Some(login_name)) = (request_id, id, kind, login_name) else {
-            return Err(Error::internal("validated").into());
-        };
+        let (request_id, id, kind, login_name) = v.finish_with(|| Some((request_id?, id?, kind?, login_name?)))?;
         if kind == CredentialKind::Password {
             password::check_strength(&login_name, &req.secret)?;
         }
@@ -147,8 +144,7 @@ impl CredentialVaultService for CredentialVault {
         let caller = caller(&request)?;
         let mut v = Validator::new();
         let id: Option<PlatformAccountId> = v.id("platform_account_id", &request.get_ref().platform_account_id);
-        v.finish()?;
-        let Some(id) = id else { return Err(Error::internal("validated").into()) };
+        let id = v.finish_with(|| id)?;
         let mut tx = self.core.db().begin_read().await?;
         let account = store::get_account(&mut tx, id).await?.ok_or_else(|| Error::not_found("platform_account", id))?;
         self.core.require(&mut tx, &caller, Permission::AccountRead, &account_scope(&account)).await?;
@@ -167,10 +163,7 @@ impl CredentialVaultService for CredentialVault {
         let request_id = v.request_id(&req.request_id);
         let id: Option<PlatformAccountId> = v.id("platform_account_id", &req.platform_account_id);
         let reason = v.reason("reason", &req.reason);
-        v.finish()?;
-        let (Some(request_id), Some(id), Some(reason)) = (request_id, id, reason) else {
-            return Err(Error::internal("validated").into());
-        };
+        let (request_id, id, reason) = v.finish_with(|| Some((request_id?, id?, reason?)))?;
         // Not idempotent by design: every reveal is its own audited event, and the
         // secret is never stored as a replayable answer.
         let answer = self.core.work().run_unkeyed(async |m| {

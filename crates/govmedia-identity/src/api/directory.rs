@@ -153,10 +153,7 @@ impl DirectoryService for Directory {
         let given = req.department.clone().unwrap_or_default();
         let name = v.required_text("department.name", &given.name, 100);
         let code = department_code(&mut v, "department.code", &given.code);
-        v.finish()?;
-        let (Some(request_id), Some(name), Some(code)) = (request_id, name, code) else {
-            return Err(Error::internal("validated").into());
-        };
+        let (request_id, name, code) = v.finish_with(|| Some((request_id?, name?, code?)))?;
         let call = Call::new(&caller, method!("DirectoryService", "CreateDepartment"), request_id, &req);
         let answer = self.core.work().run(call, async |m| {
             self.core.require(m.tx(), &caller, Permission::DepartmentManage, &Resource::GLOBAL).await?;
@@ -188,8 +185,7 @@ impl DirectoryService for Directory {
         let caller = caller(&request)?;
         let mut v = Validator::new();
         let id: Option<DepartmentId> = v.id("department_id", &request.get_ref().department_id);
-        v.finish()?;
-        let Some(id) = id else { return Err(Error::internal("validated").into()) };
+        let id = v.finish_with(|| id)?;
         let mut tx = self.core.db().begin_read().await?;
         self.core.require(&mut tx, &caller, Permission::DirectoryRead, &Resource::department(id)).await?;
         let department = store::get_department(&mut tx, id).await?.ok_or_else(|| Error::not_found("department", id))?;
@@ -236,8 +232,7 @@ impl DirectoryService for Directory {
                 other => v.violation("update_mask", format!("{other:?} cannot be changed (name, code)")),
             }
         }
-        v.finish()?;
-        let (Some(request_id), Some(id)) = (request_id, id) else { return Err(Error::internal("validated").into()) };
+        let (request_id, id) = v.finish_with(|| Some((request_id?, id?)))?;
         let call = Call::new(&caller, method!("DirectoryService", "UpdateDepartment"), request_id, &req);
         let answer = self.core.work().run(call, async |m| {
             self.core.require(m.tx(), &caller, Permission::DepartmentManage, &Resource::GLOBAL).await?;
@@ -284,12 +279,8 @@ impl DirectoryService for Directory {
         let department: Option<DepartmentId> = v.optional_id("user.department_id", &given.department_id);
         let mail = email(&mut v, "user.email", &given.email);
         let tel = phone(&mut v, "user.phone", &given.phone);
-        v.finish()?;
-        let (Some(request_id), Some(name), Some(display_name), Some(mail), Some(tel)) =
-            (request_id, name, display_name, mail, tel)
-        else {
-            return Err(Error::internal("validated").into());
-        };
+        let (request_id, name, display_name, mail, tel) =
+            v.finish_with(|| Some((request_id?, name?, display_name?, mail?, tel?)))?;
         let one_time = password::generate_one_time();
         let hash = hash_blocking(one_time.clone()).await?;
         let call = Call::new(&caller, method!("DirectoryService", "CreateUser"), request_id, &req);
@@ -340,8 +331,7 @@ impl DirectoryService for Directory {
         let caller = caller(&request)?;
         let mut v = Validator::new();
         let id: Option<UserId> = v.id("user_id", &request.get_ref().user_id);
-        v.finish()?;
-        let Some(id) = id else { return Err(Error::internal("validated").into()) };
+        let id = v.finish_with(|| id)?;
         let mut tx = self.core.db().begin_read().await?;
         let user = store::get_user(&mut tx, id).await?.ok_or_else(|| Error::not_found("user", id))?;
         if caller.id != id.into() {
@@ -410,8 +400,7 @@ impl DirectoryService for Directory {
                 ),
             }
         }
-        v.finish()?;
-        let (Some(request_id), Some(id)) = (request_id, id) else { return Err(Error::internal("validated").into()) };
+        let (request_id, id) = v.finish_with(|| Some((request_id?, id?)))?;
         let call = Call::new(&caller, method!("DirectoryService", "UpdateUser"), request_id, &req);
         let answer = self.core.work().run(call, async |m| {
             let mut user = self.user_mutation(&caller, m, id).await?;
@@ -458,10 +447,7 @@ impl DirectoryService for Directory {
         let request_id = v.request_id(&req.request_id);
         let id: Option<UserId> = v.id("user_id", &req.user_id);
         let reason = v.reason("reason", &req.reason);
-        v.finish()?;
-        let (Some(request_id), Some(id), Some(reason)) = (request_id, id, reason) else {
-            return Err(Error::internal("validated").into());
-        };
+        let (request_id, id, reason) = v.finish_with(|| Some((request_id?, id?, reason?)))?;
         if caller.id == id.into() {
             return Err(Error::rule("R2.2.1", format!("user/{id}"), "nobody disables their own login").into());
         }
@@ -498,8 +484,7 @@ impl DirectoryService for Directory {
         let mut v = Validator::new();
         let request_id = v.request_id(&req.request_id);
         let id: Option<UserId> = v.id("user_id", &req.user_id);
-        v.finish()?;
-        let (Some(request_id), Some(id)) = (request_id, id) else { return Err(Error::internal("validated").into()) };
+        let (request_id, id) = v.finish_with(|| Some((request_id?, id?)))?;
         let call = Call::new(&caller, method!("DirectoryService", "EnableUser"), request_id, &req);
         let answer = self.core.work().run(call, async |m| {
             let mut user = self.user_mutation(&caller, m, id).await?;
@@ -529,10 +514,7 @@ impl DirectoryService for Directory {
         let request_id = v.request_id(&req.request_id);
         let id: Option<UserId> = v.id("user_id", &req.user_id);
         let reason = v.reason("reason", &req.reason);
-        v.finish()?;
-        let (Some(request_id), Some(id), Some(reason)) = (request_id, id, reason) else {
-            return Err(Error::internal("validated").into());
-        };
+        let (request_id, id, reason) = v.finish_with(|| Some((request_id?, id?, reason?)))?;
         let one_time = password::generate_one_time();
         let hash = hash_blocking(one_time.clone()).await?;
         let call = Call::new(&caller, method!("DirectoryService", "ResetUserPassword"), request_id, &req);
@@ -572,8 +554,7 @@ impl DirectoryService for Directory {
         let mut v = Validator::new();
         let request_id = v.request_id(&req.request_id);
         let id: Option<UserId> = v.id("user_id", &req.user_id);
-        v.finish()?;
-        let (Some(request_id), Some(id)) = (request_id, id) else { return Err(Error::internal("validated").into()) };
+        let (request_id, id) = v.finish_with(|| Some((request_id?, id?)))?;
         let call = Call::new(&caller, method!("DirectoryService", "UnlockUser"), request_id, &req);
         let answer = self.core.work().run(call, async |m| {
             let mut user = self.user_mutation(&caller, m, id).await?;
@@ -605,10 +586,7 @@ impl DirectoryService for Directory {
         let request_id = v.request_id(&req.request_id);
         let id: Option<UserId> = v.id("user_id", &req.user_id);
         let reason = v.reason("reason", &req.reason);
-        v.finish()?;
-        let (Some(request_id), Some(id), Some(reason)) = (request_id, id, reason) else {
-            return Err(Error::internal("validated").into());
-        };
+        let (request_id, id, reason) = v.finish_with(|| Some((request_id?, id?, reason?)))?;
         let call = Call::new(&caller, method!("DirectoryService", "RevokeUserSessions"), request_id, &req);
         let answer = self.core.work().run(call, async |m| {
             self.user_mutation(&caller, m, id).await?;
@@ -641,10 +619,7 @@ impl DirectoryService for Directory {
         let client_id = username(&mut v, "service_principal.client_id", &given.client_id);
         let display_name = v.required_text("service_principal.display_name", &given.display_name, MAX_NAME_CHARS);
         let owner: Option<UserId> = v.optional_id("service_principal.owner_user_id", &given.owner_user_id);
-        v.finish()?;
-        let (Some(request_id), Some(client_id), Some(display_name)) = (request_id, client_id, display_name) else {
-            return Err(Error::internal("validated").into());
-        };
+        let (request_id, client_id, display_name) = v.finish_with(|| Some((request_id?, client_id?, display_name?)))?;
         let call = Call::new(&caller, method!("DirectoryService", "CreateServicePrincipal"), request_id, &req);
         let answer = self.core.work().run(call, async |m| {
             self.core.require(m.tx(), &caller, Permission::ServicePrincipalManage, &Resource::GLOBAL).await?;
@@ -693,8 +668,7 @@ impl DirectoryService for Directory {
         let caller = caller(&request)?;
         let mut v = Validator::new();
         let id: Option<ServicePrincipalId> = v.id("service_principal_id", &request.get_ref().service_principal_id);
-        v.finish()?;
-        let Some(id) = id else { return Err(Error::internal("validated").into()) };
+        let id = v.finish_with(|| id)?;
         let mut tx = self.core.db().begin_read().await?;
         if caller.id != id.into() {
             self.core.require(&mut tx, &caller, Permission::DirectoryRead, &Resource::GLOBAL).await?;
@@ -731,8 +705,7 @@ impl DirectoryService for Directory {
         let mut v = Validator::new();
         let request_id = v.request_id(&req.request_id);
         let id: Option<ServicePrincipalId> = v.id("service_principal_id", &req.service_principal_id);
-        v.finish()?;
-        let (Some(request_id), Some(id)) = (request_id, id) else { return Err(Error::internal("validated").into()) };
+        let (request_id, id) = v.finish_with(|| Some((request_id?, id?)))?;
         let call = Call::new(&caller, method!("DirectoryService", "RotateServicePrincipalSecret"), request_id, &req);
         let answer = self.core.work().run(call, async |m| {
             self.core.require(m.tx(), &caller, Permission::ServicePrincipalManage, &Resource::GLOBAL).await?;
@@ -775,10 +748,7 @@ impl DirectoryService for Directory {
         let request_id = v.request_id(&req.request_id);
         let id: Option<ServicePrincipalId> = v.id("service_principal_id", &req.service_principal_id);
         let reason = v.reason("reason", &req.reason);
-        v.finish()?;
-        let (Some(request_id), Some(id), Some(reason)) = (request_id, id, reason) else {
-            return Err(Error::internal("validated").into());
-        };
+        let (request_id, id, reason) = v.finish_with(|| Some((request_id?, id?, reason?)))?;
         let call = Call::new(&caller, method!("DirectoryService", "DisableServicePrincipal"), request_id, &req);
         let answer = self.core.work().run(call, async |m| {
             self.core.require(m.tx(), &caller, Permission::ServicePrincipalManage, &Resource::GLOBAL).await?;

@@ -312,22 +312,21 @@ impl PlatformAccountService for PlatformAccounts {
         let filing = filing_from_proto(&mut v, "platform_account.filing_status", given.filing_status);
         let filing_number = v.optional_text("platform_account.filing_number", &given.filing_number, 100);
         let filing_date = given.filing_date.as_ref().map(|t| from_ts("platform_account.filing_date", t)).transpose()?;
-        v.finish()?;
-        let (
-            Some(request_id),
-            Some(platform),
-            Some(handle),
-            Some(display_name),
-            Some(avatar),
-            Some(bio),
-            Some(department),
-            Some(responsible),
-            Some(filing),
-            Some(filing_number),
-        ) = (request_id, platform, handle, display_name, avatar, bio, department, responsible, filing, filing_number)
-        else {
-            return Err(Error::internal("validated").into());
-        };
+        let (request_id, platform, handle, display_name, avatar, bio, department, responsible, filing, filing_number) =
+            v.finish_with(|| {
+                Some((
+                    request_id?,
+                    platform?,
+                    handle?,
+                    display_name?,
+                    avatar?,
+                    bio?,
+                    department?,
+                    responsible?,
+                    filing?,
+                    filing_number?,
+                ))
+            })?;
         check_filing(filing, &filing_number, filing_date)?;
         let call = Call::new(&caller, method!("PlatformAccountService", "CreatePlatformAccount"), request_id, &req);
         let answer = self.core.work().run(call, async |m| {
@@ -387,8 +386,7 @@ impl PlatformAccountService for PlatformAccounts {
         let caller = caller(&request)?;
         let mut v = Validator::new();
         let id: Option<PlatformAccountId> = v.id("platform_account_id", &request.get_ref().platform_account_id);
-        v.finish()?;
-        let Some(id) = id else { return Err(Error::internal("validated").into()) };
+        let id = v.finish_with(|| id)?;
         let mut tx = self.core.db().begin_read().await?;
         let a = store::get_account(&mut tx, id).await?.ok_or_else(|| Error::not_found("platform_account", id))?;
         self.core.require(&mut tx, &caller, Permission::AccountRead, &resource(&a)).await?;
@@ -487,8 +485,7 @@ impl PlatformAccountService for PlatformAccounts {
                 other => v.violation("update_mask", format!("{other:?} cannot be changed")),
             }
         }
-        v.finish()?;
-        let (Some(request_id), Some(id)) = (request_id, id) else { return Err(Error::internal("validated").into()) };
+        let (request_id, id) = v.finish_with(|| Some((request_id?, id?)))?;
         let call = Call::new(&caller, method!("PlatformAccountService", "UpdatePlatformAccount"), request_id, &req);
         let answer = self.core.work().run(call, async |m| {
             let mut a = self.locked(m, &caller, id, Permission::AccountManage).await?;
@@ -571,8 +568,7 @@ impl PlatformAccountService for PlatformAccounts {
         let req = request.into_inner();
         let mut v = Validator::new();
         let id: Option<PlatformAccountId> = v.id("platform_account_id", &req.platform_account_id);
-        v.finish()?;
-        let Some(id) = id else { return Err(Error::internal("validated").into()) };
+        let id = v.finish_with(|| id)?;
         let limit = page_size(req.page_size)?;
         let before: Option<i64> = cursor(&req.page_token)?;
         let mut tx = self.core.db().begin_read().await?;
@@ -604,10 +600,7 @@ impl PlatformAccountService for PlatformAccounts {
         let request_id = v.request_id(&req.request_id);
         let id: Option<PlatformAccountId> = v.id("platform_account_id", &req.platform_account_id);
         let reason = v.reason("reason", &req.reason);
-        v.finish()?;
-        let (Some(request_id), Some(id), Some(reason)) = (request_id, id, reason) else {
-            return Err(Error::internal("validated").into());
-        };
+        let (request_id, id, reason) = v.finish_with(|| Some((request_id?, id?, reason?)))?;
         let call = Call::new(&caller, method!("PlatformAccountService", "FreezePlatformAccount"), request_id, &req);
         let answer = self.core.work().run(call, async |m| {
             let why = reason.clone();
@@ -641,10 +634,7 @@ impl PlatformAccountService for PlatformAccounts {
         let request_id = v.request_id(&req.request_id);
         let id: Option<PlatformAccountId> = v.id("platform_account_id", &req.platform_account_id);
         let reason = v.reason("reason", &req.reason);
-        v.finish()?;
-        let (Some(request_id), Some(id), Some(reason)) = (request_id, id, reason) else {
-            return Err(Error::internal("validated").into());
-        };
+        let (request_id, id, reason) = v.finish_with(|| Some((request_id?, id?, reason?)))?;
         let call = Call::new(&caller, method!("PlatformAccountService", "UnfreezePlatformAccount"), request_id, &req);
         let answer = self.core.work().run(call, async |m| {
             let a = self
@@ -677,10 +667,7 @@ impl PlatformAccountService for PlatformAccounts {
         let request_id = v.request_id(&req.request_id);
         let id: Option<PlatformAccountId> = v.id("platform_account_id", &req.platform_account_id);
         let reason = v.reason("reason", &req.reason);
-        v.finish()?;
-        let (Some(request_id), Some(id), Some(reason)) = (request_id, id, reason) else {
-            return Err(Error::internal("validated").into());
-        };
+        let (request_id, id, reason) = v.finish_with(|| Some((request_id?, id?, reason?)))?;
         let call =
             Call::new(&caller, method!("PlatformAccountService", "StartClosingPlatformAccount"), request_id, &req);
         let answer = self.core.work().run(call, async |m| {
@@ -720,8 +707,7 @@ impl PlatformAccountService for PlatformAccounts {
             v.violation("evidence", "is required: the platform's confirmation of the deregistration");
         }
         let evidence = evidence_from_proto(&mut v, "evidence", req.evidence.as_ref());
-        v.finish()?;
-        let (Some(request_id), Some(id)) = (request_id, id) else { return Err(Error::internal("validated").into()) };
+        let (request_id, id) = v.finish_with(|| Some((request_id?, id?)))?;
         let call = Call::new(&caller, method!("PlatformAccountService", "ClosePlatformAccount"), request_id, &req);
         let answer = self.core.work().run(call, async |m| {
             let a = self
@@ -757,10 +743,7 @@ impl PlatformAccountService for PlatformAccounts {
         let request_id = v.request_id(&req.request_id);
         let id: Option<PlatformAccountId> = v.id("platform_account_id", &req.platform_account_id);
         let description = v.reason("description", &req.description);
-        v.finish()?;
-        let (Some(request_id), Some(id), Some(description)) = (request_id, id, description) else {
-            return Err(Error::internal("validated").into());
-        };
+        let (request_id, id, description) = v.finish_with(|| Some((request_id?, id?, description?)))?;
         let call = Call::new(&caller, method!("PlatformAccountService", "ReportAccountAnomaly"), request_id, &req);
         let answer = self.core.work().run(call, async |m| {
             let mut a = self.locked(m, &caller, id, Permission::AccountIncidentReport).await?;
@@ -817,8 +800,7 @@ impl PlatformAccountService for PlatformAccounts {
         let caller = caller(&request)?;
         let mut v = Validator::new();
         let id: Option<IncidentId> = v.id("incident_id", &request.get_ref().incident_id);
-        v.finish()?;
-        let Some(id) = id else { return Err(Error::internal("validated").into()) };
+        let id = v.finish_with(|| id)?;
         let mut tx = self.core.db().begin_read().await?;
         let incident =
             store::get_incident(&mut tx, id).await?.ok_or_else(|| Error::not_found("account_incident", id))?;
@@ -887,10 +869,7 @@ impl PlatformAccountService for PlatformAccounts {
         };
         let note = v.required_text("action.note", &given.note, MAX_REASON_CHARS);
         let evidence = evidence_from_proto(&mut v, "action.evidence", given.evidence.as_ref());
-        v.finish()?;
-        let (Some(request_id), Some(id), Some(kind), Some(note)) = (request_id, id, kind, note) else {
-            return Err(Error::internal("validated").into());
-        };
+        let (request_id, id, kind, note) = v.finish_with(|| Some((request_id?, id?, kind?, note?)))?;
         let call = Call::new(&caller, method!("PlatformAccountService", "RecordIncidentAction"), request_id, &req);
         let answer = self.core.work().run(call, async |m| {
             let mut incident =
@@ -934,10 +913,7 @@ impl PlatformAccountService for PlatformAccounts {
         let request_id = v.request_id(&req.request_id);
         let id: Option<IncidentId> = v.id("incident_id", &req.incident_id);
         let resolution = v.reason("resolution", &req.resolution);
-        v.finish()?;
-        let (Some(request_id), Some(id), Some(resolution)) = (request_id, id, resolution) else {
-            return Err(Error::internal("validated").into());
-        };
+        let (request_id, id, resolution) = v.finish_with(|| Some((request_id?, id?, resolution?)))?;
         let call = Call::new(&caller, method!("PlatformAccountService", "ResolveAccountIncident"), request_id, &req);
         let answer = self.core.work().run(call, async |m| {
             let mut incident =

@@ -21,7 +21,7 @@ use govmedia_proto::interaction::v1 as pb;
 use govmedia_proto::interaction::v1::audience_service_server::{AudienceService, AudienceServiceServer};
 use tonic::{Request, Response, Status};
 
-use super::{method, record, validated};
+use super::{method, record};
 use crate::store::audience::{self as store, Campaign, CampaignFilter, Snapshot};
 use crate::{Core, PRODUCER};
 
@@ -213,8 +213,7 @@ impl AudienceService for Audience {
                 });
             }
         }
-        v.finish()?;
-        let request_id = request_id.ok_or_else(validated)?;
+        let request_id = v.finish_with(|| request_id)?;
         let mut facts = BTreeMap::new();
         for s in &snapshots {
             if let std::collections::btree_map::Entry::Vacant(slot) = facts.entry(s.account) {
@@ -265,8 +264,7 @@ impl AudienceService for Audience {
         let mut v = Validator::new();
         let account: Option<PlatformAccountId> = v.id("platform_account_id", &req.platform_account_id);
         let range = period(&mut v, "period", req.period.as_ref());
-        v.finish()?;
-        let (Some(account), Some((start, end))) = (account, range) else { return Err(validated().into()) };
+        let (account, (start, end)) = v.finish_with(|| Some((account?, range?)))?;
         let facts = self.core.account(account).await?;
         self.core.permissions().require(caller.id, Permission::FollowerRead, &facts.resource()).await?;
         // The days whose midnight falls in [start, end).
@@ -310,12 +308,8 @@ impl AudienceService for Audience {
         let department: Option<DepartmentId> = v.id("campaign.department_id", &given.department_id);
         let accounts = accounts(&mut v, "campaign.platform_account_ids", &given.platform_account_ids);
         let range = period(&mut v, "campaign.period", given.period.as_ref());
-        v.finish()?;
-        let (Some(request_id), Some(name), Some(description), Some(department), Some((start, end))) =
-            (request_id, name, description, department, range)
-        else {
-            return Err(validated().into());
-        };
+        let (request_id, name, description, department, (start, end)) =
+            v.finish_with(|| Some((request_id?, name?, description?, department?, range?)))?;
         self.core
             .permissions()
             .require(caller.id, Permission::CampaignManage, &Resource::department(department))
@@ -354,8 +348,7 @@ impl AudienceService for Audience {
         let caller = caller(&request)?;
         let mut v = Validator::new();
         let id: Option<CampaignId> = v.id("campaign_id", &request.get_ref().campaign_id);
-        v.finish()?;
-        let id = id.ok_or_else(validated)?;
+        let id = v.finish_with(|| id)?;
         let mut tx = self.core.db().begin_read().await?;
         let c = store::get_campaign(&mut tx, id).await?.ok_or_else(|| Error::not_found("campaign", id))?;
         drop(tx);
@@ -422,8 +415,7 @@ impl AudienceService for Audience {
                 other => v.violation("update_mask", format!("{other:?} cannot be changed")),
             }
         }
-        v.finish()?;
-        let (Some(request_id), Some(id)) = (request_id, id) else { return Err(validated().into()) };
+        let (request_id, id) = v.finish_with(|| Some((request_id?, id?)))?;
         if let Some(a) = &new_accounts {
             self.check_accounts(a).await?;
         }
@@ -472,10 +464,7 @@ impl AudienceService for Audience {
         let date = day(&mut v, "metric_date", req.metric_date.as_ref());
         let participants = count(&mut v, "participant_count", req.participant_count);
         let engagements = count(&mut v, "engagement_count", req.engagement_count);
-        v.finish()?;
-        let (Some(request_id), Some(id), Some(account), Some(date)) = (request_id, id, account, date) else {
-            return Err(validated().into());
-        };
+        let (request_id, id, account, date) = v.finish_with(|| Some((request_id?, id?, account?, date?)))?;
         let grant = self.campaign_grant(&caller, id).await?;
         let call = Call::new(&caller, method!("AudienceService/RecordCampaignMetrics"), request_id, &req);
         let answer = self.core.work().run(call, async |m| {

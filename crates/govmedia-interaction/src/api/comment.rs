@@ -25,7 +25,7 @@ use tonic::{Request, Response, Status};
 
 use super::{
     authorize_on_account, check_assignee, duration, evidence, evidence_to, method, record, require_on_account,
-    screen_reply, validated,
+    screen_reply,
 };
 use crate::domain::comment::{self as rules, Channel, CommentStatus, ReplyState};
 use crate::domain::moderation::{self, Arrival, Finding, Status as Verdict};
@@ -359,8 +359,7 @@ impl CommentService for Comments {
             v.violation("comments", format!("must hold at most {MAX_BATCH} comments"));
         }
         let batch: Vec<Incoming> = req.comments.iter().enumerate().map(|(i, c)| incoming(&mut v, i, c)).collect();
-        v.finish()?;
-        let account = account.ok_or_else(validated)?;
+        let account = v.finish_with(|| account)?;
         let facts = self.require(&caller, Permission::CommentIngest, account).await?;
 
         // The first of equal platform ids in a batch counts; the rest are duplicates.
@@ -563,8 +562,8 @@ impl CommentService for Comments {
         let caller = caller(&request)?;
         let mut v = Validator::new();
         let id: Option<CommentId> = v.id("comment_id", &request.get_ref().comment_id);
-        v.finish()?;
-        let c = self.read(id.ok_or_else(validated)?).await?;
+        let id = v.finish_with(|| id)?;
+        let c = self.read(id).await?;
         self.require(&caller, Permission::CommentRead, c.account).await?;
         let mut tx = self.core.db().begin_read().await?;
         Ok(Response::new(pb::GetCommentResponse { comment: Some(self.one(&mut tx, &c).await?) }))
@@ -626,10 +625,7 @@ impl CommentService for Comments {
         let request_id = v.request_id(&req.request_id);
         let id: Option<CommentId> = v.id("comment_id", &req.comment_id);
         let assignee: Option<UserId> = v.id("assignee_user_id", &req.assignee_user_id);
-        v.finish()?;
-        let (Some(request_id), Some(id), Some(assignee)) = (request_id, id, assignee) else {
-            return Err(validated().into());
-        };
+        let (request_id, id, assignee) = v.finish_with(|| Some((request_id?, id?, assignee?)))?;
         let current = self.read(id).await?;
         let (facts, grant) =
             authorize_on_account(&self.core, &caller, Permission::CommentModerate, current.account).await?;
@@ -792,10 +788,7 @@ impl CommentService for Comments {
         let request_id = v.request_id(&req.request_id);
         let id: Option<CommentId> = v.id("comment_id", &req.comment_id);
         let text = v.required_text("text", &req.text, MAX_REPLY_CHARS);
-        v.finish()?;
-        let (Some(request_id), Some(id), Some(text)) = (request_id, id, text) else {
-            return Err(validated().into());
-        };
+        let (request_id, id, text) = v.finish_with(|| Some((request_id?, id?, text?)))?;
         let current = self.read(id).await?;
         let (facts, grant) =
             authorize_on_account(&self.core, &caller, Permission::CommentReply, current.account).await?;
@@ -880,8 +873,7 @@ impl CommentService for Comments {
         let req = request.into_inner();
         let mut v = Validator::new();
         let reason = v.reason("reason", &req.reason);
-        v.finish()?;
-        let reason = reason.ok_or_else(validated)?;
+        let reason = v.finish_with(|| reason)?;
         let reply = self
             .decide(
                 &caller,
@@ -917,10 +909,7 @@ impl CommentService for Comments {
         if posted_at.is_some_and(|t| t > now) {
             v.violation("post_time", "is in the future");
         }
-        v.finish()?;
-        let (Some(request_id), Some(id), Some(platform_reply_id)) = (request_id, id, platform_reply_id) else {
-            return Err(validated().into());
-        };
+        let (request_id, id, platform_reply_id) = v.finish_with(|| Some((request_id?, id?, platform_reply_id?)))?;
         let account = self.reply_account(id).await?;
         let (facts, grant) = authorize_on_account(&self.core, &caller, Permission::CommentReply, account).await?;
         let call = Call::new(&caller, method!("CommentService/MarkReplyPosted"), request_id, &req);

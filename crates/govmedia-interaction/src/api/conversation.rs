@@ -25,9 +25,7 @@ use govmedia_proto::interaction::v1 as pb;
 use govmedia_proto::interaction::v1::conversation_service_server::{ConversationService, ConversationServiceServer};
 use tonic::{Request, Response, Status};
 
-use super::{
-    authorize_on_account, check_assignee, duration, method, record, require_on_account, screen_reply, validated,
-};
+use super::{authorize_on_account, check_assignee, duration, method, record, require_on_account, screen_reply};
 use crate::domain::conversation::{self as rules, ConversationState, Direction, ReferralState};
 use crate::domain::response::{Item, summarise};
 use crate::store::conversations::{self as store, Conversation, ConversationFilter, Message, Referral, ReferralFilter};
@@ -246,8 +244,7 @@ impl ConversationService for Conversations {
                 optional_time(&mut v, &f("send_time"), x.send_time.as_ref()),
             ));
         }
-        v.finish()?;
-        let account = account.ok_or_else(validated)?;
+        let account = v.finish_with(|| account)?;
         let facts = self.require(&caller, Permission::MessageIngest, account).await?;
         let screened = self
             .core
@@ -369,8 +366,8 @@ impl ConversationService for Conversations {
         let caller = caller(&request)?;
         let mut v = Validator::new();
         let id: Option<ConversationId> = v.id("conversation_id", &request.get_ref().conversation_id);
-        v.finish()?;
-        let c = self.read(id.ok_or_else(validated)?).await?;
+        let id = v.finish_with(|| id)?;
+        let c = self.read(id).await?;
         self.require(&caller, Permission::MessageRead, c.account).await?;
         let mut tx = self.core.db().begin_read().await?;
         Ok(Response::new(pb::GetConversationResponse { conversation: Some(self.view(&mut tx, &c).await?) }))
@@ -430,8 +427,7 @@ impl ConversationService for Conversations {
         let req = request.into_inner();
         let mut v = Validator::new();
         let id: Option<ConversationId> = v.id("conversation_id", &req.conversation_id);
-        v.finish()?;
-        let id = id.ok_or_else(validated)?;
+        let id = v.finish_with(|| id)?;
         let limit = page::page_size(req.page_size, 100, 1000)?;
         let after: Option<i64> = page::decode_page_token(&req.page_token)?;
         let c = self.read(id).await?;
@@ -455,10 +451,7 @@ impl ConversationService for Conversations {
         let request_id = v.request_id(&req.request_id);
         let id: Option<ConversationId> = v.id("conversation_id", &req.conversation_id);
         let assignee: Option<UserId> = v.id("assignee_user_id", &req.assignee_user_id);
-        v.finish()?;
-        let (Some(request_id), Some(id), Some(assignee)) = (request_id, id, assignee) else {
-            return Err(validated().into());
-        };
+        let (request_id, id, assignee) = v.finish_with(|| Some((request_id?, id?, assignee?)))?;
         let current = self.read(id).await?;
         let (facts, grant) =
             authorize_on_account(&self.core, &caller, Permission::MessageHandle, current.account).await?;
@@ -504,10 +497,7 @@ impl ConversationService for Conversations {
         let request_id = v.request_id(&req.request_id);
         let id: Option<ConversationId> = v.id("conversation_id", &req.conversation_id);
         let text = v.required_text("text", &req.text, MAX_REPLY_CHARS);
-        v.finish()?;
-        let (Some(request_id), Some(id), Some(text)) = (request_id, id, text) else {
-            return Err(validated().into());
-        };
+        let (request_id, id, text) = v.finish_with(|| Some((request_id?, id?, text?)))?;
         let current = self.read(id).await?;
         let (facts, grant) =
             authorize_on_account(&self.core, &caller, Permission::MessageHandle, current.account).await?;
@@ -584,10 +574,7 @@ impl ConversationService for Conversations {
         let request_id = v.request_id(&req.request_id);
         let id: Option<ConversationId> = v.id("conversation_id", &req.conversation_id);
         let note = v.reason("note", &req.note);
-        v.finish()?;
-        let (Some(request_id), Some(id), Some(note)) = (request_id, id, note) else {
-            return Err(validated().into());
-        };
+        let (request_id, id, note) = v.finish_with(|| Some((request_id?, id?, note?)))?;
         let current = self.read(id).await?;
         let (facts, grant) =
             authorize_on_account(&self.core, &caller, Permission::MessageHandle, current.account).await?;
@@ -628,10 +615,7 @@ impl ConversationService for Conversations {
         let request_id = v.request_id(&req.request_id);
         let id: Option<ConversationId> = v.id("conversation_id", &req.conversation_id);
         let note = v.optional_text("note", &req.note, MAX_REASON_CHARS);
-        v.finish()?;
-        let (Some(request_id), Some(id), Some(note)) = (request_id, id, note) else {
-            return Err(validated().into());
-        };
+        let (request_id, id, note) = v.finish_with(|| Some((request_id?, id?, note?)))?;
         let current = self.read(id).await?;
         let (facts, grant) =
             authorize_on_account(&self.core, &caller, Permission::MessageHandle, current.account).await?;
@@ -679,11 +663,8 @@ impl ConversationService for Conversations {
         if due.is_some_and(|d| d <= self.core.now()) {
             v.violation("due_time", "must be in the future");
         }
-        v.finish()?;
-        let (Some(request_id), Some(id), Some(department), Some(summary)) = (request_id, id, department, summary)
-        else {
-            return Err(validated().into());
-        };
+        let (request_id, id, department, summary) =
+            v.finish_with(|| Some((request_id?, id?, department?, summary?)))?;
         let current = self.read(id).await?;
         let (facts, grant) =
             authorize_on_account(&self.core, &caller, Permission::ReferralManage, current.account).await?;
@@ -748,8 +729,8 @@ impl ConversationService for Conversations {
         let caller = caller(&request)?;
         let mut v = Validator::new();
         let id: Option<ReferralId> = v.id("referral_id", &request.get_ref().referral_id);
-        v.finish()?;
-        let r = self.read_referral(id.ok_or_else(validated)?).await?;
+        let id = v.finish_with(|| id)?;
+        let r = self.read_referral(id).await?;
         self.require_referral_read(&caller, &r).await?;
         Ok(Response::new(pb::GetReferralResponse { referral: Some(referral_to(&r, self.core.now())) }))
     }
@@ -805,8 +786,7 @@ impl ConversationService for Conversations {
         let mut v = Validator::new();
         let request_id = v.request_id(&req.request_id);
         let id: Option<ReferralId> = v.id("referral_id", &req.referral_id);
-        v.finish()?;
-        let (Some(request_id), Some(id)) = (request_id, id) else { return Err(validated().into()) };
+        let (request_id, id) = v.finish_with(|| Some((request_id?, id?)))?;
         let grant = self.referral_grant(&caller, Permission::ReferralHandle, id).await?;
         let call = Call::new(&caller, method!("ConversationService/AcknowledgeReferral"), request_id, &req);
         let answer = self.core.work().run(call, async |m| {
@@ -844,10 +824,7 @@ impl ConversationService for Conversations {
         let request_id = v.request_id(&req.request_id);
         let id: Option<ReferralId> = v.id("referral_id", &req.referral_id);
         let outcome = v.reason("outcome", &req.outcome);
-        v.finish()?;
-        let (Some(request_id), Some(id), Some(outcome)) = (request_id, id, outcome) else {
-            return Err(validated().into());
-        };
+        let (request_id, id, outcome) = v.finish_with(|| Some((request_id?, id?, outcome?)))?;
         let grant = self.referral_grant(&caller, Permission::ReferralHandle, id).await?;
         let call = Call::new(&caller, method!("ConversationService/RecordReferralOutcome"), request_id, &req);
         let answer = self.core.work().run(call, async |m| {
@@ -890,8 +867,7 @@ impl ConversationService for Conversations {
         let mut v = Validator::new();
         let request_id = v.request_id(&req.request_id);
         let id: Option<ReferralId> = v.id("referral_id", &req.referral_id);
-        v.finish()?;
-        let (Some(request_id), Some(id)) = (request_id, id) else { return Err(validated().into()) };
+        let (request_id, id) = v.finish_with(|| Some((request_id?, id?)))?;
         let grant = self.referral_grant(&caller, Permission::ReferralManage, id).await?;
         let call = Call::new(&caller, method!("ConversationService/CloseReferral"), request_id, &req);
         let answer = self.core.work().run(call, async |m| {
@@ -941,8 +917,7 @@ impl ConversationService for Conversations {
             }
         };
         let account: Option<PlatformAccountId> = v.optional_id("platform_account_id", &req.platform_account_id);
-        v.finish()?;
-        let (Some(from), Some(to)) = (from, to) else { return Err(validated().into()) };
+        let (from, to) = v.finish_with(|| Some((from?, to?)))?;
         let resource = match account {
             Some(a) => self.core.account(a).await?.resource(),
             None => Resource::GLOBAL,

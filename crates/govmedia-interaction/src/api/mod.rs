@@ -68,11 +68,6 @@ pub(crate) fn evidence_to(stored: &str) -> Option<cpb::Evidence> {
     EvidenceRecord::from_stored(stored).map(|e| e.to_wire())
 }
 
-/// The internal error for a value the validator has already vouched for.
-pub(crate) fn validated() -> Error {
-    Error::internal("validated")
-}
-
 /// The account's facts and `caller`'s authorisation for `permission` on it, asked before
 /// any transaction begins; locking a row of the account for the change needs the grant.
 pub(crate) async fn authorize_on_account(

@@ -21,7 +21,7 @@ use govmedia_proto::interaction::v1 as pb;
 use govmedia_proto::interaction::v1::moderation_service_server::{ModerationService, ModerationServiceServer};
 use tonic::{Request, Response, Status};
 
-use super::{method, record, validated};
+use super::{method, record};
 use crate::domain::moderation::{Action, Condition, Rule};
 use crate::store::rules::{self as store, StoredRule};
 use crate::store::settings::{self as settings_store, Settings};
@@ -259,8 +259,7 @@ impl ModerationService for Moderation {
         let name = v.required_text("moderation_rule.name", &given.name, MAX_NAME_CHARS);
         let condition = condition(&mut v, &given.condition.clone().unwrap_or_default());
         let actions = actions(&mut v, &given.actions);
-        v.finish()?;
-        let (Some(request_id), Some(name)) = (request_id, name) else { return Err(validated().into()) };
+        let (request_id, name) = v.finish_with(|| Some((request_id?, name?)))?;
         let account = condition.platform_account_id.as_deref().and_then(|a| a.parse().ok());
         self.require(&caller, Permission::ModerationRuleManage, account).await?;
         let call = Call::new(&caller, method!("ModerationService/CreateModerationRule"), request_id, &req);
@@ -300,8 +299,7 @@ impl ModerationService for Moderation {
         let caller = caller(&request)?;
         let mut v = Validator::new();
         let id: Option<ModerationRuleId> = v.id("moderation_rule_id", &request.get_ref().moderation_rule_id);
-        v.finish()?;
-        let id = id.ok_or_else(validated)?;
+        let id = v.finish_with(|| id)?;
         let mut tx = self.core.db().begin_read().await?;
         let rule = store::get(&mut tx, id).await?.ok_or_else(|| Error::not_found("moderation_rule", id))?;
         drop(tx);
@@ -356,8 +354,7 @@ impl ModerationService for Moderation {
                 other => v.violation("update_mask", format!("{other:?} cannot be changed")),
             }
         }
-        v.finish()?;
-        let (Some(request_id), Some(id)) = (request_id, id) else { return Err(validated().into()) };
+        let (request_id, id) = v.finish_with(|| Some((request_id?, id?)))?;
         let current = self.read_rule(id).await?;
         self.require(&caller, Permission::ModerationRuleManage, current.account()).await?;
         if let Some(moved) =
@@ -409,8 +406,7 @@ impl ModerationService for Moderation {
         let mut v = Validator::new();
         let request_id = v.request_id(&req.request_id);
         let id: Option<ModerationRuleId> = v.id("moderation_rule_id", &req.moderation_rule_id);
-        v.finish()?;
-        let (Some(request_id), Some(id)) = (request_id, id) else { return Err(validated().into()) };
+        let (request_id, id) = v.finish_with(|| Some((request_id?, id?)))?;
         let current = self.read_rule(id).await?;
         self.require(&caller, Permission::ModerationRuleManage, current.account()).await?;
         let call = Call::new(&caller, method!("ModerationService/DeleteModerationRule"), request_id, &req);
@@ -433,8 +429,7 @@ impl ModerationService for Moderation {
         let caller = caller(&request)?;
         let mut v = Validator::new();
         let account: Option<PlatformAccountId> = v.id("platform_account_id", &request.get_ref().platform_account_id);
-        v.finish()?;
-        let account = account.ok_or_else(validated)?;
+        let account = v.finish_with(|| account)?;
         self.require(&caller, Permission::CommentRead, Some(account)).await?;
         let mut tx = self.core.db().begin_read().await?;
         let settings = settings_store::get(&mut tx, account).await?;
@@ -482,8 +477,7 @@ impl ModerationService for Moderation {
                 other => v.violation("update_mask", format!("{other:?} cannot be changed")),
             }
         }
-        v.finish()?;
-        let (Some(request_id), Some(account)) = (request_id, account) else { return Err(validated().into()) };
+        let (request_id, account) = v.finish_with(|| Some((request_id?, account?)))?;
         let facts = self.core.account(account).await?;
         self.core.permissions().require(caller.id, Permission::ModerationRuleManage, &facts.resource()).await?;
         let call = Call::new(&caller, method!("ModerationService/UpdateInteractionSettings"), request_id, &req);
