@@ -1,20 +1,16 @@
-//! The one error type of govmedia and its mapping to a rich gRPC status.
+//! The one error type of govmedia.
 //!
 //! Which error to use where: domain rules and stores return [`Error`] (or a module error
-//! that converts into it); only the conversion at the bottom of this file builds a
-//! `tonic::Status`. The match there has no catch-all arm, so a new variant does not
-//! compile until someone decides its status code and details.
+//! that converts into it). This crate knows nothing of gRPC: the mapping to a rich
+//! `tonic::Status` is `govmedia_kit::rpc::status`, whose match has no catch-all arm, so
+//! a new variant does not compile until someone decides its status code and details.
 //!
 //! Callers branch on `google.rpc.ErrorInfo.reason` (the `ErrorReason` enum of
-//! `govmedia.common.v1`), never on message text. Internal and dependency errors are
-//! logged here, once, with their cause; the caller gets a generic message and the trace
-//! id to quote.
+//! `govmedia.common.v1`, [`Error::reason`] here), never on message text.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tonic::Code;
-use tonic_types::{ErrorDetails, StatusExt};
 
 /// `google.rpc.ErrorInfo.domain` of every govmedia error.
 pub const ERROR_DOMAIN: &str = "govmedia.gov";
@@ -203,171 +199,15 @@ impl Error {
     }
 }
 
-fn status(
-    code: Code,
-    message: impl Into<String>,
-    reason: &str,
-    metadata: Vec<(&str, String)>,
-    mut details: ErrorDetails,
-) -> tonic::Status {
-    let metadata = metadata.into_iter().map(|(k, v)| (k.to_owned(), v)).collect::<std::collections::HashMap<_, _>>();
-    details.set_error_info(reason, ERROR_DOMAIN, metadata);
-    tonic::Status::with_error_details(code, message, details)
-}
-
-impl From<Error> for tonic::Status {
-    fn from(error: Error) -> Self {
-        let reason = error.reason();
-        match error {
-            Error::InvalidArgument(violations) => {
-                let message = format!("invalid argument: {}", describe_fields(&violations));
-                let mut details = ErrorDetails::new();
-                details.set_bad_request(
-                    violations
-                        .into_iter()
-                        .take(DETAIL_VIOLATIONS)
-                        .map(|v| tonic_types::FieldViolation::new(v.field, v.description))
-                        .collect::<Vec<_>>(),
-                );
-                status(Code::InvalidArgument, message, reason, vec![], details)
-            }
-            Error::Unauthenticated(why) => {
-                status(Code::Unauthenticated, format!("unauthenticated: {why}"), reason, vec![], ErrorDetails::new())
-            }
-            Error::PermissionDenied { permission, explanation } => status(
-                Code::PermissionDenied,
-                format!("permission {permission} denied: {explanation}"),
-                reason,
-                vec![("permission", permission)],
-                ErrorDetails::new(),
-            ),
-            Error::NotFound { resource_type, id } => {
-                let mut details = ErrorDetails::new();
-                details.set_resource_info(resource_type, id.clone(), "", "not found");
-                status(Code::NotFound, format!("{resource_type} {id} not found"), reason, vec![], details)
-            }
-            Error::AlreadyExists { resource_type, key } => {
-                let mut details = ErrorDetails::new();
-                details.set_resource_info(resource_type, key.clone(), "", "already exists");
-                status(Code::AlreadyExists, format!("{resource_type} {key} already exists"), reason, vec![], details)
-            }
-            Error::RuleViolated(violations) => {
-                let message = format!("rule violated: {}", describe_rules(&violations));
-                let rule_ids = violations.iter().map(|v| v.rule_id.clone()).collect::<Vec<_>>().join(",");
-                let mut details = ErrorDetails::new();
-                details.set_precondition_failure(
-                    violations
-                        .into_iter()
-                        .take(DETAIL_VIOLATIONS)
-                        .map(|v| tonic_types::PreconditionViolation::new(v.rule_id, v.subject, v.description))
-                        .collect::<Vec<_>>(),
-                );
-                status(Code::FailedPrecondition, message, reason, vec![("rule_ids", rule_ids)], details)
-            }
-            Error::Conflict(why) => {
-                status(Code::Aborted, format!("conflict: {why}"), reason, vec![], ErrorDetails::new())
-            }
-            Error::AccountLocked { until } => {
-                let mut details = ErrorDetails::new();
-                let wait = (until - Utc::now()).to_std().unwrap_or_default();
-                details.set_retry_info(Some(wait));
-                status(
-                    Code::Unauthenticated,
-                    format!("login locked after repeated failures until {}", until.to_rfc3339()),
-                    reason,
-                    vec![("locked_until", until.to_rfc3339()), ("rule_id", "R2.3.1".to_owned())],
-                    details,
-                )
-            }
-            Error::PasswordChangeRequired => {
-                let mut details = ErrorDetails::new();
-                details.add_precondition_failure_violation(
-                    "R2.3.1",
-                    "password",
-                    "the password expired or is one-time; change it before anything else",
-                );
-                status(Code::FailedPrecondition, "password change required (R2.3.1)", reason, vec![], details)
-            }
-            Error::RateLimited { retry_after } => {
-                let mut details = ErrorDetails::new();
-                details.set_retry_info(Some(retry_after));
-                status(Code::ResourceExhausted, "rate limit exceeded", reason, vec![], details)
-            }
-            Error::MessageTooLarge { limit } => status(
-                Code::ResourceExhausted,
-                format!("the message is larger than the limit of {limit} bytes"),
-                reason,
-                vec![("limit_bytes", limit.to_string())],
-                ErrorDetails::new(),
-            ),
-            Error::Unavailable { dependency, source } => {
-                tracing::warn!(dependency, error = %source, "dependency unavailable");
-                let mut details = ErrorDetails::new();
-                details.set_retry_info(Some(Duration::from_secs(1)));
-                status(Code::Unavailable, format!("{dependency} is unavailable; retry later"), reason, vec![], details)
-            }
-            Error::Internal(source) => {
-                tracing::error!(error = %source, error.debug = ?source, "internal error");
-                status(
-                    Code::Internal,
-                    "internal error; the server log has the details under this request's trace id",
-                    reason,
-                    vec![],
-                    ErrorDetails::new(),
-                )
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use tonic_types::StatusExt;
-
-    use super::*;
-
-    #[test]
-    fn invalid_argument_carries_field_violations() {
-        let status: tonic::Status = Error::InvalidArgument(vec![
-            FieldViolation::new("user.username", "must not be empty"),
-            FieldViolation::new("request_id", "must be a UUID"),
-        ])
-        .into();
-        assert_eq!(status.code(), Code::InvalidArgument);
-        let bad = status.get_details_bad_request().expect("bad request details");
-        assert_eq!(bad.field_violations.len(), 2);
-        assert_eq!(bad.field_violations[0].field, "user.username");
-        let info = status.get_details_error_info().expect("error info");
-        assert_eq!(info.reason, "INVALID_ARGUMENT");
-        assert_eq!(info.domain, ERROR_DOMAIN);
+impl Error {
+    /// The violations a status message names (the first few, the rest counted): the
+    /// message an RPC layer puts beside the structured details.
+    pub fn message_fields(v: &[FieldViolation]) -> String {
+        describe_fields(v)
     }
 
-    #[test]
-    fn rule_violation_names_the_rule_r3_2_2() {
-        let status: tonic::Status =
-            Error::rule("R3.2.2", "draft/1", "one person never signs two stages of the same version").into();
-        assert_eq!(status.code(), Code::FailedPrecondition);
-        let pf = status.get_details_precondition_failure().expect("precondition failure");
-        assert_eq!(pf.violations[0].r#type, "R3.2.2");
-        assert_eq!(pf.violations[0].subject, "draft/1");
-        assert!(status.message().contains("R3.2.2"));
-    }
-
-    #[test]
-    fn internal_errors_are_not_sent_to_the_caller() {
-        let status: tonic::Status = Error::internal("password hash for alice is malformed: $argon2id$...").into();
-        assert_eq!(status.code(), Code::Internal);
-        assert!(!status.message().contains("argon2"));
-        assert!(!status.message().contains("alice"));
-    }
-
-    #[test]
-    fn conflict_is_aborted_and_rate_limit_carries_retry_info() {
-        let status: tonic::Status = Error::Conflict("etag mismatch".into()).into();
-        assert_eq!(status.code(), Code::Aborted);
-        let status: tonic::Status = Error::RateLimited { retry_after: Duration::from_secs(3) }.into();
-        assert_eq!(status.code(), Code::ResourceExhausted);
-        let retry = status.get_details_retry_info().expect("retry info");
-        assert_eq!(retry.retry_delay, Some(Duration::from_secs(3)));
+    /// The rule violations a status message names, as [`Error::message_fields`].
+    pub fn message_rules(v: &[RuleViolation]) -> String {
+        describe_rules(v)
     }
 }

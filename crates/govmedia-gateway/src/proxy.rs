@@ -53,7 +53,7 @@ type Response = http::Response<tonic::body::Body>;
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 fn answer(error: govmedia_domain::Error) -> Result<Response, Infallible> {
-    Ok(tonic::Status::from(error).into_http())
+    Ok(govmedia_kit::rpc::status(error).into_http())
 }
 
 impl tower::Service<http::Request<axum::body::Body>> for Proxy {

@@ -397,7 +397,6 @@ impl Core {
     /// started together need no administrator. True when something changed; audited.
     pub async fn provision_service_principal(&self, client_id: &str, secret: &str) -> Result<bool, Error> {
         use crate::domain::model::ServicePrincipal;
-        use govmedia_domain::ids::ServicePrincipalId;
         let hash = crate::domain::tokens::token_hash(secret);
         let actor = Actor::system("govmedia.up");
         self.work
@@ -407,28 +406,12 @@ impl Core {
                 let (principal, action) = match existing {
                     Some(p) if p.secret_hash == hash && !p.disabled => return Ok(false),
                     Some(mut p) => {
-                        let previous = p.version;
-                        p.secret_hash = hash;
-                        p.disabled = false;
-                        p.secret_rotated_at = now;
-                        p.updated_at = now;
-                        p.version += 1;
-                        store::directory::save_service_principal(m.tx(), &p, previous).await?;
-                        (p, AuditAction::ServicePrincipalSecretRotated)
+                        let action = p.rotate_secret(hash, true, now);
+                        store::directory::save_service_principal(m.tx(), &p).await?;
+                        (p, action)
                     }
                     None => {
-                        let p = ServicePrincipal {
-                            id: ServicePrincipalId::new(),
-                            client_id: client_id.to_owned(),
-                            display_name: client_id.to_owned(),
-                            owner: None,
-                            secret_hash: hash,
-                            disabled: false,
-                            secret_rotated_at: now,
-                            created_at: now,
-                            updated_at: now,
-                            version: 1,
-                        };
+                        let p = ServicePrincipal::new(client_id.to_owned(), client_id.to_owned(), None, hash, now);
                         store::directory::insert_service_principal(m.tx(), &p).await?;
                         let binding = Binding {
                             id: RoleBindingId::new(),

@@ -467,7 +467,7 @@ where
                     if principal.password_change_required
                         && !policy.allowed_while_password_change_required.contains(&path) =>
                 {
-                    Ok(tonic::Status::from(Error::PasswordChangeRequired).into_http())
+                    Ok(crate::rpc::status(Error::PasswordChangeRequired).into_http())
                 }
                 Ok(principal)
                     if policy.service_certificates_required
@@ -479,14 +479,14 @@ where
                          (subject common name or DNS name = its client id)",
                         principal.client_id.as_deref().unwrap_or(&principal.display_name)
                     ));
-                    Ok(tonic::Status::from(error).into_http())
+                    Ok(crate::rpc::status(error).into_http())
                 }
                 Ok(principal) => {
                     tracing::Span::current().record("enduser.id", tracing::field::display(principal.id));
                     request.extensions_mut().insert(principal);
                     inner.call(request).await
                 }
-                Err(e) => Ok(tonic::Status::from(e).into_http()),
+                Err(e) => Ok(crate::rpc::status(e).into_http()),
             }
         })
     }

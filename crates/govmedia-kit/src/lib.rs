@@ -15,8 +15,11 @@ pub mod db;
 pub mod idempotency;
 pub mod mutation;
 pub mod outbox;
+pub mod rpc;
 pub mod schema;
 pub mod screening;
 pub mod server;
 pub mod telemetry;
 pub mod wire;
+
+pub use govmedia_macros::handlers;

@@ -56,6 +56,7 @@ pub struct Mutation {
     tx: Tx,
     records: Vec<AuditRecord>,
     now: DateTime<Utc>,
+    request_id: Option<RequestId>,
 }
 
 impl Mutation {
@@ -69,8 +70,16 @@ impl Mutation {
         self.now
     }
 
-    /// Adds an audit record, written with the change.
-    pub fn audit(&mut self, record: AuditRecord) {
+    /// Adds an audit record, written with the change. A record that names no request is
+    /// stamped with this change's: the trace it ran under and the caller's `request_id`,
+    /// so an inspector can follow any record back to the call that made it.
+    pub fn audit(&mut self, mut record: AuditRecord) {
+        if record.trace_id.is_none() {
+            record.trace_id = crate::telemetry::current_trace_id();
+        }
+        if record.request_id.is_none() {
+            record.request_id = self.request_id.map(|id| id.to_string());
+        }
         self.records.push(record);
     }
 
@@ -154,6 +163,7 @@ impl UnitOfWork {
     {
         let key = IdempotencyKey::new(call.principal, call.method, call.request_id, call.request);
         let mut m = self.begin().await?;
+        m.request_id = Some(call.request_id);
         if let Some(answer) = idempotency::lookup::<R>(&mut m.tx, &key).await? {
             return Ok(answer);
         }
@@ -182,6 +192,6 @@ impl UnitOfWork {
     }
 
     async fn begin(&self) -> Result<Mutation, Error> {
-        Ok(Mutation { tx: self.db.begin().await?, records: Vec::new(), now: self.clock.now() })
+        Ok(Mutation { tx: self.db.begin().await?, records: Vec::new(), now: self.clock.now(), request_id: None })
     }
 }

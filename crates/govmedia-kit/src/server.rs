@@ -269,11 +269,10 @@ fn shed_to_status<R: Default>(
 ) -> Result<http::Response<R>, tower::BoxError> {
     match result {
         Err(e) if e.is::<Overloaded>() => {
-            let status: tonic::Status = govmedia_domain::Error::Unavailable {
+            let status = crate::rpc::status(govmedia_domain::Error::Unavailable {
                 dependency: "server capacity",
                 source: "too many requests in flight".into(),
-            }
-            .into();
+            });
             Ok(status.into_http())
         }
         other => other,

@@ -86,9 +86,14 @@ pub fn next_page_token<T, C: Serialize>(items: &[T], limit: u32, key: impl Fn(&T
     }
 }
 
+/// The caller and the message of a request that passed the auth layer.
+pub fn unpack<T>(request: tonic::Request<T>) -> Result<(Principal, T), govmedia_domain::Error> {
+    Ok((caller(&request)?, request.into_inner()))
+}
+
 /// The caller of a request that passed the auth layer.
-pub fn caller<T>(request: &tonic::Request<T>) -> Result<Principal, tonic::Status> {
-    crate::auth::principal(request).map_err(tonic::Status::from)
+pub fn caller<T>(request: &tonic::Request<T>) -> Result<Principal, govmedia_domain::Error> {
+    crate::auth::principal(request)
 }
 
 /// Evidence of something done by hand on a platform (a manual publication, a comment

@@ -12,11 +12,12 @@ use govmedia_domain::scope::Resource;
 use govmedia_domain::validate::Validator;
 use govmedia_kit::auth::{Principal, PrincipalKind};
 use govmedia_kit::wire::{from_ts, ts};
+use govmedia_kit::wire::{next_page_token, unpack};
 use govmedia_proto::audit::v1 as pb;
 use govmedia_proto::audit::v1::audit_log_service_server::{AuditLogService, AuditLogServiceServer};
 use govmedia_proto::common::v1 as cpb;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::{Request, Response, Status};
+use tonic::{Request, Status};
 
 use crate::Core;
 use crate::domain::chain::{self, Break, ChainedEvent, GENESIS};
@@ -242,21 +243,19 @@ impl AuditLog {
     }
 }
 
-fn caller<T>(request: &Request<T>) -> Result<Principal, Status> {
-    govmedia_kit::auth::principal(request).map_err(Status::from)
+fn caller<T>(request: &Request<T>) -> Result<Principal, Error> {
+    govmedia_kit::auth::principal(request)
 }
 
-#[tonic::async_trait]
+#[govmedia_kit::handlers]
 impl AuditLogService for AuditLog {
     async fn append_events(
         &self,
         request: Request<pb::AppendEventsRequest>,
-    ) -> Result<Response<pb::AppendEventsResponse>, Status> {
+    ) -> Result<pb::AppendEventsResponse, Error> {
         let caller = caller(&request)?;
         if caller.kind != PrincipalKind::Service {
-            return Err(
-                Error::denied(Permission::AuditAppend, "only service principals append to the audit log").into()
-            );
+            return Err(Error::denied(Permission::AuditAppend, "only service principals append to the audit log"));
         }
         self.require(&caller, Permission::AuditAppend).await?;
         let req = request.into_inner();
@@ -269,14 +268,14 @@ impl AuditLogService for AuditLog {
         v.finish()?;
         let events: Vec<ChainedEvent> = events.into_iter().flatten().collect();
         let appended = self.core.appender().append(events).await?;
-        Ok(Response::new(pb::AppendEventsResponse {
+        Ok(pb::AppendEventsResponse {
             appended_count: appended.appended,
             duplicate_event_ids: appended.duplicates,
             last_sequence: u64::try_from(appended.last_sequence).unwrap_or(0),
-        }))
+        })
     }
 
-    async fn get_event(&self, request: Request<pb::GetEventRequest>) -> Result<Response<pb::GetEventResponse>, Status> {
+    async fn get_event(&self, request: Request<pb::GetEventRequest>) -> Result<pb::GetEventResponse, Error> {
         let caller = caller(&request)?;
         let mut v = Validator::new();
         let id: Option<govmedia_domain::ids::EventId> = v.id("event_id", &request.get_ref().event_id);
@@ -285,15 +284,11 @@ impl AuditLogService for AuditLog {
         let event = store::get_event(self.core.db(), &id.to_string())
             .await?
             .ok_or_else(|| Error::not_found("audit_event", id))?;
-        Ok(Response::new(pb::GetEventResponse { event: Some(event_to_proto(&event)?) }))
+        Ok(pb::GetEventResponse { event: Some(event_to_proto(&event)?) })
     }
 
-    async fn query_events(
-        &self,
-        request: Request<pb::QueryEventsRequest>,
-    ) -> Result<Response<pb::QueryEventsResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    async fn query_events(&self, request: Request<pb::QueryEventsRequest>) -> Result<pb::QueryEventsResponse, Error> {
+        let (caller, req) = unpack(request)?;
         let mut v = Validator::new();
         let filter = parse_filter(&mut v, req.filter.as_ref());
         v.finish()?;
@@ -301,16 +296,11 @@ impl AuditLogService for AuditLog {
         let after: i64 = page::decode_page_token(&req.page_token)?.unwrap_or(0);
         self.require(&caller, Permission::AuditRead).await?;
         let events = store::query_events(self.core.db(), &filter, after, limit).await?;
-        let next_page_token = match events.last() {
-            Some(last) if events.len() >= usize::try_from(limit).unwrap_or(usize::MAX) => {
-                page::encode_page_token(&last.sequence)
-            }
-            _ => String::new(),
-        };
-        Ok(Response::new(pb::QueryEventsResponse {
+        let next_page_token = next_page_token(&events, limit, |last| last.sequence);
+        Ok(pb::QueryEventsResponse {
             events: events.iter().map(event_to_proto).collect::<Result<_, _>>()?,
             next_page_token,
-        }))
+        })
     }
 
     type ExportEventsStream = ReceiverStream<Result<pb::ExportEventsResponse, Status>>;
@@ -318,9 +308,8 @@ impl AuditLogService for AuditLog {
     async fn export_events(
         &self,
         request: Request<pb::ExportEventsRequest>,
-    ) -> Result<Response<Self::ExportEventsStream>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    ) -> Result<Self::ExportEventsStream, Error> {
+        let (caller, req) = unpack(request)?;
         let mut v = Validator::new();
         let filter = parse_filter(&mut v, req.filter.as_ref());
         v.finish()?;
@@ -348,7 +337,7 @@ impl AuditLogService for AuditLog {
                         let events = match events.iter().map(event_to_proto).collect::<Result<_, _>>() {
                             Ok(events) => events,
                             Err(e) => {
-                                let _ = tx.send(Err(Status::from(e))).await;
+                                let _ = tx.send(Err(govmedia_kit::rpc::status(e))).await;
                                 break;
                             }
                         };
@@ -359,21 +348,17 @@ impl AuditLogService for AuditLog {
                         }
                     }
                     Err(e) => {
-                        let _ = tx.send(Err(Status::from(e))).await;
+                        let _ = tx.send(Err(govmedia_kit::rpc::status(e))).await;
                         break;
                     }
                 }
             }
         });
-        Ok(Response::new(ReceiverStream::new(rx)))
+        Ok(ReceiverStream::new(rx))
     }
 
-    async fn verify_log(
-        &self,
-        request: Request<pb::VerifyLogRequest>,
-    ) -> Result<Response<pb::VerifyLogResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    async fn verify_log(&self, request: Request<pb::VerifyLogRequest>) -> Result<pb::VerifyLogResponse, Error> {
+        let (caller, req) = unpack(request)?;
         self.require(&caller, Permission::AuditVerify).await?;
         let db = self.core.db();
         let last = store::last_sequence(db).await?;
@@ -381,9 +366,7 @@ impl AuditLogService for AuditLog {
         let end =
             if req.end_sequence == 0 { last } else { i64::try_from(req.end_sequence).unwrap_or(i64::MAX).min(last) };
         if start > end.max(1) && last > 0 {
-            return Err(
-                Error::invalid("start_sequence", format!("must not be after the end of the range ({end})")).into()
-            );
+            return Err(Error::invalid("start_sequence", format!("must not be after the end of the range ({end})")));
         }
         let mut running = if start == 1 {
             GENESIS
@@ -493,7 +476,7 @@ impl AuditLogService for AuditLog {
                 &[("intact", intact.to_string()), ("first_broken_sequence", first_broken.to_string())],
             )
             .await;
-        Ok(Response::new(pb::VerifyLogResponse {
+        Ok(pb::VerifyLogResponse {
             intact,
             verified_event_count: verified_events,
             verified_checkpoint_count: verified_checkpoints,
@@ -502,17 +485,17 @@ impl AuditLogService for AuditLog {
             detail,
             start_sequence: u64::try_from(start).unwrap_or(0),
             end_sequence: u64::try_from(end).unwrap_or(0),
-        }))
+        })
     }
 
     async fn get_latest_checkpoint(
         &self,
         request: Request<pb::GetLatestCheckpointRequest>,
-    ) -> Result<Response<pb::GetLatestCheckpointResponse>, Status> {
+    ) -> Result<pb::GetLatestCheckpointResponse, Error> {
         let caller = caller(&request)?;
         self.require(&caller, Permission::AuditRead).await?;
         let checkpoint = store::latest_checkpoint(self.core.db()).await?;
-        Ok(Response::new(pb::GetLatestCheckpointResponse {
+        Ok(pb::GetLatestCheckpointResponse {
             checkpoint: checkpoint.map(|c| pb::Checkpoint {
                 sequence: u64::try_from(c.sequence).unwrap_or(0),
                 hash: c.hash,
@@ -521,7 +504,7 @@ impl AuditLogService for AuditLog {
                 signature: c.signature,
                 public_key: c.public_key,
             }),
-        }))
+        })
     }
 }
 

@@ -13,10 +13,11 @@ use govmedia_domain::scope::Resource;
 use govmedia_domain::validate::Validator;
 use govmedia_kit::auth::Principal;
 use govmedia_kit::mutation::{Call, Mutation};
+use govmedia_kit::wire::{next_page_token, unpack};
 use govmedia_proto::audit::v1 as pb;
 use govmedia_proto::audit::v1::screening_service_server::{ScreeningService, ScreeningServiceServer};
 use govmedia_proto::common::v1 as cpb;
-use tonic::{Request, Response, Status};
+use tonic::Request;
 
 use crate::Core;
 use crate::domain::screening::{Category, Context, Entry, Finding, Severity};
@@ -181,8 +182,8 @@ fn parse_entry(v: &mut Validator, field: &str, e: &pb::LexiconEntry) -> Option<E
     })
 }
 
-fn caller<T>(request: &Request<T>) -> Result<Principal, Status> {
-    govmedia_kit::auth::principal(request).map_err(Status::from)
+fn caller<T>(request: &Request<T>) -> Result<Principal, Error> {
+    govmedia_kit::auth::principal(request)
 }
 
 impl Screening {
@@ -219,7 +220,6 @@ impl Screening {
                         now,
                     )
                     .rule("R7.1.1")
-                    .request(govmedia_kit::telemetry::current_trace_id(), Some(request_id.to_string()))
                     .attr("version", version)
                     .attr("summary", &summary),
                 );
@@ -231,14 +231,10 @@ impl Screening {
     }
 }
 
-#[tonic::async_trait]
+#[govmedia_kit::handlers]
 impl ScreeningService for Screening {
-    async fn screen_text(
-        &self,
-        request: Request<pb::ScreenTextRequest>,
-    ) -> Result<Response<pb::ScreenTextResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    async fn screen_text(&self, request: Request<pb::ScreenTextRequest>) -> Result<pb::ScreenTextResponse, Error> {
+        let (caller, req) = unpack(request)?;
         let mut v = Validator::new();
         let context = context_from(req.context);
         if context.is_none() {
@@ -268,58 +264,45 @@ impl ScreeningService for Screening {
                 }
             })
             .collect();
-        Ok(Response::new(pb::ScreenTextResponse { results, lexicon_version: lexicon.version() }))
+        Ok(pb::ScreenTextResponse { results, lexicon_version: lexicon.version() })
     }
 
-    async fn get_lexicon(
-        &self,
-        request: Request<pb::GetLexiconRequest>,
-    ) -> Result<Response<pb::GetLexiconResponse>, Status> {
+    async fn get_lexicon(&self, request: Request<pb::GetLexiconRequest>) -> Result<pb::GetLexiconResponse, Error> {
         let caller = caller(&request)?;
         self.require(&caller, Permission::LexiconRead).await?;
         let lexicon = self.core.lexicon();
         let version = lexicon.version();
         let update_time = store::version_time(self.core.db(), i64::try_from(version).unwrap_or(0)).await?;
-        Ok(Response::new(pb::GetLexiconResponse {
+        Ok(pb::GetLexiconResponse {
             version,
             entry_count: u32::try_from(lexicon.entry_count()).unwrap_or(u32::MAX),
             whitelist_entry_count: u32::try_from(lexicon.whitelist_count()).unwrap_or(u32::MAX),
             update_time: update_time.map(ts),
-        }))
+        })
     }
 
     async fn list_lexicon_entries(
         &self,
         request: Request<pb::ListLexiconEntriesRequest>,
-    ) -> Result<Response<pb::ListLexiconEntriesResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    ) -> Result<pb::ListLexiconEntriesResponse, Error> {
+        let (caller, req) = unpack(request)?;
         let category = if req.category == 0 { None } else { category_from(req.category) };
         if req.category != 0 && category.is_none() {
-            return Err(Error::invalid("category", "is not a category").into());
+            return Err(Error::invalid("category", "is not a category"));
         }
         let limit = page::page_size(req.page_size, 100, 1000)?;
         let after: String = page::decode_page_token(&req.page_token)?.unwrap_or_default();
         self.require(&caller, Permission::LexiconRead).await?;
         let entries = store::list_entries(self.core.db(), category, &after, limit).await?;
-        let next_page_token = match entries.last() {
-            Some(last) if entries.len() >= usize::try_from(limit).unwrap_or(usize::MAX) => {
-                page::encode_page_token(&last.entry.term)
-            }
-            _ => String::new(),
-        };
-        Ok(Response::new(pb::ListLexiconEntriesResponse {
-            entries: entries.iter().map(entry_to).collect(),
-            next_page_token,
-        }))
+        let next_page_token = next_page_token(&entries, limit, |last| last.entry.term.clone());
+        Ok(pb::ListLexiconEntriesResponse { entries: entries.iter().map(entry_to).collect(), next_page_token })
     }
 
     async fn upsert_lexicon_entries(
         &self,
         request: Request<pb::UpsertLexiconEntriesRequest>,
-    ) -> Result<Response<pb::UpsertLexiconEntriesResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    ) -> Result<pb::UpsertLexiconEntriesResponse, Error> {
+        let (caller, req) = unpack(request)?;
         let mut v = Validator::new();
         let request_id = v.request_id(&req.request_id);
         if req.entries.is_empty() || req.entries.len() > MAX_UPSERT {
@@ -355,15 +338,14 @@ impl ScreeningService for Screening {
                 },
             )
             .await?;
-        Ok(Response::new(answer))
+        Ok(answer)
     }
 
     async fn delete_lexicon_entries(
         &self,
         request: Request<pb::DeleteLexiconEntriesRequest>,
-    ) -> Result<Response<pb::DeleteLexiconEntriesResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    ) -> Result<pb::DeleteLexiconEntriesResponse, Error> {
+        let (caller, req) = unpack(request)?;
         let mut v = Validator::new();
         let request_id = v.request_id(&req.request_id);
         if req.entry_ids.is_empty() {
@@ -391,26 +373,20 @@ impl ScreeningService for Screening {
                 },
             )
             .await?;
-        Ok(Response::new(answer))
+        Ok(answer)
     }
 
     async fn list_whitelist_entries(
         &self,
         request: Request<pb::ListWhitelistEntriesRequest>,
-    ) -> Result<Response<pb::ListWhitelistEntriesResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    ) -> Result<pb::ListWhitelistEntriesResponse, Error> {
+        let (caller, req) = unpack(request)?;
         let limit = page::page_size(req.page_size, 100, 1000)?;
         let after: String = page::decode_page_token(&req.page_token)?.unwrap_or_default();
         self.require(&caller, Permission::LexiconRead).await?;
         let phrases = store::list_phrases(self.core.db(), &after, limit).await?;
-        let next_page_token = match phrases.last() {
-            Some(last) if phrases.len() >= usize::try_from(limit).unwrap_or(usize::MAX) => {
-                page::encode_page_token(&last.phrase)
-            }
-            _ => String::new(),
-        };
-        Ok(Response::new(pb::ListWhitelistEntriesResponse {
+        let next_page_token = next_page_token(&phrases, limit, |last| last.phrase.clone());
+        Ok(pb::ListWhitelistEntriesResponse {
             entries: phrases
                 .iter()
                 .map(|p| pb::WhitelistEntry {
@@ -422,15 +398,14 @@ impl ScreeningService for Screening {
                 })
                 .collect(),
             next_page_token,
-        }))
+        })
     }
 
     async fn upsert_whitelist_entries(
         &self,
         request: Request<pb::UpsertWhitelistEntriesRequest>,
-    ) -> Result<Response<pb::UpsertWhitelistEntriesResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    ) -> Result<pb::UpsertWhitelistEntriesResponse, Error> {
+        let (caller, req) = unpack(request)?;
         let mut v = Validator::new();
         let request_id = v.request_id(&req.request_id);
         if req.entries.is_empty() || req.entries.len() > MAX_UPSERT {
@@ -480,15 +455,14 @@ impl ScreeningService for Screening {
                 },
             )
             .await?;
-        Ok(Response::new(answer))
+        Ok(answer)
     }
 
     async fn delete_whitelist_entries(
         &self,
         request: Request<pb::DeleteWhitelistEntriesRequest>,
-    ) -> Result<Response<pb::DeleteWhitelistEntriesResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    ) -> Result<pb::DeleteWhitelistEntriesResponse, Error> {
+        let (caller, req) = unpack(request)?;
         let mut v = Validator::new();
         let request_id = v.request_id(&req.request_id);
         if req.entry_ids.is_empty() {
@@ -516,6 +490,6 @@ impl ScreeningService for Screening {
                 },
             )
             .await?;
-        Ok(Response::new(answer))
+        Ok(answer)
     }
 }

@@ -19,9 +19,10 @@ use govmedia_kit::auth::Principal;
 use govmedia_kit::db::Tx;
 use govmedia_kit::mutation::Call;
 use govmedia_kit::wire::next_page_token;
+use govmedia_kit::wire::unpack;
 use govmedia_proto::content::v1 as pb;
 use govmedia_proto::content::v1::draft_service_server::{DraftService, DraftServiceServer};
-use tonic::{Request, Response, Status};
+use tonic::Request;
 
 use super::{caller, check_etag, etag, ts};
 use crate::domain::draft::{Content, Draft, Media, MediaKind, PostFormat, Variant};
@@ -617,7 +618,7 @@ impl Drafts {
         request: Request<Q>,
         method: &'static str,
         outcome: Outcome,
-    ) -> Result<pb::Draft, Status> {
+    ) -> Result<pb::Draft, Error> {
         let caller = caller(&request)?;
         let request = request.into_inner();
         let cmd = Decide::parse(request.input())?;
@@ -655,18 +656,13 @@ impl Drafts {
                 self.view(m.tx(), draft).await
             })
             .await
-            .map_err(Status::from)
     }
 }
 
-#[tonic::async_trait]
+#[govmedia_kit::handlers]
 impl DraftService for Drafts {
-    async fn create_draft(
-        &self,
-        request: Request<pb::CreateDraftRequest>,
-    ) -> Result<Response<pb::CreateDraftResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    async fn create_draft(&self, request: Request<pb::CreateDraftRequest>) -> Result<pb::CreateDraftResponse, Error> {
+        let (caller, req) = unpack(request)?;
         let cmd = CreateDraft::try_from(&req)?;
         let grant = self.authorize(&caller, Permission::DraftWrite, cmd.department, &cmd.targets).await?;
         self.check_targets(&cmd.targets).await?;
@@ -690,23 +686,19 @@ impl DraftService for Drafts {
             );
             Ok(pb::CreateDraftResponse { draft: Some(self.view(m.tx(), draft).await?) })
         });
-        Ok(Response::new(answer.await?))
+        answer.await
     }
 
-    async fn get_draft(&self, request: Request<pb::GetDraftRequest>) -> Result<Response<pb::GetDraftResponse>, Status> {
+    async fn get_draft(&self, request: Request<pb::GetDraftRequest>) -> Result<pb::GetDraftResponse, Error> {
         let caller = caller(&request)?;
         let (draft, _) =
             self.read_authorized(&caller, Permission::DraftRead, draft_id(&request.get_ref().draft_id)?).await?;
         let mut tx = self.core.db().begin_read().await?;
-        Ok(Response::new(pb::GetDraftResponse { draft: Some(self.view(&mut tx, draft).await?) }))
+        Ok(pb::GetDraftResponse { draft: Some(self.view(&mut tx, draft).await?) })
     }
 
-    async fn list_drafts(
-        &self,
-        request: Request<pb::ListDraftsRequest>,
-    ) -> Result<Response<pb::ListDraftsResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    async fn list_drafts(&self, request: Request<pb::ListDraftsRequest>) -> Result<pb::ListDraftsResponse, Error> {
+        let (caller, req) = unpack(request)?;
         let mut v = Validator::new();
         let department: Option<DepartmentId> = v.optional_id("department_id", &req.department_id);
         let author: Option<UserId> = v.optional_id("author_user_id", &req.author_user_id);
@@ -744,15 +736,11 @@ impl DraftService for Drafts {
         for d in drafts {
             out.push(self.view(&mut tx, d).await?);
         }
-        Ok(Response::new(pb::ListDraftsResponse { drafts: out, next_page_token }))
+        Ok(pb::ListDraftsResponse { drafts: out, next_page_token })
     }
 
-    async fn update_draft(
-        &self,
-        request: Request<pb::UpdateDraftRequest>,
-    ) -> Result<Response<pb::UpdateDraftResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    async fn update_draft(&self, request: Request<pb::UpdateDraftRequest>) -> Result<pb::UpdateDraftResponse, Error> {
+        let (caller, req) = unpack(request)?;
         let cmd = UpdateDraft::try_from(&req)?;
         let (_, grant) = self.read_authorized(&caller, Permission::DraftWrite, cmd.draft).await?;
         let call = Call::new(&caller, method!("UpdateDraft"), cmd.request_id, &req);
@@ -768,22 +756,21 @@ impl DraftService for Drafts {
             m.audit(self.record(action, &caller, &draft, review::CHAIN_RULE, cmd.request_id));
             Ok(pb::UpdateDraftResponse { draft: Some(self.view(m.tx(), draft).await?) })
         });
-        Ok(Response::new(answer.await?))
+        answer.await
     }
 
     async fn list_draft_versions(
         &self,
         request: Request<pb::ListDraftVersionsRequest>,
-    ) -> Result<Response<pb::ListDraftVersionsResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    ) -> Result<pb::ListDraftVersionsResponse, Error> {
+        let (caller, req) = unpack(request)?;
         let id = draft_id(&req.draft_id)?;
         let limit = page::page_size(req.page_size, 20, 100)?;
         let before: Option<i64> = page::decode_page_token(&req.page_token)?;
         self.read_authorized(&caller, Permission::DraftRead, id).await?;
         let mut tx = self.core.db().begin_read().await?;
         let versions = store::versions(&mut tx, id, before, limit).await?;
-        Ok(Response::new(pb::ListDraftVersionsResponse {
+        Ok(pb::ListDraftVersionsResponse {
             next_page_token: next_page_token(&versions, limit, |x| x.version),
             versions: versions
                 .iter()
@@ -795,15 +782,11 @@ impl DraftService for Drafts {
                     create_time: Some(ts(x.created_at)),
                 })
                 .collect(),
-        }))
+        })
     }
 
-    async fn submit_draft(
-        &self,
-        request: Request<pb::SubmitDraftRequest>,
-    ) -> Result<Response<pb::SubmitDraftResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    async fn submit_draft(&self, request: Request<pb::SubmitDraftRequest>) -> Result<pb::SubmitDraftResponse, Error> {
+        let (caller, req) = unpack(request)?;
         let cmd = DraftChange::parse(&req.request_id, &req.draft_id, &req.etag, None)?;
         // The automatic checks run before the transaction: format rules per target
         // platform, then screening (R3.2.1, R7.1.1).
@@ -827,15 +810,14 @@ impl DraftService for Drafts {
             );
             Ok(pb::SubmitDraftResponse { draft: Some(self.view(m.tx(), draft).await?) })
         });
-        Ok(Response::new(answer.await?))
+        answer.await
     }
 
     async fn withdraw_draft(
         &self,
         request: Request<pb::WithdrawDraftRequest>,
-    ) -> Result<Response<pb::WithdrawDraftResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    ) -> Result<pb::WithdrawDraftResponse, Error> {
+        let (caller, req) = unpack(request)?;
         let cmd = DraftChange::parse(&req.request_id, &req.draft_id, &req.etag, Some(&req.reason))?;
         let (_, grant) = self.read_authorized(&caller, Permission::DraftWrite, cmd.draft).await?;
         let call = Call::new(&caller, method!("WithdrawDraft"), cmd.request_id, &req);
@@ -849,42 +831,38 @@ impl DraftService for Drafts {
             );
             Ok(pb::WithdrawDraftResponse { draft: Some(self.view(m.tx(), draft).await?) })
         });
-        Ok(Response::new(answer.await?))
+        answer.await
     }
 
     async fn approve_draft(
         &self,
         request: Request<pb::ApproveDraftRequest>,
-    ) -> Result<Response<pb::ApproveDraftResponse>, Status> {
+    ) -> Result<pb::ApproveDraftResponse, Error> {
         let draft = self.decide(request, method!("ApproveDraft"), Outcome::Approved).await?;
-        Ok(Response::new(pb::ApproveDraftResponse { draft: Some(draft) }))
+        Ok(pb::ApproveDraftResponse { draft: Some(draft) })
     }
 
-    async fn reject_draft(
-        &self,
-        request: Request<pb::RejectDraftRequest>,
-    ) -> Result<Response<pb::RejectDraftResponse>, Status> {
+    async fn reject_draft(&self, request: Request<pb::RejectDraftRequest>) -> Result<pb::RejectDraftResponse, Error> {
         let draft = self.decide(request, method!("RejectDraft"), Outcome::Rejected).await?;
-        Ok(Response::new(pb::RejectDraftResponse { draft: Some(draft) }))
+        Ok(pb::RejectDraftResponse { draft: Some(draft) })
     }
 
     async fn request_draft_changes(
         &self,
         request: Request<pb::RequestDraftChangesRequest>,
-    ) -> Result<Response<pb::RequestDraftChangesResponse>, Status> {
+    ) -> Result<pb::RequestDraftChangesResponse, Error> {
         let draft = self.decide(request, method!("RequestDraftChanges"), Outcome::ChangesRequested).await?;
-        Ok(Response::new(pb::RequestDraftChangesResponse { draft: Some(draft) }))
+        Ok(pb::RequestDraftChangesResponse { draft: Some(draft) })
     }
 
     async fn list_review_queue(
         &self,
         request: Request<pb::ListReviewQueueRequest>,
-    ) -> Result<Response<pb::ListReviewQueueResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    ) -> Result<pb::ListReviewQueueResponse, Error> {
+        let (caller, req) = unpack(request)?;
         let stage = if req.stage == 0 { None } else { stage_from(req.stage) };
         if req.stage != 0 && stage.is_none() {
-            return Err(Error::invalid("stage", "is not a review stage").into());
+            return Err(Error::invalid("stage", "is not a review stage"));
         }
         let limit = page::page_size(req.page_size, 50, 500)?;
         let reviewer = UserId::from_uuid(caller.id.as_uuid());
@@ -901,7 +879,7 @@ impl DraftService for Drafts {
             match self.authorize(&caller, at.permission(), draft.department, &draft.targets).await {
                 Ok(_) => {}
                 Err(Error::PermissionDenied { .. }) => continue,
-                Err(other) => return Err(other.into()),
+                Err(other) => return Err(other),
             }
             let decisions = store::decisions(&mut tx, draft.id).await?;
             if decisions.iter().any(|d| d.decision.version == draft.current_version && d.decision.reviewer == reviewer)
@@ -914,15 +892,14 @@ impl DraftService for Drafts {
             }
         }
         // The queue is recomputed on every call; it has no further pages to hand out.
-        Ok(Response::new(pb::ListReviewQueueResponse { drafts: queue, next_page_token: String::new() }))
+        Ok(pb::ListReviewQueueResponse { drafts: queue, next_page_token: String::new() })
     }
 
     async fn sign_off_proofreading(
         &self,
         request: Request<pb::SignOffProofreadingRequest>,
-    ) -> Result<Response<pb::SignOffProofreadingResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    ) -> Result<pb::SignOffProofreadingResponse, Error> {
+        let (caller, req) = unpack(request)?;
         let cmd = SignOffProofreading::try_from(&req)?;
         let (_, grant) = self.read_authorized(&caller, Permission::DraftProofread, cmd.draft).await?;
         let call = Call::new(&caller, method!("SignOffProofreading"), cmd.request_id, &req);
@@ -941,7 +918,7 @@ impl DraftService for Drafts {
             );
             Ok(pb::SignOffProofreadingResponse { draft: Some(self.view(m.tx(), draft).await?) })
         });
-        Ok(Response::new(answer.await?))
+        answer.await
     }
 }
 

@@ -14,12 +14,13 @@ use govmedia_domain::permission::Permission;
 use govmedia_domain::scope::Resource;
 use govmedia_domain::validate::Validator;
 use govmedia_kit::db::Tx;
+use govmedia_kit::wire::{next_page_token, unpack};
 use govmedia_proto::common::v1 as cpb;
 use govmedia_proto::content::v1 as pb;
 use govmedia_proto::content::v1::metrics_service_server::{MetricsService, MetricsServiceServer};
-use tonic::{Request, Response, Status};
+use tonic::Request;
 
-use super::{caller, from_ts, optional_time, ts};
+use super::{from_ts, optional_time, ts};
 use crate::domain::metrics::{self, METRICS_RULE, PublicationFigures, Report, Totals};
 use crate::store::metrics::{self as store, Observation, Scope};
 use crate::store::{drafts, far_future, publications};
@@ -136,14 +137,13 @@ impl Metrics {
     }
 }
 
-#[tonic::async_trait]
+#[govmedia_kit::handlers]
 impl MetricsService for Metrics {
     async fn record_publication_metrics(
         &self,
         request: Request<pb::RecordPublicationMetricsRequest>,
-    ) -> Result<Response<pb::RecordPublicationMetricsResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    ) -> Result<pb::RecordPublicationMetricsResponse, Error> {
+        let (caller, req) = unpack(request)?;
         let now = self.core.now();
         let mut v = Validator::new();
         if req.observations.is_empty() || req.observations.len() > MAX_OBSERVATIONS {
@@ -229,15 +229,14 @@ impl MetricsService for Metrics {
             let recorded_count = recorded.values().sum();
             Ok(pb::RecordPublicationMetricsResponse { recorded_count, duplicate_count: duplicates })
         });
-        Ok(Response::new(answer.await?))
+        answer.await
     }
 
     async fn list_publication_metrics(
         &self,
         request: Request<pb::ListPublicationMetricsRequest>,
-    ) -> Result<Response<pb::ListPublicationMetricsResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    ) -> Result<pb::ListPublicationMetricsResponse, Error> {
+        let (caller, req) = unpack(request)?;
         let mut v = Validator::new();
         let publication: Option<PublicationId> = v.id("publication_id", &req.publication_id);
         let range = req.time_range.unwrap_or_default();
@@ -259,24 +258,18 @@ impl MetricsService for Metrics {
             .await?;
         let observations = store::list(&mut tx, publication, start, end, limit).await?;
         tx.commit().await?;
-        let next_page_token = match observations.last() {
-            Some(last) if observations.len() >= usize::try_from(limit).unwrap_or(usize::MAX) => {
-                page::encode_page_token(&last.observed_at)
-            }
-            _ => String::new(),
-        };
-        Ok(Response::new(pb::ListPublicationMetricsResponse {
+        let next_page_token = next_page_token(&observations, limit, |last| last.observed_at);
+        Ok(pb::ListPublicationMetricsResponse {
             observations: observations.iter().map(observation_to).collect(),
             next_page_token,
-        }))
+        })
     }
 
     async fn get_account_report(
         &self,
         request: Request<pb::GetAccountReportRequest>,
-    ) -> Result<Response<pb::GetAccountReportResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    ) -> Result<pb::GetAccountReportResponse, Error> {
+        let (caller, req) = unpack(request)?;
         let mut v = Validator::new();
         let account: Option<PlatformAccountId> = v.id("platform_account_id", &req.platform_account_id);
         let period = period(&mut v, "period", req.period.as_ref());
@@ -290,15 +283,14 @@ impl MetricsService for Metrics {
         let (figures, last) = self.figures(&mut tx, Scope::Account(account), start, end).await?;
         tx.commit().await?;
         let report = metrics::report(start, end, self.core.now(), figures, last);
-        Ok(Response::new(pb::GetAccountReportResponse { report: Some(report_to(&report, start, end)) }))
+        Ok(pb::GetAccountReportResponse { report: Some(report_to(&report, start, end)) })
     }
 
     async fn get_department_report(
         &self,
         request: Request<pb::GetDepartmentReportRequest>,
-    ) -> Result<Response<pb::GetDepartmentReportResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    ) -> Result<pb::GetDepartmentReportResponse, Error> {
+        let (caller, req) = unpack(request)?;
         let mut v = Validator::new();
         let department: Option<DepartmentId> = v.id("department_id", &req.department_id);
         let period = period(&mut v, "period", req.period.as_ref());
@@ -318,9 +310,6 @@ impl MetricsService for Metrics {
         }
         tx.commit().await?;
         let report = metrics::report(start, end, now, figures, last);
-        Ok(Response::new(pb::GetDepartmentReportResponse {
-            report: Some(report_to(&report, start, end)),
-            account_reports,
-        }))
+        Ok(pb::GetDepartmentReportResponse { report: Some(report_to(&report, start, end)), account_reports })
     }
 }

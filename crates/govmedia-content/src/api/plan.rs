@@ -13,10 +13,11 @@ use govmedia_domain::validate::{MAX_NAME_CHARS, MAX_REASON_CHARS, Validator};
 use govmedia_kit::access::Authorized;
 use govmedia_kit::auth::Principal;
 use govmedia_kit::mutation::Call;
+use govmedia_kit::wire::{next_page_token, unpack};
 use govmedia_proto::common::v1 as cpb;
 use govmedia_proto::content::v1 as pb;
 use govmedia_proto::content::v1::plan_service_server::{PlanService, PlanServiceServer};
-use tonic::{Request, Response, Status};
+use tonic::Request;
 
 use super::{caller, check_etag, etag, from_ts, ts};
 use crate::domain::plan::{Plan, PlanChanges, PlanReason, PlanState, Window};
@@ -279,14 +280,10 @@ macro_rules! method {
     };
 }
 
-#[tonic::async_trait]
+#[govmedia_kit::handlers]
 impl PlanService for Plans {
-    async fn create_plan(
-        &self,
-        request: Request<pb::CreatePlanRequest>,
-    ) -> Result<Response<pb::CreatePlanResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    async fn create_plan(&self, request: Request<pb::CreatePlanRequest>) -> Result<pb::CreatePlanResponse, Error> {
+        let (caller, req) = unpack(request)?;
         let cmd = CreatePlan::try_from(&req)?;
         self.authorize(&caller, Permission::PlanWrite, cmd.department).await?;
         self.check_targets(&cmd.targets).await?;
@@ -307,24 +304,20 @@ impl PlanService for Plans {
             m.audit(self.record(AuditAction::PlanCreated, &caller, &plan, cmd.request_id).attr("topic", &plan.topic));
             Ok(pb::CreatePlanResponse { plan: Some(to_proto(&plan)) })
         });
-        Ok(Response::new(answer.await?))
+        answer.await
     }
 
-    async fn get_plan(&self, request: Request<pb::GetPlanRequest>) -> Result<Response<pb::GetPlanResponse>, Status> {
+    async fn get_plan(&self, request: Request<pb::GetPlanRequest>) -> Result<pb::GetPlanResponse, Error> {
         let caller = caller(&request)?;
         let mut v = Validator::new();
         let id = v.id("plan_id", &request.get_ref().plan_id);
         let plan = self.read(v.finish_with(|| id)?).await?;
         self.authorize(&caller, Permission::PlanRead, plan.department).await?;
-        Ok(Response::new(pb::GetPlanResponse { plan: Some(to_proto(&plan)) }))
+        Ok(pb::GetPlanResponse { plan: Some(to_proto(&plan)) })
     }
 
-    async fn list_plans(
-        &self,
-        request: Request<pb::ListPlansRequest>,
-    ) -> Result<Response<pb::ListPlansResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    async fn list_plans(&self, request: Request<pb::ListPlansRequest>) -> Result<pb::ListPlansResponse, Error> {
+        let (caller, req) = unpack(request)?;
         let mut v = Validator::new();
         let department: Option<DepartmentId> = v.optional_id("department_id", &req.department_id);
         let (from, to) = window(&mut v, "period", req.period.as_ref());
@@ -346,22 +339,14 @@ impl PlanService for Plans {
         self.core.permissions().require(caller.id, Permission::PlanRead, &scope).await?;
         let mut tx = self.core.db().begin_read().await?;
         let plans = store::list(&mut tx, &PlanFilter { department, state, from, to }, after, limit).await?;
-        let next_page_token = match plans.last() {
-            Some(last) if plans.len() >= usize::try_from(limit).unwrap_or(usize::MAX) => page::encode_page_token(&(
-                last.window_start.unwrap_or(DateTime::<Utc>::UNIX_EPOCH),
-                last.id.to_string(),
-            )),
-            _ => String::new(),
-        };
-        Ok(Response::new(pb::ListPlansResponse { plans: plans.iter().map(to_proto).collect(), next_page_token }))
+        let next_page_token = next_page_token(&plans, limit, |last| {
+            (last.window_start.unwrap_or(DateTime::<Utc>::UNIX_EPOCH), last.id.to_string())
+        });
+        Ok(pb::ListPlansResponse { plans: plans.iter().map(to_proto).collect(), next_page_token })
     }
 
-    async fn update_plan(
-        &self,
-        request: Request<pb::UpdatePlanRequest>,
-    ) -> Result<Response<pb::UpdatePlanResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    async fn update_plan(&self, request: Request<pb::UpdatePlanRequest>) -> Result<pb::UpdatePlanResponse, Error> {
+        let (caller, req) = unpack(request)?;
         let cmd = UpdatePlan::try_from(&req)?;
         if let Some(t) = &cmd.changes.targets {
             self.check_targets(t).await?;
@@ -376,15 +361,11 @@ impl PlanService for Plans {
             m.audit(self.record(action, &caller, &plan, cmd.request_id).attr("fields", cmd.paths.join(",")));
             Ok(pb::UpdatePlanResponse { plan: Some(to_proto(&plan)) })
         });
-        Ok(Response::new(answer.await?))
+        answer.await
     }
 
-    async fn cancel_plan(
-        &self,
-        request: Request<pb::CancelPlanRequest>,
-    ) -> Result<Response<pb::CancelPlanResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    async fn cancel_plan(&self, request: Request<pb::CancelPlanRequest>) -> Result<pb::CancelPlanResponse, Error> {
+        let (caller, req) = unpack(request)?;
         let cmd = CancelPlan::try_from(&req)?;
         let grant = self.authorize(&caller, Permission::PlanWrite, self.read(cmd.plan).await?.department).await?;
         let call = Call::new(&caller, method!("CancelPlan"), cmd.request_id, &req);
@@ -396,6 +377,6 @@ impl PlanService for Plans {
             m.audit(self.record(action, &caller, &plan, cmd.request_id).reason(cmd.reason.clone()));
             Ok(pb::CancelPlanResponse { plan: Some(to_proto(&plan)) })
         });
-        Ok(Response::new(answer.await?))
+        answer.await
     }
 }

@@ -17,12 +17,13 @@ use govmedia_kit::access::Authorized;
 use govmedia_kit::auth::Principal;
 use govmedia_kit::db::Tx;
 use govmedia_kit::mutation::Call;
+use govmedia_kit::wire::unpack;
 use govmedia_kit::wire::{EvidenceRecord, next_page_token, time_range};
 use govmedia_proto::common::v1 as cpb;
 use govmedia_proto::content::v1 as pb;
 use govmedia_proto::content::v1::publication_service_server::{PublicationService, PublicationServiceServer};
 use serde::{Deserialize, Serialize};
-use tonic::{Request, Response, Status};
+use tonic::Request;
 
 use super::{caller, check_etag, etag, optional_time, ts};
 use crate::connector::ConnectorError;
@@ -518,14 +519,13 @@ async fn check_not_scheduled(tx: &mut Tx, draft: DraftId, account: PlatformAccou
     }
 }
 
-#[tonic::async_trait]
+#[govmedia_kit::handlers]
 impl PublicationService for Publications {
     async fn schedule_publication(
         &self,
         request: Request<pb::SchedulePublicationRequest>,
-    ) -> Result<Response<pb::SchedulePublicationResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    ) -> Result<pb::SchedulePublicationResponse, Error> {
+        let (caller, req) = unpack(request)?;
         let cmd = Schedule::try_from(&req)?;
         self.authorize(&caller, Permission::PublicationSchedule, cmd.account).await?;
         self.require_active(cmd.account).await?;
@@ -555,28 +555,27 @@ impl PublicationService for Publications {
             );
             Ok(pb::SchedulePublicationResponse { publication: Some(self.view(m.tx(), &p).await?) })
         });
-        Ok(Response::new(answer.await?))
+        answer.await
     }
 
     async fn get_publication(
         &self,
         request: Request<pb::GetPublicationRequest>,
-    ) -> Result<Response<pb::GetPublicationResponse>, Status> {
+    ) -> Result<pb::GetPublicationResponse, Error> {
         let caller = caller(&request)?;
         let mut v = Validator::new();
         let id = v.id("publication_id", &request.get_ref().publication_id);
         let id: PublicationId = v.finish_with(|| id)?;
         let (p, _) = self.read_authorized(&caller, Permission::PublicationRead, id).await?;
         let mut tx = self.core.db().begin_read().await?;
-        Ok(Response::new(pb::GetPublicationResponse { publication: Some(self.view(&mut tx, &p).await?) }))
+        Ok(pb::GetPublicationResponse { publication: Some(self.view(&mut tx, &p).await?) })
     }
 
     async fn list_publications(
         &self,
         request: Request<pb::ListPublicationsRequest>,
-    ) -> Result<Response<pb::ListPublicationsResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    ) -> Result<pb::ListPublicationsResponse, Error> {
+        let (caller, req) = unpack(request)?;
         let mut v = Validator::new();
         let account: Option<PlatformAccountId> = v.optional_id("platform_account_id", &req.platform_account_id);
         let draft: Option<DraftId> = v.optional_id("draft_id", &req.draft_id);
@@ -597,15 +596,14 @@ impl PublicationService for Publications {
             publications.push(self.view(&mut tx, p).await?);
         }
         let next_page_token = next_page_token(&found, limit, |p| (p.scheduled_at, p.id));
-        Ok(Response::new(pb::ListPublicationsResponse { publications, next_page_token }))
+        Ok(pb::ListPublicationsResponse { publications, next_page_token })
     }
 
     async fn cancel_publication(
         &self,
         request: Request<pb::CancelPublicationRequest>,
-    ) -> Result<Response<pb::CancelPublicationResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    ) -> Result<pb::CancelPublicationResponse, Error> {
+        let (caller, req) = unpack(request)?;
         let cmd =
             PublicationChange::parse(&req.request_id, &req.publication_id, &req.etag, Some(&req.reason), None, None)?;
         let (_, grant) = self.read_authorized(&caller, Permission::PublicationSchedule, cmd.publication).await?;
@@ -618,15 +616,14 @@ impl PublicationService for Publications {
             m.audit(self.record(action, &caller, &p, SCHEDULE_RULE, cmd.request_id).reason(cmd.reason.clone()));
             Ok(pb::CancelPublicationResponse { publication: Some(self.view(m.tx(), &p).await?) })
         });
-        Ok(Response::new(answer.await?))
+        answer.await
     }
 
     async fn reschedule_publication(
         &self,
         request: Request<pb::ReschedulePublicationRequest>,
-    ) -> Result<Response<pb::ReschedulePublicationResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    ) -> Result<pb::ReschedulePublicationResponse, Error> {
+        let (caller, req) = unpack(request)?;
         let cmd = PublicationChange::parse(
             &req.request_id,
             &req.publication_id,
@@ -649,15 +646,14 @@ impl PublicationService for Publications {
             );
             Ok(pb::ReschedulePublicationResponse { publication: Some(self.view(m.tx(), &p).await?) })
         });
-        Ok(Response::new(answer.await?))
+        answer.await
     }
 
     async fn record_manual_publication(
         &self,
         request: Request<pb::RecordManualPublicationRequest>,
-    ) -> Result<Response<pb::RecordManualPublicationResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    ) -> Result<pb::RecordManualPublicationResponse, Error> {
+        let (caller, req) = unpack(request)?;
         let cmd = RecordManual::parse(&req, self.core.now())?;
         let grant = self.authorize(&caller, Permission::PublicationSchedule, cmd.account).await?;
         let facts = self.core.account(cmd.account).await?;
@@ -695,15 +691,14 @@ impl PublicationService for Publications {
             );
             Ok(pb::RecordManualPublicationResponse { publication: Some(self.view(m.tx(), &p).await?) })
         });
-        Ok(Response::new(answer.await?))
+        answer.await
     }
 
     async fn retract_publication(
         &self,
         request: Request<pb::RetractPublicationRequest>,
-    ) -> Result<Response<pb::RetractPublicationResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    ) -> Result<pb::RetractPublicationResponse, Error> {
+        let (caller, req) = unpack(request)?;
         let cmd = PublicationChange::parse(
             &req.request_id,
             &req.publication_id,
@@ -716,7 +711,7 @@ impl PublicationService for Publications {
         let (current, grant) = self.read_authorized(&caller, Permission::PublicationRetract, cmd.publication).await?;
         check_etag("etag", &cmd.etag, current.version, false)?;
         if current.state != PublicationState::Published {
-            return Err(not_published(cmd.publication).into());
+            return Err(not_published(cmd.publication));
         }
         self.retract_on_platform(&current, &cmd.reason, cmd.manual.is_some()).await?;
         let call = Call::new(&caller, method!("RetractPublication"), cmd.request_id, &req);
@@ -731,20 +726,19 @@ impl PublicationService for Publications {
             m.audit(self.record(action, &caller, &p, FEEDBACK_RULE, cmd.request_id).reason(cmd.reason.clone()));
             Ok(pb::RetractPublicationResponse { publication: Some(self.view(m.tx(), &p).await?) })
         });
-        Ok(Response::new(answer.await?))
+        answer.await
     }
 
     async fn create_feedback_item(
         &self,
         request: Request<pb::CreateFeedbackItemRequest>,
-    ) -> Result<Response<pb::CreateFeedbackItemResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    ) -> Result<pb::CreateFeedbackItemResponse, Error> {
+        let (caller, req) = unpack(request)?;
         let cmd = CreateFeedback::try_from(&req)?;
         let (p, _) = self.read_authorized(&caller, Permission::FeedbackManage, cmd.publication).await?;
         if !matches!(p.state, PublicationState::Published | PublicationState::Retracted) {
             let why = "feedback is recorded against a publication that went out";
-            return Err(Error::rule(FEEDBACK_RULE, format!("publication/{}", p.id), why).into());
+            return Err(Error::rule(FEEDBACK_RULE, format!("publication/{}", p.id), why));
         }
         let call = Call::new(&caller, method!("CreateFeedbackItem"), cmd.request_id, &req);
         let answer = self.core.work().run(call, async |m| {
@@ -764,15 +758,14 @@ impl PublicationService for Publications {
             );
             Ok(pb::CreateFeedbackItemResponse { feedback_item: Some(feedback_to(&f)) })
         });
-        Ok(Response::new(answer.await?))
+        answer.await
     }
 
     async fn list_feedback_items(
         &self,
         request: Request<pb::ListFeedbackItemsRequest>,
-    ) -> Result<Response<pb::ListFeedbackItemsResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    ) -> Result<pb::ListFeedbackItemsResponse, Error> {
+        let (caller, req) = unpack(request)?;
         let mut v = Validator::new();
         let publication: Option<PublicationId> = v.optional_id("publication_id", &req.publication_id);
         let account: Option<PlatformAccountId> = v.optional_id("platform_account_id", &req.platform_account_id);
@@ -802,18 +795,17 @@ impl PublicationService for Publications {
             None => self.core.permissions().require(caller.id, Permission::PublicationRead, &Resource::GLOBAL).await?,
         }
         let items = feedback::list(&mut tx, &FeedbackFilter { publication, account, state }, after, limit).await?;
-        Ok(Response::new(pb::ListFeedbackItemsResponse {
+        Ok(pb::ListFeedbackItemsResponse {
             next_page_token: next_page_token(&items, limit, |f| f.id),
             feedback_items: items.iter().map(feedback_to).collect(),
-        }))
+        })
     }
 
     async fn assign_feedback_item(
         &self,
         request: Request<pb::AssignFeedbackItemRequest>,
-    ) -> Result<Response<pb::AssignFeedbackItemResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    ) -> Result<pb::AssignFeedbackItemResponse, Error> {
+        let (caller, req) = unpack(request)?;
         let cmd = FeedbackChange::assign(&req)?;
         let (current, grant) = self.feedback_authorized(&caller, cmd.item).await?;
         let assignee = cmd.assignee.ok_or_else(|| Error::invalid("assignee_user_id", "is required"))?;
@@ -827,15 +819,14 @@ impl PublicationService for Publications {
             m.audit(self.feedback_record(action, &caller, &f, cmd.request_id).attr("assignee_user_id", assignee));
             Ok(pb::AssignFeedbackItemResponse { feedback_item: Some(feedback_to(&f)) })
         });
-        Ok(Response::new(answer.await?))
+        answer.await
     }
 
     async fn close_feedback_item(
         &self,
         request: Request<pb::CloseFeedbackItemRequest>,
-    ) -> Result<Response<pb::CloseFeedbackItemResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    ) -> Result<pb::CloseFeedbackItemResponse, Error> {
+        let (caller, req) = unpack(request)?;
         let cmd = FeedbackChange::close(&req)?;
         let (_, grant) = self.feedback_authorized(&caller, cmd.item).await?;
         let call = Call::new(&caller, method!("CloseFeedbackItem"), cmd.request_id, &req);
@@ -850,7 +841,7 @@ impl PublicationService for Publications {
             m.audit(self.feedback_record(action, &caller, &f, cmd.request_id));
             Ok(pb::CloseFeedbackItemResponse { feedback_item: Some(feedback_to(&f)) })
         });
-        Ok(Response::new(answer.await?))
+        answer.await
     }
 }
 

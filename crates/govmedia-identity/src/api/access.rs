@@ -12,10 +12,11 @@ use govmedia_domain::validate::Validator;
 use govmedia_kit::auth::Principal;
 use govmedia_kit::db::Tx;
 use govmedia_kit::mutation::Call;
+use govmedia_kit::wire::unpack;
 use govmedia_proto::common::v1 as common;
 use govmedia_proto::identity::v1 as pb;
 use govmedia_proto::identity::v1::access_service_server::{AccessService, AccessServiceServer};
-use tonic::{Request, Response, Status};
+use tonic::Request;
 
 use super::{caller, cursor, method, next_token, page_size, ts};
 use crate::Core;
@@ -180,12 +181,35 @@ impl Access {
     }
 }
 
-#[tonic::async_trait]
+/// A validated `ListRoleBindings`.
+struct BindingQuery {
+    principal: Option<PrincipalId>,
+    role: Option<Role>,
+    scope: Option<Scope>,
+    limit: u32,
+    after: Option<RoleBindingId>,
+}
+
+impl TryFrom<&pb::ListRoleBindingsRequest> for BindingQuery {
+    type Error = Error;
+
+    fn try_from(req: &pb::ListRoleBindingsRequest) -> Result<Self, Error> {
+        let mut v = Validator::new();
+        let principal = v.optional_id("principal_id", &req.principal_id);
+        let role = if req.role.is_empty() {
+            None
+        } else {
+            req.role.parse::<Role>().map_err(|e| v.violation("role", e.to_string())).ok()
+        };
+        let scope = req.scope.as_ref().and_then(|s| parse_scope(&mut v, "scope", Some(s)));
+        v.finish()?;
+        Ok(BindingQuery { principal, role, scope, limit: page_size(req.page_size)?, after: cursor(&req.page_token)? })
+    }
+}
+
+#[govmedia_kit::handlers]
 impl AccessService for Access {
-    async fn list_roles(
-        &self,
-        request: Request<pb::ListRolesRequest>,
-    ) -> Result<Response<pb::ListRolesResponse>, Status> {
+    async fn list_roles(&self, request: Request<pb::ListRolesRequest>) -> Result<pb::ListRolesResponse, Error> {
         caller(&request)?;
         let roles = Role::ALL
             .iter()
@@ -197,15 +221,14 @@ impl AccessService for Access {
                 allowed_scope_kinds: r.allowed_scope_kinds().iter().map(|k| scope_kind_to_proto(*k) as i32).collect(),
             })
             .collect();
-        Ok(Response::new(pb::ListRolesResponse { roles }))
+        Ok(pb::ListRolesResponse { roles })
     }
 
     async fn create_role_binding(
         &self,
         request: Request<pb::CreateRoleBindingRequest>,
-    ) -> Result<Response<pb::CreateRoleBindingResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    ) -> Result<pb::CreateRoleBindingResponse, Error> {
+        let (caller, req) = unpack(request)?;
         let mut v = Validator::new();
         let request_id = v.request_id(&req.request_id);
         let given = req.role_binding.clone().unwrap_or_default();
@@ -278,23 +301,20 @@ impl AccessService for Access {
                     .record(AuditAction::RoleBindingCreated, caller.actor(), resource)
                     .rule("R2.2.1")
                     .reason(reason)
-                    .request(govmedia_kit::telemetry::current_trace_id(), Some(request_id.to_string()))
                     .attr("principal_id", grantee)
                     .attr("role", role)
                     .attr("scope", scope),
             );
-            let answer = pb::CreateRoleBindingResponse { role_binding: Some(binding_to_proto(&binding)) };
-            Ok(answer)
+            Ok(pb::CreateRoleBindingResponse { role_binding: Some(binding_to_proto(&binding)) })
         });
-        Ok(Response::new(answer.await?))
+        answer.await
     }
 
     async fn delete_role_binding(
         &self,
         request: Request<pb::DeleteRoleBindingRequest>,
-    ) -> Result<Response<pb::DeleteRoleBindingResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    ) -> Result<pb::DeleteRoleBindingResponse, Error> {
+        let (caller, req) = unpack(request)?;
         let mut v = Validator::new();
         let request_id = v.request_id(&req.request_id);
         let id: Option<RoleBindingId> = v.id("role_binding_id", &req.role_binding_id);
@@ -325,71 +345,50 @@ impl AccessService for Access {
                     .record(AuditAction::RoleBindingDeleted, caller.actor(), AuditResourceRef::new("role_binding", id))
                     .rule("R2.2.2")
                     .reason(reason)
-                    .request(govmedia_kit::telemetry::current_trace_id(), Some(request_id.to_string()))
                     .attr("principal_id", binding.principal)
                     .attr("role", binding.role)
                     .attr("scope", binding.scope),
             );
-            let answer = pb::DeleteRoleBindingResponse {};
-            Ok(answer)
+            Ok(pb::DeleteRoleBindingResponse {})
         });
-        Ok(Response::new(answer.await?))
+        answer.await
     }
 
     async fn list_role_bindings(
         &self,
         request: Request<pb::ListRoleBindingsRequest>,
-    ) -> Result<Response<pb::ListRoleBindingsResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
-        let mut v = Validator::new();
-        let principal: Option<PrincipalId> = v.optional_id("principal_id", &req.principal_id);
-        let role = if req.role.is_empty() {
-            None
-        } else {
-            match req.role.parse::<Role>() {
-                Ok(r) => Some(r),
-                Err(e) => {
-                    v.violation("role", e.to_string());
-                    None
-                }
-            }
-        };
-        let scope = req.scope.as_ref().and_then(|s| parse_scope(&mut v, "scope", Some(s)));
-        v.finish()?;
-        let limit = page_size(req.page_size)?;
-        let after: Option<RoleBindingId> = cursor(&req.page_token)?;
+    ) -> Result<pb::ListRoleBindingsResponse, Error> {
+        let (caller, req) = unpack(request)?;
+        let q = BindingQuery::try_from(&req)?;
         let mut tx = self.core.db().begin_read().await?;
-        if principal != Some(caller.id) {
+        if q.principal != Some(caller.id) {
             self.core.require(&mut tx, &caller, Permission::RoleBindingRead, &Resource::GLOBAL).await?;
         }
-        let bindings = store::list_bindings(&mut tx, principal, role, scope.as_ref(), after, limit).await?;
-        Ok(Response::new(pb::ListRoleBindingsResponse {
-            next_page_token: next_token(&bindings, limit, |b| b.id),
+        let bindings = store::list_bindings(&mut tx, q.principal, q.role, q.scope.as_ref(), q.after, q.limit).await?;
+        Ok(pb::ListRoleBindingsResponse {
+            next_page_token: next_token(&bindings, q.limit, |b| b.id),
             role_bindings: bindings.iter().map(binding_to_proto).collect(),
-        }))
+        })
     }
 
     async fn check_permission(
         &self,
         request: Request<pb::CheckPermissionRequest>,
-    ) -> Result<Response<pb::CheckPermissionResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    ) -> Result<pb::CheckPermissionResponse, Error> {
+        let (caller, req) = unpack(request)?;
         let mut v = Validator::new();
         let check = parse_check(&mut v, "check", req.check.as_ref());
         let check = v.finish_with(|| check)?;
         let mut tx = self.core.db().begin_read().await?;
         let decision = self.answer(&mut tx, &caller, check).await?;
-        Ok(Response::new(pb::CheckPermissionResponse { decision: Some(decision) }))
+        Ok(pb::CheckPermissionResponse { decision: Some(decision) })
     }
 
     async fn batch_check_permission(
         &self,
         request: Request<pb::BatchCheckPermissionRequest>,
-    ) -> Result<Response<pb::BatchCheckPermissionResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    ) -> Result<pb::BatchCheckPermissionResponse, Error> {
+        let (caller, req) = unpack(request)?;
         let mut v = Validator::new();
         if req.checks.is_empty() || req.checks.len() > MAX_BATCH {
             v.violation("checks", format!("must hold 1 to {MAX_BATCH} checks (has {})", req.checks.len()));
@@ -402,6 +401,6 @@ impl AccessService for Access {
         for check in checks.into_iter().flatten() {
             decisions.push(self.answer(&mut tx, &caller, check).await?);
         }
-        Ok(Response::new(pb::BatchCheckPermissionResponse { decisions }))
+        Ok(pb::BatchCheckPermissionResponse { decisions })
     }
 }

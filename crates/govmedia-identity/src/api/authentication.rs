@@ -14,9 +14,10 @@ use govmedia_domain::validate::Validator;
 use govmedia_kit::auth::PrincipalKind;
 use govmedia_kit::db::Tx;
 use govmedia_kit::mutation::{Call, Mutation};
+use govmedia_kit::wire::unpack;
 use govmedia_proto::identity::v1 as pb;
 use govmedia_proto::identity::v1::authentication_service_server::{AuthenticationService, AuthenticationServiceServer};
-use tonic::{Request, Response, Status};
+use tonic::Request;
 
 use super::{caller, client_address, cursor, from_ts, method, next_token, opt_ts, page_size, ts};
 use crate::Core;
@@ -221,9 +222,44 @@ impl Authentication {
     }
 }
 
-#[tonic::async_trait]
+/// A validated `ListSecurityEvents`.
+struct SecurityEventQuery {
+    filter: security::SecurityEventFilter,
+    limit: u32,
+    before: Option<(DateTime<Utc>, String)>,
+}
+
+impl TryFrom<&pb::ListSecurityEventsRequest> for SecurityEventQuery {
+    type Error = Error;
+
+    fn try_from(req: &pb::ListSecurityEventsRequest) -> Result<Self, Error> {
+        let mut v = Validator::new();
+        let user = v.optional_id("user_id", &req.user_id);
+        let kind = match pb::SecurityEventKind::try_from(req.kind) {
+            Ok(pb::SecurityEventKind::Unspecified) => None,
+            Ok(pb::SecurityEventKind::LoginFailureBurst) => Some(SecurityEventKind::LoginFailureBurst),
+            Ok(pb::SecurityEventKind::LoginFromNewAddress) => Some(SecurityEventKind::LoginFromNewAddress),
+            Ok(pb::SecurityEventKind::LoginOutsideWorkingHours) => Some(SecurityEventKind::LoginOutsideWorkingHours),
+            Ok(pb::SecurityEventKind::LoginLocked) => Some(SecurityEventKind::LoginLocked),
+            Ok(pb::SecurityEventKind::RefreshTokenReused) => Some(SecurityEventKind::RefreshTokenReused),
+            Err(_) => {
+                v.violation("kind", "is not a security event kind");
+                None
+            }
+        };
+        let range = req.time_range.unwrap_or_default();
+        let from = range.start_time.as_ref().map(|t| from_ts("time_range.start_time", t)).transpose()?;
+        let to = range.end_time.as_ref().map(|t| from_ts("time_range.end_time", t)).transpose()?;
+        v.finish()?;
+        let filter =
+            security::SecurityEventFilter { kind, user, from, to, unacknowledged_only: req.unacknowledged_only };
+        Ok(SecurityEventQuery { filter, limit: page_size(req.page_size)?, before: cursor(&req.page_token)? })
+    }
+}
+
+#[govmedia_kit::handlers]
 impl AuthenticationService for Authentication {
-    async fn login(&self, request: Request<pb::LoginRequest>) -> Result<Response<pb::LoginResponse>, Status> {
+    async fn login(&self, request: Request<pb::LoginRequest>) -> Result<pb::LoginResponse, Error> {
         let address = client_address(&request);
         let req = request.into_inner();
         let mut v = Validator::new();
@@ -253,7 +289,6 @@ impl AuthenticationService for Authentication {
                 self.record_failure(m, Some(&user), &username, &address, "login locked").await?;
                 return Ok(Err(Error::AccountLocked { until }));
             }
-            let previous = user.version;
             if !verified || user.status == UserStatus::Disabled {
                 let why = if verified { "user disabled" } else { "wrong password" };
                 if user.status == UserStatus::Active {
@@ -291,18 +326,15 @@ impl AuthenticationService for Authentication {
                     }
                     user.version += 1;
                     user.updated_at = now;
-                    directory::save_user(m.tx(), &user, previous).await?;
+                    directory::save_user(m.tx(), &user).await?;
                 }
                 self.record_failure(m, Some(&user), &username, &address, why).await?;
                 return Ok(Err(bad_credentials()));
             }
 
             // Success.
-            user.failed_attempts = 0;
-            user.last_login_at = Some(now);
-            user.updated_at = now;
-            user.version += 1;
-            directory::save_user(m.tx(), &user, previous).await?;
+            user.logged_in(now);
+            directory::save_user(m.tx(), &user).await?;
             let (new_address, had_addresses) = security::remember_address(m.tx(), user.id, &address, now).await?;
             if new_address && had_addresses {
                 let event = self.new_event(
@@ -351,17 +383,17 @@ impl AuthenticationService for Authentication {
             };
             Ok(Ok(answer))
         });
-        Ok(Response::new(outcome.await??))
+        outcome.await?
     }
 
     async fn refresh_session(
         &self,
         request: Request<pb::RefreshSessionRequest>,
-    ) -> Result<Response<pb::RefreshSessionResponse>, Status> {
+    ) -> Result<pb::RefreshSessionResponse, Error> {
         let address = client_address(&request);
         let req = request.into_inner();
         if req.refresh_token.is_empty() {
-            return Err(Error::invalid("refresh_token", "is required").into());
+            return Err(Error::invalid("refresh_token", "is required"));
         }
         let invalid = || Error::Unauthenticated("the refresh token is invalid or expired".into());
         let hash = tokens::token_hash(&req.refresh_token);
@@ -421,13 +453,13 @@ impl AuthenticationService for Authentication {
             );
             Ok(Ok(pb::RefreshSessionResponse { tokens: Some(tokens), password_change_required: restricted }))
         });
-        Ok(Response::new(outcome.await??))
+        outcome.await?
     }
 
-    async fn logout(&self, request: Request<pb::LogoutRequest>) -> Result<Response<pb::LogoutResponse>, Status> {
+    async fn logout(&self, request: Request<pb::LogoutRequest>) -> Result<pb::LogoutResponse, Error> {
         let caller = caller(&request)?;
         let Some(session) = caller.session_id else {
-            return Err(Error::invalid("authorization", "service principal tokens have no session to end").into());
+            return Err(Error::invalid("authorization", "service principal tokens have no session to end"));
         };
         let outcome = self.core.work().run_unkeyed(async |m| {
             let now = m.now();
@@ -440,13 +472,13 @@ impl AuthenticationService for Authentication {
             }
             Ok(pb::LogoutResponse {})
         });
-        Ok(Response::new(outcome.await?))
+        outcome.await
     }
 
     async fn change_password(
         &self,
         request: Request<pb::ChangePasswordRequest>,
-    ) -> Result<Response<pb::ChangePasswordResponse>, Status> {
+    ) -> Result<pb::ChangePasswordResponse, Error> {
         let caller = caller(&request)?;
         let address = client_address(&request);
         let req = request.into_inner();
@@ -454,8 +486,7 @@ impl AuthenticationService for Authentication {
             return Err(Error::invalid(
                 "authorization",
                 "service principals have no password; rotate the client secret",
-            )
-            .into());
+            ));
         }
         let mut v = Validator::new();
         if req.current_password.is_empty() {
@@ -481,24 +512,18 @@ impl AuthenticationService for Authentication {
         .await
         .map_err(Error::internal)?;
         if !current_ok {
-            return Err(Error::invalid("current_password", "is not the current password").into());
+            return Err(Error::invalid("current_password", "is not the current password"));
         }
         if reused {
-            return Err(password::reused().into());
+            return Err(password::reused());
         }
         let new_hash = new_hash?;
         let outcome = self.core.work().run_unkeyed(async |m| {
             let now = m.now();
             let mut user =
                 directory::lock_user(m.tx(), user_id).await?.ok_or_else(|| Error::not_found("user", user_id))?;
-            let previous = user.version;
-            user.password_hash = new_hash.clone();
-            user.password_changed_at = now;
-            user.password_expires_at = now + self.core.policy().password_max_age;
-            user.must_change_password = false;
-            user.updated_at = now;
-            user.version += 1;
-            directory::save_user(m.tx(), &user, previous).await?;
+            user.change_password(new_hash.clone(), self.core.policy().password_max_age, now);
+            directory::save_user(m.tx(), &user).await?;
             directory::push_password_history(m.tx(), user_id, &new_hash, now).await?;
             sessions::revoke_sessions_of(m.tx(), user_id.into(), "password changed", now).await?;
             let (tokens, session) = self.start_session(m.tx(), &user, false, &address, now).await?;
@@ -515,13 +540,13 @@ impl AuthenticationService for Authentication {
             };
             Ok(answer)
         });
-        Ok(Response::new(outcome.await?))
+        outcome.await
     }
 
     async fn exchange_client_credentials(
         &self,
         request: Request<pb::ExchangeClientCredentialsRequest>,
-    ) -> Result<Response<pb::ExchangeClientCredentialsResponse>, Status> {
+    ) -> Result<pb::ExchangeClientCredentialsResponse, Error> {
         let req = request.into_inner();
         let mut v = Validator::new();
         let client_id = v.required_text("client_id", &req.client_id, 64);
@@ -534,11 +559,11 @@ impl AuthenticationService for Authentication {
         let principal =
             directory::get_service_principal_by_client_id(&mut tx, &client_id).await?.ok_or_else(invalid)?;
         if principal.disabled || principal.secret_hash != tokens::token_hash(&req.client_secret) {
-            return Err(invalid().into());
+            return Err(invalid());
         }
         let (token, expires) =
             self.core.issue_service_token(principal.id.into(), &principal.display_name, &principal.client_id).await?;
-        Ok(Response::new(pb::ExchangeClientCredentialsResponse {
+        Ok(pb::ExchangeClientCredentialsResponse {
             tokens: Some(pb::SessionTokens {
                 access_token: token,
                 access_token_expire_time: Some(ts(expires)),
@@ -546,13 +571,13 @@ impl AuthenticationService for Authentication {
                 refresh_token_expire_time: None,
                 session_id: String::new(),
             }),
-        }))
+        })
     }
 
     async fn list_signing_keys(
         &self,
         _request: Request<pb::ListSigningKeysRequest>,
-    ) -> Result<Response<pb::ListSigningKeysResponse>, Status> {
+    ) -> Result<pb::ListSigningKeysResponse, Error> {
         let keys = self
             .core
             .signing_keys()
@@ -566,17 +591,17 @@ impl AuthenticationService for Authentication {
                 retire_time: opt_ts(k.retired_at),
             })
             .collect();
-        Ok(Response::new(pb::ListSigningKeysResponse { keys, cache_seconds: 300 }))
+        Ok(pb::ListSigningKeysResponse { keys, cache_seconds: 300 })
     }
 
     async fn get_current_principal(
         &self,
         request: Request<pb::GetCurrentPrincipalRequest>,
-    ) -> Result<Response<pb::GetCurrentPrincipalResponse>, Status> {
+    ) -> Result<pb::GetCurrentPrincipalResponse, Error> {
         let caller = caller(&request)?;
         let mut tx = self.core.db().begin_read().await?;
         let bindings = access_store::bindings_of(&mut tx, caller.id).await?;
-        Ok(Response::new(pb::GetCurrentPrincipalResponse {
+        Ok(pb::GetCurrentPrincipalResponse {
             principal: Some(govmedia_proto::common::v1::PrincipalRef {
                 kind: match caller.kind {
                     PrincipalKind::User => govmedia_proto::common::v1::PrincipalKind::User,
@@ -589,52 +614,29 @@ impl AuthenticationService for Authentication {
             role_bindings: bindings.iter().map(super::access::binding_to_proto).collect(),
             password_change_required: caller.password_change_required,
             session_id: caller.session_id.map(|s| s.to_string()).unwrap_or_default(),
-        }))
+        })
     }
 
     async fn list_security_events(
         &self,
         request: Request<pb::ListSecurityEventsRequest>,
-    ) -> Result<Response<pb::ListSecurityEventsResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
-        let mut v = Validator::new();
-        let user: Option<UserId> = v.optional_id("user_id", &req.user_id);
-        let kind = match pb::SecurityEventKind::try_from(req.kind) {
-            Ok(pb::SecurityEventKind::Unspecified) => None,
-            Ok(pb::SecurityEventKind::LoginFailureBurst) => Some(SecurityEventKind::LoginFailureBurst),
-            Ok(pb::SecurityEventKind::LoginFromNewAddress) => Some(SecurityEventKind::LoginFromNewAddress),
-            Ok(pb::SecurityEventKind::LoginOutsideWorkingHours) => Some(SecurityEventKind::LoginOutsideWorkingHours),
-            Ok(pb::SecurityEventKind::LoginLocked) => Some(SecurityEventKind::LoginLocked),
-            Ok(pb::SecurityEventKind::RefreshTokenReused) => Some(SecurityEventKind::RefreshTokenReused),
-            Err(_) => {
-                v.violation("kind", "is not a security event kind");
-                None
-            }
-        };
-        let range = req.time_range.unwrap_or_default();
-        let from = range.start_time.as_ref().map(|t| from_ts("time_range.start_time", t)).transpose()?;
-        let to = range.end_time.as_ref().map(|t| from_ts("time_range.end_time", t)).transpose()?;
-        v.finish()?;
-        let limit = page_size(req.page_size)?;
-        let before: Option<(DateTime<Utc>, String)> = cursor(&req.page_token)?;
+    ) -> Result<pb::ListSecurityEventsResponse, Error> {
+        let (caller, req) = unpack(request)?;
+        let query = SecurityEventQuery::try_from(&req)?;
         let mut tx = self.core.db().begin_read().await?;
         self.core.require(&mut tx, &caller, Permission::SecurityEventRead, &Resource::GLOBAL).await?;
-        let filter =
-            security::SecurityEventFilter { kind, user, from, to, unacknowledged_only: req.unacknowledged_only };
-        let events = security::list_security_events(&mut tx, &filter, before, limit).await?;
-        Ok(Response::new(pb::ListSecurityEventsResponse {
-            next_page_token: next_token(&events, limit, |e| (e.created_at, e.id.to_string())),
+        let events = security::list_security_events(&mut tx, &query.filter, query.before, query.limit).await?;
+        Ok(pb::ListSecurityEventsResponse {
+            next_page_token: next_token(&events, query.limit, |e| (e.created_at, e.id.to_string())),
             events: events.iter().map(event_to_proto).collect(),
-        }))
+        })
     }
 
     async fn acknowledge_security_event(
         &self,
         request: Request<pb::AcknowledgeSecurityEventRequest>,
-    ) -> Result<Response<pb::AcknowledgeSecurityEventResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    ) -> Result<pb::AcknowledgeSecurityEventResponse, Error> {
+        let (caller, req) = unpack(request)?;
         let mut v = Validator::new();
         let request_id = v.request_id(&req.request_id);
         let id: Option<SecurityEventId> = v.id("security_event_id", &req.security_event_id);
@@ -662,12 +664,10 @@ impl AuthenticationService for Authentication {
                         AuditResourceRef::new("security_event", id),
                     )
                     .rule("R2.3.3")
-                    .reason(note)
-                    .request(govmedia_kit::telemetry::current_trace_id(), Some(request_id.to_string())),
+                    .reason(note),
             );
-            let answer = pb::AcknowledgeSecurityEventResponse { event: Some(event_to_proto(&event)) };
-            Ok(answer)
+            Ok(pb::AcknowledgeSecurityEventResponse { event: Some(event_to_proto(&event)) })
         });
-        Ok(Response::new(answer.await?))
+        answer.await
     }
 }

@@ -12,11 +12,12 @@ use govmedia_domain::permission::Permission;
 use govmedia_domain::scope::Resource;
 use govmedia_domain::validate::Validator;
 use govmedia_kit::mutation::Call;
+use govmedia_kit::wire::unpack;
 use govmedia_proto::identity::v1 as pb;
 use govmedia_proto::identity::v1::credential_vault_service_server::{
     CredentialVaultService, CredentialVaultServiceServer,
 };
-use tonic::{Request, Response, Status};
+use tonic::Request;
 
 use super::platform_account::{account_audit_ref, account_scope};
 use super::{caller, cursor, from_ts, method, next_token, page_size, ts};
@@ -60,14 +61,13 @@ fn owner(account: PlatformAccountId) -> String {
     format!("platform_account/{account}")
 }
 
-#[tonic::async_trait]
+#[govmedia_kit::handlers]
 impl CredentialVaultService for CredentialVault {
     async fn set_account_credential(
         &self,
         request: Request<pb::SetAccountCredentialRequest>,
-    ) -> Result<Response<pb::SetAccountCredentialResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    ) -> Result<pb::SetAccountCredentialResponse, Error> {
+        let (caller, req) = unpack(request)?;
         let mut v = Validator::new();
         let request_id = v.request_id(&req.request_id);
         let id: Option<PlatformAccountId> = v.id("platform_account_id", &req.platform_account_id);
@@ -126,21 +126,19 @@ impl CredentialVaultService for CredentialVault {
                 self.core
                     .record(AuditAction::CredentialStored, caller.actor(), account_audit_ref(&account))
                     .rule("R2.3.1")
-                    .request(govmedia_kit::telemetry::current_trace_id(), Some(request_id.to_string()))
                     .attr("kind", kind.as_str())
                     .attr("rotation_count", credential.rotation_count)
                     .attr("rotation_due", credential.rotation_due_at.to_rfc3339()),
             );
-            let answer = pb::SetAccountCredentialResponse { credential: Some(credential_to_proto(&credential)) };
-            Ok(answer)
+            Ok(pb::SetAccountCredentialResponse { credential: Some(credential_to_proto(&credential)) })
         });
-        Ok(Response::new(answer.await?))
+        answer.await
     }
 
     async fn get_account_credential(
         &self,
         request: Request<pb::GetAccountCredentialRequest>,
-    ) -> Result<Response<pb::GetAccountCredentialResponse>, Status> {
+    ) -> Result<pb::GetAccountCredentialResponse, Error> {
         let caller = caller(&request)?;
         let mut v = Validator::new();
         let id: Option<PlatformAccountId> = v.id("platform_account_id", &request.get_ref().platform_account_id);
@@ -150,15 +148,14 @@ impl CredentialVaultService for CredentialVault {
         self.core.require(&mut tx, &caller, Permission::AccountRead, &account_scope(&account)).await?;
         let credential =
             store::get_credential(&mut tx, id).await?.ok_or_else(|| Error::not_found("account_credential", id))?;
-        Ok(Response::new(pb::GetAccountCredentialResponse { credential: Some(credential_to_proto(&credential)) }))
+        Ok(pb::GetAccountCredentialResponse { credential: Some(credential_to_proto(&credential)) })
     }
 
     async fn reveal_account_credential(
         &self,
         request: Request<pb::RevealAccountCredentialRequest>,
-    ) -> Result<Response<pb::RevealAccountCredentialResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    ) -> Result<pb::RevealAccountCredentialResponse, Error> {
+        let (caller, req) = unpack(request)?;
         let mut v = Validator::new();
         let request_id = v.request_id(&req.request_id);
         let id: Option<PlatformAccountId> = v.id("platform_account_id", &req.platform_account_id);
@@ -184,15 +181,14 @@ impl CredentialVaultService for CredentialVault {
             );
             Ok(pb::RevealAccountCredentialResponse { credential: Some(credential_to_proto(&credential)), secret })
         });
-        Ok(Response::new(answer.await?))
+        answer.await
     }
 
     async fn list_credential_rotations_due(
         &self,
         request: Request<pb::ListCredentialRotationsDueRequest>,
-    ) -> Result<Response<pb::ListCredentialRotationsDueResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    ) -> Result<pb::ListCredentialRotationsDueResponse, Error> {
+        let (caller, req) = unpack(request)?;
         let due_before = match &req.due_before {
             Some(t) => from_ts("due_before", t)?,
             None => self.core.now(),
@@ -202,9 +198,9 @@ impl CredentialVaultService for CredentialVault {
         let mut tx = self.core.db().begin_read().await?;
         self.core.require(&mut tx, &caller, Permission::AccountRead, &Resource::GLOBAL).await?;
         let due = store::list_due_credentials(&mut tx, due_before, after, limit).await?;
-        Ok(Response::new(pb::ListCredentialRotationsDueResponse {
+        Ok(pb::ListCredentialRotationsDueResponse {
             next_page_token: next_token(&due, limit, |c| (c.rotation_due_at, c.account.to_string())),
             credentials: due.iter().map(credential_to_proto).collect(),
-        }))
+        })
     }
 }

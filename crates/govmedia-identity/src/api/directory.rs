@@ -1,23 +1,26 @@
 //! `DirectoryService`: departments, staff users and service principals (R1.2, R2.2.2,
 //! R6.1.1).
 
+use std::fmt::Display;
+use std::str::FromStr;
 use std::sync::Arc;
 
 use govmedia_domain::Error;
-use govmedia_domain::audit::{AuditAction, AuditResourceRef};
-use govmedia_domain::ids::{DepartmentId, ServicePrincipalId, UserId};
+use govmedia_domain::audit::{AuditAction, AuditRecord, AuditResourceRef};
+use govmedia_domain::ids::{DepartmentId, InvalidId, RequestId, ServicePrincipalId, UserId};
 use govmedia_domain::permission::Permission;
 use govmedia_domain::scope::Resource;
 use govmedia_domain::validate::{MAX_NAME_CHARS, Validator};
 use govmedia_kit::auth::Principal;
 use govmedia_kit::mutation::{Call, Mutation};
+use govmedia_kit::wire::unpack;
 use govmedia_proto::identity::v1 as pb;
 use govmedia_proto::identity::v1::directory_service_server::{DirectoryService, DirectoryServiceServer};
-use tonic::{Request, Response, Status};
+use tonic::Request;
 
 use super::{caller, check_etag, cursor, etag, method, next_token, opt_ts, page_size, ts};
 use crate::Core;
-use crate::domain::model::{Department, ServicePrincipal, User, UserStatus};
+use crate::domain::model::{Department, DepartmentChanges, Profile, ServicePrincipal, User, UserChanges, UserStatus};
 use crate::domain::{password, tokens};
 use crate::store::{directory as store, sessions};
 
@@ -128,226 +131,150 @@ async fn hash_blocking(password: String) -> Result<String, Error> {
     tokio::task::spawn_blocking(move || password::hash(&password)).await.map_err(Error::internal)?
 }
 
-impl Directory {
-    async fn load_user(&self, m: &mut Mutation, user: UserId) -> Result<User, Error> {
-        store::get_user(m.tx(), user).await?.ok_or_else(|| Error::not_found("user", user))
+/// The fields named by an update mask, refused when it names none.
+fn mask_paths(v: &mut Validator, mask: Option<&prost_types::FieldMask>) -> Vec<String> {
+    let paths = mask.map(|m| m.paths.clone()).unwrap_or_default();
+    if paths.is_empty() {
+        v.violation("update_mask", "names no field to change");
     }
-
-    async fn user_mutation(&self, caller: &Principal, m: &mut Mutation, user: UserId) -> Result<User, Error> {
-        let found = self.load_user(m, user).await?;
-        self.core.require(m.tx(), caller, Permission::UserManage, &user_resource(found.department)).await?;
-        Ok(found)
-    }
+    paths
 }
 
-#[tonic::async_trait]
-impl DirectoryService for Directory {
-    async fn create_department(
-        &self,
-        request: Request<pb::CreateDepartmentRequest>,
-    ) -> Result<Response<pb::CreateDepartmentResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+/// A validated `CreateDepartment`.
+struct CreateDepartment {
+    request_id: RequestId,
+    name: String,
+    code: String,
+}
+
+impl TryFrom<&pb::CreateDepartmentRequest> for CreateDepartment {
+    type Error = Error;
+
+    fn try_from(req: &pb::CreateDepartmentRequest) -> Result<Self, Error> {
         let mut v = Validator::new();
         let request_id = v.request_id(&req.request_id);
         let given = req.department.clone().unwrap_or_default();
         let name = v.required_text("department.name", &given.name, 100);
         let code = department_code(&mut v, "department.code", &given.code);
-        let (request_id, name, code) = v.finish_with(|| Some((request_id?, name?, code?)))?;
-        let call = Call::new(&caller, method!("DirectoryService", "CreateDepartment"), request_id, &req);
-        let answer = self.core.work().run(call, async |m| {
-            self.core.require(m.tx(), &caller, Permission::DepartmentManage, &Resource::GLOBAL).await?;
-            let now = m.now();
-            let department =
-                Department { id: DepartmentId::new(), name, code, created_at: now, updated_at: now, version: 1 };
-            store::insert_department(m.tx(), &department).await?;
-            m.audit(
-                self.core
-                    .record(
-                        AuditAction::DepartmentCreated,
-                        caller.actor(),
-                        AuditResourceRef::new("department", department.id),
-                    )
-                    .request(govmedia_kit::telemetry::current_trace_id(), Some(request_id.to_string()))
-                    .attr("name", &department.name)
-                    .attr("code", &department.code),
-            );
-            let answer = pb::CreateDepartmentResponse { department: Some(department_to_proto(&department)) };
-            Ok(answer)
-        });
-        Ok(Response::new(answer.await?))
+        v.finish_with(|| Some(CreateDepartment { request_id: request_id?, name: name?, code: code? }))
     }
+}
 
-    async fn get_department(
-        &self,
-        request: Request<pb::GetDepartmentRequest>,
-    ) -> Result<Response<pb::GetDepartmentResponse>, Status> {
-        let caller = caller(&request)?;
-        let mut v = Validator::new();
-        let id: Option<DepartmentId> = v.id("department_id", &request.get_ref().department_id);
-        let id = v.finish_with(|| id)?;
-        let mut tx = self.core.db().begin_read().await?;
-        self.core.require(&mut tx, &caller, Permission::DirectoryRead, &Resource::department(id)).await?;
-        let department = store::get_department(&mut tx, id).await?.ok_or_else(|| Error::not_found("department", id))?;
-        Ok(Response::new(pb::GetDepartmentResponse { department: Some(department_to_proto(&department)) }))
-    }
+/// A validated `UpdateDepartment`.
+struct UpdateDepartment {
+    request_id: RequestId,
+    department: DepartmentId,
+    etag: String,
+    changes: DepartmentChanges,
+    paths: Vec<String>,
+}
 
-    async fn list_departments(
-        &self,
-        request: Request<pb::ListDepartmentsRequest>,
-    ) -> Result<Response<pb::ListDepartmentsResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
-        let limit = page_size(req.page_size)?;
-        let after: Option<String> = cursor(&req.page_token)?;
-        let mut tx = self.core.db().begin_read().await?;
-        self.core.require(&mut tx, &caller, Permission::DirectoryRead, &Resource::GLOBAL).await?;
-        let departments = store::list_departments(&mut tx, after.as_deref(), limit).await?;
-        Ok(Response::new(pb::ListDepartmentsResponse {
-            next_page_token: next_token(&departments, limit, |d| d.name.clone()),
-            departments: departments.iter().map(department_to_proto).collect(),
-        }))
-    }
+impl TryFrom<&pb::UpdateDepartmentRequest> for UpdateDepartment {
+    type Error = Error;
 
-    async fn update_department(
-        &self,
-        request: Request<pb::UpdateDepartmentRequest>,
-    ) -> Result<Response<pb::UpdateDepartmentResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    fn try_from(req: &pb::UpdateDepartmentRequest) -> Result<Self, Error> {
         let mut v = Validator::new();
         let request_id = v.request_id(&req.request_id);
         let given = req.department.clone().unwrap_or_default();
-        let id: Option<DepartmentId> = v.id("department.id", &given.id);
-        let paths = req.update_mask.clone().map(|m| m.paths).unwrap_or_default();
-        if paths.is_empty() {
-            v.violation("update_mask", "names no field to change");
-        }
-        let mut name = None;
-        let mut code = None;
+        let department = v.id("department.id", &given.id);
+        let paths = mask_paths(&mut v, req.update_mask.as_ref());
+        let mut changes = DepartmentChanges::default();
         for path in &paths {
             match path.as_str() {
-                "name" => name = v.required_text("department.name", &given.name, 100),
-                "code" => code = department_code(&mut v, "department.code", &given.code),
+                "name" => changes.name = v.required_text("department.name", &given.name, 100),
+                "code" => changes.code = department_code(&mut v, "department.code", &given.code),
                 other => v.violation("update_mask", format!("{other:?} cannot be changed (name, code)")),
             }
         }
-        let (request_id, id) = v.finish_with(|| Some((request_id?, id?)))?;
-        let call = Call::new(&caller, method!("DirectoryService", "UpdateDepartment"), request_id, &req);
-        let answer = self.core.work().run(call, async |m| {
-            self.core.require(m.tx(), &caller, Permission::DepartmentManage, &Resource::GLOBAL).await?;
-            let mut department =
-                store::get_department(m.tx(), id).await?.ok_or_else(|| Error::not_found("department", id))?;
-            check_etag("department.etag", &given.etag, department.version, true)?;
-            let previous = department.version;
-            if let Some(name) = name {
-                department.name = name;
-            }
-            if let Some(code) = code {
-                department.code = code;
-            }
-            department.updated_at = m.now();
-            department.version += 1;
-            store::update_department(m.tx(), &department, previous).await?;
-            m.audit(
-                self.core
-                    .record(
-                        AuditAction::DepartmentUpdated,
-                        caller.actor(),
-                        AuditResourceRef::new("department", department.id),
-                    )
-                    .request(govmedia_kit::telemetry::current_trace_id(), Some(request_id.to_string()))
-                    .attr("fields", paths.join(",")),
-            );
-            let answer = pb::UpdateDepartmentResponse { department: Some(department_to_proto(&department)) };
-            Ok(answer)
-        });
-        Ok(Response::new(answer.await?))
+        v.finish_with(|| {
+            Some(UpdateDepartment {
+                request_id: request_id?,
+                department: department?,
+                etag: given.etag,
+                changes,
+                paths,
+            })
+        })
     }
+}
 
-    async fn create_user(
-        &self,
-        request: Request<pb::CreateUserRequest>,
-    ) -> Result<Response<pb::CreateUserResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+/// A validated `CreateUser`.
+struct CreateUser {
+    request_id: RequestId,
+    profile: Profile,
+}
+
+impl TryFrom<&pb::CreateUserRequest> for CreateUser {
+    type Error = Error;
+
+    fn try_from(req: &pb::CreateUserRequest) -> Result<Self, Error> {
         let mut v = Validator::new();
         let request_id = v.request_id(&req.request_id);
         let given = req.user.clone().unwrap_or_default();
-        let name = username(&mut v, "user.username", &given.username);
+        let username = username(&mut v, "user.username", &given.username);
         let display_name = v.required_text("user.display_name", &given.display_name, MAX_NAME_CHARS);
-        let department: Option<DepartmentId> = v.optional_id("user.department_id", &given.department_id);
-        let mail = email(&mut v, "user.email", &given.email);
-        let tel = phone(&mut v, "user.phone", &given.phone);
-        let (request_id, name, display_name, mail, tel) =
-            v.finish_with(|| Some((request_id?, name?, display_name?, mail?, tel?)))?;
-        let one_time = password::generate_one_time();
-        let hash = hash_blocking(one_time.clone()).await?;
-        let call = Call::new(&caller, method!("DirectoryService", "CreateUser"), request_id, &req);
-        let answer = self.core.work().run(call, async |m| {
-            self.core.require(m.tx(), &caller, Permission::UserManage, &user_resource(department)).await?;
-            if let Some(d) = department {
-                store::get_department(m.tx(), d).await?.ok_or_else(|| Error::not_found("department", d))?;
+        let department = v.optional_id("user.department_id", &given.department_id);
+        let email = email(&mut v, "user.email", &given.email);
+        let phone = phone(&mut v, "user.phone", &given.phone);
+        v.finish_with(|| {
+            let profile =
+                Profile { username: username?, display_name: display_name?, department, email: email?, phone: phone? };
+            Some(CreateUser { request_id: request_id?, profile })
+        })
+    }
+}
+
+/// A validated `UpdateUser`.
+struct UpdateUser {
+    request_id: RequestId,
+    user: UserId,
+    etag: String,
+    changes: UserChanges,
+    paths: Vec<String>,
+}
+
+impl TryFrom<&pb::UpdateUserRequest> for UpdateUser {
+    type Error = Error;
+
+    fn try_from(req: &pb::UpdateUserRequest) -> Result<Self, Error> {
+        let mut v = Validator::new();
+        let request_id = v.request_id(&req.request_id);
+        let given = req.user.clone().unwrap_or_default();
+        let user = v.id("user.id", &given.id);
+        let paths = mask_paths(&mut v, req.update_mask.as_ref());
+        let mut changes = UserChanges::default();
+        for path in &paths {
+            match path.as_str() {
+                "display_name" => {
+                    changes.display_name = v.required_text("user.display_name", &given.display_name, MAX_NAME_CHARS)
+                }
+                "department_id" => changes.department = Some(v.optional_id("user.department_id", &given.department_id)),
+                "email" => changes.email = email(&mut v, "user.email", &given.email),
+                "phone" => changes.phone = phone(&mut v, "user.phone", &given.phone),
+                other => v.violation(
+                    "update_mask",
+                    format!("{other:?} cannot be changed (display_name, department_id, email, phone)"),
+                ),
             }
-            let now = m.now();
-            let user = User {
-                id: UserId::new(),
-                username: name,
-                display_name,
-                department,
-                email: mail,
-                phone: tel,
-                status: UserStatus::Active,
-                password_hash: hash.clone(),
-                password_changed_at: now,
-                password_expires_at: now,
-                must_change_password: true,
-                failed_attempts: 0,
-                lockout_count: 0,
-                locked_until: None,
-                last_login_at: None,
-                created_at: now,
-                updated_at: now,
-                version: 1,
-            };
-            store::insert_user(m.tx(), &user).await?;
-            store::push_password_history(m.tx(), user.id, &hash, now).await?;
-            let mut resource = AuditResourceRef::new("user", user.id);
-            resource.department = department;
-            m.audit(
-                self.core
-                    .record(AuditAction::UserCreated, caller.actor(), resource)
-                    .rule("R2.2.2")
-                    .request(govmedia_kit::telemetry::current_trace_id(), Some(request_id.to_string()))
-                    .attr("username", &user.username),
-            );
-            let answer = pb::CreateUserResponse { user: Some(user_to_proto(&user)), one_time_password: one_time };
-            Ok(answer)
-        });
-        Ok(Response::new(answer.await?))
-    }
-
-    async fn get_user(&self, request: Request<pb::GetUserRequest>) -> Result<Response<pb::GetUserResponse>, Status> {
-        let caller = caller(&request)?;
-        let mut v = Validator::new();
-        let id: Option<UserId> = v.id("user_id", &request.get_ref().user_id);
-        let id = v.finish_with(|| id)?;
-        let mut tx = self.core.db().begin_read().await?;
-        let user = store::get_user(&mut tx, id).await?.ok_or_else(|| Error::not_found("user", id))?;
-        if caller.id != id.into() {
-            self.core.require(&mut tx, &caller, Permission::DirectoryRead, &user_resource(user.department)).await?;
         }
-        Ok(Response::new(pb::GetUserResponse { user: Some(user_to_proto(&user)) }))
+        v.finish_with(|| Some(UpdateUser { request_id: request_id?, user: user?, etag: given.etag, changes, paths }))
     }
+}
 
-    async fn list_users(
-        &self,
-        request: Request<pb::ListUsersRequest>,
-    ) -> Result<Response<pb::ListUsersResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+/// A validated `ListUsers`.
+struct UserQuery {
+    department: Option<DepartmentId>,
+    status: Option<UserStatus>,
+    limit: u32,
+    after: Option<String>,
+}
+
+impl TryFrom<&pb::ListUsersRequest> for UserQuery {
+    type Error = Error;
+
+    fn try_from(req: &pb::ListUsersRequest) -> Result<Self, Error> {
         let mut v = Validator::new();
-        let department: Option<DepartmentId> = v.optional_id("department_id", &req.department_id);
+        let department = v.optional_id("department_id", &req.department_id);
         let status = match pb::UserStatus::try_from(req.status) {
             Ok(pb::UserStatus::Unspecified) => None,
             Ok(pb::UserStatus::Active) => Some(UserStatus::Active),
@@ -358,317 +285,384 @@ impl DirectoryService for Directory {
             }
         };
         v.finish()?;
-        let limit = page_size(req.page_size)?;
-        let after: Option<String> = cursor(&req.page_token)?;
-        let mut tx = self.core.db().begin_read().await?;
-        self.core.require(&mut tx, &caller, Permission::DirectoryRead, &user_resource(department)).await?;
-        let users = store::list_users(&mut tx, department, status, after.as_deref(), limit).await?;
-        Ok(Response::new(pb::ListUsersResponse {
-            next_page_token: next_token(&users, limit, |u| u.username.clone()),
-            users: users.iter().map(user_to_proto).collect(),
-        }))
+        Ok(UserQuery { department, status, limit: page_size(req.page_size)?, after: cursor(&req.page_token)? })
     }
+}
 
-    async fn update_user(
-        &self,
-        request: Request<pb::UpdateUserRequest>,
-    ) -> Result<Response<pb::UpdateUserResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
-        let mut v = Validator::new();
-        let request_id = v.request_id(&req.request_id);
-        let given = req.user.clone().unwrap_or_default();
-        let id: Option<UserId> = v.id("user.id", &given.id);
-        let paths = req.update_mask.clone().map(|m| m.paths).unwrap_or_default();
-        if paths.is_empty() {
-            v.violation("update_mask", "names no field to change");
-        }
-        let (mut display_name, mut department, mut mail, mut tel) = (None, None, None, None);
-        for path in &paths {
-            match path.as_str() {
-                "display_name" => {
-                    display_name = v.required_text("user.display_name", &given.display_name, MAX_NAME_CHARS)
-                }
-                "department_id" => {
-                    department = Some(v.optional_id::<DepartmentId>("user.department_id", &given.department_id))
-                }
-                "email" => mail = email(&mut v, "user.email", &given.email),
-                "phone" => tel = phone(&mut v, "user.phone", &given.phone),
-                other => v.violation(
-                    "update_mask",
-                    format!("{other:?} cannot be changed (display_name, department_id, email, phone)"),
-                ),
+/// A request that acts on one user or service principal, with a reason where the call
+/// asks for one.
+trait OneTarget {
+    /// The request id, the target's id and its field name, and the reason (`None`: the
+    /// call has no reason field).
+    fn parts(&self) -> (&str, &str, &'static str, Option<&str>);
+}
+
+macro_rules! one_target {
+    ($request:ty => $field:ident) => {
+        impl OneTarget for $request {
+            fn parts(&self) -> (&str, &str, &'static str, Option<&str>) {
+                (&self.request_id, &self.$field, stringify!($field), None)
             }
         }
-        let (request_id, id) = v.finish_with(|| Some((request_id?, id?)))?;
-        let call = Call::new(&caller, method!("DirectoryService", "UpdateUser"), request_id, &req);
-        let answer = self.core.work().run(call, async |m| {
-            let mut user = self.user_mutation(&caller, m, id).await?;
-            check_etag("user.etag", &given.etag, user.version, true)?;
-            let previous = user.version;
-            if let Some(new_department) = department {
-                if let Some(d) = new_department {
-                    store::get_department(m.tx(), d).await?.ok_or_else(|| Error::not_found("department", d))?;
-                }
-                self.core.require(m.tx(), &caller, Permission::UserManage, &user_resource(new_department)).await?;
-                user.department = new_department;
+    };
+    ($request:ty => $field:ident, reason) => {
+        impl OneTarget for $request {
+            fn parts(&self) -> (&str, &str, &'static str, Option<&str>) {
+                (&self.request_id, &self.$field, stringify!($field), Some(&self.reason))
             }
-            if let Some(x) = display_name {
-                user.display_name = x;
-            }
-            if let Some(x) = mail {
-                user.email = x;
-            }
-            if let Some(x) = tel {
-                user.phone = x;
-            }
-            user.updated_at = m.now();
-            user.version += 1;
-            store::save_user(m.tx(), &user, previous).await?;
-            m.audit(
-                self.core
-                    .record(AuditAction::UserUpdated, caller.actor(), AuditResourceRef::new("user", user.id))
-                    .request(govmedia_kit::telemetry::current_trace_id(), Some(request_id.to_string()))
-                    .attr("fields", paths.join(",")),
-            );
-            let answer = pb::UpdateUserResponse { user: Some(user_to_proto(&user)) };
-            Ok(answer)
-        });
-        Ok(Response::new(answer.await?))
-    }
-
-    async fn disable_user(
-        &self,
-        request: Request<pb::DisableUserRequest>,
-    ) -> Result<Response<pb::DisableUserResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
-        let mut v = Validator::new();
-        let request_id = v.request_id(&req.request_id);
-        let id: Option<UserId> = v.id("user_id", &req.user_id);
-        let reason = v.reason("reason", &req.reason);
-        let (request_id, id, reason) = v.finish_with(|| Some((request_id?, id?, reason?)))?;
-        if caller.id == id.into() {
-            return Err(Error::rule("R2.2.1", format!("user/{id}"), "nobody disables their own login").into());
         }
-        let call = Call::new(&caller, method!("DirectoryService", "DisableUser"), request_id, &req);
-        let answer = self.core.work().run(call, async |m| {
-            let mut user = self.user_mutation(&caller, m, id).await?;
-            let previous = user.version;
-            user.status = UserStatus::Disabled;
-            user.updated_at = m.now();
-            user.version += 1;
-            store::save_user(m.tx(), &user, previous).await?;
-            let now = m.now();
-            let revoked = sessions::revoke_sessions_of(m.tx(), id.into(), "user disabled", now).await?;
-            m.audit(
-                self.core
-                    .record(AuditAction::UserDisabled, caller.actor(), AuditResourceRef::new("user", id))
-                    .rule("R2.2.2")
-                    .reason(reason)
-                    .request(govmedia_kit::telemetry::current_trace_id(), Some(request_id.to_string()))
-                    .attr("sessions_revoked", revoked),
-            );
-            let answer = pb::DisableUserResponse { user: Some(user_to_proto(&user)) };
-            Ok(answer)
-        });
-        Ok(Response::new(answer.await?))
-    }
+    };
+}
 
-    async fn enable_user(
-        &self,
-        request: Request<pb::EnableUserRequest>,
-    ) -> Result<Response<pb::EnableUserResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+one_target!(pb::DisableUserRequest => user_id, reason);
+one_target!(pb::EnableUserRequest => user_id);
+one_target!(pb::ResetUserPasswordRequest => user_id, reason);
+one_target!(pb::UnlockUserRequest => user_id);
+one_target!(pb::RevokeUserSessionsRequest => user_id, reason);
+one_target!(pb::RotateServicePrincipalSecretRequest => service_principal_id);
+one_target!(pb::DisableServicePrincipalRequest => service_principal_id, reason);
+
+/// A validated call on one user or service principal.
+struct Target<Id> {
+    request_id: RequestId,
+    id: Id,
+    /// Empty when the call has no reason.
+    reason: String,
+}
+
+impl<Id: FromStr<Err = InvalidId>> Target<Id> {
+    fn parse(req: &impl OneTarget) -> Result<Self, Error> {
+        let (request_id, id, field, reason) = req.parts();
         let mut v = Validator::new();
-        let request_id = v.request_id(&req.request_id);
-        let id: Option<UserId> = v.id("user_id", &req.user_id);
-        let (request_id, id) = v.finish_with(|| Some((request_id?, id?)))?;
-        let call = Call::new(&caller, method!("DirectoryService", "EnableUser"), request_id, &req);
-        let answer = self.core.work().run(call, async |m| {
-            let mut user = self.user_mutation(&caller, m, id).await?;
-            let previous = user.version;
-            user.status = UserStatus::Active;
-            user.updated_at = m.now();
-            user.version += 1;
-            store::save_user(m.tx(), &user, previous).await?;
-            m.audit(
-                self.core
-                    .record(AuditAction::UserEnabled, caller.actor(), AuditResourceRef::new("user", id))
-                    .request(govmedia_kit::telemetry::current_trace_id(), Some(request_id.to_string())),
-            );
-            let answer = pb::EnableUserResponse { user: Some(user_to_proto(&user)) };
-            Ok(answer)
-        });
-        Ok(Response::new(answer.await?))
+        let request_id = v.request_id(request_id);
+        let id = v.id(field, id);
+        let reason = reason.map_or(Some(String::new()), |r| v.reason("reason", r));
+        v.finish_with(|| Some(Target { request_id: request_id?, id: id?, reason: reason? }))
     }
+}
 
-    async fn reset_user_password(
-        &self,
-        request: Request<pb::ResetUserPasswordRequest>,
-    ) -> Result<Response<pb::ResetUserPasswordResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
-        let mut v = Validator::new();
-        let request_id = v.request_id(&req.request_id);
-        let id: Option<UserId> = v.id("user_id", &req.user_id);
-        let reason = v.reason("reason", &req.reason);
-        let (request_id, id, reason) = v.finish_with(|| Some((request_id?, id?, reason?)))?;
-        let one_time = password::generate_one_time();
-        let hash = hash_blocking(one_time.clone()).await?;
-        let call = Call::new(&caller, method!("DirectoryService", "ResetUserPassword"), request_id, &req);
-        let answer = self.core.work().run(call, async |m| {
-            let mut user = self.user_mutation(&caller, m, id).await?;
-            let previous = user.version;
-            let now = m.now();
-            user.password_hash = hash.clone();
-            user.password_changed_at = now;
-            user.password_expires_at = now;
-            user.must_change_password = true;
-            user.updated_at = now;
-            user.version += 1;
-            store::save_user(m.tx(), &user, previous).await?;
-            store::push_password_history(m.tx(), id, &hash, now).await?;
-            let revoked = sessions::revoke_sessions_of(m.tx(), id.into(), "password reset", now).await?;
-            m.audit(
-                self.core
-                    .record(AuditAction::UserPasswordReset, caller.actor(), AuditResourceRef::new("user", id))
-                    .rule("R2.3.1")
-                    .reason(reason)
-                    .request(govmedia_kit::telemetry::current_trace_id(), Some(request_id.to_string()))
-                    .attr("sessions_revoked", revoked),
-            );
-            let answer = pb::ResetUserPasswordResponse { one_time_password: one_time };
-            Ok(answer)
-        });
-        Ok(Response::new(answer.await?))
-    }
+/// A validated `CreateServicePrincipal`.
+struct CreateServicePrincipal {
+    request_id: RequestId,
+    client_id: String,
+    display_name: String,
+    owner: Option<UserId>,
+}
 
-    async fn unlock_user(
-        &self,
-        request: Request<pb::UnlockUserRequest>,
-    ) -> Result<Response<pb::UnlockUserResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
-        let mut v = Validator::new();
-        let request_id = v.request_id(&req.request_id);
-        let id: Option<UserId> = v.id("user_id", &req.user_id);
-        let (request_id, id) = v.finish_with(|| Some((request_id?, id?)))?;
-        let call = Call::new(&caller, method!("DirectoryService", "UnlockUser"), request_id, &req);
-        let answer = self.core.work().run(call, async |m| {
-            let mut user = self.user_mutation(&caller, m, id).await?;
-            let previous = user.version;
-            user.locked_until = None;
-            user.failed_attempts = 0;
-            user.updated_at = m.now();
-            user.version += 1;
-            store::save_user(m.tx(), &user, previous).await?;
-            m.audit(
-                self.core
-                    .record(AuditAction::UserUnlocked, caller.actor(), AuditResourceRef::new("user", id))
-                    .rule("R2.3.1")
-                    .request(govmedia_kit::telemetry::current_trace_id(), Some(request_id.to_string())),
-            );
-            let answer = pb::UnlockUserResponse { user: Some(user_to_proto(&user)) };
-            Ok(answer)
-        });
-        Ok(Response::new(answer.await?))
-    }
+impl TryFrom<&pb::CreateServicePrincipalRequest> for CreateServicePrincipal {
+    type Error = Error;
 
-    async fn revoke_user_sessions(
-        &self,
-        request: Request<pb::RevokeUserSessionsRequest>,
-    ) -> Result<Response<pb::RevokeUserSessionsResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
-        let mut v = Validator::new();
-        let request_id = v.request_id(&req.request_id);
-        let id: Option<UserId> = v.id("user_id", &req.user_id);
-        let reason = v.reason("reason", &req.reason);
-        let (request_id, id, reason) = v.finish_with(|| Some((request_id?, id?, reason?)))?;
-        let call = Call::new(&caller, method!("DirectoryService", "RevokeUserSessions"), request_id, &req);
-        let answer = self.core.work().run(call, async |m| {
-            self.user_mutation(&caller, m, id).await?;
-            let now = m.now();
-            let revoked = sessions::revoke_sessions_of(m.tx(), id.into(), &reason, now).await?;
-            m.audit(
-                self.core
-                    .record(AuditAction::SessionRevoked, caller.actor(), AuditResourceRef::new("user", id))
-                    .rule("R2.3.3")
-                    .reason(reason)
-                    .request(govmedia_kit::telemetry::current_trace_id(), Some(request_id.to_string()))
-                    .attr("sessions_revoked", revoked),
-            );
-            let answer =
-                pb::RevokeUserSessionsResponse { revoked_session_count: u32::try_from(revoked).unwrap_or(u32::MAX) };
-            Ok(answer)
-        });
-        Ok(Response::new(answer.await?))
-    }
-
-    async fn create_service_principal(
-        &self,
-        request: Request<pb::CreateServicePrincipalRequest>,
-    ) -> Result<Response<pb::CreateServicePrincipalResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    fn try_from(req: &pb::CreateServicePrincipalRequest) -> Result<Self, Error> {
         let mut v = Validator::new();
         let request_id = v.request_id(&req.request_id);
         let given = req.service_principal.clone().unwrap_or_default();
         let client_id = username(&mut v, "service_principal.client_id", &given.client_id);
         let display_name = v.required_text("service_principal.display_name", &given.display_name, MAX_NAME_CHARS);
-        let owner: Option<UserId> = v.optional_id("service_principal.owner_user_id", &given.owner_user_id);
-        let (request_id, client_id, display_name) = v.finish_with(|| Some((request_id?, client_id?, display_name?)))?;
-        let call = Call::new(&caller, method!("DirectoryService", "CreateServicePrincipal"), request_id, &req);
+        let owner = v.optional_id("service_principal.owner_user_id", &given.owner_user_id);
+        v.finish_with(|| {
+            Some(CreateServicePrincipal {
+                request_id: request_id?,
+                client_id: client_id?,
+                display_name: display_name?,
+                owner,
+            })
+        })
+    }
+}
+
+/// The one id a read names.
+fn read_id<Id: FromStr<Err = InvalidId>>(field: &str, value: &str) -> Result<Id, Error> {
+    let mut v = Validator::new();
+    let id = v.id(field, value);
+    v.finish_with(|| id)
+}
+
+impl Directory {
+    /// A user, locked for a change by a caller allowed to manage the user's department.
+    async fn managed_user(&self, caller: &Principal, m: &mut Mutation, user: UserId) -> Result<User, Error> {
+        let found = store::lock_user(m.tx(), user).await?.ok_or_else(|| Error::not_found("user", user))?;
+        self.core.require(m.tx(), caller, Permission::UserManage, &user_resource(found.department)).await?;
+        Ok(found)
+    }
+
+    /// A service principal, locked for a change by a caller allowed to manage them.
+    async fn managed_principal(
+        &self,
+        caller: &Principal,
+        m: &mut Mutation,
+        id: ServicePrincipalId,
+    ) -> Result<ServicePrincipal, Error> {
+        self.core.require(m.tx(), caller, Permission::ServicePrincipalManage, &Resource::GLOBAL).await?;
+        store::get_service_principal(m.tx(), id).await?.ok_or_else(|| Error::not_found("service_principal", id))
+    }
+
+    /// A department that must exist.
+    async fn existing_department(&self, m: &mut Mutation, department: Option<DepartmentId>) -> Result<(), Error> {
+        if let Some(d) = department {
+            store::get_department(m.tx(), d).await?.ok_or_else(|| Error::not_found("department", d))?;
+        }
+        Ok(())
+    }
+
+    /// The audit record of `action` by `caller` on a directory entry.
+    fn record(&self, action: AuditAction, caller: &Principal, kind: &'static str, id: impl Display) -> AuditRecord {
+        self.core.record(action, caller.actor(), AuditResourceRef::new(kind, id))
+    }
+
+    /// The audit record of `action` by `caller` on `user`, filed under the user's
+    /// department.
+    fn user_record(&self, action: AuditAction, caller: &Principal, user: &User) -> AuditRecord {
+        let mut resource = AuditResourceRef::new("user", user.id);
+        resource.department = user.department;
+        self.core.record(action, caller.actor(), resource)
+    }
+}
+
+#[govmedia_kit::handlers]
+impl DirectoryService for Directory {
+    async fn create_department(
+        &self,
+        request: Request<pb::CreateDepartmentRequest>,
+    ) -> Result<pb::CreateDepartmentResponse, Error> {
+        let (caller, req) = unpack(request)?;
+        let cmd = CreateDepartment::try_from(&req)?;
+        let call = Call::new(&caller, method!("DirectoryService", "CreateDepartment"), cmd.request_id, &req);
+        let answer = self.core.work().run(call, async |m| {
+            self.core.require(m.tx(), &caller, Permission::DepartmentManage, &Resource::GLOBAL).await?;
+            let department = Department::new(cmd.name, cmd.code, m.now());
+            store::insert_department(m.tx(), &department).await?;
+            let record = self.record(AuditAction::DepartmentCreated, &caller, "department", department.id);
+            m.audit(record.attr("name", &department.name).attr("code", &department.code));
+            Ok(pb::CreateDepartmentResponse { department: Some(department_to_proto(&department)) })
+        });
+        answer.await
+    }
+
+    async fn get_department(
+        &self,
+        request: Request<pb::GetDepartmentRequest>,
+    ) -> Result<pb::GetDepartmentResponse, Error> {
+        let caller = caller(&request)?;
+        let id: DepartmentId = read_id("department_id", &request.get_ref().department_id)?;
+        let mut tx = self.core.db().begin_read().await?;
+        self.core.require(&mut tx, &caller, Permission::DirectoryRead, &Resource::department(id)).await?;
+        let department = store::get_department(&mut tx, id).await?.ok_or_else(|| Error::not_found("department", id))?;
+        Ok(pb::GetDepartmentResponse { department: Some(department_to_proto(&department)) })
+    }
+
+    async fn list_departments(
+        &self,
+        request: Request<pb::ListDepartmentsRequest>,
+    ) -> Result<pb::ListDepartmentsResponse, Error> {
+        let (caller, req) = unpack(request)?;
+        let limit = page_size(req.page_size)?;
+        let after: Option<String> = cursor(&req.page_token)?;
+        let mut tx = self.core.db().begin_read().await?;
+        self.core.require(&mut tx, &caller, Permission::DirectoryRead, &Resource::GLOBAL).await?;
+        let departments = store::list_departments(&mut tx, after.as_deref(), limit).await?;
+        Ok(pb::ListDepartmentsResponse {
+            next_page_token: next_token(&departments, limit, |d| d.name.clone()),
+            departments: departments.iter().map(department_to_proto).collect(),
+        })
+    }
+
+    async fn update_department(
+        &self,
+        request: Request<pb::UpdateDepartmentRequest>,
+    ) -> Result<pb::UpdateDepartmentResponse, Error> {
+        let (caller, req) = unpack(request)?;
+        let cmd = UpdateDepartment::try_from(&req)?;
+        let call = Call::new(&caller, method!("DirectoryService", "UpdateDepartment"), cmd.request_id, &req);
+        let answer = self.core.work().run(call, async |m| {
+            self.core.require(m.tx(), &caller, Permission::DepartmentManage, &Resource::GLOBAL).await?;
+            let mut department = store::get_department(m.tx(), cmd.department)
+                .await?
+                .ok_or_else(|| Error::not_found("department", cmd.department))?;
+            check_etag("department.etag", &cmd.etag, department.version, true)?;
+            let action = department.update(cmd.changes, m.now());
+            store::save_department(m.tx(), &department).await?;
+            m.audit(self.record(action, &caller, "department", department.id).attr("fields", cmd.paths.join(",")));
+            Ok(pb::UpdateDepartmentResponse { department: Some(department_to_proto(&department)) })
+        });
+        answer.await
+    }
+
+    async fn create_user(&self, request: Request<pb::CreateUserRequest>) -> Result<pb::CreateUserResponse, Error> {
+        let (caller, req) = unpack(request)?;
+        let cmd = CreateUser::try_from(&req)?;
+        let one_time = password::generate_one_time();
+        let hash = hash_blocking(one_time.clone()).await?;
+        let call = Call::new(&caller, method!("DirectoryService", "CreateUser"), cmd.request_id, &req);
+        let answer = self.core.work().run(call, async |m| {
+            self.core.require(m.tx(), &caller, Permission::UserManage, &user_resource(cmd.profile.department)).await?;
+            self.existing_department(m, cmd.profile.department).await?;
+            let user = User::new(cmd.profile, hash, m.now());
+            store::insert_user(m.tx(), &user).await?;
+            store::push_password_history(m.tx(), user.id, &user.password_hash, user.created_at).await?;
+            let record = self.user_record(AuditAction::UserCreated, &caller, &user).rule("R2.2.2");
+            m.audit(record.attr("username", &user.username));
+            Ok(pb::CreateUserResponse { user: Some(user_to_proto(&user)), one_time_password: one_time })
+        });
+        answer.await
+    }
+
+    async fn get_user(&self, request: Request<pb::GetUserRequest>) -> Result<pb::GetUserResponse, Error> {
+        let caller = caller(&request)?;
+        let id: UserId = read_id("user_id", &request.get_ref().user_id)?;
+        let mut tx = self.core.db().begin_read().await?;
+        let user = store::get_user(&mut tx, id).await?.ok_or_else(|| Error::not_found("user", id))?;
+        if caller.id != id.into() {
+            self.core.require(&mut tx, &caller, Permission::DirectoryRead, &user_resource(user.department)).await?;
+        }
+        Ok(pb::GetUserResponse { user: Some(user_to_proto(&user)) })
+    }
+
+    async fn list_users(&self, request: Request<pb::ListUsersRequest>) -> Result<pb::ListUsersResponse, Error> {
+        let (caller, req) = unpack(request)?;
+        let q = UserQuery::try_from(&req)?;
+        let mut tx = self.core.db().begin_read().await?;
+        self.core.require(&mut tx, &caller, Permission::DirectoryRead, &user_resource(q.department)).await?;
+        let users = store::list_users(&mut tx, q.department, q.status, q.after.as_deref(), q.limit).await?;
+        Ok(pb::ListUsersResponse {
+            next_page_token: next_token(&users, q.limit, |u| u.username.clone()),
+            users: users.iter().map(user_to_proto).collect(),
+        })
+    }
+
+    async fn update_user(&self, request: Request<pb::UpdateUserRequest>) -> Result<pb::UpdateUserResponse, Error> {
+        let (caller, req) = unpack(request)?;
+        let cmd = UpdateUser::try_from(&req)?;
+        let call = Call::new(&caller, method!("DirectoryService", "UpdateUser"), cmd.request_id, &req);
+        let answer = self.core.work().run(call, async |m| {
+            let mut user = self.managed_user(&caller, m, cmd.user).await?;
+            check_etag("user.etag", &cmd.etag, user.version, true)?;
+            if let Some(moved_to) = cmd.changes.department {
+                self.existing_department(m, moved_to).await?;
+                self.core.require(m.tx(), &caller, Permission::UserManage, &user_resource(moved_to)).await?;
+            }
+            let action = user.update(cmd.changes, m.now());
+            store::save_user(m.tx(), &user).await?;
+            m.audit(self.user_record(action, &caller, &user).attr("fields", cmd.paths.join(",")));
+            Ok(pb::UpdateUserResponse { user: Some(user_to_proto(&user)) })
+        });
+        answer.await
+    }
+
+    async fn disable_user(&self, request: Request<pb::DisableUserRequest>) -> Result<pb::DisableUserResponse, Error> {
+        let (caller, req) = unpack(request)?;
+        let cmd = Target::<UserId>::parse(&req)?;
+        let call = Call::new(&caller, method!("DirectoryService", "DisableUser"), cmd.request_id, &req);
+        let answer = self.core.work().run(call, async |m| {
+            let mut user = self.managed_user(&caller, m, cmd.id).await?;
+            let action = user.disable(caller.id, m.now())?;
+            store::save_user(m.tx(), &user).await?;
+            let revoked = sessions::revoke_sessions_of(m.tx(), cmd.id.into(), "user disabled", user.updated_at).await?;
+            let record = self.user_record(action, &caller, &user).rule("R2.2.2").reason(cmd.reason.clone());
+            m.audit(record.attr("sessions_revoked", revoked));
+            Ok(pb::DisableUserResponse { user: Some(user_to_proto(&user)) })
+        });
+        answer.await
+    }
+
+    async fn enable_user(&self, request: Request<pb::EnableUserRequest>) -> Result<pb::EnableUserResponse, Error> {
+        let (caller, req) = unpack(request)?;
+        let cmd = Target::<UserId>::parse(&req)?;
+        let call = Call::new(&caller, method!("DirectoryService", "EnableUser"), cmd.request_id, &req);
+        let answer = self.core.work().run(call, async |m| {
+            let mut user = self.managed_user(&caller, m, cmd.id).await?;
+            let action = user.enable(m.now());
+            store::save_user(m.tx(), &user).await?;
+            m.audit(self.user_record(action, &caller, &user));
+            Ok(pb::EnableUserResponse { user: Some(user_to_proto(&user)) })
+        });
+        answer.await
+    }
+
+    async fn reset_user_password(
+        &self,
+        request: Request<pb::ResetUserPasswordRequest>,
+    ) -> Result<pb::ResetUserPasswordResponse, Error> {
+        let (caller, req) = unpack(request)?;
+        let cmd = Target::<UserId>::parse(&req)?;
+        let one_time = password::generate_one_time();
+        let hash = hash_blocking(one_time.clone()).await?;
+        let call = Call::new(&caller, method!("DirectoryService", "ResetUserPassword"), cmd.request_id, &req);
+        let answer = self.core.work().run(call, async |m| {
+            let mut user = self.managed_user(&caller, m, cmd.id).await?;
+            let action = user.reset_password(hash, m.now());
+            store::save_user(m.tx(), &user).await?;
+            store::push_password_history(m.tx(), cmd.id, &user.password_hash, user.updated_at).await?;
+            let revoked =
+                sessions::revoke_sessions_of(m.tx(), cmd.id.into(), "password reset", user.updated_at).await?;
+            let record = self.user_record(action, &caller, &user).rule("R2.3.1").reason(cmd.reason.clone());
+            m.audit(record.attr("sessions_revoked", revoked));
+            Ok(pb::ResetUserPasswordResponse { one_time_password: one_time })
+        });
+        answer.await
+    }
+
+    async fn unlock_user(&self, request: Request<pb::UnlockUserRequest>) -> Result<pb::UnlockUserResponse, Error> {
+        let (caller, req) = unpack(request)?;
+        let cmd = Target::<UserId>::parse(&req)?;
+        let call = Call::new(&caller, method!("DirectoryService", "UnlockUser"), cmd.request_id, &req);
+        let answer = self.core.work().run(call, async |m| {
+            let mut user = self.managed_user(&caller, m, cmd.id).await?;
+            let action = user.unlock(m.now());
+            store::save_user(m.tx(), &user).await?;
+            m.audit(self.user_record(action, &caller, &user).rule("R2.3.1"));
+            Ok(pb::UnlockUserResponse { user: Some(user_to_proto(&user)) })
+        });
+        answer.await
+    }
+
+    async fn revoke_user_sessions(
+        &self,
+        request: Request<pb::RevokeUserSessionsRequest>,
+    ) -> Result<pb::RevokeUserSessionsResponse, Error> {
+        let (caller, req) = unpack(request)?;
+        let cmd = Target::<UserId>::parse(&req)?;
+        let call = Call::new(&caller, method!("DirectoryService", "RevokeUserSessions"), cmd.request_id, &req);
+        let answer = self.core.work().run(call, async |m| {
+            let user = self.managed_user(&caller, m, cmd.id).await?;
+            let now = m.now();
+            let revoked = sessions::revoke_sessions_of(m.tx(), cmd.id.into(), &cmd.reason, now).await?;
+            let record = self.user_record(AuditAction::SessionRevoked, &caller, &user).rule("R2.3.3");
+            m.audit(record.reason(cmd.reason.clone()).attr("sessions_revoked", revoked));
+            Ok(pb::RevokeUserSessionsResponse { revoked_session_count: u32::try_from(revoked).unwrap_or(u32::MAX) })
+        });
+        answer.await
+    }
+
+    async fn create_service_principal(
+        &self,
+        request: Request<pb::CreateServicePrincipalRequest>,
+    ) -> Result<pb::CreateServicePrincipalResponse, Error> {
+        let (caller, req) = unpack(request)?;
+        let cmd = CreateServicePrincipal::try_from(&req)?;
+        let call = Call::new(&caller, method!("DirectoryService", "CreateServicePrincipal"), cmd.request_id, &req);
         let answer = self.core.work().run(call, async |m| {
             self.core.require(m.tx(), &caller, Permission::ServicePrincipalManage, &Resource::GLOBAL).await?;
-            if let Some(o) = owner {
+            if let Some(o) = cmd.owner {
                 store::get_user(m.tx(), o).await?.ok_or_else(|| Error::not_found("user", o))?;
             }
             let secret = tokens::new_client_secret();
-            let now = m.now();
-            let principal = ServicePrincipal {
-                id: ServicePrincipalId::new(),
-                client_id,
-                display_name,
-                owner,
-                secret_hash: tokens::token_hash(&secret),
-                disabled: false,
-                secret_rotated_at: now,
-                created_at: now,
-                updated_at: now,
-                version: 1,
-            };
+            let hash = tokens::token_hash(&secret);
+            let principal = ServicePrincipal::new(cmd.client_id, cmd.display_name, cmd.owner, hash, m.now());
             store::insert_service_principal(m.tx(), &principal).await?;
-            m.audit(
-                self.core
-                    .record(
-                        AuditAction::ServicePrincipalCreated,
-                        caller.actor(),
-                        AuditResourceRef::new("service_principal", principal.id),
-                    )
-                    .rule("R2.2.2")
-                    .request(govmedia_kit::telemetry::current_trace_id(), Some(request_id.to_string()))
-                    .attr("client_id", &principal.client_id),
-            );
-            let answer = pb::CreateServicePrincipalResponse {
-                service_principal: Some(principal_to_proto(&principal)),
-                client_secret: secret,
-            };
-            Ok(answer)
+            let record = self.record(AuditAction::ServicePrincipalCreated, &caller, "service_principal", principal.id);
+            m.audit(record.rule("R2.2.2").attr("client_id", &principal.client_id));
+            let service_principal = Some(principal_to_proto(&principal));
+            Ok(pb::CreateServicePrincipalResponse { service_principal, client_secret: secret })
         });
-        Ok(Response::new(answer.await?))
+        answer.await
     }
 
     async fn get_service_principal(
         &self,
         request: Request<pb::GetServicePrincipalRequest>,
-    ) -> Result<Response<pb::GetServicePrincipalResponse>, Status> {
+    ) -> Result<pb::GetServicePrincipalResponse, Error> {
         let caller = caller(&request)?;
-        let mut v = Validator::new();
-        let id: Option<ServicePrincipalId> = v.id("service_principal_id", &request.get_ref().service_principal_id);
-        let id = v.finish_with(|| id)?;
+        let id: ServicePrincipalId = read_id("service_principal_id", &request.get_ref().service_principal_id)?;
         let mut tx = self.core.db().begin_read().await?;
         if caller.id != id.into() {
             self.core.require(&mut tx, &caller, Permission::DirectoryRead, &Resource::GLOBAL).await?;
@@ -676,105 +670,60 @@ impl DirectoryService for Directory {
         let principal = store::get_service_principal(&mut tx, id)
             .await?
             .ok_or_else(|| Error::not_found("service_principal", id))?;
-        Ok(Response::new(pb::GetServicePrincipalResponse { service_principal: Some(principal_to_proto(&principal)) }))
+        Ok(pb::GetServicePrincipalResponse { service_principal: Some(principal_to_proto(&principal)) })
     }
 
     async fn list_service_principals(
         &self,
         request: Request<pb::ListServicePrincipalsRequest>,
-    ) -> Result<Response<pb::ListServicePrincipalsResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    ) -> Result<pb::ListServicePrincipalsResponse, Error> {
+        let (caller, req) = unpack(request)?;
         let limit = page_size(req.page_size)?;
         let after: Option<String> = cursor(&req.page_token)?;
         let mut tx = self.core.db().begin_read().await?;
         self.core.require(&mut tx, &caller, Permission::DirectoryRead, &Resource::GLOBAL).await?;
         let principals = store::list_service_principals(&mut tx, after.as_deref(), limit).await?;
-        Ok(Response::new(pb::ListServicePrincipalsResponse {
+        Ok(pb::ListServicePrincipalsResponse {
             next_page_token: next_token(&principals, limit, |p| p.client_id.clone()),
             service_principals: principals.iter().map(principal_to_proto).collect(),
-        }))
+        })
     }
 
     async fn rotate_service_principal_secret(
         &self,
         request: Request<pb::RotateServicePrincipalSecretRequest>,
-    ) -> Result<Response<pb::RotateServicePrincipalSecretResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
-        let mut v = Validator::new();
-        let request_id = v.request_id(&req.request_id);
-        let id: Option<ServicePrincipalId> = v.id("service_principal_id", &req.service_principal_id);
-        let (request_id, id) = v.finish_with(|| Some((request_id?, id?)))?;
-        let call = Call::new(&caller, method!("DirectoryService", "RotateServicePrincipalSecret"), request_id, &req);
-        let answer = self.core.work().run(call, async |m| {
-            self.core.require(m.tx(), &caller, Permission::ServicePrincipalManage, &Resource::GLOBAL).await?;
-            let mut principal = store::get_service_principal(m.tx(), id)
-                .await?
-                .ok_or_else(|| Error::not_found("service_principal", id))?;
-            let previous = principal.version;
+    ) -> Result<pb::RotateServicePrincipalSecretResponse, Error> {
+        let (caller, req) = unpack(request)?;
+        let cmd = Target::<ServicePrincipalId>::parse(&req)?;
+        let method = method!("DirectoryService", "RotateServicePrincipalSecret");
+        let answer = self.core.work().run(Call::new(&caller, method, cmd.request_id, &req), async |m| {
+            let mut principal = self.managed_principal(&caller, m, cmd.id).await?;
             let secret = tokens::new_client_secret();
-            principal.secret_hash = tokens::token_hash(&secret);
-            principal.secret_rotated_at = m.now();
-            principal.updated_at = m.now();
-            principal.version += 1;
-            store::save_service_principal(m.tx(), &principal, previous).await?;
-            m.audit(
-                self.core
-                    .record(
-                        AuditAction::ServicePrincipalSecretRotated,
-                        caller.actor(),
-                        AuditResourceRef::new("service_principal", id),
-                    )
-                    .rule("R2.3.1")
-                    .request(govmedia_kit::telemetry::current_trace_id(), Some(request_id.to_string())),
-            );
-            let answer = pb::RotateServicePrincipalSecretResponse {
-                service_principal: Some(principal_to_proto(&principal)),
-                client_secret: secret,
-            };
-            Ok(answer)
+            let action = principal.rotate_secret(tokens::token_hash(&secret), false, m.now());
+            store::save_service_principal(m.tx(), &principal).await?;
+            m.audit(self.record(action, &caller, "service_principal", cmd.id).rule("R2.3.1"));
+            let service_principal = Some(principal_to_proto(&principal));
+            Ok(pb::RotateServicePrincipalSecretResponse { service_principal, client_secret: secret })
         });
-        Ok(Response::new(answer.await?))
+        answer.await
     }
 
     async fn disable_service_principal(
         &self,
         request: Request<pb::DisableServicePrincipalRequest>,
-    ) -> Result<Response<pb::DisableServicePrincipalResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
-        let mut v = Validator::new();
-        let request_id = v.request_id(&req.request_id);
-        let id: Option<ServicePrincipalId> = v.id("service_principal_id", &req.service_principal_id);
-        let reason = v.reason("reason", &req.reason);
-        let (request_id, id, reason) = v.finish_with(|| Some((request_id?, id?, reason?)))?;
-        let call = Call::new(&caller, method!("DirectoryService", "DisableServicePrincipal"), request_id, &req);
+    ) -> Result<pb::DisableServicePrincipalResponse, Error> {
+        let (caller, req) = unpack(request)?;
+        let cmd = Target::<ServicePrincipalId>::parse(&req)?;
+        let call = Call::new(&caller, method!("DirectoryService", "DisableServicePrincipal"), cmd.request_id, &req);
         let answer = self.core.work().run(call, async |m| {
-            self.core.require(m.tx(), &caller, Permission::ServicePrincipalManage, &Resource::GLOBAL).await?;
-            let mut principal = store::get_service_principal(m.tx(), id)
-                .await?
-                .ok_or_else(|| Error::not_found("service_principal", id))?;
-            let previous = principal.version;
-            principal.disabled = true;
-            principal.updated_at = m.now();
-            principal.version += 1;
-            store::save_service_principal(m.tx(), &principal, previous).await?;
+            let mut principal = self.managed_principal(&caller, m, cmd.id).await?;
+            let action = principal.disable(m.now());
+            store::save_service_principal(m.tx(), &principal).await?;
             m.audit(
-                self.core
-                    .record(
-                        AuditAction::ServicePrincipalDisabled,
-                        caller.actor(),
-                        AuditResourceRef::new("service_principal", id),
-                    )
-                    .rule("R2.2.2")
-                    .reason(reason)
-                    .request(govmedia_kit::telemetry::current_trace_id(), Some(request_id.to_string())),
+                self.record(action, &caller, "service_principal", cmd.id).rule("R2.2.2").reason(cmd.reason.clone()),
             );
-            let answer =
-                pb::DisableServicePrincipalResponse { service_principal: Some(principal_to_proto(&principal)) };
-            Ok(answer)
+            Ok(pb::DisableServicePrincipalResponse { service_principal: Some(principal_to_proto(&principal)) })
         });
-        Ok(Response::new(answer.await?))
+        answer.await
     }
 }

@@ -43,8 +43,8 @@ pub(crate) fn client_address<T>(request: &tonic::Request<T>) -> String {
 }
 
 /// The caller of a request that passed the auth layer.
-pub(crate) fn caller<T>(request: &tonic::Request<T>) -> Result<Principal, tonic::Status> {
-    govmedia_kit::auth::principal(request).map_err(tonic::Status::from)
+pub(crate) fn caller<T>(request: &tonic::Request<T>) -> Result<Principal, Error> {
+    govmedia_kit::auth::principal(request)
 }
 
 /// The method path of a handler, for idempotency keys.

@@ -7,24 +7,25 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use govmedia_domain::Error;
 use govmedia_domain::audit::{AuditAction, AuditResourceRef};
-use govmedia_domain::ids::{DepartmentId, IncidentId, PlatformAccountId, UserId};
+use govmedia_domain::ids::{DepartmentId, IncidentId, PlatformAccountId, RequestId, UserId};
 use govmedia_domain::permission::Permission;
 use govmedia_domain::scope::Resource;
 use govmedia_domain::validate::{MAX_REASON_CHARS, Validator};
 use govmedia_kit::auth::Principal;
 use govmedia_kit::mutation::{Call, Mutation};
+use govmedia_kit::wire::unpack;
 use govmedia_proto::common::v1 as cpb;
 use govmedia_proto::identity::v1 as pb;
 use govmedia_proto::identity::v1::platform_account_service_server::{
     PlatformAccountService, PlatformAccountServiceServer,
 };
-use tonic::{Request, Response, Status};
+use tonic::Request;
 
 use super::{caller, check_etag, cursor, etag, from_ts, method, next_token, opt_ts, page_size, ts};
 use crate::Core;
 use crate::domain::account::{
-    self, AccountState, Evidence, FilingStatus, Incident, IncidentAction, IncidentActionKind, IncidentState, Platform,
-    PlatformAccount, Profile, Revision,
+    self, AccountState, Evidence, FilingStatus, Incident, IncidentAction, IncidentActionKind, IncidentState, Lifecycle,
+    Platform, PlatformAccount, Profile, Revision,
 };
 use crate::domain::model::UserStatus;
 use crate::store::{accounts as store, directory};
@@ -219,13 +220,135 @@ fn check_filing(status: FilingStatus, number: &str, date: Option<DateTime<Utc>>)
     Ok(())
 }
 
-/// What a lifecycle transition acts on and records.
-struct Transition<'a> {
+/// A lifecycle request: freeze, unfreeze, start closing or close one account.
+trait LifecycleRequest: prost::Message {
+    /// The step it takes.
+    const STEP: Lifecycle;
+    /// The full gRPC path (the idempotency key's method).
+    const METHOD: &'static str;
+    /// The request id, the account, the etag, the reason and the evidence.
+    fn parts(&self) -> (&str, &str, &str, &str, Option<&cpb::Evidence>);
+}
+
+macro_rules! lifecycle_request {
+    ($request:ty, $step:ident, $method:literal) => {
+        impl LifecycleRequest for $request {
+            const STEP: Lifecycle = Lifecycle::$step;
+            const METHOD: &'static str = method!("PlatformAccountService", $method);
+
+            fn parts(&self) -> (&str, &str, &str, &str, Option<&cpb::Evidence>) {
+                (&self.request_id, &self.platform_account_id, &self.etag, &self.reason, None)
+            }
+        }
+    };
+}
+
+lifecycle_request!(pb::FreezePlatformAccountRequest, Freeze, "FreezePlatformAccount");
+lifecycle_request!(pb::UnfreezePlatformAccountRequest, Unfreeze, "UnfreezePlatformAccount");
+lifecycle_request!(pb::StartClosingPlatformAccountRequest, StartClosing, "StartClosingPlatformAccount");
+
+impl LifecycleRequest for pb::ClosePlatformAccountRequest {
+    const STEP: Lifecycle = Lifecycle::Close;
+    const METHOD: &'static str = method!("PlatformAccountService", "ClosePlatformAccount");
+
+    fn parts(&self) -> (&str, &str, &str, &str, Option<&cpb::Evidence>) {
+        (&self.request_id, &self.platform_account_id, &self.etag, "", self.evidence.as_ref())
+    }
+}
+
+/// A validated lifecycle request.
+struct LifecycleStep {
+    request_id: RequestId,
     account: PlatformAccountId,
-    etag: &'a str,
-    request_id: String,
-    reason: Option<String>,
-    attrs: Vec<(&'static str, String)>,
+    etag: String,
+    reason: String,
+    evidence: Evidence,
+}
+
+impl LifecycleStep {
+    fn parse<Q: LifecycleRequest>(request: &Q) -> Result<Self, Error> {
+        let (request_id, account, etag, reason, evidence) = request.parts();
+        let mut v = Validator::new();
+        let request_id = v.request_id(request_id);
+        let account = v.id("platform_account_id", account);
+        let reason = if Q::STEP.needs_reason() { v.reason("reason", reason) } else { Some(String::new()) };
+        if Q::STEP.needs_evidence() && evidence.is_none() {
+            v.violation("evidence", "is required: the platform's confirmation of the deregistration");
+        }
+        let evidence = evidence_from_proto(&mut v, "evidence", evidence);
+        v.finish_with(|| {
+            Some(LifecycleStep {
+                request_id: request_id?,
+                account: account?,
+                etag: etag.to_owned(),
+                reason: reason?,
+                evidence,
+            })
+        })
+    }
+}
+
+/// A validated `ListPlatformAccounts`.
+struct AccountQuery {
+    filter: store::AccountFilter,
+    limit: u32,
+    after: Option<(String, String)>,
+}
+
+impl TryFrom<&pb::ListPlatformAccountsRequest> for AccountQuery {
+    type Error = Error;
+
+    fn try_from(req: &pb::ListPlatformAccountsRequest) -> Result<Self, Error> {
+        let mut v = Validator::new();
+        let platform = if req.platform == 0 { None } else { platform_from_proto(req.platform) };
+        if req.platform != 0 && platform.is_none() {
+            v.violation("platform", "is not a platform");
+        }
+        let state = match pb::PlatformAccountState::try_from(req.state) {
+            Ok(pb::PlatformAccountState::Unspecified) => None,
+            Ok(pb::PlatformAccountState::Active) => Some(AccountState::Active),
+            Ok(pb::PlatformAccountState::Frozen) => Some(AccountState::Frozen),
+            Ok(pb::PlatformAccountState::Closing) => Some(AccountState::Closing),
+            Ok(pb::PlatformAccountState::Closed) => Some(AccountState::Closed),
+            Err(_) => {
+                v.violation("state", "is not an account state");
+                None
+            }
+        };
+        let department = v.optional_id("department_id", &req.department_id);
+        let responsible = v.optional_id("responsible_user_id", &req.responsible_user_id);
+        v.finish()?;
+        let filter = store::AccountFilter { platform, state, department, responsible };
+        Ok(AccountQuery { filter, limit: page_size(req.page_size)?, after: cursor(&req.page_token)? })
+    }
+}
+
+/// A validated `ListAccountIncidents`.
+struct IncidentQuery {
+    account: Option<PlatformAccountId>,
+    state: Option<IncidentState>,
+    limit: u32,
+    before: Option<IncidentId>,
+}
+
+impl TryFrom<&pb::ListAccountIncidentsRequest> for IncidentQuery {
+    type Error = Error;
+
+    fn try_from(req: &pb::ListAccountIncidentsRequest) -> Result<Self, Error> {
+        let mut v = Validator::new();
+        let account = v.optional_id("platform_account_id", &req.platform_account_id);
+        let state = match pb::IncidentState::try_from(req.state) {
+            Ok(pb::IncidentState::Unspecified) => None,
+            Ok(pb::IncidentState::Open) => Some(IncidentState::Open),
+            Ok(pb::IncidentState::Resolved) => Some(IncidentState::Resolved),
+            Err(_) => {
+                v.violation("state", "is not an incident state");
+                None
+            }
+        };
+        v.finish()?;
+        Ok(IncidentQuery { account, state, limit: page_size(req.page_size)?, before: cursor(&req.page_token)? })
+    }
 }
 
 impl PlatformAccounts {
@@ -255,43 +378,45 @@ impl PlatformAccounts {
             .request(govmedia_kit::telemetry::current_trace_id(), Some(request_id.to_owned()))
     }
 
-    /// A lifecycle transition: freeze, unfreeze, start closing, close.
-    async fn transition(
+    /// A lifecycle step on one account (R2.1.1, R2.3.3).
+    async fn lifecycle<Q: LifecycleRequest>(
         &self,
         caller: &Principal,
-        m: &mut Mutation,
-        t: Transition<'_>,
-        change: impl FnOnce(&mut PlatformAccount, usize) -> Result<(AuditAction, &'static str), Error>,
-    ) -> Result<PlatformAccount, Error> {
-        let Transition { account, etag: given_etag, request_id, reason, attrs } = t;
-        let mut a = self.locked(m, caller, account, Permission::AccountManage).await?;
-        check_etag("etag", given_etag, a.version, false)?;
-        let open = store::open_incident_count(m.tx(), account).await?;
-        let previous = a.version;
-        let (action, rule) = change(&mut a, open)?;
-        a.updated_at = m.now();
-        a.version += 1;
-        store::save_account(m.tx(), &a, previous).await?;
-        let mut record = self.audit(caller, action, &a, &request_id).rule(rule).attr("state", a.state.as_str());
-        if let Some(reason) = reason {
-            record = record.reason(reason);
-        }
-        for (key, value) in attrs {
-            record = record.attr(key, value);
-        }
-        m.audit(record);
-        Ok(a)
+        request: &Q,
+    ) -> Result<pb::PlatformAccount, Error> {
+        let step = LifecycleStep::parse(request)?;
+        let call = Call::new(caller, Q::METHOD, step.request_id, request);
+        self.core
+            .work()
+            .run(call, async |m| {
+                let mut a = self.locked(m, caller, step.account, Permission::AccountManage).await?;
+                check_etag("etag", &step.etag, a.version, false)?;
+                let open = store::open_incident_count(m.tx(), step.account).await?;
+                let (action, rule) = Q::STEP.apply(&mut a, &step.reason, open, m.now())?;
+                store::save_account(m.tx(), &a, a.version - 1).await?;
+                let mut record = self.audit(caller, action, &a, &step.request_id.to_string()).rule(rule);
+                record = record.attr("state", a.state.as_str());
+                if !step.reason.is_empty() {
+                    record = record.reason(step.reason.clone());
+                }
+                if Q::STEP.needs_evidence() {
+                    record =
+                        record.attr("evidence_uri", &step.evidence.uri).attr("evidence_sha256", &step.evidence.sha256);
+                }
+                m.audit(record);
+                Ok(account_to_proto(&a))
+            })
+            .await
     }
 }
 
-#[tonic::async_trait]
+#[govmedia_kit::handlers]
 impl PlatformAccountService for PlatformAccounts {
     async fn create_platform_account(
         &self,
         request: Request<pb::CreatePlatformAccountRequest>,
-    ) -> Result<Response<pb::CreatePlatformAccountResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    ) -> Result<pb::CreatePlatformAccountResponse, Error> {
+        let (caller, req) = unpack(request)?;
         let mut v = Validator::new();
         let request_id = v.request_id(&req.request_id);
         let given = req.platform_account.clone().unwrap_or_default();
@@ -373,16 +498,15 @@ impl PlatformAccountService for PlatformAccounts {
                 .attr("handle", &a.handle)
                 .attr("responsible_user_id", a.responsible);
             m.audit(record);
-            let answer = pb::CreatePlatformAccountResponse { platform_account: Some(account_to_proto(&a)) };
-            Ok(answer)
+            Ok(pb::CreatePlatformAccountResponse { platform_account: Some(account_to_proto(&a)) })
         });
-        Ok(Response::new(answer.await?))
+        answer.await
     }
 
     async fn get_platform_account(
         &self,
         request: Request<pb::GetPlatformAccountRequest>,
-    ) -> Result<Response<pb::GetPlatformAccountResponse>, Status> {
+    ) -> Result<pb::GetPlatformAccountResponse, Error> {
         let caller = caller(&request)?;
         let mut v = Validator::new();
         let id: Option<PlatformAccountId> = v.id("platform_account_id", &request.get_ref().platform_account_id);
@@ -390,53 +514,30 @@ impl PlatformAccountService for PlatformAccounts {
         let mut tx = self.core.db().begin_read().await?;
         let a = store::get_account(&mut tx, id).await?.ok_or_else(|| Error::not_found("platform_account", id))?;
         self.core.require(&mut tx, &caller, Permission::AccountRead, &resource(&a)).await?;
-        Ok(Response::new(pb::GetPlatformAccountResponse { platform_account: Some(account_to_proto(&a)) }))
+        Ok(pb::GetPlatformAccountResponse { platform_account: Some(account_to_proto(&a)) })
     }
 
     async fn list_platform_accounts(
         &self,
         request: Request<pb::ListPlatformAccountsRequest>,
-    ) -> Result<Response<pb::ListPlatformAccountsResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
-        let mut v = Validator::new();
-        let platform = if req.platform == 0 { None } else { platform_from_proto(req.platform) };
-        if req.platform != 0 && platform.is_none() {
-            v.violation("platform", "is not a platform");
-        }
-        let state = match pb::PlatformAccountState::try_from(req.state) {
-            Ok(pb::PlatformAccountState::Unspecified) => None,
-            Ok(pb::PlatformAccountState::Active) => Some(AccountState::Active),
-            Ok(pb::PlatformAccountState::Frozen) => Some(AccountState::Frozen),
-            Ok(pb::PlatformAccountState::Closing) => Some(AccountState::Closing),
-            Ok(pb::PlatformAccountState::Closed) => Some(AccountState::Closed),
-            Err(_) => {
-                v.violation("state", "is not an account state");
-                None
-            }
-        };
-        let department: Option<DepartmentId> = v.optional_id("department_id", &req.department_id);
-        let responsible: Option<UserId> = v.optional_id("responsible_user_id", &req.responsible_user_id);
-        v.finish()?;
-        let limit = page_size(req.page_size)?;
-        let after: Option<(String, String)> = cursor(&req.page_token)?;
+    ) -> Result<pb::ListPlatformAccountsResponse, Error> {
+        let (caller, req) = unpack(request)?;
+        let query = AccountQuery::try_from(&req)?;
         let mut tx = self.core.db().begin_read().await?;
-        let scope = department.map_or(Resource::GLOBAL, Resource::department);
+        let scope = query.filter.department.map_or(Resource::GLOBAL, Resource::department);
         self.core.require(&mut tx, &caller, Permission::AccountRead, &scope).await?;
-        let filter = store::AccountFilter { platform, state, department, responsible };
-        let accounts = store::list_accounts(&mut tx, &filter, after, limit).await?;
-        Ok(Response::new(pb::ListPlatformAccountsResponse {
-            next_page_token: next_token(&accounts, limit, |a| (a.platform.as_str().to_owned(), a.handle.clone())),
+        let accounts = store::list_accounts(&mut tx, &query.filter, query.after, query.limit).await?;
+        Ok(pb::ListPlatformAccountsResponse {
+            next_page_token: next_token(&accounts, query.limit, |a| (a.platform.as_str().to_owned(), a.handle.clone())),
             platform_accounts: accounts.iter().map(account_to_proto).collect(),
-        }))
+        })
     }
 
     async fn update_platform_account(
         &self,
         request: Request<pb::UpdatePlatformAccountRequest>,
-    ) -> Result<Response<pb::UpdatePlatformAccountResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    ) -> Result<pb::UpdatePlatformAccountResponse, Error> {
+        let (caller, req) = unpack(request)?;
         let mut v = Validator::new();
         let request_id = v.request_id(&req.request_id);
         let given = req.platform_account.clone().unwrap_or_default();
@@ -554,18 +655,16 @@ impl PlatformAccountService for PlatformAccounts {
                 .attr("fields", paths.join(","))
                 .attr("revision", a.revision);
             m.audit(record);
-            let answer = pb::UpdatePlatformAccountResponse { platform_account: Some(account_to_proto(&a)) };
-            Ok(answer)
+            Ok(pb::UpdatePlatformAccountResponse { platform_account: Some(account_to_proto(&a)) })
         });
-        Ok(Response::new(answer.await?))
+        answer.await
     }
 
     async fn list_platform_account_revisions(
         &self,
         request: Request<pb::ListPlatformAccountRevisionsRequest>,
-    ) -> Result<Response<pb::ListPlatformAccountRevisionsResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    ) -> Result<pb::ListPlatformAccountRevisionsResponse, Error> {
+        let (caller, req) = unpack(request)?;
         let mut v = Validator::new();
         let id: Option<PlatformAccountId> = v.id("platform_account_id", &req.platform_account_id);
         let id = v.finish_with(|| id)?;
@@ -575,7 +674,7 @@ impl PlatformAccountService for PlatformAccounts {
         let a = store::get_account(&mut tx, id).await?.ok_or_else(|| Error::not_found("platform_account", id))?;
         self.core.require(&mut tx, &caller, Permission::AccountRead, &resource(&a)).await?;
         let revisions = store::list_revisions(&mut tx, id, before, limit).await?;
-        Ok(Response::new(pb::ListPlatformAccountRevisionsResponse {
+        Ok(pb::ListPlatformAccountRevisionsResponse {
             next_page_token: next_token(&revisions, limit, |r| r.revision),
             revisions: revisions
                 .iter()
@@ -587,158 +686,46 @@ impl PlatformAccountService for PlatformAccounts {
                     create_time: Some(ts(r.created_at)),
                 })
                 .collect(),
-        }))
+        })
     }
 
     async fn freeze_platform_account(
         &self,
         request: Request<pb::FreezePlatformAccountRequest>,
-    ) -> Result<Response<pb::FreezePlatformAccountResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
-        let mut v = Validator::new();
-        let request_id = v.request_id(&req.request_id);
-        let id: Option<PlatformAccountId> = v.id("platform_account_id", &req.platform_account_id);
-        let reason = v.reason("reason", &req.reason);
-        let (request_id, id, reason) = v.finish_with(|| Some((request_id?, id?, reason?)))?;
-        let call = Call::new(&caller, method!("PlatformAccountService", "FreezePlatformAccount"), request_id, &req);
-        let answer = self.core.work().run(call, async |m| {
-            let why = reason.clone();
-            let a = self
-                .transition(
-                    &caller,
-                    m,
-                    Transition {
-                        account: id,
-                        etag: &req.etag,
-                        request_id: request_id.to_string(),
-                        reason: Some(reason),
-                        attrs: vec![],
-                    },
-                    move |a, _| account::freeze(a, &why).map(|()| (AuditAction::PlatformAccountFrozen, "R2.3.3")),
-                )
-                .await?;
-            let answer = pb::FreezePlatformAccountResponse { platform_account: Some(account_to_proto(&a)) };
-            Ok(answer)
-        });
-        Ok(Response::new(answer.await?))
+    ) -> Result<pb::FreezePlatformAccountResponse, Error> {
+        let (caller, req) = unpack(request)?;
+        Ok(pb::FreezePlatformAccountResponse { platform_account: Some(self.lifecycle(&caller, &req).await?) })
     }
 
     async fn unfreeze_platform_account(
         &self,
         request: Request<pb::UnfreezePlatformAccountRequest>,
-    ) -> Result<Response<pb::UnfreezePlatformAccountResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
-        let mut v = Validator::new();
-        let request_id = v.request_id(&req.request_id);
-        let id: Option<PlatformAccountId> = v.id("platform_account_id", &req.platform_account_id);
-        let reason = v.reason("reason", &req.reason);
-        let (request_id, id, reason) = v.finish_with(|| Some((request_id?, id?, reason?)))?;
-        let call = Call::new(&caller, method!("PlatformAccountService", "UnfreezePlatformAccount"), request_id, &req);
-        let answer = self.core.work().run(call, async |m| {
-            let a = self
-                .transition(
-                    &caller,
-                    m,
-                    Transition {
-                        account: id,
-                        etag: &req.etag,
-                        request_id: request_id.to_string(),
-                        reason: Some(reason),
-                        attrs: vec![],
-                    },
-                    |a, open| account::unfreeze(a, open).map(|()| (AuditAction::PlatformAccountUnfrozen, "R2.3.3")),
-                )
-                .await?;
-            let answer = pb::UnfreezePlatformAccountResponse { platform_account: Some(account_to_proto(&a)) };
-            Ok(answer)
-        });
-        Ok(Response::new(answer.await?))
+    ) -> Result<pb::UnfreezePlatformAccountResponse, Error> {
+        let (caller, req) = unpack(request)?;
+        Ok(pb::UnfreezePlatformAccountResponse { platform_account: Some(self.lifecycle(&caller, &req).await?) })
     }
 
     async fn start_closing_platform_account(
         &self,
         request: Request<pb::StartClosingPlatformAccountRequest>,
-    ) -> Result<Response<pb::StartClosingPlatformAccountResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
-        let mut v = Validator::new();
-        let request_id = v.request_id(&req.request_id);
-        let id: Option<PlatformAccountId> = v.id("platform_account_id", &req.platform_account_id);
-        let reason = v.reason("reason", &req.reason);
-        let (request_id, id, reason) = v.finish_with(|| Some((request_id?, id?, reason?)))?;
-        let call =
-            Call::new(&caller, method!("PlatformAccountService", "StartClosingPlatformAccount"), request_id, &req);
-        let answer = self.core.work().run(call, async |m| {
-            let why = reason.clone();
-            let a = self
-                .transition(
-                    &caller,
-                    m,
-                    Transition {
-                        account: id,
-                        etag: &req.etag,
-                        request_id: request_id.to_string(),
-                        reason: Some(reason),
-                        attrs: vec![],
-                    },
-                    move |a, _| {
-                        account::start_closing(a, &why).map(|()| (AuditAction::PlatformAccountClosing, "R2.1.1"))
-                    },
-                )
-                .await?;
-            let answer = pb::StartClosingPlatformAccountResponse { platform_account: Some(account_to_proto(&a)) };
-            Ok(answer)
-        });
-        Ok(Response::new(answer.await?))
+    ) -> Result<pb::StartClosingPlatformAccountResponse, Error> {
+        let (caller, req) = unpack(request)?;
+        Ok(pb::StartClosingPlatformAccountResponse { platform_account: Some(self.lifecycle(&caller, &req).await?) })
     }
 
     async fn close_platform_account(
         &self,
         request: Request<pb::ClosePlatformAccountRequest>,
-    ) -> Result<Response<pb::ClosePlatformAccountResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
-        let mut v = Validator::new();
-        let request_id = v.request_id(&req.request_id);
-        let id: Option<PlatformAccountId> = v.id("platform_account_id", &req.platform_account_id);
-        if req.evidence.is_none() {
-            v.violation("evidence", "is required: the platform's confirmation of the deregistration");
-        }
-        let evidence = evidence_from_proto(&mut v, "evidence", req.evidence.as_ref());
-        let (request_id, id) = v.finish_with(|| Some((request_id?, id?)))?;
-        let call = Call::new(&caller, method!("PlatformAccountService", "ClosePlatformAccount"), request_id, &req);
-        let answer = self.core.work().run(call, async |m| {
-            let a = self
-                .transition(
-                    &caller,
-                    m,
-                    Transition {
-                        account: id,
-                        etag: &req.etag,
-                        request_id: request_id.to_string(),
-                        reason: None,
-                        attrs: vec![
-                            ("evidence_uri", evidence.uri.clone()),
-                            ("evidence_sha256", evidence.sha256.clone()),
-                        ],
-                    },
-                    |a, _| account::close(a).map(|()| (AuditAction::PlatformAccountClosed, "R2.1.1")),
-                )
-                .await?;
-            let answer = pb::ClosePlatformAccountResponse { platform_account: Some(account_to_proto(&a)) };
-            Ok(answer)
-        });
-        Ok(Response::new(answer.await?))
+    ) -> Result<pb::ClosePlatformAccountResponse, Error> {
+        let (caller, req) = unpack(request)?;
+        Ok(pb::ClosePlatformAccountResponse { platform_account: Some(self.lifecycle(&caller, &req).await?) })
     }
 
     async fn report_account_anomaly(
         &self,
         request: Request<pb::ReportAccountAnomalyRequest>,
-    ) -> Result<Response<pb::ReportAccountAnomalyResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    ) -> Result<pb::ReportAccountAnomalyResponse, Error> {
+        let (caller, req) = unpack(request)?;
         let mut v = Validator::new();
         let request_id = v.request_id(&req.request_id);
         let id: Option<PlatformAccountId> = v.id("platform_account_id", &req.platform_account_id);
@@ -790,13 +777,13 @@ impl PlatformAccountService for PlatformAccounts {
             };
             Ok(answer)
         });
-        Ok(Response::new(answer.await?))
+        answer.await
     }
 
     async fn get_account_incident(
         &self,
         request: Request<pb::GetAccountIncidentRequest>,
-    ) -> Result<Response<pb::GetAccountIncidentResponse>, Status> {
+    ) -> Result<pb::GetAccountIncidentResponse, Error> {
         let caller = caller(&request)?;
         let mut v = Validator::new();
         let id: Option<IncidentId> = v.id("incident_id", &request.get_ref().incident_id);
@@ -808,50 +795,35 @@ impl PlatformAccountService for PlatformAccounts {
             .await?
             .ok_or_else(|| Error::not_found("platform_account", incident.account))?;
         self.core.require(&mut tx, &caller, Permission::AccountRead, &resource(&a)).await?;
-        Ok(Response::new(pb::GetAccountIncidentResponse { incident: Some(incident_to_proto(&incident)) }))
+        Ok(pb::GetAccountIncidentResponse { incident: Some(incident_to_proto(&incident)) })
     }
 
     async fn list_account_incidents(
         &self,
         request: Request<pb::ListAccountIncidentsRequest>,
-    ) -> Result<Response<pb::ListAccountIncidentsResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
-        let mut v = Validator::new();
-        let account: Option<PlatformAccountId> = v.optional_id("platform_account_id", &req.platform_account_id);
-        let state = match pb::IncidentState::try_from(req.state) {
-            Ok(pb::IncidentState::Unspecified) => None,
-            Ok(pb::IncidentState::Open) => Some(IncidentState::Open),
-            Ok(pb::IncidentState::Resolved) => Some(IncidentState::Resolved),
-            Err(_) => {
-                v.violation("state", "is not an incident state");
-                None
-            }
-        };
-        v.finish()?;
-        let limit = page_size(req.page_size)?;
-        let before: Option<IncidentId> = cursor(&req.page_token)?;
+    ) -> Result<pb::ListAccountIncidentsResponse, Error> {
+        let (caller, req) = unpack(request)?;
+        let query = IncidentQuery::try_from(&req)?;
         let mut tx = self.core.db().begin_read().await?;
-        let scope = match account {
+        let scope = match query.account {
             Some(id) => resource(
                 &store::get_account(&mut tx, id).await?.ok_or_else(|| Error::not_found("platform_account", id))?,
             ),
             None => Resource::GLOBAL,
         };
         self.core.require(&mut tx, &caller, Permission::AccountRead, &scope).await?;
-        let incidents = store::list_incidents(&mut tx, account, state, before, limit).await?;
-        Ok(Response::new(pb::ListAccountIncidentsResponse {
-            next_page_token: next_token(&incidents, limit, |i| i.id),
+        let incidents = store::list_incidents(&mut tx, query.account, query.state, query.before, query.limit).await?;
+        Ok(pb::ListAccountIncidentsResponse {
+            next_page_token: next_token(&incidents, query.limit, |i| i.id),
             incidents: incidents.iter().map(incident_to_proto).collect(),
-        }))
+        })
     }
 
     async fn record_incident_action(
         &self,
         request: Request<pb::RecordIncidentActionRequest>,
-    ) -> Result<Response<pb::RecordIncidentActionResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    ) -> Result<pb::RecordIncidentActionResponse, Error> {
+        let (caller, req) = unpack(request)?;
         let mut v = Validator::new();
         let request_id = v.request_id(&req.request_id);
         let id: Option<IncidentId> = v.id("incident_id", &req.incident_id);
@@ -897,18 +869,16 @@ impl PlatformAccountService for PlatformAccounts {
                 .attr("kind", action.kind.as_str());
             m.audit(record);
             incident.actions.push(action);
-            let answer = pb::RecordIncidentActionResponse { incident: Some(incident_to_proto(&incident)) };
-            Ok(answer)
+            Ok(pb::RecordIncidentActionResponse { incident: Some(incident_to_proto(&incident)) })
         });
-        Ok(Response::new(answer.await?))
+        answer.await
     }
 
     async fn resolve_account_incident(
         &self,
         request: Request<pb::ResolveAccountIncidentRequest>,
-    ) -> Result<Response<pb::ResolveAccountIncidentResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    ) -> Result<pb::ResolveAccountIncidentResponse, Error> {
+        let (caller, req) = unpack(request)?;
         let mut v = Validator::new();
         let request_id = v.request_id(&req.request_id);
         let id: Option<IncidentId> = v.id("incident_id", &req.incident_id);
@@ -955,7 +925,7 @@ impl PlatformAccountService for PlatformAccounts {
             };
             Ok(answer)
         });
-        Ok(Response::new(answer.await?))
+        answer.await
     }
 }
 

@@ -9,6 +9,7 @@
 
 use chrono::{DateTime, Utc};
 use govmedia_domain::Error;
+use govmedia_domain::audit::AuditAction;
 use govmedia_domain::ids::{DepartmentId, IncidentId, PlatformAccountId, UserId};
 
 /// R2.3.3: act at once on an anomaly.
@@ -268,6 +269,55 @@ fn transition_error(account: &PlatformAccount, action: &str) -> Error {
         format!("platform_account/{}", account.id),
         format!("a {} account cannot be {action}", account.state.as_str()),
     )
+}
+
+/// A step of an account's life after registration (R2.1.1, R2.3.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lifecycle {
+    /// Stop all activity on it (a security incident, a leak).
+    Freeze,
+    /// Resume it; refused while incidents are open.
+    Unfreeze,
+    /// Begin deregistering it on the platform.
+    StartClosing,
+    /// Record the platform's confirmation that it is closed.
+    Close,
+}
+
+impl Lifecycle {
+    /// Takes the step on `account` (`reason` given by the caller, `open_incidents` on it
+    /// now) and bumps its version at `now`: the audit action and the rule it follows.
+    pub fn apply(
+        self,
+        account: &mut PlatformAccount,
+        reason: &str,
+        open_incidents: usize,
+        now: DateTime<Utc>,
+    ) -> Result<(AuditAction, &'static str), Error> {
+        let done = match self {
+            Self::Freeze => freeze(account, reason).map(|()| (AuditAction::PlatformAccountFrozen, "R2.3.3")),
+            Self::Unfreeze => {
+                unfreeze(account, open_incidents).map(|()| (AuditAction::PlatformAccountUnfrozen, "R2.3.3"))
+            }
+            Self::StartClosing => {
+                start_closing(account, reason).map(|()| (AuditAction::PlatformAccountClosing, "R2.1.1"))
+            }
+            Self::Close => close(account).map(|()| (AuditAction::PlatformAccountClosed, "R2.1.1")),
+        }?;
+        account.updated_at = now;
+        account.version += 1;
+        Ok(done)
+    }
+
+    /// Whether the caller must say why.
+    pub const fn needs_reason(self) -> bool {
+        !matches!(self, Self::Close)
+    }
+
+    /// Whether the platform's confirmation must be attached.
+    pub const fn needs_evidence(self) -> bool {
+        matches!(self, Self::Close)
+    }
 }
 
 /// Freezes an active account.

@@ -2,6 +2,8 @@
 //! the API converts them to and from the wire types.
 
 use chrono::{DateTime, Utc};
+use govmedia_domain::Error;
+use govmedia_domain::audit::AuditAction;
 use govmedia_domain::ids::{DepartmentId, PrincipalId, SecurityEventId, ServicePrincipalId, SessionId, UserId};
 
 /// A department.
@@ -19,6 +21,35 @@ pub struct Department {
     pub updated_at: DateTime<Utc>,
     /// Optimistic-concurrency version (the etag).
     pub version: i64,
+}
+
+/// What an update of a department changes (`None`: left as it is).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DepartmentChanges {
+    /// A new name.
+    pub name: Option<String>,
+    /// A new code.
+    pub code: Option<String>,
+}
+
+impl Department {
+    /// A new department, at version 1.
+    pub fn new(name: String, code: String, now: DateTime<Utc>) -> Self {
+        Self { id: DepartmentId::new(), name, code, created_at: now, updated_at: now, version: 1 }
+    }
+
+    /// Applies `changes`: a new version.
+    pub fn update(&mut self, changes: DepartmentChanges, now: DateTime<Utc>) -> AuditAction {
+        if let Some(name) = changes.name {
+            self.name = name;
+        }
+        if let Some(code) = changes.code {
+            self.code = code;
+        }
+        self.updated_at = now;
+        self.version += 1;
+        AuditAction::DepartmentUpdated
+    }
 }
 
 /// Whether a user may log in.
@@ -90,7 +121,137 @@ pub struct User {
     pub version: i64,
 }
 
+/// Who a new member of staff is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Profile {
+    /// Login name.
+    pub username: String,
+    /// Full name.
+    pub display_name: String,
+    /// Department.
+    pub department: Option<DepartmentId>,
+    /// E-mail.
+    pub email: String,
+    /// Telephone.
+    pub phone: String,
+}
+
+/// What an update of a user changes (`None`: left as it is; a department of
+/// `Some(None)`: no department).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserChanges {
+    /// A new full name.
+    pub display_name: Option<String>,
+    /// A new department.
+    pub department: Option<Option<DepartmentId>>,
+    /// A new e-mail.
+    pub email: Option<String>,
+    /// A new telephone.
+    pub phone: Option<String>,
+}
+
 impl User {
+    /// A new active user whose one-time password (`password_hash`) must be changed at
+    /// the first login (R2.3.1).
+    pub fn new(profile: Profile, password_hash: String, now: DateTime<Utc>) -> Self {
+        Self {
+            id: UserId::new(),
+            username: profile.username,
+            display_name: profile.display_name,
+            department: profile.department,
+            email: profile.email,
+            phone: profile.phone,
+            status: UserStatus::Active,
+            password_hash,
+            password_changed_at: now,
+            password_expires_at: now,
+            must_change_password: true,
+            failed_attempts: 0,
+            lockout_count: 0,
+            locked_until: None,
+            last_login_at: None,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        }
+    }
+
+    /// A new version of the record.
+    fn touch(&mut self, now: DateTime<Utc>) {
+        self.updated_at = now;
+        self.version += 1;
+    }
+
+    /// Applies `changes`.
+    pub fn update(&mut self, changes: UserChanges, now: DateTime<Utc>) -> AuditAction {
+        if let Some(department) = changes.department {
+            self.department = department;
+        }
+        if let Some(x) = changes.display_name {
+            self.display_name = x;
+        }
+        if let Some(x) = changes.email {
+            self.email = x;
+        }
+        if let Some(x) = changes.phone {
+            self.phone = x;
+        }
+        self.touch(now);
+        AuditAction::UserUpdated
+    }
+
+    /// Disables the login of this user, at the request of `by` (R2.2.1: nobody disables
+    /// their own).
+    pub fn disable(&mut self, by: PrincipalId, now: DateTime<Utc>) -> Result<AuditAction, Error> {
+        if by == self.id.into() {
+            return Err(Error::rule("R2.2.1", format!("user/{}", self.id), "nobody disables their own login"));
+        }
+        self.status = UserStatus::Disabled;
+        self.touch(now);
+        Ok(AuditAction::UserDisabled)
+    }
+
+    /// Lets the user log in again.
+    pub fn enable(&mut self, now: DateTime<Utc>) -> AuditAction {
+        self.status = UserStatus::Active;
+        self.touch(now);
+        AuditAction::UserEnabled
+    }
+
+    /// Ends a lockout and forgets the failures that led to it (R2.3.1).
+    pub fn unlock(&mut self, now: DateTime<Utc>) -> AuditAction {
+        self.locked_until = None;
+        self.failed_attempts = 0;
+        self.touch(now);
+        AuditAction::UserUnlocked
+    }
+
+    /// Sets a one-time password (`password_hash`), to be changed at the next login.
+    pub fn reset_password(&mut self, password_hash: String, now: DateTime<Utc>) -> AuditAction {
+        self.password_hash = password_hash;
+        self.password_changed_at = now;
+        self.password_expires_at = now;
+        self.must_change_password = true;
+        self.touch(now);
+        AuditAction::UserPasswordReset
+    }
+
+    /// Sets the password the user chose, valid for `max_age` (R2.3.1).
+    pub fn change_password(&mut self, password_hash: String, max_age: chrono::Duration, now: DateTime<Utc>) {
+        self.password_hash = password_hash;
+        self.password_changed_at = now;
+        self.password_expires_at = now + max_age;
+        self.must_change_password = false;
+        self.touch(now);
+    }
+
+    /// A successful login.
+    pub fn logged_in(&mut self, now: DateTime<Utc>) {
+        self.failed_attempts = 0;
+        self.last_login_at = Some(now);
+        self.touch(now);
+    }
+
     /// True when the next session may only change the password (R2.3.1).
     pub fn password_change_required(&self, now: DateTime<Utc>) -> bool {
         self.must_change_password || self.password_expires_at <= now
@@ -120,6 +281,48 @@ pub struct ServicePrincipal {
     pub updated_at: DateTime<Utc>,
     /// Version (etag).
     pub version: i64,
+}
+
+impl ServicePrincipal {
+    /// A new enabled principal holding the secret whose hash is `secret_hash`.
+    pub fn new(
+        client_id: String,
+        display_name: String,
+        owner: Option<UserId>,
+        secret_hash: String,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            id: ServicePrincipalId::new(),
+            client_id,
+            display_name,
+            owner,
+            secret_hash,
+            disabled: false,
+            secret_rotated_at: now,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        }
+    }
+
+    /// Replaces the secret (and enables the principal, when `enable`).
+    pub fn rotate_secret(&mut self, secret_hash: String, enable: bool, now: DateTime<Utc>) -> AuditAction {
+        self.secret_hash = secret_hash;
+        self.disabled &= !enable;
+        self.secret_rotated_at = now;
+        self.updated_at = now;
+        self.version += 1;
+        AuditAction::ServicePrincipalSecretRotated
+    }
+
+    /// Stops the principal from getting tokens.
+    pub fn disable(&mut self, now: DateTime<Utc>) -> AuditAction {
+        self.disabled = true;
+        self.updated_at = now;
+        self.version += 1;
+        AuditAction::ServicePrincipalDisabled
+    }
 }
 
 /// A login session family.

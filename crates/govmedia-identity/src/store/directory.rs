@@ -76,8 +76,8 @@ pub async fn list_departments(tx: &mut Tx, after_name: Option<&str>, limit: u32)
     rows.into_iter().map(Department::try_from).collect()
 }
 
-/// Saves a changed department if its version is still `expected_version`.
-pub async fn update_department(tx: &mut Tx, d: &Department, expected_version: i64) -> Result<(), Error> {
+/// Saves a changed department (its new version) if nobody saved another in between.
+pub async fn save_department(tx: &mut Tx, d: &Department) -> Result<(), Error> {
     let result = on_tx!(tx, |conn, dialect| {
         sqlx::query(&dialect.sql(
             "UPDATE departments SET name = $2, code = $3, updated_at = $4, version = $5 WHERE id = $1 AND version = $6",
@@ -87,7 +87,7 @@ pub async fn update_department(tx: &mut Tx, d: &Department, expected_version: i6
         .bind(&d.code)
         .bind(d.updated_at)
         .bind(d.version)
-        .bind(expected_version)
+        .bind(d.version - 1)
         .execute(conn)
         .await
         .map(|r| r.rows_affected())
@@ -181,8 +181,9 @@ pub async fn insert_user(tx: &mut Tx, u: &User) -> Result<(), Error> {
     Ok(())
 }
 
-/// Saves every mutable field of a user if its version is still `expected_version`.
-pub async fn save_user(tx: &mut Tx, u: &User, expected_version: i64) -> Result<(), Error> {
+/// Saves every mutable field of a user (its new version) if nobody saved another in
+/// between.
+pub async fn save_user(tx: &mut Tx, u: &User) -> Result<(), Error> {
     let affected = on_tx!(tx, |conn, dialect| {
         sqlx::query(&dialect.sql(
             "UPDATE users SET display_name = $2, department_id = $3, email = $4, phone = $5, status = $6, \
@@ -206,7 +207,7 @@ pub async fn save_user(tx: &mut Tx, u: &User, expected_version: i64) -> Result<(
         .bind(u.last_login_at)
         .bind(u.updated_at)
         .bind(u.version)
-        .bind(expected_version)
+        .bind(u.version - 1)
         .execute(conn)
         .await
         .map(|r| r.rows_affected())
@@ -366,8 +367,9 @@ pub async fn insert_service_principal(tx: &mut Tx, p: &ServicePrincipal) -> Resu
     Ok(())
 }
 
-/// Saves a service principal's secret, state and version if its version is unchanged.
-pub async fn save_service_principal(tx: &mut Tx, p: &ServicePrincipal, expected_version: i64) -> Result<(), Error> {
+/// Saves a service principal's secret, state and new version if nobody saved another in
+/// between.
+pub async fn save_service_principal(tx: &mut Tx, p: &ServicePrincipal) -> Result<(), Error> {
     let affected = on_tx!(tx, |conn, dialect| {
         sqlx::query(&dialect.sql(
             "UPDATE service_principals SET display_name = $2, owner_user_id = $3, secret_hash = $4, disabled = $5, \
@@ -381,7 +383,7 @@ pub async fn save_service_principal(tx: &mut Tx, p: &ServicePrincipal, expected_
         .bind(p.secret_rotated_at)
         .bind(p.updated_at)
         .bind(p.version)
-        .bind(expected_version)
+        .bind(p.version - 1)
         .execute(conn)
         .await
         .map(|r| r.rows_affected())

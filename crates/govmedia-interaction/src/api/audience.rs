@@ -15,11 +15,12 @@ use govmedia_domain::validate::{MAX_NAME_CHARS, MAX_REASON_CHARS, Validator};
 use govmedia_kit::access::Authorized;
 use govmedia_kit::auth::Principal;
 use govmedia_kit::mutation::Call;
+use govmedia_kit::wire::unpack;
 use govmedia_kit::wire::{caller, check_etag, etag, next_page_token, time_range, ts};
 use govmedia_proto::common::v1 as cpb;
 use govmedia_proto::interaction::v1 as pb;
 use govmedia_proto::interaction::v1::audience_service_server::{AudienceService, AudienceServiceServer};
-use tonic::{Request, Response, Status};
+use tonic::Request;
 
 use super::{method, record};
 use crate::store::audience::{self as store, Campaign, CampaignFilter, Snapshot};
@@ -166,14 +167,13 @@ impl Audience {
     }
 }
 
-#[tonic::async_trait]
+#[govmedia_kit::handlers]
 impl AudienceService for Audience {
     async fn record_follower_snapshots(
         &self,
         request: Request<pb::RecordFollowerSnapshotsRequest>,
-    ) -> Result<Response<pb::RecordFollowerSnapshotsResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    ) -> Result<pb::RecordFollowerSnapshotsResponse, Error> {
+        let (caller, req) = unpack(request)?;
         let mut v = Validator::new();
         let request_id = v.request_id(&req.request_id);
         if req.snapshots.is_empty() {
@@ -252,15 +252,14 @@ impl AudienceService for Audience {
             }
             Ok(answer)
         });
-        Ok(Response::new(answer.await?))
+        answer.await
     }
 
     async fn get_follower_trend(
         &self,
         request: Request<pb::GetFollowerTrendRequest>,
-    ) -> Result<Response<pb::GetFollowerTrendResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    ) -> Result<pb::GetFollowerTrendResponse, Error> {
+        let (caller, req) = unpack(request)?;
         let mut v = Validator::new();
         let account: Option<PlatformAccountId> = v.id("platform_account_id", &req.platform_account_id);
         let range = period(&mut v, "period", req.period.as_ref());
@@ -285,21 +284,20 @@ impl AudienceService for Audience {
             }
             _ => (0, 0.0),
         };
-        Ok(Response::new(pb::GetFollowerTrendResponse {
+        Ok(pb::GetFollowerTrendResponse {
             net_change,
             growth_rate,
             total_new_followers: snapshots.iter().map(|s| u64::try_from(s.new_followers).unwrap_or(0)).sum(),
             total_lost_followers: snapshots.iter().map(|s| u64::try_from(s.lost_followers).unwrap_or(0)).sum(),
             snapshots: snapshots.iter().map(snapshot_to).collect(),
-        }))
+        })
     }
 
     async fn create_campaign(
         &self,
         request: Request<pb::CreateCampaignRequest>,
-    ) -> Result<Response<pb::CreateCampaignResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    ) -> Result<pb::CreateCampaignResponse, Error> {
+        let (caller, req) = unpack(request)?;
         let mut v = Validator::new();
         let request_id = v.request_id(&req.request_id);
         let given = req.campaign.clone().unwrap_or_default();
@@ -335,16 +333,12 @@ impl AudienceService for Audience {
             };
             store::insert_campaign(m.tx(), &c).await?;
             m.audit(self.campaign_record(AuditAction::CampaignCreated, &caller, &c, request_id.to_string()));
-            let answer = pb::CreateCampaignResponse { campaign: Some(campaign_to(&c)) };
-            Ok(answer)
+            Ok(pb::CreateCampaignResponse { campaign: Some(campaign_to(&c)) })
         });
-        Ok(Response::new(answer.await?))
+        answer.await
     }
 
-    async fn get_campaign(
-        &self,
-        request: Request<pb::GetCampaignRequest>,
-    ) -> Result<Response<pb::GetCampaignResponse>, Status> {
+    async fn get_campaign(&self, request: Request<pb::GetCampaignRequest>) -> Result<pb::GetCampaignResponse, Error> {
         let caller = caller(&request)?;
         let mut v = Validator::new();
         let id: Option<CampaignId> = v.id("campaign_id", &request.get_ref().campaign_id);
@@ -356,15 +350,14 @@ impl AudienceService for Audience {
             .permissions()
             .require(caller.id, Permission::CampaignRead, &Resource::department(c.department))
             .await?;
-        Ok(Response::new(pb::GetCampaignResponse { campaign: Some(campaign_to(&c)) }))
+        Ok(pb::GetCampaignResponse { campaign: Some(campaign_to(&c)) })
     }
 
     async fn list_campaigns(
         &self,
         request: Request<pb::ListCampaignsRequest>,
-    ) -> Result<Response<pb::ListCampaignsResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    ) -> Result<pb::ListCampaignsResponse, Error> {
+        let (caller, req) = unpack(request)?;
         let mut v = Validator::new();
         let department: Option<DepartmentId> = v.optional_id("department_id", &req.department_id);
         let account: Option<PlatformAccountId> = v.optional_id("platform_account_id", &req.platform_account_id);
@@ -381,18 +374,17 @@ impl AudienceService for Audience {
         let mut tx = self.core.db().begin_read().await?;
         let list =
             store::list_campaigns(&mut tx, &CampaignFilter { department, account, from, to }, after, limit).await?;
-        Ok(Response::new(pb::ListCampaignsResponse {
+        Ok(pb::ListCampaignsResponse {
             next_page_token: next_page_token(&list, limit, |c| (c.period_start, c.id.to_string())),
             campaigns: list.iter().map(campaign_to).collect(),
-        }))
+        })
     }
 
     async fn update_campaign(
         &self,
         request: Request<pb::UpdateCampaignRequest>,
-    ) -> Result<Response<pb::UpdateCampaignResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    ) -> Result<pb::UpdateCampaignResponse, Error> {
+        let (caller, req) = unpack(request)?;
         let mut v = Validator::new();
         let request_id = v.request_id(&req.request_id);
         let given = req.campaign.clone().unwrap_or_default();
@@ -445,18 +437,16 @@ impl AudienceService for Audience {
                 self.campaign_record(AuditAction::CampaignUpdated, &caller, &c, request_id.to_string())
                     .attr("fields", paths.join(",")),
             );
-            let answer = pb::UpdateCampaignResponse { campaign: Some(campaign_to(&c)) };
-            Ok(answer)
+            Ok(pb::UpdateCampaignResponse { campaign: Some(campaign_to(&c)) })
         });
-        Ok(Response::new(answer.await?))
+        answer.await
     }
 
     async fn record_campaign_metrics(
         &self,
         request: Request<pb::RecordCampaignMetricsRequest>,
-    ) -> Result<Response<pb::RecordCampaignMetricsResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    ) -> Result<pb::RecordCampaignMetricsResponse, Error> {
+        let (caller, req) = unpack(request)?;
         let mut v = Validator::new();
         let request_id = v.request_id(&req.request_id);
         let id: Option<CampaignId> = v.id("campaign_id", &req.campaign_id);
@@ -485,9 +475,8 @@ impl AudienceService for Audience {
                     .attr("participant_count", participants)
                     .attr("engagement_count", engagements),
             );
-            let answer = pb::RecordCampaignMetricsResponse { campaign: Some(campaign_to(&updated)) };
-            Ok(answer)
+            Ok(pb::RecordCampaignMetricsResponse { campaign: Some(campaign_to(&updated)) })
         });
-        Ok(Response::new(answer.await?))
+        answer.await
     }
 }

@@ -15,19 +15,20 @@ use govmedia_domain::validate::{MAX_NAME_CHARS, Validator};
 use govmedia_kit::auth::Principal;
 use govmedia_kit::db::Tx;
 use govmedia_kit::mutation::Call;
+use govmedia_kit::wire::unpack;
 
 use govmedia_kit::screening::{decode_findings, encode_findings};
 use govmedia_kit::wire::{caller, check_etag, etag, next_page_token, optional_time, ts};
 use govmedia_proto::common::v1 as cpb;
 use govmedia_proto::interaction::v1 as pb;
 use govmedia_proto::interaction::v1::comment_service_server::{CommentService, CommentServiceServer};
-use tonic::{Request, Response, Status};
+use tonic::Request;
 
 use super::{
     authorize_on_account, check_assignee, duration, evidence, evidence_to, method, record, require_on_account,
     screen_reply,
 };
-use crate::domain::comment::{self as rules, Channel, CommentStatus, ReplyState};
+use crate::domain::comment::{self as rules, Channel, CommentStatus, ModeratorAction, ReplyState};
 use crate::domain::moderation::{self, Arrival, Finding, Status as Verdict};
 use crate::store::comments::{self as store, ActionRecord, Comment, CommentFilter, Reply};
 use crate::store::{rules as rule_store, settings as settings_store};
@@ -213,100 +214,114 @@ impl Comments {
         store::get(&mut tx, id).await?.ok_or_else(|| Error::not_found("comment", id))
     }
 
-    /// A moderator's action on one comment (hide, delete, restore, dismiss): the shared
-    /// steps around the rule that decides the new status. The permission is asked
-    /// before the comment is locked.
-    async fn moderate<R: prost::Message + Default>(
-        &self,
-        caller: &Principal,
-        call: (&'static str, RequestId, &impl prost::Message),
-        act: Moderation<'_>,
-        next: impl FnOnce(&Comment) -> Result<CommentStatus, Error>,
-        answer: impl FnOnce(pb::Comment) -> R,
-    ) -> Result<R, Error> {
+    /// A moderator's action on one comment: the permission (asked before the comment is
+    /// locked), the rule that decides the new status, the action's record and its audit.
+    async fn moderate<Q: ModerationRequest>(&self, caller: &Principal, request: &Q) -> Result<pb::Comment, Error> {
+        let act = Moderation::parse(request)?;
         let current = self.read(act.id).await?;
         let (facts, grant) =
             authorize_on_account(&self.core, caller, Permission::CommentModerate, current.account).await?;
-        let (method, request_id, request) = call;
-        let call = Call::new(caller, method, request_id, request);
+        let call = Call::new(caller, Q::METHOD, act.request_id, request);
         self.core
             .work()
             .run(call, async |m| {
                 let mut c = store::lock(m.tx(), act.id, &grant).await?;
-                check_etag("etag", act.etag, c.version, false)?;
-                let status = next(&c)?;
-                let now = m.now();
-                let from = c.status;
-                c.status = status;
-                if act.action == "dismiss" && c.first_response_at.is_none() {
+                check_etag("etag", &act.etag, c.version, false)?;
+                let (from, now) = (c.status, m.now());
+                c.status = Q::ACTION.next(&act.id.to_string(), from, c.first_response_at.is_some())?;
+                if Q::ACTION.responds() && c.first_response_at.is_none() {
                     // Closing without a reply is the response (the contract's first response).
                     c.first_response_at = Some(now);
                     c.first_responder = Some(UserId::from_uuid(caller.id.as_uuid()));
                 }
                 c.version += 1;
                 store::save(m.tx(), &c, c.version - 1).await?;
-                let actor = Some(UserId::from_uuid(caller.id.as_uuid()));
                 let record_of = ActionRecord {
                     comment: act.id,
-                    action: act.action.to_owned(),
-                    reason: act.reason.to_owned(),
-                    actor,
+                    action: Q::ACTION.as_str().to_owned(),
+                    reason: act.reason.clone(),
+                    actor: Some(UserId::from_uuid(caller.id.as_uuid())),
                     rule_id: String::new(),
                     channel: act.channel,
                     evidence: act.evidence.clone(),
                     created_at: now,
                 };
                 store::add_action(m.tx(), &record_of).await?;
+                let audit = Q::ACTION.audit_action();
                 m.audit(
-                    record(act.audit, caller, ("comment", act.id), &facts, now, act.rule, Some(request_id.to_string()))
-                        .reason(act.reason)
+                    record(audit, caller, ("comment", act.id), &facts, now, Q::ACTION.rule(), None)
+                        .reason(act.reason.clone())
                         .attr("from", from.as_str())
-                        .attr("to", status.as_str())
+                        .attr("to", c.status.as_str())
                         .attr("channel", act.channel.as_str()),
                 );
-                Ok(answer(self.one(m.tx(), &c).await?))
+                self.one(m.tx(), &c).await
             })
             .await
     }
 }
 
-/// What a moderator does to one comment.
-struct Moderation<'a> {
-    id: CommentId,
-    etag: &'a str,
-    action: &'static str,
-    reason: &'a str,
-    channel: Channel,
-    evidence: String,
-    audit: AuditAction,
-    rule: &'static str,
+/// A moderation request: hide, delete, restore or dismiss one comment.
+trait ModerationRequest: prost::Message {
+    /// What it does.
+    const ACTION: ModeratorAction;
+    /// The full gRPC path (the idempotency key's method).
+    const METHOD: &'static str;
+    /// The request id, the comment, the etag, the reason (or note) and the evidence of
+    /// an action done by hand on the platform.
+    fn parts(&self) -> (&str, &str, &str, &str, Option<&cpb::Evidence>);
 }
 
-impl<'a> Moderation<'a> {
-    /// A validated moderation request: its request id and the action.
-    #[allow(clippy::too_many_arguments)]
-    fn parse(
-        request_id: &str,
-        comment_id: &str,
-        etag: &'a str,
-        reason: Option<&'a str>,
-        evidence_given: Option<&cpb::Evidence>,
-        (action, audit, rule): (&'static str, AuditAction, &'static str),
-    ) -> Result<(RequestId, Self), Error> {
-        let mut v = Validator::new();
-        let rid = v.request_id(request_id);
-        let id = v.id("comment_id", comment_id);
-        let (channel, evidence) = evidence(&mut v, "manual_evidence", evidence_given);
-        let reason_text = match reason {
-            Some(r) if action == "dismiss" => {
-                v.optional_text("note", r, govmedia_domain::validate::MAX_REASON_CHARS).map(|_| r.trim())
+macro_rules! moderation_request {
+    ($request:ty, $action:ident, $method:literal, $reason:ident $(, $evidence:ident)?) => {
+        impl ModerationRequest for $request {
+            const ACTION: ModeratorAction = ModeratorAction::$action;
+            const METHOD: &'static str = method!($method);
+
+            fn parts(&self) -> (&str, &str, &str, &str, Option<&cpb::Evidence>) {
+                let evidence = None $(.or(self.$evidence.as_ref()))?;
+                (&self.request_id, &self.comment_id, &self.etag, &self.$reason, evidence)
             }
-            Some(r) => v.reason("reason", r).map(|_| r.trim()),
-            None => Some(""),
+        }
+    };
+}
+
+moderation_request!(pb::HideCommentRequest, Hide, "CommentService/HideComment", reason, manual_evidence);
+moderation_request!(pb::DeleteCommentRequest, Delete, "CommentService/DeleteComment", reason, manual_evidence);
+moderation_request!(pb::RestoreCommentRequest, Restore, "CommentService/RestoreComment", reason);
+moderation_request!(pb::DismissCommentRequest, Dismiss, "CommentService/DismissComment", note);
+
+/// A validated moderation request.
+struct Moderation {
+    request_id: RequestId,
+    id: CommentId,
+    etag: String,
+    reason: String,
+    channel: Channel,
+    evidence: String,
+}
+
+impl Moderation {
+    fn parse<Q: ModerationRequest>(request: &Q) -> Result<Self, Error> {
+        let (request_id, comment, etag, reason, evidence_given) = request.parts();
+        let mut v = Validator::new();
+        let request_id = v.request_id(request_id);
+        let id = v.id("comment_id", comment);
+        let (channel, evidence) = evidence(&mut v, "manual_evidence", evidence_given);
+        let reason = if Q::ACTION == ModeratorAction::Dismiss {
+            v.optional_text("note", reason, govmedia_domain::validate::MAX_REASON_CHARS)
+        } else {
+            v.reason("reason", reason)
         };
         v.finish_with(|| {
-            let act = Moderation { id: id?, etag, action, reason: reason_text?, channel, evidence, audit, rule };
-            Some((rid?, act))
+            Some(Moderation {
+                request_id: request_id?,
+                id: id?,
+                etag: etag.to_owned(),
+                reason: reason?,
+                channel,
+                evidence,
+            })
         })
     }
 }
@@ -342,14 +357,13 @@ fn incoming(v: &mut Validator, i: usize, c: &pb::IncomingComment) -> Incoming {
     }
 }
 
-#[tonic::async_trait]
+#[govmedia_kit::handlers]
 impl CommentService for Comments {
     async fn ingest_comments(
         &self,
         request: Request<pb::IngestCommentsRequest>,
-    ) -> Result<Response<pb::IngestCommentsResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    ) -> Result<pb::IngestCommentsResponse, Error> {
+        let (caller, req) = unpack(request)?;
         let mut v = Validator::new();
         let account: Option<PlatformAccountId> = v.id("platform_account_id", &req.platform_account_id);
         if req.comments.is_empty() {
@@ -552,13 +566,10 @@ impl CommentService for Comments {
                 status: status_to(status) as i32,
             });
         }
-        Ok(Response::new(answer))
+        Ok(answer)
     }
 
-    async fn get_comment(
-        &self,
-        request: Request<pb::GetCommentRequest>,
-    ) -> Result<Response<pb::GetCommentResponse>, Status> {
+    async fn get_comment(&self, request: Request<pb::GetCommentRequest>) -> Result<pb::GetCommentResponse, Error> {
         let caller = caller(&request)?;
         let mut v = Validator::new();
         let id: Option<CommentId> = v.id("comment_id", &request.get_ref().comment_id);
@@ -566,15 +577,14 @@ impl CommentService for Comments {
         let c = self.read(id).await?;
         self.require(&caller, Permission::CommentRead, c.account).await?;
         let mut tx = self.core.db().begin_read().await?;
-        Ok(Response::new(pb::GetCommentResponse { comment: Some(self.one(&mut tx, &c).await?) }))
+        Ok(pb::GetCommentResponse { comment: Some(self.one(&mut tx, &c).await?) })
     }
 
     async fn list_comments(
         &self,
         request: Request<pb::ListCommentsRequest>,
-    ) -> Result<Response<pb::ListCommentsResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    ) -> Result<pb::ListCommentsResponse, Error> {
+        let (caller, req) = unpack(request)?;
         let mut v = Validator::new();
         let account: Option<PlatformAccountId> = v.optional_id("platform_account_id", &req.platform_account_id);
         let publication: Option<PublicationId> = v.optional_id("publication_id", &req.publication_id);
@@ -612,15 +622,14 @@ impl CommentService for Comments {
         let mut tx = self.core.db().begin_read().await?;
         let comments = store::list(&mut tx, &filter, after, limit).await?;
         let next_page_token = next_page_token(&comments, limit, |c| (c.arrived_at, c.id.to_string()));
-        Ok(Response::new(pb::ListCommentsResponse { comments: self.view(&mut tx, &comments).await?, next_page_token }))
+        Ok(pb::ListCommentsResponse { comments: self.view(&mut tx, &comments).await?, next_page_token })
     }
 
     async fn assign_comment(
         &self,
         request: Request<pb::AssignCommentRequest>,
-    ) -> Result<Response<pb::AssignCommentResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    ) -> Result<pb::AssignCommentResponse, Error> {
+        let (caller, req) = unpack(request)?;
         let mut v = Validator::new();
         let request_id = v.request_id(&req.request_id);
         let id: Option<CommentId> = v.id("comment_id", &req.comment_id);
@@ -668,122 +677,45 @@ impl CommentService for Comments {
                 )
                 .attr("assignee_user_id", assignee),
             );
-            let answer = pb::AssignCommentResponse { comment: Some(self.one(m.tx(), &c).await?) };
-            Ok(answer)
+            Ok(pb::AssignCommentResponse { comment: Some(self.one(m.tx(), &c).await?) })
         });
-        Ok(Response::new(answer.await?))
+        answer.await
     }
 
-    async fn hide_comment(
-        &self,
-        request: Request<pb::HideCommentRequest>,
-    ) -> Result<Response<pb::HideCommentResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
-        let (request_id, act) = Moderation::parse(
-            &req.request_id,
-            &req.comment_id,
-            &req.etag,
-            Some(&req.reason),
-            req.manual_evidence.as_ref(),
-            ("hide", AuditAction::CommentHidden, "R4.1.3"),
-        )?;
-        let id = act.id.to_string();
-        let call = (method!("CommentService/HideComment"), request_id, &req);
-        let answer = self.moderate(
-            &caller,
-            call,
-            act,
-            |c| rules::hide(&id, c.status),
-            |c| pb::HideCommentResponse { comment: Some(c) },
-        );
-        Ok(Response::new(answer.await?))
+    async fn hide_comment(&self, request: Request<pb::HideCommentRequest>) -> Result<pb::HideCommentResponse, Error> {
+        let (caller, req) = unpack(request)?;
+        Ok(pb::HideCommentResponse { comment: Some(self.moderate(&caller, &req).await?) })
     }
 
     async fn delete_comment(
         &self,
         request: Request<pb::DeleteCommentRequest>,
-    ) -> Result<Response<pb::DeleteCommentResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
-        let (request_id, act) = Moderation::parse(
-            &req.request_id,
-            &req.comment_id,
-            &req.etag,
-            Some(&req.reason),
-            req.manual_evidence.as_ref(),
-            ("delete", AuditAction::CommentDeleted, "R4.1.3"),
-        )?;
-        let id = act.id.to_string();
-        let call = (method!("CommentService/DeleteComment"), request_id, &req);
-        let answer = self.moderate(
-            &caller,
-            call,
-            act,
-            |c| rules::delete(&id, c.status),
-            |c| pb::DeleteCommentResponse { comment: Some(c) },
-        );
-        Ok(Response::new(answer.await?))
+    ) -> Result<pb::DeleteCommentResponse, Error> {
+        let (caller, req) = unpack(request)?;
+        Ok(pb::DeleteCommentResponse { comment: Some(self.moderate(&caller, &req).await?) })
     }
 
     async fn restore_comment(
         &self,
         request: Request<pb::RestoreCommentRequest>,
-    ) -> Result<Response<pb::RestoreCommentResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
-        let (request_id, act) = Moderation::parse(
-            &req.request_id,
-            &req.comment_id,
-            &req.etag,
-            Some(&req.reason),
-            None,
-            ("restore", AuditAction::CommentRestored, "R4.1.3"),
-        )?;
-        let id = act.id.to_string();
-        let call = (method!("CommentService/RestoreComment"), request_id, &req);
-        let answer = self.moderate(
-            &caller,
-            call,
-            act,
-            |c| rules::restore(&id, c.status, c.first_response_at.is_some()),
-            |c| pb::RestoreCommentResponse { comment: Some(c) },
-        );
-        Ok(Response::new(answer.await?))
+    ) -> Result<pb::RestoreCommentResponse, Error> {
+        let (caller, req) = unpack(request)?;
+        Ok(pb::RestoreCommentResponse { comment: Some(self.moderate(&caller, &req).await?) })
     }
 
     async fn dismiss_comment(
         &self,
         request: Request<pb::DismissCommentRequest>,
-    ) -> Result<Response<pb::DismissCommentResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
-        let (request_id, act) = Moderation::parse(
-            &req.request_id,
-            &req.comment_id,
-            &req.etag,
-            Some(&req.note),
-            None,
-            ("dismiss", AuditAction::CommentDismissed, "R4.1.1"),
-        )?;
-        let id = act.id.to_string();
-        let call = (method!("CommentService/DismissComment"), request_id, &req);
-        let answer = self.moderate(
-            &caller,
-            call,
-            act,
-            |c| rules::dismiss(&id, c.status),
-            |c| pb::DismissCommentResponse { comment: Some(c) },
-        );
-        Ok(Response::new(answer.await?))
+    ) -> Result<pb::DismissCommentResponse, Error> {
+        let (caller, req) = unpack(request)?;
+        Ok(pb::DismissCommentResponse { comment: Some(self.moderate(&caller, &req).await?) })
     }
 
     async fn reply_to_comment(
         &self,
         request: Request<pb::ReplyToCommentRequest>,
-    ) -> Result<Response<pb::ReplyToCommentResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    ) -> Result<pb::ReplyToCommentResponse, Error> {
+        let (caller, req) = unpack(request)?;
         let mut v = Validator::new();
         let request_id = v.request_id(&req.request_id);
         let id: Option<CommentId> = v.id("comment_id", &req.comment_id);
@@ -840,18 +772,16 @@ impl CommentService for Comments {
                 .attr("state", reply.state.as_str())
                 .attr("review_findings", findings.len()),
             );
-            let answer = pb::ReplyToCommentResponse { reply: Some(reply_to_proto(&reply)?) };
-            Ok(answer)
+            Ok(pb::ReplyToCommentResponse { reply: Some(reply_to_proto(&reply)?) })
         });
-        Ok(Response::new(answer.await?))
+        answer.await
     }
 
     async fn approve_reply(
         &self,
         request: Request<pb::ApproveReplyRequest>,
-    ) -> Result<Response<pb::ApproveReplyResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    ) -> Result<pb::ApproveReplyResponse, Error> {
+        let (caller, req) = unpack(request)?;
         let reply = self
             .decide(
                 &caller,
@@ -862,15 +792,11 @@ impl CommentService for Comments {
                 &req,
             )
             .await?;
-        Ok(Response::new(reply))
+        Ok(reply)
     }
 
-    async fn reject_reply(
-        &self,
-        request: Request<pb::RejectReplyRequest>,
-    ) -> Result<Response<pb::RejectReplyResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    async fn reject_reply(&self, request: Request<pb::RejectReplyRequest>) -> Result<pb::RejectReplyResponse, Error> {
+        let (caller, req) = unpack(request)?;
         let mut v = Validator::new();
         let reason = v.reason("reason", &req.reason);
         let reason = v.finish_with(|| reason)?;
@@ -884,15 +810,14 @@ impl CommentService for Comments {
                 &req,
             )
             .await?;
-        Ok(Response::new(reply))
+        Ok(reply)
     }
 
     async fn mark_reply_posted(
         &self,
         request: Request<pb::MarkReplyPostedRequest>,
-    ) -> Result<Response<pb::MarkReplyPostedResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    ) -> Result<pb::MarkReplyPostedResponse, Error> {
+        let (caller, req) = unpack(request)?;
         let mut v = Validator::new();
         let request_id = v.request_id(&req.request_id);
         let id: Option<ReplyId> = v.id("reply_id", &req.reply_id);
@@ -950,10 +875,9 @@ impl CommentService for Comments {
                 .attr("comment_id", c.id)
                 .attr("channel", channel.as_str()),
             );
-            let answer = pb::MarkReplyPostedResponse { reply: Some(reply_to_proto(&r)?) };
-            Ok(answer)
+            Ok(pb::MarkReplyPostedResponse { reply: Some(reply_to_proto(&r)?) })
         });
-        Ok(Response::new(answer.await?))
+        answer.await
     }
 }
 

@@ -19,11 +19,12 @@ use govmedia_kit::db::Tx;
 use govmedia_kit::mutation::Call;
 use govmedia_kit::mutation::Mutation;
 use govmedia_kit::screening::{decode_findings, encode_findings};
+use govmedia_kit::wire::unpack;
 use govmedia_kit::wire::{caller, check_etag, etag, next_page_token, optional_time, time_range, ts};
 use govmedia_proto::common::v1 as cpb;
 use govmedia_proto::interaction::v1 as pb;
 use govmedia_proto::interaction::v1::conversation_service_server::{ConversationService, ConversationServiceServer};
-use tonic::{Request, Response, Status};
+use tonic::Request;
 
 use super::{authorize_on_account, check_assignee, duration, method, record, require_on_account, screen_reply};
 use crate::domain::conversation::{self as rules, ConversationState, Direction, ReferralState};
@@ -216,14 +217,13 @@ impl Conversations {
     }
 }
 
-#[tonic::async_trait]
+#[govmedia_kit::handlers]
 impl ConversationService for Conversations {
     async fn ingest_private_messages(
         &self,
         request: Request<pb::IngestPrivateMessagesRequest>,
-    ) -> Result<Response<pb::IngestPrivateMessagesResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    ) -> Result<pb::IngestPrivateMessagesResponse, Error> {
+        let (caller, req) = unpack(request)?;
         let mut v = Validator::new();
         let account: Option<PlatformAccountId> = v.id("platform_account_id", &req.platform_account_id);
         if req.messages.is_empty() {
@@ -356,13 +356,13 @@ impl ConversationService for Conversations {
             answer.conversation_ids = order.iter().map(ToString::to_string).collect();
             Ok(answer)
         });
-        Ok(Response::new(answer.await?))
+        answer.await
     }
 
     async fn get_conversation(
         &self,
         request: Request<pb::GetConversationRequest>,
-    ) -> Result<Response<pb::GetConversationResponse>, Status> {
+    ) -> Result<pb::GetConversationResponse, Error> {
         let caller = caller(&request)?;
         let mut v = Validator::new();
         let id: Option<ConversationId> = v.id("conversation_id", &request.get_ref().conversation_id);
@@ -370,15 +370,14 @@ impl ConversationService for Conversations {
         let c = self.read(id).await?;
         self.require(&caller, Permission::MessageRead, c.account).await?;
         let mut tx = self.core.db().begin_read().await?;
-        Ok(Response::new(pb::GetConversationResponse { conversation: Some(self.view(&mut tx, &c).await?) }))
+        Ok(pb::GetConversationResponse { conversation: Some(self.view(&mut tx, &c).await?) })
     }
 
     async fn list_conversations(
         &self,
         request: Request<pb::ListConversationsRequest>,
-    ) -> Result<Response<pb::ListConversationsResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    ) -> Result<pb::ListConversationsResponse, Error> {
+        let (caller, req) = unpack(request)?;
         let mut v = Validator::new();
         let account: Option<PlatformAccountId> = v.optional_id("platform_account_id", &req.platform_account_id);
         let assignee: Option<UserId> = v.optional_id("assignee_user_id", &req.assignee_user_id);
@@ -416,15 +415,14 @@ impl ConversationService for Conversations {
         for c in &list {
             conversations.push(self.view(&mut tx, c).await?);
         }
-        Ok(Response::new(pb::ListConversationsResponse { conversations, next_page_token }))
+        Ok(pb::ListConversationsResponse { conversations, next_page_token })
     }
 
     async fn list_messages(
         &self,
         request: Request<pb::ListMessagesRequest>,
-    ) -> Result<Response<pb::ListMessagesResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    ) -> Result<pb::ListMessagesResponse, Error> {
+        let (caller, req) = unpack(request)?;
         let mut v = Validator::new();
         let id: Option<ConversationId> = v.id("conversation_id", &req.conversation_id);
         let id = v.finish_with(|| id)?;
@@ -435,18 +433,17 @@ impl ConversationService for Conversations {
         let mut tx = self.core.db().begin_read().await?;
         let messages = store::messages(&mut tx, id, after.unwrap_or(0), limit).await?;
         let next_page_token = next_page_token(&messages, limit, |m| m.seq);
-        Ok(Response::new(pb::ListMessagesResponse {
+        Ok(pb::ListMessagesResponse {
             messages: messages.iter().map(message_to).collect::<Result<_, _>>()?,
             next_page_token,
-        }))
+        })
     }
 
     async fn assign_conversation(
         &self,
         request: Request<pb::AssignConversationRequest>,
-    ) -> Result<Response<pb::AssignConversationResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    ) -> Result<pb::AssignConversationResponse, Error> {
+        let (caller, req) = unpack(request)?;
         let mut v = Validator::new();
         let request_id = v.request_id(&req.request_id);
         let id: Option<ConversationId> = v.id("conversation_id", &req.conversation_id);
@@ -481,18 +478,16 @@ impl ConversationService for Conversations {
                 )
                 .attr("assignee_user_id", assignee),
             );
-            let answer = pb::AssignConversationResponse { conversation: Some(self.view(m.tx(), &c).await?) };
-            Ok(answer)
+            Ok(pb::AssignConversationResponse { conversation: Some(self.view(m.tx(), &c).await?) })
         });
-        Ok(Response::new(answer.await?))
+        answer.await
     }
 
     async fn reply_to_conversation(
         &self,
         request: Request<pb::ReplyToConversationRequest>,
-    ) -> Result<Response<pb::ReplyToConversationResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    ) -> Result<pb::ReplyToConversationResponse, Error> {
+        let (caller, req) = unpack(request)?;
         let mut v = Validator::new();
         let request_id = v.request_id(&req.request_id);
         let id: Option<ConversationId> = v.id("conversation_id", &req.conversation_id);
@@ -561,15 +556,14 @@ impl ConversationService for Conversations {
             };
             Ok(answer)
         });
-        Ok(Response::new(answer.await?))
+        answer.await
     }
 
     async fn mark_conversation_important(
         &self,
         request: Request<pb::MarkConversationImportantRequest>,
-    ) -> Result<Response<pb::MarkConversationImportantResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    ) -> Result<pb::MarkConversationImportantResponse, Error> {
+        let (caller, req) = unpack(request)?;
         let mut v = Validator::new();
         let request_id = v.request_id(&req.request_id);
         let id: Option<ConversationId> = v.id("conversation_id", &req.conversation_id);
@@ -599,18 +593,16 @@ impl ConversationService for Conversations {
                 )
                 .reason(note),
             );
-            let answer = pb::MarkConversationImportantResponse { conversation: Some(self.view(m.tx(), &c).await?) };
-            Ok(answer)
+            Ok(pb::MarkConversationImportantResponse { conversation: Some(self.view(m.tx(), &c).await?) })
         });
-        Ok(Response::new(answer.await?))
+        answer.await
     }
 
     async fn close_conversation(
         &self,
         request: Request<pb::CloseConversationRequest>,
-    ) -> Result<Response<pb::CloseConversationResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    ) -> Result<pb::CloseConversationResponse, Error> {
+        let (caller, req) = unpack(request)?;
         let mut v = Validator::new();
         let request_id = v.request_id(&req.request_id);
         let id: Option<ConversationId> = v.id("conversation_id", &req.conversation_id);
@@ -642,18 +634,16 @@ impl ConversationService for Conversations {
                 )
                 .reason(note),
             );
-            let answer = pb::CloseConversationResponse { conversation: Some(self.view(m.tx(), &c).await?) };
-            Ok(answer)
+            Ok(pb::CloseConversationResponse { conversation: Some(self.view(m.tx(), &c).await?) })
         });
-        Ok(Response::new(answer.await?))
+        answer.await
     }
 
     async fn create_referral(
         &self,
         request: Request<pb::CreateReferralRequest>,
-    ) -> Result<Response<pb::CreateReferralResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    ) -> Result<pb::CreateReferralResponse, Error> {
+        let (caller, req) = unpack(request)?;
         let mut v = Validator::new();
         let request_id = v.request_id(&req.request_id);
         let id: Option<ConversationId> = v.id("conversation_id", &req.conversation_id);
@@ -716,31 +706,26 @@ impl ConversationService for Conversations {
                 .attr("department_id", department)
                 .attr("due_time", due_at.to_rfc3339()),
             );
-            let answer = pb::CreateReferralResponse { referral: Some(referral_to(&r, now)) };
-            Ok(answer)
+            Ok(pb::CreateReferralResponse { referral: Some(referral_to(&r, now)) })
         });
-        Ok(Response::new(answer.await?))
+        answer.await
     }
 
-    async fn get_referral(
-        &self,
-        request: Request<pb::GetReferralRequest>,
-    ) -> Result<Response<pb::GetReferralResponse>, Status> {
+    async fn get_referral(&self, request: Request<pb::GetReferralRequest>) -> Result<pb::GetReferralResponse, Error> {
         let caller = caller(&request)?;
         let mut v = Validator::new();
         let id: Option<ReferralId> = v.id("referral_id", &request.get_ref().referral_id);
         let id = v.finish_with(|| id)?;
         let r = self.read_referral(id).await?;
         self.require_referral_read(&caller, &r).await?;
-        Ok(Response::new(pb::GetReferralResponse { referral: Some(referral_to(&r, self.core.now())) }))
+        Ok(pb::GetReferralResponse { referral: Some(referral_to(&r, self.core.now())) })
     }
 
     async fn list_referrals(
         &self,
         request: Request<pb::ListReferralsRequest>,
-    ) -> Result<Response<pb::ListReferralsResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    ) -> Result<pb::ListReferralsResponse, Error> {
+        let (caller, req) = unpack(request)?;
         let mut v = Validator::new();
         let department: Option<DepartmentId> = v.optional_id("department_id", &req.department_id);
         let account: Option<PlatformAccountId> = v.optional_id("platform_account_id", &req.platform_account_id);
@@ -771,18 +756,17 @@ impl ConversationService for Conversations {
         let mut tx = self.core.db().begin_read().await?;
         let list = store::list_referrals(&mut tx, &filter, after, limit).await?;
         let now = self.core.now();
-        Ok(Response::new(pb::ListReferralsResponse {
+        Ok(pb::ListReferralsResponse {
             next_page_token: next_page_token(&list, limit, |r| (r.due_at, r.id.to_string())),
             referrals: list.iter().map(|r| referral_to(r, now)).collect(),
-        }))
+        })
     }
 
     async fn acknowledge_referral(
         &self,
         request: Request<pb::AcknowledgeReferralRequest>,
-    ) -> Result<Response<pb::AcknowledgeReferralResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    ) -> Result<pb::AcknowledgeReferralResponse, Error> {
+        let (caller, req) = unpack(request)?;
         let mut v = Validator::new();
         let request_id = v.request_id(&req.request_id);
         let id: Option<ReferralId> = v.id("referral_id", &req.referral_id);
@@ -808,18 +792,16 @@ impl ConversationService for Conversations {
                     request_id.to_string(),
                 )
                 .await?;
-            let answer = pb::AcknowledgeReferralResponse { referral: Some(referral) };
-            Ok(answer)
+            Ok(pb::AcknowledgeReferralResponse { referral: Some(referral) })
         });
-        Ok(Response::new(answer.await?))
+        answer.await
     }
 
     async fn record_referral_outcome(
         &self,
         request: Request<pb::RecordReferralOutcomeRequest>,
-    ) -> Result<Response<pb::RecordReferralOutcomeResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    ) -> Result<pb::RecordReferralOutcomeResponse, Error> {
+        let (caller, req) = unpack(request)?;
         let mut v = Validator::new();
         let request_id = v.request_id(&req.request_id);
         let id: Option<ReferralId> = v.id("referral_id", &req.referral_id);
@@ -852,18 +834,16 @@ impl ConversationService for Conversations {
                     request_id.to_string(),
                 )
                 .await?;
-            let answer = pb::RecordReferralOutcomeResponse { referral: Some(referral) };
-            Ok(answer)
+            Ok(pb::RecordReferralOutcomeResponse { referral: Some(referral) })
         });
-        Ok(Response::new(answer.await?))
+        answer.await
     }
 
     async fn close_referral(
         &self,
         request: Request<pb::CloseReferralRequest>,
-    ) -> Result<Response<pb::CloseReferralResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    ) -> Result<pb::CloseReferralResponse, Error> {
+        let (caller, req) = unpack(request)?;
         let mut v = Validator::new();
         let request_id = v.request_id(&req.request_id);
         let id: Option<ReferralId> = v.id("referral_id", &req.referral_id);
@@ -887,18 +867,16 @@ impl ConversationService for Conversations {
                     request_id.to_string(),
                 )
                 .await?;
-            let answer = pb::CloseReferralResponse { referral: Some(referral) };
-            Ok(answer)
+            Ok(pb::CloseReferralResponse { referral: Some(referral) })
         });
-        Ok(Response::new(answer.await?))
+        answer.await
     }
 
     async fn get_response_time_report(
         &self,
         request: Request<pb::GetResponseTimeReportRequest>,
-    ) -> Result<Response<pb::GetResponseTimeReportResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    ) -> Result<pb::GetResponseTimeReportResponse, Error> {
+        let (caller, req) = unpack(request)?;
         let mut v = Validator::new();
         let (from, to) = time_range(&mut v, "period", req.period.as_ref());
         if from.is_none() {
@@ -966,7 +944,7 @@ impl ConversationService for Conversations {
             }
         }
         let all: Vec<Item> = rows.iter().map(|r| r.2).collect();
-        Ok(Response::new(pb::GetResponseTimeReportResponse {
+        Ok(pb::GetResponseTimeReportResponse {
             by_user: by_user
                 .iter()
                 .map(|(u, items)| pb::ResponseTimeRow {
@@ -984,6 +962,6 @@ impl ConversationService for Conversations {
                 })
                 .collect(),
             overall: Some(figures(&all)),
-        }))
+        })
     }
 }

@@ -15,11 +15,12 @@ use govmedia_domain::screening::{Category, Severity};
 use govmedia_domain::validate::{MAX_NAME_CHARS, Validator};
 use govmedia_kit::auth::Principal;
 use govmedia_kit::mutation::Call;
+use govmedia_kit::wire::unpack;
 use govmedia_kit::wire::{caller, check_etag, etag, next_page_token, ts};
 use govmedia_proto::common::v1 as cpb;
 use govmedia_proto::interaction::v1 as pb;
 use govmedia_proto::interaction::v1::moderation_service_server::{ModerationService, ModerationServiceServer};
-use tonic::{Request, Response, Status};
+use tonic::Request;
 
 use super::{method, record};
 use crate::domain::moderation::{Action, Condition, Rule};
@@ -245,14 +246,13 @@ impl Moderation {
     }
 }
 
-#[tonic::async_trait]
+#[govmedia_kit::handlers]
 impl ModerationService for Moderation {
     async fn create_moderation_rule(
         &self,
         request: Request<pb::CreateModerationRuleRequest>,
-    ) -> Result<Response<pb::CreateModerationRuleResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    ) -> Result<pb::CreateModerationRuleResponse, Error> {
+        let (caller, req) = unpack(request)?;
         let mut v = Validator::new();
         let request_id = v.request_id(&req.request_id);
         let given = req.moderation_rule.clone().unwrap_or_default();
@@ -286,16 +286,15 @@ impl ModerationService for Moderation {
                     .attr("priority", rule.rule.priority)
                     .attr("enabled", rule.rule.enabled),
             );
-            let answer = pb::CreateModerationRuleResponse { moderation_rule: Some(to_proto(&rule)) };
-            Ok(answer)
+            Ok(pb::CreateModerationRuleResponse { moderation_rule: Some(to_proto(&rule)) })
         });
-        Ok(Response::new(answer.await?))
+        answer.await
     }
 
     async fn get_moderation_rule(
         &self,
         request: Request<pb::GetModerationRuleRequest>,
-    ) -> Result<Response<pb::GetModerationRuleResponse>, Status> {
+    ) -> Result<pb::GetModerationRuleResponse, Error> {
         let caller = caller(&request)?;
         let mut v = Validator::new();
         let id: Option<ModerationRuleId> = v.id("moderation_rule_id", &request.get_ref().moderation_rule_id);
@@ -304,15 +303,14 @@ impl ModerationService for Moderation {
         let rule = store::get(&mut tx, id).await?.ok_or_else(|| Error::not_found("moderation_rule", id))?;
         drop(tx);
         self.require(&caller, Permission::CommentRead, rule.account()).await?;
-        Ok(Response::new(pb::GetModerationRuleResponse { moderation_rule: Some(to_proto(&rule)) }))
+        Ok(pb::GetModerationRuleResponse { moderation_rule: Some(to_proto(&rule)) })
     }
 
     async fn list_moderation_rules(
         &self,
         request: Request<pb::ListModerationRulesRequest>,
-    ) -> Result<Response<pb::ListModerationRulesResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    ) -> Result<pb::ListModerationRulesResponse, Error> {
+        let (caller, req) = unpack(request)?;
         let mut v = Validator::new();
         let account: Option<PlatformAccountId> = v.optional_id("platform_account_id", &req.platform_account_id);
         v.finish()?;
@@ -323,18 +321,14 @@ impl ModerationService for Moderation {
         let rules = store::list(&mut tx, account, after, limit).await?;
         let next_page_token =
             next_page_token(&rules, limit, |r| (r.rule.priority, r.rule.created_at, r.id.to_string()));
-        Ok(Response::new(pb::ListModerationRulesResponse {
-            moderation_rules: rules.iter().map(to_proto).collect(),
-            next_page_token,
-        }))
+        Ok(pb::ListModerationRulesResponse { moderation_rules: rules.iter().map(to_proto).collect(), next_page_token })
     }
 
     async fn update_moderation_rule(
         &self,
         request: Request<pb::UpdateModerationRuleRequest>,
-    ) -> Result<Response<pb::UpdateModerationRuleResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    ) -> Result<pb::UpdateModerationRuleResponse, Error> {
+        let (caller, req) = unpack(request)?;
         let mut v = Validator::new();
         let request_id = v.request_id(&req.request_id);
         let given = req.moderation_rule.clone().unwrap_or_default();
@@ -391,18 +385,16 @@ impl ModerationService for Moderation {
                 self.rule_record(AuditAction::ModerationRuleUpdated, &caller, &rule, request_id.to_string())
                     .attr("fields", paths.join(",")),
             );
-            let answer = pb::UpdateModerationRuleResponse { moderation_rule: Some(to_proto(&rule)) };
-            Ok(answer)
+            Ok(pb::UpdateModerationRuleResponse { moderation_rule: Some(to_proto(&rule)) })
         });
-        Ok(Response::new(answer.await?))
+        answer.await
     }
 
     async fn delete_moderation_rule(
         &self,
         request: Request<pb::DeleteModerationRuleRequest>,
-    ) -> Result<Response<pb::DeleteModerationRuleResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    ) -> Result<pb::DeleteModerationRuleResponse, Error> {
+        let (caller, req) = unpack(request)?;
         let mut v = Validator::new();
         let request_id = v.request_id(&req.request_id);
         let id: Option<ModerationRuleId> = v.id("moderation_rule_id", &req.moderation_rule_id);
@@ -416,16 +408,15 @@ impl ModerationService for Moderation {
             check_etag("etag", &req.etag, rule.version, false)?;
             store::delete(m.tx(), id, rule.version).await?;
             m.audit(self.rule_record(AuditAction::ModerationRuleDeleted, &caller, &rule, request_id.to_string()));
-            let answer = pb::DeleteModerationRuleResponse {};
-            Ok(answer)
+            Ok(pb::DeleteModerationRuleResponse {})
         });
-        Ok(Response::new(answer.await?))
+        answer.await
     }
 
     async fn get_interaction_settings(
         &self,
         request: Request<pb::GetInteractionSettingsRequest>,
-    ) -> Result<Response<pb::GetInteractionSettingsResponse>, Status> {
+    ) -> Result<pb::GetInteractionSettingsResponse, Error> {
         let caller = caller(&request)?;
         let mut v = Validator::new();
         let account: Option<PlatformAccountId> = v.id("platform_account_id", &request.get_ref().platform_account_id);
@@ -433,15 +424,14 @@ impl ModerationService for Moderation {
         self.require(&caller, Permission::CommentRead, Some(account)).await?;
         let mut tx = self.core.db().begin_read().await?;
         let settings = settings_store::get(&mut tx, account).await?;
-        Ok(Response::new(pb::GetInteractionSettingsResponse { settings: Some(settings_to(&settings)) }))
+        Ok(pb::GetInteractionSettingsResponse { settings: Some(settings_to(&settings)) })
     }
 
     async fn update_interaction_settings(
         &self,
         request: Request<pb::UpdateInteractionSettingsRequest>,
-    ) -> Result<Response<pb::UpdateInteractionSettingsResponse>, Status> {
-        let caller = caller(&request)?;
-        let req = request.into_inner();
+    ) -> Result<pb::UpdateInteractionSettingsResponse, Error> {
+        let (caller, req) = unpack(request)?;
         let mut v = Validator::new();
         let request_id = v.request_id(&req.request_id);
         let given = req.settings.clone().unwrap_or_default();
@@ -516,10 +506,9 @@ impl ModerationService for Moderation {
                 .attr("fields", paths.join(","))
                 .attr("reply_approval_required", settings.reply_approval_required),
             );
-            let answer = pb::UpdateInteractionSettingsResponse { settings: Some(settings_to(&settings)) };
-            Ok(answer)
+            Ok(pb::UpdateInteractionSettingsResponse { settings: Some(settings_to(&settings)) })
         });
-        Ok(Response::new(answer.await?))
+        answer.await
     }
 }
 

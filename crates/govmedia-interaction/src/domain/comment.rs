@@ -2,6 +2,7 @@
 //! rules allow (R4.1.1–R4.1.3). Refusals are FAILED_PRECONDITION naming the rule.
 
 use govmedia_domain::Error;
+use govmedia_domain::audit::AuditAction;
 
 macro_rules! named {
     ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $variant:ident => $text:literal,)* }) => {
@@ -65,6 +66,60 @@ named! {
         PlatformApi => "platform_api",
         /// By hand on the platform, with evidence.
         Manual => "manual",
+    }
+}
+
+named! {
+    /// What a moderator does to one comment.
+    ModeratorAction {
+        /// Hide it from the public (R4.1.3).
+        Hide => "hide",
+        /// Delete it, keeping it for the record (R4.1.3).
+        Delete => "delete",
+        /// Show a hidden comment again (R4.1.3).
+        Restore => "restore",
+        /// Close it without a reply (R4.1.1).
+        Dismiss => "dismiss",
+    }
+}
+
+impl ModeratorAction {
+    /// The audit action it is recorded as.
+    pub const fn audit_action(self) -> AuditAction {
+        match self {
+            Self::Hide => AuditAction::CommentHidden,
+            Self::Delete => AuditAction::CommentDeleted,
+            Self::Restore => AuditAction::CommentRestored,
+            Self::Dismiss => AuditAction::CommentDismissed,
+        }
+    }
+
+    /// The rule that governs it.
+    pub const fn rule(self) -> &'static str {
+        match self {
+            Self::Dismiss => "R4.1.1",
+            Self::Hide | Self::Delete | Self::Restore => "R4.1.3",
+        }
+    }
+
+    /// Whether it may be done by hand on the platform, with evidence.
+    pub const fn takes_evidence(self) -> bool {
+        matches!(self, Self::Hide | Self::Delete)
+    }
+
+    /// The status a comment `from` moves to, or the rule refusing the move.
+    pub fn next(self, comment: &str, from: CommentStatus, responded: bool) -> Result<CommentStatus, Error> {
+        match self {
+            Self::Hide => hide(comment, from),
+            Self::Delete => delete(comment, from),
+            Self::Restore => restore(comment, from, responded),
+            Self::Dismiss => dismiss(comment, from),
+        }
+    }
+
+    /// Whether doing it answers the comment (its first response, for the deadline).
+    pub const fn responds(self) -> bool {
+        matches!(self, Self::Dismiss)
     }
 }
 
