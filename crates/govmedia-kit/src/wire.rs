@@ -2,8 +2,11 @@
 //! page tokens and the caller. One copy here so that every service reads times, checks
 //! etags and pages the same way.
 
+use std::str::FromStr;
+
 use chrono::{DateTime, Utc};
 use govmedia_domain::Error;
+use govmedia_domain::ids::{InvalidId, RequestId};
 use govmedia_domain::page;
 use govmedia_domain::validate::Validator;
 use serde::Serialize;
@@ -84,6 +87,26 @@ pub fn next_page_token<T, C: Serialize>(items: &[T], limit: u32, key: impl Fn(&T
         }
         _ => String::new(),
     }
+}
+
+/// The `request_id` and the one resource id of a change whose request names nothing
+/// else to check (`field` names the id in a violation).
+pub fn keyed_id<Id: FromStr<Err = InvalidId>>(
+    request_id: &str,
+    field: &str,
+    id: &str,
+) -> Result<(RequestId, Id), govmedia_domain::Error> {
+    let mut v = Validator::new();
+    let request_id = v.request_id(request_id);
+    let id = v.id(field, id);
+    v.finish_with(|| Some((request_id?, id?)))
+}
+
+/// The one resource id a read names (`field` names it in a violation).
+pub fn one_id<Id: FromStr<Err = InvalidId>>(field: &str, id: &str) -> Result<Id, govmedia_domain::Error> {
+    let mut v = Validator::new();
+    let id = v.id(field, id);
+    v.finish_with(|| id)
 }
 
 /// The caller and the message of a request that passed the auth layer.

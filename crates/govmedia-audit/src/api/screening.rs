@@ -118,6 +118,16 @@ fn finding_to(f: &Finding, key: &str) -> cpb::ScreeningFinding {
     }
 }
 
+fn whitelist_to(p: &store::StoredPhrase) -> pb::WhitelistEntry {
+    pb::WhitelistEntry {
+        id: p.id.clone(),
+        phrase: p.phrase.clone(),
+        note: p.note.clone(),
+        version: u64::try_from(p.version).unwrap_or(0),
+        update_time: Some(ts(p.updated_at)),
+    }
+}
+
 fn entry_to(e: &store::StoredEntry) -> pb::LexiconEntry {
     pb::LexiconEntry {
         id: e.entry.id.clone(),
@@ -386,19 +396,7 @@ impl ScreeningService for Screening {
         self.require(&caller, Permission::LexiconRead).await?;
         let phrases = store::list_phrases(self.core.db(), &after, limit).await?;
         let next_page_token = next_page_token(&phrases, limit, |last| last.phrase.clone());
-        Ok(pb::ListWhitelistEntriesResponse {
-            entries: phrases
-                .iter()
-                .map(|p| pb::WhitelistEntry {
-                    id: p.id.clone(),
-                    phrase: p.phrase.clone(),
-                    note: p.note.clone(),
-                    version: u64::try_from(p.version).unwrap_or(0),
-                    update_time: Some(ts(p.updated_at)),
-                })
-                .collect(),
-            next_page_token,
-        })
+        Ok(pb::ListWhitelistEntriesResponse { entries: phrases.iter().map(whitelist_to).collect(), next_page_token })
     }
 
     async fn upsert_whitelist_entries(

@@ -11,7 +11,7 @@ use govmedia_domain::ids::{SecurityEventId, SessionId, UserId};
 use govmedia_domain::permission::Permission;
 use govmedia_domain::scope::Resource;
 use govmedia_domain::validate::Validator;
-use govmedia_kit::auth::PrincipalKind;
+use govmedia_kit::auth::{Principal, PrincipalKind};
 use govmedia_kit::db::Tx;
 use govmedia_kit::mutation::{Call, Mutation};
 use govmedia_kit::wire::unpack;
@@ -219,6 +219,18 @@ impl Authentication {
             refresh_token_expire_time: Some(ts(refresh_expires)),
             session_id: session.to_string(),
         })
+    }
+}
+
+/// The caller as the wire names a principal.
+fn principal_ref(caller: &Principal) -> govmedia_proto::common::v1::PrincipalRef {
+    govmedia_proto::common::v1::PrincipalRef {
+        kind: match caller.kind {
+            PrincipalKind::User => govmedia_proto::common::v1::PrincipalKind::User,
+            PrincipalKind::Service => govmedia_proto::common::v1::PrincipalKind::Service,
+        } as i32,
+        id: caller.id.to_string(),
+        display_name: caller.display_name.clone(),
     }
 }
 
@@ -523,9 +535,7 @@ impl AuthenticationService for Authentication {
             let mut user =
                 directory::lock_user(m.tx(), user_id).await?.ok_or_else(|| Error::not_found("user", user_id))?;
             user.change_password(new_hash.clone(), self.core.policy().password_max_age, now);
-            directory::save_user(m.tx(), &user).await?;
-            directory::push_password_history(m.tx(), user_id, &new_hash, now).await?;
-            sessions::revoke_sessions_of(m.tx(), user_id.into(), "password changed", now).await?;
+            directory::save_new_password(m.tx(), &user, "password changed").await?;
             let (tokens, session) = self.start_session(m.tx(), &user, false, &address, now).await?;
             m.audit(
                 self.core
@@ -602,14 +612,7 @@ impl AuthenticationService for Authentication {
         let mut tx = self.core.db().begin_read().await?;
         let bindings = access_store::bindings_of(&mut tx, caller.id).await?;
         Ok(pb::GetCurrentPrincipalResponse {
-            principal: Some(govmedia_proto::common::v1::PrincipalRef {
-                kind: match caller.kind {
-                    PrincipalKind::User => govmedia_proto::common::v1::PrincipalKind::User,
-                    PrincipalKind::Service => govmedia_proto::common::v1::PrincipalKind::Service,
-                } as i32,
-                id: caller.id.to_string(),
-                display_name: caller.display_name.clone(),
-            }),
+            principal: Some(principal_ref(&caller)),
             department_id: caller.department.map(|d| d.to_string()).unwrap_or_default(),
             role_bindings: bindings.iter().map(super::access::binding_to_proto).collect(),
             password_change_required: caller.password_change_required,

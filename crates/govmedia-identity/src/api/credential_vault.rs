@@ -12,7 +12,7 @@ use govmedia_domain::permission::Permission;
 use govmedia_domain::scope::Resource;
 use govmedia_domain::validate::Validator;
 use govmedia_kit::mutation::Call;
-use govmedia_kit::wire::unpack;
+use govmedia_kit::wire::{one_id, unpack};
 use govmedia_proto::identity::v1 as pb;
 use govmedia_proto::identity::v1::credential_vault_service_server::{
     CredentialVaultService, CredentialVaultServiceServer,
@@ -140,9 +140,7 @@ impl CredentialVaultService for CredentialVault {
         request: Request<pb::GetAccountCredentialRequest>,
     ) -> Result<pb::GetAccountCredentialResponse, Error> {
         let caller = caller(&request)?;
-        let mut v = Validator::new();
-        let id: Option<PlatformAccountId> = v.id("platform_account_id", &request.get_ref().platform_account_id);
-        let id = v.finish_with(|| id)?;
+        let id: PlatformAccountId = one_id("platform_account_id", &request.get_ref().platform_account_id)?;
         let mut tx = self.core.db().begin_read().await?;
         let account = store::get_account(&mut tx, id).await?.ok_or_else(|| Error::not_found("platform_account", id))?;
         self.core.require(&mut tx, &caller, Permission::AccountRead, &account_scope(&account)).await?;

@@ -13,7 +13,7 @@ use govmedia_domain::scope::Resource;
 use govmedia_domain::validate::{MAX_NAME_CHARS, Validator};
 use govmedia_kit::auth::Principal;
 use govmedia_kit::mutation::{Call, Mutation};
-use govmedia_kit::wire::unpack;
+use govmedia_kit::wire::{one_id, unpack};
 use govmedia_proto::identity::v1 as pb;
 use govmedia_proto::identity::v1::directory_service_server::{DirectoryService, DirectoryServiceServer};
 use tonic::Request;
@@ -127,8 +127,12 @@ fn user_resource(department: Option<DepartmentId>) -> Resource {
     department.map_or(Resource::GLOBAL, Resource::department)
 }
 
-async fn hash_blocking(password: String) -> Result<String, Error> {
-    tokio::task::spawn_blocking(move || password::hash(&password)).await.map_err(Error::internal)?
+/// A new one-time password and its hash (argon2id, off the async threads).
+async fn one_time_password() -> Result<(String, String), Error> {
+    let password = password::generate_one_time();
+    let hashed = password.clone();
+    let hash = tokio::task::spawn_blocking(move || password::hash(&hashed)).await.map_err(Error::internal)??;
+    Ok((password, hash))
 }
 
 /// The fields named by an update mask, refused when it names none.
@@ -370,13 +374,6 @@ impl TryFrom<&pb::CreateServicePrincipalRequest> for CreateServicePrincipal {
     }
 }
 
-/// The one id a read names.
-fn read_id<Id: FromStr<Err = InvalidId>>(field: &str, value: &str) -> Result<Id, Error> {
-    let mut v = Validator::new();
-    let id = v.id(field, value);
-    v.finish_with(|| id)
-}
-
 impl Directory {
     /// A user, locked for a change by a caller allowed to manage the user's department.
     async fn managed_user(&self, caller: &Principal, m: &mut Mutation, user: UserId) -> Result<User, Error> {
@@ -400,6 +397,14 @@ impl Directory {
     async fn existing_department(&self, m: &mut Mutation, department: Option<DepartmentId>) -> Result<(), Error> {
         if let Some(d) = department {
             store::get_department(m.tx(), d).await?.ok_or_else(|| Error::not_found("department", d))?;
+        }
+        Ok(())
+    }
+
+    /// A user that must exist (a service principal's owner).
+    async fn existing_user(&self, m: &mut Mutation, user: Option<UserId>) -> Result<(), Error> {
+        if let Some(u) = user {
+            store::get_user(m.tx(), u).await?.ok_or_else(|| Error::not_found("user", u))?;
         }
         Ok(())
     }
@@ -443,7 +448,7 @@ impl DirectoryService for Directory {
         request: Request<pb::GetDepartmentRequest>,
     ) -> Result<pb::GetDepartmentResponse, Error> {
         let caller = caller(&request)?;
-        let id: DepartmentId = read_id("department_id", &request.get_ref().department_id)?;
+        let id: DepartmentId = one_id("department_id", &request.get_ref().department_id)?;
         let mut tx = self.core.db().begin_read().await?;
         self.core.require(&mut tx, &caller, Permission::DirectoryRead, &Resource::department(id)).await?;
         let department = store::get_department(&mut tx, id).await?.ok_or_else(|| Error::not_found("department", id))?;
@@ -490,8 +495,7 @@ impl DirectoryService for Directory {
     async fn create_user(&self, request: Request<pb::CreateUserRequest>) -> Result<pb::CreateUserResponse, Error> {
         let (caller, req) = unpack(request)?;
         let cmd = CreateUser::try_from(&req)?;
-        let one_time = password::generate_one_time();
-        let hash = hash_blocking(one_time.clone()).await?;
+        let (one_time, hash) = one_time_password().await?;
         let call = Call::new(&caller, method!("DirectoryService", "CreateUser"), cmd.request_id, &req);
         let answer = self.core.work().run(call, async |m| {
             self.core.require(m.tx(), &caller, Permission::UserManage, &user_resource(cmd.profile.department)).await?;
@@ -508,7 +512,7 @@ impl DirectoryService for Directory {
 
     async fn get_user(&self, request: Request<pb::GetUserRequest>) -> Result<pb::GetUserResponse, Error> {
         let caller = caller(&request)?;
-        let id: UserId = read_id("user_id", &request.get_ref().user_id)?;
+        let id: UserId = one_id("user_id", &request.get_ref().user_id)?;
         let mut tx = self.core.db().begin_read().await?;
         let user = store::get_user(&mut tx, id).await?.ok_or_else(|| Error::not_found("user", id))?;
         if caller.id != id.into() {
@@ -584,16 +588,12 @@ impl DirectoryService for Directory {
     ) -> Result<pb::ResetUserPasswordResponse, Error> {
         let (caller, req) = unpack(request)?;
         let cmd = Target::<UserId>::parse(&req)?;
-        let one_time = password::generate_one_time();
-        let hash = hash_blocking(one_time.clone()).await?;
+        let (one_time, hash) = one_time_password().await?;
         let call = Call::new(&caller, method!("DirectoryService", "ResetUserPassword"), cmd.request_id, &req);
         let answer = self.core.work().run(call, async |m| {
             let mut user = self.managed_user(&caller, m, cmd.id).await?;
             let action = user.reset_password(hash, m.now());
-            store::save_user(m.tx(), &user).await?;
-            store::push_password_history(m.tx(), cmd.id, &user.password_hash, user.updated_at).await?;
-            let revoked =
-                sessions::revoke_sessions_of(m.tx(), cmd.id.into(), "password reset", user.updated_at).await?;
+            let revoked = store::save_new_password(m.tx(), &user, "password reset").await?;
             let record = self.user_record(action, &caller, &user).rule("R2.3.1").reason(cmd.reason.clone());
             m.audit(record.attr("sessions_revoked", revoked));
             Ok(pb::ResetUserPasswordResponse { one_time_password: one_time })
@@ -642,11 +642,8 @@ impl DirectoryService for Directory {
         let call = Call::new(&caller, method!("DirectoryService", "CreateServicePrincipal"), cmd.request_id, &req);
         let answer = self.core.work().run(call, async |m| {
             self.core.require(m.tx(), &caller, Permission::ServicePrincipalManage, &Resource::GLOBAL).await?;
-            if let Some(o) = cmd.owner {
-                store::get_user(m.tx(), o).await?.ok_or_else(|| Error::not_found("user", o))?;
-            }
-            let secret = tokens::new_client_secret();
-            let hash = tokens::token_hash(&secret);
+            self.existing_user(m, cmd.owner).await?;
+            let (secret, hash) = tokens::new_client_secret_hashed();
             let principal = ServicePrincipal::new(cmd.client_id, cmd.display_name, cmd.owner, hash, m.now());
             store::insert_service_principal(m.tx(), &principal).await?;
             let record = self.record(AuditAction::ServicePrincipalCreated, &caller, "service_principal", principal.id);
@@ -662,7 +659,7 @@ impl DirectoryService for Directory {
         request: Request<pb::GetServicePrincipalRequest>,
     ) -> Result<pb::GetServicePrincipalResponse, Error> {
         let caller = caller(&request)?;
-        let id: ServicePrincipalId = read_id("service_principal_id", &request.get_ref().service_principal_id)?;
+        let id: ServicePrincipalId = one_id("service_principal_id", &request.get_ref().service_principal_id)?;
         let mut tx = self.core.db().begin_read().await?;
         if caller.id != id.into() {
             self.core.require(&mut tx, &caller, Permission::DirectoryRead, &Resource::GLOBAL).await?;
@@ -698,8 +695,8 @@ impl DirectoryService for Directory {
         let method = method!("DirectoryService", "RotateServicePrincipalSecret");
         let answer = self.core.work().run(Call::new(&caller, method, cmd.request_id, &req), async |m| {
             let mut principal = self.managed_principal(&caller, m, cmd.id).await?;
-            let secret = tokens::new_client_secret();
-            let action = principal.rotate_secret(tokens::token_hash(&secret), false, m.now());
+            let (secret, hash) = tokens::new_client_secret_hashed();
+            let action = principal.rotate_secret(hash, false, m.now());
             store::save_service_principal(m.tx(), &principal).await?;
             m.audit(self.record(action, &caller, "service_principal", cmd.id).rule("R2.3.1"));
             let service_principal = Some(principal_to_proto(&principal));

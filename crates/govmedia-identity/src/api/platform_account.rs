@@ -13,7 +13,7 @@ use govmedia_domain::scope::Resource;
 use govmedia_domain::validate::{MAX_REASON_CHARS, Validator};
 use govmedia_kit::auth::Principal;
 use govmedia_kit::mutation::{Call, Mutation};
-use govmedia_kit::wire::unpack;
+use govmedia_kit::wire::{one_id, unpack};
 use govmedia_proto::common::v1 as cpb;
 use govmedia_proto::identity::v1 as pb;
 use govmedia_proto::identity::v1::platform_account_service_server::{
@@ -508,9 +508,7 @@ impl PlatformAccountService for PlatformAccounts {
         request: Request<pb::GetPlatformAccountRequest>,
     ) -> Result<pb::GetPlatformAccountResponse, Error> {
         let caller = caller(&request)?;
-        let mut v = Validator::new();
-        let id: Option<PlatformAccountId> = v.id("platform_account_id", &request.get_ref().platform_account_id);
-        let id = v.finish_with(|| id)?;
+        let id: PlatformAccountId = one_id("platform_account_id", &request.get_ref().platform_account_id)?;
         let mut tx = self.core.db().begin_read().await?;
         let a = store::get_account(&mut tx, id).await?.ok_or_else(|| Error::not_found("platform_account", id))?;
         self.core.require(&mut tx, &caller, Permission::AccountRead, &resource(&a)).await?;
@@ -665,9 +663,7 @@ impl PlatformAccountService for PlatformAccounts {
         request: Request<pb::ListPlatformAccountRevisionsRequest>,
     ) -> Result<pb::ListPlatformAccountRevisionsResponse, Error> {
         let (caller, req) = unpack(request)?;
-        let mut v = Validator::new();
-        let id: Option<PlatformAccountId> = v.id("platform_account_id", &req.platform_account_id);
-        let id = v.finish_with(|| id)?;
+        let id: PlatformAccountId = one_id("platform_account_id", &req.platform_account_id)?;
         let limit = page_size(req.page_size)?;
         let before: Option<i64> = cursor(&req.page_token)?;
         let mut tx = self.core.db().begin_read().await?;
@@ -785,9 +781,7 @@ impl PlatformAccountService for PlatformAccounts {
         request: Request<pb::GetAccountIncidentRequest>,
     ) -> Result<pb::GetAccountIncidentResponse, Error> {
         let caller = caller(&request)?;
-        let mut v = Validator::new();
-        let id: Option<IncidentId> = v.id("incident_id", &request.get_ref().incident_id);
-        let id = v.finish_with(|| id)?;
+        let id: IncidentId = one_id("incident_id", &request.get_ref().incident_id)?;
         let mut tx = self.core.db().begin_read().await?;
         let incident =
             store::get_incident(&mut tx, id).await?.ok_or_else(|| Error::not_found("account_incident", id))?;

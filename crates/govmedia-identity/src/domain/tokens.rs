@@ -23,6 +23,13 @@ pub fn new_client_secret() -> String {
     format!("gms_{}", URL_SAFE_NO_PAD.encode(bytes))
 }
 
+/// A new client secret and the hash kept of it.
+pub fn new_client_secret_hashed() -> (String, String) {
+    let secret = new_client_secret();
+    let hash = token_hash(&secret);
+    (secret, hash)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

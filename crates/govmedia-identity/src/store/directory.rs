@@ -277,6 +277,15 @@ pub async fn count_users(tx: &mut Tx) -> Result<i64, Error> {
         .map_err(db_error)
 }
 
+/// Saves a user whose password was just replaced: the record, the new password in the
+/// history (R2.3.1: not reused), and the end of every session opened with the old one.
+/// Returns how many sessions ended.
+pub async fn save_new_password(tx: &mut Tx, user: &User, why: &str) -> Result<u64, Error> {
+    save_user(tx, user).await?;
+    push_password_history(tx, user.id, &user.password_hash, user.password_changed_at).await?;
+    crate::store::sessions::revoke_sessions_of(tx, user.id.into(), why, user.password_changed_at).await
+}
+
 /// Records a password in the user's history.
 pub async fn push_password_history(tx: &mut Tx, user: UserId, hash: &str, at: DateTime<Utc>) -> Result<(), Error> {
     on_tx!(tx, |conn, dialect| {

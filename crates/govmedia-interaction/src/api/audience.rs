@@ -15,8 +15,8 @@ use govmedia_domain::validate::{MAX_NAME_CHARS, MAX_REASON_CHARS, Validator};
 use govmedia_kit::access::Authorized;
 use govmedia_kit::auth::Principal;
 use govmedia_kit::mutation::Call;
-use govmedia_kit::wire::unpack;
 use govmedia_kit::wire::{caller, check_etag, etag, next_page_token, time_range, ts};
+use govmedia_kit::wire::{one_id, unpack};
 use govmedia_proto::common::v1 as cpb;
 use govmedia_proto::interaction::v1 as pb;
 use govmedia_proto::interaction::v1::audience_service_server::{AudienceService, AudienceServiceServer};
@@ -340,9 +340,7 @@ impl AudienceService for Audience {
 
     async fn get_campaign(&self, request: Request<pb::GetCampaignRequest>) -> Result<pb::GetCampaignResponse, Error> {
         let caller = caller(&request)?;
-        let mut v = Validator::new();
-        let id: Option<CampaignId> = v.id("campaign_id", &request.get_ref().campaign_id);
-        let id = v.finish_with(|| id)?;
+        let id: CampaignId = one_id("campaign_id", &request.get_ref().campaign_id)?;
         let mut tx = self.core.db().begin_read().await?;
         let c = store::get_campaign(&mut tx, id).await?.ok_or_else(|| Error::not_found("campaign", id))?;
         drop(tx);

@@ -15,7 +15,7 @@ use govmedia_domain::validate::{MAX_NAME_CHARS, Validator};
 use govmedia_kit::auth::Principal;
 use govmedia_kit::db::Tx;
 use govmedia_kit::mutation::Call;
-use govmedia_kit::wire::unpack;
+use govmedia_kit::wire::{one_id, unpack};
 
 use govmedia_kit::screening::{decode_findings, encode_findings};
 use govmedia_kit::wire::{caller, check_etag, etag, next_page_token, optional_time, ts};
@@ -571,9 +571,7 @@ impl CommentService for Comments {
 
     async fn get_comment(&self, request: Request<pb::GetCommentRequest>) -> Result<pb::GetCommentResponse, Error> {
         let caller = caller(&request)?;
-        let mut v = Validator::new();
-        let id: Option<CommentId> = v.id("comment_id", &request.get_ref().comment_id);
-        let id = v.finish_with(|| id)?;
+        let id: CommentId = one_id("comment_id", &request.get_ref().comment_id)?;
         let c = self.read(id).await?;
         self.require(&caller, Permission::CommentRead, c.account).await?;
         let mut tx = self.core.db().begin_read().await?;

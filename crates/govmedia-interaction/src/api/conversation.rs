@@ -8,6 +8,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use govmedia_domain::Error;
 use govmedia_domain::audit::AuditAction;
+use govmedia_domain::ids::RequestId;
 use govmedia_domain::ids::{ConversationId, DepartmentId, MessageId, PlatformAccountId, ReferralId, UserId};
 use govmedia_domain::page;
 use govmedia_domain::permission::Permission;
@@ -19,8 +20,8 @@ use govmedia_kit::db::Tx;
 use govmedia_kit::mutation::Call;
 use govmedia_kit::mutation::Mutation;
 use govmedia_kit::screening::{decode_findings, encode_findings};
-use govmedia_kit::wire::unpack;
 use govmedia_kit::wire::{caller, check_etag, etag, next_page_token, optional_time, time_range, ts};
+use govmedia_kit::wire::{keyed_id, one_id, unpack};
 use govmedia_proto::common::v1 as cpb;
 use govmedia_proto::interaction::v1 as pb;
 use govmedia_proto::interaction::v1::conversation_service_server::{ConversationService, ConversationServiceServer};
@@ -364,9 +365,7 @@ impl ConversationService for Conversations {
         request: Request<pb::GetConversationRequest>,
     ) -> Result<pb::GetConversationResponse, Error> {
         let caller = caller(&request)?;
-        let mut v = Validator::new();
-        let id: Option<ConversationId> = v.id("conversation_id", &request.get_ref().conversation_id);
-        let id = v.finish_with(|| id)?;
+        let id: ConversationId = one_id("conversation_id", &request.get_ref().conversation_id)?;
         let c = self.read(id).await?;
         self.require(&caller, Permission::MessageRead, c.account).await?;
         let mut tx = self.core.db().begin_read().await?;
@@ -423,9 +422,7 @@ impl ConversationService for Conversations {
         request: Request<pb::ListMessagesRequest>,
     ) -> Result<pb::ListMessagesResponse, Error> {
         let (caller, req) = unpack(request)?;
-        let mut v = Validator::new();
-        let id: Option<ConversationId> = v.id("conversation_id", &req.conversation_id);
-        let id = v.finish_with(|| id)?;
+        let id: ConversationId = one_id("conversation_id", &req.conversation_id)?;
         let limit = page::page_size(req.page_size, 100, 1000)?;
         let after: Option<i64> = page::decode_page_token(&req.page_token)?;
         let c = self.read(id).await?;
@@ -713,9 +710,7 @@ impl ConversationService for Conversations {
 
     async fn get_referral(&self, request: Request<pb::GetReferralRequest>) -> Result<pb::GetReferralResponse, Error> {
         let caller = caller(&request)?;
-        let mut v = Validator::new();
-        let id: Option<ReferralId> = v.id("referral_id", &request.get_ref().referral_id);
-        let id = v.finish_with(|| id)?;
+        let id: ReferralId = one_id("referral_id", &request.get_ref().referral_id)?;
         let r = self.read_referral(id).await?;
         self.require_referral_read(&caller, &r).await?;
         Ok(pb::GetReferralResponse { referral: Some(referral_to(&r, self.core.now())) })
@@ -767,10 +762,7 @@ impl ConversationService for Conversations {
         request: Request<pb::AcknowledgeReferralRequest>,
     ) -> Result<pb::AcknowledgeReferralResponse, Error> {
         let (caller, req) = unpack(request)?;
-        let mut v = Validator::new();
-        let request_id = v.request_id(&req.request_id);
-        let id: Option<ReferralId> = v.id("referral_id", &req.referral_id);
-        let (request_id, id) = v.finish_with(|| Some((request_id?, id?)))?;
+        let (request_id, id): (RequestId, ReferralId) = keyed_id(&req.request_id, "referral_id", &req.referral_id)?;
         let grant = self.referral_grant(&caller, Permission::ReferralHandle, id).await?;
         let call = Call::new(&caller, method!("ConversationService/AcknowledgeReferral"), request_id, &req);
         let answer = self.core.work().run(call, async |m| {
@@ -844,10 +836,7 @@ impl ConversationService for Conversations {
         request: Request<pb::CloseReferralRequest>,
     ) -> Result<pb::CloseReferralResponse, Error> {
         let (caller, req) = unpack(request)?;
-        let mut v = Validator::new();
-        let request_id = v.request_id(&req.request_id);
-        let id: Option<ReferralId> = v.id("referral_id", &req.referral_id);
-        let (request_id, id) = v.finish_with(|| Some((request_id?, id?)))?;
+        let (request_id, id): (RequestId, ReferralId) = keyed_id(&req.request_id, "referral_id", &req.referral_id)?;
         let grant = self.referral_grant(&caller, Permission::ReferralManage, id).await?;
         let call = Call::new(&caller, method!("ConversationService/CloseReferral"), request_id, &req);
         let answer = self.core.work().run(call, async |m| {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use govmedia_domain::Error;
 use govmedia_domain::audit::{AuditAction, AuditRecord, AuditResourceRef};
+use govmedia_domain::ids::RequestId;
 use govmedia_domain::ids::{ModerationRuleId, PlatformAccountId, PublicationId, UserId};
 use govmedia_domain::page;
 use govmedia_domain::permission::Permission;
@@ -15,8 +16,8 @@ use govmedia_domain::screening::{Category, Severity};
 use govmedia_domain::validate::{MAX_NAME_CHARS, Validator};
 use govmedia_kit::auth::Principal;
 use govmedia_kit::mutation::Call;
-use govmedia_kit::wire::unpack;
 use govmedia_kit::wire::{caller, check_etag, etag, next_page_token, ts};
+use govmedia_kit::wire::{keyed_id, one_id, unpack};
 use govmedia_proto::common::v1 as cpb;
 use govmedia_proto::interaction::v1 as pb;
 use govmedia_proto::interaction::v1::moderation_service_server::{ModerationService, ModerationServiceServer};
@@ -296,9 +297,7 @@ impl ModerationService for Moderation {
         request: Request<pb::GetModerationRuleRequest>,
     ) -> Result<pb::GetModerationRuleResponse, Error> {
         let caller = caller(&request)?;
-        let mut v = Validator::new();
-        let id: Option<ModerationRuleId> = v.id("moderation_rule_id", &request.get_ref().moderation_rule_id);
-        let id = v.finish_with(|| id)?;
+        let id: ModerationRuleId = one_id("moderation_rule_id", &request.get_ref().moderation_rule_id)?;
         let mut tx = self.core.db().begin_read().await?;
         let rule = store::get(&mut tx, id).await?.ok_or_else(|| Error::not_found("moderation_rule", id))?;
         drop(tx);
@@ -395,10 +394,8 @@ impl ModerationService for Moderation {
         request: Request<pb::DeleteModerationRuleRequest>,
     ) -> Result<pb::DeleteModerationRuleResponse, Error> {
         let (caller, req) = unpack(request)?;
-        let mut v = Validator::new();
-        let request_id = v.request_id(&req.request_id);
-        let id: Option<ModerationRuleId> = v.id("moderation_rule_id", &req.moderation_rule_id);
-        let (request_id, id) = v.finish_with(|| Some((request_id?, id?)))?;
+        let (request_id, id): (RequestId, ModerationRuleId) =
+            keyed_id(&req.request_id, "moderation_rule_id", &req.moderation_rule_id)?;
         let current = self.read_rule(id).await?;
         self.require(&caller, Permission::ModerationRuleManage, current.account()).await?;
         let call = Call::new(&caller, method!("ModerationService/DeleteModerationRule"), request_id, &req);
