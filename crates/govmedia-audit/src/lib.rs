@@ -90,13 +90,8 @@ pub struct AuditSettings {
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// A setting is unusable.
-    #[error("invalid setting {setting}: {message}")]
-    Setting {
-        /// The setting.
-        setting: &'static str,
-        /// What is wrong.
-        message: String,
-    },
+    #[error("{0}")]
+    Setting(#[source] govmedia_kit::config::InvalidSetting),
     /// The database failed.
     #[error(transparent)]
     Database(#[from] govmedia_kit::db::DatabaseError),
@@ -246,7 +241,9 @@ pub async fn serve(
     settings: AuditSettings,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let setting = |setting: &'static str, message: &str| StartError::Setting { setting, message: message.to_owned() };
+    let setting = |setting: &'static str, message: &str| {
+        StartError::Setting(govmedia_kit::config::InvalidSetting::new(setting, message.to_owned()))
+    };
     let url = settings
         .database
         .database_url

@@ -274,18 +274,11 @@ pub struct ContentSettings {
     pub content: ContentOptions,
 }
 
-/// Why the content service could not start: the setting and what is wrong with it.
-#[derive(Debug, thiserror::Error)]
-#[error("invalid setting {setting}: {message}")]
-pub struct SettingError {
-    /// The setting.
-    pub setting: &'static str,
-    /// What is wrong.
-    pub message: String,
-}
+/// Why the service could not start: the setting and what is wrong with it.
+pub use govmedia_kit::config::InvalidSetting as SettingError;
 
 fn setting(setting: &'static str, message: impl Into<String>) -> SettingError {
-    SettingError { setting, message: message.into() }
+    SettingError::new(setting, message)
 }
 
 /// The connectors the settings ask for; checked before anything starts.

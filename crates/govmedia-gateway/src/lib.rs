@@ -88,20 +88,20 @@ impl Upstream {
     /// every replica starts in service until a probe or a call finds it down.
     pub fn new(package: &str, replicas: &[String]) -> Result<Self, SettingError> {
         let Some(package) = routes::PACKAGES.iter().copied().find(|p| *p == package) else {
-            return Err(SettingError {
-                setting: package.to_owned(),
-                message: format!("is not a package the gateway fronts ({})", routes::PACKAGES.join(", ")),
-            });
+            return Err(SettingError::new(
+                package.to_owned(),
+                format!("is not a package the gateway fronts ({})", routes::PACKAGES.join(", ")),
+            ));
         };
         if replicas.is_empty() {
-            return Err(SettingError { setting: package.to_owned(), message: "names no replica".into() });
+            return Err(SettingError::new(package.to_owned(), "names no replica"));
         }
         let replicas = replicas
             .iter()
             .map(|r| {
                 let endpoint = Endpoint::from_shared(r.clone())
                     .map(|e| e.tcp_nodelay(true).connect_timeout(std::time::Duration::from_secs(2)))
-                    .map_err(|e| SettingError { setting: package.to_owned(), message: format!("{r:?}: {e}") })?;
+                    .map_err(|e| SettingError::new(package.to_owned(), format!("{r:?}: {e}")))?;
                 Ok(Replica {
                     address: r.clone(),
                     channel: endpoint.connect_lazy(),
@@ -139,15 +139,8 @@ impl Upstream {
     }
 }
 
-/// Why the gateway could not start: the setting and what is wrong with it.
-#[derive(Debug, thiserror::Error)]
-#[error("invalid setting {setting}: {message}")]
-pub struct SettingError {
-    /// The setting.
-    pub setting: String,
-    /// What is wrong.
-    pub message: String,
-}
+/// Why the service could not start: the setting and what is wrong with it.
+pub use govmedia_kit::config::InvalidSetting as SettingError;
 
 /// The gateway's server: every service of every upstream's package, routed to it, with
 /// tokens verified by `verifier` at the edge and calls counted against `limits`.
@@ -238,17 +231,11 @@ pub fn upstreams(options: &UpstreamOptions) -> Result<Vec<Upstream>, SettingErro
     for (package, setting, replicas) in named {
         if replicas.is_empty() {
             if package == "govmedia.identity.v1" {
-                return Err(SettingError {
-                    setting: setting.to_owned(),
-                    message: "is required: identity verifies tokens".into(),
-                });
+                return Err(SettingError::new(setting.to_owned(), "is required: identity verifies tokens"));
             }
             continue;
         }
-        out.push(
-            Upstream::new(package, &replicas)
-                .map_err(|e| SettingError { setting: setting.to_owned(), message: e.message })?,
-        );
+        out.push(Upstream::new(package, &replicas).map_err(|e| SettingError::new(setting.to_owned(), e.message))?);
     }
     Ok(out)
 }
@@ -259,10 +246,11 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let upstreams = upstreams(&settings.upstreams)?;
-    let identity =
-        upstreams.iter().find(|u| u.package == "govmedia.identity.v1").map(Upstream::balanced).ok_or_else(|| {
-            SettingError { setting: "GOVMEDIA_GATEWAY_IDENTITY_UPSTREAMS".into(), message: "is required".into() }
-        })?;
+    let identity = upstreams
+        .iter()
+        .find(|u| u.package == "govmedia.identity.v1")
+        .map(Upstream::balanced)
+        .ok_or_else(|| SettingError::new("GOVMEDIA_GATEWAY_IDENTITY_UPSTREAMS", "is required"))?;
     let verifier = Arc::new(TokenVerifier::from_identity(identity));
     let limits = limit::Limits::new(settings.rate_limit, settings.rate_burst);
     let janitor = limits.clone().map(|l| {

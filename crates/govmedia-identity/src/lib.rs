@@ -157,13 +157,8 @@ pub struct Policy {
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// A setting is unusable.
-    #[error("invalid setting {setting}: {message}")]
-    Setting {
-        /// The setting.
-        setting: &'static str,
-        /// What is wrong.
-        message: String,
-    },
+    #[error("{0}")]
+    Setting(#[source] govmedia_kit::config::InvalidSetting),
     /// The database failed.
     #[error(transparent)]
     Database(#[from] govmedia_kit::db::DatabaseError),
@@ -179,15 +174,17 @@ fn chrono_duration(d: Duration) -> chrono::Duration {
 impl Policy {
     /// Parses the policy settings.
     pub fn from_options(o: &IdentityOptions) -> Result<Self, StartError> {
-        let working_hours = WorkingHours::parse(&o.time_zone, &o.working_hours).map_err(|e| StartError::Setting {
-            setting: "GOVMEDIA_WORKING_HOURS / GOVMEDIA_TIME_ZONE",
-            message: e.to_string(),
+        let working_hours = WorkingHours::parse(&o.time_zone, &o.working_hours).map_err(|e| {
+            StartError::Setting(govmedia_kit::config::InvalidSetting::new(
+                "GOVMEDIA_WORKING_HOURS / GOVMEDIA_TIME_ZONE",
+                e.to_string(),
+            ))
         })?;
         if o.lockout_threshold == 0 {
-            return Err(StartError::Setting {
-                setting: "GOVMEDIA_IDENTITY_LOCKOUT_THRESHOLD",
-                message: "must be at least 1".into(),
-            });
+            return Err(StartError::Setting(govmedia_kit::config::InvalidSetting::new(
+                "GOVMEDIA_IDENTITY_LOCKOUT_THRESHOLD",
+                "must be at least 1",
+            )));
         }
         Ok(Self {
             lockout: LockoutPolicy {
@@ -581,18 +578,21 @@ pub async fn open(
     settings: &IdentitySettings,
     clock: Arc<dyn Clock>,
 ) -> Result<(Arc<Core>, Option<Bootstrap>), StartError> {
-    let url = settings.database.database_url.as_ref().ok_or(StartError::Setting {
-        setting: "GOVMEDIA_DATABASE_URL",
-        message: "the identity service needs a database".into(),
-    })?;
+    let url = settings.database.database_url.as_ref().ok_or(StartError::Setting(
+        govmedia_kit::config::InvalidSetting::new("GOVMEDIA_DATABASE_URL", "the identity service needs a database"),
+    ))?;
     let sealer = match &settings.identity.sealing_keys {
-        Some(ring) => Sealer::parse(ring.expose())
-            .map_err(|e| StartError::Setting { setting: "GOVMEDIA_IDENTITY_SEALING_KEYS", message: e.to_string() })?,
+        Some(ring) => Sealer::parse(ring.expose()).map_err(|e| {
+            StartError::Setting(govmedia_kit::config::InvalidSetting::new(
+                "GOVMEDIA_IDENTITY_SEALING_KEYS",
+                e.to_string(),
+            ))
+        })?,
         None => {
-            return Err(StartError::Setting {
-                setting: "GOVMEDIA_IDENTITY_SEALING_KEYS",
-                message: "is required: id:base64 of 32 random bytes (openssl rand -base64 32)".into(),
-            });
+            return Err(StartError::Setting(govmedia_kit::config::InvalidSetting::new(
+                "GOVMEDIA_IDENTITY_SEALING_KEYS",
+                "is required: id:base64 of 32 random bytes (openssl rand -base64 32)",
+            )));
         }
     };
     let policy = Policy::from_options(&settings.identity)?;

@@ -304,18 +304,11 @@ pub struct InteractionSettings {
     pub interaction: InteractionOptions,
 }
 
-/// Why the interaction service could not start: the setting and what is wrong with it.
-#[derive(Debug, thiserror::Error)]
-#[error("invalid setting {setting}: {message}")]
-pub struct SettingError {
-    /// The setting.
-    pub setting: &'static str,
-    /// What is wrong.
-    pub message: String,
-}
+/// Why the service could not start: the setting and what is wrong with it.
+pub use govmedia_kit::config::InvalidSetting as SettingError;
 
 fn setting(setting: &'static str, message: impl Into<String>) -> SettingError {
-    SettingError { setting, message: message.into() }
+    SettingError::new(setting, message)
 }
 
 fn list(value: &str) -> impl Iterator<Item = &str> {

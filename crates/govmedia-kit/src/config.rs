@@ -185,6 +185,30 @@ pub struct ConfigFileSettings {
     pub config: Option<PathBuf>,
 }
 
+/// A setting the service refused at start: a value that parsed but cannot be used (a
+/// missing database, an unreadable key). `govmedia serve` exits with code 2 for it, as
+/// for a malformed value ([`is_invalid_setting`]).
+#[derive(Debug, thiserror::Error)]
+#[error("invalid setting {setting}: {message}")]
+pub struct InvalidSetting {
+    /// The setting, as its environment variable or option.
+    pub setting: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl InvalidSetting {
+    /// `setting` is unusable, because `message`.
+    pub fn new(setting: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { setting: setting.into(), message: message.into() }
+    }
+}
+
+/// True when `error`, or an error that caused it, is an [`InvalidSetting`].
+pub fn is_invalid_setting(error: &(dyn std::error::Error + 'static)) -> bool {
+    std::iter::successors(Some(error), |e| e.source()).any(|e| e.is::<InvalidSetting>())
+}
+
 /// Where the gRPC server listens and the limits it enforces.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServerSettings {
@@ -226,6 +250,34 @@ pub struct ServerSettings {
         requires = "tls_client_ca"
     )]
     pub tls_require_service_certificates: bool,
+    /// A socket bound already, served instead of binding `listen_address`: what
+    /// `govmedia up` hands each service it binds for it, so no other process can take
+    /// the port between choosing and serving it. Not a setting.
+    #[arg(skip)]
+    pub listener: PreBound,
+}
+
+/// A listening socket handed to a server before it starts; taken once, by the server.
+#[derive(Clone, Default)]
+pub struct PreBound(std::sync::Arc<std::sync::Mutex<Option<std::net::TcpListener>>>);
+
+impl PreBound {
+    /// Hands over `listener`.
+    pub fn new(listener: std::net::TcpListener) -> Self {
+        Self(std::sync::Arc::new(std::sync::Mutex::new(Some(listener))))
+    }
+
+    /// The socket, if one was handed over and not taken yet.
+    pub fn take(&self) -> Option<std::net::TcpListener> {
+        self.0.lock().ok().and_then(|mut slot| slot.take())
+    }
+}
+
+impl fmt::Debug for PreBound {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let held = self.0.lock().ok().and_then(|slot| slot.as_ref().and_then(|l| l.local_addr().ok()));
+        f.debug_tuple("PreBound").field(&held).finish()
+    }
 }
 
 impl ServerSettings {
@@ -241,6 +293,7 @@ impl ServerSettings {
             tls_key: None,
             tls_client_ca: None,
             tls_require_service_certificates: false,
+            listener: PreBound::default(),
         }
     }
 }

@@ -46,13 +46,8 @@ pub enum ServeError {
     #[error("gRPC server failed: {0}")]
     Transport(#[from] tonic::transport::Error),
     /// A TLS file cannot be read or used.
-    #[error("invalid setting {setting}: {message}")]
-    Tls {
-        /// The setting.
-        setting: &'static str,
-        /// What is wrong.
-        message: String,
-    },
+    #[error("{0}")]
+    Tls(#[source] crate::config::InvalidSetting),
 }
 
 /// A server being assembled: add services, then [`ServerBuilder::bind`].
@@ -148,10 +143,16 @@ impl ServerBuilder {
     }
 
     /// Binds the listen address (port 0 picks a free port; see
-    /// [`BoundServer::local_addr`]).
+    /// [`BoundServer::local_addr`]), or serves the socket handed over in the settings.
     pub async fn bind(self) -> Result<BoundServer, ServeError> {
         let address = self.settings.listen_address;
-        let listener = TcpListener::bind(address).await.map_err(|source| ServeError::Bind { address, source })?;
+        let listener = match self.settings.listener.take() {
+            Some(socket) => socket
+                .set_nonblocking(true)
+                .and_then(|()| TcpListener::from_std(socket))
+                .map_err(|source| ServeError::Bind { address, source })?,
+            None => TcpListener::bind(address).await.map_err(|source| ServeError::Bind { address, source })?,
+        };
         let local_addr = listener.local_addr().map_err(|source| ServeError::Bind { address, source })?;
         Ok(BoundServer { builder: self, listener, local_addr })
     }
@@ -220,7 +221,7 @@ impl BoundServer {
         if let Some(tls) = tls_config(&settings)? {
             server = server
                 .tls_config(tls)
-                .map_err(|e| ServeError::Tls { setting: "GOVMEDIA_TLS_CERT", message: e.to_string() })?;
+                .map_err(|e| ServeError::Tls(crate::config::InvalidSetting::new("GOVMEDIA_TLS_CERT", e.to_string())))?;
         }
         let serve = server
             .accept_http1(grpc_web)
@@ -249,7 +250,9 @@ impl BoundServer {
 fn tls_config(settings: &ServerSettings) -> Result<Option<tonic::transport::ServerTlsConfig>, ServeError> {
     let (Some(cert), Some(key)) = (&settings.tls_cert, &settings.tls_key) else { return Ok(None) };
     let read = |setting: &'static str, path: &std::path::Path| {
-        std::fs::read(path).map_err(|e| ServeError::Tls { setting, message: format!("{}: {e}", path.display()) })
+        std::fs::read(path).map_err(|e| {
+            ServeError::Tls(crate::config::InvalidSetting::new(setting, format!("{}: {e}", path.display())))
+        })
     };
     let identity =
         tonic::transport::Identity::from_pem(read("GOVMEDIA_TLS_CERT", cert)?, read("GOVMEDIA_TLS_KEY", key)?);

@@ -2,10 +2,12 @@
 //! process (see `up`). `govmedia serve <service>` runs one service
 //! alone — identity, audit, content, interaction or the gateway — configured by a TOML
 //! file, `GOVMEDIA_*` environment variables and options (`govmedia serve <service>
-//! --help` lists every setting); this is what containers run.
+//! --help` lists every setting); this is what containers run. Every other command is the
+//! staff's and operators' command line (`govmedia::cli`).
 //!
-//! Exit codes: 0 after a clean shutdown or `--help`, 2 for a setting that is missing or
-//! malformed (the message names it), 1 when the service fails while running.
+//! One clap definition is the usage text of all of it. Exit codes: 0 after a clean
+//! shutdown or `--help`, 2 for a command line or a setting that is missing or malformed
+//! (the message names it), 1 when a command or a service fails while running.
 
 // A command line prints its help and version to stdout.
 #![allow(clippy::print_stdout)]
@@ -13,98 +15,90 @@
 use std::ffi::OsString;
 use std::process::ExitCode;
 
-use govmedia_kit::config::{ConfigError, Environment, TelemetrySettings, load};
+use clap::Parser;
+use govmedia_kit::config::{ConfigError, Environment, TelemetrySettings, is_invalid_setting, load};
+
+/// How settings reach a service, under every command's help.
+const SETTINGS: &str = "\
+Settings of `up` and `serve` come from, in rising precedence: defaults, a TOML file
+(--config or GOVMEDIA_CONFIG), GOVMEDIA_* environment variables, command-line options.
+Daily work goes through the gateway as the signed-in user (`govmedia login` first).";
+
+/// The command line.
+#[derive(Debug, clap::Parser)]
+#[command(
+    name = "govmedia",
+    version,
+    about = "govmedia — run a government bureau's official social-media accounts by the rules",
+    after_help = SETTINGS,
+    arg_required_else_help = true
+)]
+struct Govmedia {
+    /// Print JSON for scripts instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Top,
+}
+
+/// What to run.
+#[derive(Debug, clap::Subcommand)]
+enum Top {
+    /// Run everything in one process on SQLite files in the data folder (or one
+    /// PostgreSQL database); `govmedia up --help` lists its settings.
+    #[command(disable_help_flag = true)]
+    Up {
+        /// The settings (`--data-dir DIR`, `--listen-address HOST:PORT`, …).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "SETTINGS")]
+        settings: Vec<OsString>,
+    },
+    /// Run one service: `govmedia serve <service> [settings]`, the service one of
+    /// identity, audit, content, interaction or gateway; `govmedia serve <service> --help`
+    /// lists every setting with its GOVMEDIA_* variable and default.
+    #[command(disable_help_flag = true)]
+    Serve {
+        /// identity, audit, content, interaction or gateway.
+        #[arg(value_name = "SERVICE")]
+        service: String,
+        /// The service's settings.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "SETTINGS")]
+        settings: Vec<OsString>,
+    },
+    #[command(flatten)]
+    Work(govmedia::cli::Command),
+}
 
 const SERVICES: &str = "identity, audit, content, interaction, gateway";
 
-const USAGE: &str = "\
-govmedia — run a government bureau's official social-media accounts by the rules
-
-Usage:
-  govmedia up [--data-dir DIR] [--listen-address HOST:PORT]
-                                        run everything in one process on SQLite files in
-                                        DIR (default ./govmedia-data); the gateway listens
-                                        on HOST:PORT (default 127.0.0.1:50051)
-  govmedia serve <service> [settings]   run one service: identity, audit, content,
-                                        interaction or gateway
-  govmedia serve <service> --help       every setting of that service, with its
-                                        GOVMEDIA_* variable and default
-  govmedia login --username NAME [--gateway URL] [--password-stdin]
-                                        sign in through the gateway (default
-                                        http://127.0.0.1:50051 or GOVMEDIA_GATEWAY)
-  govmedia change-password [--password-stdin]
-                                        change the password (current, then new)
-  govmedia whoami                       who the session is, with its roles
-  govmedia logout                       end the session
-
-Daily work, through the gateway as the signed-in user (tables; --json for scripts;
-`govmedia <command> --help` for each):
-  govmedia users list|create|disable|enable|reset-password
-  govmedia departments list|create
-  govmedia roles catalogue|list|grant|revoke
-  govmedia accounts list|show|create
-  govmedia drafts list|create|show|submit|queue|approve|reject|request-changes|proofread
-  govmedia schedule DRAFT_ID --account ID [--at TIME]
-  govmedia publications list|show
-  govmedia comments queue|show|reply|hide
-  govmedia audit query|verify|export
-
-Operations, on a service's own database:
-  govmedia outbox dead-letters|redrive  audit records the audit service refused
-  govmedia --help                       this text
-
-Settings come from, in rising precedence: defaults, a TOML file (--config or
-GOVMEDIA_CONFIG), GOVMEDIA_* environment variables, command-line options.
-";
-
 fn main() -> ExitCode {
-    let args: Vec<OsString> = std::env::args_os().collect();
-    let words: Vec<String> = args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
-    match words.get(1).map(String::as_str) {
-        Some("serve") => {
-            let Some(service) = words.get(2) else {
-                eprintln!("govmedia serve: name the service to run ({SERVICES})");
-                return ExitCode::from(2);
-            };
-            // The service's own settings parser sees `govmedia-<service> [settings]`.
-            let rest = std::iter::once(OsString::from(format!("govmedia-{service}"))).chain(args[3..].iter().cloned());
-            serve(service, rest.collect())
+    let parsed = match Govmedia::try_parse() {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
         }
-        Some("up") => {
-            let rest = std::iter::once(OsString::from("govmedia up")).chain(args[2..].iter().cloned());
-            let s: govmedia::up::UpSettings = match settings(rest.collect()) {
+    };
+    match parsed.command {
+        Top::Up { settings: rest } => {
+            let args = std::iter::once(OsString::from("govmedia up")).chain(rest);
+            let s: govmedia::up::UpSettings = match settings(args.collect()) {
                 Ok(s) => s,
                 Err(code) => return code,
             };
             let telemetry = s.telemetry.clone();
             run("govmedia", &telemetry, move |shutdown| Box::pin(govmedia::up::up(s, shutdown, None)))
         }
-        Some(name) if govmedia::cli::COMMANDS.contains(&name) => command(args),
-        Some("--help" | "-h" | "help") | None => {
-            print!("{USAGE}");
-            ExitCode::SUCCESS
+        // The service's own settings parser sees `govmedia-<service> [settings]`.
+        Top::Serve { service, settings: rest } => {
+            let args = std::iter::once(OsString::from(format!("govmedia-{service}"))).chain(rest);
+            serve(&service, args.collect())
         }
-        Some("--version" | "-V") => {
-            println!("govmedia {}", env!("CARGO_PKG_VERSION"));
-            ExitCode::SUCCESS
-        }
-        Some(other) => {
-            eprintln!("govmedia: unknown command {other:?}\n\n{USAGE}");
-            ExitCode::from(2)
-        }
+        Top::Work(command) => work(govmedia::cli::Cli { json: parsed.json, command }),
     }
 }
 
-/// One of the operators' commands, on a small runtime.
-fn command(args: Vec<OsString>) -> ExitCode {
-    use clap::Parser;
-    let command = match govmedia::cli::Cli::try_parse_from(args) {
-        Ok(c) => c,
-        Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
-        }
-    };
+/// One of the staff's and operators' commands, on a small runtime.
+fn work(command: govmedia::cli::Cli) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -193,7 +187,7 @@ fn run(
                 tracing::error!(error = %e, "{name} stopped with an error");
                 eprintln!("{name}: {e}");
                 // A setting refused before start is the operator's to fix: say so by code.
-                if e.to_string().starts_with("invalid setting") { ExitCode::from(2) } else { ExitCode::FAILURE }
+                if is_invalid_setting(e.as_ref()) { ExitCode::from(2) } else { ExitCode::FAILURE }
             }
         }
     })

@@ -6,13 +6,13 @@
 //! generated on first start and kept in `<data-dir>/secrets/` (owner-only files). The
 //! administrator's one-time password is printed once, on first start.
 
-use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use govmedia_kit::config::{DatabaseUrl, PeerSettings, PreBound, Secret};
 use rand::RngCore;
 
 /// `govmedia up`'s settings.
@@ -72,18 +72,28 @@ fn secret(dir: &Path, name: &str, make: impl FnOnce() -> String) -> Result<Strin
     Ok(value)
 }
 
-fn free_loopback_port() -> Result<u16, BoxError> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+/// A loopback socket for a service behind the gateway, bound here and handed to the
+/// service: the port is never free between choosing it and serving on it.
+fn loopback_socket() -> Result<(PreBound, u16), BoxError> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let port = listener.local_addr()?.port();
+    Ok((PreBound::new(listener), port))
 }
 
-fn args(program: &str, pairs: &[(&str, &str)]) -> Vec<OsString> {
-    std::iter::once(OsString::from(program))
-        .chain(pairs.iter().flat_map(|(k, v)| [OsString::from(format!("--{k}")), OsString::from(*v)]))
-        .collect()
+/// A service's settings as `up` runs it: its defaults (and `GOVMEDIA_*` variables, as
+/// for any service), which the caller then completes field by field.
+fn defaults<T: clap::Parser>(program: &str) -> Result<T, BoxError> {
+    T::try_parse_from([program]).map_err(|e| e.to_string().into())
 }
 
-fn parsed<T: clap::Parser>(args: Vec<OsString>) -> Result<T, BoxError> {
-    T::try_parse_from(args).map_err(|e| e.to_string().into())
+/// How a service behind the gateway signs in to identity and reaches audit.
+fn peers(identity: &str, audit: Option<&str>, client_id: &str, secret: &str) -> PeerSettings {
+    PeerSettings {
+        identity_endpoint: Some(identity.to_owned()),
+        audit_endpoint: audit.map(str::to_owned),
+        client_id: Some(client_id.to_owned()),
+        client_secret: Some(Secret::new(secret)),
+    }
 }
 
 /// Runs everything until `shutdown` completes; `ready` gets the gateway's address once
@@ -117,84 +127,59 @@ pub async fn up(
         Some(url) => in_schema(url, name),
         None => format!("sqlite://{}?mode=rwc", data.join(format!("{name}.db")).display()),
     };
-    let (identity_port, audit_port, content_port, interaction_port) =
-        (free_loopback_port()?, free_loopback_port()?, free_loopback_port()?, free_loopback_port()?);
-    let at = |port: u16| format!("127.0.0.1:{port}");
+    let database = |name: &str| -> Result<Option<DatabaseUrl>, BoxError> {
+        Ok(Some(sqlite(name).parse().map_err(|e| format!("the {name} database: {e}"))?))
+    };
+    let (identity_socket, identity_port) = loopback_socket()?;
+    let (audit_socket, audit_port) = loopback_socket()?;
+    let (content_socket, content_port) = loopback_socket()?;
+    let (interaction_socket, interaction_port) = loopback_socket()?;
     let url = |port: u16| format!("http://127.0.0.1:{port}");
     let (identity_url, audit_url) = (url(identity_port), url(audit_port));
-    let archive = data.join("publications");
-    let archive = archive.to_str().ok_or("the data folder's path is not UTF-8")?.to_owned();
 
-    let bootstrap_password = settings.bootstrap_password.as_ref().map(|p| p.expose().to_owned());
-    let (identity_db, identity_at) = (sqlite("identity"), at(identity_port));
-    let mut identity_args: Vec<(&str, &str)> = vec![
-        ("database-url", &identity_db),
-        ("listen-address", &identity_at),
-        ("sealing-keys", &sealing),
-        ("identity-endpoint", &identity_url),
-        ("audit-endpoint", &audit_url),
-        ("client-id", PRINCIPALS[0]),
-        ("client-secret", &client_secrets[0]),
-    ];
-    if let Some(p) = &bootstrap_password {
-        identity_args.push(("bootstrap-password", p));
-    }
-    let identity_settings: govmedia_identity::IdentitySettings = parsed(args("govmedia-identity", &identity_args))?;
+    let mut identity: govmedia_identity::IdentitySettings = defaults("govmedia-identity")?;
+    identity.server.listen_address = SocketAddr::from(([127, 0, 0, 1], identity_port));
+    identity.server.listener = identity_socket;
+    identity.database.database_url = database("identity")?;
+    identity.peers = peers(&identity_url, Some(&audit_url), PRINCIPALS[0], &client_secrets[0]);
+    identity.identity.sealing_keys = Some(Secret::new(sealing));
+    identity.identity.bootstrap_password.clone_from(&settings.bootstrap_password);
     // First start: the database, the administrator, and every service's credentials,
     // before anything listens.
-    let (core, bootstrap) = govmedia_identity::open(&identity_settings, Arc::new(govmedia_domain_clock()))
-        .await
-        .map_err(|e| e.to_string())?;
+    let (core, bootstrap) =
+        govmedia_identity::open(&identity, Arc::new(govmedia_domain_clock())).await.map_err(|e| e.to_string())?;
     for (principal, secret) in PRINCIPALS.iter().zip(&client_secrets) {
         core.provision_service_principal(principal, secret).await.map_err(|e| e.to_string())?;
     }
     core.db().close().await;
     drop(core);
 
-    let audit_settings: govmedia_audit::AuditSettings = parsed(args(
-        "govmedia-audit",
-        &[
-            ("database-url", &sqlite("audit")),
-            ("listen-address", &at(audit_port)),
-            ("checkpoint-key", &checkpoint),
-            ("identity-endpoint", &identity_url),
-            ("client-id", PRINCIPALS[1]),
-            ("client-secret", &client_secrets[1]),
-        ],
-    ))?;
-    let content_settings: govmedia_content::ContentSettings = parsed(args(
-        "govmedia-content",
-        &[
-            ("database-url", &sqlite("content")),
-            ("listen-address", &at(content_port)),
-            ("identity-endpoint", &identity_url),
-            ("audit-endpoint", &audit_url),
-            ("client-id", PRINCIPALS[2]),
-            ("client-secret", &client_secrets[2]),
-            ("archive-dir", &archive),
-        ],
-    ))?;
-    let interaction_settings: govmedia_interaction::InteractionSettings = parsed(args(
-        "govmedia-interaction",
-        &[
-            ("database-url", &sqlite("interaction")),
-            ("listen-address", &at(interaction_port)),
-            ("identity-endpoint", &identity_url),
-            ("audit-endpoint", &audit_url),
-            ("client-id", PRINCIPALS[3]),
-            ("client-secret", &client_secrets[3]),
-        ],
-    ))?;
-    let gateway_settings: govmedia_gateway::GatewaySettings = parsed(args(
-        "govmedia-gateway",
-        &[
-            ("listen-address", &settings.listen_address.to_string()),
-            ("identity-upstreams", &identity_url),
-            ("audit-upstreams", &audit_url),
-            ("content-upstreams", &url(content_port)),
-            ("interaction-upstreams", &url(interaction_port)),
-        ],
-    ))?;
+    let mut audit: govmedia_audit::AuditSettings = defaults("govmedia-audit")?;
+    audit.server.listen_address = SocketAddr::from(([127, 0, 0, 1], audit_port));
+    audit.server.listener = audit_socket;
+    audit.database.database_url = database("audit")?;
+    audit.peers = peers(&identity_url, None, PRINCIPALS[1], &client_secrets[1]);
+    audit.audit.checkpoint_key = Some(Secret::new(checkpoint));
+
+    let mut content: govmedia_content::ContentSettings = defaults("govmedia-content")?;
+    content.server.listen_address = SocketAddr::from(([127, 0, 0, 1], content_port));
+    content.server.listener = content_socket;
+    content.database.database_url = database("content")?;
+    content.peers = peers(&identity_url, Some(&audit_url), PRINCIPALS[2], &client_secrets[2]);
+    content.content.archive_dir = data.join("publications");
+
+    let mut interaction: govmedia_interaction::InteractionSettings = defaults("govmedia-interaction")?;
+    interaction.server.listen_address = SocketAddr::from(([127, 0, 0, 1], interaction_port));
+    interaction.server.listener = interaction_socket;
+    interaction.database.database_url = database("interaction")?;
+    interaction.peers = peers(&identity_url, Some(&audit_url), PRINCIPALS[3], &client_secrets[3]);
+
+    let mut gateway: govmedia_gateway::GatewaySettings = defaults("govmedia-gateway")?;
+    gateway.server.listen_address = settings.listen_address;
+    gateway.upstreams.identity_upstreams = Some(identity_url.clone());
+    gateway.upstreams.audit_upstreams = Some(audit_url.clone());
+    gateway.upstreams.content_upstreams = Some(url(content_port));
+    gateway.upstreams.interaction_upstreams = Some(url(interaction_port));
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = move || {
@@ -204,16 +189,16 @@ pub async fn up(
         }
     };
     let mut services = tokio::task::JoinSet::new();
-    services.spawn(named("identity", govmedia_identity::serve(identity_settings, stopped())));
-    services.spawn(named("audit", govmedia_audit::serve(audit_settings, stopped())));
-    services.spawn(named("content", govmedia_content::serve(content_settings, stopped())));
-    services.spawn(named("interaction", govmedia_interaction::serve(interaction_settings, stopped())));
+    services.spawn(named("identity", govmedia_identity::serve(identity, stopped())));
+    services.spawn(named("audit", govmedia_audit::serve(audit, stopped())));
+    services.spawn(named("content", govmedia_content::serve(content, stopped())));
+    services.spawn(named("interaction", govmedia_interaction::serve(interaction, stopped())));
     // The gateway starts once the services behind it listen: its first health probe must
     // find them up, or it would take them out of its balancers until the next probe.
     let loopback = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
     let ports = [identity_port, audit_port, content_port, interaction_port].map(loopback);
     let mut listening = wait_for(&ports).await;
-    services.spawn(named("gateway", govmedia_gateway::serve(gateway_settings, stopped())));
+    services.spawn(named("gateway", govmedia_gateway::serve(gateway, stopped())));
     listening &= wait_for(&[settings.listen_address]).await;
     if !listening {
         tracing::warn!(address = %settings.listen_address, "a service is not taking connections yet");
@@ -264,18 +249,30 @@ pub async fn up(
     }
 }
 
-/// Waits (up to 10 s each) until every address takes connections; false if one never did.
+/// Waits (up to 10 s each) until every address answers its gRPC health check as
+/// serving; false if one never did. (A socket bound in advance takes connections before
+/// its service runs, so a connection alone proves nothing.)
 async fn wait_for(addresses: &[SocketAddr]) -> bool {
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::health_client::HealthClient;
     for address in addresses {
-        let mut open = false;
+        let mut serving = false;
         for _ in 0..200 {
-            if tokio::net::TcpStream::connect(address).await.is_ok() {
-                open = true;
-                break;
+            let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+                .map(|e| e.connect_timeout(std::time::Duration::from_millis(200)));
+            if let Ok(endpoint) = endpoint
+                && let Ok(channel) = endpoint.connect().await
+            {
+                let answer = HealthClient::new(channel).check(HealthCheckRequest { service: String::new() }).await;
+                if answer.is_ok_and(|a| a.into_inner().status == ServingStatus::Serving as i32) {
+                    serving = true;
+                    break;
+                }
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
-        if !open {
+        if !serving {
             return false;
         }
     }

@@ -31,24 +31,6 @@ use session::{Client, Session, authorized, connect, save};
 /// The default gateway, as `govmedia up` starts it.
 pub const DEFAULT_GATEWAY: &str = "http://127.0.0.1:50051";
 
-/// The commands of the command line (not `up` and `serve`, which run the system).
-pub const COMMANDS: &[&str] = &[
-    "login",
-    "change-password",
-    "whoami",
-    "logout",
-    "users",
-    "departments",
-    "roles",
-    "accounts",
-    "drafts",
-    "schedule",
-    "publications",
-    "comments",
-    "audit",
-    "outbox",
-];
-
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 fn read_secret(prompt: &str, from_stdin: bool, stdin: &mut impl BufRead) -> Result<String, BoxError> {
@@ -64,15 +46,13 @@ fn read_secret(prompt: &str, from_stdin: bool, stdin: &mut impl BufRead) -> Resu
     Ok(rpassword::prompt_password(prompt)?)
 }
 
-/// The command line.
-#[derive(Debug, clap::Parser)]
-#[command(name = "govmedia", about = "The govmedia command line")]
+/// A parsed command of the command line (the binary's clap definition parses it, beside
+/// `up` and `serve`).
+#[derive(Debug)]
 pub struct Cli {
     /// Print JSON for scripts instead of tables.
-    #[arg(long, global = true)]
     pub json: bool,
     /// What to do.
-    #[command(subcommand)]
     pub command: Command,
 }
 
