@@ -8,7 +8,6 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use govmedia_domain::Error;
 use govmedia_domain::audit::AuditAction;
-use govmedia_domain::ids::RequestId;
 use govmedia_domain::ids::{ConversationId, DepartmentId, MessageId, PlatformAccountId, ReferralId, UserId};
 use govmedia_domain::page;
 use govmedia_domain::permission::Permission;
@@ -18,7 +17,6 @@ use govmedia_kit::access::Authorized;
 use govmedia_kit::auth::Principal;
 use govmedia_kit::db::Tx;
 use govmedia_kit::mutation::Call;
-use govmedia_kit::mutation::Mutation;
 use govmedia_kit::screening::{decode_findings, encode_findings};
 use govmedia_kit::wire::{caller, check_etag, etag, next_page_token, optional_time, time_range, ts};
 use govmedia_kit::wire::{keyed_id, one_id, unpack};
@@ -31,7 +29,7 @@ use super::{authorize_on_account, check_assignee, duration, method, record, requ
 use crate::domain::conversation::{self as rules, ConversationState, Direction, ReferralState};
 use crate::domain::response::{Item, summarise};
 use crate::store::conversations::{self as store, Conversation, ConversationFilter, Message, Referral, ReferralFilter};
-use crate::store::{comments as comment_store, settings as settings_store};
+use crate::store::{Responded, settings as settings_store};
 use crate::{AccountFacts, Core, ITEM_COMMENT, ITEM_PRIVATE_MESSAGE};
 
 /// Most messages in one ingest batch.
@@ -188,33 +186,81 @@ impl Conversations {
         Ok((facts, grant))
     }
 
-    /// One step of a referral (acknowledge, outcome, close): lock, etag, rule, save,
-    /// audit.
-    #[allow(clippy::too_many_arguments)]
-    async fn referral_step(
+    /// One step of a referral (acknowledge, outcome, close): the permission (before
+    /// anything is locked), then lock, etag, rule, save, audit.
+    async fn referral_step<Req: prost::Message>(
         &self,
         caller: &Principal,
-        m: &mut Mutation,
-        id: ReferralId,
-        given_etag: &str,
-        (facts, grant): &(AccountFacts, Authorized),
-        step: impl FnOnce(&mut Referral, DateTime<Utc>) -> Result<(), Error>,
-        action: AuditAction,
-        request_id: String,
+        call: Call<'_, Req>,
+        (id, given_etag): (ReferralId, &str),
+        step: ReferralStep,
     ) -> Result<pb::Referral, Error> {
-        let mut r = store::lock_referral(m.tx(), id, grant).await?;
-        check_etag("etag", given_etag, r.version, false)?;
-        let previous = r.version;
-        let now = m.now();
-        step(&mut r, now)?;
+        let (facts, grant) = self.referral_grant(caller, step.permission(), id).await?;
+        self.core
+            .work()
+            .run(call, async |m| {
+                let mut r = store::lock_referral(m.tx(), id, &grant).await?;
+                check_etag("etag", given_etag, r.version, false)?;
+                let now = m.now();
+                let action = step.apply(&mut r, user_of(caller), now)?;
+                store::save_referral(m.tx(), &r, r.version - 1).await?;
+                m.audit(
+                    record(action, caller, ("referral", id), &facts, now, "R4.2.2", None)
+                        .attr("department_id", r.department)
+                        .attr("state", r.state.as_str()),
+                );
+                Ok(referral_to(&r, now))
+            })
+            .await
+    }
+}
+
+/// A step in a referral's life after it is made (R4.2.2).
+enum ReferralStep {
+    /// The receiving department takes it.
+    Acknowledge,
+    /// The receiving department answers it (acknowledging it, if nobody had).
+    RecordOutcome(String),
+    /// The referring side closes it.
+    Close,
+}
+
+impl ReferralStep {
+    /// The permission it needs: handling is the receiving department's, closing the
+    /// account's.
+    fn permission(&self) -> Permission {
+        match self {
+            Self::Acknowledge | Self::RecordOutcome(_) => Permission::ReferralHandle,
+            Self::Close => Permission::ReferralManage,
+        }
+    }
+
+    /// Takes the step on `r`, done by `who` at `now`: a new version and its audit action.
+    fn apply(self, r: &mut Referral, who: UserId, now: DateTime<Utc>) -> Result<AuditAction, Error> {
+        let id = r.id.to_string();
+        let action = match self {
+            Self::Acknowledge => {
+                r.state = rules::acknowledge(&id, r.state)?;
+                (r.acknowledged_by, r.acknowledged_at) = (Some(who), Some(now));
+                AuditAction::ReferralAcknowledged
+            }
+            Self::RecordOutcome(outcome) => {
+                r.state = rules::record_outcome(&id, r.state)?;
+                if r.acknowledged_at.is_none() {
+                    // Answering is acknowledging.
+                    (r.acknowledged_by, r.acknowledged_at) = (Some(who), Some(now));
+                }
+                (r.outcome, r.outcome_recorded_by, r.outcome_at) = (outcome, Some(who), Some(now));
+                AuditAction::ReferralOutcomeRecorded
+            }
+            Self::Close => {
+                r.state = rules::close(&id, r.state)?;
+                r.closed_at = Some(now);
+                AuditAction::ReferralClosed
+            }
+        };
         r.version += 1;
-        store::save_referral(m.tx(), &r, previous).await?;
-        m.audit(
-            record(action, caller, ("referral", id), facts, now, "R4.2.2", Some(request_id))
-                .attr("department_id", r.department)
-                .attr("state", r.state.as_str()),
-        );
-        Ok(referral_to(&r, now))
+        Ok(action)
     }
 }
 
@@ -762,31 +808,10 @@ impl ConversationService for Conversations {
         request: Request<pb::AcknowledgeReferralRequest>,
     ) -> Result<pb::AcknowledgeReferralResponse, Error> {
         let (caller, req) = unpack(request)?;
-        let (request_id, id): (RequestId, ReferralId) = keyed_id(&req.request_id, "referral_id", &req.referral_id)?;
-        let grant = self.referral_grant(&caller, Permission::ReferralHandle, id).await?;
+        let (request_id, id) = keyed_id(&req.request_id, "referral_id", &req.referral_id)?;
         let call = Call::new(&caller, method!("ConversationService/AcknowledgeReferral"), request_id, &req);
-        let answer = self.core.work().run(call, async |m| {
-            let who = user_of(&caller);
-            let referral = self
-                .referral_step(
-                    &caller,
-                    m,
-                    id,
-                    &req.etag,
-                    &grant,
-                    |r, now| {
-                        r.state = rules::acknowledge(&id.to_string(), r.state)?;
-                        r.acknowledged_by = Some(who);
-                        r.acknowledged_at = Some(now);
-                        Ok(())
-                    },
-                    AuditAction::ReferralAcknowledged,
-                    request_id.to_string(),
-                )
-                .await?;
-            Ok(pb::AcknowledgeReferralResponse { referral: Some(referral) })
-        });
-        answer.await
+        let referral = self.referral_step(&caller, call, (id, &req.etag), ReferralStep::Acknowledge).await?;
+        Ok(pb::AcknowledgeReferralResponse { referral: Some(referral) })
     }
 
     async fn record_referral_outcome(
@@ -796,39 +821,13 @@ impl ConversationService for Conversations {
         let (caller, req) = unpack(request)?;
         let mut v = Validator::new();
         let request_id = v.request_id(&req.request_id);
-        let id: Option<ReferralId> = v.id("referral_id", &req.referral_id);
+        let id = v.id("referral_id", &req.referral_id);
         let outcome = v.reason("outcome", &req.outcome);
         let (request_id, id, outcome) = v.finish_with(|| Some((request_id?, id?, outcome?)))?;
-        let grant = self.referral_grant(&caller, Permission::ReferralHandle, id).await?;
         let call = Call::new(&caller, method!("ConversationService/RecordReferralOutcome"), request_id, &req);
-        let answer = self.core.work().run(call, async |m| {
-            let who = user_of(&caller);
-            let referral = self
-                .referral_step(
-                    &caller,
-                    m,
-                    id,
-                    &req.etag,
-                    &grant,
-                    |r, now| {
-                        r.state = rules::record_outcome(&id.to_string(), r.state)?;
-                        if r.acknowledged_at.is_none() {
-                            // Answering is acknowledging.
-                            r.acknowledged_by = Some(who);
-                            r.acknowledged_at = Some(now);
-                        }
-                        r.outcome = outcome;
-                        r.outcome_recorded_by = Some(who);
-                        r.outcome_at = Some(now);
-                        Ok(())
-                    },
-                    AuditAction::ReferralOutcomeRecorded,
-                    request_id.to_string(),
-                )
-                .await?;
-            Ok(pb::RecordReferralOutcomeResponse { referral: Some(referral) })
-        });
-        answer.await
+        let step = ReferralStep::RecordOutcome(outcome);
+        let referral = self.referral_step(&caller, call, (id, &req.etag), step).await?;
+        Ok(pb::RecordReferralOutcomeResponse { referral: Some(referral) })
     }
 
     async fn close_referral(
@@ -836,29 +835,10 @@ impl ConversationService for Conversations {
         request: Request<pb::CloseReferralRequest>,
     ) -> Result<pb::CloseReferralResponse, Error> {
         let (caller, req) = unpack(request)?;
-        let (request_id, id): (RequestId, ReferralId) = keyed_id(&req.request_id, "referral_id", &req.referral_id)?;
-        let grant = self.referral_grant(&caller, Permission::ReferralManage, id).await?;
+        let (request_id, id) = keyed_id(&req.request_id, "referral_id", &req.referral_id)?;
         let call = Call::new(&caller, method!("ConversationService/CloseReferral"), request_id, &req);
-        let answer = self.core.work().run(call, async |m| {
-            let referral = self
-                .referral_step(
-                    &caller,
-                    m,
-                    id,
-                    &req.etag,
-                    &grant,
-                    |r, now| {
-                        r.state = rules::close(&id.to_string(), r.state)?;
-                        r.closed_at = Some(now);
-                        Ok(())
-                    },
-                    AuditAction::ReferralClosed,
-                    request_id.to_string(),
-                )
-                .await?;
-            Ok(pb::CloseReferralResponse { referral: Some(referral) })
-        });
-        answer.await
+        let referral = self.referral_step(&caller, call, (id, &req.etag), ReferralStep::Close).await?;
+        Ok(pb::CloseReferralResponse { referral: Some(referral) })
     }
 
     async fn get_response_time_report(
@@ -893,22 +873,11 @@ impl ConversationService for Conversations {
         // (account, responder, item)
         let mut rows: Vec<(String, String, Item)> = Vec::new();
         let mut tx = self.core.db().begin_read().await?;
-        if comments {
-            for r in comment_store::responses(&mut tx, from, to, account).await? {
-                rows.push((
-                    r.platform_account_id,
-                    r.first_responder_user_id,
-                    Item { arrived: r.arrived_at, responded: r.first_response_at, due: r.response_due_at },
-                ));
-            }
-        }
-        if messages {
-            for r in store::responses(&mut tx, from, to, account).await? {
-                rows.push((
-                    r.platform_account_id,
-                    r.first_responder_user_id,
-                    Item { arrived: r.first_inbound_at, responded: r.first_response_at, due: r.first_response_due_at },
-                ));
+        let kinds = [(comments, Responded::Comments), (messages, Responded::Conversations)];
+        for (_, of) in kinds.into_iter().filter(|(wanted, _)| *wanted) {
+            for r in crate::store::responses(&mut tx, of, (from, to), account).await? {
+                let item = Item { arrived: r.arrived_at, responded: r.first_response_at, due: r.due_at };
+                rows.push((r.platform_account_id, r.first_responder_user_id, item));
             }
         }
         drop(tx);

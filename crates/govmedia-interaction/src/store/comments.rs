@@ -618,39 +618,3 @@ pub async fn replies(tx: &mut Tx, comments: &[CommentId]) -> Result<Vec<Reply>, 
     .map_err(db_error)?;
     rows.into_iter().map(Reply::try_from).collect()
 }
-
-/// What the response-time report needs of one comment.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct ResponseRecord {
-    /// The account.
-    pub platform_account_id: String,
-    /// Who responded first ('' when nobody yet).
-    pub first_responder_user_id: String,
-    /// When the clock started.
-    pub arrived_at: DateTime<Utc>,
-    /// When the first response came.
-    pub first_response_at: Option<DateTime<Utc>>,
-    /// When it was due.
-    pub response_due_at: DateTime<Utc>,
-}
-
-/// The comments that arrived in [from, to), optionally on one account.
-pub async fn responses(
-    tx: &mut Tx,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-    account: Option<PlatformAccountId>,
-) -> Result<Vec<ResponseRecord>, Error> {
-    on_tx!(tx, |conn, dialect| {
-        sqlx::query_as(&dialect.sql(
-            "SELECT platform_account_id, first_responder_user_id, arrived_at, first_response_at, response_due_at \
-             FROM comments WHERE arrived_at >= $1 AND arrived_at < $2 AND ($3 = '' OR platform_account_id = $3)",
-        ))
-        .bind(from)
-        .bind(to)
-        .bind(text_of(account))
-        .fetch_all(conn)
-        .await
-    })
-    .map_err(db_error)
-}
