@@ -209,7 +209,7 @@ pub async fn list(tx: &mut Tx, f: &DraftFilter, before: Option<DraftId>, limit: 
     let rows: Vec<DraftRow> = on_tx!(tx, |conn, dialect| {
         sqlx::query_as(&dialect.sql(
             "SELECT * FROM drafts WHERE ($1 = '' OR department_id = $1) AND ($2 = '' OR author_user_id = $2) \
-             AND ($3 = '' OR state = $3) AND ($4 = '' OR plan_id = $4) AND ($5 = '' OR target_accounts LIKE $6) \
+             AND ($3 = '' OR state = $3) AND ($4 = '' OR plan_id = $4) AND ($5 = '' OR (',' || target_accounts || ',') LIKE $6) \
              AND ($7 = '' OR id < $7) ORDER BY id DESC LIMIT $8",
         ))
         .bind(f.department.map(|d| d.to_string()).unwrap_or_default())
@@ -217,7 +217,7 @@ pub async fn list(tx: &mut Tx, f: &DraftFilter, before: Option<DraftId>, limit: 
         .bind(f.state.unwrap_or(""))
         .bind(f.plan.map(|p| p.to_string()).unwrap_or_default())
         .bind(f.account.map(|a| a.to_string()).unwrap_or_default())
-        .bind(f.account.map(|a| format!("%{a}%")).unwrap_or_default())
+        .bind(f.account.map(|a| format!("%,{a},%")).unwrap_or_default())
         .bind(before.map(|b| b.to_string()).unwrap_or_default())
         .bind(i64::from(limit))
         .fetch_all(conn)
