@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 use govmedia_domain::Error;
 use govmedia_domain::audit::{Actor, ActorKind, AuditAction, AuditRecord, AuditResourceRef};
 use govmedia_domain::clock::{Clock, SystemClock};
-use govmedia_domain::ids::{DepartmentId, PrincipalId, RoleBindingId, SessionId, UserId};
+use govmedia_domain::ids::{DepartmentId, PrincipalId, RoleBindingId, SessionId};
 use govmedia_domain::permission::{Permission, Role};
 use govmedia_domain::scope::{Resource, Scope};
 use govmedia_kit::auth::{
@@ -38,7 +38,7 @@ use tokio::sync::RwLock;
 use crate::domain::access::{Binding, Decision, Denial};
 use crate::domain::anomaly::WorkingHours;
 use crate::domain::lockout::LockoutPolicy;
-use crate::domain::model::{StoredSigningKey, User, UserStatus};
+use crate::domain::model::{Profile, StoredSigningKey, User};
 use crate::domain::password;
 use crate::domain::sealing::Sealer;
 use crate::store::access::PrincipalState;
@@ -453,26 +453,14 @@ impl Core {
                     return Ok(None);
                 }
                 let now = m.now();
-                let admin = User {
-                    id: UserId::new(),
+                let profile = Profile {
                     username: options.bootstrap_admin.clone(),
                     display_name: "Administrator".into(),
                     department: None,
                     email: String::new(),
                     phone: String::new(),
-                    status: UserStatus::Active,
-                    password_hash: hash.clone(),
-                    password_changed_at: now,
-                    password_expires_at: now,
-                    must_change_password: true,
-                    failed_attempts: 0,
-                    lockout_count: 0,
-                    locked_until: None,
-                    last_login_at: None,
-                    created_at: now,
-                    updated_at: now,
-                    version: 1,
                 };
+                let admin = User::new(profile, hash.clone(), now);
                 store::directory::insert_user(m.tx(), &admin).await?;
                 store::directory::push_password_history(m.tx(), admin.id, &hash, now).await?;
                 let binding = Binding {
