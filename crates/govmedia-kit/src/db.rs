@@ -22,6 +22,9 @@ use sqlx::{Postgres, Sqlite, Transaction};
 use crate::access::Authorized;
 use crate::config::{Backend, DatabaseUrl};
 
+#[doc(hidden)]
+pub use sqlx;
+
 /// How long a SQLite writer waits for the lock before giving up.
 pub const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -317,6 +320,53 @@ macro_rules! on_tx {
     };
 }
 
+/// One statement on a [`Tx`] of either backend, its parameters bound in order: the
+/// body [`on_tx!`] would hold for the common case, so a store function says its SQL and
+/// its values and nothing else. The second word says what comes back:
+///
+/// | mode | built with | gives |
+/// | --- | --- | --- |
+/// | `execute` | `sqlx::query` | rows affected (`u64`) |
+/// | `fetch_all`, `fetch_one`, `fetch_optional` | `sqlx::query_as` | rows (`FromRow`) |
+/// | `scalar_all`, `scalar_one`, `scalar_optional` | `sqlx::query_scalar` | one column |
+///
+/// The result is `Result<_, sqlx::Error>`: the caller maps the error (most with
+/// [`db_error`], inserts with their own unique-violation answer). SQL that differs per
+/// dialect beyond placeholders stays with [`on_tx!`].
+///
+/// ```ignore
+/// let n: i64 = sql!(tx, scalar_one, "SELECT COUNT(*) FROM users WHERE department_id = $1", department.to_string())
+///     .map_err(db_error)?;
+/// ```
+#[macro_export]
+macro_rules! sql {
+    ($tx:expr, execute, $sql:expr $(, $arg:expr)* $(,)?) => {
+        $crate::on_tx!($tx, |conn, dialect| {
+            $crate::db::sqlx::query(&dialect.sql($sql)) $(.bind($arg))* .execute(conn).await.map(|r| r.rows_affected())
+        })
+    };
+    ($tx:expr, scalar_all, $sql:expr $(, $arg:expr)* $(,)?) => {
+        $crate::on_tx!($tx, |conn, dialect| {
+            $crate::db::sqlx::query_scalar(&dialect.sql($sql)) $(.bind($arg))* .fetch_all(conn).await
+        })
+    };
+    ($tx:expr, scalar_one, $sql:expr $(, $arg:expr)* $(,)?) => {
+        $crate::on_tx!($tx, |conn, dialect| {
+            $crate::db::sqlx::query_scalar(&dialect.sql($sql)) $(.bind($arg))* .fetch_one(conn).await
+        })
+    };
+    ($tx:expr, scalar_optional, $sql:expr $(, $arg:expr)* $(,)?) => {
+        $crate::on_tx!($tx, |conn, dialect| {
+            $crate::db::sqlx::query_scalar(&dialect.sql($sql)) $(.bind($arg))* .fetch_optional(conn).await
+        })
+    };
+    ($tx:expr, $fetch:ident, $sql:expr $(, $arg:expr)* $(,)?) => {
+        $crate::on_tx!($tx, |conn, dialect| {
+            $crate::db::sqlx::query_as(&dialect.sql($sql)) $(.bind($arg))* .$fetch(conn).await
+        })
+    };
+}
+
 /// As [`on_tx!`], on a pool ([`Database`]) for reads outside a transaction.
 #[macro_export]
 macro_rules! on_db {
@@ -376,10 +426,7 @@ where
     T: TryFrom<R, Error = Error>,
 {
     let sql = format!("SELECT * FROM {table} WHERE id = $1");
-    let row: Option<R> = on_tx!(tx, |conn, dialect| {
-        sqlx::query_as(&dialect.sql(&sql)).bind(id.to_string()).fetch_optional(conn).await
-    })
-    .map_err(db_error)?;
+    let row: Option<R> = sql!(tx, fetch_optional, &sql, id.to_string()).map_err(db_error)?;
     row.map(T::try_from).transpose()
 }
 

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Utc};
 use govmedia_domain::Error;
 use govmedia_kit::db::{Database, Tx, db_error};
+use govmedia_kit::sql;
 use govmedia_kit::{on_db, on_tx};
 
 use crate::domain::screening::{Category, Context, Entry, Severity};
@@ -127,34 +128,27 @@ pub async fn insert_version(
 
 /// Inserts or replaces an entry by term; true when it was new.
 pub async fn upsert_entry(tx: &mut Tx, e: &Entry, version: i64, at: DateTime<Utc>) -> Result<bool, Error> {
-    let existed: Option<String> = on_tx!(tx, |conn, dialect| {
-        sqlx::query_scalar(&dialect.sql("SELECT id FROM lexicon_entries WHERE term = $1"))
-            .bind(&e.term)
-            .fetch_optional(conn)
-            .await
-    })
-    .map_err(db_error)?;
+    let existed: Option<String> =
+        sql!(tx, scalar_optional, "SELECT id FROM lexicon_entries WHERE term = $1", &e.term).map_err(db_error)?;
     let contexts = e.contexts.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(",");
-    on_tx!(tx, |conn, dialect| {
-        sqlx::query(&dialect.sql(
-            "INSERT INTO lexicon_entries (id, term, category, severity, suggestion, rule_id, contexts, source, version, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (term) DO UPDATE SET category = $3, severity = $4, \
-             suggestion = $5, rule_id = $6, contexts = $7, source = $8, version = $9, updated_at = $10",
-        ))
-        .bind(&e.id)
-        .bind(&e.term)
-        .bind(e.category.as_str())
-        .bind(e.severity.as_str())
-        .bind(&e.suggestion)
-        .bind(&e.rule_id)
-        .bind(&contexts)
-        .bind(&e.source)
-        .bind(version)
-        .bind(at)
-        .execute(conn)
-        .await
-        .map(|r| r.rows_affected())
-    })
+    sql!(
+        tx,
+        execute,
+        "INSERT INTO lexicon_entries (id, term, category, severity, suggestion, rule_id, contexts, source, version, \
+         updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (term) DO UPDATE SET category = \
+         $3, severity = $4, suggestion = $5, rule_id = $6, contexts = $7, source = $8, version = $9, updated_at = \
+         $10",
+        &e.id,
+        &e.term,
+        e.category.as_str(),
+        e.severity.as_str(),
+        &e.suggestion,
+        &e.rule_id,
+        &contexts,
+        &e.source,
+        version,
+        at
+    )
     .map_err(db_error)?;
     Ok(existed.is_none())
 }
@@ -168,27 +162,19 @@ pub async fn upsert_phrase(
     version: i64,
     at: DateTime<Utc>,
 ) -> Result<bool, Error> {
-    let existed: Option<String> = on_tx!(tx, |conn, dialect| {
-        sqlx::query_scalar(&dialect.sql("SELECT id FROM whitelist_entries WHERE phrase = $1"))
-            .bind(phrase)
-            .fetch_optional(conn)
-            .await
-    })
-    .map_err(db_error)?;
-    on_tx!(tx, |conn, dialect| {
-        sqlx::query(&dialect.sql(
-            "INSERT INTO whitelist_entries (id, phrase, note, version, updated_at) VALUES ($1, $2, $3, $4, $5) \
+    let existed: Option<String> =
+        sql!(tx, scalar_optional, "SELECT id FROM whitelist_entries WHERE phrase = $1", phrase).map_err(db_error)?;
+    sql!(
+        tx,
+        execute,
+        "INSERT INTO whitelist_entries (id, phrase, note, version, updated_at) VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (phrase) DO UPDATE SET note = $3, version = $4, updated_at = $5",
-        ))
-        .bind(id)
-        .bind(phrase)
-        .bind(note)
-        .bind(version)
-        .bind(at)
-        .execute(conn)
-        .await
-        .map(|r| r.rows_affected())
-    })
+        id,
+        phrase,
+        note,
+        version,
+        at
+    )
     .map_err(db_error)?;
     Ok(existed.is_none())
 }
@@ -198,10 +184,7 @@ pub async fn delete_by_ids(tx: &mut Tx, table: Table, ids: &[String]) -> Result<
     let mut deleted = 0;
     for id in ids {
         let sql = format!("DELETE FROM {} WHERE id = $1", table.name());
-        deleted += on_tx!(tx, |conn, dialect| {
-            sqlx::query(&dialect.sql(&sql)).bind(id).execute(conn).await.map(|r| r.rows_affected())
-        })
-        .map_err(db_error)?;
+        deleted += sql!(tx, execute, &sql, id).map_err(db_error)?;
     }
     Ok(deleted)
 }

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use govmedia_domain::Error;
 use govmedia_kit::db::{Database, Dialect, Tx, db_error};
+use govmedia_kit::sql;
 use govmedia_kit::{on_db, on_tx};
 
 use crate::domain::chain::ChainedEvent;
@@ -90,15 +91,8 @@ pub async fn lock_head(tx: &mut Tx) -> Result<(i64, [u8; 32]), Error> {
 
 /// Moves the chain head.
 pub async fn set_head(tx: &mut Tx, sequence: i64, hash: &[u8; 32]) -> Result<(), Error> {
-    on_tx!(tx, |conn, dialect| {
-        sqlx::query(&dialect.sql("UPDATE audit_chain_head SET sequence = $1, hash = $2 WHERE id = 1"))
-            .bind(sequence)
-            .bind(hash.as_slice())
-            .execute(conn)
-            .await
-            .map(|r| r.rows_affected())
-    })
-    .map_err(db_error)?;
+    sql!(tx, execute, "UPDATE audit_chain_head SET sequence = $1, hash = $2 WHERE id = 1", sequence, hash.as_slice())
+        .map_err(db_error)?;
     Ok(())
 }
 
@@ -125,39 +119,36 @@ pub async fn existing_ids(tx: &mut Tx, ids: &[String]) -> Result<BTreeMap<String
 /// Appends one chained event.
 pub async fn insert_event(tx: &mut Tx, e: &ChainedEvent) -> Result<(), Error> {
     let attributes = serde_json::to_string(&e.attributes).map_err(Error::internal)?;
-    on_tx!(tx, |conn, dialect| {
-        sqlx::query(&dialect.sql(
-            "INSERT INTO audit_events (sequence, id, occur_time, record_time, action, actor_kind, actor_id, actor_name, \
-             client_address, producer, resource_type, resource_id, department_id, platform_account_id, outcome, rule_id, \
-             reason, attributes, trace_id, request_id, previous_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, \
-             $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)",
-        ))
-        .bind(e.sequence)
-        .bind(&e.id)
-        .bind(e.occur_time)
-        .bind(e.record_time)
-        .bind(&e.action)
-        .bind(&e.actor_kind)
-        .bind(&e.actor_id)
-        .bind(&e.actor_name)
-        .bind(&e.client_address)
-        .bind(&e.producer)
-        .bind(&e.resource_type)
-        .bind(&e.resource_id)
-        .bind(&e.department_id)
-        .bind(&e.platform_account_id)
-        .bind(&e.outcome)
-        .bind(&e.rule_id)
-        .bind(&e.reason)
-        .bind(&attributes)
-        .bind(&e.trace_id)
-        .bind(&e.request_id)
-        .bind(e.previous_hash.as_slice())
-        .bind(e.hash.as_slice())
-        .execute(conn)
-        .await
-        .map(|r| r.rows_affected())
-    })
+    sql!(
+        tx,
+        execute,
+        "INSERT INTO audit_events (sequence, id, occur_time, record_time, action, actor_kind, actor_id, actor_name, \
+         client_address, producer, resource_type, resource_id, department_id, platform_account_id, outcome, \
+         rule_id, reason, attributes, trace_id, request_id, previous_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, \
+         $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)",
+        e.sequence,
+        &e.id,
+        e.occur_time,
+        e.record_time,
+        &e.action,
+        &e.actor_kind,
+        &e.actor_id,
+        &e.actor_name,
+        &e.client_address,
+        &e.producer,
+        &e.resource_type,
+        &e.resource_id,
+        &e.department_id,
+        &e.platform_account_id,
+        &e.outcome,
+        &e.rule_id,
+        &e.reason,
+        &attributes,
+        &e.trace_id,
+        &e.request_id,
+        e.previous_hash.as_slice(),
+        e.hash.as_slice()
+    )
     .map_err(db_error)?;
     Ok(())
 }
@@ -204,20 +195,18 @@ impl From<CheckpointRow> for Checkpoint {
 
 /// Stores a checkpoint.
 pub async fn insert_checkpoint(tx: &mut Tx, c: &Checkpoint) -> Result<(), Error> {
-    on_tx!(tx, |conn, dialect| {
-        sqlx::query(&dialect.sql(
-            "INSERT INTO audit_checkpoints (sequence, hash, created_at, key_id, signature, public_key) VALUES ($1, $2, $3, $4, $5, $6)",
-        ))
-        .bind(c.sequence)
-        .bind(&c.hash)
-        .bind(c.created_at)
-        .bind(&c.key_id)
-        .bind(&c.signature)
-        .bind(&c.public_key)
-        .execute(conn)
-        .await
-        .map(|r| r.rows_affected())
-    })
+    sql!(
+        tx,
+        execute,
+        "INSERT INTO audit_checkpoints (sequence, hash, created_at, key_id, signature, public_key) VALUES ($1, $2, \
+         $3, $4, $5, $6)",
+        c.sequence,
+        &c.hash,
+        c.created_at,
+        &c.key_id,
+        &c.signature,
+        &c.public_key
+    )
     .map_err(db_error)?;
     Ok(())
 }

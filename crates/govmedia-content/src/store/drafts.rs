@@ -6,7 +6,7 @@ use govmedia_domain::ids::{DepartmentId, DraftId, PlanId, PlatformAccountId, Rev
 use govmedia_domain::workflow::{DraftState, ReviewStage};
 use govmedia_kit::access::Authorized;
 use govmedia_kit::db::{Tx, db_error, get_by_id, is_unique_violation, lock_by_id, saved};
-use govmedia_kit::on_tx;
+use govmedia_kit::sql;
 
 use super::{id, join_ids, split_ids};
 use crate::domain::draft::{Content, Draft};
@@ -104,31 +104,28 @@ impl TryFrom<DraftRow> for Draft {
 /// Inserts a draft.
 pub async fn insert(tx: &mut Tx, d: &Draft) -> Result<(), Error> {
     let (state, stage) = state_text(d.state);
-    on_tx!(tx, |conn, dialect| {
-        sqlx::query(&dialect.sql(
-            "INSERT INTO drafts (id, department_id, author_user_id, target_accounts, plan_id, corrects_publication_id, state, \
-             review_stage, current_version, screening_findings, screening_lexicon, submitted_at, created_at, updated_at, version) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
-        ))
-        .bind(d.id.to_string())
-        .bind(d.department.to_string())
-        .bind(d.author.to_string())
-        .bind(join_ids(&d.targets))
-        .bind(d.plan.map(|p| p.to_string()))
-        .bind(d.corrects.map(|p| p.to_string()))
-        .bind(state)
-        .bind(stage)
-        .bind(d.current_version)
-        .bind(&d.screening_findings)
-        .bind(d.screening_lexicon)
-        .bind(d.submitted_at)
-        .bind(d.created_at)
-        .bind(d.updated_at)
-        .bind(d.version)
-        .execute(conn)
-        .await
-        .map(|r| r.rows_affected())
-    })
+    sql!(
+        tx,
+        execute,
+        "INSERT INTO drafts (id, department_id, author_user_id, target_accounts, plan_id, corrects_publication_id, \
+         state, review_stage, current_version, screening_findings, screening_lexicon, submitted_at, created_at, \
+         updated_at, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+        d.id.to_string(),
+        d.department.to_string(),
+        d.author.to_string(),
+        join_ids(&d.targets),
+        d.plan.map(|p| p.to_string()),
+        d.corrects.map(|p| p.to_string()),
+        state,
+        stage,
+        d.current_version,
+        &d.screening_findings,
+        d.screening_lexicon,
+        d.submitted_at,
+        d.created_at,
+        d.updated_at,
+        d.version
+    )
     .map_err(db_error)?;
     Ok(())
 }
@@ -137,27 +134,24 @@ pub async fn insert(tx: &mut Tx, d: &Draft) -> Result<(), Error> {
 /// changed it meanwhile; ABORTED otherwise.
 pub async fn save(tx: &mut Tx, d: &Draft) -> Result<(), Error> {
     let (state, stage) = state_text(d.state);
-    let affected = on_tx!(tx, |conn, dialect| {
-        sqlx::query(&dialect.sql(
-            "UPDATE drafts SET target_accounts = $2, state = $3, review_stage = $4, current_version = $5, \
+    let affected = sql!(
+        tx,
+        execute,
+        "UPDATE drafts SET target_accounts = $2, state = $3, review_stage = $4, current_version = $5, \
              screening_findings = $6, screening_lexicon = $7, submitted_at = $8, updated_at = $9, version = $10 \
              WHERE id = $1 AND version = $11",
-        ))
-        .bind(d.id.to_string())
-        .bind(join_ids(&d.targets))
-        .bind(state)
-        .bind(stage)
-        .bind(d.current_version)
-        .bind(&d.screening_findings)
-        .bind(d.screening_lexicon)
-        .bind(d.submitted_at)
-        .bind(d.updated_at)
-        .bind(d.version)
-        .bind(d.version - 1)
-        .execute(conn)
-        .await
-        .map(|r| r.rows_affected())
-    })
+        d.id.to_string(),
+        join_ids(&d.targets),
+        state,
+        stage,
+        d.current_version,
+        &d.screening_findings,
+        d.screening_lexicon,
+        d.submitted_at,
+        d.updated_at,
+        d.version,
+        d.version - 1
+    )
     .map_err(db_error)?;
     saved(affected, "draft")
 }
@@ -206,23 +200,21 @@ pub struct DraftFilter {
 
 /// Drafts, newest id first, before the cursor.
 pub async fn list(tx: &mut Tx, f: &DraftFilter, before: Option<DraftId>, limit: u32) -> Result<Vec<Draft>, Error> {
-    let rows: Vec<DraftRow> = on_tx!(tx, |conn, dialect| {
-        sqlx::query_as(&dialect.sql(
-            "SELECT * FROM drafts WHERE ($1 = '' OR department_id = $1) AND ($2 = '' OR author_user_id = $2) \
-             AND ($3 = '' OR state = $3) AND ($4 = '' OR plan_id = $4) AND ($5 = '' OR (',' || target_accounts || ',') LIKE $6) \
-             AND ($7 = '' OR id < $7) ORDER BY id DESC LIMIT $8",
-        ))
-        .bind(f.department.map(|d| d.to_string()).unwrap_or_default())
-        .bind(f.author.map(|a| a.to_string()).unwrap_or_default())
-        .bind(f.state.unwrap_or(""))
-        .bind(f.plan.map(|p| p.to_string()).unwrap_or_default())
-        .bind(f.account.map(|a| a.to_string()).unwrap_or_default())
-        .bind(f.account.map(|a| format!("%,{a},%")).unwrap_or_default())
-        .bind(before.map(|b| b.to_string()).unwrap_or_default())
-        .bind(i64::from(limit))
-        .fetch_all(conn)
-        .await
-    })
+    let rows: Vec<DraftRow> = sql!(
+        tx,
+        fetch_all,
+        "SELECT * FROM drafts WHERE ($1 = '' OR department_id = $1) AND ($2 = '' OR author_user_id = $2) AND ($3 = \
+         '' OR state = $3) AND ($4 = '' OR plan_id = $4) AND ($5 = '' OR (',' || target_accounts || ',') LIKE $6) \
+         AND ($7 = '' OR id < $7) ORDER BY id DESC LIMIT $8",
+        f.department.map(|d| d.to_string()).unwrap_or_default(),
+        f.author.map(|a| a.to_string()).unwrap_or_default(),
+        f.state.unwrap_or(""),
+        f.plan.map(|p| p.to_string()).unwrap_or_default(),
+        f.account.map(|a| a.to_string()).unwrap_or_default(),
+        f.account.map(|a| format!("%,{a},%")).unwrap_or_default(),
+        before.map(|b| b.to_string()).unwrap_or_default(),
+        i64::from(limit)
+    )
     .map_err(db_error)?;
     rows.into_iter().map(Draft::try_from).collect()
 }
@@ -238,20 +230,18 @@ pub async fn insert_version(
     at: DateTime<Utc>,
 ) -> Result<(), Error> {
     let json = serde_json::to_string(content).map_err(Error::internal)?;
-    on_tx!(tx, |conn, dialect| {
-        sqlx::query(&dialect.sql(
-            "INSERT INTO draft_versions (draft_id, version, content, editor_user_id, change_note, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
-        ))
-        .bind(draft.to_string())
-        .bind(version)
-        .bind(json)
-        .bind(editor.to_string())
-        .bind(note)
-        .bind(at)
-        .execute(conn)
-        .await
-        .map(|r| r.rows_affected())
-    })
+    sql!(
+        tx,
+        execute,
+        "INSERT INTO draft_versions (draft_id, version, content, editor_user_id, change_note, created_at) VALUES \
+         ($1, $2, $3, $4, $5, $6)",
+        draft.to_string(),
+        version,
+        json,
+        editor.to_string(),
+        note,
+        at
+    )
     .map_err(db_error)?;
     Ok(())
 }
@@ -282,17 +272,15 @@ struct VersionRow {
 
 /// Versions of a draft, newest first, below `before`.
 pub async fn versions(tx: &mut Tx, draft: DraftId, before: Option<i64>, limit: u32) -> Result<Vec<Version>, Error> {
-    let rows: Vec<VersionRow> = on_tx!(tx, |conn, dialect| {
-        sqlx::query_as(&dialect.sql(
-            "SELECT version, content, editor_user_id, change_note, created_at FROM draft_versions \
+    let rows: Vec<VersionRow> = sql!(
+        tx,
+        fetch_all,
+        "SELECT version, content, editor_user_id, change_note, created_at FROM draft_versions \
              WHERE draft_id = $1 AND version < $2 ORDER BY version DESC LIMIT $3",
-        ))
-        .bind(draft.to_string())
-        .bind(before.unwrap_or(i64::MAX))
-        .bind(i64::from(limit))
-        .fetch_all(conn)
-        .await
-    })
+        draft.to_string(),
+        before.unwrap_or(i64::MAX),
+        i64::from(limit)
+    )
     .map_err(db_error)?;
     rows.into_iter()
         .map(|r| {
@@ -365,24 +353,21 @@ pub async fn insert_decision(tx: &mut Tx, draft: DraftId, d: &StoredDecision) ->
         .into_iter()
         .map(judgement_text)
         .collect();
-    let result = on_tx!(tx, |conn, dialect| {
-        sqlx::query(&dialect.sql(
-            "INSERT INTO review_decisions (id, draft_id, draft_version, stage, reviewer_user_id, outcome, criteria, comment, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        ))
-        .bind(d.id.to_string())
-        .bind(draft.to_string())
-        .bind(d.decision.version)
-        .bind(d.decision.stage.as_str())
-        .bind(d.decision.reviewer.to_string())
-        .bind(outcome_text(d.decision.outcome))
-        .bind(criteria)
-        .bind(&d.comment)
-        .bind(d.created_at)
-        .execute(conn)
-        .await
-        .map(|r| r.rows_affected())
-    });
+    let result = sql!(
+        tx,
+        execute,
+        "INSERT INTO review_decisions (id, draft_id, draft_version, stage, reviewer_user_id, outcome, criteria, \
+         comment, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        d.id.to_string(),
+        draft.to_string(),
+        d.decision.version,
+        d.decision.stage.as_str(),
+        d.decision.reviewer.to_string(),
+        outcome_text(d.decision.outcome),
+        criteria,
+        &d.comment,
+        d.created_at
+    );
     match result {
         Ok(_) => Ok(()),
         Err(e) if is_unique_violation(&e) => Err(Error::Conflict("another reviewer decided this stage first".into())),
@@ -404,15 +389,13 @@ struct DecisionRow {
 
 /// Every decision on a draft, oldest first.
 pub async fn decisions(tx: &mut Tx, draft: DraftId) -> Result<Vec<StoredDecision>, Error> {
-    let rows: Vec<DecisionRow> = on_tx!(tx, |conn, dialect| {
-        sqlx::query_as(&dialect.sql(
-            "SELECT id, draft_version, stage, reviewer_user_id, outcome, criteria, comment, created_at FROM review_decisions \
-             WHERE draft_id = $1 ORDER BY created_at, id",
-        ))
-        .bind(draft.to_string())
-        .fetch_all(conn)
-        .await
-    })
+    let rows: Vec<DecisionRow> = sql!(
+        tx,
+        fetch_all,
+        "SELECT id, draft_version, stage, reviewer_user_id, outcome, criteria, comment, created_at FROM \
+         review_decisions WHERE draft_id = $1 ORDER BY created_at, id",
+        draft.to_string()
+    )
     .map_err(db_error)?;
     rows.into_iter()
         .map(|r| {
@@ -459,35 +442,37 @@ pub struct SignOff {
 
 /// Records a proofreading pass.
 pub async fn insert_signoff(tx: &mut Tx, draft: DraftId, s: &SignOff) -> Result<(), Error> {
-    on_tx!(tx, |conn, dialect| {
-        sqlx::query(&dialect.sql(
-            "INSERT INTO proofreading_signoffs (draft_id, draft_version, proofreader_user_id, note, created_at) VALUES ($1, $2, $3, $4, $5)",
-        ))
-        .bind(draft.to_string())
-        .bind(s.version)
-        .bind(s.proofreader.to_string())
-        .bind(&s.note)
-        .bind(s.created_at)
-        .execute(conn)
-        .await
-        .map(|r| r.rows_affected())
-    })
-    .map_err(|e| if is_unique_violation(&e) { Error::Conflict("this proofreader already signed this version".into()) } else { db_error(e) })?;
+    sql!(
+        tx,
+        execute,
+        "INSERT INTO proofreading_signoffs (draft_id, draft_version, proofreader_user_id, note, created_at) VALUES \
+         ($1, $2, $3, $4, $5)",
+        draft.to_string(),
+        s.version,
+        s.proofreader.to_string(),
+        &s.note,
+        s.created_at
+    )
+    .map_err(|e| {
+        if is_unique_violation(&e) {
+            Error::Conflict("this proofreader already signed this version".into())
+        } else {
+            db_error(e)
+        }
+    })?;
     Ok(())
 }
 
 /// Proofreading passes of a version.
 pub async fn signoffs(tx: &mut Tx, draft: DraftId, version: i64) -> Result<Vec<SignOff>, Error> {
-    let rows: Vec<(i64, String, String, DateTime<Utc>)> = on_tx!(tx, |conn, dialect| {
-        sqlx::query_as(&dialect.sql(
-            "SELECT draft_version, proofreader_user_id, note, created_at FROM proofreading_signoffs \
+    let rows: Vec<(i64, String, String, DateTime<Utc>)> = sql!(
+        tx,
+        fetch_all,
+        "SELECT draft_version, proofreader_user_id, note, created_at FROM proofreading_signoffs \
              WHERE draft_id = $1 AND draft_version = $2 ORDER BY created_at",
-        ))
-        .bind(draft.to_string())
-        .bind(version)
-        .fetch_all(conn)
-        .await
-    })
+        draft.to_string(),
+        version
+    )
     .map_err(db_error)?;
     rows.into_iter()
         .map(|(version, p, note, created_at)| {
@@ -498,15 +483,14 @@ pub async fn signoffs(tx: &mut Tx, draft: DraftId, version: i64) -> Result<Vec<S
 
 /// Drafts in review, oldest submission first (for review queues).
 pub async fn in_review(tx: &mut Tx, stage: Option<ReviewStage>, limit: u32) -> Result<Vec<Draft>, Error> {
-    let rows: Vec<DraftRow> = on_tx!(tx, |conn, dialect| {
-        sqlx::query_as(&dialect.sql(
-            "SELECT * FROM drafts WHERE state = 'in_review' AND ($1 = '' OR review_stage = $1) ORDER BY submitted_at, id LIMIT $2",
-        ))
-        .bind(stage.map(ReviewStage::as_str).unwrap_or(""))
-        .bind(i64::from(limit))
-        .fetch_all(conn)
-        .await
-    })
+    let rows: Vec<DraftRow> = sql!(
+        tx,
+        fetch_all,
+        "SELECT * FROM drafts WHERE state = 'in_review' AND ($1 = '' OR review_stage = $1) ORDER BY submitted_at, \
+         id LIMIT $2",
+        stage.map(ReviewStage::as_str).unwrap_or(""),
+        i64::from(limit)
+    )
     .map_err(db_error)?;
     rows.into_iter().map(Draft::try_from).collect()
 }

@@ -5,7 +5,7 @@ use govmedia_domain::Error;
 use govmedia_domain::ids::{FeedbackItemId, PlatformAccountId, PublicationId};
 use govmedia_kit::access::Authorized;
 use govmedia_kit::db::{Tx, db_error, get_by_id, lock_by_id, saved};
-use govmedia_kit::on_tx;
+use govmedia_kit::{on_tx, sql};
 
 use super::id;
 use crate::domain::feedback::{FeedbackItem, FeedbackKind, FeedbackState};
@@ -88,23 +88,20 @@ pub async fn insert(tx: &mut Tx, f: &FeedbackItem) -> Result<(), Error> {
 
 /// Saves an item changed by one transition if nobody else changed it meanwhile.
 pub async fn save(tx: &mut Tx, f: &FeedbackItem) -> Result<(), Error> {
-    let affected = on_tx!(tx, |conn, dialect| {
-        sqlx::query(&dialect.sql(
-            "UPDATE feedback_items SET state = $2, assignee_user_id = $3, resolution = $4, correction_draft_id = $5, \
+    let affected = sql!(
+        tx,
+        execute,
+        "UPDATE feedback_items SET state = $2, assignee_user_id = $3, resolution = $4, correction_draft_id = $5, \
              closed_at = $6, version = $7 WHERE id = $1 AND version = $8",
-        ))
-        .bind(f.id.to_string())
-        .bind(f.state.as_str())
-        .bind(f.assignee.map(|a| a.to_string()).unwrap_or_default())
-        .bind(&f.resolution)
-        .bind(f.correction_draft.map(|d| d.to_string()).unwrap_or_default())
-        .bind(f.closed_at)
-        .bind(f.version)
-        .bind(f.version - 1)
-        .execute(conn)
-        .await
-        .map(|r| r.rows_affected())
-    })
+        f.id.to_string(),
+        f.state.as_str(),
+        f.assignee.map(|a| a.to_string()).unwrap_or_default(),
+        &f.resolution,
+        f.correction_draft.map(|d| d.to_string()).unwrap_or_default(),
+        f.closed_at,
+        f.version,
+        f.version - 1
+    )
     .map_err(db_error)?;
     saved(affected, "feedback item")
 }
@@ -140,19 +137,17 @@ pub async fn list(
     after: Option<FeedbackItemId>,
     limit: u32,
 ) -> Result<Vec<FeedbackItem>, Error> {
-    let rows: Vec<Row> = on_tx!(tx, |conn, dialect| {
-        sqlx::query_as(&dialect.sql(
-            "SELECT * FROM feedback_items WHERE ($1 = '' OR publication_id = $1) AND ($2 = '' OR platform_account_id = $2) \
+    let rows: Vec<Row> = sql!(
+        tx,
+        fetch_all,
+        "SELECT * FROM feedback_items WHERE ($1 = '' OR publication_id = $1) AND ($2 = '' OR platform_account_id = $2) \
              AND ($3 = '' OR state = $3) AND ($4 = '' OR id > $4) ORDER BY id LIMIT $5",
-        ))
-        .bind(f.publication.map(|p| p.to_string()).unwrap_or_default())
-        .bind(f.account.map(|a| a.to_string()).unwrap_or_default())
-        .bind(f.state.map_or("", FeedbackState::as_str))
-        .bind(after.map(|a| a.to_string()).unwrap_or_default())
-        .bind(i64::from(limit))
-        .fetch_all(conn)
-        .await
-    })
+        f.publication.map(|p| p.to_string()).unwrap_or_default(),
+        f.account.map(|a| a.to_string()).unwrap_or_default(),
+        f.state.map_or("", FeedbackState::as_str),
+        after.map(|a| a.to_string()).unwrap_or_default(),
+        i64::from(limit)
+    )
     .map_err(db_error)?;
     rows.into_iter().map(FeedbackItem::try_from).collect()
 }

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use govmedia_domain::Error;
 use govmedia_domain::ids::{DepartmentId, DraftId, PlatformAccountId, PublicationId};
 use govmedia_kit::db::{Tx, db_error};
-use govmedia_kit::on_tx;
+use govmedia_kit::sql;
 
 use super::id;
 use crate::domain::metrics::Totals;
@@ -61,22 +61,19 @@ fn stored(v: u64) -> i64 {
 /// Stores an observation; false when one for the same publication and time exists
 /// (the first stands).
 pub async fn insert(tx: &mut Tx, o: &Observation) -> Result<bool, Error> {
-    let affected = on_tx!(tx, |conn, dialect| {
-        sqlx::query(&dialect.sql(
-            "INSERT INTO metric_observations (publication_id, observed_at, reads, likes, comments, shares, favourites) \
+    let affected = sql!(
+        tx,
+        execute,
+        "INSERT INTO metric_observations (publication_id, observed_at, reads, likes, comments, shares, favourites) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (publication_id, observed_at) DO NOTHING",
-        ))
-        .bind(o.publication.to_string())
-        .bind(o.observed_at)
-        .bind(stored(o.totals.reads))
-        .bind(stored(o.totals.likes))
-        .bind(stored(o.totals.comments))
-        .bind(stored(o.totals.shares))
-        .bind(stored(o.totals.favourites))
-        .execute(conn)
-        .await
-        .map(|r| r.rows_affected())
-    })
+        o.publication.to_string(),
+        o.observed_at,
+        stored(o.totals.reads),
+        stored(o.totals.likes),
+        stored(o.totals.comments),
+        stored(o.totals.shares),
+        stored(o.totals.favourites)
+    )
     .map_err(db_error)?;
     Ok(affected == 1)
 }
@@ -89,34 +86,30 @@ pub async fn list(
     end: DateTime<Utc>,
     limit: u32,
 ) -> Result<Vec<Observation>, Error> {
-    let rows: Vec<Row> = on_tx!(tx, |conn, dialect| {
-        sqlx::query_as(&dialect.sql(
-            "SELECT * FROM metric_observations WHERE publication_id = $1 AND observed_at >= $2 AND observed_at < $3 \
+    let rows: Vec<Row> = sql!(
+        tx,
+        fetch_all,
+        "SELECT * FROM metric_observations WHERE publication_id = $1 AND observed_at >= $2 AND observed_at < $3 \
              ORDER BY observed_at LIMIT $4",
-        ))
-        .bind(publication.to_string())
-        .bind(start)
-        .bind(end)
-        .bind(i64::from(limit))
-        .fetch_all(conn)
-        .await
-    })
+        publication.to_string(),
+        start,
+        end,
+        i64::from(limit)
+    )
     .map_err(db_error)?;
     rows.into_iter().map(Observation::try_from).collect()
 }
 
 /// The latest counts of a publication before `end`.
 pub async fn latest_before(tx: &mut Tx, publication: PublicationId, end: DateTime<Utc>) -> Result<Totals, Error> {
-    let row: Option<Row> = on_tx!(tx, |conn, dialect| {
-        sqlx::query_as(&dialect.sql(
-            "SELECT * FROM metric_observations WHERE publication_id = $1 AND observed_at < $2 \
+    let row: Option<Row> = sql!(
+        tx,
+        fetch_optional,
+        "SELECT * FROM metric_observations WHERE publication_id = $1 AND observed_at < $2 \
              ORDER BY observed_at DESC LIMIT 1",
-        ))
-        .bind(publication.to_string())
-        .bind(end)
-        .fetch_optional(conn)
-        .await
-    })
+        publication.to_string(),
+        end
+    )
     .map_err(db_error)?;
     Ok(row.map(Observation::try_from).transpose()?.map(|o| o.totals).unwrap_or_default())
 }
@@ -176,10 +169,7 @@ pub async fn published_in(
     let (clause, value) = scope_clause(scope);
     let sql =
         format!("{PUBLISHED} AND {clause} AND p.published_at >= $2 AND p.published_at < $3 ORDER BY p.published_at");
-    let rows: Vec<PublishedRow> = on_tx!(tx, |conn, dialect| {
-        sqlx::query_as(&dialect.sql(&sql)).bind(&value).bind(start).bind(end).fetch_all(conn).await
-    })
-    .map_err(db_error)?;
+    let rows: Vec<PublishedRow> = sql!(tx, fetch_all, &sql, &value, start, end).map_err(db_error)?;
     rows.into_iter().map(published).collect()
 }
 
@@ -187,10 +177,7 @@ pub async fn published_in(
 pub async fn last_before(tx: &mut Tx, scope: Scope, end: DateTime<Utc>) -> Result<Option<Published>, Error> {
     let (clause, value) = scope_clause(scope);
     let sql = format!("{PUBLISHED} AND {clause} AND p.published_at < $2 ORDER BY p.published_at DESC LIMIT 1");
-    let row: Option<PublishedRow> = on_tx!(tx, |conn, dialect| {
-        sqlx::query_as(&dialect.sql(&sql)).bind(&value).bind(end).fetch_optional(conn).await
-    })
-    .map_err(db_error)?;
+    let row: Option<PublishedRow> = sql!(tx, fetch_optional, &sql, &value, end).map_err(db_error)?;
     row.map(published).transpose()
 }
 

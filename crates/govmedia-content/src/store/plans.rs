@@ -5,7 +5,7 @@ use govmedia_domain::Error;
 use govmedia_domain::ids::{DepartmentId, PlanId};
 use govmedia_kit::access::Authorized;
 use govmedia_kit::db::{Tx, db_error, get_by_id, lock_by_id, saved};
-use govmedia_kit::on_tx;
+use govmedia_kit::sql;
 
 use super::{id, join_ids, split_ids};
 use crate::domain::plan::{Plan, PlanReason, PlanState};
@@ -54,30 +54,27 @@ impl TryFrom<PlanRow> for Plan {
 
 /// Inserts a plan.
 pub async fn insert(tx: &mut Tx, p: &Plan) -> Result<(), Error> {
-    on_tx!(tx, |conn, dialect| {
-        sqlx::query(&dialect.sql(
-            "INSERT INTO plans (id, department_id, topic, reason, reason_detail, target_accounts, window_start, window_end, \
-             owner_user_id, state, cancel_reason, created_at, updated_at, version) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-        ))
-        .bind(p.id.to_string())
-        .bind(p.department.to_string())
-        .bind(&p.topic)
-        .bind(p.reason.as_str())
-        .bind(&p.reason_detail)
-        .bind(join_ids(&p.targets))
-        .bind(p.window_start)
-        .bind(p.window_end)
-        .bind(p.owner.to_string())
-        .bind(p.state.as_str())
-        .bind(&p.cancel_reason)
-        .bind(p.created_at)
-        .bind(p.updated_at)
-        .bind(p.version)
-        .execute(conn)
-        .await
-        .map(|r| r.rows_affected())
-    })
+    sql!(
+        tx,
+        execute,
+        "INSERT INTO plans (id, department_id, topic, reason, reason_detail, target_accounts, window_start, \
+         window_end, owner_user_id, state, cancel_reason, created_at, updated_at, version) VALUES ($1, $2, $3, $4, \
+         $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+        p.id.to_string(),
+        p.department.to_string(),
+        &p.topic,
+        p.reason.as_str(),
+        &p.reason_detail,
+        join_ids(&p.targets),
+        p.window_start,
+        p.window_end,
+        p.owner.to_string(),
+        p.state.as_str(),
+        &p.cancel_reason,
+        p.created_at,
+        p.updated_at,
+        p.version
+    )
     .map_err(db_error)?;
     Ok(())
 }
@@ -85,29 +82,26 @@ pub async fn insert(tx: &mut Tx, p: &Plan) -> Result<(), Error> {
 /// Saves a plan changed by one transition (its version bumped once) if nobody else
 /// changed it meanwhile; ABORTED otherwise.
 pub async fn save(tx: &mut Tx, p: &Plan) -> Result<(), Error> {
-    let affected = on_tx!(tx, |conn, dialect| {
-        sqlx::query(&dialect.sql(
-            "UPDATE plans SET topic = $2, reason = $3, reason_detail = $4, target_accounts = $5, window_start = $6, \
+    let affected = sql!(
+        tx,
+        execute,
+        "UPDATE plans SET topic = $2, reason = $3, reason_detail = $4, target_accounts = $5, window_start = $6, \
              window_end = $7, owner_user_id = $8, state = $9, cancel_reason = $10, updated_at = $11, version = $12 \
              WHERE id = $1 AND version = $13",
-        ))
-        .bind(p.id.to_string())
-        .bind(&p.topic)
-        .bind(p.reason.as_str())
-        .bind(&p.reason_detail)
-        .bind(join_ids(&p.targets))
-        .bind(p.window_start)
-        .bind(p.window_end)
-        .bind(p.owner.to_string())
-        .bind(p.state.as_str())
-        .bind(&p.cancel_reason)
-        .bind(p.updated_at)
-        .bind(p.version)
-        .bind(p.version - 1)
-        .execute(conn)
-        .await
-        .map(|r| r.rows_affected())
-    })
+        p.id.to_string(),
+        &p.topic,
+        p.reason.as_str(),
+        &p.reason_detail,
+        join_ids(&p.targets),
+        p.window_start,
+        p.window_end,
+        p.owner.to_string(),
+        p.state.as_str(),
+        &p.cancel_reason,
+        p.updated_at,
+        p.version,
+        p.version - 1
+    )
     .map_err(db_error)?;
     saved(affected, "plan")
 }
@@ -146,26 +140,24 @@ pub async fn list(
 ) -> Result<Vec<Plan>, Error> {
     let epoch = DateTime::<Utc>::UNIX_EPOCH;
     let (after_start, after_id) = after.unwrap_or((epoch, String::new()));
-    let rows: Vec<PlanRow> = on_tx!(tx, |conn, dialect| {
-        sqlx::query_as(&dialect.sql(
-            "SELECT * FROM plans WHERE ($1 = '' OR department_id = $1) AND ($2 = '' OR state = $2) \
-             AND ($3 = FALSE OR window_end IS NULL OR window_end > $4) AND ($5 = FALSE OR window_start IS NULL OR window_start < $6) \
-             AND (COALESCE(window_start, $7) > $8 OR (COALESCE(window_start, $7) = $8 AND id > $9)) \
-             ORDER BY COALESCE(window_start, $7), id LIMIT $10",
-        ))
-        .bind(f.department.map(|d| d.to_string()).unwrap_or_default())
-        .bind(f.state.map(PlanState::as_str).unwrap_or(""))
-        .bind(f.from.is_some())
-        .bind(f.from.unwrap_or(epoch))
-        .bind(f.to.is_some())
-        .bind(f.to.unwrap_or(epoch))
-        .bind(epoch)
-        .bind(after_start)
-        .bind(after_id)
-        .bind(i64::from(limit))
-        .fetch_all(conn)
-        .await
-    })
+    let rows: Vec<PlanRow> = sql!(
+        tx,
+        fetch_all,
+        "SELECT * FROM plans WHERE ($1 = '' OR department_id = $1) AND ($2 = '' OR state = $2) AND ($3 = FALSE OR \
+         window_end IS NULL OR window_end > $4) AND ($5 = FALSE OR window_start IS NULL OR window_start < $6) AND \
+         (COALESCE(window_start, $7) > $8 OR (COALESCE(window_start, $7) = $8 AND id > $9)) ORDER BY \
+         COALESCE(window_start, $7), id LIMIT $10",
+        f.department.map(|d| d.to_string()).unwrap_or_default(),
+        f.state.map(PlanState::as_str).unwrap_or(""),
+        f.from.is_some(),
+        f.from.unwrap_or(epoch),
+        f.to.is_some(),
+        f.to.unwrap_or(epoch),
+        epoch,
+        after_start,
+        after_id,
+        i64::from(limit)
+    )
     .map_err(db_error)?;
     rows.into_iter().map(Plan::try_from).collect()
 }

@@ -12,7 +12,7 @@ use govmedia_domain::Error;
 use govmedia_domain::ids::{DraftId, PlatformAccountId, PublicationId};
 use govmedia_kit::access::Authorized;
 use govmedia_kit::db::{Dialect, Tx, db_error, get_by_id, lock_by_id, saved};
-use govmedia_kit::on_tx;
+use govmedia_kit::{on_tx, sql};
 
 use super::{far_future, id, join_ids, split_ids};
 use crate::domain::publication::{Channel, Publication, PublicationState, StateName};
@@ -128,39 +128,36 @@ pub async fn insert(tx: &mut Tx, p: &Publication) -> Result<(), Error> {
 /// Saves a publication changed by one transition (its version, the fencing token,
 /// bumped once) if nobody else changed it meanwhile; ABORTED otherwise.
 pub async fn save(tx: &mut Tx, p: &Publication) -> Result<(), Error> {
-    let affected = on_tx!(tx, |conn, dialect| {
-        sqlx::query(&dialect.sql(
-            "UPDATE publications SET draft_version = $2, state = $3, scheduled_at = $4, published_at = $5, \
+    let affected = sql!(
+        tx,
+        execute,
+        "UPDATE publications SET draft_version = $2, state = $3, scheduled_at = $4, published_at = $5, \
              connector = $6, platform_post_id = $7, url = $8, attempt_count = $9, next_attempt_at = $10, \
              lease_until = $11, last_error = $12, approvers = $13, proofreaders = $14, evidence = $15, \
              withdrawal_reason = $16, withdrawn_by = $17, withdrawn_at = $18, updated_at = $19, version = $20 \
              WHERE id = $1 AND version = $21",
-        ))
-        .bind(p.id.to_string())
-        .bind(p.draft_version)
-        .bind(p.state.name())
-        .bind(p.scheduled_at)
-        .bind(p.published_at)
-        .bind(&p.connector)
-        .bind(&p.platform_post_id)
-        .bind(&p.url)
-        .bind(p.attempt_count)
-        .bind(p.next_attempt_at)
-        .bind(p.lease_until)
-        .bind(&p.last_error)
-        .bind(join_ids(&p.approvers))
-        .bind(join_ids(&p.proofreaders))
-        .bind(&p.evidence)
-        .bind(&p.withdrawal_reason)
-        .bind(&p.withdrawn_by)
-        .bind(p.withdrawn_at)
-        .bind(p.updated_at)
-        .bind(p.version)
-        .bind(p.version - 1)
-        .execute(conn)
-        .await
-        .map(|r| r.rows_affected())
-    })
+        p.id.to_string(),
+        p.draft_version,
+        p.state.name(),
+        p.scheduled_at,
+        p.published_at,
+        &p.connector,
+        &p.platform_post_id,
+        &p.url,
+        p.attempt_count,
+        p.next_attempt_at,
+        p.lease_until,
+        &p.last_error,
+        join_ids(&p.approvers),
+        join_ids(&p.proofreaders),
+        &p.evidence,
+        &p.withdrawal_reason,
+        &p.withdrawn_by,
+        p.withdrawn_at,
+        p.updated_at,
+        p.version,
+        p.version - 1
+    )
     .map_err(db_error)?;
     saved(affected, "publication")
 }
@@ -180,13 +177,13 @@ pub async fn lock(tx: &mut Tx, publication: PublicationId, grant: &Authorized) -
 /// The accounts of the publications that are due (the first `limit`, in claiming
 /// order), read without locks: the scheduler asks identity about them before it claims.
 pub async fn due_accounts(tx: &mut Tx, now: DateTime<Utc>, limit: u32) -> Result<Vec<PlatformAccountId>, Error> {
-    let accounts: Vec<String> = on_tx!(tx, |conn, dialect| {
-        sqlx::query_scalar(&dialect.sql(&format!("SELECT platform_account_id FROM publications WHERE {DUE} LIMIT $2")))
-            .bind(now)
-            .bind(i64::from(limit))
-            .fetch_all(conn)
-            .await
-    })
+    let accounts: Vec<String> = sql!(
+        tx,
+        scalar_all,
+        &format!("SELECT platform_account_id FROM publications WHERE {DUE} LIMIT $2"),
+        now,
+        i64::from(limit)
+    )
     .map_err(db_error)?;
     let mut out: Vec<PlatformAccountId> = Vec::new();
     for a in accounts {
@@ -221,16 +218,13 @@ pub async fn lock_due(tx: &mut Tx, now: DateTime<Utc>, limit: u32) -> Result<Vec
 
 /// Publications of a draft that are still waiting or under way.
 pub async fn open_for_draft(tx: &mut Tx, draft: DraftId) -> Result<Vec<Publication>, Error> {
-    let rows: Vec<Row> =
-        on_tx!(tx, |conn, dialect| {
-            sqlx::query_as(&dialect.sql(
-                "SELECT * FROM publications WHERE draft_id = $1 AND state IN ('scheduled', 'publishing') ORDER BY id",
-            ))
-            .bind(draft.to_string())
-            .fetch_all(conn)
-            .await
-        })
-        .map_err(db_error)?;
+    let rows: Vec<Row> = sql!(
+        tx,
+        fetch_all,
+        "SELECT * FROM publications WHERE draft_id = $1 AND state IN ('scheduled', 'publishing') ORDER BY id",
+        draft.to_string()
+    )
+    .map_err(db_error)?;
     rows.into_iter().map(Publication::try_from).collect()
 }
 
@@ -260,25 +254,23 @@ pub async fn list(
     let from = f.from.unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
     let until = f.until.unwrap_or(far);
     let (after_time, after_id) = after.map_or((far, String::new()), |(t, id)| (t, id.to_string()));
-    let rows: Vec<Row> = on_tx!(tx, |conn, dialect| {
-        sqlx::query_as(&dialect.sql(
-            "SELECT * FROM publications WHERE ($1 = '' OR platform_account_id = $1) AND ($2 = '' OR draft_id = $2) \
+    let rows: Vec<Row> = sql!(
+        tx,
+        fetch_all,
+        "SELECT * FROM publications WHERE ($1 = '' OR platform_account_id = $1) AND ($2 = '' OR draft_id = $2) \
              AND ($3 = '' OR state = $3) \
              AND ((scheduled_at >= $4 AND scheduled_at < $5) OR (published_at >= $4 AND published_at < $5)) \
              AND ($7 = '' OR scheduled_at < $6 OR (scheduled_at = $6 AND id < $7)) \
              ORDER BY scheduled_at DESC, id DESC LIMIT $8",
-        ))
-        .bind(f.account.map(|a| a.to_string()).unwrap_or_default())
-        .bind(f.draft.map(|d| d.to_string()).unwrap_or_default())
-        .bind(f.state.map(StateName::name).unwrap_or(""))
-        .bind(from)
-        .bind(until)
-        .bind(after_time)
-        .bind(after_id)
-        .bind(i64::from(limit))
-        .fetch_all(conn)
-        .await
-    })
+        f.account.map(|a| a.to_string()).unwrap_or_default(),
+        f.draft.map(|d| d.to_string()).unwrap_or_default(),
+        f.state.map(StateName::name).unwrap_or(""),
+        from,
+        until,
+        after_time,
+        after_id,
+        i64::from(limit)
+    )
     .map_err(db_error)?;
     rows.into_iter().map(Publication::try_from).collect()
 }
@@ -290,12 +282,12 @@ pub async fn open_on(tx: &mut Tx, draft: DraftId, account: PlatformAccountId) ->
 
 /// Drafts correcting a publication.
 pub async fn corrections(tx: &mut Tx, publication: PublicationId) -> Result<Vec<DraftId>, Error> {
-    let ids: Vec<String> = on_tx!(tx, |conn, dialect| {
-        sqlx::query_scalar(&dialect.sql("SELECT id FROM drafts WHERE corrects_publication_id = $1 ORDER BY id"))
-            .bind(publication.to_string())
-            .fetch_all(conn)
-            .await
-    })
+    let ids: Vec<String> = sql!(
+        tx,
+        scalar_all,
+        "SELECT id FROM drafts WHERE corrects_publication_id = $1 ORDER BY id",
+        publication.to_string()
+    )
     .map_err(db_error)?;
     ids.iter().map(|d| id("drafts.id", d)).collect()
 }

@@ -6,7 +6,7 @@ use govmedia_domain::ids::{DepartmentId, PlatformAccountId, PrincipalId, RoleBin
 use govmedia_domain::permission::Role;
 use govmedia_domain::scope::Scope;
 use govmedia_kit::db::{Tx, db_error, get_by_id, is_unique_violation};
-use govmedia_kit::on_tx;
+use govmedia_kit::{on_tx, sql};
 
 use super::id;
 use crate::domain::access::Binding;
@@ -56,23 +56,20 @@ impl TryFrom<BindingRow> for Binding {
 /// Stores a binding; the same role in the same scope twice is ALREADY_EXISTS.
 pub async fn insert_binding(tx: &mut Tx, b: &Binding) -> Result<(), Error> {
     let (kind, scope_id) = scope_columns(&b.scope);
-    on_tx!(tx, |conn, dialect| {
-        sqlx::query(&dialect.sql(
-            "INSERT INTO role_bindings (id, principal_id, role, scope_kind, scope_id, granted_by, reason, created_at) \
+    sql!(
+        tx,
+        execute,
+        "INSERT INTO role_bindings (id, principal_id, role, scope_kind, scope_id, granted_by, reason, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        ))
-        .bind(b.id.to_string())
-        .bind(b.principal.to_string())
-        .bind(b.role.as_str())
-        .bind(kind)
-        .bind(&scope_id)
-        .bind(b.granted_by.to_string())
-        .bind(&b.reason)
-        .bind(b.created_at)
-        .execute(conn)
-        .await
-        .map(|r| r.rows_affected())
-    })
+        b.id.to_string(),
+        b.principal.to_string(),
+        b.role.as_str(),
+        kind,
+        &scope_id,
+        b.granted_by.to_string(),
+        &b.reason,
+        b.created_at
+    )
     .map_err(|e| {
         if is_unique_violation(&e) {
             Error::AlreadyExists {
@@ -93,25 +90,19 @@ pub async fn get_binding(tx: &mut Tx, binding: RoleBindingId) -> Result<Option<B
 
 /// Deletes a binding; false when it was already gone.
 pub async fn delete_binding(tx: &mut Tx, binding: RoleBindingId) -> Result<bool, Error> {
-    let affected = on_tx!(tx, |conn, dialect| {
-        sqlx::query(&dialect.sql("DELETE FROM role_bindings WHERE id = $1"))
-            .bind(binding.to_string())
-            .execute(conn)
-            .await
-            .map(|r| r.rows_affected())
-    })
-    .map_err(db_error)?;
+    let affected =
+        sql!(tx, execute, "DELETE FROM role_bindings WHERE id = $1", binding.to_string()).map_err(db_error)?;
     Ok(affected > 0)
 }
 
 /// Every binding of a principal.
 pub async fn bindings_of(tx: &mut Tx, principal: PrincipalId) -> Result<Vec<Binding>, Error> {
-    let rows: Vec<BindingRow> = on_tx!(tx, |conn, dialect| {
-        sqlx::query_as(&dialect.sql("SELECT * FROM role_bindings WHERE principal_id = $1 ORDER BY created_at, id"))
-            .bind(principal.to_string())
-            .fetch_all(conn)
-            .await
-    })
+    let rows: Vec<BindingRow> = sql!(
+        tx,
+        fetch_all,
+        "SELECT * FROM role_bindings WHERE principal_id = $1 ORDER BY created_at, id",
+        principal.to_string()
+    )
     .map_err(db_error)?;
     rows.into_iter().map(Binding::try_from).collect()
 }
@@ -126,20 +117,18 @@ pub async fn list_bindings(
     limit: u32,
 ) -> Result<Vec<Binding>, Error> {
     let (kind, scope_id) = scope.map(scope_columns).unwrap_or(("", String::new()));
-    let rows: Vec<BindingRow> = on_tx!(tx, |conn, dialect| {
-        sqlx::query_as(&dialect.sql(
-            "SELECT * FROM role_bindings WHERE ($1 = '' OR principal_id = $1) AND ($2 = '' OR role = $2) \
+    let rows: Vec<BindingRow> = sql!(
+        tx,
+        fetch_all,
+        "SELECT * FROM role_bindings WHERE ($1 = '' OR principal_id = $1) AND ($2 = '' OR role = $2) \
              AND ($3 = '' OR (scope_kind = $3 AND scope_id = $4)) AND id > $5 ORDER BY id LIMIT $6",
-        ))
-        .bind(principal.map(|p| p.to_string()).unwrap_or_default())
-        .bind(role.map(Role::as_str).unwrap_or(""))
-        .bind(kind)
-        .bind(scope_id)
-        .bind(after.map(|a| a.to_string()).unwrap_or_default())
-        .bind(i64::from(limit))
-        .fetch_all(conn)
-        .await
-    })
+        principal.map(|p| p.to_string()).unwrap_or_default(),
+        role.map(Role::as_str).unwrap_or(""),
+        kind,
+        scope_id,
+        after.map(|a| a.to_string()).unwrap_or_default(),
+        i64::from(limit)
+    )
     .map_err(db_error)?;
     rows.into_iter().map(Binding::try_from).collect()
 }
@@ -175,13 +164,9 @@ pub async fn principal_state(tx: &mut Tx, principal: PrincipalId, now: DateTime<
             _ => PrincipalState::Disabled,
         });
     }
-    let service: Option<bool> = on_tx!(tx, |conn, dialect| {
-        sqlx::query_scalar(&dialect.sql("SELECT disabled FROM service_principals WHERE id = $1"))
-            .bind(principal.to_string())
-            .fetch_optional(conn)
-            .await
-    })
-    .map_err(db_error)?;
+    let service: Option<bool> =
+        sql!(tx, scalar_optional, "SELECT disabled FROM service_principals WHERE id = $1", principal.to_string())
+            .map_err(db_error)?;
     Ok(match service {
         None => PrincipalState::Unknown,
         Some(true) => PrincipalState::Disabled,
@@ -191,12 +176,8 @@ pub async fn principal_state(tx: &mut Tx, principal: PrincipalId, now: DateTime<
 
 /// The department owning a platform account, if the account exists.
 pub async fn account_department(tx: &mut Tx, account: PlatformAccountId) -> Result<Option<DepartmentId>, Error> {
-    let department: Option<String> = on_tx!(tx, |conn, dialect| {
-        sqlx::query_scalar(&dialect.sql("SELECT department_id FROM platform_accounts WHERE id = $1"))
-            .bind(account.to_string())
-            .fetch_optional(conn)
-            .await
-    })
-    .map_err(db_error)?;
+    let department: Option<String> =
+        sql!(tx, scalar_optional, "SELECT department_id FROM platform_accounts WHERE id = $1", account.to_string())
+            .map_err(db_error)?;
     department.map(|d| id("platform_accounts.department_id", &d)).transpose()
 }

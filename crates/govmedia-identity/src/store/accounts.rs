@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use govmedia_domain::Error;
 use govmedia_domain::ids::{DepartmentId, IncidentId, PlatformAccountId, UserId};
 use govmedia_kit::db::{Dialect, Tx, db_error, get_by_id, is_unique_violation, saved};
-use govmedia_kit::on_tx;
+use govmedia_kit::{on_tx, sql};
 
 use super::{far_future, id};
 use crate::domain::account::{
@@ -63,36 +63,36 @@ impl TryFrom<AccountRow> for PlatformAccount {
 
 /// Inserts an account; a taken platform handle is ALREADY_EXISTS.
 pub async fn insert_account(tx: &mut Tx, a: &PlatformAccount) -> Result<(), Error> {
-    on_tx!(tx, |conn, dialect| {
-        sqlx::query(&dialect.sql(
-            "INSERT INTO platform_accounts (id, platform, handle, display_name, avatar_url, bio, department_id, \
-             responsible_user_id, filing_status, filing_number, filing_date, state, state_reason, revision, created_at, \
-             updated_at, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
-        ))
-        .bind(a.id.to_string())
-        .bind(a.platform.as_str())
-        .bind(&a.handle)
-        .bind(&a.profile.display_name)
-        .bind(&a.profile.avatar_url)
-        .bind(&a.profile.bio)
-        .bind(a.department.to_string())
-        .bind(a.responsible.to_string())
-        .bind(a.filing_status.as_str())
-        .bind(&a.filing_number)
-        .bind(a.filing_date)
-        .bind(a.state.as_str())
-        .bind(&a.state_reason)
-        .bind(a.revision)
-        .bind(a.created_at)
-        .bind(a.updated_at)
-        .bind(a.version)
-        .execute(conn)
-        .await
-        .map(|r| r.rows_affected())
-    })
+    sql!(
+        tx,
+        execute,
+        "INSERT INTO platform_accounts (id, platform, handle, display_name, avatar_url, bio, department_id, \
+         responsible_user_id, filing_status, filing_number, filing_date, state, state_reason, revision, created_at, \
+         updated_at, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+        a.id.to_string(),
+        a.platform.as_str(),
+        &a.handle,
+        &a.profile.display_name,
+        &a.profile.avatar_url,
+        &a.profile.bio,
+        a.department.to_string(),
+        a.responsible.to_string(),
+        a.filing_status.as_str(),
+        &a.filing_number,
+        a.filing_date,
+        a.state.as_str(),
+        &a.state_reason,
+        a.revision,
+        a.created_at,
+        a.updated_at,
+        a.version
+    )
     .map_err(|e| {
         if is_unique_violation(&e) {
-            Error::AlreadyExists { resource_type: "platform_account", key: format!("{} {}", a.platform.as_str(), a.handle) }
+            Error::AlreadyExists {
+                resource_type: "platform_account",
+                key: format!("{} {}", a.platform.as_str(), a.handle),
+            }
         } else {
             db_error(e)
         }
@@ -102,31 +102,28 @@ pub async fn insert_account(tx: &mut Tx, a: &PlatformAccount) -> Result<(), Erro
 
 /// Saves every mutable field if the version is unchanged.
 pub async fn save_account(tx: &mut Tx, a: &PlatformAccount, expected_version: i64) -> Result<(), Error> {
-    let affected = on_tx!(tx, |conn, dialect| {
-        sqlx::query(&dialect.sql(
-            "UPDATE platform_accounts SET display_name = $2, avatar_url = $3, bio = $4, department_id = $5, \
+    let affected = sql!(
+        tx,
+        execute,
+        "UPDATE platform_accounts SET display_name = $2, avatar_url = $3, bio = $4, department_id = $5, \
              responsible_user_id = $6, filing_status = $7, filing_number = $8, filing_date = $9, state = $10, \
              state_reason = $11, revision = $12, updated_at = $13, version = $14 WHERE id = $1 AND version = $15",
-        ))
-        .bind(a.id.to_string())
-        .bind(&a.profile.display_name)
-        .bind(&a.profile.avatar_url)
-        .bind(&a.profile.bio)
-        .bind(a.department.to_string())
-        .bind(a.responsible.to_string())
-        .bind(a.filing_status.as_str())
-        .bind(&a.filing_number)
-        .bind(a.filing_date)
-        .bind(a.state.as_str())
-        .bind(&a.state_reason)
-        .bind(a.revision)
-        .bind(a.updated_at)
-        .bind(a.version)
-        .bind(expected_version)
-        .execute(conn)
-        .await
-        .map(|r| r.rows_affected())
-    })
+        a.id.to_string(),
+        &a.profile.display_name,
+        &a.profile.avatar_url,
+        &a.profile.bio,
+        a.department.to_string(),
+        a.responsible.to_string(),
+        a.filing_status.as_str(),
+        &a.filing_number,
+        a.filing_date,
+        a.state.as_str(),
+        &a.state_reason,
+        a.revision,
+        a.updated_at,
+        a.version,
+        expected_version
+    )
     .map_err(db_error)?;
     saved(affected, "platform account")
 }
@@ -170,45 +167,40 @@ pub async fn list_accounts(
     limit: u32,
 ) -> Result<Vec<PlatformAccount>, Error> {
     let (after_platform, after_handle) = after.unwrap_or_default();
-    let rows: Vec<AccountRow> = on_tx!(tx, |conn, dialect| {
-        sqlx::query_as(&dialect.sql(
-            "SELECT * FROM platform_accounts WHERE ($1 = '' OR platform = $1) AND ($2 = '' OR state = $2) \
+    let rows: Vec<AccountRow> = sql!(
+        tx,
+        fetch_all,
+        "SELECT * FROM platform_accounts WHERE ($1 = '' OR platform = $1) AND ($2 = '' OR state = $2) \
              AND ($3 = '' OR department_id = $3) AND ($4 = '' OR responsible_user_id = $4) \
              AND (platform > $5 OR (platform = $5 AND handle > $6)) ORDER BY platform, handle LIMIT $7",
-        ))
-        .bind(f.platform.map(Platform::as_str).unwrap_or(""))
-        .bind(f.state.map(AccountState::as_str).unwrap_or(""))
-        .bind(f.department.map(|d| d.to_string()).unwrap_or_default())
-        .bind(f.responsible.map(|u| u.to_string()).unwrap_or_default())
-        .bind(after_platform)
-        .bind(after_handle)
-        .bind(i64::from(limit))
-        .fetch_all(conn)
-        .await
-    })
+        f.platform.map(Platform::as_str).unwrap_or(""),
+        f.state.map(AccountState::as_str).unwrap_or(""),
+        f.department.map(|d| d.to_string()).unwrap_or_default(),
+        f.responsible.map(|u| u.to_string()).unwrap_or_default(),
+        after_platform,
+        after_handle,
+        i64::from(limit)
+    )
     .map_err(db_error)?;
     rows.into_iter().map(PlatformAccount::try_from).collect()
 }
 
 /// Records a profile revision.
 pub async fn insert_revision(tx: &mut Tx, account: PlatformAccountId, r: &Revision) -> Result<(), Error> {
-    on_tx!(tx, |conn, dialect| {
-        sqlx::query(&dialect.sql(
-            "INSERT INTO platform_account_revisions (platform_account_id, revision, display_name, avatar_url, bio, \
+    sql!(
+        tx,
+        execute,
+        "INSERT INTO platform_account_revisions (platform_account_id, revision, display_name, avatar_url, bio, \
              responsible_user_id, changed_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        ))
-        .bind(account.to_string())
-        .bind(r.revision)
-        .bind(&r.profile.display_name)
-        .bind(&r.profile.avatar_url)
-        .bind(&r.profile.bio)
-        .bind(r.responsible.to_string())
-        .bind(&r.changed_by)
-        .bind(r.created_at)
-        .execute(conn)
-        .await
-        .map(|r| r.rows_affected())
-    })
+        account.to_string(),
+        r.revision,
+        &r.profile.display_name,
+        &r.profile.avatar_url,
+        &r.profile.bio,
+        r.responsible.to_string(),
+        &r.changed_by,
+        r.created_at
+    )
     .map_err(db_error)?;
     Ok(())
 }
@@ -231,17 +223,16 @@ pub async fn list_revisions(
     before: Option<i64>,
     limit: u32,
 ) -> Result<Vec<Revision>, Error> {
-    let rows: Vec<RevisionRow> = on_tx!(tx, |conn, dialect| {
-        sqlx::query_as(&dialect.sql(
-            "SELECT revision, display_name, avatar_url, bio, responsible_user_id, changed_by, created_at \
-             FROM platform_account_revisions WHERE platform_account_id = $1 AND revision < $2 ORDER BY revision DESC LIMIT $3",
-        ))
-        .bind(account.to_string())
-        .bind(before.unwrap_or(i64::MAX))
-        .bind(i64::from(limit))
-        .fetch_all(conn)
-        .await
-    })
+    let rows: Vec<RevisionRow> = sql!(
+        tx,
+        fetch_all,
+        "SELECT revision, display_name, avatar_url, bio, responsible_user_id, changed_by, created_at FROM \
+         platform_account_revisions WHERE platform_account_id = $1 AND revision < $2 ORDER BY revision DESC LIMIT \
+         $3",
+        account.to_string(),
+        before.unwrap_or(i64::MAX),
+        i64::from(limit)
+    )
     .map_err(db_error)?;
     rows.into_iter()
         .map(|r| {
@@ -289,38 +280,35 @@ impl TryFrom<CredentialRow> for Credential {
 
 /// Stores (or replaces) an account's credential.
 pub async fn upsert_credential(tx: &mut Tx, c: &Credential) -> Result<(), Error> {
-    on_tx!(tx, |conn, dialect| {
-        sqlx::query(&dialect.sql(
-            "INSERT INTO account_credentials (platform_account_id, kind, login_name, sealed_secret, sealing_key_id, \
+    sql!(
+        tx,
+        execute,
+        "INSERT INTO account_credentials (platform_account_id, kind, login_name, sealed_secret, sealing_key_id, \
              rotated_at, rotation_due_at, rotated_by, rotation_count) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
              ON CONFLICT (platform_account_id) DO UPDATE SET kind = $2, login_name = $3, sealed_secret = $4, \
              sealing_key_id = $5, rotated_at = $6, rotation_due_at = $7, rotated_by = $8, rotation_count = $9",
-        ))
-        .bind(c.account.to_string())
-        .bind(c.kind.as_str())
-        .bind(&c.login_name)
-        .bind(&c.sealed_secret)
-        .bind(&c.sealing_key_id)
-        .bind(c.rotated_at)
-        .bind(c.rotation_due_at)
-        .bind(&c.rotated_by)
-        .bind(c.rotation_count)
-        .execute(conn)
-        .await
-        .map(|r| r.rows_affected())
-    })
+        c.account.to_string(),
+        c.kind.as_str(),
+        &c.login_name,
+        &c.sealed_secret,
+        &c.sealing_key_id,
+        c.rotated_at,
+        c.rotation_due_at,
+        &c.rotated_by,
+        c.rotation_count
+    )
     .map_err(db_error)?;
     Ok(())
 }
 
 /// An account's credential.
 pub async fn get_credential(tx: &mut Tx, account: PlatformAccountId) -> Result<Option<Credential>, Error> {
-    let row: Option<CredentialRow> = on_tx!(tx, |conn, dialect| {
-        sqlx::query_as(&dialect.sql("SELECT * FROM account_credentials WHERE platform_account_id = $1"))
-            .bind(account.to_string())
-            .fetch_optional(conn)
-            .await
-    })
+    let row: Option<CredentialRow> = sql!(
+        tx,
+        fetch_optional,
+        "SELECT * FROM account_credentials WHERE platform_account_id = $1",
+        account.to_string()
+    )
     .map_err(db_error)?;
     row.map(Credential::try_from).transpose()
 }
@@ -333,19 +321,17 @@ pub async fn list_due_credentials(
     limit: u32,
 ) -> Result<Vec<Credential>, Error> {
     let (after_due, after_id) = after.unwrap_or((super::epoch(), String::new()));
-    let rows: Vec<CredentialRow> = on_tx!(tx, |conn, dialect| {
-        sqlx::query_as(&dialect.sql(
-            "SELECT * FROM account_credentials WHERE rotation_due_at < $1 \
+    let rows: Vec<CredentialRow> = sql!(
+        tx,
+        fetch_all,
+        "SELECT * FROM account_credentials WHERE rotation_due_at < $1 \
              AND (rotation_due_at > $2 OR (rotation_due_at = $2 AND platform_account_id > $3)) \
              ORDER BY rotation_due_at, platform_account_id LIMIT $4",
-        ))
-        .bind(due_before.min(far_future()))
-        .bind(after_due)
-        .bind(after_id)
-        .bind(i64::from(limit))
-        .fetch_all(conn)
-        .await
-    })
+        due_before.min(far_future()),
+        after_due,
+        after_id,
+        i64::from(limit)
+    )
     .map_err(db_error)?;
     rows.into_iter().map(Credential::try_from).collect()
 }
@@ -378,82 +364,71 @@ struct ActionRow {
 
 /// Stores a new incident (its actions are added with [`insert_action`]).
 pub async fn insert_incident(tx: &mut Tx, i: &Incident) -> Result<(), Error> {
-    on_tx!(tx, |conn, dialect| {
-        sqlx::query(&dialect.sql(
-            "INSERT INTO account_incidents (id, platform_account_id, description, reported_by, reported_at, state, version) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        ))
-        .bind(i.id.to_string())
-        .bind(i.account.to_string())
-        .bind(&i.description)
-        .bind(&i.reported_by)
-        .bind(i.reported_at)
-        .bind(i.state.as_str())
-        .bind(i.version)
-        .execute(conn)
-        .await
-        .map(|r| r.rows_affected())
-    })
+    sql!(
+        tx,
+        execute,
+        "INSERT INTO account_incidents (id, platform_account_id, description, reported_by, reported_at, state, \
+         version) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        i.id.to_string(),
+        i.account.to_string(),
+        &i.description,
+        &i.reported_by,
+        i.reported_at,
+        i.state.as_str(),
+        i.version
+    )
     .map_err(db_error)?;
     Ok(())
 }
 
 /// Saves an incident's state if its version is unchanged.
 pub async fn save_incident(tx: &mut Tx, i: &Incident, expected_version: i64) -> Result<(), Error> {
-    let affected = on_tx!(tx, |conn, dialect| {
-        sqlx::query(&dialect.sql(
-            "UPDATE account_incidents SET state = $2, resolved_by = $3, resolved_at = $4, resolution = $5, version = $6 \
+    let affected = sql!(
+        tx,
+        execute,
+        "UPDATE account_incidents SET state = $2, resolved_by = $3, resolved_at = $4, resolution = $5, version = $6 \
              WHERE id = $1 AND version = $7",
-        ))
-        .bind(i.id.to_string())
-        .bind(i.state.as_str())
-        .bind(&i.resolved_by)
-        .bind(i.resolved_at)
-        .bind(&i.resolution)
-        .bind(i.version)
-        .bind(expected_version)
-        .execute(conn)
-        .await
-        .map(|r| r.rows_affected())
-    })
+        i.id.to_string(),
+        i.state.as_str(),
+        &i.resolved_by,
+        i.resolved_at,
+        &i.resolution,
+        i.version,
+        expected_version
+    )
     .map_err(db_error)?;
     saved(affected, "incident")
 }
 
 /// Appends an action to an incident.
 pub async fn insert_action(tx: &mut Tx, incident: IncidentId, a: &IncidentAction) -> Result<(), Error> {
-    on_tx!(tx, |conn, dialect| {
-        sqlx::query(&dialect.sql(
-            "INSERT INTO incident_actions (incident_id, seq, kind, note, actor_id, evidence_uri, evidence_sha256, \
+    sql!(
+        tx,
+        execute,
+        "INSERT INTO incident_actions (incident_id, seq, kind, note, actor_id, evidence_uri, evidence_sha256, \
              evidence_description, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        ))
-        .bind(incident.to_string())
-        .bind(a.seq)
-        .bind(a.kind.as_str())
-        .bind(&a.note)
-        .bind(&a.actor)
-        .bind(&a.evidence.uri)
-        .bind(&a.evidence.sha256)
-        .bind(&a.evidence.description)
-        .bind(a.created_at)
-        .execute(conn)
-        .await
-        .map(|r| r.rows_affected())
-    })
+        incident.to_string(),
+        a.seq,
+        a.kind.as_str(),
+        &a.note,
+        &a.actor,
+        &a.evidence.uri,
+        &a.evidence.sha256,
+        &a.evidence.description,
+        a.created_at
+    )
     .map_err(db_error)?;
     Ok(())
 }
 
 async fn actions_of(tx: &mut Tx, incident: &str) -> Result<Vec<IncidentAction>, Error> {
-    let rows: Vec<ActionRow> = on_tx!(tx, |conn, dialect| {
-        sqlx::query_as(&dialect.sql(
-            "SELECT seq, kind, note, actor_id, evidence_uri, evidence_sha256, evidence_description, created_at \
+    let rows: Vec<ActionRow> = sql!(
+        tx,
+        fetch_all,
+        "SELECT seq, kind, note, actor_id, evidence_uri, evidence_sha256, evidence_description, created_at \
              FROM incident_actions WHERE incident_id = $1 ORDER BY seq",
-        ))
-        .bind(incident)
-        .fetch_all(conn)
-        .await
-    })
+        incident
+    )
     .map_err(db_error)?;
     rows.into_iter()
         .map(|r| {
@@ -492,15 +467,13 @@ async fn incident_from(tx: &mut Tx, r: IncidentRow) -> Result<Incident, Error> {
 
 /// One incident with its actions.
 pub async fn get_incident(tx: &mut Tx, incident: IncidentId) -> Result<Option<Incident>, Error> {
-    let row: Option<IncidentRow> = on_tx!(tx, |conn, dialect| {
-        sqlx::query_as(&dialect.sql(
-            "SELECT id, platform_account_id, description, reported_by, reported_at, state, resolved_by, resolved_at, \
+    let row: Option<IncidentRow> = sql!(
+        tx,
+        fetch_optional,
+        "SELECT id, platform_account_id, description, reported_by, reported_at, state, resolved_by, resolved_at, \
              resolution, version FROM account_incidents WHERE id = $1",
-        ))
-        .bind(incident.to_string())
-        .fetch_optional(conn)
-        .await
-    })
+        incident.to_string()
+    )
     .map_err(db_error)?;
     match row {
         Some(r) => Ok(Some(incident_from(tx, r).await?)),
@@ -516,19 +489,17 @@ pub async fn list_incidents(
     before: Option<IncidentId>,
     limit: u32,
 ) -> Result<Vec<Incident>, Error> {
-    let rows: Vec<IncidentRow> = on_tx!(tx, |conn, dialect| {
-        sqlx::query_as(&dialect.sql(
-            "SELECT id, platform_account_id, description, reported_by, reported_at, state, resolved_by, resolved_at, \
+    let rows: Vec<IncidentRow> = sql!(
+        tx,
+        fetch_all,
+        "SELECT id, platform_account_id, description, reported_by, reported_at, state, resolved_by, resolved_at, \
              resolution, version FROM account_incidents WHERE ($1 = '' OR platform_account_id = $1) \
              AND ($2 = '' OR state = $2) AND ($3 = '' OR id < $3) ORDER BY id DESC LIMIT $4",
-        ))
-        .bind(account.map(|a| a.to_string()).unwrap_or_default())
-        .bind(state.map(IncidentState::as_str).unwrap_or(""))
-        .bind(before.map(|b| b.to_string()).unwrap_or_default())
-        .bind(i64::from(limit))
-        .fetch_all(conn)
-        .await
-    })
+        account.map(|a| a.to_string()).unwrap_or_default(),
+        state.map(IncidentState::as_str).unwrap_or(""),
+        before.map(|b| b.to_string()).unwrap_or_default(),
+        i64::from(limit)
+    )
     .map_err(db_error)?;
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use govmedia_domain::Error;
 use govmedia_domain::ids::{DepartmentId, ServicePrincipalId, UserId};
 use govmedia_kit::db::{Tx, db_error, get_by_id, is_unique_violation, saved};
-use govmedia_kit::on_tx;
+use govmedia_kit::{on_tx, sql};
 
 use super::{id, opt_id};
 use crate::domain::model::{Department, ServicePrincipal, User, UserStatus};
@@ -40,20 +40,17 @@ fn unique_or(e: sqlx::Error, resource_type: &'static str, key: &str) -> Error {
 
 /// Inserts a department; a taken name or code is ALREADY_EXISTS.
 pub async fn insert_department(tx: &mut Tx, d: &Department) -> Result<(), Error> {
-    on_tx!(tx, |conn, dialect| {
-        sqlx::query(&dialect.sql(
-            "INSERT INTO departments (id, name, code, created_at, updated_at, version) VALUES ($1, $2, $3, $4, $5, $6)",
-        ))
-        .bind(d.id.to_string())
-        .bind(&d.name)
-        .bind(&d.code)
-        .bind(d.created_at)
-        .bind(d.updated_at)
-        .bind(d.version)
-        .execute(conn)
-        .await
-        .map(|r| r.rows_affected())
-    })
+    sql!(
+        tx,
+        execute,
+        "INSERT INTO departments (id, name, code, created_at, updated_at, version) VALUES ($1, $2, $3, $4, $5, $6)",
+        d.id.to_string(),
+        &d.name,
+        &d.code,
+        d.created_at,
+        d.updated_at,
+        d.version
+    )
     .map_err(|e| unique_or(e, "department", &format!("{} / {}", d.name, d.code)))?;
     Ok(())
 }
@@ -65,33 +62,30 @@ pub async fn get_department(tx: &mut Tx, department: DepartmentId) -> Result<Opt
 
 /// Departments ordered by name, after `after_name`.
 pub async fn list_departments(tx: &mut Tx, after_name: Option<&str>, limit: u32) -> Result<Vec<Department>, Error> {
-    let rows: Vec<DepartmentRow> = on_tx!(tx, |conn, dialect| {
-        sqlx::query_as(&dialect.sql("SELECT * FROM departments WHERE name > $1 ORDER BY name LIMIT $2"))
-            .bind(after_name.unwrap_or(""))
-            .bind(i64::from(limit))
-            .fetch_all(conn)
-            .await
-    })
+    let rows: Vec<DepartmentRow> = sql!(
+        tx,
+        fetch_all,
+        "SELECT * FROM departments WHERE name > $1 ORDER BY name LIMIT $2",
+        after_name.unwrap_or(""),
+        i64::from(limit)
+    )
     .map_err(db_error)?;
     rows.into_iter().map(Department::try_from).collect()
 }
 
 /// Saves a changed department (its new version) if nobody saved another in between.
 pub async fn save_department(tx: &mut Tx, d: &Department) -> Result<(), Error> {
-    let result = on_tx!(tx, |conn, dialect| {
-        sqlx::query(&dialect.sql(
-            "UPDATE departments SET name = $2, code = $3, updated_at = $4, version = $5 WHERE id = $1 AND version = $6",
-        ))
-        .bind(d.id.to_string())
-        .bind(&d.name)
-        .bind(&d.code)
-        .bind(d.updated_at)
-        .bind(d.version)
-        .bind(d.version - 1)
-        .execute(conn)
-        .await
-        .map(|r| r.rows_affected())
-    })
+    let result = sql!(
+        tx,
+        execute,
+        "UPDATE departments SET name = $2, code = $3, updated_at = $4, version = $5 WHERE id = $1 AND version = $6",
+        d.id.to_string(),
+        &d.name,
+        &d.code,
+        d.updated_at,
+        d.version,
+        d.version - 1
+    )
     .map_err(|e| unique_or(e, "department", &format!("{} / {}", d.name, d.code)))?;
     saved(result, "department")
 }
@@ -148,35 +142,32 @@ impl TryFrom<UserRow> for User {
 
 /// Inserts a user; a taken username is ALREADY_EXISTS.
 pub async fn insert_user(tx: &mut Tx, u: &User) -> Result<(), Error> {
-    on_tx!(tx, |conn, dialect| {
-        sqlx::query(&dialect.sql(
-            "INSERT INTO users (id, username, display_name, department_id, email, phone, status, password_hash, \
+    sql!(
+        tx,
+        execute,
+        "INSERT INTO users (id, username, display_name, department_id, email, phone, status, password_hash, \
              password_changed_at, password_expires_at, must_change_password, failed_attempts, lockout_count, \
              locked_until, last_login_at, created_at, updated_at, version) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
-        ))
-        .bind(u.id.to_string())
-        .bind(&u.username)
-        .bind(&u.display_name)
-        .bind(u.department.map(|d| d.to_string()))
-        .bind(&u.email)
-        .bind(&u.phone)
-        .bind(u.status.as_str())
-        .bind(&u.password_hash)
-        .bind(u.password_changed_at)
-        .bind(u.password_expires_at)
-        .bind(u.must_change_password)
-        .bind(u.failed_attempts)
-        .bind(u.lockout_count)
-        .bind(u.locked_until)
-        .bind(u.last_login_at)
-        .bind(u.created_at)
-        .bind(u.updated_at)
-        .bind(u.version)
-        .execute(conn)
-        .await
-        .map(|r| r.rows_affected())
-    })
+        u.id.to_string(),
+        &u.username,
+        &u.display_name,
+        u.department.map(|d| d.to_string()),
+        &u.email,
+        &u.phone,
+        u.status.as_str(),
+        &u.password_hash,
+        u.password_changed_at,
+        u.password_expires_at,
+        u.must_change_password,
+        u.failed_attempts,
+        u.lockout_count,
+        u.locked_until,
+        u.last_login_at,
+        u.created_at,
+        u.updated_at,
+        u.version
+    )
     .map_err(|e| unique_or(e, "user", &u.username))?;
     Ok(())
 }
@@ -184,34 +175,31 @@ pub async fn insert_user(tx: &mut Tx, u: &User) -> Result<(), Error> {
 /// Saves every mutable field of a user (its new version) if nobody saved another in
 /// between.
 pub async fn save_user(tx: &mut Tx, u: &User) -> Result<(), Error> {
-    let affected = on_tx!(tx, |conn, dialect| {
-        sqlx::query(&dialect.sql(
-            "UPDATE users SET display_name = $2, department_id = $3, email = $4, phone = $5, status = $6, \
+    let affected = sql!(
+        tx,
+        execute,
+        "UPDATE users SET display_name = $2, department_id = $3, email = $4, phone = $5, status = $6, \
              password_hash = $7, password_changed_at = $8, password_expires_at = $9, must_change_password = $10, \
              failed_attempts = $11, lockout_count = $12, locked_until = $13, last_login_at = $14, updated_at = $15, \
              version = $16 WHERE id = $1 AND version = $17",
-        ))
-        .bind(u.id.to_string())
-        .bind(&u.display_name)
-        .bind(u.department.map(|d| d.to_string()))
-        .bind(&u.email)
-        .bind(&u.phone)
-        .bind(u.status.as_str())
-        .bind(&u.password_hash)
-        .bind(u.password_changed_at)
-        .bind(u.password_expires_at)
-        .bind(u.must_change_password)
-        .bind(u.failed_attempts)
-        .bind(u.lockout_count)
-        .bind(u.locked_until)
-        .bind(u.last_login_at)
-        .bind(u.updated_at)
-        .bind(u.version)
-        .bind(u.version - 1)
-        .execute(conn)
-        .await
-        .map(|r| r.rows_affected())
-    })
+        u.id.to_string(),
+        &u.display_name,
+        u.department.map(|d| d.to_string()),
+        &u.email,
+        &u.phone,
+        u.status.as_str(),
+        &u.password_hash,
+        u.password_changed_at,
+        u.password_expires_at,
+        u.must_change_password,
+        u.failed_attempts,
+        u.lockout_count,
+        u.locked_until,
+        u.last_login_at,
+        u.updated_at,
+        u.version,
+        u.version - 1
+    )
     .map_err(db_error)?;
     saved(affected, "user")
 }
@@ -237,13 +225,8 @@ pub async fn lock_user(tx: &mut Tx, user: UserId) -> Result<Option<User>, Error>
 
 /// One user by username.
 pub async fn get_user_by_username(tx: &mut Tx, username: &str) -> Result<Option<User>, Error> {
-    let row: Option<UserRow> = on_tx!(tx, |conn, dialect| {
-        sqlx::query_as(&dialect.sql("SELECT * FROM users WHERE username = $1"))
-            .bind(username)
-            .fetch_optional(conn)
-            .await
-    })
-    .map_err(db_error)?;
+    let row: Option<UserRow> =
+        sql!(tx, fetch_optional, "SELECT * FROM users WHERE username = $1", username).map_err(db_error)?;
     row.map(User::try_from).transpose()
 }
 
@@ -255,18 +238,16 @@ pub async fn list_users(
     after: Option<&str>,
     limit: u32,
 ) -> Result<Vec<User>, Error> {
-    let rows: Vec<UserRow> = on_tx!(tx, |conn, dialect| {
-        sqlx::query_as(&dialect.sql(
-            "SELECT * FROM users WHERE username > $1 AND ($2 = '' OR department_id = $2) AND ($3 = '' OR status = $3) \
+    let rows: Vec<UserRow> = sql!(
+        tx,
+        fetch_all,
+        "SELECT * FROM users WHERE username > $1 AND ($2 = '' OR department_id = $2) AND ($3 = '' OR status = $3) \
              ORDER BY username LIMIT $4",
-        ))
-        .bind(after.unwrap_or(""))
-        .bind(department.map(|d| d.to_string()).unwrap_or_default())
-        .bind(status.map(UserStatus::as_str).unwrap_or(""))
-        .bind(i64::from(limit))
-        .fetch_all(conn)
-        .await
-    })
+        after.unwrap_or(""),
+        department.map(|d| d.to_string()).unwrap_or_default(),
+        status.map(UserStatus::as_str).unwrap_or(""),
+        i64::from(limit)
+    )
     .map_err(db_error)?;
     rows.into_iter().map(User::try_from).collect()
 }
@@ -353,25 +334,22 @@ impl TryFrom<ServicePrincipalRow> for ServicePrincipal {
 
 /// Inserts a service principal; a taken client id is ALREADY_EXISTS.
 pub async fn insert_service_principal(tx: &mut Tx, p: &ServicePrincipal) -> Result<(), Error> {
-    on_tx!(tx, |conn, dialect| {
-        sqlx::query(&dialect.sql(
-            "INSERT INTO service_principals (id, client_id, display_name, owner_user_id, secret_hash, disabled, \
+    sql!(
+        tx,
+        execute,
+        "INSERT INTO service_principals (id, client_id, display_name, owner_user_id, secret_hash, disabled, \
              secret_rotated_at, created_at, updated_at, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        ))
-        .bind(p.id.to_string())
-        .bind(&p.client_id)
-        .bind(&p.display_name)
-        .bind(p.owner.map(|o| o.to_string()))
-        .bind(&p.secret_hash)
-        .bind(p.disabled)
-        .bind(p.secret_rotated_at)
-        .bind(p.created_at)
-        .bind(p.updated_at)
-        .bind(p.version)
-        .execute(conn)
-        .await
-        .map(|r| r.rows_affected())
-    })
+        p.id.to_string(),
+        &p.client_id,
+        &p.display_name,
+        p.owner.map(|o| o.to_string()),
+        &p.secret_hash,
+        p.disabled,
+        p.secret_rotated_at,
+        p.created_at,
+        p.updated_at,
+        p.version
+    )
     .map_err(|e| unique_or(e, "service_principal", &p.client_id))?;
     Ok(())
 }
@@ -379,24 +357,21 @@ pub async fn insert_service_principal(tx: &mut Tx, p: &ServicePrincipal) -> Resu
 /// Saves a service principal's secret, state and new version if nobody saved another in
 /// between.
 pub async fn save_service_principal(tx: &mut Tx, p: &ServicePrincipal) -> Result<(), Error> {
-    let affected = on_tx!(tx, |conn, dialect| {
-        sqlx::query(&dialect.sql(
-            "UPDATE service_principals SET display_name = $2, owner_user_id = $3, secret_hash = $4, disabled = $5, \
+    let affected = sql!(
+        tx,
+        execute,
+        "UPDATE service_principals SET display_name = $2, owner_user_id = $3, secret_hash = $4, disabled = $5, \
              secret_rotated_at = $6, updated_at = $7, version = $8 WHERE id = $1 AND version = $9",
-        ))
-        .bind(p.id.to_string())
-        .bind(&p.display_name)
-        .bind(p.owner.map(|o| o.to_string()))
-        .bind(&p.secret_hash)
-        .bind(p.disabled)
-        .bind(p.secret_rotated_at)
-        .bind(p.updated_at)
-        .bind(p.version)
-        .bind(p.version - 1)
-        .execute(conn)
-        .await
-        .map(|r| r.rows_affected())
-    })
+        p.id.to_string(),
+        &p.display_name,
+        p.owner.map(|o| o.to_string()),
+        &p.secret_hash,
+        p.disabled,
+        p.secret_rotated_at,
+        p.updated_at,
+        p.version,
+        p.version - 1
+    )
     .map_err(db_error)?;
     saved(affected, "service principal")
 }
@@ -411,13 +386,9 @@ pub async fn get_service_principal_by_client_id(
     tx: &mut Tx,
     client_id: &str,
 ) -> Result<Option<ServicePrincipal>, Error> {
-    let row: Option<ServicePrincipalRow> = on_tx!(tx, |conn, dialect| {
-        sqlx::query_as(&dialect.sql("SELECT * FROM service_principals WHERE client_id = $1"))
-            .bind(client_id)
-            .fetch_optional(conn)
-            .await
-    })
-    .map_err(db_error)?;
+    let row: Option<ServicePrincipalRow> =
+        sql!(tx, fetch_optional, "SELECT * FROM service_principals WHERE client_id = $1", client_id)
+            .map_err(db_error)?;
     row.map(ServicePrincipal::try_from).transpose()
 }
 

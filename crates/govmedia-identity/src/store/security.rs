@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use govmedia_domain::Error;
 use govmedia_domain::ids::{SecurityEventId, UserId};
 use govmedia_kit::db::{Tx, db_error, get_by_id};
-use govmedia_kit::on_tx;
+use govmedia_kit::{on_tx, sql};
 
 use super::{id, opt_id};
 use crate::domain::model::{SecurityEvent, SecurityEventKind};
@@ -33,17 +33,15 @@ pub async fn count_failures_since(
     address: &str,
     since: DateTime<Utc>,
 ) -> Result<(i64, i64), Error> {
-    on_tx!(tx, |conn, dialect| {
-        sqlx::query_as(&dialect.sql(
-            "SELECT (SELECT COUNT(*) FROM login_failures WHERE username = $1 AND failed_at >= $3), \
+    sql!(
+        tx,
+        fetch_one,
+        "SELECT (SELECT COUNT(*) FROM login_failures WHERE username = $1 AND failed_at >= $3), \
                     (SELECT COUNT(*) FROM login_failures WHERE client_address = $2 AND failed_at >= $3)",
-        ))
-        .bind(username)
-        .bind(address)
-        .bind(since)
-        .fetch_one(conn)
-        .await
-    })
+        username,
+        address,
+        since
+    )
     .map_err(db_error)
 }
 
@@ -55,47 +53,36 @@ pub async fn remember_address(
     address: &str,
     at: DateTime<Utc>,
 ) -> Result<(bool, bool), Error> {
-    let known: i64 = on_tx!(tx, |conn, dialect| {
-        sqlx::query_scalar(&dialect.sql("SELECT COUNT(*) FROM login_addresses WHERE user_id = $1"))
-            .bind(user.to_string())
-            .fetch_one(conn)
-            .await
-    })
-    .map_err(db_error)?;
-    let inserted = on_tx!(tx, |conn, dialect| {
-        sqlx::query(&dialect.sql(
-            "INSERT INTO login_addresses (user_id, client_address, first_seen_at) VALUES ($1, $2, $3) \
+    let known: i64 = sql!(tx, scalar_one, "SELECT COUNT(*) FROM login_addresses WHERE user_id = $1", user.to_string())
+        .map_err(db_error)?;
+    let inserted = sql!(
+        tx,
+        execute,
+        "INSERT INTO login_addresses (user_id, client_address, first_seen_at) VALUES ($1, $2, $3) \
              ON CONFLICT (user_id, client_address) DO NOTHING",
-        ))
-        .bind(user.to_string())
-        .bind(address)
-        .bind(at)
-        .execute(conn)
-        .await
-        .map(|r| r.rows_affected())
-    })
+        user.to_string(),
+        address,
+        at
+    )
     .map_err(db_error)?;
     Ok((inserted > 0, known > 0))
 }
 
 /// Stores a security event.
 pub async fn insert_security_event(tx: &mut Tx, e: &SecurityEvent) -> Result<(), Error> {
-    on_tx!(tx, |conn, dialect| {
-        sqlx::query(&dialect.sql(
-            "INSERT INTO security_events (id, kind, user_id, username, client_address, detail, created_at) \
+    sql!(
+        tx,
+        execute,
+        "INSERT INTO security_events (id, kind, user_id, username, client_address, detail, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        ))
-        .bind(e.id.to_string())
-        .bind(e.kind.as_str())
-        .bind(e.user.map(|u| u.to_string()))
-        .bind(&e.username)
-        .bind(&e.client_address)
-        .bind(&e.detail)
-        .bind(e.created_at)
-        .execute(conn)
-        .await
-        .map(|r| r.rows_affected())
-    })
+        e.id.to_string(),
+        e.kind.as_str(),
+        e.user.map(|u| u.to_string()),
+        &e.username,
+        &e.client_address,
+        &e.detail,
+        e.created_at
+    )
     .map_err(db_error)?;
     Ok(())
 }
@@ -157,24 +144,22 @@ pub async fn list_security_events(
     limit: u32,
 ) -> Result<Vec<SecurityEvent>, Error> {
     let (before_time, before_id) = before.unwrap_or((super::far_future(), String::new()));
-    let rows: Vec<SecurityEventRow> = on_tx!(tx, |conn, dialect| {
-        sqlx::query_as(&dialect.sql(
-            "SELECT * FROM security_events WHERE ($1 = '' OR kind = $1) AND ($2 = '' OR user_id = $2) \
+    let rows: Vec<SecurityEventRow> = sql!(
+        tx,
+        fetch_all,
+        "SELECT * FROM security_events WHERE ($1 = '' OR kind = $1) AND ($2 = '' OR user_id = $2) \
              AND created_at >= $3 AND created_at < $4 AND ($5 = FALSE OR acknowledged_at IS NULL) \
              AND (created_at < $6 OR (created_at = $6 AND ($7 = '' OR id < $7))) \
              ORDER BY created_at DESC, id DESC LIMIT $8",
-        ))
-        .bind(filter.kind.map(SecurityEventKind::as_str).unwrap_or(""))
-        .bind(filter.user.map(|u| u.to_string()).unwrap_or_default())
-        .bind(filter.from.unwrap_or_else(super::epoch))
-        .bind(filter.to.unwrap_or_else(super::far_future))
-        .bind(filter.unacknowledged_only)
-        .bind(before_time)
-        .bind(before_id)
-        .bind(i64::from(limit))
-        .fetch_all(conn)
-        .await
-    })
+        filter.kind.map(SecurityEventKind::as_str).unwrap_or(""),
+        filter.user.map(|u| u.to_string()).unwrap_or_default(),
+        filter.from.unwrap_or_else(super::epoch),
+        filter.to.unwrap_or_else(super::far_future),
+        filter.unacknowledged_only,
+        before_time,
+        before_id,
+        i64::from(limit)
+    )
     .map_err(db_error)?;
     rows.into_iter().map(SecurityEvent::try_from).collect()
 }
@@ -192,19 +177,16 @@ pub async fn acknowledge_security_event(
     note: &str,
     at: DateTime<Utc>,
 ) -> Result<bool, Error> {
-    let affected = on_tx!(tx, |conn, dialect| {
-        sqlx::query(&dialect.sql(
-            "UPDATE security_events SET acknowledged_by = $2, acknowledged_at = $3, acknowledge_note = $4 \
+    let affected = sql!(
+        tx,
+        execute,
+        "UPDATE security_events SET acknowledged_by = $2, acknowledged_at = $3, acknowledge_note = $4 \
              WHERE id = $1 AND acknowledged_at IS NULL",
-        ))
-        .bind(event.to_string())
-        .bind(by)
-        .bind(at)
-        .bind(note)
-        .execute(conn)
-        .await
-        .map(|r| r.rows_affected())
-    })
+        event.to_string(),
+        by,
+        at,
+        note
+    )
     .map_err(db_error)?;
     Ok(affected > 0)
 }

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use govmedia_domain::Error;
 use govmedia_domain::ids::{PrincipalId, SessionId};
 use govmedia_kit::db::{Tx, db_error};
-use govmedia_kit::on_tx;
+use govmedia_kit::{on_tx, sql};
 
 use super::id;
 use crate::domain::model::{RefreshToken, Session, StoredSigningKey};
@@ -36,34 +36,30 @@ impl TryFrom<SessionRow> for Session {
 
 /// Starts a session family.
 pub async fn insert_session(tx: &mut Tx, s: &Session) -> Result<(), Error> {
-    on_tx!(tx, |conn, dialect| {
-        sqlx::query(&dialect.sql(
-            "INSERT INTO sessions (id, principal_id, password_change_only, client_address, created_at) \
+    sql!(
+        tx,
+        execute,
+        "INSERT INTO sessions (id, principal_id, password_change_only, client_address, created_at) \
              VALUES ($1, $2, $3, $4, $5)",
-        ))
-        .bind(s.id.to_string())
-        .bind(s.principal.to_string())
-        .bind(s.password_change_only)
-        .bind(&s.client_address)
-        .bind(s.created_at)
-        .execute(conn)
-        .await
-        .map(|r| r.rows_affected())
-    })
+        s.id.to_string(),
+        s.principal.to_string(),
+        s.password_change_only,
+        &s.client_address,
+        s.created_at
+    )
     .map_err(db_error)?;
     Ok(())
 }
 
 /// One session.
 pub async fn get_session(tx: &mut Tx, session: SessionId) -> Result<Option<Session>, Error> {
-    let row: Option<SessionRow> = on_tx!(tx, |conn, dialect| {
-        sqlx::query_as(&dialect.sql(
-            "SELECT id, principal_id, password_change_only, client_address, created_at, revoked_at FROM sessions WHERE id = $1",
-        ))
-        .bind(session.to_string())
-        .fetch_optional(conn)
-        .await
-    })
+    let row: Option<SessionRow> = sql!(
+        tx,
+        fetch_optional,
+        "SELECT id, principal_id, password_change_only, client_address, created_at, revoked_at FROM sessions WHERE \
+         id = $1",
+        session.to_string()
+    )
     .map_err(db_error)?;
     row.map(Session::try_from).transpose()
 }
@@ -93,17 +89,14 @@ pub async fn revoke_sessions_of(
     reason: &str,
     at: DateTime<Utc>,
 ) -> Result<u64, Error> {
-    on_tx!(tx, |conn, dialect| {
-        sqlx::query(&dialect.sql(
-            "UPDATE sessions SET revoked_at = $2, revoke_reason = $3 WHERE principal_id = $1 AND revoked_at IS NULL",
-        ))
-        .bind(principal.to_string())
-        .bind(at)
-        .bind(reason)
-        .execute(conn)
-        .await
-        .map(|r| r.rows_affected())
-    })
+    sql!(
+        tx,
+        execute,
+        "UPDATE sessions SET revoked_at = $2, revoke_reason = $3 WHERE principal_id = $1 AND revoked_at IS NULL",
+        principal.to_string(),
+        at,
+        reason
+    )
     .map_err(db_error)
 }
 
@@ -138,13 +131,8 @@ struct RefreshTokenRow {
 
 /// One refresh token by hash.
 pub async fn get_refresh_token(tx: &mut Tx, token_hash: &str) -> Result<Option<RefreshToken>, Error> {
-    let row: Option<RefreshTokenRow> = on_tx!(tx, |conn, dialect| {
-        sqlx::query_as(&dialect.sql("SELECT * FROM refresh_tokens WHERE token_hash = $1"))
-            .bind(token_hash)
-            .fetch_optional(conn)
-            .await
-    })
-    .map_err(db_error)?;
+    let row: Option<RefreshTokenRow> =
+        sql!(tx, fetch_optional, "SELECT * FROM refresh_tokens WHERE token_hash = $1", token_hash).map_err(db_error)?;
     row.map(|r| {
         Ok(RefreshToken {
             token_hash: r.token_hash,
@@ -159,14 +147,13 @@ pub async fn get_refresh_token(tx: &mut Tx, token_hash: &str) -> Result<Option<R
 
 /// Marks a refresh token spent; false when it already was (a concurrent exchange won).
 pub async fn spend_refresh_token(tx: &mut Tx, token_hash: &str, at: DateTime<Utc>) -> Result<bool, Error> {
-    let affected = on_tx!(tx, |conn, dialect| {
-        sqlx::query(&dialect.sql("UPDATE refresh_tokens SET spent_at = $2 WHERE token_hash = $1 AND spent_at IS NULL"))
-            .bind(token_hash)
-            .bind(at)
-            .execute(conn)
-            .await
-            .map(|r| r.rows_affected())
-    })
+    let affected = sql!(
+        tx,
+        execute,
+        "UPDATE refresh_tokens SET spent_at = $2 WHERE token_hash = $1 AND spent_at IS NULL",
+        token_hash,
+        at
+    )
     .map_err(db_error)?;
     Ok(affected > 0)
 }
@@ -196,34 +183,24 @@ impl From<SigningKeyRow> for StoredSigningKey {
 
 /// Stores a new signing key.
 pub async fn insert_signing_key(tx: &mut Tx, k: &StoredSigningKey) -> Result<(), Error> {
-    on_tx!(tx, |conn, dialect| {
-        sqlx::query(&dialect.sql(
-            "INSERT INTO signing_keys (key_id, sealed_private_key, sealing_key_id, public_key, created_at) \
+    sql!(
+        tx,
+        execute,
+        "INSERT INTO signing_keys (key_id, sealed_private_key, sealing_key_id, public_key, created_at) \
              VALUES ($1, $2, $3, $4, $5)",
-        ))
-        .bind(&k.key_id)
-        .bind(&k.sealed_private_key)
-        .bind(&k.sealing_key_id)
-        .bind(&k.public_key)
-        .bind(k.created_at)
-        .execute(conn)
-        .await
-        .map(|r| r.rows_affected())
-    })
+        &k.key_id,
+        &k.sealed_private_key,
+        &k.sealing_key_id,
+        &k.public_key,
+        k.created_at
+    )
     .map_err(db_error)?;
     Ok(())
 }
 
 /// Retires every signing key still current (before a new one starts).
 pub async fn retire_current_keys(tx: &mut Tx, at: DateTime<Utc>) -> Result<(), Error> {
-    on_tx!(tx, |conn, dialect| {
-        sqlx::query(&dialect.sql("UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL"))
-            .bind(at)
-            .execute(conn)
-            .await
-            .map(|r| r.rows_affected())
-    })
-    .map_err(db_error)?;
+    sql!(tx, execute, "UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL", at).map_err(db_error)?;
     Ok(())
 }
 

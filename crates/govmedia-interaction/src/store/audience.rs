@@ -7,7 +7,7 @@ use govmedia_domain::Error;
 use govmedia_domain::ids::{CampaignId, DepartmentId, PlatformAccountId};
 use govmedia_kit::access::Authorized;
 use govmedia_kit::db::{Tx, db_error, lock_row, saved};
-use govmedia_kit::on_tx;
+use govmedia_kit::{on_tx, sql};
 
 use super::{id, parsed};
 
@@ -57,24 +57,21 @@ pub async fn upsert_snapshot(tx: &mut Tx, s: &Snapshot, now: DateTime<Utc>) -> R
         .await
     })
     .map_err(db_error)?;
-    on_tx!(tx, |conn, dialect| {
-        sqlx::query(&dialect.sql(
-            "INSERT INTO follower_snapshots (platform_account_id, snapshot_date, follower_count, new_followers, \
+    sql!(
+        tx,
+        execute,
+        "INSERT INTO follower_snapshots (platform_account_id, snapshot_date, follower_count, new_followers, \
              lost_followers, breakdown, recorded_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
              ON CONFLICT (platform_account_id, snapshot_date) DO UPDATE SET follower_count = $3, new_followers = $4, \
              lost_followers = $5, breakdown = $6, recorded_at = $7",
-        ))
-        .bind(s.account.to_string())
-        .bind(&day)
-        .bind(s.follower_count)
-        .bind(s.new_followers)
-        .bind(s.lost_followers)
-        .bind(&breakdown)
-        .bind(now)
-        .execute(conn)
-        .await
-        .map(|r| r.rows_affected())
-    })
+        s.account.to_string(),
+        &day,
+        s.follower_count,
+        s.new_followers,
+        s.lost_followers,
+        &breakdown,
+        now
+    )
     .map_err(db_error)?;
     Ok(existed > 0)
 }
@@ -86,18 +83,16 @@ pub async fn snapshots(
     from: NaiveDate,
     to: NaiveDate,
 ) -> Result<Vec<Snapshot>, Error> {
-    let rows: Vec<SnapshotRow> = on_tx!(tx, |conn, dialect| {
-        sqlx::query_as(&dialect.sql(
-            "SELECT platform_account_id, snapshot_date, follower_count, new_followers, lost_followers, breakdown \
+    let rows: Vec<SnapshotRow> = sql!(
+        tx,
+        fetch_all,
+        "SELECT platform_account_id, snapshot_date, follower_count, new_followers, lost_followers, breakdown \
              FROM follower_snapshots WHERE platform_account_id = $1 AND snapshot_date >= $2 AND snapshot_date <= $3 \
              ORDER BY snapshot_date",
-        ))
-        .bind(account.to_string())
-        .bind(from.format("%Y-%m-%d").to_string())
-        .bind(to.format("%Y-%m-%d").to_string())
-        .fetch_all(conn)
-        .await
-    })
+        account.to_string(),
+        from.format("%Y-%m-%d").to_string(),
+        to.format("%Y-%m-%d").to_string()
+    )
     .map_err(db_error)?;
     rows.into_iter()
         .map(|r| {
@@ -196,49 +191,43 @@ fn joined(accounts: &[PlatformAccountId]) -> String {
 
 /// Inserts a campaign.
 pub async fn insert_campaign(tx: &mut Tx, c: &Campaign) -> Result<(), Error> {
-    on_tx!(tx, |conn, dialect| {
-        sqlx::query(&dialect.sql(
-            "INSERT INTO campaigns (id, name, description, department_id, platform_account_ids, period_start, \
+    sql!(
+        tx,
+        execute,
+        "INSERT INTO campaigns (id, name, description, department_id, platform_account_ids, period_start, \
              period_end, created_at, updated_at, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        ))
-        .bind(c.id.to_string())
-        .bind(&c.name)
-        .bind(&c.description)
-        .bind(c.department.to_string())
-        .bind(joined(&c.accounts))
-        .bind(c.period_start)
-        .bind(c.period_end)
-        .bind(c.created_at)
-        .bind(c.updated_at)
-        .bind(c.version)
-        .execute(conn)
-        .await
-        .map(|r| r.rows_affected())
-    })
+        c.id.to_string(),
+        &c.name,
+        &c.description,
+        c.department.to_string(),
+        joined(&c.accounts),
+        c.period_start,
+        c.period_end,
+        c.created_at,
+        c.updated_at,
+        c.version
+    )
     .map_err(db_error)?;
     Ok(())
 }
 
 /// Saves a campaign if its version is unchanged.
 pub async fn save_campaign(tx: &mut Tx, c: &Campaign, expected_version: i64) -> Result<(), Error> {
-    let affected = on_tx!(tx, |conn, dialect| {
-        sqlx::query(&dialect.sql(
-            "UPDATE campaigns SET name = $2, description = $3, platform_account_ids = $4, period_start = $5, \
+    let affected = sql!(
+        tx,
+        execute,
+        "UPDATE campaigns SET name = $2, description = $3, platform_account_ids = $4, period_start = $5, \
              period_end = $6, updated_at = $7, version = $8 WHERE id = $1 AND version = $9",
-        ))
-        .bind(c.id.to_string())
-        .bind(&c.name)
-        .bind(&c.description)
-        .bind(joined(&c.accounts))
-        .bind(c.period_start)
-        .bind(c.period_end)
-        .bind(c.updated_at)
-        .bind(c.version)
-        .bind(expected_version)
-        .execute(conn)
-        .await
-        .map(|x| x.rows_affected())
-    })
+        c.id.to_string(),
+        &c.name,
+        &c.description,
+        joined(&c.accounts),
+        c.period_start,
+        c.period_end,
+        c.updated_at,
+        c.version,
+        expected_version
+    )
     .map_err(db_error)?;
     saved(affected, "campaign")
 }
@@ -262,10 +251,7 @@ pub async fn lock_campaign(tx: &mut Tx, campaign: CampaignId, grant: &Authorized
 /// One campaign with its totals, as it is now.
 pub async fn get_campaign(tx: &mut Tx, campaign: CampaignId) -> Result<Option<Campaign>, Error> {
     let sql = format!("{SELECT_CAMPAIGN} WHERE c.id = $1");
-    let row: Option<CampaignRow> = on_tx!(tx, |conn, dialect| {
-        sqlx::query_as(&dialect.sql(&sql)).bind(campaign.to_string()).fetch_optional(conn).await
-    })
-    .map_err(db_error)?;
+    let row: Option<CampaignRow> = sql!(tx, fetch_optional, &sql, campaign.to_string()).map_err(db_error)?;
     row.map(Campaign::try_from).transpose()
 }
 
@@ -298,18 +284,18 @@ pub async fn list_campaigns(
          AND (c.period_start < $5 OR (c.period_start = $5 AND ($6 = '' OR c.id < $6))) \
          ORDER BY c.period_start DESC, c.id DESC LIMIT $7"
     );
-    let rows: Vec<CampaignRow> = on_tx!(tx, |conn, dialect| {
-        sqlx::query_as(&dialect.sql(&sql))
-            .bind(f.department.map(|d| d.to_string()).unwrap_or_default())
-            .bind(f.account.map(|a| a.to_string()).unwrap_or_default())
-            .bind(f.from.unwrap_or(DateTime::<Utc>::UNIX_EPOCH))
-            .bind(f.to.unwrap_or(far))
-            .bind(after_at)
-            .bind(&after_id)
-            .bind(i64::from(limit))
-            .fetch_all(conn)
-            .await
-    })
+    let rows: Vec<CampaignRow> = sql!(
+        tx,
+        fetch_all,
+        &sql,
+        f.department.map(|d| d.to_string()).unwrap_or_default(),
+        f.account.map(|a| a.to_string()).unwrap_or_default(),
+        f.from.unwrap_or(DateTime::<Utc>::UNIX_EPOCH),
+        f.to.unwrap_or(far),
+        after_at,
+        &after_id,
+        i64::from(limit)
+    )
     .map_err(db_error)?;
     rows.into_iter().map(Campaign::try_from).collect()
 }
@@ -324,23 +310,20 @@ pub async fn upsert_campaign_metrics(
     engagements: i64,
     now: DateTime<Utc>,
 ) -> Result<(), Error> {
-    on_tx!(tx, |conn, dialect| {
-        sqlx::query(&dialect.sql(
-            "INSERT INTO campaign_metrics (campaign_id, platform_account_id, metric_date, participant_count, \
+    sql!(
+        tx,
+        execute,
+        "INSERT INTO campaign_metrics (campaign_id, platform_account_id, metric_date, participant_count, \
              engagement_count, recorded_at) VALUES ($1, $2, $3, $4, $5, $6) \
              ON CONFLICT (campaign_id, platform_account_id, metric_date) DO UPDATE SET participant_count = $4, \
              engagement_count = $5, recorded_at = $6",
-        ))
-        .bind(campaign.to_string())
-        .bind(account.to_string())
-        .bind(day.format("%Y-%m-%d").to_string())
-        .bind(participants)
-        .bind(engagements)
-        .bind(now)
-        .execute(conn)
-        .await
-        .map(|r| r.rows_affected())
-    })
+        campaign.to_string(),
+        account.to_string(),
+        day.format("%Y-%m-%d").to_string(),
+        participants,
+        engagements,
+        now
+    )
     .map_err(db_error)?;
     Ok(())
 }

@@ -7,7 +7,7 @@ use govmedia_domain::Error;
 use govmedia_domain::ids::{CommentId, PlatformAccountId, PublicationId, ReplyId, UserId};
 use govmedia_kit::access::Authorized;
 use govmedia_kit::db::{Tx, db_error, get_by_id, lock_by_id, saved};
-use govmedia_kit::on_tx;
+use govmedia_kit::{on_tx, sql};
 
 use super::{id, optional_id, parsed, placeholders};
 use crate::domain::comment::{Channel, CommentStatus, ReplyState};
@@ -195,23 +195,20 @@ pub async fn insert_new(tx: &mut Tx, comments: &[Comment]) -> Result<HashSet<Str
 /// version is unchanged.
 pub async fn save(tx: &mut Tx, c: &Comment, expected_version: i64) -> Result<(), Error> {
     let tags = serde_json::to_string(&c.tags).map_err(Error::internal)?;
-    let affected = on_tx!(tx, |conn, dialect| {
-        sqlx::query(&dialect.sql(
-            "UPDATE comments SET status = $2, assignee_user_id = $3, tags = $4, first_response_at = $5, \
+    let affected = sql!(
+        tx,
+        execute,
+        "UPDATE comments SET status = $2, assignee_user_id = $3, tags = $4, first_response_at = $5, \
              first_responder_user_id = $6, version = $7 WHERE id = $1 AND version = $8",
-        ))
-        .bind(c.id.to_string())
-        .bind(c.status.as_str())
-        .bind(text_of(c.assignee))
-        .bind(&tags)
-        .bind(c.first_response_at)
-        .bind(text_of(c.first_responder))
-        .bind(c.version)
-        .bind(expected_version)
-        .execute(conn)
-        .await
-        .map(|r| r.rows_affected())
-    })
+        c.id.to_string(),
+        c.status.as_str(),
+        text_of(c.assignee),
+        &tags,
+        c.first_response_at,
+        text_of(c.first_responder),
+        c.version,
+        expected_version
+    )
     .map_err(db_error)?;
     saved(affected, "comment")
 }
@@ -342,25 +339,22 @@ pub struct ActionRecord {
 
 /// Appends an action to a comment's history.
 pub async fn add_action(tx: &mut Tx, a: &ActionRecord) -> Result<(), Error> {
-    on_tx!(tx, |conn, dialect| {
-        sqlx::query(&dialect.sql(
-            "INSERT INTO comment_actions (comment_id, seq, action, reason, actor_user_id, moderation_rule_id, channel, \
+    sql!(
+        tx,
+        execute,
+        "INSERT INTO comment_actions (comment_id, seq, action, reason, actor_user_id, moderation_rule_id, channel, \
              evidence, created_at) \
              VALUES ($1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM comment_actions WHERE comment_id = $1), \
              $2, $3, $4, $5, $6, $7, $8)",
-        ))
-        .bind(a.comment.to_string())
-        .bind(&a.action)
-        .bind(&a.reason)
-        .bind(text_of(a.actor))
-        .bind(&a.rule_id)
-        .bind(a.channel.as_str())
-        .bind(&a.evidence)
-        .bind(a.created_at)
-        .execute(conn)
-        .await
-        .map(|r| r.rows_affected())
-    })
+        a.comment.to_string(),
+        &a.action,
+        &a.reason,
+        text_of(a.actor),
+        &a.rule_id,
+        a.channel.as_str(),
+        &a.evidence,
+        a.created_at
+    )
     .map_err(db_error)?;
     Ok(())
 }
@@ -532,55 +526,49 @@ impl TryFrom<ReplyRow> for Reply {
 
 /// Inserts a reply.
 pub async fn insert_reply(tx: &mut Tx, r: &Reply) -> Result<(), Error> {
-    on_tx!(tx, |conn, dialect| {
-        sqlx::query(&dialect.sql(
-            "INSERT INTO replies (id, comment_id, text, author_user_id, state, screening_findings, approver_user_id, \
+    sql!(
+        tx,
+        execute,
+        "INSERT INTO replies (id, comment_id, text, author_user_id, state, screening_findings, approver_user_id, \
              reject_reason, platform_reply_id, channel, evidence, created_at, posted_at, version) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-        ))
-        .bind(r.id.to_string())
-        .bind(r.comment.to_string())
-        .bind(&r.text)
-        .bind(r.author.to_string())
-        .bind(r.state.as_str())
-        .bind(&r.screening_findings)
-        .bind(text_of(r.approver))
-        .bind(&r.reject_reason)
-        .bind(&r.platform_reply_id)
-        .bind(r.channel.as_str())
-        .bind(&r.evidence)
-        .bind(r.created_at)
-        .bind(r.posted_at)
-        .bind(r.version)
-        .execute(conn)
-        .await
-        .map(|r| r.rows_affected())
-    })
+        r.id.to_string(),
+        r.comment.to_string(),
+        &r.text,
+        r.author.to_string(),
+        r.state.as_str(),
+        &r.screening_findings,
+        text_of(r.approver),
+        &r.reject_reason,
+        &r.platform_reply_id,
+        r.channel.as_str(),
+        &r.evidence,
+        r.created_at,
+        r.posted_at,
+        r.version
+    )
     .map_err(db_error)?;
     Ok(())
 }
 
 /// Saves a reply's decision or posting if its version is unchanged.
 pub async fn save_reply(tx: &mut Tx, r: &Reply, expected_version: i64) -> Result<(), Error> {
-    let affected = on_tx!(tx, |conn, dialect| {
-        sqlx::query(&dialect.sql(
-            "UPDATE replies SET state = $2, approver_user_id = $3, reject_reason = $4, platform_reply_id = $5, \
+    let affected = sql!(
+        tx,
+        execute,
+        "UPDATE replies SET state = $2, approver_user_id = $3, reject_reason = $4, platform_reply_id = $5, \
              channel = $6, evidence = $7, posted_at = $8, version = $9 WHERE id = $1 AND version = $10",
-        ))
-        .bind(r.id.to_string())
-        .bind(r.state.as_str())
-        .bind(text_of(r.approver))
-        .bind(&r.reject_reason)
-        .bind(&r.platform_reply_id)
-        .bind(r.channel.as_str())
-        .bind(&r.evidence)
-        .bind(r.posted_at)
-        .bind(r.version)
-        .bind(expected_version)
-        .execute(conn)
-        .await
-        .map(|x| x.rows_affected())
-    })
+        r.id.to_string(),
+        r.state.as_str(),
+        text_of(r.approver),
+        &r.reject_reason,
+        &r.platform_reply_id,
+        r.channel.as_str(),
+        &r.evidence,
+        r.posted_at,
+        r.version,
+        expected_version
+    )
     .map_err(db_error)?;
     saved(affected, "reply")
 }

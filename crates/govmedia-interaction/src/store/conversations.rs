@@ -5,7 +5,7 @@ use govmedia_domain::Error;
 use govmedia_domain::ids::{ConversationId, DepartmentId, MessageId, PlatformAccountId, ReferralId, UserId};
 use govmedia_kit::access::Authorized;
 use govmedia_kit::db::{Dialect, Tx, db_error, get_by_id, is_unique_violation, lock_by_id, saved};
-use govmedia_kit::on_tx;
+use govmedia_kit::{on_tx, sql};
 
 use super::{id, optional_id, parsed};
 use crate::domain::conversation::{ConversationState, Direction, ReferralState};
@@ -121,38 +121,35 @@ impl TryFrom<Row> for Conversation {
 
 /// Inserts a conversation.
 pub async fn insert(tx: &mut Tx, c: &Conversation) -> Result<(), Error> {
-    on_tx!(tx, |conn, dialect| {
-        sqlx::query(&dialect.sql(
-            "INSERT INTO conversations (id, platform_account_id, correspondent_platform_id, correspondent_name, state, \
+    sql!(
+        tx,
+        execute,
+        "INSERT INTO conversations (id, platform_account_id, correspondent_platform_id, correspondent_name, state, \
              assignee_user_id, important, important_note, marked_important_by, message_count, last_message_at, \
              awaiting_since, response_due_at, response_target_minutes, first_inbound_at, first_response_at, \
              first_responder_user_id, first_response_due_at, created_at, version) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
-        ))
-        .bind(c.id.to_string())
-        .bind(c.account.to_string())
-        .bind(&c.correspondent_platform_id)
-        .bind(&c.correspondent_name)
-        .bind(c.state.as_str())
-        .bind(text_of(c.assignee))
-        .bind(c.important)
-        .bind(&c.important_note)
-        .bind(text_of(c.marked_important_by))
-        .bind(c.message_count)
-        .bind(c.last_message_at)
-        .bind(c.awaiting_since)
-        .bind(c.response_due_at)
-        .bind(c.response_target_minutes)
-        .bind(c.first_inbound_at)
-        .bind(c.first_response_at)
-        .bind(text_of(c.first_responder))
-        .bind(c.first_response_due_at)
-        .bind(c.created_at)
-        .bind(c.version)
-        .execute(conn)
-        .await
-        .map(|r| r.rows_affected())
-    })
+        c.id.to_string(),
+        c.account.to_string(),
+        &c.correspondent_platform_id,
+        &c.correspondent_name,
+        c.state.as_str(),
+        text_of(c.assignee),
+        c.important,
+        &c.important_note,
+        text_of(c.marked_important_by),
+        c.message_count,
+        c.last_message_at,
+        c.awaiting_since,
+        c.response_due_at,
+        c.response_target_minutes,
+        c.first_inbound_at,
+        c.first_response_at,
+        text_of(c.first_responder),
+        c.first_response_due_at,
+        c.created_at,
+        c.version
+    )
     .map_err(|e| {
         if is_unique_violation(&e) {
             // A concurrent batch opened the conversation with this correspondent first.
@@ -166,32 +163,29 @@ pub async fn insert(tx: &mut Tx, c: &Conversation) -> Result<(), Error> {
 
 /// Saves a conversation if its version is unchanged.
 pub async fn save(tx: &mut Tx, c: &Conversation, expected_version: i64) -> Result<(), Error> {
-    let affected = on_tx!(tx, |conn, dialect| {
-        sqlx::query(&dialect.sql(
-            "UPDATE conversations SET correspondent_name = $2, state = $3, assignee_user_id = $4, important = $5, \
+    let affected = sql!(
+        tx,
+        execute,
+        "UPDATE conversations SET correspondent_name = $2, state = $3, assignee_user_id = $4, important = $5, \
              important_note = $6, marked_important_by = $7, message_count = $8, last_message_at = $9, \
              awaiting_since = $10, response_due_at = $11, first_response_at = $12, first_responder_user_id = $13, \
              version = $14 WHERE id = $1 AND version = $15",
-        ))
-        .bind(c.id.to_string())
-        .bind(&c.correspondent_name)
-        .bind(c.state.as_str())
-        .bind(text_of(c.assignee))
-        .bind(c.important)
-        .bind(&c.important_note)
-        .bind(text_of(c.marked_important_by))
-        .bind(c.message_count)
-        .bind(c.last_message_at)
-        .bind(c.awaiting_since)
-        .bind(c.response_due_at)
-        .bind(c.first_response_at)
-        .bind(text_of(c.first_responder))
-        .bind(c.version)
-        .bind(expected_version)
-        .execute(conn)
-        .await
-        .map(|x| x.rows_affected())
-    })
+        c.id.to_string(),
+        &c.correspondent_name,
+        c.state.as_str(),
+        text_of(c.assignee),
+        c.important,
+        &c.important_note,
+        text_of(c.marked_important_by),
+        c.message_count,
+        c.last_message_at,
+        c.awaiting_since,
+        c.response_due_at,
+        c.first_response_at,
+        text_of(c.first_responder),
+        c.version,
+        expected_version
+    )
     .map_err(db_error)?;
     saved(affected, "conversation")
 }
@@ -270,27 +264,25 @@ pub async fn list(
 ) -> Result<Vec<Conversation>, Error> {
     let far = super::far_future();
     let (after_at, after_id) = after.unwrap_or((DateTime::<Utc>::UNIX_EPOCH, String::new()));
-    let rows: Vec<Row> = on_tx!(tx, |conn, dialect| {
-        sqlx::query_as(&dialect.sql(
-            "SELECT * FROM conversations WHERE ($1 = '' OR platform_account_id = $1) AND ($2 = '' OR state = $2) \
+    let rows: Vec<Row> = sql!(
+        tx,
+        fetch_all,
+        "SELECT * FROM conversations WHERE ($1 = '' OR platform_account_id = $1) AND ($2 = '' OR state = $2) \
              AND ($3 = '' OR assignee_user_id = $3) AND ($4 = FALSE OR important = TRUE) \
              AND ($5 = FALSE OR (state = 'awaiting_response' AND response_due_at < $6)) \
              AND (COALESCE(response_due_at, $7) > $8 OR (COALESCE(response_due_at, $7) = $8 AND id > $9)) \
              ORDER BY COALESCE(response_due_at, $7), id LIMIT $10",
-        ))
-        .bind(text_of(f.account))
-        .bind(f.state.map(ConversationState::as_str).unwrap_or(""))
-        .bind(text_of(f.assignee))
-        .bind(f.important_only)
-        .bind(f.overdue_at.is_some())
-        .bind(f.overdue_at.unwrap_or(DateTime::<Utc>::UNIX_EPOCH))
-        .bind(far)
-        .bind(after_at)
-        .bind(&after_id)
-        .bind(i64::from(limit))
-        .fetch_all(conn)
-        .await
-    })
+        text_of(f.account),
+        f.state.map(ConversationState::as_str).unwrap_or(""),
+        text_of(f.assignee),
+        f.important_only,
+        f.overdue_at.is_some(),
+        f.overdue_at.unwrap_or(DateTime::<Utc>::UNIX_EPOCH),
+        far,
+        after_at,
+        &after_id,
+        i64::from(limit)
+    )
     .map_err(db_error)?;
     rows.into_iter().map(Conversation::try_from).collect()
 }
@@ -356,44 +348,38 @@ impl TryFrom<MessageRow> for Message {
 /// Inserts a message unless its platform message id is already stored on the account;
 /// true when inserted.
 pub async fn insert_message(tx: &mut Tx, m: &Message) -> Result<bool, Error> {
-    let affected = on_tx!(tx, |conn, dialect| {
-        sqlx::query(&dialect.sql(
-            "INSERT INTO private_messages (id, conversation_id, platform_account_id, direction, platform_message_id, \
+    let affected = sql!(
+        tx,
+        execute,
+        "INSERT INTO private_messages (id, conversation_id, platform_account_id, direction, platform_message_id, \
              text, author_user_id, screening_findings, sent_at, seq) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
              ON CONFLICT (platform_account_id, platform_message_id) WHERE platform_message_id <> '' DO NOTHING",
-        ))
-        .bind(m.id.to_string())
-        .bind(m.conversation.to_string())
-        .bind(m.account.to_string())
-        .bind(m.direction.as_str())
-        .bind(&m.platform_message_id)
-        .bind(&m.text)
-        .bind(text_of(m.author))
-        .bind(&m.screening_findings)
-        .bind(m.sent_at)
-        .bind(m.seq)
-        .execute(conn)
-        .await
-        .map(|x| x.rows_affected())
-    })
+        m.id.to_string(),
+        m.conversation.to_string(),
+        m.account.to_string(),
+        m.direction.as_str(),
+        &m.platform_message_id,
+        &m.text,
+        text_of(m.author),
+        &m.screening_findings,
+        m.sent_at,
+        m.seq
+    )
     .map_err(db_error)?;
     Ok(affected == 1)
 }
 
 /// Whether a platform message id is already stored on the account.
 pub async fn message_known(tx: &mut Tx, account: PlatformAccountId, platform_message_id: &str) -> Result<bool, Error> {
-    let n: i64 =
-        on_tx!(tx, |conn, dialect| {
-            sqlx::query_scalar(&dialect.sql(
-                "SELECT COUNT(*) FROM private_messages WHERE platform_account_id = $1 AND platform_message_id = $2",
-            ))
-            .bind(account.to_string())
-            .bind(platform_message_id)
-            .fetch_one(conn)
-            .await
-        })
-        .map_err(db_error)?;
+    let n: i64 = sql!(
+        tx,
+        scalar_one,
+        "SELECT COUNT(*) FROM private_messages WHERE platform_account_id = $1 AND platform_message_id = $2",
+        account.to_string(),
+        platform_message_id
+    )
+    .map_err(db_error)?;
     Ok(n > 0)
 }
 
@@ -510,57 +496,51 @@ impl TryFrom<ReferralRow> for Referral {
 
 /// Inserts a referral.
 pub async fn insert_referral(tx: &mut Tx, r: &Referral) -> Result<(), Error> {
-    on_tx!(tx, |conn, dialect| {
-        sqlx::query(&dialect.sql(
-            "INSERT INTO referrals (id, conversation_id, platform_account_id, department_id, summary, state, due_at, \
+    sql!(
+        tx,
+        execute,
+        "INSERT INTO referrals (id, conversation_id, platform_account_id, department_id, summary, state, due_at, \
              referred_by, created_at, acknowledged_by, acknowledged_at, outcome, outcome_recorded_by, outcome_at, \
              closed_at, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
-        ))
-        .bind(r.id.to_string())
-        .bind(r.conversation.to_string())
-        .bind(r.account.to_string())
-        .bind(r.department.to_string())
-        .bind(&r.summary)
-        .bind(r.state.as_str())
-        .bind(r.due_at)
-        .bind(r.referred_by.to_string())
-        .bind(r.created_at)
-        .bind(text_of(r.acknowledged_by))
-        .bind(r.acknowledged_at)
-        .bind(&r.outcome)
-        .bind(text_of(r.outcome_recorded_by))
-        .bind(r.outcome_at)
-        .bind(r.closed_at)
-        .bind(r.version)
-        .execute(conn)
-        .await
-        .map(|r| r.rows_affected())
-    })
+        r.id.to_string(),
+        r.conversation.to_string(),
+        r.account.to_string(),
+        r.department.to_string(),
+        &r.summary,
+        r.state.as_str(),
+        r.due_at,
+        r.referred_by.to_string(),
+        r.created_at,
+        text_of(r.acknowledged_by),
+        r.acknowledged_at,
+        &r.outcome,
+        text_of(r.outcome_recorded_by),
+        r.outcome_at,
+        r.closed_at,
+        r.version
+    )
     .map_err(db_error)?;
     Ok(())
 }
 
 /// Saves a referral if its version is unchanged.
 pub async fn save_referral(tx: &mut Tx, r: &Referral, expected_version: i64) -> Result<(), Error> {
-    let affected = on_tx!(tx, |conn, dialect| {
-        sqlx::query(&dialect.sql(
-            "UPDATE referrals SET state = $2, acknowledged_by = $3, acknowledged_at = $4, outcome = $5, \
+    let affected = sql!(
+        tx,
+        execute,
+        "UPDATE referrals SET state = $2, acknowledged_by = $3, acknowledged_at = $4, outcome = $5, \
              outcome_recorded_by = $6, outcome_at = $7, closed_at = $8, version = $9 WHERE id = $1 AND version = $10",
-        ))
-        .bind(r.id.to_string())
-        .bind(r.state.as_str())
-        .bind(text_of(r.acknowledged_by))
-        .bind(r.acknowledged_at)
-        .bind(&r.outcome)
-        .bind(text_of(r.outcome_recorded_by))
-        .bind(r.outcome_at)
-        .bind(r.closed_at)
-        .bind(r.version)
-        .bind(expected_version)
-        .execute(conn)
-        .await
-        .map(|x| x.rows_affected())
-    })
+        r.id.to_string(),
+        r.state.as_str(),
+        text_of(r.acknowledged_by),
+        r.acknowledged_at,
+        &r.outcome,
+        text_of(r.outcome_recorded_by),
+        r.outcome_at,
+        r.closed_at,
+        r.version,
+        expected_version
+    )
     .map_err(db_error)?;
     saved(affected, "referral")
 }
@@ -580,12 +560,12 @@ pub async fn lock_referral(tx: &mut Tx, referral: ReferralId, grant: &Authorized
 
 /// The ids of the referrals made from a conversation, oldest first.
 pub async fn referral_ids(tx: &mut Tx, conversation: ConversationId) -> Result<Vec<ReferralId>, Error> {
-    let rows: Vec<String> = on_tx!(tx, |conn, dialect| {
-        sqlx::query_scalar(&dialect.sql("SELECT id FROM referrals WHERE conversation_id = $1 ORDER BY created_at, id"))
-            .bind(conversation.to_string())
-            .fetch_all(conn)
-            .await
-    })
+    let rows: Vec<String> = sql!(
+        tx,
+        scalar_all,
+        "SELECT id FROM referrals WHERE conversation_id = $1 ORDER BY created_at, id",
+        conversation.to_string()
+    )
     .map_err(db_error)?;
     rows.iter().map(|r| id("referrals.id", r)).collect()
 }
@@ -611,23 +591,21 @@ pub async fn list_referrals(
     limit: u32,
 ) -> Result<Vec<Referral>, Error> {
     let (after_at, after_id) = after.unwrap_or((DateTime::<Utc>::UNIX_EPOCH, String::new()));
-    let rows: Vec<ReferralRow> = on_tx!(tx, |conn, dialect| {
-        sqlx::query_as(&dialect.sql(
-            "SELECT * FROM referrals WHERE ($1 = '' OR department_id = $1) AND ($2 = '' OR state = $2) \
+    let rows: Vec<ReferralRow> = sql!(
+        tx,
+        fetch_all,
+        "SELECT * FROM referrals WHERE ($1 = '' OR department_id = $1) AND ($2 = '' OR state = $2) \
              AND ($3 = FALSE OR (outcome_at IS NULL AND due_at < $4)) AND ($5 = '' OR platform_account_id = $5) \
              AND (due_at > $6 OR (due_at = $6 AND id > $7)) ORDER BY due_at, id LIMIT $8",
-        ))
-        .bind(text_of(f.department))
-        .bind(f.state.map(ReferralState::as_str).unwrap_or(""))
-        .bind(f.overdue_at.is_some())
-        .bind(f.overdue_at.unwrap_or(DateTime::<Utc>::UNIX_EPOCH))
-        .bind(text_of(f.account))
-        .bind(after_at)
-        .bind(&after_id)
-        .bind(i64::from(limit))
-        .fetch_all(conn)
-        .await
-    })
+        text_of(f.department),
+        f.state.map(ReferralState::as_str).unwrap_or(""),
+        f.overdue_at.is_some(),
+        f.overdue_at.unwrap_or(DateTime::<Utc>::UNIX_EPOCH),
+        text_of(f.account),
+        after_at,
+        &after_id,
+        i64::from(limit)
+    )
     .map_err(db_error)?;
     rows.into_iter().map(Referral::try_from).collect()
 }

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use govmedia_domain::Error;
 use govmedia_domain::ids::{InvalidId, PlatformAccountId};
 use govmedia_kit::db::{Tx, db_error};
-use govmedia_kit::on_tx;
+use govmedia_kit::sql;
 
 /// Parses an id read from the database.
 pub(crate) fn id<T: FromStr<Err = InvalidId>>(column: &str, value: &str) -> Result<T, Error> {
@@ -84,8 +84,5 @@ pub async fn responses(
         }
     };
     let account = account.map(|a| a.to_string()).unwrap_or_default();
-    on_tx!(tx, |conn, dialect| {
-        sqlx::query_as(&dialect.sql(sql)).bind(from).bind(to).bind(&account).fetch_all(conn).await
-    })
-    .map_err(db_error)
+    sql!(tx, fetch_all, sql, from, to, &account).map_err(db_error)
 }

@@ -7,7 +7,7 @@ use govmedia_domain::Error;
 use govmedia_domain::ids::{ModerationRuleId, PlatformAccountId};
 use govmedia_domain::screening::{Category, Severity};
 use govmedia_kit::db::{Tx, db_error, get_by_id, saved};
-use govmedia_kit::on_tx;
+use govmedia_kit::sql;
 use serde::{Deserialize, Serialize};
 
 use super::id;
@@ -155,25 +155,22 @@ fn encoded(r: &StoredRule) -> Result<(String, String, String), Error> {
 /// Inserts a rule.
 pub async fn insert(tx: &mut Tx, r: &StoredRule) -> Result<(), Error> {
     let (condition, actions, account) = encoded(r)?;
-    on_tx!(tx, |conn, dialect| {
-        sqlx::query(&dialect.sql(
-            "INSERT INTO moderation_rules (id, name, priority, platform_account_id, condition, actions, enabled, \
+    sql!(
+        tx,
+        execute,
+        "INSERT INTO moderation_rules (id, name, priority, platform_account_id, condition, actions, enabled, \
              created_at, updated_at, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        ))
-        .bind(r.id.to_string())
-        .bind(&r.name)
-        .bind(r.rule.priority)
-        .bind(&account)
-        .bind(&condition)
-        .bind(&actions)
-        .bind(r.rule.enabled)
-        .bind(r.rule.created_at)
-        .bind(r.updated_at)
-        .bind(r.version)
-        .execute(conn)
-        .await
-        .map(|r| r.rows_affected())
-    })
+        r.id.to_string(),
+        &r.name,
+        r.rule.priority,
+        &account,
+        &condition,
+        &actions,
+        r.rule.enabled,
+        r.rule.created_at,
+        r.updated_at,
+        r.version
+    )
     .map_err(db_error)?;
     Ok(())
 }
@@ -181,39 +178,35 @@ pub async fn insert(tx: &mut Tx, r: &StoredRule) -> Result<(), Error> {
 /// Saves a rule if its version is unchanged.
 pub async fn save(tx: &mut Tx, r: &StoredRule, expected_version: i64) -> Result<(), Error> {
     let (condition, actions, account) = encoded(r)?;
-    let affected = on_tx!(tx, |conn, dialect| {
-        sqlx::query(&dialect.sql(
-            "UPDATE moderation_rules SET name = $2, priority = $3, platform_account_id = $4, condition = $5, \
+    let affected = sql!(
+        tx,
+        execute,
+        "UPDATE moderation_rules SET name = $2, priority = $3, platform_account_id = $4, condition = $5, \
              actions = $6, enabled = $7, updated_at = $8, version = $9 WHERE id = $1 AND version = $10",
-        ))
-        .bind(r.id.to_string())
-        .bind(&r.name)
-        .bind(r.rule.priority)
-        .bind(&account)
-        .bind(&condition)
-        .bind(&actions)
-        .bind(r.rule.enabled)
-        .bind(r.updated_at)
-        .bind(r.version)
-        .bind(expected_version)
-        .execute(conn)
-        .await
-        .map(|x| x.rows_affected())
-    })
+        r.id.to_string(),
+        &r.name,
+        r.rule.priority,
+        &account,
+        &condition,
+        &actions,
+        r.rule.enabled,
+        r.updated_at,
+        r.version,
+        expected_version
+    )
     .map_err(db_error)?;
     saved(affected, "moderation rule")
 }
 
 /// Deletes a rule if its version is unchanged.
 pub async fn delete(tx: &mut Tx, rule: ModerationRuleId, expected_version: i64) -> Result<(), Error> {
-    let affected = on_tx!(tx, |conn, dialect| {
-        sqlx::query(&dialect.sql("DELETE FROM moderation_rules WHERE id = $1 AND version = $2"))
-            .bind(rule.to_string())
-            .bind(expected_version)
-            .execute(conn)
-            .await
-            .map(|x| x.rows_affected())
-    })
+    let affected = sql!(
+        tx,
+        execute,
+        "DELETE FROM moderation_rules WHERE id = $1 AND version = $2",
+        rule.to_string(),
+        expected_version
+    )
     .map_err(db_error)?;
     saved(affected, "moderation rule")
 }
@@ -232,35 +225,31 @@ pub async fn list(
     limit: u32,
 ) -> Result<Vec<StoredRule>, Error> {
     let (p, c, i) = after.unwrap_or((i32::MIN, DateTime::<Utc>::UNIX_EPOCH, String::new()));
-    let rows: Vec<Row> = on_tx!(tx, |conn, dialect| {
-        sqlx::query_as(&dialect.sql(
-            "SELECT * FROM moderation_rules WHERE ($1 = '' OR platform_account_id = '' OR platform_account_id = $1) \
+    let rows: Vec<Row> = sql!(
+        tx,
+        fetch_all,
+        "SELECT * FROM moderation_rules WHERE ($1 = '' OR platform_account_id = '' OR platform_account_id = $1) \
              AND (priority > $2 OR (priority = $2 AND (created_at > $3 OR (created_at = $3 AND id > $4)))) \
              ORDER BY priority, created_at, id LIMIT $5",
-        ))
-        .bind(account.map(|a| a.to_string()).unwrap_or_default())
-        .bind(p)
-        .bind(c)
-        .bind(i)
-        .bind(i64::from(limit))
-        .fetch_all(conn)
-        .await
-    })
+        account.map(|a| a.to_string()).unwrap_or_default(),
+        p,
+        c,
+        i,
+        i64::from(limit)
+    )
     .map_err(db_error)?;
     rows.into_iter().map(StoredRule::try_from).collect()
 }
 
 /// Every enabled rule that can apply to `account`, in evaluation order.
 pub async fn applicable(tx: &mut Tx, account: PlatformAccountId) -> Result<Vec<Rule>, Error> {
-    let rows: Vec<Row> = on_tx!(tx, |conn, dialect| {
-        sqlx::query_as(&dialect.sql(
-            "SELECT * FROM moderation_rules WHERE enabled = TRUE AND (platform_account_id = '' OR platform_account_id = $1) \
-             ORDER BY priority, created_at, id",
-        ))
-        .bind(account.to_string())
-        .fetch_all(conn)
-        .await
-    })
+    let rows: Vec<Row> = sql!(
+        tx,
+        fetch_all,
+        "SELECT * FROM moderation_rules WHERE enabled = TRUE AND (platform_account_id = '' OR platform_account_id = \
+         $1) ORDER BY priority, created_at, id",
+        account.to_string()
+    )
     .map_err(db_error)?;
     rows.into_iter().map(|r| StoredRule::try_from(r).map(|s| s.rule)).collect()
 }

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use govmedia_domain::Error;
 use govmedia_domain::ids::PlatformAccountId;
 use govmedia_kit::db::{Tx, db_error};
-use govmedia_kit::on_tx;
+use govmedia_kit::sql;
 
 /// An account's settings as stored; `version` 0 means never set.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,15 +46,13 @@ struct Row {
 
 /// The account's settings, defaults when never set.
 pub async fn get(tx: &mut Tx, account: PlatformAccountId) -> Result<Settings, Error> {
-    let row: Option<Row> = on_tx!(tx, |conn, dialect| {
-        sqlx::query_as(&dialect.sql(
-            "SELECT reply_approval_required, response_targets, updated_at, version FROM interaction_settings \
+    let row: Option<Row> = sql!(
+        tx,
+        fetch_optional,
+        "SELECT reply_approval_required, response_targets, updated_at, version FROM interaction_settings \
              WHERE platform_account_id = $1",
-        ))
-        .bind(account.to_string())
-        .fetch_optional(conn)
-        .await
-    })
+        account.to_string()
+    )
     .map_err(db_error)?;
     let Some(r) = row else { return Ok(Settings::defaults(account)) };
     Ok(Settings {
@@ -69,23 +67,20 @@ pub async fn get(tx: &mut Tx, account: PlatformAccountId) -> Result<Settings, Er
 /// Stores the settings if the stored version is still `expected_version` (0: none yet).
 pub async fn save(tx: &mut Tx, s: &Settings, expected_version: i64) -> Result<(), Error> {
     let targets = serde_json::to_string(&s.response_targets).map_err(Error::internal)?;
-    let affected = on_tx!(tx, |conn, dialect| {
-        sqlx::query(&dialect.sql(
-            "INSERT INTO interaction_settings (platform_account_id, reply_approval_required, response_targets, \
+    let affected = sql!(
+        tx,
+        execute,
+        "INSERT INTO interaction_settings (platform_account_id, reply_approval_required, response_targets, \
              updated_at, version) VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (platform_account_id) DO UPDATE SET reply_approval_required = $2, response_targets = $3, \
              updated_at = $4, version = $5 WHERE interaction_settings.version = $6",
-        ))
-        .bind(s.account.to_string())
-        .bind(s.reply_approval_required)
-        .bind(&targets)
-        .bind(s.updated_at)
-        .bind(s.version)
-        .bind(expected_version)
-        .execute(conn)
-        .await
-        .map(|r| r.rows_affected())
-    })
+        s.account.to_string(),
+        s.reply_approval_required,
+        &targets,
+        s.updated_at,
+        s.version,
+        expected_version
+    )
     .map_err(db_error)?;
     if affected == 0 {
         return Err(Error::Conflict("the interaction settings changed since they were read".into()));
