@@ -19,7 +19,7 @@ use common::{Identity, authed, rid};
 use govmedia_domain::permission::Permission;
 use govmedia_domain::scope::Resource;
 use govmedia_identity::domain::password;
-use govmedia_kit::access::PermissionChecker;
+use govmedia_kit::access::{PermissionChecker, Subject};
 use govmedia_kit::client::{CallCredentials, ClientCredentials};
 use govmedia_kit::config::Secret;
 use govmedia_proto::common::v1 as cpb;
@@ -153,7 +153,7 @@ async fn bench_backend(backend: TestBackend, seconds: u64) {
         "govmedia-content".into(),
         Secret::new(service.client_secret),
     )));
-    let principal = service_id.parse().expect("id");
+    let principal = Subject::other(service_id.parse().expect("id"));
     for (label, ttl) in [("uncached", Duration::ZERO), ("cached 5 s", Duration::from_secs(5))] {
         let checker = Arc::new(PermissionChecker::new(id.server.channel(), credentials.clone(), ttl));
         checker.require(principal, Permission::AuditAppend, &Resource::GLOBAL).await.expect("warm up");

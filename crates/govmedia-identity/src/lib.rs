@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
 use govmedia_domain::Error;
 use govmedia_domain::audit::{Actor, ActorKind, AuditAction, AuditRecord, AuditResourceRef};
 use govmedia_domain::clock::{Clock, SystemClock};
@@ -24,7 +25,7 @@ use govmedia_domain::ids::{DepartmentId, PrincipalId, RoleBindingId, SessionId};
 use govmedia_domain::permission::{Permission, Role};
 use govmedia_domain::scope::{Resource, Scope};
 use govmedia_kit::auth::{
-    AccessClaims, AuthLayer, AuthPolicy, KeySource, Principal, PrincipalKind, SigningKey, TokenVerifier,
+    AccessClaims, AuthLayer, AuthPolicy, KeySource, Principal, PrincipalKind, SessionGate, SigningKey, TokenVerifier,
 };
 use govmedia_kit::config::{
     ConfigFileSettings, DatabaseSettings, PeerSettings, Secret, ServerSettings, TelemetrySettings, parse_duration,
@@ -228,6 +229,18 @@ pub struct Bootstrap {
     pub admin_username: String,
     /// The one-time password, when it was generated (not when given in configuration).
     pub one_time_password: Option<String>,
+}
+
+/// Identity keeps the sessions, so it refuses a token whose session has ended on every
+/// call at once: signing out, a revocation, a password change or a reused refresh token
+/// ends what the access token can do (R2.3.3).
+impl SessionGate for Core {
+    fn is_open(&self, principal: PrincipalId, session: SessionId) -> BoxFuture<'_, Result<bool, Error>> {
+        Box::pin(async move {
+            let mut tx = self.db().begin_read().await?;
+            store::sessions::is_open(&mut tx, principal, session).await
+        })
+    }
 }
 
 impl Core {
@@ -553,7 +566,7 @@ pub fn server(core: &Arc<Core>, settings: ServerSettings) -> ServerBuilder {
         .with_public(PUBLIC_METHODS.iter().copied())
         .with_password_change_allowed(PASSWORD_CHANGE_METHODS.iter().copied());
     ServerBuilder::new(settings)
-        .with_auth(AuthLayer::new(core.verifier(), policy))
+        .with_auth(AuthLayer::new(core.verifier(), policy).with_session_gate(Arc::clone(core) as Arc<dyn SessionGate>))
         .add_service(api::authentication::server(core).max_decoding_message_size(limit))
         .add_service(api::directory::server(core).max_decoding_message_size(limit))
         .add_service(api::access::server(core).max_decoding_message_size(limit))

@@ -11,7 +11,7 @@ use common::{Identity, authed, rid};
 use govmedia_domain::ids::{DepartmentId, PrincipalId};
 use govmedia_domain::permission::Permission;
 use govmedia_domain::scope::Resource;
-use govmedia_kit::access::PermissionChecker;
+use govmedia_kit::access::{PermissionChecker, Subject};
 use govmedia_kit::client::{CallCredentials, ClientCredentials};
 use govmedia_kit::config::Secret;
 use govmedia_proto::common::v1 as cpb;
@@ -91,7 +91,7 @@ async fn answers_are_cached_for_their_lifetime_r2_2_1(db: TestDatabase) {
     )));
     let cached = PermissionChecker::new(id.server.channel(), credentials.clone(), Duration::from_secs(3600));
     let uncached = PermissionChecker::new(id.server.channel(), credentials, Duration::ZERO);
-    let feeder: PrincipalId = feeder.parse().expect("id");
+    let feeder = Subject::other(feeder.parse::<PrincipalId>().expect("id"));
 
     cached.require(feeder, Permission::CommentIngest, &Resource::GLOBAL).await.expect("allowed");
     uncached.require(feeder, Permission::CommentIngest, &Resource::GLOBAL).await.expect("allowed");

@@ -141,6 +141,7 @@ async fn the_permission_matrix_is_as_committed_r2_2_1() {
                         principal_id: principal.clone(),
                         permission: p.as_str().into(),
                         resource: Some(r.clone()),
+                        session_id: String::new(),
                     })
                 })
                 .collect();

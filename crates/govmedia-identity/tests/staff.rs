@@ -232,6 +232,7 @@ async fn departments_users_and_scoped_roles_r2_2_1(db: TestDatabase) {
             principal_id: liwei_id.clone(),
             permission: "draft.write".into(),
             resource: Some(pb::Resource { department_id: department.into(), platform_account_id: String::new() }),
+            session_id: String::new(),
         }),
     };
     let yes = access
@@ -287,6 +288,7 @@ async fn departments_users_and_scoped_roles_r2_2_1(db: TestDatabase) {
             principal_id: admin_id.clone(),
             permission: "user.manage".into(),
             resource: None,
+            session_id: String::new(),
         }),
     };
     let status = access.check_permission(authed(other, &liwei_token)).await.expect_err("not a service");

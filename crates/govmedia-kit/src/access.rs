@@ -5,6 +5,11 @@
 //! The cache is why a revoked role can still work for up to the TTL (default 5 s) on
 //! services other than identity; identity itself decides from its database every time.
 //!
+//! A caller's question carries the session of its access token: identity answers "no"
+//! for a session that has ended, and the checker turns that into UNAUTHENTICATED, so a
+//! signed-out token stops working on every service as soon as no cached answer is left
+//! for it (the same TTL bound as a revoked role; identity refuses it at once).
+//!
 //! A change asks for its permission *before* its transaction begins and receives an
 //! [`Authorized`]: a value only this module makes. Locking a row for a change
 //! ([`crate::db::lock_row`]) takes one, so code that was not authorised cannot lock,
@@ -14,14 +19,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use govmedia_domain::Error;
-use govmedia_domain::ids::{DepartmentId, PlatformAccountId, PrincipalId};
+use govmedia_domain::ids::{DepartmentId, PlatformAccountId, PrincipalId, SessionId};
 use govmedia_domain::permission::Permission;
 use govmedia_domain::scope::Resource;
 use govmedia_proto::identity::v1::access_service_client::AccessServiceClient;
-use govmedia_proto::identity::v1::{CheckPermissionRequest, PermissionCheck};
+use govmedia_proto::identity::v1::{CheckPermissionRequest, DenialReason, PermissionCheck};
 use moka::sync::Cache;
 use tonic::transport::Channel;
 
+use crate::auth::Principal;
 use crate::client::CallCredentials;
 
 /// How long an answer is reused by default.
@@ -29,7 +35,29 @@ pub const DEFAULT_TTL: Duration = Duration::from_secs(5);
 /// Most answers kept.
 const MAX_ENTRIES: u64 = 100_000;
 
-type Key = (PrincipalId, Permission, Option<uuid::Uuid>, Option<uuid::Uuid>);
+type Key = (PrincipalId, Option<SessionId>, Permission, Option<uuid::Uuid>, Option<uuid::Uuid>);
+
+/// Whom a permission question is about: the caller of a request, in the session of its
+/// token (made from its [`Principal`]), or someone else by id (an assignee, a reviewer
+/// to be) with no session to check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subject {
+    principal: PrincipalId,
+    session: Option<SessionId>,
+}
+
+impl Subject {
+    /// Someone other than the caller, asked about by id.
+    pub fn other(principal: PrincipalId) -> Self {
+        Self { principal, session: None }
+    }
+}
+
+impl From<&Principal> for Subject {
+    fn from(p: &Principal) -> Self {
+        Self { principal: p.id, session: p.session_id }
+    }
+}
 
 /// An answer of the authority.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,12 +163,14 @@ impl PermissionChecker {
     /// The authority's answer for `principal`, `permission` and `resource`.
     pub async fn check(
         &self,
-        principal: PrincipalId,
+        subject: impl Into<Subject>,
         permission: Permission,
         resource: &Resource,
     ) -> Result<Arc<Answer>, Error> {
+        let Subject { principal, session } = subject.into();
         let key = (
             principal,
+            session,
             permission,
             resource.department.map(|d| d.as_uuid()),
             resource.platform_account.map(|a| a.as_uuid()),
@@ -151,6 +181,7 @@ impl PermissionChecker {
         let mut request = tonic::Request::new(CheckPermissionRequest {
             check: Some(PermissionCheck {
                 principal_id: principal.to_string(),
+                session_id: session.map(|s| s.to_string()).unwrap_or_default(),
                 permission: permission.as_str().to_owned(),
                 resource: Some(govmedia_proto::identity::v1::Resource {
                     department_id: resource.department.map(|d| d.to_string()).unwrap_or_default(),
@@ -170,6 +201,10 @@ impl PermissionChecker {
             .into_inner()
             .decision
             .ok_or_else(|| Error::internal("identity answered a permission check without a decision"))?;
+        if decision.denial_reason() == DenialReason::SessionEnded {
+            // Not cached: the caller signs in again and comes back with another session.
+            return Err(Error::Unauthenticated("the session has ended; sign in again".to_owned()));
+        }
         let answer = Arc::new(Answer { allowed: decision.allowed, explanation: decision.explanation });
         if let Some(cache) = &self.cache {
             cache.insert(key, Arc::clone(&answer));
@@ -181,12 +216,13 @@ impl PermissionChecker {
     /// naming the permission and why otherwise.
     pub async fn authorize(
         &self,
-        principal: PrincipalId,
+        subject: impl Into<Subject>,
         permission: Permission,
         resource: &Resource,
     ) -> Result<Authorized, Error> {
-        self.require(principal, permission, resource).await?;
-        Ok(Authorized { principal, permission: Some(permission), basis: Basis::Resource(*resource) })
+        let subject = subject.into();
+        self.require(subject, permission, resource).await?;
+        Ok(Authorized { principal: subject.principal, permission: Some(permission), basis: Basis::Resource(*resource) })
     }
 
     /// The authorisation of `principal` for `permission` on something owned by
@@ -195,12 +231,14 @@ impl PermissionChecker {
     /// else, R2.2.1, R3.2.2). PERMISSION_DENIED with the department's answer otherwise.
     pub async fn authorize_department_or_accounts(
         &self,
-        principal: PrincipalId,
+        subject: impl Into<Subject>,
         permission: Permission,
         department: DepartmentId,
         accounts: &[PlatformAccountId],
     ) -> Result<Authorized, Error> {
-        let by_department = self.check(principal, permission, &Resource::department(department)).await?;
+        let subject = subject.into();
+        let principal = subject.principal;
+        let by_department = self.check(subject, permission, &Resource::department(department)).await?;
         if by_department.allowed {
             let basis = Basis::Resource(Resource::department(department));
             return Ok(Authorized { principal, permission: Some(permission), basis });
@@ -209,7 +247,7 @@ impl PermissionChecker {
             let mut all = true;
             for account in accounts {
                 if !self
-                    .check(principal, permission, &Resource::platform_account(*account, Some(department)))
+                    .check(subject, permission, &Resource::platform_account(*account, Some(department)))
                     .await?
                     .allowed
                 {
@@ -228,11 +266,11 @@ impl PermissionChecker {
     /// `Ok` when allowed; PERMISSION_DENIED naming the permission and why otherwise.
     pub async fn require(
         &self,
-        principal: PrincipalId,
+        subject: impl Into<Subject>,
         permission: Permission,
         resource: &Resource,
     ) -> Result<(), Error> {
-        let answer = self.check(principal, permission, resource).await?;
+        let answer = self.check(subject, permission, resource).await?;
         if answer.allowed { Ok(()) } else { Err(Error::denied(permission, answer.explanation.clone())) }
     }
 }

@@ -10,6 +10,11 @@
 //! over a mutual-TLS connection whose client certificate names its client id (claim
 //! `cid`): a copied service token is useless without the service's private key.
 //!
+//! A token is worth no more than its session: where a [`SessionGate`] is installed (the
+//! identity service, which keeps the sessions) a token whose session has ended is
+//! refused on every call; elsewhere the permission answer says so (see
+//! [`crate::access`]).
+//!
 //! The claims format and [`SigningKey`] live here, not in identity, because the test kit
 //! and identity must issue exactly what every service verifies.
 
@@ -22,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
+use futures::future::BoxFuture;
 use govmedia_domain::Error;
 use govmedia_domain::audit::{Actor, ActorKind};
 use govmedia_domain::clock::{Clock, SystemClock};
@@ -361,24 +367,38 @@ impl AuthPolicy {
     }
 }
 
+/// Whether the session an access token was issued in is still open: asked on every call
+/// by the service that keeps the sessions, so a signed-out token is refused at once.
+pub trait SessionGate: std::fmt::Debug + Send + Sync {
+    /// `Ok(true)` while `session` of `principal` is open; `Ok(false)` once it has ended
+    /// or when it is not that principal's.
+    fn is_open(&self, principal: PrincipalId, session: SessionId) -> BoxFuture<'_, Result<bool, Error>>;
+}
+
 /// A tower layer that authenticates every call by its bearer token.
 #[derive(Debug, Clone)]
 pub struct AuthLayer {
     verifier: Arc<TokenVerifier>,
     policy: Arc<AuthPolicy>,
+    sessions: Option<Arc<dyn SessionGate>>,
 }
 
 impl AuthLayer {
     /// Authenticates with `verifier` under `policy`.
     pub fn new(verifier: Arc<TokenVerifier>, policy: AuthPolicy) -> Self {
-        Self { verifier, policy: Arc::new(policy) }
+        Self { verifier, policy: Arc::new(policy), sessions: None }
     }
 
     /// The same, also requiring service principals' client certificates.
     pub fn requiring_service_certificates(self) -> Self {
         let mut policy = (*self.policy).clone();
         policy.service_certificates_required = true;
-        Self { verifier: self.verifier, policy: Arc::new(policy) }
+        Self { policy: Arc::new(policy), ..self }
+    }
+
+    /// The same, also refusing tokens whose session `gate` says has ended.
+    pub fn with_session_gate(self, gate: Arc<dyn SessionGate>) -> Self {
+        Self { sessions: Some(gate), ..self }
     }
 }
 
@@ -414,7 +434,12 @@ impl<S> tower::Layer<S> for AuthLayer {
     type Service = Auth<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Auth { inner, verifier: Arc::clone(&self.verifier), policy: Arc::clone(&self.policy) }
+        Auth {
+            inner,
+            verifier: Arc::clone(&self.verifier),
+            policy: Arc::clone(&self.policy),
+            sessions: self.sessions.clone(),
+        }
     }
 }
 
@@ -424,6 +449,17 @@ pub struct Auth<S> {
     inner: S,
     verifier: Arc<TokenVerifier>,
     policy: Arc<AuthPolicy>,
+    sessions: Option<Arc<dyn SessionGate>>,
+}
+
+/// The principal, if its token's session (when it has one) is still open.
+async fn session_open(gate: &dyn SessionGate, principal: Principal) -> Result<Principal, Error> {
+    match principal.session_id {
+        Some(session) if !gate.is_open(principal.id, session).await? => {
+            Err(Error::Unauthenticated("the session has ended; sign in again".to_owned()))
+        }
+        _ => Ok(principal),
+    }
 }
 
 fn bearer(headers: &http::HeaderMap) -> Option<&str> {
@@ -456,11 +492,16 @@ where
         }
         let verifier = Arc::clone(&self.verifier);
         let policy = Arc::clone(&self.policy);
+        let sessions = self.sessions.clone();
         let token = bearer(request.headers()).map(str::to_owned);
         Box::pin(async move {
             let verified = match token {
                 None => Err(Error::Unauthenticated("this method needs an access token".to_owned())),
                 Some(token) => verifier.verify(&token).await,
+            };
+            let verified = match (verified, &sessions) {
+                (Ok(principal), Some(gate)) => session_open(gate.as_ref(), principal).await,
+                (verified, _) => verified,
             };
             match verified {
                 Ok(principal)

@@ -239,7 +239,7 @@ fn parse_filter(v: &mut Validator, f: Option<&pb::EventFilter>) -> EventFilter {
 
 impl AuditLog {
     async fn require(&self, caller: &Principal, permission: Permission) -> Result<(), Error> {
-        self.core.permissions().require(caller.id, permission, &Resource::GLOBAL).await
+        self.core.permissions().require(caller, permission, &Resource::GLOBAL).await
     }
 }
 

@@ -198,7 +198,7 @@ fn caller<T>(request: &Request<T>) -> Result<Principal, Error> {
 
 impl Screening {
     async fn require(&self, caller: &Principal, permission: Permission) -> Result<(), Error> {
-        self.core.permissions().require(caller.id, permission, &Resource::GLOBAL).await
+        self.core.permissions().require(caller, permission, &Resource::GLOBAL).await
     }
 
     /// Runs a lexicon change as one new version: in one transaction with its audit record,

@@ -480,7 +480,7 @@ impl Drafts {
         department: DepartmentId,
         targets: &[PlatformAccountId],
     ) -> Result<Authorized, Error> {
-        self.core.permissions().authorize_department_or_accounts(caller.id, permission, department, targets).await
+        self.core.permissions().authorize_department_or_accounts(caller, permission, department, targets).await
     }
 
     /// Whether `caller` may read `draft` (GetDraft's check): refusals are `false`, an
@@ -737,7 +737,7 @@ impl DraftService for Drafts {
             (None, Some(a)) => Resource::platform_account(a, None),
             (None, None) => Resource::GLOBAL,
         };
-        self.core.permissions().require(caller.id, Permission::DraftRead, &scope).await?;
+        self.core.permissions().require(&caller, Permission::DraftRead, &scope).await?;
         let mut tx = self.core.db().begin_read().await?;
         let filter = store::DraftFilter { department, author, state, plan, account };
         let drafts = store::list(&mut tx, &filter, before, limit).await?;

@@ -201,7 +201,7 @@ impl MetricsService for Metrics {
                     .await?
                     .ok_or_else(|| Error::not_found("publication", o.publication))?;
                 let resource = Resource::platform_account(p.account, None);
-                self.core.permissions().require(caller.id, Permission::MetricsWrite, &resource).await?;
+                self.core.permissions().require(&caller, Permission::MetricsWrite, &resource).await?;
                 slot.insert(p.account);
             }
         }
@@ -254,7 +254,7 @@ impl MetricsService for Metrics {
             .ok_or_else(|| Error::not_found("publication", publication))?;
         self.core
             .permissions()
-            .require(caller.id, Permission::MetricsRead, &Resource::platform_account(p.account, None))
+            .require(&caller, Permission::MetricsRead, &Resource::platform_account(p.account, None))
             .await?;
         let observations = store::list(&mut tx, publication, start, end, limit).await?;
         tx.commit().await?;
@@ -277,7 +277,7 @@ impl MetricsService for Metrics {
         let facts = self.core.account(account).await?;
         self.core
             .permissions()
-            .require(caller.id, Permission::MetricsRead, &Resource::platform_account(account, facts.department))
+            .require(&caller, Permission::MetricsRead, &Resource::platform_account(account, facts.department))
             .await?;
         let mut tx = self.core.db().begin_read().await?;
         let (figures, last) = self.figures(&mut tx, Scope::Account(account), start, end).await?;
@@ -295,7 +295,7 @@ impl MetricsService for Metrics {
         let department: Option<DepartmentId> = v.id("department_id", &req.department_id);
         let period = period(&mut v, "period", req.period.as_ref());
         let (department, (start, end)) = v.finish_with(|| Some((department?, period?)))?;
-        self.core.permissions().require(caller.id, Permission::MetricsRead, &Resource::department(department)).await?;
+        self.core.permissions().require(&caller, Permission::MetricsRead, &Resource::department(department)).await?;
         // Every account of the department gets a report, also one that never
         // published: its silence is what an inspection looks for.
         let accounts = self.core.department_accounts(department).await?;

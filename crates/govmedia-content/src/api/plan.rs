@@ -240,7 +240,7 @@ impl Plans {
         permission: Permission,
         department: DepartmentId,
     ) -> Result<Authorized, Error> {
-        self.core.permissions().authorize(caller.id, permission, &Resource::department(department)).await
+        self.core.permissions().authorize(caller, permission, &Resource::department(department)).await
     }
 
     /// A plan as it is now, read without a lock.
@@ -336,7 +336,7 @@ impl PlanService for Plans {
         let limit = page::page_size(req.page_size, 50, 500)?;
         let after: Option<(DateTime<Utc>, String)> = page::decode_page_token(&req.page_token)?;
         let scope = department.map_or(Resource::GLOBAL, Resource::department);
-        self.core.permissions().require(caller.id, Permission::PlanRead, &scope).await?;
+        self.core.permissions().require(&caller, Permission::PlanRead, &scope).await?;
         let mut tx = self.core.db().begin_read().await?;
         let plans = store::list(&mut tx, &PlanFilter { department, state, from, to }, after, limit).await?;
         let next_page_token = next_page_token(&plans, limit, |last| {

@@ -13,7 +13,7 @@ use govmedia_domain::page;
 use govmedia_domain::permission::Permission;
 use govmedia_domain::scope::Resource;
 use govmedia_domain::validate::{MAX_REASON_CHARS, Validator};
-use govmedia_kit::access::Authorized;
+use govmedia_kit::access::{Authorized, Subject};
 use govmedia_kit::auth::Principal;
 use govmedia_kit::db::Tx;
 use govmedia_kit::mutation::Call;
@@ -387,7 +387,7 @@ impl Publications {
     ) -> Result<Authorized, Error> {
         let facts = self.core.account(account).await?;
         let resource = Resource::platform_account(account, facts.department);
-        self.core.permissions().authorize(caller.id, permission, &resource).await
+        self.core.permissions().authorize(caller, permission, &resource).await
     }
 
     /// A publication as it is now and the caller's authorisation for `permission` on
@@ -474,8 +474,11 @@ impl Publications {
     async fn check_assignee(&self, assignee: UserId, account: PlatformAccountId) -> Result<(), Error> {
         let department = self.core.account(account).await?.department;
         let resource = Resource::platform_account(account, department);
-        let may =
-            self.core.permissions().check(PrincipalId::from(assignee), Permission::FeedbackManage, &resource).await?;
+        let may = self
+            .core
+            .permissions()
+            .check(Subject::other(PrincipalId::from(assignee)), Permission::FeedbackManage, &resource)
+            .await?;
         if may.allowed {
             return Ok(());
         }
@@ -586,7 +589,7 @@ impl PublicationService for Publications {
         let after: Option<(DateTime<Utc>, PublicationId)> = page::decode_page_token(&req.page_token)?;
         match account {
             Some(a) => drop(self.authorize(&caller, Permission::PublicationRead, a).await?),
-            None => self.core.permissions().require(caller.id, Permission::PublicationRead, &Resource::GLOBAL).await?,
+            None => self.core.permissions().require(&caller, Permission::PublicationRead, &Resource::GLOBAL).await?,
         }
         let mut tx = self.core.db().begin_read().await?;
         let found =
@@ -792,7 +795,7 @@ impl PublicationService for Publications {
         };
         match scope_account {
             Some(a) => drop(self.authorize(&caller, Permission::PublicationRead, a).await?),
-            None => self.core.permissions().require(caller.id, Permission::PublicationRead, &Resource::GLOBAL).await?,
+            None => self.core.permissions().require(&caller, Permission::PublicationRead, &Resource::GLOBAL).await?,
         }
         let items = feedback::list(&mut tx, &FeedbackFilter { publication, account, state }, after, limit).await?;
         Ok(pb::ListFeedbackItemsResponse {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use govmedia_domain::Error;
 use govmedia_domain::audit::{AuditAction, AuditResourceRef};
-use govmedia_domain::ids::{DepartmentId, PlatformAccountId, PrincipalId, RoleBindingId};
+use govmedia_domain::ids::{DepartmentId, PlatformAccountId, PrincipalId, RoleBindingId, SessionId};
 use govmedia_domain::permission::{Permission, Role};
 use govmedia_domain::scope::{Resource, Scope, ScopeKind};
 use govmedia_domain::validate::Validator;
@@ -21,7 +21,7 @@ use tonic::Request;
 use super::{caller, cursor, method, next_token, page_size, ts};
 use crate::Core;
 use crate::domain::access::{self, Binding, Decision, Denial};
-use crate::store::{access as store, directory};
+use crate::store::{access as store, directory, sessions};
 
 /// Most checks in one BatchCheckPermission.
 pub const MAX_BATCH: usize = 100;
@@ -106,6 +106,7 @@ fn denial_to_proto(d: Denial) -> pb::DenialReason {
         Denial::PrincipalUnknown => pb::DenialReason::PrincipalUnknown,
         Denial::UnknownPermission => pb::DenialReason::UnknownPermission,
         Denial::PasswordChangeRequired => pb::DenialReason::PasswordChangeRequired,
+        Denial::SessionEnded => pb::DenialReason::SessionEnded,
     }
 }
 
@@ -128,6 +129,7 @@ fn decision_to_proto(d: Decision) -> pb::PermissionDecision {
 
 struct ParsedCheck {
     principal: PrincipalId,
+    session: Option<SessionId>,
     permission: String,
     resource: Resource,
 }
@@ -138,11 +140,12 @@ fn parse_check(v: &mut Validator, field: &str, check: Option<&pb::PermissionChec
         return None;
     };
     let principal = v.id::<PrincipalId>(&format!("{field}.principal_id"), &check.principal_id);
+    let session = v.optional_id::<SessionId>(&format!("{field}.session_id"), &check.session_id);
     if check.permission.trim().is_empty() {
         v.violation(format!("{field}.permission"), "is required");
     }
     let resource = parse_resource(v, &format!("{field}.resource"), check.resource.as_ref());
-    Some(ParsedCheck { principal: principal?, permission: check.permission.trim().to_owned(), resource })
+    Some(ParsedCheck { principal: principal?, session, permission: check.permission.trim().to_owned(), resource })
 }
 
 impl Access {
@@ -175,6 +178,13 @@ impl Access {
                     )
                 })?;
             }
+        }
+        if let Some(session) = check.session
+            && !sessions::is_open(tx, check.principal, session).await?
+        {
+            // The token the question comes from was issued in a session that has ended.
+            let ended = Decision::Denied(Denial::SessionEnded, "the session has ended; sign in again".into());
+            return Ok(decision_to_proto(ended));
         }
         let resource = self.complete(tx, check.resource).await?;
         Ok(decision_to_proto(self.core.decide(tx, check.principal, &check.permission, &resource).await?))

@@ -45,6 +45,8 @@ pub enum Denial {
     UnknownPermission,
     /// The user must change their password first.
     PasswordChangeRequired,
+    /// The session the question was asked in has ended (or is not the principal's).
+    SessionEnded,
 }
 
 /// The answer to a permission question.

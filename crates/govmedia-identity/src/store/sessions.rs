@@ -51,6 +51,19 @@ pub async fn insert_session(tx: &mut Tx, s: &Session) -> Result<(), Error> {
     Ok(())
 }
 
+/// Whether `session` is `principal`'s and has not ended.
+pub async fn is_open(tx: &mut Tx, principal: PrincipalId, session: SessionId) -> Result<bool, Error> {
+    let open: i64 = sql!(
+        tx,
+        scalar_one,
+        "SELECT COUNT(*) FROM sessions WHERE id = $1 AND principal_id = $2 AND revoked_at IS NULL",
+        session.to_string(),
+        principal.to_string()
+    )
+    .map_err(db_error)?;
+    Ok(open > 0)
+}
+
 /// One session.
 pub async fn get_session(tx: &mut Tx, session: SessionId) -> Result<Option<Session>, Error> {
     let row: Option<SessionRow> = sql!(

@@ -23,7 +23,8 @@ use govmedia_proto::interaction::v1::audience_service_server::{AudienceService, 
 use tonic::Request;
 
 use super::{method, record};
-use crate::store::audience::{self as store, Campaign, CampaignFilter, Snapshot};
+use crate::domain::campaign::Campaign;
+use crate::store::audience::{self as store, CampaignFilter, Snapshot};
 use crate::{Core, PRODUCER};
 
 /// Most snapshots in one request.
@@ -135,7 +136,7 @@ impl Audience {
         let c = store::get_campaign(&mut tx, id).await?.ok_or_else(|| Error::not_found("campaign", id))?;
         drop(tx);
         let resource = Resource::department(c.department);
-        self.core.permissions().authorize(caller.id, Permission::CampaignManage, &resource).await
+        self.core.permissions().authorize(caller, Permission::CampaignManage, &resource).await
     }
     fn campaign_record(
         &self,
@@ -218,7 +219,7 @@ impl AudienceService for Audience {
         for s in &snapshots {
             if let std::collections::btree_map::Entry::Vacant(slot) = facts.entry(s.account) {
                 let f = self.core.account(s.account).await?;
-                self.core.permissions().require(caller.id, Permission::FollowerWrite, &f.resource()).await?;
+                self.core.permissions().require(&caller, Permission::FollowerWrite, &f.resource()).await?;
                 slot.insert(f);
             }
         }
@@ -265,7 +266,7 @@ impl AudienceService for Audience {
         let range = period(&mut v, "period", req.period.as_ref());
         let (account, (start, end)) = v.finish_with(|| Some((account?, range?)))?;
         let facts = self.core.account(account).await?;
-        self.core.permissions().require(caller.id, Permission::FollowerRead, &facts.resource()).await?;
+        self.core.permissions().require(&caller, Permission::FollowerRead, &facts.resource()).await?;
         // The days whose midnight falls in [start, end).
         let first = if start.time() == chrono::NaiveTime::MIN {
             start.date_naive()
@@ -308,10 +309,7 @@ impl AudienceService for Audience {
         let range = period(&mut v, "campaign.period", given.period.as_ref());
         let (request_id, name, description, department, (start, end)) =
             v.finish_with(|| Some((request_id?, name?, description?, department?, range?)))?;
-        self.core
-            .permissions()
-            .require(caller.id, Permission::CampaignManage, &Resource::department(department))
-            .await?;
+        self.core.permissions().require(&caller, Permission::CampaignManage, &Resource::department(department)).await?;
         self.core.check_department(department).await?;
         self.check_accounts(&accounts).await?;
         let call = Call::new(&caller, method!("AudienceService/CreateCampaign"), request_id, &req);
@@ -344,10 +342,7 @@ impl AudienceService for Audience {
         let mut tx = self.core.db().begin_read().await?;
         let c = store::get_campaign(&mut tx, id).await?.ok_or_else(|| Error::not_found("campaign", id))?;
         drop(tx);
-        self.core
-            .permissions()
-            .require(caller.id, Permission::CampaignRead, &Resource::department(c.department))
-            .await?;
+        self.core.permissions().require(&caller, Permission::CampaignRead, &Resource::department(c.department)).await?;
         Ok(pb::GetCampaignResponse { campaign: Some(campaign_to(&c)) })
     }
 
@@ -368,7 +363,7 @@ impl AudienceService for Audience {
             (None, Some(a)) => self.core.account(a).await?.resource(),
             (None, None) => Resource::GLOBAL,
         };
-        self.core.permissions().require(caller.id, Permission::CampaignRead, &resource).await?;
+        self.core.permissions().require(&caller, Permission::CampaignRead, &resource).await?;
         let mut tx = self.core.db().begin_read().await?;
         let list =
             store::list_campaigns(&mut tx, &CampaignFilter { department, account, from, to }, after, limit).await?;

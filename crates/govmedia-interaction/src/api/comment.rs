@@ -28,9 +28,12 @@ use super::{
     authorize_on_account, check_assignee, duration, evidence, evidence_to, method, record, require_on_account,
     screen_reply,
 };
-use crate::domain::comment::{self as rules, Channel, CommentStatus, ModeratorAction, ReplyState};
-use crate::domain::moderation::{self, Arrival, Finding, Status as Verdict};
-use crate::store::comments::{self as store, ActionRecord, Comment, CommentFilter, Reply};
+use crate::domain::comment::{
+    self as rules, ActionRecord, Arrived, Channel, Comment, CommentStatus, IncomingComment, ModeratorAction, Reply,
+    ReplyState,
+};
+use crate::domain::moderation::{self, Arrival, Finding};
+use crate::store::comments::{self as store, CommentFilter};
 use crate::store::{rules as rule_store, settings as settings_store};
 use crate::{AccountFacts, Core, ITEM_COMMENT};
 
@@ -326,24 +329,24 @@ impl Moderation {
     }
 }
 
-/// One comment of an ingest batch, checked.
-struct Incoming {
-    platform_comment_id: String,
-    platform_post_id: String,
-    publication: Option<PublicationId>,
-    parent: String,
-    author_platform_id: String,
-    author_name: String,
-    text: String,
-    posted_at: Option<DateTime<Utc>>,
+/// Why the rules did what they did to an arriving comment: the rule, else the worst
+/// screening finding.
+fn arrival_reason(rule_id: &str, found: &[cpb::ScreeningFinding]) -> String {
+    if !rule_id.is_empty() {
+        return format!("moderation rule {rule_id}");
+    }
+    let worst = found.iter().find(|f| govmedia_kit::screening::is_block(f)).or(found.first());
+    worst.map_or_else(String::new, |f| {
+        format!("screening: {} \"{}\"", govmedia_kit::screening::category_name(f.category), f.excerpt)
+    })
 }
 
-fn incoming(v: &mut Validator, i: usize, c: &pb::IncomingComment) -> Incoming {
+fn incoming(v: &mut Validator, i: usize, c: &pb::IncomingComment) -> IncomingComment {
     let f = |name: &str| format!("comments[{i}].{name}");
     let short = |v: &mut Validator, name: &str, value: &str| {
         v.optional_text(&f(name), value, MAX_NAME_CHARS).unwrap_or_default()
     };
-    Incoming {
+    IncomingComment {
         platform_comment_id: v
             .required_text(&f("platform_comment_id"), &c.platform_comment_id, MAX_NAME_CHARS)
             .unwrap_or_default(),
@@ -372,7 +375,8 @@ impl CommentService for Comments {
         if req.comments.len() > MAX_BATCH {
             v.violation("comments", format!("must hold at most {MAX_BATCH} comments"));
         }
-        let batch: Vec<Incoming> = req.comments.iter().enumerate().map(|(i, c)| incoming(&mut v, i, c)).collect();
+        let batch: Vec<IncomingComment> =
+            req.comments.iter().enumerate().map(|(i, c)| incoming(&mut v, i, c)).collect();
         let account = v.finish_with(|| account)?;
         let facts = self.require(&caller, Permission::CommentIngest, account).await?;
 
@@ -407,7 +411,6 @@ impl CommentService for Comments {
 
         let created = self.core.work().run_unkeyed(async |m| {
             let now = m.now();
-            let mut created: HashMap<String, (CommentId, CommentStatus)> = HashMap::new();
             let mut prepared = Vec::with_capacity(fresh.len());
             for i in fresh {
                 let c = &batch[i];
@@ -425,114 +428,39 @@ impl CommentService for Comments {
                         findings: &domain_findings,
                     },
                 );
-                let status = match verdict.status {
-                    Verdict::Open => CommentStatus::Open,
-                    Verdict::NeedsReview => CommentStatus::NeedsReview,
-                    Verdict::Hidden => CommentStatus::Hidden,
-                };
-                // The clock starts when the public wrote it, never later than its arrival here.
-                let arrived_at = c.posted_at.map_or(now, |p| p.min(now));
-                let comment = Comment {
-                    id: CommentId::new(),
-                    account,
-                    publication: c.publication,
-                    platform_post_id: c.platform_post_id.clone(),
-                    platform_comment_id: c.platform_comment_id.clone(),
-                    parent_platform_comment_id: c.parent.clone(),
-                    author_platform_id: c.author_platform_id.clone(),
-                    author_name: c.author_name.clone(),
-                    text: c.text.clone(),
-                    posted_at: c.posted_at,
-                    ingested_at: now,
-                    arrived_at,
-                    status,
+                let rule_id = verdict.rule_id.clone().unwrap_or_default();
+                let arrived = Arrived {
+                    verdict,
                     screening_findings: encode_findings(&found),
                     screening_lexicon: i64::try_from(screened.lexicon_version).unwrap_or(0),
-                    assignee: verdict.assignee.as_deref().and_then(|a| a.parse().ok()),
-                    tags: verdict.tags.clone(),
                     response_target_minutes: i32::try_from(target).unwrap_or(i32::MAX),
-                    response_due_at: self.core.policy().due(arrived_at, target)?,
-                    first_response_at: None,
-                    first_responder: None,
-                    version: 1,
+                    response_due_at: self.core.policy().due(c.arrived_at(now), target)?,
                 };
-                prepared.push((comment, found, verdict.rule_id.unwrap_or_default()));
+                prepared.push((Comment::arrive(account, c, arrived, now), found, rule_id));
             }
             let inserted = store::insert_new(m.tx(), &prepared.iter().map(|p| p.0.clone()).collect::<Vec<_>>()).await?;
+            let mut created: HashMap<String, (CommentId, CommentStatus)> = HashMap::new();
             let mut actions = Vec::new();
             for (comment, found, rule_id) in prepared {
                 if !inserted.contains(&comment.platform_comment_id) {
                     // Ingested by a concurrent batch between our lookup and this insert.
                     continue;
                 }
-                let status = comment.status;
-                let why = if rule_id.is_empty() {
-                    let worst = found.iter().find(|f| govmedia_kit::screening::is_block(f)).or(found.first());
-                    worst.map_or_else(String::new, |f| {
-                        format!("screening: {} \"{}\"", govmedia_kit::screening::category_name(f.category), f.excerpt)
-                    })
-                } else {
-                    format!("moderation rule {rule_id}")
-                };
-                let mut done: Vec<(&str, String)> = Vec::new();
-                match status {
-                    CommentStatus::Hidden => done.push(("hide", why.clone())),
-                    CommentStatus::NeedsReview => done.push(("flag", why.clone())),
-                    _ => {}
-                }
-                if let Some(a) = comment.assignee {
-                    done.push(("assign", a.to_string()));
-                }
-                for t in &comment.tags {
-                    done.push(("tag", t.clone()));
-                }
-                actions.extend(done.into_iter().map(|(action, reason)| ActionRecord {
-                    comment: comment.id,
-                    action: action.to_owned(),
-                    reason,
-                    actor: None,
-                    rule_id: rule_id.clone(),
-                    channel: Channel::Recorded,
-                    evidence: String::new(),
-                    created_at: now,
-                }));
-                let mut audit =
-                    record(AuditAction::CommentIngested, &caller, ("comment", comment.id), &facts, now, "R4.1.3", None)
-                        .attr("platform_comment_id", &comment.platform_comment_id)
-                        .attr("status", status.as_str())
-                        .attr("findings", found.len());
+                let why = arrival_reason(&rule_id, &found);
+                actions.extend(comment.arrival_actions(&rule_id, &why));
+                let on = ("comment", comment.id);
+                let mut audit = record(AuditAction::CommentIngested, &caller, on, &facts, now, "R4.1.3", None)
+                    .attr("platform_comment_id", &comment.platform_comment_id)
+                    .attr("status", comment.status.as_str())
+                    .attr("findings", found.len());
                 if !rule_id.is_empty() {
                     audit = audit.attr("moderation_rule_id", &rule_id);
                 }
                 m.audit(audit);
-                match status {
-                    CommentStatus::Hidden => m.audit(
-                        record(
-                            AuditAction::CommentHidden,
-                            &caller,
-                            ("comment", comment.id),
-                            &facts,
-                            now,
-                            "R4.1.3",
-                            None,
-                        )
-                        .reason(why),
-                    ),
-                    CommentStatus::NeedsReview => m.audit(
-                        record(
-                            AuditAction::CommentFlagged,
-                            &caller,
-                            ("comment", comment.id),
-                            &facts,
-                            now,
-                            "R4.1.3",
-                            None,
-                        )
-                        .reason(why),
-                    ),
-                    _ => {}
+                if let Some(action) = comment.status.arrival_action() {
+                    m.audit(record(action, &caller, on, &facts, now, "R4.1.3", None).reason(why));
                 }
-                created.insert(comment.platform_comment_id.clone(), (comment.id, status));
+                created.insert(comment.platform_comment_id.clone(), (comment.id, comment.status));
             }
             store::add_first_actions(m.tx(), &actions).await?;
             Ok(created)
@@ -605,7 +533,7 @@ impl CommentService for Comments {
             None => {
                 self.core
                     .permissions()
-                    .require(caller.id, Permission::CommentRead, &govmedia_domain::scope::Resource::GLOBAL)
+                    .require(&caller, Permission::CommentRead, &govmedia_domain::scope::Resource::GLOBAL)
                     .await?
             }
         }

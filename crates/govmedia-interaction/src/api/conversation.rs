@@ -8,7 +8,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use govmedia_domain::Error;
 use govmedia_domain::audit::AuditAction;
-use govmedia_domain::ids::{ConversationId, DepartmentId, MessageId, PlatformAccountId, ReferralId, UserId};
+use govmedia_domain::ids::{ConversationId, DepartmentId, PlatformAccountId, ReferralId, UserId};
 use govmedia_domain::page;
 use govmedia_domain::permission::Permission;
 use govmedia_domain::scope::Resource;
@@ -26,9 +26,11 @@ use govmedia_proto::interaction::v1::conversation_service_server::{ConversationS
 use tonic::Request;
 
 use super::{authorize_on_account, check_assignee, duration, method, record, require_on_account, screen_reply};
-use crate::domain::conversation::{self as rules, ConversationState, Direction, ReferralState};
+use crate::domain::conversation::{
+    self as rules, Conversation, ConversationState, Direction, Message, Referral, ReferralState,
+};
 use crate::domain::response::{Item, summarise};
-use crate::store::conversations::{self as store, Conversation, ConversationFilter, Message, Referral, ReferralFilter};
+use crate::store::conversations::{self as store, ConversationFilter, ReferralFilter};
 use crate::store::{Responded, settings as settings_store};
 use crate::{AccountFacts, Core, ITEM_COMMENT, ITEM_PRIVATE_MESSAGE};
 
@@ -159,11 +161,11 @@ impl Conversations {
     /// receiving department.
     async fn require_referral_read(&self, caller: &Principal, r: &Referral) -> Result<(), Error> {
         let facts = self.core.account(r.account).await?;
-        let on_account = self.core.permissions().check(caller.id, Permission::ReferralRead, &facts.resource()).await?;
+        let on_account = self.core.permissions().check(caller, Permission::ReferralRead, &facts.resource()).await?;
         if on_account.allowed {
             return Ok(());
         }
-        self.core.permissions().require(caller.id, Permission::ReferralRead, &Resource::department(r.department)).await
+        self.core.permissions().require(caller, Permission::ReferralRead, &Resource::department(r.department)).await
     }
 
     /// The authorisation for a step of a referral: on its account, or, for handling it,
@@ -182,7 +184,7 @@ impl Conversations {
         } else {
             facts.resource()
         };
-        let grant = self.core.permissions().authorize(caller.id, permission, &resource).await?;
+        let grant = self.core.permissions().authorize(caller, permission, &resource).await?;
         Ok((facts, grant))
     }
 
@@ -321,36 +323,21 @@ impl ConversationService for Conversations {
                 }
                 let sent_at = sent.map_or(now, |s| s.min(now));
                 if !open.contains_key(&correspondent) {
-                    let existing = store::open_with(m.tx(), account, &correspondent).await?;
-                    let entry = match existing {
+                    let entry = match store::open_with(m.tx(), account, &correspondent).await? {
                         Some(c) => {
-                            let version = c.version;
-                            (c, version)
+                            let stored = c.version;
+                            (c, stored)
                         }
                         None => {
                             let due = self.core.policy().due(sent_at, target)?;
-                            let c = Conversation {
-                                id: ConversationId::new(),
+                            let c = Conversation::open(
                                 account,
-                                correspondent_platform_id: correspondent.clone(),
-                                correspondent_name: name.clone(),
-                                state: ConversationState::AwaitingResponse,
-                                assignee: None,
-                                important: false,
-                                important_note: String::new(),
-                                marked_important_by: None,
-                                message_count: 0,
-                                last_message_at: sent_at,
-                                awaiting_since: None,
-                                response_due_at: None,
-                                response_target_minutes: i32::try_from(target).unwrap_or(i32::MAX),
-                                first_inbound_at: sent_at,
-                                first_response_at: None,
-                                first_responder: None,
-                                first_response_due_at: due,
-                                created_at: now,
-                                version: 1,
-                            };
+                                correspondent.clone(),
+                                name.clone(),
+                                sent_at,
+                                (target, due),
+                                now,
+                            );
                             store::insert(m.tx(), &c).await?;
                             (c, 1)
                         }
@@ -359,33 +346,13 @@ impl ConversationService for Conversations {
                 }
                 let (c, _) = open.get_mut(&correspondent).ok_or_else(|| Error::internal("conversation just opened"))?;
                 let found = findings.remove(&i.to_string()).unwrap_or_default();
-                let message = Message {
-                    id: MessageId::new(),
-                    conversation: c.id,
-                    account,
-                    direction: Direction::Inbound,
-                    platform_message_id: platform_id.clone(),
-                    text,
-                    author: None,
-                    screening_findings: encode_findings(&found),
-                    sent_at,
-                    seq: i64::from(c.message_count) + 1,
-                };
+                let message = c.inbound(platform_id.clone(), text, encode_findings(&found), sent_at);
                 if !store::insert_message(m.tx(), &message).await? {
                     answer.duplicate_count += 1;
                     continue;
                 }
                 answer.ingested_count += 1;
-                c.message_count += 1;
-                c.last_message_at = c.last_message_at.max(sent_at);
-                if !name.is_empty() {
-                    c.correspondent_name = name;
-                }
-                c.state = ConversationState::AwaitingResponse;
-                if c.awaiting_since.is_none() {
-                    c.awaiting_since = Some(sent_at);
-                    c.response_due_at = Some(self.core.policy().due(sent_at, target)?);
-                }
+                c.received(&message, name, |from| self.core.policy().due(from, target))?;
                 if !order.contains(&c.id) {
                     order.push(c.id);
                 }
@@ -443,7 +410,7 @@ impl ConversationService for Conversations {
             Some(a) => {
                 self.require(&caller, Permission::MessageRead, a).await?;
             }
-            None => self.core.permissions().require(caller.id, Permission::MessageRead, &Resource::GLOBAL).await?,
+            None => self.core.permissions().require(&caller, Permission::MessageRead, &Resource::GLOBAL).await?,
         }
         let filter = ConversationFilter {
             account,
@@ -555,30 +522,9 @@ impl ConversationService for Conversations {
             let mut c = store::lock(m.tx(), id, &grant).await?;
             rules::check_open(&id.to_string(), c.state, "answered")?;
             let now = m.now();
-            let message = Message {
-                id: MessageId::new(),
-                conversation: id,
-                account: c.account,
-                direction: Direction::Outbound,
-                platform_message_id: String::new(),
-                text,
-                author: Some(user_of(&caller)),
-                screening_findings: encode_findings(&findings),
-                sent_at: now,
-                seq: i64::from(c.message_count) + 1,
-            };
-            store::insert_message(m.tx(), &message).await?;
             let previous = c.version;
-            c.message_count += 1;
-            c.last_message_at = now;
-            c.state = ConversationState::Answered;
-            c.awaiting_since = None;
-            c.response_due_at = None;
-            if c.first_response_at.is_none() {
-                c.first_response_at = Some(now);
-                c.first_responder = Some(user_of(&caller));
-            }
-            c.version += 1;
+            let message = c.answer(user_of(&caller), text, encode_findings(&findings), now);
+            store::insert_message(m.tx(), &message).await?;
             store::save(m.tx(), &c, previous).await?;
             m.audit(
                 record(
@@ -791,7 +737,7 @@ impl ConversationService for Conversations {
             (Some(d), None) => Resource::department(d),
             (None, None) => Resource::GLOBAL,
         };
-        self.core.permissions().require(caller.id, Permission::ReferralRead, &resource).await?;
+        self.core.permissions().require(&caller, Permission::ReferralRead, &resource).await?;
         let filter =
             ReferralFilter { department, state, overdue_at: req.overdue_only.then(|| self.core.now()), account };
         let mut tx = self.core.db().begin_read().await?;
@@ -869,7 +815,7 @@ impl ConversationService for Conversations {
             Some(a) => self.core.account(a).await?.resource(),
             None => Resource::GLOBAL,
         };
-        self.core.permissions().require(caller.id, Permission::InteractionReportRead, &resource).await?;
+        self.core.permissions().require(&caller, Permission::InteractionReportRead, &resource).await?;
         // (account, responder, item)
         let mut rows: Vec<(String, String, Item)> = Vec::new();
         let mut tx = self.core.db().begin_read().await?;

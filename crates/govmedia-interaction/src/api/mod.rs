@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use govmedia_domain::Error;
 use govmedia_domain::audit::{AuditAction, AuditRecord, AuditResourceRef};
 use govmedia_domain::validate::Validator;
-use govmedia_kit::access::Authorized;
+use govmedia_kit::access::{Authorized, Subject};
 use govmedia_kit::auth::Principal;
 use govmedia_kit::wire::EvidenceRecord;
 use govmedia_proto::common::v1 as cpb;
@@ -77,7 +77,7 @@ pub(crate) async fn authorize_on_account(
     account: govmedia_domain::ids::PlatformAccountId,
 ) -> Result<(AccountFacts, Authorized), Error> {
     let facts = core.account(account).await?;
-    let grant = core.permissions().authorize(caller.id, permission, &facts.resource()).await?;
+    let grant = core.permissions().authorize(caller, permission, &facts.resource()).await?;
     Ok((facts, grant))
 }
 
@@ -89,7 +89,7 @@ pub(crate) async fn require_on_account(
     account: govmedia_domain::ids::PlatformAccountId,
 ) -> Result<AccountFacts, Error> {
     let facts = core.account(account).await?;
-    core.permissions().require(caller.id, permission, &facts.resource()).await?;
+    core.permissions().require(caller, permission, &facts.resource()).await?;
     Ok(facts)
 }
 
@@ -100,7 +100,7 @@ pub(crate) async fn check_assignee(
     permission: govmedia_domain::permission::Permission,
     facts: &AccountFacts,
 ) -> Result<(), Error> {
-    let answer = core.permissions().check(assignee.into(), permission, &facts.resource()).await?;
+    let answer = core.permissions().check(Subject::other(assignee.into()), permission, &facts.resource()).await?;
     if answer.allowed {
         return Ok(());
     }

@@ -227,7 +227,7 @@ impl Moderation {
         account: Option<PlatformAccountId>,
     ) -> Result<Resource, Error> {
         let resource = self.resource(account).await?;
-        self.core.permissions().require(caller.id, permission, &resource).await?;
+        self.core.permissions().require(caller, permission, &resource).await?;
         Ok(resource)
     }
 
@@ -466,7 +466,7 @@ impl ModerationService for Moderation {
         }
         let (request_id, account) = v.finish_with(|| Some((request_id?, account?)))?;
         let facts = self.core.account(account).await?;
-        self.core.permissions().require(caller.id, Permission::ModerationRuleManage, &facts.resource()).await?;
+        self.core.permissions().require(&caller, Permission::ModerationRuleManage, &facts.resource()).await?;
         let call = Call::new(&caller, method!("ModerationService/UpdateInteractionSettings"), request_id, &req);
         let answer = self.core.work().run(call, async |m| {
             let mut settings = settings_store::get(m.tx(), account).await?;

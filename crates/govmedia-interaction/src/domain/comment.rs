@@ -1,8 +1,12 @@
 //! A comment's moderation status and a reply's state, and which moves between them the
 //! rules allow (R4.1.1–R4.1.3). Refusals are FAILED_PRECONDITION naming the rule.
 
+use chrono::{DateTime, Utc};
 use govmedia_domain::Error;
 use govmedia_domain::audit::AuditAction;
+use govmedia_domain::ids::{CommentId, PlatformAccountId, PublicationId, ReplyId, UserId};
+
+use super::moderation::{self, Verdict};
 
 macro_rules! named {
     ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $variant:ident => $text:literal,)* }) => {
@@ -216,6 +220,244 @@ pub fn post_reply(reply: &str, from: ReplyState) -> Result<ReplyState, Error> {
             format!("reply/{reply}"),
             format!("a {} reply cannot be posted: only approved replies go out", from.as_str()),
         ))
+    }
+}
+
+/// A comment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Comment {
+    /// Id.
+    pub id: CommentId,
+    /// The account it was made on.
+    pub account: PlatformAccountId,
+    /// The publication it is under, when known.
+    pub publication: Option<PublicationId>,
+    /// The platform's post id.
+    pub platform_post_id: String,
+    /// The platform's comment id.
+    pub platform_comment_id: String,
+    /// The platform's id of the comment it answers.
+    pub parent_platform_comment_id: String,
+    /// The author's platform id.
+    pub author_platform_id: String,
+    /// The author's name.
+    pub author_name: String,
+    /// The text.
+    pub text: String,
+    /// When written on the platform.
+    pub posted_at: Option<DateTime<Utc>>,
+    /// When ingested.
+    pub ingested_at: DateTime<Utc>,
+    /// When the response clock started.
+    pub arrived_at: DateTime<Utc>,
+    /// Status.
+    pub status: CommentStatus,
+    /// Findings on arrival (stored form).
+    pub screening_findings: String,
+    /// Lexicon version used.
+    pub screening_lexicon: i64,
+    /// Assigned moderator.
+    pub assignee: Option<UserId>,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// First-response target in business minutes.
+    pub response_target_minutes: i32,
+    /// When a first response is due.
+    pub response_due_at: DateTime<Utc>,
+    /// When the first response was given.
+    pub first_response_at: Option<DateTime<Utc>>,
+    /// Who gave it.
+    pub first_responder: Option<UserId>,
+    /// Version (etag).
+    pub version: i64,
+}
+
+impl Comment {
+    /// No response by the due time: still waiting past it, or answered late.
+    pub fn overdue(&self, now: DateTime<Utc>) -> bool {
+        match self.first_response_at {
+            Some(t) => t > self.response_due_at,
+            None => self.status.awaits_response() && now > self.response_due_at,
+        }
+    }
+}
+
+/// A reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// Id.
+    pub id: ReplyId,
+    /// The comment it answers.
+    pub comment: CommentId,
+    /// The text.
+    pub text: String,
+    /// Who wrote it.
+    pub author: UserId,
+    /// State.
+    pub state: ReplyState,
+    /// Review findings (stored form).
+    pub screening_findings: String,
+    /// Who approved or rejected it.
+    pub approver: Option<UserId>,
+    /// Why rejected.
+    pub reject_reason: String,
+    /// The platform's id once posted.
+    pub platform_reply_id: String,
+    /// How it was posted.
+    pub channel: Channel,
+    /// Evidence of a manual post (stored JSON).
+    pub evidence: String,
+    /// Written.
+    pub created_at: DateTime<Utc>,
+    /// Posted.
+    pub posted_at: Option<DateTime<Utc>>,
+    /// Version.
+    pub version: i64,
+}
+
+/// One moderation action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionRecord {
+    /// The comment.
+    pub comment: CommentId,
+    /// "hide", "delete", "restore", "flag", "assign", "tag", "dismiss".
+    pub action: String,
+    /// Why.
+    pub reason: String,
+    /// The moderator; none when a rule acted.
+    pub actor: Option<UserId>,
+    /// The rule that acted.
+    pub rule_id: String,
+    /// How it reached the platform.
+    pub channel: Channel,
+    /// Evidence of a manual action (stored JSON).
+    pub evidence: String,
+    /// When.
+    pub created_at: DateTime<Utc>,
+}
+
+/// One comment of an ingest batch, checked: what the platform told about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncomingComment {
+    /// The platform's comment id.
+    pub platform_comment_id: String,
+    /// The platform's post id.
+    pub platform_post_id: String,
+    /// The publication it is under, when known.
+    pub publication: Option<PublicationId>,
+    /// The platform's id of the comment it answers.
+    pub parent: String,
+    /// The author's platform id.
+    pub author_platform_id: String,
+    /// The author's name.
+    pub author_name: String,
+    /// The text.
+    pub text: String,
+    /// When written on the platform.
+    pub posted_at: Option<DateTime<Utc>>,
+}
+
+impl IncomingComment {
+    /// When the response clock starts: when the public wrote it, never later than its
+    /// arrival here (R4.1.1).
+    pub fn arrived_at(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        self.posted_at.map_or(now, |p| p.min(now))
+    }
+}
+
+/// How a comment arriving is screened and moderated (R4.1.3), and the response target
+/// it gets (R4.1.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Arrived {
+    /// The moderation rules' decision.
+    pub verdict: Verdict,
+    /// The screening findings (stored form).
+    pub screening_findings: String,
+    /// The lexicon version screened with.
+    pub screening_lexicon: i64,
+    /// First-response target in business minutes.
+    pub response_target_minutes: i32,
+    /// When a first response is due.
+    pub response_due_at: DateTime<Utc>,
+}
+
+impl Comment {
+    /// A comment as it arrives on `account`: landing where the moderation rules put it,
+    /// assigned and tagged by them, its response clock running from its arrival.
+    pub fn arrive(account: PlatformAccountId, c: &IncomingComment, arrived: Arrived, now: DateTime<Utc>) -> Self {
+        Comment {
+            id: CommentId::new(),
+            account,
+            publication: c.publication,
+            platform_post_id: c.platform_post_id.clone(),
+            platform_comment_id: c.platform_comment_id.clone(),
+            parent_platform_comment_id: c.parent.clone(),
+            author_platform_id: c.author_platform_id.clone(),
+            author_name: c.author_name.clone(),
+            text: c.text.clone(),
+            posted_at: c.posted_at,
+            ingested_at: now,
+            arrived_at: c.arrived_at(now),
+            status: arrived.verdict.status.into(),
+            screening_findings: arrived.screening_findings,
+            screening_lexicon: arrived.screening_lexicon,
+            assignee: arrived.verdict.assignee.as_deref().and_then(|a| a.parse().ok()),
+            tags: arrived.verdict.tags,
+            response_target_minutes: arrived.response_target_minutes,
+            response_due_at: arrived.response_due_at,
+            first_response_at: None,
+            first_responder: None,
+            version: 1,
+        }
+    }
+
+    /// What the rules did to it on arrival, as its first moderation actions: hidden or
+    /// flagged (with `why`), assigned, tagged.
+    pub fn arrival_actions(&self, rule_id: &str, why: &str) -> Vec<ActionRecord> {
+        let mut done: Vec<(&str, String)> = Vec::new();
+        match self.status {
+            CommentStatus::Hidden => done.push(("hide", why.to_owned())),
+            CommentStatus::NeedsReview => done.push(("flag", why.to_owned())),
+            _ => {}
+        }
+        if let Some(a) = self.assignee {
+            done.push(("assign", a.to_string()));
+        }
+        done.extend(self.tags.iter().map(|t| ("tag", t.clone())));
+        done.into_iter()
+            .map(|(action, reason)| ActionRecord {
+                comment: self.id,
+                action: action.to_owned(),
+                reason,
+                actor: None,
+                rule_id: rule_id.to_owned(),
+                channel: Channel::Recorded,
+                evidence: String::new(),
+                created_at: self.ingested_at,
+            })
+            .collect()
+    }
+}
+
+impl From<moderation::Status> for CommentStatus {
+    fn from(s: moderation::Status) -> Self {
+        match s {
+            moderation::Status::Open => Self::Open,
+            moderation::Status::NeedsReview => Self::NeedsReview,
+            moderation::Status::Hidden => Self::Hidden,
+        }
+    }
+}
+
+impl CommentStatus {
+    /// The audit action beyond the arrival itself of a comment landing in this status:
+    /// hidden or flagged for review (R4.1.3).
+    pub const fn arrival_action(self) -> Option<AuditAction> {
+        match self {
+            Self::Hidden => Some(AuditAction::CommentHidden),
+            Self::NeedsReview => Some(AuditAction::CommentFlagged),
+            _ => None,
+        }
     }
 }
 

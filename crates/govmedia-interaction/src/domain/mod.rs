@@ -4,6 +4,7 @@
 //! (R4.2), and response-time figures.
 
 pub mod calendar;
+pub mod campaign;
 pub mod comment;
 pub mod conversation;
 pub mod moderation;

@@ -10,6 +10,7 @@ use govmedia_kit::db::{Tx, db_error, lock_row, saved};
 use govmedia_kit::{on_tx, sql};
 
 use super::{id, parsed};
+use crate::domain::campaign::Campaign;
 
 /// Followers of one account on one day.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,35 +107,6 @@ pub async fn snapshots(
             })
         })
         .collect()
-}
-
-/// A campaign as stored, with its totals.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Campaign {
-    /// Id.
-    pub id: CampaignId,
-    /// Name.
-    pub name: String,
-    /// What it is.
-    pub description: String,
-    /// The department running it.
-    pub department: DepartmentId,
-    /// The accounts it runs on.
-    pub accounts: Vec<PlatformAccountId>,
-    /// Start.
-    pub period_start: DateTime<Utc>,
-    /// End.
-    pub period_end: DateTime<Utc>,
-    /// Participants recorded (sum over days and accounts).
-    pub participant_count: i64,
-    /// Engagements recorded.
-    pub engagement_count: i64,
-    /// Created.
-    pub created_at: DateTime<Utc>,
-    /// Changed.
-    pub updated_at: DateTime<Utc>,
-    /// Version (etag).
-    pub version: i64,
 }
 
 #[derive(sqlx::FromRow)]

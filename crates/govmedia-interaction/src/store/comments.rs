@@ -10,66 +10,7 @@ use govmedia_kit::db::{Tx, db_error, get_by_id, lock_by_id, saved};
 use govmedia_kit::{on_tx, sql};
 
 use super::{id, optional_id, parsed, placeholders};
-use crate::domain::comment::{Channel, CommentStatus, ReplyState};
-
-/// A comment as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Comment {
-    /// Id.
-    pub id: CommentId,
-    /// The account it was made on.
-    pub account: PlatformAccountId,
-    /// The publication it is under, when known.
-    pub publication: Option<PublicationId>,
-    /// The platform's post id.
-    pub platform_post_id: String,
-    /// The platform's comment id.
-    pub platform_comment_id: String,
-    /// The platform's id of the comment it answers.
-    pub parent_platform_comment_id: String,
-    /// The author's platform id.
-    pub author_platform_id: String,
-    /// The author's name.
-    pub author_name: String,
-    /// The text.
-    pub text: String,
-    /// When written on the platform.
-    pub posted_at: Option<DateTime<Utc>>,
-    /// When ingested.
-    pub ingested_at: DateTime<Utc>,
-    /// When the response clock started.
-    pub arrived_at: DateTime<Utc>,
-    /// Status.
-    pub status: CommentStatus,
-    /// Findings on arrival (stored form).
-    pub screening_findings: String,
-    /// Lexicon version used.
-    pub screening_lexicon: i64,
-    /// Assigned moderator.
-    pub assignee: Option<UserId>,
-    /// Tags.
-    pub tags: Vec<String>,
-    /// First-response target in business minutes.
-    pub response_target_minutes: i32,
-    /// When a first response is due.
-    pub response_due_at: DateTime<Utc>,
-    /// When the first response was given.
-    pub first_response_at: Option<DateTime<Utc>>,
-    /// Who gave it.
-    pub first_responder: Option<UserId>,
-    /// Version (etag).
-    pub version: i64,
-}
-
-impl Comment {
-    /// No response by the due time: still waiting past it, or answered late.
-    pub fn overdue(&self, now: DateTime<Utc>) -> bool {
-        match self.first_response_at {
-            Some(t) => t > self.response_due_at,
-            None => self.status.awaits_response() && now > self.response_due_at,
-        }
-    }
-}
+use crate::domain::comment::{ActionRecord, Channel, Comment, CommentStatus, Reply, ReplyState};
 
 #[derive(sqlx::FromRow)]
 struct Row {
@@ -316,27 +257,6 @@ pub async fn list(
     rows.into_iter().map(Comment::try_from).collect()
 }
 
-/// One moderation action as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ActionRecord {
-    /// The comment.
-    pub comment: CommentId,
-    /// "hide", "delete", "restore", "flag", "assign", "tag", "dismiss".
-    pub action: String,
-    /// Why.
-    pub reason: String,
-    /// The moderator; none when a rule acted.
-    pub actor: Option<UserId>,
-    /// The rule that acted.
-    pub rule_id: String,
-    /// How it reached the platform.
-    pub channel: Channel,
-    /// Evidence of a manual action (stored JSON).
-    pub evidence: String,
-    /// When.
-    pub created_at: DateTime<Utc>,
-}
-
 /// Appends an action to a comment's history.
 pub async fn add_action(tx: &mut Tx, a: &ActionRecord) -> Result<(), Error> {
     sql!(
@@ -448,39 +368,6 @@ pub async fn actions(tx: &mut Tx, comments: &[CommentId]) -> Result<Vec<ActionRe
             })
         })
         .collect()
-}
-
-/// A reply as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reply {
-    /// Id.
-    pub id: ReplyId,
-    /// The comment it answers.
-    pub comment: CommentId,
-    /// The text.
-    pub text: String,
-    /// Who wrote it.
-    pub author: UserId,
-    /// State.
-    pub state: ReplyState,
-    /// Review findings (stored form).
-    pub screening_findings: String,
-    /// Who approved or rejected it.
-    pub approver: Option<UserId>,
-    /// Why rejected.
-    pub reject_reason: String,
-    /// The platform's id once posted.
-    pub platform_reply_id: String,
-    /// How it was posted.
-    pub channel: Channel,
-    /// Evidence of a manual post (stored JSON).
-    pub evidence: String,
-    /// Written.
-    pub created_at: DateTime<Utc>,
-    /// Posted.
-    pub posted_at: Option<DateTime<Utc>>,
-    /// Version.
-    pub version: i64,
 }
 
 #[derive(sqlx::FromRow)]

@@ -2,68 +2,16 @@
 
 use chrono::{DateTime, Utc};
 use govmedia_domain::Error;
-use govmedia_domain::ids::{ConversationId, DepartmentId, MessageId, PlatformAccountId, ReferralId, UserId};
+use govmedia_domain::ids::{ConversationId, DepartmentId, PlatformAccountId, ReferralId, UserId};
 use govmedia_kit::access::Authorized;
 use govmedia_kit::db::{Dialect, Tx, db_error, get_by_id, is_unique_violation, lock_by_id, saved};
 use govmedia_kit::{on_tx, sql};
 
 use super::{id, optional_id, parsed};
-use crate::domain::conversation::{ConversationState, Direction, ReferralState};
+use crate::domain::conversation::{Conversation, ConversationState, Direction, Message, Referral, ReferralState};
 
 fn text_of<T: ToString>(x: Option<T>) -> String {
     x.map(|v| v.to_string()).unwrap_or_default()
-}
-
-/// A conversation as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Conversation {
-    /// Id.
-    pub id: ConversationId,
-    /// The account.
-    pub account: PlatformAccountId,
-    /// The correspondent's platform id.
-    pub correspondent_platform_id: String,
-    /// The correspondent's name.
-    pub correspondent_name: String,
-    /// State.
-    pub state: ConversationState,
-    /// Who handles it.
-    pub assignee: Option<UserId>,
-    /// Marked important (R4.2.2).
-    pub important: bool,
-    /// The important record.
-    pub important_note: String,
-    /// Who marked it.
-    pub marked_important_by: Option<UserId>,
-    /// Messages.
-    pub message_count: i32,
-    /// Latest message.
-    pub last_message_at: DateTime<Utc>,
-    /// The oldest unanswered inbound message.
-    pub awaiting_since: Option<DateTime<Utc>>,
-    /// When its answer is due.
-    pub response_due_at: Option<DateTime<Utc>>,
-    /// First-response target in business minutes.
-    pub response_target_minutes: i32,
-    /// The first inbound message.
-    pub first_inbound_at: DateTime<Utc>,
-    /// The first response.
-    pub first_response_at: Option<DateTime<Utc>>,
-    /// Who gave it.
-    pub first_responder: Option<UserId>,
-    /// When the first response was due.
-    pub first_response_due_at: DateTime<Utc>,
-    /// Began.
-    pub created_at: DateTime<Utc>,
-    /// Version (etag).
-    pub version: i64,
-}
-
-impl Conversation {
-    /// The current response deadline passed without a response.
-    pub fn overdue(&self, now: DateTime<Utc>) -> bool {
-        self.state == ConversationState::AwaitingResponse && self.response_due_at.is_some_and(|due| now > due)
-    }
 }
 
 #[derive(sqlx::FromRow)]
@@ -287,31 +235,6 @@ pub async fn list(
     rows.into_iter().map(Conversation::try_from).collect()
 }
 
-/// A private message as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Message {
-    /// Id.
-    pub id: MessageId,
-    /// The conversation.
-    pub conversation: ConversationId,
-    /// The account.
-    pub account: PlatformAccountId,
-    /// Which way.
-    pub direction: Direction,
-    /// The platform's message id ('' for outbound not yet posted).
-    pub platform_message_id: String,
-    /// The text.
-    pub text: String,
-    /// The staff author of an outbound message.
-    pub author: Option<UserId>,
-    /// Findings (stored form).
-    pub screening_findings: String,
-    /// When sent.
-    pub sent_at: DateTime<Utc>,
-    /// Order within the conversation.
-    pub seq: i64,
-}
-
 #[derive(sqlx::FromRow)]
 struct MessageRow {
     id: String,
@@ -403,50 +326,6 @@ pub async fn messages(
     })
     .map_err(db_error)?;
     rows.into_iter().map(Message::try_from).collect()
-}
-
-/// A referral as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Referral {
-    /// Id.
-    pub id: ReferralId,
-    /// The conversation.
-    pub conversation: ConversationId,
-    /// The account.
-    pub account: PlatformAccountId,
-    /// The receiving department.
-    pub department: DepartmentId,
-    /// What is asked.
-    pub summary: String,
-    /// State.
-    pub state: ReferralState,
-    /// When the outcome is due.
-    pub due_at: DateTime<Utc>,
-    /// Who referred it.
-    pub referred_by: UserId,
-    /// When.
-    pub created_at: DateTime<Utc>,
-    /// Who acknowledged.
-    pub acknowledged_by: Option<UserId>,
-    /// When.
-    pub acknowledged_at: Option<DateTime<Utc>>,
-    /// The outcome.
-    pub outcome: String,
-    /// Who recorded it.
-    pub outcome_recorded_by: Option<UserId>,
-    /// When.
-    pub outcome_at: Option<DateTime<Utc>>,
-    /// When closed.
-    pub closed_at: Option<DateTime<Utc>>,
-    /// Version (etag).
-    pub version: i64,
-}
-
-impl Referral {
-    /// Not closed with an outcome by the due time.
-    pub fn overdue(&self, now: DateTime<Utc>) -> bool {
-        self.outcome_at.unwrap_or(now) > self.due_at
-    }
 }
 
 #[derive(sqlx::FromRow)]
