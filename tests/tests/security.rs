@@ -6,13 +6,20 @@
 //!   token) identity refuses the token at once, and the other services as soon as their
 //!   cached permission answer for that session runs out (5 s by default), not when the
 //!   token expires 15 minutes later.
+//! - Audit events cannot be forged: no administrator can make an appender (the
+//!   `govmedia_service` role is given only by provisioning, the installation's service
+//!   secrets are not rotated into a reply), a service appends only its own producer's
+//!   events and only as they happen, and every event names the client that appended it.
 
 use std::time::{Duration, Instant};
 
+use govmedia_proto::audit::v1 as apb;
+use govmedia_proto::audit::v1::audit_log_service_client::AuditLogServiceClient;
 use govmedia_proto::common::v1 as cpb;
 use govmedia_proto::content::v1 as pb;
 use govmedia_proto::content::v1::draft_service_client::DraftServiceClient;
 use govmedia_proto::identity::v1 as ipb;
+use govmedia_proto::identity::v1::access_service_client::AccessServiceClient;
 use govmedia_proto::identity::v1::authentication_service_client::AuthenticationServiceClient;
 use govmedia_proto::identity::v1::directory_service_client::DirectoryServiceClient;
 use govmedia_testkit::with_token;
@@ -172,5 +179,147 @@ async fn an_access_token_stops_working_when_its_session_ends_r2_3_3() {
 
     // The administrator's own session is untouched by all of it.
     assert_eq!(reach(&channel, &admin, &department).await.0, tonic::Code::Ok);
+    up.stop();
+}
+
+/// An event as a service would append it, happening `ago` before now.
+fn event(producer: &str, ago: chrono::Duration) -> apb::AuditEvent {
+    let at = chrono::Utc::now() - ago;
+    apb::AuditEvent {
+        id: rid(),
+        occur_time: Some(prost_types::Timestamp { seconds: at.timestamp(), nanos: 0 }),
+        action: "draft.approved".into(),
+        actor: Some(cpb::PrincipalRef {
+            kind: cpb::PrincipalKind::User as i32,
+            id: uuid::Uuid::now_v7().to_string(),
+            display_name: "李局长".into(),
+        }),
+        producer: producer.into(),
+        resource: Some(apb::AuditResource { r#type: "draft".into(), id: rid(), ..Default::default() }),
+        outcome: apb::AuditOutcome::Success as i32,
+        rule_id: "R3.2.2".into(),
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_events_cannot_be_forged() {
+    let up = tokio::task::block_in_place(|| Up::start(None, FIRST));
+    let channel = gateway(&up).await;
+    let admin = administrator(&channel).await;
+    let mut directory = DirectoryServiceClient::new(channel.clone());
+
+    // An administrator cannot make an appender: a new principal is never given
+    // govmedia_service, and a built-in service's secret is never handed out.
+    let forger = directory
+        .create_service_principal(with_token(
+            ipb::CreateServicePrincipalRequest {
+                request_id: rid(),
+                service_principal: Some(ipb::ServicePrincipal {
+                    client_id: "integration-x".into(),
+                    display_name: "integration".into(),
+                    ..Default::default()
+                }),
+            },
+            &admin,
+        ))
+        .await
+        .expect("a service principal")
+        .into_inner()
+        .service_principal
+        .expect("principal");
+    let refused = AccessServiceClient::new(channel.clone())
+        .create_role_binding(with_token(
+            ipb::CreateRoleBindingRequest {
+                request_id: rid(),
+                role_binding: Some(ipb::RoleBinding {
+                    principal_id: forger.id,
+                    role: "govmedia_service".into(),
+                    scope: Some(cpb::Scope { kind: cpb::ScopeKind::Global as i32, id: String::new() }),
+                    reason: "let it write the audit log".into(),
+                    ..Default::default()
+                }),
+            },
+            &admin,
+        ))
+        .await
+        .expect_err("govmedia_service is not granted");
+    assert_eq!(refused.code(), tonic::Code::FailedPrecondition, "{refused:?}");
+    assert!(refused.message().contains("R2.2.2"), "{refused:?}");
+    let builtin = directory
+        .list_service_principals(with_token(ipb::ListServicePrincipalsRequest::default(), &admin))
+        .await
+        .expect("service principals")
+        .into_inner()
+        .service_principals
+        .into_iter()
+        .find(|p| p.client_id == "govmedia-content")
+        .expect("the content service's principal");
+    let refused = directory
+        .rotate_service_principal_secret(with_token(
+            ipb::RotateServicePrincipalSecretRequest { request_id: rid(), service_principal_id: builtin.id },
+            &admin,
+        ))
+        .await
+        .expect_err("a built-in service's secret is not rotated into a reply");
+    assert_eq!(refused.code(), tonic::Code::FailedPrecondition, "{refused:?}");
+
+    // The content service itself (its secret from the installation's secrets folder).
+    let secret = std::fs::read_to_string(up.data.path().join("secrets").join("govmedia-content")).expect("secret");
+    let content = AuthenticationServiceClient::new(channel.clone())
+        .exchange_client_credentials(ipb::ExchangeClientCredentialsRequest {
+            client_id: "govmedia-content".into(),
+            client_secret: secret.trim().into(),
+        })
+        .await
+        .expect("the content service signs in")
+        .into_inner()
+        .tokens
+        .expect("tokens")
+        .access_token;
+    let mut log = AuditLogServiceClient::new(channel.clone());
+    let append = |e: apb::AuditEvent| with_token(apb::AppendEventsRequest { events: vec![e] }, &content);
+    let refused =
+        log.append_events(append(event("identity", chrono::Duration::zero()))).await.expect_err("another producer");
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
+    let refused =
+        log.append_events(append(event("content", chrono::Duration::days(30)))).await.expect_err("back-dated");
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
+    let refused = log.append_events(append(event("content", -chrono::Duration::hours(2)))).await.expect_err("ahead");
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
+    let genuine = event("content", chrono::Duration::seconds(1));
+    let id = genuine.id.clone();
+    log.append_events(append(genuine)).await.expect("the service's own event, as it happens");
+
+    // The log names who appended it, whatever the event says.
+    let department = directory
+        .create_department(with_token(
+            ipb::CreateDepartmentRequest {
+                request_id: rid(),
+                department: Some(ipb::Department {
+                    name: "办公室".into(), code: "OFF".into(), ..Default::default()
+                }),
+            },
+            &admin,
+        ))
+        .await
+        .expect("department")
+        .into_inner()
+        .department
+        .expect("department")
+        .id;
+    let roles = [("auditor", cpb::ScopeKind::Global, "")];
+    let (_, auditor) = staff_member(channel.clone(), &admin, "auditor", &department, &roles, STAFF).await;
+    let stored = log
+        .get_event(with_token(apb::GetEventRequest { event_id: id }, &auditor))
+        .await
+        .expect("the event")
+        .into_inner()
+        .event
+        .expect("event");
+    assert_eq!(stored.appended_by, "govmedia-content");
+    let verified =
+        log.verify_log(with_token(apb::VerifyLogRequest::default(), &auditor)).await.expect("verified").into_inner();
+    assert!(verified.intact, "{verified:?}");
     up.stop();
 }

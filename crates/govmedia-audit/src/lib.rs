@@ -33,6 +33,7 @@ use sqlx::migrate::Migrator;
 use tokio_util::sync::CancellationToken;
 
 use crate::appender::{Appender, CheckpointPolicy};
+pub use crate::domain::appending::AppendPolicy;
 use crate::domain::chain::ChainedEvent;
 use crate::domain::screening::Lexicon;
 use govmedia_kit::mutation::UnitOfWork;
@@ -60,6 +61,39 @@ pub struct AuditOptions {
     /// Or after this long, when anything new arrived.
     #[arg(long, env = "GOVMEDIA_AUDIT_CHECKPOINT_INTERVAL", default_value = "60s", value_parser = parse_duration)]
     pub checkpoint_interval: Duration,
+    /// Service principals that may append events of a producer other than their own
+    /// (`govmedia-<producer>` writes `<producer>`), as CLIENT_ID=PRODUCER[,...]: an
+    /// outside system keeping its own records in the bureau's trail.
+    #[arg(
+        long = "audit-appender",
+        env = "GOVMEDIA_AUDIT_APPENDERS",
+        value_name = "CLIENT_ID=PRODUCER",
+        value_delimiter = ',',
+        value_parser = parse_appender
+    )]
+    pub appenders: Vec<(String, String)>,
+    /// How old an event may be when it is appended: longer than any audit outage the
+    /// services' outboxes must wait out, short enough that nobody back-dates.
+    #[arg(long, env = "GOVMEDIA_AUDIT_MAX_EVENT_AGE", default_value = "7d", value_parser = parse_duration)]
+    pub max_event_age: Duration,
+}
+
+/// Parses CLIENT_ID=PRODUCER.
+fn parse_appender(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((client, producer)) if !client.trim().is_empty() && !producer.trim().is_empty() => {
+            Ok((client.trim().to_owned(), producer.trim().to_owned()))
+        }
+        _ => Err(format!("{s:?} is not CLIENT_ID=PRODUCER")),
+    }
+}
+
+impl AuditOptions {
+    /// The rules for appending these options set.
+    pub fn append_policy(&self) -> AppendPolicy {
+        let max_age = chrono::Duration::from_std(self.max_event_age).unwrap_or(chrono::Duration::MAX);
+        AppendPolicy::new(&self.appenders, max_age, chrono::Duration::minutes(5))
+    }
 }
 
 /// Everything the audit service is configured with.
@@ -111,6 +145,7 @@ pub struct Core {
     appender: Appender,
     permissions: PermissionChecker,
     checkpoint_public_key: [u8; 32],
+    appending: AppendPolicy,
     lexicon: std::sync::RwLock<Arc<Lexicon>>,
 }
 
@@ -140,6 +175,7 @@ impl Core {
         db: Database,
         clock: Arc<dyn Clock>,
         checkpoints: CheckpointPolicy,
+        appending: AppendPolicy,
         permissions: PermissionChecker,
         stop: CancellationToken,
     ) -> Result<Arc<Self>, govmedia_domain::Error> {
@@ -155,6 +191,7 @@ impl Core {
             appender,
             permissions,
             checkpoint_public_key,
+            appending,
             lexicon: std::sync::RwLock::new(Arc::new(built)),
         }))
     }
@@ -189,6 +226,11 @@ impl Core {
     /// The writer.
     pub fn appender(&self) -> &Appender {
         &self.appender
+    }
+
+    /// Who may append what.
+    pub fn append_policy(&self) -> &AppendPolicy {
+        &self.appending
     }
 
     /// The permission authority's client.
@@ -280,6 +322,7 @@ pub async fn serve(
         db,
         Arc::new(SystemClock),
         policy,
+        settings.audit.append_policy(),
         PermissionChecker::new(identity.clone(), credentials, DEFAULT_TTL),
         stop.clone(),
     )

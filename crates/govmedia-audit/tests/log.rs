@@ -13,10 +13,16 @@ use tokio_stream::StreamExt;
 use tonic::Code;
 use tonic_types::StatusExt;
 
+/// An hour ago: events are appended as they happen (an older one is refused).
+fn an_hour_ago() -> i64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("after 1970");
+    i64::try_from(now.as_secs()).unwrap_or(i64::MAX) - 3600
+}
+
 fn event(n: usize, action: &str) -> pb::AuditEvent {
     pb::AuditEvent {
         id: uuid::Uuid::now_v7().to_string(),
-        occur_time: Some(prost_types::Timestamp { seconds: 1_795_000_000 + i64::try_from(n).unwrap_or(0), nanos: 0 }),
+        occur_time: Some(prost_types::Timestamp { seconds: an_hour_ago() + i64::try_from(n).unwrap_or(0), nanos: 0 }),
         action: action.into(),
         actor: Some(cpb::PrincipalRef {
             kind: cpb::PrincipalKind::User as i32,

@@ -224,6 +224,38 @@ async fn separation_of_duties_r3_2_2(db: TestDatabase) {
             .expect("versions")
             .into_inner();
     assert_eq!(versions.versions.iter().map(|v| v.version).collect::<Vec<_>>(), [2, 1]);
+
+    // Nobody reviews a draft they wrote a version of: an editor who is also a reviewer
+    // rewrites a colleague's draft, then may not approve it (issue 18).
+    let roles = [
+        ("editor", cpb::ScopeKind::Department, d.department.as_str()),
+        ("department_reviewer", cpb::ScopeKind::Department, d.department.as_str()),
+    ];
+    let (_, rewriter) = d.c.world.staff("rewriter", &d.department, &roles).await;
+    let original = create(&d, "关于冬季供暖的通知").await;
+    let rewritten =
+        d.c.drafts()
+            .update_draft(with_token(
+                pb::UpdateDraftRequest {
+                    request_id: rid(),
+                    draft_id: original.id.clone(),
+                    etag: original.etag.clone(),
+                    content: Some(content("市局发布", "关于冬季供暖的通知（改写）")),
+                    change_note: "my words now".into(),
+                    ..Default::default()
+                },
+                &rewriter,
+            ))
+            .await
+            .expect("a colleague's draft rewritten")
+            .into_inner()
+            .draft
+            .expect("draft");
+    let submitted = submit(&d, &rewritten).await.expect("submitted by its author");
+    let status = approve(&d, &submitted, pb::ReviewStage::Department, &rewriter).await.expect_err("wrote version 2");
+    assert_eq!(rule(&status), "R3.2.2");
+    assert!(status.message().contains("wrote a version"), "{}", status.message());
+    approve(&d, &submitted, pb::ReviewStage::Department, &d.reviewer).await.expect("another reviewer may");
 }
 
 async fn two_reviewers_racing_leave_exactly_one_decision_r3_2_2(db: TestDatabase) {

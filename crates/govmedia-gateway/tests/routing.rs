@@ -83,12 +83,15 @@ async fn calls_reach_their_service_unary_and_streaming() {
 
     // Server streaming: append through the gateway, export through the gateway.
     let mut audit = AuditLogServiceClient::new(gw.channel());
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("after 1970").as_secs();
+    let an_hour_ago = i64::try_from(now).expect("a time") - 3600;
     let events: Vec<apb::AuditEvent> = (0..250)
         .map(|i| apb::AuditEvent {
             id: rid(),
             action: "gateway.test".into(),
-            producer: "gateway-test".into(),
-            occur_time: Some(prost_types::Timestamp { seconds: 1_796_000_000 + i, nanos: 0 }),
+            // The content service's own events: the token is the content service's.
+            producer: "content".into(),
+            occur_time: Some(prost_types::Timestamp { seconds: an_hour_ago + i, nanos: 0 }),
             actor: Some(govmedia_proto::common::v1::PrincipalRef {
                 kind: govmedia_proto::common::v1::PrincipalKind::System as i32,
                 id: "gateway-test".into(),

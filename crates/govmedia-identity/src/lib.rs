@@ -71,6 +71,15 @@ pub struct IdentityOptions {
     /// Password age after which login only allows changing it (R2.3.1).
     #[arg(long, env = "GOVMEDIA_IDENTITY_PASSWORD_MAX_AGE", default_value = "90d", value_parser = parse_duration)]
     pub password_max_age: Duration,
+    /// How long a one-time password (a new user's, a reset's) signs in before it expires
+    /// unused and the administrator must reset it again (R2.3.2).
+    #[arg(
+        long,
+        env = "GOVMEDIA_IDENTITY_ONE_TIME_PASSWORD_LIFETIME",
+        default_value = "24h",
+        value_parser = parse_duration
+    )]
+    pub one_time_password_lifetime: Duration,
     /// Consecutive failed logins that lock a login (R2.3.1).
     #[arg(long, env = "GOVMEDIA_IDENTITY_LOCKOUT_THRESHOLD", default_value_t = 5)]
     pub lockout_threshold: u32,
@@ -105,6 +114,28 @@ pub struct IdentityOptions {
     /// The first administrator's one-time password; generated and printed once when unset.
     #[arg(long, env = "GOVMEDIA_IDENTITY_BOOTSTRAP_PASSWORD", hide_env_values = true)]
     pub bootstrap_password: Option<Secret>,
+    /// The installation's own services, provisioned at every start as
+    /// CLIENT_ID=SECRET_FILE[,...]: each gets a service principal holding
+    /// `govmedia_service` (which no role grant gives) with the secret in its file. How a
+    /// deployment of separate `govmedia serve` processes lets its services sign in.
+    #[arg(
+        long = "identity-service",
+        env = "GOVMEDIA_IDENTITY_SERVICES",
+        value_name = "CLIENT_ID=SECRET_FILE",
+        value_delimiter = ',',
+        value_parser = parse_service_file
+    )]
+    pub services: Vec<(String, std::path::PathBuf)>,
+}
+
+/// Parses CLIENT_ID=SECRET_FILE.
+fn parse_service_file(s: &str) -> Result<(String, std::path::PathBuf), String> {
+    let (client, file) = s.split_once('=').ok_or_else(|| format!("{s:?} is not CLIENT_ID=SECRET_FILE"))?;
+    let client = client.trim();
+    if client.is_empty() || file.trim().is_empty() {
+        return Err(format!("{s:?} is not CLIENT_ID=SECRET_FILE"));
+    }
+    Ok((client.to_owned(), std::path::PathBuf::from(file.trim())))
 }
 
 /// Everything the identity service is configured with.
@@ -138,6 +169,8 @@ pub struct Policy {
     pub lockout: LockoutPolicy,
     /// Password maximum age.
     pub password_max_age: chrono::Duration,
+    /// How long a one-time password signs in.
+    pub one_time_password_lifetime: chrono::Duration,
     /// Access-token lifetime.
     pub access_token_lifetime: Duration,
     /// Refresh-token lifetime.
@@ -194,6 +227,7 @@ impl Policy {
                 max: chrono_duration(o.lockout_max),
             },
             password_max_age: chrono_duration(o.password_max_age),
+            one_time_password_lifetime: chrono_duration(o.one_time_password_lifetime),
             access_token_lifetime: o.access_token_lifetime,
             refresh_token_lifetime: chrono_duration(o.refresh_token_lifetime),
             failure_burst_threshold: i64::from(o.failure_burst_threshold),
@@ -473,7 +507,9 @@ impl Core {
                     email: String::new(),
                     phone: String::new(),
                 };
-                let admin = User::new(profile, hash.clone(), now);
+                // The first administrator's password does not expire unused: nobody
+                // else could reset it.
+                let admin = User::new(profile, hash.clone(), store::far_future(), now);
                 store::directory::insert_user(m.tx(), &admin).await?;
                 store::directory::push_password_history(m.tx(), admin.id, &hash, now).await?;
                 let binding = Binding {
@@ -622,6 +658,20 @@ pub async fn serve(
             None => {
                 tracing::info!(username = %b.admin_username, "first start: administrator created with the configured password")
             }
+        }
+    }
+    for (client_id, file) in &settings.identity.services {
+        let secret = std::fs::read_to_string(file)
+            .map_err(|e| format!("invalid setting GOVMEDIA_IDENTITY_SERVICES: {}: {e}", file.display()))?;
+        if secret.trim().chars().count() < 32 {
+            return Err(format!(
+                "invalid setting GOVMEDIA_IDENTITY_SERVICES: the secret in {} is shorter than 32 characters",
+                file.display()
+            )
+            .into());
+        }
+        if core.provision_service_principal(client_id, secret.trim()).await? {
+            tracing::info!(client_id, "service principal provisioned");
         }
     }
     let stop = tokio_util::sync::CancellationToken::new();

@@ -497,4 +497,79 @@ async fn directory_lifecycle(db: TestDatabase) {
     }
 }
 
-storage_tests!(directory_lifecycle);
+/// One-time passwords and client secrets are shown once (issue 18): a retried request
+/// gets no copy from the replay store, and a one-time password left unused expires.
+async fn secrets_are_shown_once_and_one_time_passwords_expire_r2_3_2(db: TestDatabase) {
+    let id = Identity::start(db).await;
+    let admin = id.admin_token().await;
+    let mut directory = id.directory();
+    let request = pb::CreateUserRequest {
+        request_id: rid(),
+        user: Some(pb::User { username: "zhouli".into(), display_name: "Zhou Li".into(), ..Default::default() }),
+    };
+    let created = directory.create_user(authed(request.clone(), &admin)).await.expect("created").into_inner();
+    assert!(!created.one_time_password.is_empty());
+    let retried = directory.create_user(authed(request, &admin)).await.expect_err("no second copy of the secret");
+    assert_eq!(retried.code(), Code::FailedPrecondition, "{retried:?}");
+    assert!(retried.message().contains("R2.3.2"), "{retried:?}");
+    let stored: Vec<Vec<u8>> =
+        sqlx_rows(&id, "SELECT response FROM govmedia_idempotency WHERE method LIKE '%CreateUser'").await;
+    assert!(stored.iter().all(Vec::is_empty), "no answer holding a secret is stored");
+
+    let principal = pb::CreateServicePrincipalRequest {
+        request_id: rid(),
+        service_principal: Some(pb::ServicePrincipal {
+            client_id: "weibo-feed".into(),
+            display_name: "feed".into(),
+            ..Default::default()
+        }),
+    };
+    directory.create_service_principal(authed(principal.clone(), &admin)).await.expect("created");
+    let retried = directory.create_service_principal(authed(principal, &admin)).await.expect_err("no second copy");
+    assert_eq!(retried.code(), Code::FailedPrecondition, "{retried:?}");
+
+    // Left unused past its lifetime (24 h by default), the one-time password signs in
+    // no more; a fresh reset gives one that does.
+    id.clock.advance(chrono::Duration::hours(25));
+    let expired = id
+        .auth()
+        .login(pb::LoginRequest { username: "zhouli".into(), password: created.one_time_password })
+        .await
+        .expect_err("an expired one-time password");
+    assert_eq!(expired.code(), Code::Unauthenticated);
+    let admin = id
+        .auth()
+        .login(pb::LoginRequest { username: "admin".into(), password: STRONG.into() })
+        .await
+        .expect("the administrator signs in again")
+        .into_inner()
+        .tokens
+        .expect("tokens")
+        .access_token;
+    let reset = directory
+        .reset_user_password(authed(
+            pb::ResetUserPasswordRequest {
+                request_id: rid(),
+                user_id: created.user.expect("user").id,
+                reason: "never signed in".into(),
+            },
+            &admin,
+        ))
+        .await
+        .expect("reset")
+        .into_inner();
+    let first = id
+        .auth()
+        .login(pb::LoginRequest { username: "zhouli".into(), password: reset.one_time_password })
+        .await
+        .expect("the fresh one-time password signs in")
+        .into_inner();
+    assert!(first.password_change_required);
+}
+
+async fn sqlx_rows(id: &Identity, sql: &str) -> Vec<Vec<u8>> {
+    let mut tx = id.db.begin().await.expect("begin");
+    govmedia_kit::sql!(&mut tx, scalar_all, sql).expect("rows")
+}
+
+storage_tests!(directory_lifecycle, secrets_are_shown_once_and_one_time_passwords_expire_r2_3_2);

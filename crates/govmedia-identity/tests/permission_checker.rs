@@ -31,28 +31,10 @@ async fn answers_are_cached_for_their_lifetime_r2_2_1(db: TestDatabase) {
             ..Default::default()
         }),
     };
-    // The content service's principal.
-    let content = id
-        .directory()
-        .create_service_principal(authed(
-            pb::CreateServicePrincipalRequest {
-                request_id: rid(),
-                service_principal: Some(pb::ServicePrincipal {
-                    client_id: "govmedia-content".into(),
-                    display_name: "content".into(),
-                    ..Default::default()
-                }),
-            },
-            &admin,
-        ))
-        .await
-        .expect("principal")
-        .into_inner();
-    let content_id = content.service_principal.expect("p").id;
-    id.access()
-        .create_role_binding(authed(grant(&content_id, "govmedia_service", cpb::ScopeKind::Global, ""), &admin))
-        .await
-        .expect("granted");
+    // The content service's principal, provisioned as the installation does (no role
+    // grant gives govmedia_service).
+    let content_secret = "content-service-secret-of-at-least-32-chars";
+    id.core.provision_service_principal("govmedia-content", content_secret).await.expect("provisioned");
 
     // An integration whose role will be revoked.
     let feeder = id
@@ -87,7 +69,7 @@ async fn answers_are_cached_for_their_lifetime_r2_2_1(db: TestDatabase) {
     let credentials = CallCredentials::ClientCredentials(Arc::new(ClientCredentials::new(
         id.server.channel(),
         "govmedia-content".into(),
-        Secret::new(content.client_secret),
+        Secret::new(content_secret.to_owned()),
     )));
     let cached = PermissionChecker::new(id.server.channel(), credentials.clone(), Duration::from_secs(3600));
     let uncached = PermissionChecker::new(id.server.channel(), credentials, Duration::ZERO);

@@ -98,41 +98,63 @@ async fn the_permission_matrix_is_as_committed_r2_2_1() {
             };
             // Service principals hold the bindings: no password to change first.
             let client_id = format!("{}-{}", role.as_str().replace('_', "-"), scope_name.replace(':', "-"));
-            let principal = id
-                .directory()
-                .create_service_principal(authed(
-                    pb::CreateServicePrincipalRequest {
-                        request_id: rid(),
-                        service_principal: Some(pb::ServicePrincipal {
-                            client_id: client_id.clone(),
-                            display_name: client_id.clone(),
-                            ..Default::default()
-                        }),
-                    },
-                    &admin,
-                ))
-                .await
-                .expect("principal")
-                .into_inner()
-                .service_principal
-                .expect("p")
-                .id;
-            id.access()
-                .create_role_binding(authed(
-                    pb::CreateRoleBindingRequest {
-                        request_id: rid(),
-                        role_binding: Some(pb::RoleBinding {
-                            principal_id: principal.clone(),
-                            role: role.as_str().into(),
-                            scope: Some(cpb::Scope { kind: scope_kind as i32, id: scope_id }),
-                            reason: "permission matrix".into(),
-                            ..Default::default()
-                        }),
-                    },
-                    &admin,
-                ))
-                .await
-                .expect("granted");
+            let principal = if *role == Role::GovmediaService {
+                // No role grant gives it: the installation provisions its services.
+                id.core
+                    .provision_service_principal(&client_id, "a-provisioned-secret-of-32-characters")
+                    .await
+                    .expect("provisioned");
+                id.directory()
+                    .list_service_principals(authed(
+                        pb::ListServicePrincipalsRequest { page_size: 500, ..Default::default() },
+                        &admin,
+                    ))
+                    .await
+                    .expect("listed")
+                    .into_inner()
+                    .service_principals
+                    .into_iter()
+                    .find(|p| p.client_id == client_id)
+                    .expect("the provisioned principal")
+                    .id
+            } else {
+                let principal = id
+                    .directory()
+                    .create_service_principal(authed(
+                        pb::CreateServicePrincipalRequest {
+                            request_id: rid(),
+                            service_principal: Some(pb::ServicePrincipal {
+                                client_id: client_id.clone(),
+                                display_name: client_id.clone(),
+                                ..Default::default()
+                            }),
+                        },
+                        &admin,
+                    ))
+                    .await
+                    .expect("principal")
+                    .into_inner()
+                    .service_principal
+                    .expect("p")
+                    .id;
+                id.access()
+                    .create_role_binding(authed(
+                        pb::CreateRoleBindingRequest {
+                            request_id: rid(),
+                            role_binding: Some(pb::RoleBinding {
+                                principal_id: principal.clone(),
+                                role: role.as_str().into(),
+                                scope: Some(cpb::Scope { kind: scope_kind as i32, id: scope_id }),
+                                reason: "permission matrix".into(),
+                                ..Default::default()
+                            }),
+                        },
+                        &admin,
+                    ))
+                    .await
+                    .expect("granted");
+                principal
+            };
 
             let checks: Vec<_> = Permission::ALL
                 .iter()

@@ -7,6 +7,11 @@
 //! Reusing a `request_id` for a different request is refused; two identical requests
 //! racing end with one answer stored and the other told to retry (ABORTED), after which
 //! it finds the stored answer.
+//!
+//! An answer carrying a secret (a one-time password, a client secret) is never stored:
+//! only the key, marked withheld, so a retry is refused (FAILED_PRECONDITION, R2.3.2)
+//! instead of being handed the secret again from a table anyone with database access
+//! reads.
 
 use chrono::{DateTime, Utc};
 use govmedia_domain::Error;
@@ -38,11 +43,12 @@ fn reused() -> Error {
     Error::invalid("request_id", "was already used for a different request; choose a new request_id")
 }
 
-/// The stored answer for `key`, if the request was already carried out.
+/// The stored answer for `key`, if the request was already carried out;
+/// FAILED_PRECONDITION when it was and its answer held a secret.
 pub async fn lookup<R: Message + Default>(tx: &mut Tx, key: &IdempotencyKey) -> Result<Option<R>, Error> {
-    let row: Option<(Vec<u8>, Vec<u8>)> = match tx {
+    let row: Option<(Vec<u8>, Vec<u8>, bool)> = match tx {
         Tx::Postgres(tx) => sqlx::query_as(
-            "SELECT request_hash, response FROM govmedia_idempotency \
+            "SELECT request_hash, response, withheld FROM govmedia_idempotency \
              WHERE principal_id = $1 AND method = $2 AND request_id = $3",
         )
         .bind(key.principal.as_uuid())
@@ -52,7 +58,7 @@ pub async fn lookup<R: Message + Default>(tx: &mut Tx, key: &IdempotencyKey) -> 
         .await
         .map_err(db_error)?,
         Tx::Sqlite(tx) => sqlx::query_as(
-            "SELECT request_hash, response FROM govmedia_idempotency \
+            "SELECT request_hash, response, withheld FROM govmedia_idempotency \
              WHERE principal_id = ?1 AND method = ?2 AND request_id = ?3",
         )
         .bind(key.principal.to_string())
@@ -64,23 +70,31 @@ pub async fn lookup<R: Message + Default>(tx: &mut Tx, key: &IdempotencyKey) -> 
     };
     match row {
         None => Ok(None),
-        Some((hash, _)) if hash != key.fingerprint => Err(reused()),
-        Some((_, response)) => R::decode(response.as_slice()).map(Some).map_err(Error::internal),
+        Some((hash, _, _)) if hash != key.fingerprint => Err(reused()),
+        Some((_, _, true)) => Err(Error::rule(
+            "R2.3.2",
+            format!("request/{}", key.request_id),
+            "this request was already carried out; its answer held a secret, which is shown once and not \
+             kept: ask for a new one (reset the password or rotate the secret again)",
+        )),
+        Some((_, response, false)) => R::decode(response.as_slice()).map(Some).map_err(Error::internal),
     }
 }
 
-/// Stores the answer for `key` in the caller's transaction.
+/// Stores the answer for `key` in the caller's transaction; `None` keeps only the key,
+/// marked withheld (the answer held a secret).
 pub async fn remember<R: Message>(
     tx: &mut Tx,
     key: &IdempotencyKey,
-    response: &R,
+    response: Option<&R>,
     now: DateTime<Utc>,
 ) -> Result<(), Error> {
-    let bytes = response.encode_to_vec();
+    let withheld = response.is_none();
+    let bytes = response.map(Message::encode_to_vec).unwrap_or_default();
     let result = match tx {
         Tx::Postgres(tx) => sqlx::query(
-            "INSERT INTO govmedia_idempotency (principal_id, method, request_id, request_hash, response, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO govmedia_idempotency (principal_id, method, request_id, request_hash, response, created_at, \
+             withheld) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(key.principal.as_uuid())
         .bind(key.method)
@@ -88,12 +102,13 @@ pub async fn remember<R: Message>(
         .bind(&key.fingerprint)
         .bind(bytes)
         .bind(now)
+        .bind(withheld)
         .execute(&mut **tx)
         .await
         .map(|_| ()),
         Tx::Sqlite(tx) => sqlx::query(
-            "INSERT INTO govmedia_idempotency (principal_id, method, request_id, request_hash, response, created_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO govmedia_idempotency (principal_id, method, request_id, request_hash, response, created_at, \
+             withheld) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )
         .bind(key.principal.to_string())
         .bind(key.method)
@@ -101,6 +116,7 @@ pub async fn remember<R: Message>(
         .bind(&key.fingerprint)
         .bind(bytes)
         .bind(now)
+        .bind(withheld)
         .execute(&mut **tx)
         .await
         .map(|_| ()),

@@ -83,8 +83,9 @@ impl Mutation {
         self.records.push(record);
     }
 
-    /// Writes the audit records (and the answer, when keyed) and commits.
-    async fn commit<R: Message>(mut self, key: Option<(&IdempotencyKey, &R)>) -> Result<(), Error> {
+    /// Writes the audit records (and the answer, when keyed: `None` withholds it) and
+    /// commits.
+    async fn commit<R: Message>(mut self, key: Option<(&IdempotencyKey, Option<&R>)>) -> Result<(), Error> {
         outbox::enqueue(&mut self.tx, &self.records).await?;
         if let Some((key, answer)) = key {
             idempotency::remember(&mut self.tx, key, answer, self.now).await?;
@@ -102,17 +103,24 @@ pub struct Call<'a, Req> {
     method: &'static str,
     request_id: RequestId,
     request: &'a Req,
+    answer_holds_secret: bool,
 }
 
 impl<'a, Req: Message> Call<'a, Req> {
     /// The call of `caller` to `method` (the full gRPC path).
     pub fn new(caller: &Principal, method: &'static str, request_id: RequestId, request: &'a Req) -> Self {
-        Self { principal: caller.id, method, request_id, request }
+        Self { principal: caller.id, method, request_id, request, answer_holds_secret: false }
+    }
+
+    /// The answer carries a secret shown once (a one-time password, a client secret): it
+    /// is not kept for replay, and a retry is refused naming R2.3.2.
+    pub fn answer_holds_secret(self) -> Self {
+        Self { answer_holds_secret: true, ..self }
     }
 
     /// The call made by a principal known only by id (a service acting for itself).
     pub fn by(principal: PrincipalId, method: &'static str, request_id: RequestId, request: &'a Req) -> Self {
-        Self { principal, method, request_id, request }
+        Self { principal, method, request_id, request, answer_holds_secret: false }
     }
 }
 
@@ -168,7 +176,8 @@ impl UnitOfWork {
             return Ok(answer);
         }
         let answer = change(&mut m).await?;
-        m.commit(Some((&key, &answer))).await?;
+        let kept = (!call.answer_holds_secret).then_some(&answer);
+        m.commit(Some((&key, kept))).await?;
         self.relay.notify_one();
         Ok(answer)
     }

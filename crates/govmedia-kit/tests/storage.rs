@@ -52,7 +52,7 @@ async fn a_repeated_request_id_returns_the_first_answer(db: TestDatabase) {
 
     let mut tx = db.begin().await.expect("begin");
     assert_eq!(idempotency::lookup::<CreateDepartmentResponse>(&mut tx, &key).await.expect("lookup"), None);
-    idempotency::remember(&mut tx, &key, &response("dept-1"), Utc::now()).await.expect("remember");
+    idempotency::remember(&mut tx, &key, Some(&response("dept-1")), Utc::now()).await.expect("remember");
     tx.commit().await.expect("commit");
 
     let mut tx = db.begin().await.expect("begin");
@@ -65,7 +65,7 @@ async fn a_repeated_request_id_returns_the_first_answer(db: TestDatabase) {
         other => panic!("reuse for another request must be refused, got {other:?}"),
     }
     // A racing second insert of the same key is a conflict, not a second answer.
-    match idempotency::remember(&mut tx, &key, &response("dept-2"), Utc::now()).await {
+    match idempotency::remember(&mut tx, &key, Some(&response("dept-2")), Utc::now()).await {
         Err(Error::Conflict(_)) => {}
         other => panic!("expected a conflict, got {other:?}"),
     }
@@ -77,7 +77,7 @@ async fn a_rolled_back_request_leaves_no_answer(db: TestDatabase) {
     let request_id = RequestId::new();
     let key = IdempotencyKey::new(principal, "/x/Y", request_id, &request("Publicity", request_id));
     let mut tx = db.begin().await.expect("begin");
-    idempotency::remember(&mut tx, &key, &response("dept-1"), Utc::now()).await.expect("remember");
+    idempotency::remember(&mut tx, &key, Some(&response("dept-1")), Utc::now()).await.expect("remember");
     tx.rollback().await.expect("rollback");
     let mut tx = db.begin().await.expect("begin");
     assert_eq!(idempotency::lookup::<CreateDepartmentResponse>(&mut tx, &key).await.expect("lookup"), None);
@@ -85,8 +85,29 @@ async fn a_rolled_back_request_leaves_no_answer(db: TestDatabase) {
     assert_eq!(idempotency::purge(&db, Utc::now()).await.expect("purge"), 0);
 }
 
+/// A one-time password or client secret is not kept for replay (issue 18): the retry is
+/// refused naming R2.3.2, and the stored row holds no answer.
+async fn an_answer_holding_a_secret_is_not_kept(db: TestDatabase) {
+    let db = db.connect(&ServiceMigrations::KIT_ONLY).await;
+    let principal: PrincipalId = uuid::Uuid::now_v7().to_string().parse().expect("id");
+    let request_id = RequestId::new();
+    let key = IdempotencyKey::new(principal, "/x/ResetUserPassword", request_id, &request("Publicity", request_id));
+    let mut tx = db.begin().await.expect("begin");
+    idempotency::remember::<CreateDepartmentResponse>(&mut tx, &key, None, Utc::now()).await.expect("remember");
+    tx.commit().await.expect("commit");
+    let mut tx = db.begin().await.expect("begin");
+    match idempotency::lookup::<CreateDepartmentResponse>(&mut tx, &key).await {
+        Err(Error::RuleViolated(v)) => assert_eq!(v[0].rule_id, "R2.3.2"),
+        other => panic!("a withheld answer must be refused, got {other:?}"),
+    }
+    let stored: Vec<u8> =
+        govmedia_kit::sql!(&mut tx, scalar_one, "SELECT response FROM govmedia_idempotency").expect("the key is kept");
+    assert!(stored.is_empty(), "nothing of the answer is stored");
+}
+
 storage_tests!(
     the_database_is_the_backend_it_claims,
+    an_answer_holding_a_secret_is_not_kept,
     a_repeated_request_id_returns_the_first_answer,
     a_rolled_back_request_leaves_no_answer,
 );

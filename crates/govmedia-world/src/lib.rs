@@ -76,14 +76,13 @@ pub fn rid() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
-/// Registers a service principal bound to `govmedia_service`; (id, secret).
-pub async fn service_principal(
-    directory: &mut DirectoryServiceClient<Channel>,
-    access: &mut AccessServiceClient<Channel>,
-    admin: &str,
-    client_id: &str,
-) -> (String, String) {
-    service_principal_with_role(directory, access, admin, client_id, "govmedia_service").await
+/// Provisions a service of this installation, as `govmedia up` does: the service
+/// principal `client_id` holding `govmedia_service` (which no role grant gives); its
+/// secret.
+pub async fn provisioned_service(identity: &govmedia_identity::Core, client_id: &str) -> String {
+    let secret = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+    identity.provision_service_principal(client_id, &secret).await.expect("provisioned");
+    secret
 }
 
 /// Registers a service principal holding `role` globally; (id, secret).
@@ -313,11 +312,10 @@ impl World {
             .expect("tokens")
             .access_token;
 
-        let (_, audit_secret) = service_principal(&mut directory, &mut access, &admin, "govmedia-audit").await;
-        let (_, content_secret) = service_principal(&mut directory, &mut access, &admin, "govmedia-content").await;
-        let (_, identity_secret) = service_principal(&mut directory, &mut access, &admin, "govmedia-identity").await;
-        let (_, interaction_secret) =
-            service_principal(&mut directory, &mut access, &admin, "govmedia-interaction").await;
+        let audit_secret = provisioned_service(&identity_core, "govmedia-audit").await;
+        let content_secret = provisioned_service(&identity_core, "govmedia-content").await;
+        let identity_secret = provisioned_service(&identity_core, "govmedia-identity").await;
+        let interaction_secret = provisioned_service(&identity_core, "govmedia-interaction").await;
         let content_token = auth
             .exchange_client_credentials(ipb::ExchangeClientCredentialsRequest {
                 client_id: "govmedia-content".into(),
@@ -351,6 +349,9 @@ impl World {
                 key_id: "audit-test".into(),
                 key: SigningKey::from_bytes(&[42; 32]),
             },
+            // Services under test run on manual clocks moved days or months ahead: the
+            // time window is the audit service's own tests' concern, not the world's.
+            govmedia_audit::AppendPolicy::new(&[], chrono::Duration::days(3650), chrono::Duration::days(3650)),
             PermissionChecker::new(identity.channel(), credentials, govmedia_kit::access::DEFAULT_TTL),
             stop.clone(),
         )

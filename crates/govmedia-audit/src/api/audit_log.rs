@@ -59,6 +59,10 @@ fn outcome_text(outcome: i32) -> Option<&'static str> {
     }
 }
 
+/// Who appends the audit service's own records (exports, verifications, lexicon
+/// changes): the service itself, in process.
+pub const SELF_APPENDER: &str = "govmedia-audit";
+
 /// The chain's form of a record (the audit service's own records).
 pub fn record_to_event(r: &AuditRecord) -> ChainedEvent {
     ChainedEvent {
@@ -92,6 +96,7 @@ pub fn record_to_event(r: &AuditRecord) -> ChainedEvent {
         attributes: r.attributes.clone(),
         trace_id: r.trace_id.clone().unwrap_or_default(),
         request_id: r.request_id.clone().unwrap_or_default(),
+        appended_by: SELF_APPENDER.to_owned(),
         previous_hash: GENESIS,
         hash: GENESIS,
     }
@@ -155,6 +160,7 @@ fn parse_event(v: &mut Validator, field: &str, e: &pb::AuditEvent) -> Option<Cha
         attributes: e.attributes.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<BTreeMap<_, _>>(),
         trace_id: e.trace_id.clone(),
         request_id: e.request_id.clone(),
+        appended_by: String::new(),
         previous_hash: GENESIS,
         hash: GENESIS,
     })
@@ -200,6 +206,7 @@ fn event_to_proto(e: &ChainedEvent) -> Result<pb::AuditEvent, Error> {
         attributes: e.attributes.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         trace_id: e.trace_id.clone(),
         request_id: e.request_id.clone(),
+        appended_by: e.appended_by.clone(),
         previous_hash: e.previous_hash.to_vec(),
         hash: e.hash.to_vec(),
     })
@@ -265,8 +272,31 @@ impl AuditLogService for AuditLog {
         }
         let events: Vec<_> =
             req.events.iter().enumerate().map(|(i, e)| parse_event(&mut v, &format!("events[{i}]"), e)).collect();
+        // Who appends is who authenticated, never what the events say (issue 18).
+        let appender = caller.client_id.clone().unwrap_or_default();
+        let policy = self.core.append_policy();
+        let now = self.core.now();
+        for (i, e) in events.iter().enumerate() {
+            let Some(e) = e else { continue };
+            if let Some(why) = policy.check_time(e.occur_time, now) {
+                v.violation(format!("events[{i}].occur_time"), why);
+            }
+        }
         v.finish()?;
-        let events: Vec<ChainedEvent> = events.into_iter().flatten().collect();
+        let mut events: Vec<ChainedEvent> = events.into_iter().flatten().collect();
+        if let Some(e) = events.iter().find(|e| !policy.may_write(&appender, &e.producer)) {
+            return Err(Error::denied(
+                Permission::AuditAppend,
+                format!(
+                    "client {appender:?} appends only events of producer {:?}, not {:?}",
+                    policy.producers_of(&appender).join(", "),
+                    e.producer
+                ),
+            ));
+        }
+        for e in &mut events {
+            e.appended_by.clone_from(&appender);
+        }
         let appended = self.core.appender().append(events).await?;
         Ok(pb::AppendEventsResponse {
             appended_count: appended.appended,

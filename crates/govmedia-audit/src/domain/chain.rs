@@ -14,6 +14,12 @@
 //! - then the number of attributes as a 4-byte big-endian integer, and each attribute,
 //!   sorted by key (bytewise), as key then value, each length-prefixed as above.
 //!
+//! An event that names who appended it (`appended_by`, the authenticated client id of
+//! the service principal that called `AppendEvents`; every event appended since that
+//! field exists) starts with `GMA2` instead and ends with `appended_by`, length-prefixed,
+//! after the attributes. Events from before keep `GMA1`: emptying `appended_by` of a
+//! newer event changes its encoding and so its hash.
+//!
 //! A checkpoint signs (Ed25519) the bytes `GMC1`, the sequence as 8-byte big-endian, the
 //! 32-byte hash of that event, and the creation time as 8-byte big-endian microseconds
 //! since the Unix epoch.
@@ -70,6 +76,9 @@ pub struct ChainedEvent {
     pub trace_id: String,
     /// Request id.
     pub request_id: String,
+    /// The client id of the service principal that appended it, as the audit service
+    /// authenticated it; empty only on events appended before it was recorded.
+    pub appended_by: String,
     /// Hash of the event before.
     pub previous_hash: [u8; 32],
     /// This event's hash.
@@ -90,7 +99,7 @@ fn put(out: &mut Vec<u8>, field: &str) {
 /// The canonical encoding of an event (without its hashes).
 pub fn canonical(e: &ChainedEvent) -> Vec<u8> {
     let mut out = Vec::with_capacity(512);
-    out.extend_from_slice(b"GMA1");
+    out.extend_from_slice(if e.appended_by.is_empty() { b"GMA1" } else { b"GMA2" });
     put(&mut out, &e.sequence.to_string());
     for field in [
         e.id.as_str(),
@@ -118,6 +127,9 @@ pub fn canonical(e: &ChainedEvent) -> Vec<u8> {
     for (key, value) in &e.attributes {
         put(&mut out, key);
         put(&mut out, value);
+    }
+    if !e.appended_by.is_empty() {
+        put(&mut out, &e.appended_by);
     }
     out
 }
@@ -218,6 +230,7 @@ mod tests {
             attributes: BTreeMap::from([("stage".to_owned(), "department".to_owned())]),
             trace_id: String::new(),
             request_id: String::new(),
+            appended_by: String::new(),
             previous_hash: previous,
             hash: [0; 32],
         };
@@ -230,6 +243,26 @@ mod tests {
     fn the_documented_test_vector_holds() {
         let e = sample(1, GENESIS);
         assert_eq!(hex::encode(e.hash), "9b0ef48b17215eeb27aba008a4528660dd6f71adc3e07d18bef5155060ccf9e1");
+        let mut appended = sample(1, GENESIS);
+        appended.appended_by = "govmedia-content".into();
+        assert_eq!(
+            hex::encode(link(&GENESIS, &appended)),
+            "746823d0bdc40017d911ec75d8f6aec7f96d77465c6ec4cb5a5811095cf924f9"
+        );
+    }
+
+    /// Who appended an event is hashed with it: naming another appender, or none (to
+    /// pass it off as an event from before the field), breaks the chain there.
+    #[test]
+    fn who_appended_an_event_is_part_of_its_hash() {
+        let mut e = sample(1, GENESIS);
+        e.appended_by = "govmedia-content".into();
+        e.hash = link(&GENESIS, &e);
+        for forged in ["govmedia-identity", ""] {
+            let mut altered = e.clone();
+            altered.appended_by = forged.into();
+            assert_eq!(check_event(1, &GENESIS, &altered), Some(Break::HashMismatch), "{forged:?}");
+        }
     }
 
     #[test]

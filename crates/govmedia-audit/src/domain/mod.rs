@@ -1,5 +1,7 @@
-//! The audit service's rules: the canonical encoding and hash chain of the audit log,
-//! checkpoint signing, and verification (R1.3.5, R9.2). Pure functions, no I/O.
+//! The audit service's rules: who may append what, the canonical encoding and hash chain
+//! of the audit log, checkpoint signing, and verification (R1.3.5, R9.2). Pure
+//! functions, no I/O.
 
+pub mod appending;
 pub mod chain;
 pub mod screening;

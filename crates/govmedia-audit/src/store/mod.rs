@@ -35,6 +35,7 @@ struct EventRow {
     attributes: String,
     trace_id: String,
     request_id: String,
+    appended_by: String,
     previous_hash: Vec<u8>,
     hash: Vec<u8>,
 }
@@ -70,6 +71,7 @@ impl TryFrom<EventRow> for ChainedEvent {
             attributes,
             trace_id: r.trace_id,
             request_id: r.request_id,
+            appended_by: r.appended_by,
             previous_hash: hash32("previous_hash", &r.previous_hash)?,
             hash: hash32("hash", &r.hash)?,
         })
@@ -124,8 +126,8 @@ pub async fn insert_event(tx: &mut Tx, e: &ChainedEvent) -> Result<(), Error> {
         execute,
         "INSERT INTO audit_events (sequence, id, occur_time, record_time, action, actor_kind, actor_id, actor_name, \
          client_address, producer, resource_type, resource_id, department_id, platform_account_id, outcome, \
-         rule_id, reason, attributes, trace_id, request_id, previous_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, \
-         $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)",
+         rule_id, reason, attributes, trace_id, request_id, previous_hash, hash, appended_by) VALUES ($1, $2, $3, \
+         $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)",
         e.sequence,
         &e.id,
         e.occur_time,
@@ -147,7 +149,8 @@ pub async fn insert_event(tx: &mut Tx, e: &ChainedEvent) -> Result<(), Error> {
         &e.trace_id,
         &e.request_id,
         e.previous_hash.as_slice(),
-        e.hash.as_slice()
+        e.hash.as_slice(),
+        &e.appended_by
     )
     .map_err(db_error)?;
     Ok(())

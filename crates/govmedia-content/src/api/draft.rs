@@ -647,7 +647,8 @@ impl Drafts {
             .run(Call::new(&caller, method, cmd.request_id, &request), async |m| {
                 let mut draft = store::lock(m.tx(), cmd.draft, &grant).await?;
                 let past = store::past(&store::decisions(m.tx(), cmd.draft).await?);
-                let (action, rule) = draft.decide(&decision, &past, m.now())?;
+                let editors = store::editors(m.tx(), cmd.draft).await?;
+                let (action, rule) = draft.decide(&decision, (&past, &editors), m.now())?;
                 let stored = StoredDecision {
                     id: ReviewDecisionId::new(),
                     decision: PastDecision { version: cmd.version, stage: cmd.stage, reviewer, outcome },

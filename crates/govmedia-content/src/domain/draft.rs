@@ -229,10 +229,11 @@ impl Draft {
     pub fn decide(
         &mut self,
         decision: &review::Decision,
-        past: &[review::PastDecision],
+        (past, editors): (&[review::PastDecision], &[UserId]),
         now: DateTime<Utc>,
     ) -> Result<(AuditAction, &'static str), Error> {
-        self.state = review::decide(&self.review_state(past), decision)?;
+        let state = review::ReviewState { editors: editors.to_vec(), ..self.review_state(past) };
+        self.state = review::decide(&state, decision)?;
         self.touch(now);
         Ok(match decision.outcome {
             review::Outcome::Approved => (AuditAction::DraftApproved, review::CHAIN_RULE),
@@ -256,6 +257,7 @@ impl Draft {
         review::ReviewState {
             draft: self.id.to_string(),
             author: self.author,
+            editors: Vec::new(),
             state: self.state,
             version: self.current_version,
             decisions: decisions.to_vec(),

@@ -5,8 +5,8 @@
 //!   starts at the department stage for the current version.
 //! - Each stage is decided once per version by one reviewer holding that stage's
 //!   permission in the draft's scope (the scope check is the permission authority's).
-//! - An author never reviews their own draft; one person never signs two stages of the
-//!   same version (R3.2.2).
+//! - An author never reviews their own draft, nor does anyone who wrote a version of it;
+//!   one person never signs two stages of the same version (R3.2.2).
 //! - Approval needs all five criteria of R3.2.3 met; a rejection needs a reason;
 //!   changes requested need a comment.
 //! - A new version restarts the chain (earlier decisions stay for the record).
@@ -107,6 +107,8 @@ pub struct ReviewState {
     pub draft: String,
     /// The author.
     pub author: UserId,
+    /// Everyone who wrote a version of it (the author too, usually).
+    pub editors: Vec<UserId>,
     /// The state.
     pub state: DraftState,
     /// The current version.
@@ -179,6 +181,11 @@ pub fn decide(state: &ReviewState, d: &Decision) -> Result<DraftState, Error> {
     }
     if d.reviewer == state.author {
         return Err(Error::rule(CHAIN_RULE, subject(state), "an author never reviews their own draft"));
+    }
+    if state.editors.contains(&d.reviewer) {
+        // Otherwise a reviewer could rewrite a colleague's draft with UpdateDraft and
+        // approve their own words (issue 18).
+        return Err(Error::rule(CHAIN_RULE, subject(state), "nobody reviews a draft they wrote a version of"));
     }
     if state.decisions.iter().any(|p| p.version == state.version && p.reviewer == d.reviewer && p.stage != stage) {
         return Err(Error::rule(CHAIN_RULE, subject(state), "one person never signs two stages of the same version"));
@@ -260,7 +267,7 @@ mod tests {
     }
 
     fn state(author: UserId, at: DraftState) -> ReviewState {
-        ReviewState { draft: "d1".into(), author, state: at, version: 1, decisions: vec![] }
+        ReviewState { draft: "d1".into(), author, editors: vec![author], state: at, version: 1, decisions: vec![] }
     }
 
     fn approve(reviewer: UserId, stage: ReviewStage) -> Decision {
@@ -290,6 +297,16 @@ mod tests {
         record(&mut s, &approve(c, ReviewStage::PrincipalLeader));
         assert_eq!(s.state, DraftState::Approved);
         assert_eq!(approvers(&s), [a, b, c]);
+    }
+
+    #[test]
+    fn nobody_reviews_a_draft_they_wrote_a_version_of_r3_2_2() {
+        let (author, a, b, _) = users();
+        let mut s = state(author, DraftState::InReview(ReviewStage::Department));
+        s.editors.push(a);
+        let err = decide(&s, &approve(a, ReviewStage::Department)).expect_err("wrote version 2");
+        assert!(format!("{err}").contains("wrote a version"), "{err}");
+        assert!(decide(&s, &approve(b, ReviewStage::Department)).is_ok());
     }
 
     #[test]

@@ -296,6 +296,18 @@ pub async fn versions(tx: &mut Tx, draft: DraftId, before: Option<i64>, limit: u
         .collect()
 }
 
+/// Everyone who wrote a version of the draft.
+pub async fn editors(tx: &mut Tx, draft: DraftId) -> Result<Vec<UserId>, Error> {
+    let rows: Vec<String> = sql!(
+        tx,
+        scalar_all,
+        "SELECT DISTINCT editor_user_id FROM draft_versions WHERE draft_id = $1",
+        draft.to_string()
+    )
+    .map_err(db_error)?;
+    rows.iter().map(|r| id("draft_versions.editor_user_id", r)).collect()
+}
+
 /// The content of one version.
 pub async fn content(tx: &mut Tx, draft: DraftId, version: i64) -> Result<Content, Error> {
     versions(tx, draft, Some(version + 1), 1)

@@ -344,6 +344,12 @@ impl AuthenticationService for Authentication {
                 return Ok(Err(bad_credentials()));
             }
 
+            if user.one_time_password_expired(now) {
+                // Told apart from a wrong password only in the audit trail.
+                self.record_failure(m, Some(&user), &username, &address, "one-time password expired").await?;
+                return Ok(Err(bad_credentials()));
+            }
+
             // Success.
             user.logged_in(now);
             directory::save_user(m.tx(), &user).await?;

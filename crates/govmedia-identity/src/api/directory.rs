@@ -8,7 +8,7 @@ use std::sync::Arc;
 use govmedia_domain::Error;
 use govmedia_domain::audit::{AuditAction, AuditRecord, AuditResourceRef};
 use govmedia_domain::ids::{DepartmentId, InvalidId, RequestId, ServicePrincipalId, UserId};
-use govmedia_domain::permission::Permission;
+use govmedia_domain::permission::{Permission, Role};
 use govmedia_domain::scope::Resource;
 use govmedia_domain::validate::{MAX_NAME_CHARS, Validator};
 use govmedia_kit::auth::Principal;
@@ -496,11 +496,12 @@ impl DirectoryService for Directory {
         let (caller, req) = unpack(request)?;
         let cmd = CreateUser::try_from(&req)?;
         let (one_time, hash) = one_time_password().await?;
-        let call = Call::new(&caller, method!("DirectoryService", "CreateUser"), cmd.request_id, &req);
+        let call =
+            Call::new(&caller, method!("DirectoryService", "CreateUser"), cmd.request_id, &req).answer_holds_secret();
         let answer = self.core.work().run(call, async |m| {
             self.core.require(m.tx(), &caller, Permission::UserManage, &user_resource(cmd.profile.department)).await?;
             self.existing_department(m, cmd.profile.department).await?;
-            let user = User::new(cmd.profile, hash, m.now());
+            let user = User::new(cmd.profile, hash, m.now() + self.core.policy().one_time_password_lifetime, m.now());
             store::insert_user(m.tx(), &user).await?;
             store::push_password_history(m.tx(), user.id, &user.password_hash, user.created_at).await?;
             let record = self.user_record(AuditAction::UserCreated, &caller, &user).rule("R2.2.2");
@@ -589,10 +590,11 @@ impl DirectoryService for Directory {
         let (caller, req) = unpack(request)?;
         let cmd = Target::<UserId>::parse(&req)?;
         let (one_time, hash) = one_time_password().await?;
-        let call = Call::new(&caller, method!("DirectoryService", "ResetUserPassword"), cmd.request_id, &req);
+        let call = Call::new(&caller, method!("DirectoryService", "ResetUserPassword"), cmd.request_id, &req)
+            .answer_holds_secret();
         let answer = self.core.work().run(call, async |m| {
             let mut user = self.managed_user(&caller, m, cmd.id).await?;
-            let action = user.reset_password(hash, m.now());
+            let action = user.reset_password(hash, m.now() + self.core.policy().one_time_password_lifetime, m.now());
             let revoked = store::save_new_password(m.tx(), &user, "password reset").await?;
             let record = self.user_record(action, &caller, &user).rule("R2.3.1").reason(cmd.reason.clone());
             m.audit(record.attr("sessions_revoked", revoked));
@@ -639,7 +641,8 @@ impl DirectoryService for Directory {
     ) -> Result<pb::CreateServicePrincipalResponse, Error> {
         let (caller, req) = unpack(request)?;
         let cmd = CreateServicePrincipal::try_from(&req)?;
-        let call = Call::new(&caller, method!("DirectoryService", "CreateServicePrincipal"), cmd.request_id, &req);
+        let call = Call::new(&caller, method!("DirectoryService", "CreateServicePrincipal"), cmd.request_id, &req)
+            .answer_holds_secret();
         let answer = self.core.work().run(call, async |m| {
             self.core.require(m.tx(), &caller, Permission::ServicePrincipalManage, &Resource::GLOBAL).await?;
             self.existing_user(m, cmd.owner).await?;
@@ -693,15 +696,27 @@ impl DirectoryService for Directory {
         let (caller, req) = unpack(request)?;
         let cmd = Target::<ServicePrincipalId>::parse(&req)?;
         let method = method!("DirectoryService", "RotateServicePrincipalSecret");
-        let answer = self.core.work().run(Call::new(&caller, method, cmd.request_id, &req), async |m| {
-            let mut principal = self.managed_principal(&caller, m, cmd.id).await?;
-            let (secret, hash) = tokens::new_client_secret_hashed();
-            let action = principal.rotate_secret(hash, false, m.now());
-            store::save_service_principal(m.tx(), &principal).await?;
-            m.audit(self.record(action, &caller, "service_principal", cmd.id).rule("R2.3.1"));
-            let service_principal = Some(principal_to_proto(&principal));
-            Ok(pb::RotateServicePrincipalSecretResponse { service_principal, client_secret: secret })
-        });
+        let answer =
+            self.core.work().run(Call::new(&caller, method, cmd.request_id, &req).answer_holds_secret(), async |m| {
+                let mut principal = self.managed_principal(&caller, m, cmd.id).await?;
+                let bindings = crate::store::access::bindings_of(m.tx(), principal.id.into()).await?;
+                if bindings.iter().any(|b| b.role == Role::GovmediaService) {
+                    // Its secret in a reply would let an administrator act as the service,
+                    // and write the service's audit events (issue 18).
+                    return Err(Error::rule(
+                        "R2.2.2",
+                        format!("service_principal/{}", principal.client_id),
+                        "the installation's own services keep their secrets in the installation's secret files \
+                     (govmedia up's secrets folder, GOVMEDIA_IDENTITY_SERVICES): change the file and restart",
+                    ));
+                }
+                let (secret, hash) = tokens::new_client_secret_hashed();
+                let action = principal.rotate_secret(hash, false, m.now());
+                store::save_service_principal(m.tx(), &principal).await?;
+                m.audit(self.record(action, &caller, "service_principal", cmd.id).rule("R2.3.1"));
+                let service_principal = Some(principal_to_proto(&principal));
+                Ok(pb::RotateServicePrincipalSecretResponse { service_principal, client_secret: secret })
+            });
         answer.await
     }
 

@@ -131,6 +131,16 @@ pub fn check_grant(
     if granter == grantee {
         return Err(Error::rule(RULE, format!("principal/{grantee}"), "nobody grants a role to themselves"));
     }
+    if role == Role::GovmediaService {
+        // It may append to the audit log: a principal an administrator could make
+        // would let them write events in anyone's name (issue 18).
+        return Err(Error::rule(
+            "R2.2.2",
+            format!("role/{role}"),
+            "govmedia_service belongs only to the installation's own services and is given when they are \
+             provisioned (govmedia up, govmedia provision), never by a role grant",
+        ));
+    }
     if !role.allowed_scope_kinds().contains(&scope.kind()) {
         let allowed: Vec<_> = role.allowed_scope_kinds().iter().map(|k| k.as_str()).collect();
         return Err(Error::invalid(

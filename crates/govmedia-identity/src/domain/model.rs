@@ -152,8 +152,8 @@ pub struct UserChanges {
 
 impl User {
     /// A new active user whose one-time password (`password_hash`) must be changed at
-    /// the first login (R2.3.1).
-    pub fn new(profile: Profile, password_hash: String, now: DateTime<Utc>) -> Self {
+    /// the first login (R2.3.1) and signs in only until `one_time_until` (R2.3.2).
+    pub fn new(profile: Profile, password_hash: String, one_time_until: DateTime<Utc>, now: DateTime<Utc>) -> Self {
         Self {
             id: UserId::new(),
             username: profile.username,
@@ -164,7 +164,7 @@ impl User {
             status: UserStatus::Active,
             password_hash,
             password_changed_at: now,
-            password_expires_at: now,
+            password_expires_at: one_time_until,
             must_change_password: true,
             failed_attempts: 0,
             lockout_count: 0,
@@ -226,11 +226,17 @@ impl User {
         AuditAction::UserUnlocked
     }
 
-    /// Sets a one-time password (`password_hash`), to be changed at the next login.
-    pub fn reset_password(&mut self, password_hash: String, now: DateTime<Utc>) -> AuditAction {
+    /// Sets a one-time password (`password_hash`), to be changed at the next login, which
+    /// must come before `one_time_until`.
+    pub fn reset_password(
+        &mut self,
+        password_hash: String,
+        one_time_until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> AuditAction {
         self.password_hash = password_hash;
         self.password_changed_at = now;
-        self.password_expires_at = now;
+        self.password_expires_at = one_time_until;
         self.must_change_password = true;
         self.touch(now);
         AuditAction::UserPasswordReset
@@ -250,6 +256,12 @@ impl User {
         self.failed_attempts = 0;
         self.last_login_at = Some(now);
         self.touch(now);
+    }
+
+    /// True when the password is one-time and its time to be used has passed: it signs in
+    /// no more (R2.3.2: a password handed over is not kept usable).
+    pub fn one_time_password_expired(&self, now: DateTime<Utc>) -> bool {
+        self.must_change_password && self.password_expires_at <= now
     }
 
     /// True when the next session may only change the password (R2.3.1).
