@@ -15,14 +15,13 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Identity, authed, rid};
+use common::{Identity, authed};
 use govmedia_domain::permission::Permission;
 use govmedia_domain::scope::Resource;
 use govmedia_identity::domain::password;
 use govmedia_kit::access::{PermissionChecker, Subject};
 use govmedia_kit::client::{CallCredentials, ClientCredentials};
 use govmedia_kit::config::Secret;
-use govmedia_proto::common::v1 as cpb;
 use govmedia_proto::identity::v1 as pb;
 use govmedia_testkit::{TestBackend, TestDatabase};
 
@@ -115,43 +114,25 @@ async fn bench_backend(backend: TestBackend, seconds: u64) {
     .await;
     print(&format!("[{backend:?}] Login over loopback ({CONCURRENCY} clients)"), &logins);
 
-    let service = id
+    // The content service, provisioned as the installation does (no role grant gives
+    // govmedia_service).
+    let secret = "a-provisioned-bench-secret-of-32-characters";
+    id.core.provision_service_principal("govmedia-content", secret).await.expect("provisioned");
+    let service_id = id
         .directory()
-        .create_service_principal(authed(
-            pb::CreateServicePrincipalRequest {
-                request_id: rid(),
-                service_principal: Some(pb::ServicePrincipal {
-                    client_id: "govmedia-content".into(),
-                    display_name: "content".into(),
-                    ..Default::default()
-                }),
-            },
-            &admin,
-        ))
+        .list_service_principals(authed(pb::ListServicePrincipalsRequest::default(), &admin))
         .await
-        .expect("principal")
-        .into_inner();
-    let service_id = service.service_principal.expect("p").id;
-    id.access()
-        .create_role_binding(authed(
-            pb::CreateRoleBindingRequest {
-                request_id: rid(),
-                role_binding: Some(pb::RoleBinding {
-                    principal_id: service_id.clone(),
-                    role: "govmedia_service".into(),
-                    scope: Some(cpb::Scope { kind: cpb::ScopeKind::Global as i32, id: String::new() }),
-                    reason: "bench".into(),
-                    ..Default::default()
-                }),
-            },
-            &admin,
-        ))
-        .await
-        .expect("granted");
+        .expect("listed")
+        .into_inner()
+        .service_principals
+        .into_iter()
+        .find(|p| p.client_id == "govmedia-content")
+        .expect("the provisioned principal")
+        .id;
     let credentials = CallCredentials::ClientCredentials(Arc::new(ClientCredentials::new(
         id.server.channel(),
         "govmedia-content".into(),
-        Secret::new(service.client_secret),
+        Secret::new(secret),
     )));
     let principal = Subject::other(service_id.parse().expect("id"));
     for (label, ttl) in [("uncached", Duration::ZERO), ("cached 5 s", Duration::from_secs(5))] {
