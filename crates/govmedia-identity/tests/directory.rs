@@ -528,6 +528,19 @@ async fn secrets_are_shown_once_and_one_time_passwords_expire_r2_3_2(db: TestDat
     let retried = directory.create_service_principal(authed(principal, &admin)).await.expect_err("no second copy");
     assert_eq!(retried.code(), Code::FailedPrecondition, "{retried:?}");
 
+    // The installation's service names are not for administrators to take: the audit
+    // log lets govmedia-<producer> write that producer's events.
+    let squatter = pb::CreateServicePrincipalRequest {
+        request_id: rid(),
+        service_principal: Some(pb::ServicePrincipal {
+            client_id: "govmedia-reporting".into(),
+            display_name: "reporting".into(),
+            ..Default::default()
+        }),
+    };
+    let refused = directory.create_service_principal(authed(squatter, &admin)).await.expect_err("reserved");
+    assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+
     // Left unused past its lifetime (24 h by default), the one-time password signs in
     // no more; a fresh reset gives one that does.
     id.clock.advance(chrono::Duration::hours(25));

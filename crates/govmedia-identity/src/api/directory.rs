@@ -353,6 +353,9 @@ struct CreateServicePrincipal {
     owner: Option<UserId>,
 }
 
+/// Client ids the installation keeps for its own services.
+const BUILT_IN_PREFIX: &str = "govmedia-";
+
 impl TryFrom<&pb::CreateServicePrincipalRequest> for CreateServicePrincipal {
     type Error = Error;
 
@@ -361,6 +364,14 @@ impl TryFrom<&pb::CreateServicePrincipalRequest> for CreateServicePrincipal {
         let request_id = v.request_id(&req.request_id);
         let given = req.service_principal.clone().unwrap_or_default();
         let client_id = username(&mut v, "service_principal.client_id", &given.client_id);
+        if given.client_id.starts_with(BUILT_IN_PREFIX) {
+            // The audit log lets govmedia-<producer> write <producer>'s events: the
+            // names belong to the installation, which provisions them (issue 18).
+            v.violation(
+                "service_principal.client_id",
+                format!("client ids starting with {BUILT_IN_PREFIX:?} belong to the installation's own services"),
+            );
+        }
         let display_name = v.required_text("service_principal.display_name", &given.display_name, MAX_NAME_CHARS);
         let owner = v.optional_id("service_principal.owner_user_id", &given.owner_user_id);
         v.finish_with(|| {
