@@ -60,6 +60,24 @@ async fn administrator(channel: &Channel) -> String {
     .access_token
 }
 
+/// A department made by the administrator; its id.
+async fn department(channel: &Channel, admin: &str, name: &str, code: &str) -> String {
+    DirectoryServiceClient::new(channel.clone())
+        .create_department(with_token(
+            ipb::CreateDepartmentRequest {
+                request_id: rid(),
+                department: Some(ipb::Department { name: name.into(), code: code.into(), ..Default::default() }),
+            },
+            admin,
+        ))
+        .await
+        .expect("department")
+        .into_inner()
+        .department
+        .expect("department")
+        .id
+}
+
 async fn sign_in(channel: &Channel, username: &str, password: &str) -> ipb::SessionTokens {
     AuthenticationServiceClient::new(channel.clone())
         .login(ipb::LoginRequest { username: username.into(), password: password.into() })
@@ -108,22 +126,7 @@ async fn an_access_token_stops_working_when_its_session_ends_r2_3_3() {
     let up = tokio::task::block_in_place(|| Up::start(None, FIRST));
     let channel = gateway(&up).await;
     let admin = administrator(&channel).await;
-    let department = DirectoryServiceClient::new(channel.clone())
-        .create_department(with_token(
-            ipb::CreateDepartmentRequest {
-                request_id: rid(),
-                department: Some(ipb::Department {
-                    name: "宣传处".into(), code: "PUB".into(), ..Default::default()
-                }),
-            },
-            &admin,
-        ))
-        .await
-        .expect("department")
-        .into_inner()
-        .department
-        .expect("department")
-        .id;
+    let department = department(&channel, &admin, "宣传处", "PUB").await;
     let roles = [("department_reviewer", cpb::ScopeKind::Department, department.as_str())];
     let (editor_id, _) = staff_member(channel.clone(), &admin, "editor", &department, &roles, STAFF).await;
     let mut auth = AuthenticationServiceClient::new(channel.clone());
@@ -292,22 +295,7 @@ async fn audit_events_cannot_be_forged() {
     log.append_events(append(genuine)).await.expect("the service's own event, as it happens");
 
     // The log names who appended it, whatever the event says.
-    let department = directory
-        .create_department(with_token(
-            ipb::CreateDepartmentRequest {
-                request_id: rid(),
-                department: Some(ipb::Department {
-                    name: "办公室".into(), code: "OFF".into(), ..Default::default()
-                }),
-            },
-            &admin,
-        ))
-        .await
-        .expect("department")
-        .into_inner()
-        .department
-        .expect("department")
-        .id;
+    let department = department(&channel, &admin, "办公室", "OFF").await;
     let roles = [("auditor", cpb::ScopeKind::Global, "")];
     let (_, auditor) = staff_member(channel.clone(), &admin, "auditor", &department, &roles, STAFF).await;
     let stored = log
