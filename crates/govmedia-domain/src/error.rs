@@ -10,8 +10,6 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-
 /// `google.rpc.ErrorInfo.domain` of every govmedia error.
 pub const ERROR_DOMAIN: &str = "govmedia.gov";
 
@@ -95,12 +93,6 @@ pub enum Error {
     /// An etag mismatch or a lost race: re-read and retry.
     #[error("conflict: {0}")]
     Conflict(String),
-    /// The login is locked after repeated failures (R2.3.1).
-    #[error("login locked until {until}")]
-    AccountLocked {
-        /// When the lock ends.
-        until: DateTime<Utc>,
-    },
     /// The session may only change the password (R2.3.1).
     #[error("password change required")]
     PasswordChangeRequired,
@@ -189,7 +181,6 @@ impl Error {
             Error::AlreadyExists { .. } => "ALREADY_EXISTS",
             Error::RuleViolated(_) => "RULE_VIOLATED",
             Error::Conflict(_) => "CONFLICT",
-            Error::AccountLocked { .. } => "ACCOUNT_LOCKED",
             Error::PasswordChangeRequired => "PASSWORD_CHANGE_REQUIRED",
             Error::RateLimited { .. } => "RATE_LIMITED",
             Error::MessageTooLarge { .. } => "MESSAGE_TOO_LARGE",

@@ -96,6 +96,10 @@ pub struct IdentityOptions {
     /// The failure-burst window.
     #[arg(long, env = "GOVMEDIA_IDENTITY_FAILURE_BURST_WINDOW", default_value = "15m", value_parser = parse_duration)]
     pub failure_burst_window: Duration,
+    /// The bureau's name (for example 海港市公安局); no password may be built from it, in
+    /// characters or pinyin (R2.3.1).
+    #[arg(long, env = "GOVMEDIA_BUREAU_NAME", default_value = "")]
+    pub bureau_name: String,
     /// The bureau's time zone (IANA name).
     #[arg(long, env = "GOVMEDIA_TIME_ZONE", default_value = "Asia/Shanghai")]
     pub time_zone: String,
@@ -185,6 +189,8 @@ pub struct Policy {
     pub signing_key_rotation: chrono::Duration,
     /// Default credential rotation period.
     pub credential_rotation: chrono::Duration,
+    /// The bureau's name, which no password may be built from.
+    pub bureau_name: String,
 }
 
 /// Why the service could not start.
@@ -235,6 +241,7 @@ impl Policy {
             working_hours,
             signing_key_rotation: chrono_duration(o.signing_key_rotation),
             credential_rotation: chrono_duration(o.credential_rotation),
+            bureau_name: o.bureau_name.trim().to_owned(),
         })
     }
 }
@@ -488,7 +495,9 @@ impl Core {
             Some(p) => (p.expose().to_owned(), false),
             None => (password::generate_one_time(), true),
         };
-        password::check_strength(&options.bootstrap_admin, &password)?;
+        let personal =
+            password::PersonalWords::new([options.bootstrap_admin.as_str(), self.policy().bureau_name.as_str()]);
+        password::check_strength("bootstrap_password", &password, &personal)?;
         let hash = {
             let password = password.clone();
             tokio::task::spawn_blocking(move || password::hash(&password)).await.map_err(Error::internal)??

@@ -160,7 +160,10 @@ async fn the_account_story_r2_3_3(db: TestDatabase) {
         rotation_period_days: 0,
     };
     let status = vault(id).set_account_credential(authed(weak, &w.officer)).await.expect_err("weak");
-    assert_eq!(status.get_details_precondition_failure().expect("rule").violations[0].r#type, "R2.3.1");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let violation = &status.get_details_bad_request().expect("field violations").field_violations[0];
+    assert_eq!(violation.field, "secret");
+    assert!(violation.description.ends_with("(R2.3.1)"), "{violation:?}");
 
     let set = |secret: &str| pb::SetAccountCredentialRequest {
         request_id: rid(),

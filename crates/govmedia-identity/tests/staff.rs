@@ -1,7 +1,7 @@
 //! The staff story over real gRPC, on PostgreSQL and on SQLite: the bootstrap
 //! administrator is forced to change the one-time password, weak passwords are refused
-//! naming the rule, departments and users are created and scoped roles granted, a user
-//! locks after repeated failures and is unlocked, and a replayed refresh token kills its
+//! naming the rule, departments and users are created and scoped roles granted, a
+//! source trying a password is throttled (the owner elsewhere is not) and unlocked, and a replayed refresh token kills its
 //! session family. Every step is audited.
 
 mod common;
@@ -34,7 +34,7 @@ fn rule_ids(status: &tonic::Status) -> Vec<String> {
         .unwrap_or_default()
 }
 
-async fn bootstrap_admin_must_change_password_r2_3_1(db: TestDatabase) {
+async fn bootstrap_admin_must_change_password_and_common_passwords_are_refused_r2_3_1(db: TestDatabase) {
     let id = Identity::start(db).await;
     let otp = id.bootstrap.one_time_password.clone().expect("a one-time password was generated");
     let first = login(&id, "admin", &otp).await.expect("admin logs in");
@@ -55,22 +55,34 @@ async fn bootstrap_admin_must_change_password_r2_3_1(db: TestDatabase) {
     assert_eq!(status.code(), Code::FailedPrecondition);
     assert_eq!(rule_ids(&status), ["R2.3.1"]);
 
-    // Weak passwords are refused, naming each failing rule.
-    let status = id
-        .auth()
-        .change_password(authed(
-            pb::ChangePasswordRequest { current_password: otp.clone(), new_password: "admin123".into() },
-            &token(&first),
-        ))
-        .await
-        .expect_err("weak");
-    assert_eq!(status.code(), Code::FailedPrecondition);
-    let failures = status.get_details_precondition_failure().expect("violations").violations;
-    assert!(failures.iter().all(|v| v.r#type == "R2.3.1"));
-    let descriptions: Vec<_> = failures.iter().map(|v| v.description.clone()).collect();
+    // Weak passwords are bad arguments: one field violation per broken rule, each naming
+    // R2.3.1 (AIP-193). Short, simple and built from the username:
+    let refused = async |new_password: &str| {
+        let status = id
+            .auth()
+            .change_password(authed(
+                pb::ChangePasswordRequest { current_password: otp.clone(), new_password: new_password.into() },
+                &token(&first),
+            ))
+            .await
+            .expect_err(new_password);
+        assert_eq!(status.code(), Code::InvalidArgument, "{new_password}: {status:?}");
+        let violations = status.get_details_bad_request().expect("field violations").field_violations;
+        assert!(violations.iter().all(|v| v.field == "new_password" && v.description.ends_with("(R2.3.1)")));
+        violations.into_iter().map(|v| v.description).collect::<Vec<_>>()
+    };
+    let descriptions = refused("admin123").await;
     assert!(descriptions.iter().any(|d| d.contains("12 characters")), "{descriptions:?}");
     assert!(descriptions.iter().any(|d| d.contains("special")), "{descriptions:?}");
-    assert!(descriptions.iter().any(|d| d.contains("username")), "{descriptions:?}");
+    assert!(descriptions.iter().any(|d| d.contains("built from")), "{descriptions:?}");
+    // Common passwords, English and Chinese, although they meet the composition rules.
+    for common in ["Password123!", "Woaini1314!!"] {
+        let descriptions = refused(common).await;
+        assert!(descriptions.iter().any(|d| d.contains("common or easily guessed")), "{common}: {descriptions:?}");
+    }
+    // The bureau's name in pinyin (GOVMEDIA_BUREAU_NAME is 海港市公安局 here).
+    let descriptions = refused("HaigangshiGonganju#26").await;
+    assert!(descriptions.iter().any(|d| d.contains("built from")), "{descriptions:?}");
 
     // The one-time password itself is in the history and cannot be reused.
     let status = id
@@ -81,7 +93,11 @@ async fn bootstrap_admin_must_change_password_r2_3_1(db: TestDatabase) {
         ))
         .await
         .expect_err("reuse");
-    assert_eq!(rule_ids(&status), ["R2.3.1"]);
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(status.message().contains("R2.3.1"), "{}", status.message());
+
+    let status = login(&id, "admin", &otp).await;
+    assert!(status.is_ok(), "the refusals changed nothing");
 
     let admin = id.admin_token().await;
     let me = id
@@ -314,38 +330,51 @@ async fn departments_users_and_scoped_roles_r2_2_1(db: TestDatabase) {
     assert_eq!(actions.iter().filter(|a| *a == "department.created").count(), 2, "the replay was not audited twice");
 }
 
-async fn a_user_locks_after_repeated_failures_and_is_unlocked_r2_3_1(db: TestDatabase) {
+async fn login_is_throttled_per_source_and_answers_tell_nothing_r2_3_1(db: TestDatabase) {
     let id = Identity::start(db).await;
     let admin = id.admin_token().await;
-    let created = id
+    id.clock.advance(Duration::minutes(1));
+
+    // An attacker at 127.0.0.2 tries the administrator's password ten times. Every answer
+    // is the same, byte for byte: unknown user, wrong password and throttled source alike.
+    let attacker = id.auth_from([127, 0, 0, 2]);
+    let try_as = |username: &str, password: &str| {
+        let mut attacker = attacker.clone();
+        let request = pb::LoginRequest { username: username.into(), password: password.into() };
+        async move { attacker.login(request).await.expect_err("refused") }
+    };
+    // Everything but the HTTP date header.
+    let answer = |s: &tonic::Status| {
+        let mut headers = s.metadata().clone().into_headers();
+        headers.remove("date");
+        (s.code(), s.message().to_owned(), s.details().to_vec(), headers)
+    };
+    let unknown = answer(&try_as("nobody", "Wrong#Password1").await);
+    assert_eq!(unknown.0, Code::Unauthenticated);
+    for attempt in 1..=10 {
+        let wrong = answer(&try_as("admin", "Wrong#Password1").await);
+        assert_eq!(wrong, unknown, "attempt {attempt} answers like an unknown user");
+    }
+    // Throttled now: even the right password gets the same answer from there.
+    let throttled = answer(&try_as("admin", STRONG).await);
+    assert_eq!(throttled, unknown, "a throttled attempt answers like a wrong password");
+
+    // The administrator at their usual place is not locked out by it, and is told.
+    let owner = login(&id, "admin", STRONG).await.expect("the owner signs in from elsewhere");
+    let history = owner.login_history.expect("login history");
+    assert_eq!(history.failed_attempts, 11);
+    assert_eq!(history.last_failed_attempt_client_address, "127.0.0.2");
+    assert!(history.throttled_until.is_some(), "the owner learns that a source was throttled");
+    let admin_id = owner.user_id.clone();
+    let user = id
         .directory()
-        .create_user(authed(
-            pb::CreateUserRequest {
-                request_id: rid(),
-                user: Some(pb::User {
-                    username: "zhaolei".into(),
-                    display_name: "Zhao Lei".into(),
-                    ..Default::default()
-                }),
-            },
-            &admin,
-        ))
+        .get_user(authed(pb::GetUserRequest { user_id: admin_id.clone() }, &admin))
         .await
         .expect("user")
-        .into_inner();
-    let user_id = created.user.expect("user").id;
-
-    // A wrong password and an unknown user answer the same.
-    let wrong = login(&id, "zhaolei", "Wrong#Password1").await.expect_err("wrong");
-    let unknown = login(&id, "nobody", "Wrong#Password1").await.expect_err("unknown");
-    assert_eq!((wrong.code(), wrong.message()), (unknown.code(), unknown.message()));
-
-    for _ in 0..4 {
-        login(&id, "zhaolei", "Wrong#Password1").await.expect_err("wrong");
-    }
-    let locked = login(&id, "zhaolei", &created.one_time_password).await.expect_err("locked");
-    assert_eq!(locked.code(), Code::Unauthenticated);
-    assert_eq!(locked.get_details_error_info().expect("info").reason, "ACCOUNT_LOCKED");
+        .into_inner()
+        .user
+        .expect("user");
+    assert!(user.locked_until.is_some(), "the administrator's record shows the throttle");
 
     let events = id
         .auth()
@@ -358,13 +387,18 @@ async fn a_user_locks_after_repeated_failures_and_is_unlocked_r2_3_1(db: TestDat
         .into_inner()
         .events;
     assert_eq!(events.len(), 1);
-    assert_eq!(events[0].user_id, user_id);
+    assert_eq!(events[0].user_id, admin_id);
+    assert_eq!(events[0].client_address, "127.0.0.2");
 
     id.directory()
-        .unlock_user(authed(pb::UnlockUserRequest { request_id: rid(), user_id: user_id.clone() }, &admin))
+        .unlock_user(authed(pb::UnlockUserRequest { request_id: rid(), user_id: admin_id.clone() }, &admin))
         .await
         .expect("unlocked");
-    login(&id, "zhaolei", &created.one_time_password).await.expect("logs in after unlock");
+    let mut from_there = id.auth_from([127, 0, 0, 2]);
+    from_there
+        .login(pb::LoginRequest { username: "admin".into(), password: STRONG.into() })
+        .await
+        .expect("the throttled address signs in after the unlock");
 
     // A failure burst across users from one address raises an event too.
     for i in 0..8 {
@@ -574,9 +608,9 @@ async fn a_login_address_is_new_only_once_r2_3_3(db: TestDatabase) {
 
 storage_tests!(
     a_login_address_is_new_only_once_r2_3_3,
-    bootstrap_admin_must_change_password_r2_3_1,
+    bootstrap_admin_must_change_password_and_common_passwords_are_refused_r2_3_1,
     departments_users_and_scoped_roles_r2_2_1,
-    a_user_locks_after_repeated_failures_and_is_unlocked_r2_3_1,
+    login_is_throttled_per_source_and_answers_tell_nothing_r2_3_1,
     a_replayed_refresh_token_revokes_the_session_family_r2_3_3,
     logins_outside_working_hours_raise_events_r2_3_3,
     service_principals_exchange_credentials_for_tokens_r2_2_2,

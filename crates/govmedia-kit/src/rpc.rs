@@ -9,7 +9,6 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
 use govmedia_domain::error::{DETAIL_VIOLATIONS, ERROR_DOMAIN, Error};
 use tonic::{Code, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
@@ -84,18 +83,6 @@ pub fn status(error: Error) -> Status {
             build(Code::FailedPrecondition, message, reason, vec![("rule_ids", rule_ids)], details)
         }
         Error::Conflict(why) => build(Code::Aborted, format!("conflict: {why}"), reason, vec![], ErrorDetails::new()),
-        Error::AccountLocked { until } => {
-            let mut details = ErrorDetails::new();
-            let wait = (until - Utc::now()).to_std().unwrap_or_default();
-            details.set_retry_info(Some(wait));
-            build(
-                Code::Unauthenticated,
-                format!("login locked after repeated failures until {}", until.to_rfc3339()),
-                reason,
-                vec![("locked_until", until.to_rfc3339()), ("rule_id", "R2.3.1".to_owned())],
-                details,
-            )
-        }
         Error::PasswordChangeRequired => {
             let mut details = ErrorDetails::new();
             details.add_precondition_failure_violation(

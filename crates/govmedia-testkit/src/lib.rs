@@ -270,6 +270,17 @@ impl TestServer {
         self.channel.clone()
     }
 
+    /// A channel to the server from another loopback source address (`127.0.0.2`, …:
+    /// Linux routes all of 127/8 to the loopback device), so a test can be two clients in
+    /// two places.
+    pub fn channel_from(&self, source: std::net::IpAddr) -> Channel {
+        tonic::transport::Endpoint::from_shared(format!("http://{}", self.addr))
+            .unwrap_or_else(|e| panic!("bad test endpoint: {e}"))
+            .connect_timeout(Duration::from_secs(5))
+            .local_address(Some(source))
+            .connect_lazy()
+    }
+
     /// Shuts the server down gracefully and waits for it to stop.
     pub async fn stop(mut self) {
         self.shutdown.cancel();

@@ -22,7 +22,7 @@ use tonic::Request;
 use super::{caller, client_address, cursor, from_ts, method, next_token, opt_ts, page_size, ts};
 use crate::Core;
 use crate::domain::model::{RefreshToken, SecurityEvent, SecurityEventKind, Session, User, UserStatus};
-use crate::domain::{password, tokens};
+use crate::domain::{lockout, password, tokens};
 use crate::store::{access as access_store, directory, security, sessions};
 
 /// The one answer for a wrong username or a wrong password.
@@ -106,6 +106,55 @@ impl Authentication {
             acknowledged_at: None,
             acknowledge_note: None,
         }
+    }
+
+    /// A throttle of `throttle.username` from its address starts, until `until`: a security
+    /// event for the administrator and an audit record; a known user's record shows the
+    /// latest end, and the owner is told at their next sign-in (`LoginHistory`).
+    async fn throttled(
+        &self,
+        m: &mut Mutation,
+        user: Option<&mut User>,
+        throttle: &lockout::Throttle,
+        until: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        let now = m.now();
+        let Some(user) = user else {
+            // Nobody to tell: an unknown name is throttled alike, and the failure-burst
+            // event reports the address that keeps trying.
+            return Ok(());
+        };
+        let detail = format!(
+            "sign-ins from {} throttled until {} after {} failed logins",
+            throttle.client_address,
+            until.to_rfc3339(),
+            self.core.policy().lockout.threshold
+        );
+        let event = self.new_event(
+            SecurityEventKind::LoginLocked,
+            Some(user.id),
+            &throttle.username,
+            &throttle.client_address,
+            detail,
+            now,
+        );
+        security::insert_security_event(m.tx(), &event).await?;
+        self.raise(m, event);
+        m.audit(
+            self.core
+                .record(
+                    AuditAction::UserLoginLocked,
+                    Actor::system("identity.login"),
+                    AuditResourceRef::new("user", user.id),
+                )
+                .rule("R2.3.1")
+                .client_address(Some(throttle.client_address.clone()))
+                .attr("locked_until", until.to_rfc3339())
+                .attr("lockout_count", throttle.lockout_count),
+        );
+        user.throttled(until, now);
+        directory::save_user(m.tx(), user).await?;
+        Ok(())
     }
 
     /// Records a failed login, and a failure-burst event when the threshold is reached.
@@ -292,57 +341,39 @@ impl AuthenticationService for Authentication {
 
         let outcome = self.core.work().run_unkeyed(async |m| {
             let now = m.now();
-            let Some(found) = found else {
-                self.record_failure(m, None, &username, &address, "unknown username").await?;
-                return Ok(Err(bad_credentials()));
+            // Throttled, unknown, wrong and disabled are one answer: which it was is told
+            // only to the audit log, the administrator and the owner (R2.3.1).
+            let mut throttle = security::get_throttle(m.tx(), &username, &address)
+                .await?
+                .unwrap_or_else(|| lockout::Throttle::new(&username, &address));
+            let mut user = match found {
+                Some(found) => directory::lock_user(m.tx(), found.id).await?,
+                None => None,
             };
-            let mut user = directory::lock_user(m.tx(), found.id).await?.ok_or_else(bad_credentials)?;
-            if let Some(until) = user.locked_until.filter(|until| *until > now) {
-                self.record_failure(m, Some(&user), &username, &address, "login locked").await?;
-                return Ok(Err(Error::AccountLocked { until }));
-            }
-            if !verified || user.status == UserStatus::Disabled {
-                let why = if verified { "user disabled" } else { "wrong password" };
-                if user.status == UserStatus::Active {
-                    let after = self.core.policy().lockout.after_failure(user.failed_attempts, user.lockout_count, now);
-                    user.failed_attempts = after.failed_attempts;
-                    user.lockout_count = after.lockout_count;
-                    if let Some(until) = after.locked_until {
-                        user.locked_until = Some(until);
-                        let detail = format!(
-                            "locked until {} after {} failed logins",
-                            until.to_rfc3339(),
-                            self.core.policy().lockout.threshold
-                        );
-                        let event = self.new_event(
-                            SecurityEventKind::LoginLocked,
-                            Some(user.id),
-                            &username,
-                            &address,
-                            detail,
-                            now,
-                        );
-                        security::insert_security_event(m.tx(), &event).await?;
-                        self.raise(m, event);
-                        m.audit(
-                            self.core
-                                .record(
-                                    AuditAction::UserLoginLocked,
-                                    Actor::system("identity.login"),
-                                    AuditResourceRef::new("user", user.id),
-                                )
-                                .rule("R2.3.1")
-                                .client_address(Some(address.clone()))
-                                .attr("locked_until", until.to_rfc3339()),
-                        );
-                    }
-                    user.version += 1;
-                    user.updated_at = now;
-                    directory::save_user(m.tx(), &user).await?;
+            let refusal = if throttle.is_locked(now) {
+                Some("throttled after repeated failures from this address")
+            } else if user.is_none() {
+                Some("unknown username")
+            } else if !verified {
+                Some("wrong password")
+            } else if user.as_ref().is_some_and(|u| u.status == UserStatus::Disabled) {
+                Some("user disabled")
+            } else {
+                None
+            };
+            if let Some(why) = refusal {
+                // Attempts during a throttle do not extend it: its end, as told to the
+                // owner and the administrator, stays its end.
+                if !throttle.is_locked(now)
+                    && let Some(until) = throttle.fail(&self.core.policy().lockout, now)
+                {
+                    self.throttled(m, user.as_mut(), &throttle, until).await?;
                 }
-                self.record_failure(m, Some(&user), &username, &address, why).await?;
+                security::save_throttle(m.tx(), &throttle, now).await?;
+                self.record_failure(m, user.as_ref(), &username, &address, why).await?;
                 return Ok(Err(bad_credentials()));
             }
+            let Some(mut user) = user else { return Ok(Err(bad_credentials())) };
 
             if user.one_time_password_expired(now) {
                 // Told apart from a wrong password only in the audit trail.
@@ -350,7 +381,17 @@ impl AuthenticationService for Authentication {
                 return Ok(Err(bad_credentials()));
             }
 
-            // Success.
+            // Success: tell the owner what was tried since their last sign-in.
+            let since = user.last_login_at.unwrap_or(user.created_at);
+            let tried = security::failures_since(m.tx(), &username, since).await?;
+            let login_history = pb::LoginHistory {
+                previous_login_time: opt_ts(user.last_login_at),
+                failed_attempts: i32::try_from(tried.count).unwrap_or(i32::MAX),
+                last_failed_attempt_time: opt_ts(tried.last.as_ref().map(|(at, _)| *at)),
+                last_failed_attempt_client_address: tried.last.map(|(_, a)| a).unwrap_or_default(),
+                throttled_until: opt_ts(tried.throttled_until),
+            };
+            security::clear_throttles(m.tx(), &username, Some(&address)).await?;
             user.logged_in(now);
             directory::save_user(m.tx(), &user).await?;
             let (new_address, had_addresses) = security::remember_address(m.tx(), user.id, &address, now).await?;
@@ -398,6 +439,7 @@ impl AuthenticationService for Authentication {
                 tokens: Some(tokens),
                 password_change_required: restricted,
                 user_id: user.id.to_string(),
+                login_history: Some(login_history),
             };
             Ok(Ok(answer))
         });
@@ -518,8 +560,18 @@ impl AuthenticationService for Authentication {
         let mut read = self.core.db().begin_read().await?;
         let user = directory::get_user(&mut read, user_id).await?.ok_or_else(|| Error::not_found("user", user_id))?;
         let history = directory::recent_password_hashes(&mut read, user_id, password::HISTORY).await?;
+        let department = match user.department {
+            Some(d) => directory::get_department(&mut read, d).await?.map(|d| d.name),
+            None => None,
+        };
         drop(read);
-        password::check_strength(&user.username, &req.new_password)?;
+        let personal = password::PersonalWords::new(
+            [&user.username, &user.display_name, &self.core.policy().bureau_name]
+                .into_iter()
+                .chain(department.as_ref())
+                .map(String::as_str),
+        );
+        password::check_strength("new_password", &req.new_password, &personal)?;
         let (current_hash, current, new) =
             (user.password_hash.clone(), req.current_password.clone(), req.new_password.clone());
         let (current_ok, reused, new_hash) = tokio::task::spawn_blocking(move || {

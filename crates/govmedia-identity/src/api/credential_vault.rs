@@ -88,7 +88,8 @@ impl CredentialVaultService for CredentialVault {
         }
         let (request_id, id, kind, login_name) = v.finish_with(|| Some((request_id?, id?, kind?, login_name?)))?;
         if kind == CredentialKind::Password {
-            password::check_strength(&login_name, &req.secret)?;
+            let personal = password::PersonalWords::new([login_name.as_str(), &self.core.policy().bureau_name]);
+            password::check_strength("secret", &req.secret, &personal)?;
         }
         let call = Call::new(&caller, method!("CredentialVaultService", "SetAccountCredential"), request_id, &req);
         let answer = self.core.work().run(call, async |m| {

@@ -22,7 +22,7 @@ use super::{caller, check_etag, cursor, etag, method, next_token, opt_ts, page_s
 use crate::Core;
 use crate::domain::model::{Department, DepartmentChanges, Profile, ServicePrincipal, User, UserChanges, UserStatus};
 use crate::domain::{password, tokens};
-use crate::store::{directory as store, sessions};
+use crate::store::{directory as store, security, sessions};
 
 /// The generated server around the handlers.
 pub fn server(core: &Arc<Core>) -> DirectoryServiceServer<Directory> {
@@ -622,6 +622,7 @@ impl DirectoryService for Directory {
             let mut user = self.managed_user(&caller, m, cmd.id).await?;
             let action = user.unlock(m.now());
             store::save_user(m.tx(), &user).await?;
+            security::clear_throttles(m.tx(), &user.username, None).await?;
             m.audit(self.user_record(action, &caller, &user).rule("R2.3.1"));
             Ok(pb::UnlockUserResponse { user: Some(user_to_proto(&user)) })
         });

@@ -218,6 +218,13 @@ impl User {
         AuditAction::UserEnabled
     }
 
+    /// Sign-ins from some address are throttled until `until` (R2.3.1): the latest end is
+    /// kept on the user for the administrator's view.
+    pub fn throttled(&mut self, until: DateTime<Utc>, now: DateTime<Utc>) {
+        self.locked_until = Some(self.locked_until.map_or(until, |u| u.max(until)));
+        self.touch(now);
+    }
+
     /// Ends a lockout and forgets the failures that led to it (R2.3.1).
     pub fn unlock(&mut self, now: DateTime<Utc>) -> AuditAction {
         self.locked_until = None;

@@ -1,4 +1,4 @@
-//! Login failures, known login addresses and security events.
+//! Login failures and throttles, known login addresses and security events.
 
 use chrono::{DateTime, Utc};
 use govmedia_domain::Error;
@@ -7,6 +7,7 @@ use govmedia_kit::db::{Tx, db_error, get_by_id};
 use govmedia_kit::{on_tx, sql};
 
 use super::{id, opt_id};
+use crate::domain::lockout::Throttle;
 use crate::domain::model::{SecurityEvent, SecurityEventKind};
 
 /// Records a failed login.
@@ -189,4 +190,105 @@ pub async fn acknowledge_security_event(
     )
     .map_err(db_error)?;
     Ok(affected > 0)
+}
+
+/// The throttle of `username` from `address`, if it failed before.
+pub async fn get_throttle(tx: &mut Tx, username: &str, address: &str) -> Result<Option<Throttle>, Error> {
+    let row: Option<(i64, i64, Option<DateTime<Utc>>)> = sql!(
+        tx,
+        fetch_optional,
+        "SELECT failed_attempts, lockout_count, locked_until FROM login_throttles \
+         WHERE username = $1 AND client_address = $2",
+        username,
+        address
+    )
+    .map_err(db_error)?;
+    Ok(row.map(|(failed_attempts, lockout_count, locked_until)| Throttle {
+        username: username.to_owned(),
+        client_address: address.to_owned(),
+        failed_attempts,
+        lockout_count,
+        locked_until,
+    }))
+}
+
+/// Stores a throttle.
+pub async fn save_throttle(tx: &mut Tx, t: &Throttle, at: DateTime<Utc>) -> Result<(), Error> {
+    sql!(
+        tx,
+        execute,
+        "INSERT INTO login_throttles (username, client_address, failed_attempts, lockout_count, locked_until, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) \
+         ON CONFLICT (username, client_address) DO UPDATE SET failed_attempts = $3, lockout_count = $4, \
+         locked_until = $5, updated_at = $6",
+        &t.username,
+        &t.client_address,
+        t.failed_attempts,
+        t.lockout_count,
+        t.locked_until,
+        at
+    )
+    .map_err(db_error)?;
+    Ok(())
+}
+
+/// Forgets the failures of `username` from `address` (a successful login from there), or
+/// from every address (`None`: an administrator's unlock).
+pub async fn clear_throttles(tx: &mut Tx, username: &str, address: Option<&str>) -> Result<(), Error> {
+    match address {
+        Some(address) => sql!(
+            tx,
+            execute,
+            "DELETE FROM login_throttles WHERE username = $1 AND client_address = $2",
+            username,
+            address
+        ),
+        None => sql!(tx, execute, "DELETE FROM login_throttles WHERE username = $1", username),
+    }
+    .map_err(db_error)?;
+    Ok(())
+}
+
+/// What befell a username's sign-in since `since`: the failed attempts, the latest one,
+/// and the latest end of a throttle started in that time.
+pub async fn failures_since(tx: &mut Tx, username: &str, since: DateTime<Utc>) -> Result<FailuresSince, Error> {
+    let count: i64 = sql!(
+        tx,
+        scalar_one,
+        "SELECT COUNT(*) FROM login_failures WHERE username = $1 AND failed_at >= $2",
+        username,
+        since
+    )
+    .map_err(db_error)?;
+    let last: Option<(DateTime<Utc>, String)> = sql!(
+        tx,
+        fetch_optional,
+        "SELECT failed_at, client_address FROM login_failures WHERE username = $1 AND failed_at >= $2 \
+         ORDER BY failed_at DESC LIMIT 1",
+        username,
+        since
+    )
+    .map_err(db_error)?;
+    let throttled_until: Option<DateTime<Utc>> = sql!(
+        tx,
+        scalar_optional,
+        "SELECT locked_until FROM login_throttles WHERE username = $1 AND updated_at >= $2 \
+         AND locked_until IS NOT NULL ORDER BY locked_until DESC LIMIT 1",
+        username,
+        since
+    )
+    .map_err(db_error)?
+    .flatten();
+    Ok(FailuresSince { count, last, throttled_until })
+}
+
+/// See [`failures_since`].
+#[derive(Debug, Clone, Default)]
+pub struct FailuresSince {
+    /// Failed attempts.
+    pub count: i64,
+    /// The latest failed attempt's time and address.
+    pub last: Option<(DateTime<Utc>, String)>,
+    /// The latest end of a throttle.
+    pub throttled_until: Option<DateTime<Utc>>,
 }

@@ -38,6 +38,7 @@ pub fn options() -> IdentityOptions {
     }
     let mut options = Only::parse_from(["test"]).identity;
     options.failure_burst_threshold = 8;
+    options.bureau_name = "海港市公安局".into();
     options
 }
 
@@ -62,6 +63,11 @@ impl Identity {
 
     pub fn auth(&self) -> AuthenticationServiceClient<Channel> {
         AuthenticationServiceClient::new(self.server.channel())
+    }
+
+    /// The authentication service as seen from another source address.
+    pub fn auth_from(&self, source: [u8; 4]) -> AuthenticationServiceClient<Channel> {
+        AuthenticationServiceClient::new(self.server.channel_from(std::net::IpAddr::from(source)))
     }
 
     pub fn directory(&self) -> DirectoryServiceClient<Channel> {

@@ -153,6 +153,21 @@ async fn login(gateway: String, username: String, password_stdin: bool) -> Resul
     } else {
         eprintln!("signed in as {username}");
     }
+    if let Some(history) = answer.login_history.filter(|h| h.failed_attempts > 0) {
+        let when = |t: Option<prost_types::Timestamp>| t.map(|t| t.to_string()).unwrap_or_default();
+        eprintln!(
+            "warning: {} failed sign-in attempts since your last sign-in, the latest at {} from {}",
+            history.failed_attempts,
+            when(history.last_failed_attempt_time),
+            history.last_failed_attempt_client_address
+        );
+        if history.throttled_until.is_some() {
+            eprintln!(
+                "warning: sign-ins from one address were throttled until {}; if this was not you, tell the security officer",
+                when(history.throttled_until)
+            );
+        }
+    }
     Ok(())
 }
 
