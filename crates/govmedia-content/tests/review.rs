@@ -10,7 +10,7 @@ mod common;
 use common::{all_met, approve, content, create, desk, submit};
 use govmedia_proto::common::v1 as cpb;
 use govmedia_proto::content::v1 as pb;
-use govmedia_testkit::{TestDatabase, storage_tests, with_token};
+use govmedia_testkit::{TestDatabase, every_row, storage_tests, with_token};
 use govmedia_world::rid;
 use tonic::Code;
 use tonic_types::StatusExt;
@@ -308,6 +308,68 @@ async fn a_blocked_term_refuses_submission_naming_the_finding_r7_1_1(db: TestDat
     assert_eq!(reviewed.screening_findings[0].suggestion, "台湾当局");
 }
 
+async fn personal_data_is_refused_in_drafts_and_masked_everywhere_r7_1_1(db: TestDatabase) {
+    const ID: &str = "110105199003071239";
+    const MOBILE: &str = "13800138000";
+    let d = desk(db).await;
+
+    // A resident ID number is refused before anything is stored; the refusal names the
+    // place and shows the number masked.
+    let status =
+        d.c.drafts()
+            .create_draft(with_token(
+                pb::CreateDraftRequest {
+                    request_id: rid(),
+                    department_id: d.department.clone(),
+                    target_platform_account_ids: vec![d.account.clone()],
+                    content: Some(content("情况通报", &format!("当事人身份证号{ID}。"))),
+                    ..Default::default()
+                },
+                &d.author,
+            ))
+            .await
+            .expect_err("an ID number is refused");
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert_eq!(rule(&status), "R7.1.1");
+    let violation = &status.get_details_precondition_failure().expect("violations").violations[0];
+    assert_eq!(violation.subject, "content.body[7..25]");
+    assert!(violation.description.contains("1101**********1239"), "{}", violation.description);
+    assert!(!format!("{status:?}").contains(ID), "the refusal never holds the number");
+
+    // Nor can an update bring one in.
+    let draft = create(&d, &format!("咨询热线{MOBILE}。")).await;
+    let status =
+        d.c.drafts()
+            .update_draft(with_token(
+                pb::UpdateDraftRequest {
+                    request_id: rid(),
+                    draft_id: draft.id.clone(),
+                    etag: draft.etag.clone(),
+                    content: Some(content("市局发布", &format!("咨询热线{MOBILE}，身份证号{ID}。"))),
+                    target_platform_account_ids: vec![d.account.clone()],
+                    ..Default::default()
+                },
+                &d.author,
+            ))
+            .await
+            .expect_err("an ID number is refused");
+    assert_eq!(rule(&status), "R7.1.1");
+
+    // A mobile number may be a published hotline: a review finding, shown masked.
+    let submitted = submit(&d, &draft).await.expect("submitted with a review finding");
+    let finding = &submitted.screening_findings[0];
+    assert_eq!((finding.matched_term.as_str(), finding.excerpt.as_str()), ("mobile_number", "138****8000"));
+
+    // Across every row of the content store (the outbox included) and of the audit log:
+    // the ID number nowhere, the mobile number only in the text it was written into.
+    let mut rows = every_row(&d.c.db).await;
+    rows.extend(every_row(&d.c.world.audit_db).await);
+    assert!(rows.iter().all(|r| !r.contains(ID)), "{:?}", rows.iter().find(|r| r.contains(ID)));
+    let holding: Vec<_> = rows.iter().filter(|r| r.contains(MOBILE)).collect();
+    assert!(!holding.is_empty() && holding.iter().all(|r| r.starts_with("draft_versions: ")), "{holding:?}");
+    assert!(rows.iter().any(|r| r.contains("138****8000")), "the finding is kept, masked");
+}
+
 async fn platform_formats_are_checked_on_submission_r3_3_1(db: TestDatabase) {
     let d = desk(db).await;
     let wechat =
@@ -349,5 +411,6 @@ storage_tests!(
     separation_of_duties_r3_2_2,
     two_reviewers_racing_leave_exactly_one_decision_r3_2_2,
     a_blocked_term_refuses_submission_naming_the_finding_r7_1_1,
+    personal_data_is_refused_in_drafts_and_masked_everywhere_r7_1_1,
     platform_formats_are_checked_on_submission_r3_3_1,
 );

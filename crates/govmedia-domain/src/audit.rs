@@ -377,15 +377,16 @@ impl AuditRecord {
         self
     }
 
-    /// Records the stated reason.
+    /// Records the stated reason, its personal data masked (R7.1.1): the log is
+    /// append-only, so what enters it whole stays whole for ever.
     pub fn reason(mut self, reason: impl Into<String>) -> Self {
-        self.reason = Some(reason.into());
+        self.reason = Some(crate::personal::mask_all(&reason.into()));
         self
     }
 
-    /// Adds a fact. Never pass a secret.
+    /// Adds a fact, its personal data masked (R7.1.1). Never pass a secret.
     pub fn attr(mut self, key: &str, value: impl fmt::Display) -> Self {
-        self.attributes.insert(key.to_owned(), value.to_string());
+        self.attributes.insert(key.to_owned(), crate::personal::mask_all(&value.to_string()));
         self
     }
 
@@ -408,6 +409,21 @@ mod tests {
     use std::collections::HashSet;
 
     use super::*;
+
+    #[test]
+    fn personal_data_never_enters_a_record_whole_r7_1_1() {
+        let record = AuditRecord::new(
+            AuditAction::DraftSubmissionBlocked,
+            Actor::system("test"),
+            AuditResourceRef::new("draft", "d1"),
+            "content",
+            Utc::now(),
+        )
+        .reason("市民来电13800138000反映")
+        .attr("findings", "body \"110105199003071239\"");
+        assert_eq!(record.reason.as_deref(), Some("市民来电138****8000反映"));
+        assert_eq!(record.attributes["findings"], "body \"1101**********1239\"");
+    }
 
     #[test]
     fn action_names_are_unique_dotted_and_lower_case() {

@@ -10,9 +10,11 @@
 pub mod audit;
 pub mod clock;
 pub mod error;
+pub mod holidays;
 pub mod ids;
 pub mod page;
 pub mod permission;
+pub mod personal;
 pub mod scope;
 pub mod screening;
 pub mod validate;

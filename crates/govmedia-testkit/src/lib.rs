@@ -123,6 +123,51 @@ impl TestDatabase {
     }
 }
 
+/// Every row of every table of `db` as text, `table: row`, for tests that search the
+/// whole store for something that must never be there (a secret, personal data).
+pub async fn every_row(db: &Database) -> Vec<String> {
+    let mut out = Vec::new();
+    match db {
+        Database::Postgres(pool) => {
+            let tables: Vec<String> = sqlx::query_scalar(
+                "SELECT table_name::text FROM information_schema.tables \
+                 WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'",
+            )
+            .fetch_all(pool)
+            .await
+            .unwrap_or_else(|e| panic!("tables: {e}"));
+            for table in tables {
+                let rows: Vec<String> = sqlx::query_scalar(&format!("SELECT t::text FROM \"{table}\" t"))
+                    .fetch_all(pool)
+                    .await
+                    .unwrap_or_else(|e| panic!("{table}: {e}"));
+                out.extend(rows.into_iter().map(|r| format!("{table}: {r}")));
+            }
+        }
+        Database::Sqlite(pool) => {
+            let tables: Vec<String> =
+                sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+                    .fetch_all(pool)
+                    .await
+                    .unwrap_or_else(|e| panic!("tables: {e}"));
+            for table in tables {
+                let columns: Vec<String> =
+                    sqlx::query_scalar(&format!("SELECT name FROM pragma_table_info('{table}')"))
+                        .fetch_all(pool)
+                        .await
+                        .unwrap_or_else(|e| panic!("{table}: {e}"));
+                let row = columns.iter().map(|c| format!("quote(\"{c}\")")).collect::<Vec<_>>().join(" || '|' || ");
+                let rows: Vec<String> = sqlx::query_scalar(&format!("SELECT {row} FROM \"{table}\""))
+                    .fetch_all(pool)
+                    .await
+                    .unwrap_or_else(|e| panic!("{table}: {e}"));
+                out.extend(rows.into_iter().map(|r| format!("{table}: {r}")));
+            }
+        }
+    }
+    out
+}
+
 /// Asks `probe` every 20 ms until it answers `Some`, for at most `within`; panics naming
 /// `what` when it never does. For what happens in the background (a server coming up, a
 /// relay delivering, a checkpoint being signed): the test waits as long as it must and no

@@ -20,6 +20,7 @@ use std::collections::BTreeSet;
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use govmedia_domain::Error;
+use govmedia_domain::personal::{self, PersonalDataKind};
 
 pub use govmedia_domain::screening::{Category, Severity};
 
@@ -342,62 +343,22 @@ impl Lexicon {
     }
 }
 
-fn digit_value(c: char) -> Option<u32> {
-    match c {
-        '0'..='9' => c.to_digit(10),
-        '\u{FF10}'..='\u{FF19}' => Some(c as u32 - 0xFF10),
-        _ => None,
-    }
-}
-
-/// ISO 7064 MOD 11-2: the check character of a mainland resident ID number.
-pub fn resident_id_valid(digits: &[u32], check: char) -> bool {
-    const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
-    const CHECKS: [char; 11] = ['1', '0', 'X', '9', '8', '7', '6', '5', '4', '3', '2'];
-    if digits.len() != 17 {
-        return false;
-    }
-    let sum: u32 = digits.iter().zip(WEIGHTS).map(|(d, w)| d * w).sum();
-    let check = match check {
-        'x' => 'X',
-        '\u{FF38}' | '\u{FF58}' => 'X',
-        c => digit_value(c).and_then(|d| char::from_digit(d, 10)).unwrap_or(c),
-    };
-    CHECKS[(sum % 11) as usize] == check
-}
-
-/// The Luhn check of a card number.
-pub fn luhn_valid(digits: &[u32]) -> bool {
-    let sum: u32 = digits
-        .iter()
-        .rev()
-        .enumerate()
-        .map(|(i, d)| {
-            if i % 2 == 1 {
-                let x = d * 2;
-                if x > 9 { x - 9 } else { x }
-            } else {
-                *d
-            }
-        })
-        .sum();
-    sum.is_multiple_of(10)
-}
-
 fn personal_finding(
     text: &str,
     offsets: &[usize],
     start: usize,
     end: usize,
-    name: &str,
+    kind: PersonalDataKind,
     severity: Severity,
 ) -> Finding {
     let span = Span { byte_start: offsets[start], byte_end: offsets[end], char_start: start, char_end: end };
     Finding {
         category: Category::PersonalData,
         severity,
-        matched_term: name.to_owned(),
-        excerpt: text[span.byte_start..span.byte_end].to_owned(),
+        matched_term: kind.as_str().to_owned(),
+        // Masked at the source, so no finding, refusal, stored copy or audit record
+        // downstream ever holds the number; the span still points at it in the text.
+        excerpt: kind.mask(&text[span.byte_start..span.byte_end]),
         span,
         rule_id: "R7.1.1".to_owned(),
         suggestion: String::new(),
@@ -405,43 +366,20 @@ fn personal_finding(
     }
 }
 
-/// Resident ID numbers, mobile numbers and bank card numbers in `text`, each checked.
+/// Resident ID numbers, mobile numbers and bank card numbers in `text`, each checked
+/// ([`govmedia_domain::personal::find`]); ID and card numbers block, mobiles are reviewed.
 pub fn personal_data(text: &str) -> Vec<Finding> {
-    let chars: Vec<char> = text.chars().collect();
     let offsets = byte_offsets(text);
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < chars.len() {
-        if digit_value(chars[i]).is_none() {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        while i < chars.len() && digit_value(chars[i]).is_some() {
-            i += 1;
-        }
-        let digits: Vec<u32> = chars[start..i].iter().filter_map(|c| digit_value(*c)).collect();
-        // An ID number may end with X.
-        let ends_with_x = i < chars.len() && matches!(chars[i], 'X' | 'x' | '\u{FF38}' | '\u{FF58}');
-        if digits.len() == 17 && ends_with_x && resident_id_valid(&digits, chars[i]) {
-            out.push(personal_finding(text, &offsets, start, i + 1, "resident_id_number", Severity::Block));
-            i += 1;
-            continue;
-        }
-        match digits.len() {
-            18 if resident_id_valid(&digits[..17], chars[i - 1]) => {
-                out.push(personal_finding(text, &offsets, start, i, "resident_id_number", Severity::Block));
-            }
-            11 if digits[0] == 1 && (3..=9).contains(&digits[1]) => {
-                out.push(personal_finding(text, &offsets, start, i, "mobile_number", Severity::Review));
-            }
-            16..=19 if luhn_valid(&digits) => {
-                out.push(personal_finding(text, &offsets, start, i, "bank_card_number", Severity::Block));
-            }
-            _ => {}
-        }
-    }
-    out
+    personal::find(text)
+        .into_iter()
+        .map(|f| {
+            let severity = match f.kind {
+                PersonalDataKind::MobileNumber => Severity::Review,
+                PersonalDataKind::ResidentIdNumber | PersonalDataKind::BankCardNumber => Severity::Block,
+            };
+            personal_finding(text, &offsets, f.char_start, f.char_end, f.kind, severity)
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -517,7 +455,7 @@ mod tests {
         assert_eq!(excerpts(&l.screen("教你ＶＰＮ翻墙", Context::Comment)), ["ＶＰＮ翻墙"]);
         assert_eq!(excerpts(&l.screen("教你Vpn 翻墙", Context::Comment)), ["Vpn 翻墙"]);
         let found = personal_data("电话：１３８００１３８０００");
-        assert_eq!(excerpts(&found), ["１３８００１３８０００"], "full-width digits");
+        assert_eq!(excerpts(&found), ["１３８****８０００"], "full-width digits, masked");
     }
 
     #[test]
@@ -547,9 +485,9 @@ mod tests {
         assert_eq!(
             names,
             [
-                ("resident_id_number", "11010519491231002X"),
-                ("mobile_number", "13800138000"),
-                ("bank_card_number", "6222021234567890128")
+                ("resident_id_number", "1101**********002X"),
+                ("mobile_number", "138****8000"),
+                ("bank_card_number", "6222***********0128")
             ]
         );
         assert!(personal_data("身份证110105194912310021").is_empty(), "a wrong check digit is not an ID number");

@@ -676,6 +676,7 @@ impl DraftService for Drafts {
         let (caller, req) = unpack(request)?;
         let cmd = CreateDraft::try_from(&req)?;
         let grant = self.authorize(&caller, Permission::DraftWrite, cmd.department, &cmd.targets).await?;
+        cmd.content.refuse_personal_data()?;
         self.check_targets(&cmd.targets).await?;
         self.check_plan(cmd.plan, cmd.department).await?;
         let call = Call::new(&caller, method!("CreateDraft"), cmd.request_id, &req);
@@ -765,6 +766,7 @@ impl DraftService for Drafts {
         let (caller, req) = unpack(request)?;
         let cmd = UpdateDraft::try_from(&req)?;
         let (_, grant) = self.read_authorized(&caller, Permission::DraftWrite, cmd.draft).await?;
+        cmd.content.refuse_personal_data()?;
         let call = Call::new(&caller, method!("UpdateDraft"), cmd.request_id, &req);
         let answer = self.core.work().run(call, async |m| {
             let mut draft = store::lock(m.tx(), cmd.draft, &grant).await?;

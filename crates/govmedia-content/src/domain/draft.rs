@@ -6,7 +6,9 @@
 use chrono::{DateTime, Utc};
 use govmedia_domain::Error;
 use govmedia_domain::audit::AuditAction;
+use govmedia_domain::error::RuleViolation;
 use govmedia_domain::ids::{DepartmentId, DraftId, PlanId, PlatformAccountId, PublicationId, UserId};
+use govmedia_domain::personal::{self, PersonalDataKind};
 use govmedia_domain::workflow::DraftState;
 use serde::{Deserialize, Serialize};
 
@@ -126,6 +128,44 @@ pub struct Draft {
 }
 
 impl Content {
+    /// Refuses content holding a resident ID number or a bank card number (R7.1.1):
+    /// nothing a post may carry, and a draft's versions are kept for ever, so the number
+    /// is refused before it is stored, naming where it is (masked). A mobile number may
+    /// be a published hotline: screening flags it for review instead.
+    pub fn refuse_personal_data(&self) -> Result<(), Error> {
+        let mut texts: Vec<(String, &str)> = vec![
+            ("content.title".into(), &self.title),
+            ("content.body".into(), &self.body),
+            ("content.summary".into(), &self.summary),
+            ("content.byline".into(), &self.byline),
+            ("content.source".into(), &self.source),
+        ];
+        for (i, v) in self.variants.iter().enumerate() {
+            texts.push((format!("content.variants[{i}].title"), &v.title));
+            texts.push((format!("content.variants[{i}].body"), &v.body));
+        }
+        let mut violations = Vec::new();
+        for (field, text) in texts {
+            for found in personal::find(text) {
+                if found.kind == PersonalDataKind::MobileNumber {
+                    continue;
+                }
+                let value: String =
+                    text.chars().skip(found.char_start).take(found.char_end - found.char_start).collect();
+                violations.push(RuleViolation::new(
+                    "R7.1.1",
+                    format!("{field}[{}..{}]", found.char_start, found.char_end),
+                    format!(
+                        "a {} ({}) may not be stored in a draft; remove it",
+                        found.kind.as_str().replace('_', " "),
+                        found.kind.mask(&value)
+                    ),
+                ));
+            }
+        }
+        if violations.is_empty() { Ok(()) } else { Err(Error::RuleViolated(violations)) }
+    }
+
     /// How the content looks on `account`: the variant's title and body where it has
     /// them, the draft's otherwise.
     pub fn for_account(&self, account: PlatformAccountId) -> (&str, &str) {
