@@ -39,18 +39,18 @@ impl OfficialCalendar {
 
     /// The shipped schedule with an administrator's additions: more holidays, and
     /// make-up working days, which also correct a shipped holiday (a date listed as
-    /// working is working).
-    pub fn with_additions(
-        holidays: impl IntoIterator<Item = NaiveDate>,
-        working_dates: impl IntoIterator<Item = NaiveDate>,
-    ) -> Self {
+    /// working is working). A date in both additions is a contradiction: `Err(date)`.
+    pub fn with_additions(holidays: &[NaiveDate], working_dates: &[NaiveDate]) -> Result<Self, NaiveDate> {
+        if let Some(both) = holidays.iter().find(|d| working_dates.contains(d)) {
+            return Err(*both);
+        }
         let mut calendar = Self::shipped();
         calendar.holidays.extend(holidays);
         for date in working_dates {
-            calendar.holidays.remove(&date);
-            calendar.working_dates.insert(date);
+            calendar.holidays.remove(date);
+            calendar.working_dates.insert(*date);
         }
-        calendar
+        Ok(calendar)
     }
 
     /// The holidays.
@@ -76,6 +76,16 @@ impl OfficialCalendar {
     pub fn last_year(&self) -> Option<i32> {
         self.holidays.iter().next_back().map(Datelike::year)
     }
+}
+
+/// Dates as settings give them: `YYYY-MM-DD` separated by commas.
+pub fn parse_dates(value: &str) -> Result<Vec<NaiveDate>, String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .map(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").map_err(|_| format!("{d:?} is not a YYYY-MM-DD date")))
+        .collect()
 }
 
 /// Monday to Friday.
@@ -115,9 +125,10 @@ mod tests {
 
     #[test]
     fn an_administrator_adds_a_year_and_corrects_a_date() {
-        let c = OfficialCalendar::with_additions([day(2027, 1, 1)], [day(2026, 10, 7)]);
+        let c = OfficialCalendar::with_additions(&[day(2027, 1, 1)], &[day(2026, 10, 7)]).expect("no contradiction");
         assert!(!c.is_working_day(day(2027, 1, 1), &OFFICE_WEEK));
         assert!(c.is_working_day(day(2026, 10, 7), &OFFICE_WEEK), "listed as working, it is working");
         assert_eq!(c.last_year(), Some(2027));
+        assert_eq!(OfficialCalendar::with_additions(&[day(2027, 1, 1)], &[day(2027, 1, 1)]), Err(day(2027, 1, 1)));
     }
 }

@@ -103,9 +103,16 @@ pub struct IdentityOptions {
     /// The bureau's time zone (IANA name).
     #[arg(long, env = "GOVMEDIA_TIME_ZONE", default_value = "Asia/Shanghai")]
     pub time_zone: String,
-    /// Working hours on weekdays, local time; logins outside raise a security event.
+    /// Working hours on working days, local time; logins outside raise a security event.
     #[arg(long, env = "GOVMEDIA_WORKING_HOURS", default_value = "08:00-18:00")]
     pub working_hours: String,
+    /// Holidays beyond the shipped official schedule (YYYY-MM-DD, separated by commas).
+    #[arg(long, env = "GOVMEDIA_HOLIDAYS", default_value = "")]
+    pub holidays: String,
+    /// Make-up working days (调休) beyond the shipped schedule (YYYY-MM-DD, separated by
+    /// commas); a date listed here is working even if the schedule has it as a holiday.
+    #[arg(long, env = "GOVMEDIA_MAKEUP_WORKING_DAYS", default_value = "")]
+    pub makeup_working_days: String,
     /// How long a token-signing key signs before a new one replaces it.
     #[arg(long, env = "GOVMEDIA_IDENTITY_SIGNING_KEY_ROTATION", default_value = "30d", value_parser = parse_duration)]
     pub signing_key_rotation: Duration,
@@ -214,12 +221,28 @@ fn chrono_duration(d: Duration) -> chrono::Duration {
 impl Policy {
     /// Parses the policy settings.
     pub fn from_options(o: &IdentityOptions) -> Result<Self, StartError> {
-        let working_hours = WorkingHours::parse(&o.time_zone, &o.working_hours).map_err(|e| {
+        let dates = |name: &'static str, value: &str| {
+            govmedia_domain::holidays::parse_dates(value)
+                .map_err(|e| StartError::Setting(govmedia_kit::config::InvalidSetting::new(name, e)))
+        };
+        let calendar = govmedia_domain::holidays::OfficialCalendar::with_additions(
+            &dates("GOVMEDIA_HOLIDAYS", &o.holidays)?,
+            &dates("GOVMEDIA_MAKEUP_WORKING_DAYS", &o.makeup_working_days)?,
+        )
+        .map_err(|both| {
             StartError::Setting(govmedia_kit::config::InvalidSetting::new(
-                "GOVMEDIA_WORKING_HOURS / GOVMEDIA_TIME_ZONE",
-                e.to_string(),
+                "GOVMEDIA_MAKEUP_WORKING_DAYS",
+                format!("{both} is also listed as a holiday"),
             ))
         })?;
+        let working_hours = WorkingHours::parse(&o.time_zone, &o.working_hours)
+            .map_err(|e| {
+                StartError::Setting(govmedia_kit::config::InvalidSetting::new(
+                    "GOVMEDIA_WORKING_HOURS / GOVMEDIA_TIME_ZONE",
+                    e.to_string(),
+                ))
+            })?
+            .with_calendar(calendar);
         if o.lockout_threshold == 0 {
             return Err(StartError::Setting(govmedia_kit::config::InvalidSetting::new(
                 "GOVMEDIA_IDENTITY_LOCKOUT_THRESHOLD",

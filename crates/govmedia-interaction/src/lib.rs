@@ -17,6 +17,7 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc, Weekday};
 use govmedia_domain::Error;
 use govmedia_domain::clock::Clock;
+use govmedia_domain::holidays::{self, OfficialCalendar};
 use govmedia_domain::ids::{DepartmentId, PlatformAccountId};
 use govmedia_domain::scope::Resource;
 use govmedia_kit::access::PermissionChecker;
@@ -81,15 +82,19 @@ pub struct Policy {
 }
 
 impl Policy {
-    /// The product defaults: the mainland office calendar without a holiday list, a
-    /// comment answered within 4 working hours, a private message within one working day
-    /// (8 hours), 20 open conversations a person, referrals due in 5 working days.
+    /// The product defaults: the mainland office calendar with the official holiday
+    /// schedule, a comment answered within 4 working hours, a private message within one
+    /// working day (its length: 7 hours of 09:00-12:00 and 13:30-17:30), 20 open
+    /// conversations a person, referrals due in 5 working days.
     pub fn standard() -> Result<Self, domain::calendar::CalendarError> {
+        let official = OfficialCalendar::shipped();
+        let calendar = BusinessCalendar::china_office(official.holidays(), official.working_dates())?;
+        let one_working_day = calendar.working_day_minutes();
         Ok(Self {
-            calendar: BusinessCalendar::china_office([], [])?,
+            calendar,
             response_targets: BTreeMap::from([
                 (ITEM_COMMENT.to_owned(), DEFAULT_COMMENT_TARGET_MINUTES),
-                (ITEM_PRIVATE_MESSAGE.to_owned(), DEFAULT_MESSAGE_TARGET_MINUTES),
+                (ITEM_PRIVATE_MESSAGE.to_owned(), one_working_day),
             ]),
             max_open_conversations: DEFAULT_MAX_OPEN_CONVERSATIONS,
             referral_working_days: DEFAULT_REFERRAL_WORKING_DAYS,
@@ -115,8 +120,6 @@ impl Policy {
 
 /// Default first-response target of comments, in business minutes (R4.1.1).
 pub const DEFAULT_COMMENT_TARGET_MINUTES: u32 = 240;
-/// Default first-response target of private messages, in business minutes (R4.2.1).
-pub const DEFAULT_MESSAGE_TARGET_MINUTES: u32 = 480;
 /// Default cap of open conversations per person.
 pub const DEFAULT_MAX_OPEN_CONVERSATIONS: u32 = 20;
 /// Default working days of a referral (R4.2.2).
@@ -260,18 +263,21 @@ pub struct InteractionOptions {
     /// Working weekdays, three-letter English names separated by commas.
     #[arg(long, env = "GOVMEDIA_INTERACTION_WORKING_WEEKDAYS", default_value = "mon,tue,wed,thu,fri")]
     pub working_weekdays: String,
-    /// Holidays (YYYY-MM-DD, separated by commas): the official holiday schedule.
-    #[arg(long, env = "GOVMEDIA_INTERACTION_HOLIDAYS", default_value = "")]
+    /// Holidays beyond the shipped official schedule (YYYY-MM-DD, separated by commas):
+    /// a year published after this release, or a bureau's own.
+    #[arg(long, env = "GOVMEDIA_HOLIDAYS", default_value = "")]
     pub holidays: String,
-    /// Make-up working days on weekends (调休; YYYY-MM-DD, separated by commas).
-    #[arg(long, env = "GOVMEDIA_INTERACTION_MAKEUP_WORKING_DAYS", default_value = "")]
+    /// Make-up working days (调休) beyond the shipped schedule (YYYY-MM-DD, separated by
+    /// commas); a date listed here is working even if the schedule has it as a holiday.
+    #[arg(long, env = "GOVMEDIA_MAKEUP_WORKING_DAYS", default_value = "")]
     pub makeup_working_days: String,
     /// First-response target of comments, in business minutes (R4.1.1).
     #[arg(long, env = "GOVMEDIA_INTERACTION_COMMENT_TARGET_MINUTES", default_value_t = DEFAULT_COMMENT_TARGET_MINUTES)]
     pub comment_target_minutes: u32,
-    /// First-response target of private messages, in business minutes (R4.2.1).
-    #[arg(long, env = "GOVMEDIA_INTERACTION_MESSAGE_TARGET_MINUTES", default_value_t = DEFAULT_MESSAGE_TARGET_MINUTES)]
-    pub message_target_minutes: u32,
+    /// First-response target of private messages, in business minutes (R4.2.1); unset,
+    /// one working day: the length of the working periods.
+    #[arg(long, env = "GOVMEDIA_INTERACTION_MESSAGE_TARGET_MINUTES")]
+    pub message_target_minutes: Option<u32>,
     /// Most open conversations one person may hold.
     #[arg(long, env = "GOVMEDIA_INTERACTION_MAX_OPEN_CONVERSATIONS", default_value_t = DEFAULT_MAX_OPEN_CONVERSATIONS)]
     pub max_open_conversations: u32,
@@ -316,12 +322,7 @@ fn list(value: &str) -> impl Iterator<Item = &str> {
 }
 
 fn dates(name: &'static str, value: &str) -> Result<Vec<NaiveDate>, SettingError> {
-    list(value)
-        .map(|d| {
-            NaiveDate::parse_from_str(d, "%Y-%m-%d")
-                .map_err(|_| setting(name, format!("{d:?} is not a YYYY-MM-DD date")))
-        })
-        .collect()
+    holidays::parse_dates(value).map_err(|e| setting(name, e))
 }
 
 /// The policy the settings describe; every setting checked before anything starts.
@@ -342,18 +343,18 @@ pub fn policy(o: &InteractionOptions) -> Result<Policy, SettingError> {
     let weekdays = list(&o.working_weekdays)
         .map(|d| d.parse::<Weekday>().map_err(|_| setting(days, format!("{d:?} is not a weekday"))))
         .collect::<Result<Vec<_>, _>>()?;
-    let calendar = BusinessCalendar::new(
-        zone,
-        periods,
-        &weekdays,
-        dates("GOVMEDIA_INTERACTION_HOLIDAYS", &o.holidays)?,
-        dates("GOVMEDIA_INTERACTION_MAKEUP_WORKING_DAYS", &o.makeup_working_days)?,
+    let official = OfficialCalendar::with_additions(
+        &dates("GOVMEDIA_HOLIDAYS", &o.holidays)?,
+        &dates("GOVMEDIA_MAKEUP_WORKING_DAYS", &o.makeup_working_days)?,
     )
-    .map_err(|e| setting(hours, e.to_string()))?;
+    .map_err(|both| setting("GOVMEDIA_MAKEUP_WORKING_DAYS", format!("{both} is also listed as a holiday")))?;
+    let calendar = BusinessCalendar::new(zone, periods, &weekdays, official.holidays(), official.working_dates())
+        .map_err(|e| setting(hours, e.to_string()))?;
+    let message_target_minutes = o.message_target_minutes.unwrap_or_else(|| calendar.working_day_minutes());
     if o.comment_target_minutes == 0 {
         return Err(setting("GOVMEDIA_INTERACTION_COMMENT_TARGET_MINUTES", "must be at least 1"));
     }
-    if o.message_target_minutes == 0 {
+    if message_target_minutes == 0 {
         return Err(setting("GOVMEDIA_INTERACTION_MESSAGE_TARGET_MINUTES", "must be at least 1"));
     }
     if o.max_open_conversations == 0 {
@@ -366,7 +367,7 @@ pub fn policy(o: &InteractionOptions) -> Result<Policy, SettingError> {
         calendar,
         response_targets: BTreeMap::from([
             (ITEM_COMMENT.to_owned(), o.comment_target_minutes),
-            (ITEM_PRIVATE_MESSAGE.to_owned(), o.message_target_minutes),
+            (ITEM_PRIVATE_MESSAGE.to_owned(), message_target_minutes),
         ]),
         max_open_conversations: o.max_open_conversations,
         referral_working_days: o.referral_working_days,
@@ -423,4 +424,32 @@ pub async fn serve(
     let _ = relay.await;
     core.db().close().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    fn shanghai(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
+        chrono_tz::Asia::Shanghai.with_ymd_and_hms(y, m, d, h, min, 0).single().expect("time").with_timezone(&Utc)
+    }
+
+    #[test]
+    fn deadlines_skip_the_official_holidays_and_count_make_up_days_r4_1_1_r4_2_1() {
+        let policy = Policy::standard().expect("the standard policy");
+        // A private message is due in one working day: 7 hours, not 8.
+        let day = policy.target(ITEM_PRIVATE_MESSAGE, &BTreeMap::new());
+        assert_eq!(day, 7 * 60);
+        // Friday 2026-02-13 16:30: an hour that day, then Saturday the 14th is a make-up
+        // working day for Spring Festival.
+        let comment = policy.target(ITEM_COMMENT, &BTreeMap::new());
+        assert_eq!(policy.due(shanghai(2026, 2, 13, 16, 30), comment).expect("due"), shanghai(2026, 2, 14, 12, 0));
+        // Saturday the 14th 13:30: four hours that day, then nothing until Spring
+        // Festival ends; three more hours on Tuesday the 24th.
+        assert_eq!(policy.due(shanghai(2026, 2, 14, 13, 30), day).expect("due"), shanghai(2026, 2, 24, 12, 0));
+        // National Day: a message on Wednesday 2026-09-30 at 17:00 waits out the week.
+        assert_eq!(policy.due(shanghai(2026, 9, 30, 17, 0), day).expect("due"), shanghai(2026, 10, 8, 17, 0));
+    }
 }

@@ -28,7 +28,7 @@ async fn missing_and_malformed_settings_are_named() {
         (&["--working-hours", "09:00-25:00"][..], "GOVMEDIA_INTERACTION_WORKING_HOURS"),
         (&["--working-hours", "12:00-09:00"][..], "GOVMEDIA_INTERACTION_WORKING_HOURS"),
         (&["--working-weekdays", "mon,someday"][..], "GOVMEDIA_INTERACTION_WORKING_WEEKDAYS"),
-        (&["--holidays", "2026-13-01"][..], "GOVMEDIA_INTERACTION_HOLIDAYS"),
+        (&["--holidays", "2026-13-01"][..], "GOVMEDIA_HOLIDAYS"),
         (&["--comment-target-minutes", "0"][..], "GOVMEDIA_INTERACTION_COMMENT_TARGET_MINUTES"),
         (&["--max-open-conversations", "0"][..], "GOVMEDIA_INTERACTION_MAX_OPEN_CONVERSATIONS"),
     ] {

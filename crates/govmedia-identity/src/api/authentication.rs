@@ -408,15 +408,15 @@ impl AuthenticationService for Authentication {
                 self.raise(m, event);
             }
             if !self.core.policy().working_hours.contains(now) {
-                let hours = self.core.policy().working_hours;
+                let hours = &self.core.policy().working_hours;
                 let event = self.new_event(
                     SecurityEventKind::LoginOutsideWorkingHours,
                     Some(user.id),
                     &username,
                     &address,
                     format!(
-                        "login at {} local time, outside {}-{} on weekdays",
-                        now.with_timezone(&hours.zone).format("%a %H:%M"),
+                        "login at {} local time, outside {}-{} on working days",
+                        now.with_timezone(&hours.zone).format("%a %Y-%m-%d %H:%M"),
                         hours.start,
                         hours.end
                     ),

@@ -1,14 +1,16 @@
 //! Login anomalies that raise security events (R2.3.3, R7.2.2): a burst of failures, a
 //! login from an address never seen for the user, a login outside working hours in the
-//! bureau's time zone.
+//! bureau's time zone, on a day that is no working day by the official calendar (a
+//! holiday on a weekday is not; a make-up Saturday is).
 
 use std::str::FromStr;
 
-use chrono::{DateTime, Datelike, NaiveTime, Utc, Weekday};
+use chrono::{DateTime, NaiveTime, Utc};
 use chrono_tz::Tz;
+use govmedia_domain::holidays::{OFFICE_WEEK, OfficialCalendar};
 
 /// When staff normally work, in the bureau's time zone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkingHours {
     /// The bureau's time zone.
     pub zone: Tz,
@@ -16,6 +18,8 @@ pub struct WorkingHours {
     pub start: NaiveTime,
     /// End of the working day.
     pub end: NaiveTime,
+    /// Holidays and make-up working days.
+    pub calendar: OfficialCalendar,
 }
 
 /// Why a working-hours setting was refused.
@@ -38,15 +42,19 @@ impl WorkingHours {
         if start >= end {
             return Err(WorkingHoursError(format!("working hours {hours:?} end before they start")));
         }
-        Ok(Self { zone, start, end })
+        Ok(Self { zone, start, end, calendar: OfficialCalendar::shipped() })
     }
 
-    /// True when `at` falls on a weekday between start and end, local time.
+    /// The same hours on `calendar`.
+    pub fn with_calendar(self, calendar: OfficialCalendar) -> Self {
+        Self { calendar, ..self }
+    }
+
+    /// True when `at` falls on a working day between start and end, local time.
     pub fn contains(&self, at: DateTime<Utc>) -> bool {
         let local = at.with_timezone(&self.zone);
-        let weekday = !matches!(local.weekday(), Weekday::Sat | Weekday::Sun);
         let time = local.time();
-        weekday && time >= self.start && time < self.end
+        self.calendar.is_working_day(local.date_naive(), &OFFICE_WEEK) && time >= self.start && time < self.end
     }
 }
 
@@ -57,7 +65,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn working_hours_are_local_weekdays() {
+    fn working_hours_are_local_working_days_of_the_official_calendar_r2_3_3() {
         let hours = WorkingHours::parse("Asia/Shanghai", "08:00-18:00").expect("parses");
         // Friday 2026-11-27 09:30 in Shanghai is 01:30 UTC.
         assert!(hours.contains(Utc.with_ymd_and_hms(2026, 11, 27, 1, 30, 0).single().expect("time")));
@@ -65,6 +73,9 @@ mod tests {
         assert!(!hours.contains(Utc.with_ymd_and_hms(2026, 11, 27, 14, 0, 0).single().expect("time")));
         // Saturday 10:00 Shanghai.
         assert!(!hours.contains(Utc.with_ymd_and_hms(2026, 11, 28, 2, 0, 0).single().expect("time")));
+        // Monday 2026-02-16 10:00 is Spring Festival; Saturday 2026-02-14 a make-up day.
+        assert!(!hours.contains(Utc.with_ymd_and_hms(2026, 2, 16, 2, 0, 0).single().expect("time")));
+        assert!(hours.contains(Utc.with_ymd_and_hms(2026, 2, 14, 2, 0, 0).single().expect("time")));
         assert!(WorkingHours::parse("Mars/Olympus", "08:00-18:00").is_err());
         assert!(WorkingHours::parse("Asia/Shanghai", "18:00-08:00").is_err());
     }

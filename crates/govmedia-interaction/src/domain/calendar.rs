@@ -105,6 +105,13 @@ impl BusinessCalendar {
         )
     }
 
+    /// The length of a working day in minutes: its working periods added up ("one
+    /// working day" of a target is this, not 8 hours).
+    pub fn working_day_minutes(&self) -> u32 {
+        let minutes: i64 = self.periods.iter().map(|p| (p.end - p.start).num_minutes()).sum();
+        u32::try_from(minutes).unwrap_or(u32::MAX)
+    }
+
     /// Whether `date` (in the calendar's zone) is a working day.
     pub fn is_working_day(&self, date: NaiveDate) -> bool {
         if self.working_dates.contains(&date) {
