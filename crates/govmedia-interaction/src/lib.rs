@@ -58,9 +58,25 @@ pub struct AccountFacts {
     pub department: Option<DepartmentId>,
     /// Closed.
     pub closed: bool,
+    /// Frozen: nothing is said from it (an anomaly, a suspected takeover) until unfrozen.
+    pub frozen: bool,
 }
 
 impl AccountFacts {
+    /// Refuses speaking from the account (a reply, an answer to a private message) while
+    /// it is frozen or closed (R2.3.3): a frozen account may be in someone else's hands.
+    pub fn may_speak(&self) -> Result<(), Error> {
+        if self.frozen || self.closed {
+            let state = if self.frozen { "frozen" } else { "closed" };
+            return Err(Error::rule(
+                "R2.3.3",
+                format!("platform_account/{}", self.id),
+                format!("the account is {state}: nothing is replied or answered from it until it is active again"),
+            ));
+        }
+        Ok(())
+    }
+
     /// The account as a permission resource.
     pub fn resource(&self) -> Resource {
         Resource::platform_account(self.id, self.department)
@@ -194,6 +210,13 @@ impl Core {
         &self.policy
     }
 
+    /// Facts about an account as identity knows them now, not as cached: for deciding
+    /// whether the account may speak, where a freeze must count at once.
+    pub async fn account_now(&self, account: PlatformAccountId) -> Result<AccountFacts, Error> {
+        self.accounts.invalidate(&account);
+        self.account(account).await
+    }
+
     /// Facts about an account from identity; NOT_FOUND when it is not registered.
     pub async fn account(&self, account: PlatformAccountId) -> Result<AccountFacts, Error> {
         if let Some(facts) = self.accounts.get(&account) {
@@ -215,6 +238,7 @@ impl Core {
                     id: account,
                     department: a.department_id.parse().ok(),
                     closed: a.state == govmedia_proto::identity::v1::PlatformAccountState::Closed as i32,
+                    frozen: a.state == govmedia_proto::identity::v1::PlatformAccountState::Frozen as i32,
                 };
                 self.accounts.insert(account, facts);
                 Ok(facts)

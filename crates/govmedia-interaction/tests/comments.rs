@@ -494,7 +494,109 @@ async fn a_comment_is_overdue_after_its_business_hours_target_r4_1_1(db: TestDat
     assert_eq!(d.comment(&id).await.time_to_first_response.expect("ttfr").seconds, 240 * 60 + 30 * 60);
 }
 
+async fn a_reply_with_a_review_finding_waits_for_approval_r4_1_2(db: TestDatabase) {
+    // Reply approval is off (the default): a clean reply is approved at once, one with
+    // a review finding waits for a second person all the same.
+    let d = desk(db).await;
+    let r = d.ingest(vec![incoming("q1", "请问台湾居民怎么办理？"), incoming("q2", "请问几点开门？")]).await;
+    let reply = |comment: String, text: &'static str| {
+        let mut comments = d.i.comments();
+        let moderator = d.moderator.clone();
+        async move {
+            comments
+                .reply_to_comment(with_token(
+                    pb::ReplyToCommentRequest { request_id: rid(), comment_id: comment, text: text.into() },
+                    &moderator,
+                ))
+                .await
+                .map(|r| r.into_inner().reply.expect("reply"))
+        }
+    };
+    let held = reply(r.results[0].comment_id.clone(), "台湾政府的说法不准确，请以本局公告为准。").await.expect("reply");
+    assert_eq!(held.state, pb::ReplyState::PendingApproval as i32, "held for review");
+    assert!(!held.screening_findings.is_empty());
+    let clean = reply(r.results[1].comment_id.clone(), "您好，工作日9:00开门。").await.expect("reply");
+    assert_eq!(clean.state, pb::ReplyState::Approved as i32);
+}
+
+async fn a_frozen_account_replies_and_answers_nothing_r2_3_3(db: TestDatabase) {
+    let d = desk(db).await;
+    let r = d.ingest(vec![incoming("f1", "请问几点开门？"), incoming("f2", "请问在哪里办理？")]).await;
+    let mut comments = d.i.comments();
+    let pending = comments
+        .reply_to_comment(with_token(
+            pb::ReplyToCommentRequest {
+                request_id: rid(),
+                comment_id: r.results[0].comment_id.clone(),
+                text: "台湾政府的说法不准确。".into(),
+            },
+            &d.moderator,
+        ))
+        .await
+        .expect("reply")
+        .into_inner()
+        .reply
+        .expect("reply");
+    let conversation =
+        d.i.conversations()
+            .ingest_private_messages(with_token(
+                pb::IngestPrivateMessagesRequest {
+                    platform_account_id: d.account.clone(),
+                    messages: vec![pb::IncomingPrivateMessage {
+                        platform_message_id: "pm1".into(),
+                        correspondent_platform_id: "u1".into(),
+                        correspondent_name: "市民".into(),
+                        text: "你好，想咨询一下".into(),
+                        ..Default::default()
+                    }],
+                },
+                &d.connector,
+            ))
+            .await
+            .expect("ingested")
+            .into_inner()
+            .conversation_ids[0]
+            .clone();
+
+    // A suspected takeover: the administrator freezes the account. At once, no reply, no
+    // approval of a waiting one, no answer to a private message.
+    d.i.world.freeze_account(&d.account, "疑似被盗，冻结排查").await;
+    let status = comments
+        .reply_to_comment(with_token(
+            pb::ReplyToCommentRequest {
+                request_id: rid(),
+                comment_id: r.results[1].comment_id.clone(),
+                text: "您好，请到办事大厅办理。".into(),
+            },
+            &d.moderator,
+        ))
+        .await
+        .expect_err("frozen");
+    assert_eq!(violated_rule(&status), "R2.3.3");
+    assert!(status.message().contains("frozen"), "{}", status.message());
+    let status = comments
+        .approve_reply(with_token(pb::ApproveReplyRequest { request_id: rid(), reply_id: pending.id.clone() }, &d.lead))
+        .await
+        .expect_err("frozen");
+    assert_eq!(violated_rule(&status), "R2.3.3");
+    let status =
+        d.i.conversations()
+            .reply_to_conversation(with_token(
+                pb::ReplyToConversationRequest {
+                    request_id: rid(),
+                    conversation_id: conversation,
+                    text: "您好，请讲。".into(),
+                },
+                &d.moderator,
+            ))
+            .await
+            .expect_err("frozen");
+    assert_eq!(violated_rule(&status), "R2.3.3");
+}
+
 storage_tests!(
+    a_reply_with_a_review_finding_waits_for_approval_r4_1_2,
+    a_frozen_account_replies_and_answers_nothing_r2_3_3,
     arriving_comments_are_screened_moderated_and_deduplicated_r4_1_3,
     an_allow_rule_keeps_a_known_false_positive_visible,
     moderators_hide_delete_restore_and_dismiss_with_reasons_r4_1_3,

@@ -465,6 +465,24 @@ impl World {
         .id
     }
 
+    /// Freezes an account, as an administrator would on an anomaly (R2.3.3).
+    pub async fn freeze_account(&self, account: &str, reason: &str) {
+        govmedia_proto::identity::v1::platform_account_service_client::PlatformAccountServiceClient::new(
+            self.identity.channel(),
+        )
+        .freeze_platform_account(with_token(
+            ipb::FreezePlatformAccountRequest {
+                request_id: rid(),
+                platform_account_id: account.into(),
+                reason: reason.into(),
+                etag: String::new(),
+            },
+            &self.admin_token,
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("freezing {account}: {e}"));
+    }
+
     /// A screening client.
     pub fn screening(&self) -> govmedia_proto::audit::v1::screening_service_client::ScreeningServiceClient<Channel> {
         govmedia_proto::audit::v1::screening_service_client::ScreeningServiceClient::new(self.audit.channel())

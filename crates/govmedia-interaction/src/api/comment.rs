@@ -25,8 +25,8 @@ use govmedia_proto::interaction::v1::comment_service_server::{CommentService, Co
 use tonic::Request;
 
 use super::{
-    authorize_on_account, check_assignee, duration, evidence, evidence_to, method, record, require_on_account,
-    screen_reply,
+    authorize_on_account, authorize_to_speak, check_assignee, duration, evidence, evidence_to, method, record,
+    require_on_account, screen_reply,
 };
 use crate::domain::comment::{
     self as rules, ActionRecord, Arrived, Channel, Comment, CommentStatus, IncomingComment, ModeratorAction, Reply,
@@ -648,8 +648,7 @@ impl CommentService for Comments {
         let text = v.required_text("text", &req.text, MAX_REPLY_CHARS);
         let (request_id, id, text) = v.finish_with(|| Some((request_id?, id?, text?)))?;
         let current = self.read(id).await?;
-        let (facts, grant) =
-            authorize_on_account(&self.core, &caller, Permission::CommentReply, current.account).await?;
+        let (facts, grant) = authorize_to_speak(&self.core, &caller, Permission::CommentReply, current.account).await?;
         rules::check_replyable(&id.to_string(), current.status)?;
         let findings = screen_reply(
             &self.core,
@@ -672,7 +671,7 @@ impl CommentService for Comments {
                 comment: id,
                 text,
                 author: UserId::from_uuid(caller.id.as_uuid()),
-                state: rules::new_reply_state(settings.reply_approval_required),
+                state: rules::new_reply_state(settings.reply_approval_required, findings.len()),
                 screening_findings: encode_findings(&findings),
                 approver: None,
                 reject_reason: String::new(),
@@ -696,7 +695,8 @@ impl CommentService for Comments {
                 )
                 .attr("comment_id", id)
                 .attr("state", reply.state.as_str())
-                .attr("review_findings", findings.len()),
+                .attr("review_findings", findings.len())
+                .attr("held_for_review", !settings.reply_approval_required && !findings.is_empty()),
             );
             Ok(pb::ReplyToCommentResponse { reply: Some(reply_to_proto(&reply)?) })
         });
@@ -841,7 +841,11 @@ impl Comments {
         let id = v.id("reply_id", reply_id);
         let (request_id, id): (RequestId, ReplyId) = v.finish_with(|| Some((request_id?, id?)))?;
         let account = self.reply_account(id).await?;
-        let (facts, grant) = authorize_on_account(&self.core, caller, Permission::ReplyApprove, account).await?;
+        let (facts, grant) = if reject_reason.is_none() {
+            authorize_to_speak(&self.core, caller, Permission::ReplyApprove, account).await?
+        } else {
+            authorize_on_account(&self.core, caller, Permission::ReplyApprove, account).await?
+        };
         self.core
             .work()
             .run(Call::new(caller, method, request_id, req), async |m| {

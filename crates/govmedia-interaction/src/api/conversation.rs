@@ -25,7 +25,10 @@ use govmedia_proto::interaction::v1 as pb;
 use govmedia_proto::interaction::v1::conversation_service_server::{ConversationService, ConversationServiceServer};
 use tonic::Request;
 
-use super::{authorize_on_account, check_assignee, duration, method, record, require_on_account, screen_reply};
+use super::{
+    authorize_on_account, authorize_to_speak, check_assignee, duration, method, record, require_on_account,
+    screen_reply,
+};
 use crate::domain::conversation::{
     self as rules, Conversation, ConversationState, Direction, Message, Referral, ReferralState,
 };
@@ -505,7 +508,7 @@ impl ConversationService for Conversations {
         let (request_id, id, text) = v.finish_with(|| Some((request_id?, id?, text?)))?;
         let current = self.read(id).await?;
         let (facts, grant) =
-            authorize_on_account(&self.core, &caller, Permission::MessageHandle, current.account).await?;
+            authorize_to_speak(&self.core, &caller, Permission::MessageHandle, current.account).await?;
         rules::check_open(&id.to_string(), current.state, "answered")?;
         let findings = screen_reply(
             &self.core,

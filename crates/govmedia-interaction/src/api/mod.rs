@@ -81,6 +81,21 @@ pub(crate) async fn authorize_on_account(
     Ok((facts, grant))
 }
 
+/// As [`authorize_on_account`], for saying something from the account: its facts are
+/// fetched fresh and a frozen or closed account refuses (R2.3.3), told only to a caller
+/// who holds the permission.
+pub(crate) async fn authorize_to_speak(
+    core: &crate::Core,
+    caller: &Principal,
+    permission: govmedia_domain::permission::Permission,
+    account: govmedia_domain::ids::PlatformAccountId,
+) -> Result<(AccountFacts, Authorized), Error> {
+    let facts = core.account_now(account).await?;
+    let grant = core.permissions().authorize(caller, permission, &facts.resource()).await?;
+    facts.may_speak()?;
+    Ok((facts, grant))
+}
+
 /// The account's facts once `caller` holds `permission` on it.
 pub(crate) async fn require_on_account(
     core: &crate::Core,

@@ -180,9 +180,11 @@ pub fn check_replyable(comment: &str, from: CommentStatus) -> Result<(), Error> 
     }
 }
 
-/// The reply's first state: pending when the account wants replies approved (R4.1.2).
-pub const fn new_reply_state(approval_required: bool) -> ReplyState {
-    if approval_required { ReplyState::PendingApproval } else { ReplyState::Approved }
+/// The reply's first state (R4.1.2): pending when the account wants replies approved,
+/// and also when screening found something to review in it, so no reply with a review
+/// finding goes out unread by a second person.
+pub const fn new_reply_state(approval_required: bool, review_findings: usize) -> ReplyState {
+    if approval_required || review_findings > 0 { ReplyState::PendingApproval } else { ReplyState::Approved }
 }
 
 /// Approving or rejecting a pending reply; never by its author (R4.1.2).
@@ -505,8 +507,9 @@ mod tests {
 
     #[test]
     fn a_reply_is_approved_by_someone_else_then_posted_r4_1_2() {
-        assert_eq!(new_reply_state(true), ReplyState::PendingApproval);
-        assert_eq!(new_reply_state(false), ReplyState::Approved);
+        assert_eq!(new_reply_state(true, 0), ReplyState::PendingApproval);
+        assert_eq!(new_reply_state(false, 0), ReplyState::Approved);
+        assert_eq!(new_reply_state(false, 1), ReplyState::PendingApproval, "a review finding holds it");
         assert_eq!(
             rule_of(decide_reply("r", ReplyState::PendingApproval, "u1", "u1", true).expect_err("own")),
             "R4.1.2"
