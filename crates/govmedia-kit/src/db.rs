@@ -155,10 +155,18 @@ impl Database {
                     .synchronous(SqliteSynchronous::Normal)
                     .busy_timeout(SQLITE_BUSY_TIMEOUT)
                     .foreign_keys(true);
-                let file = options.get_filename();
-                if let Some(parent) = file.parent().filter(|p| !p.as_os_str().is_empty() && !p.exists()) {
-                    std::fs::create_dir_all(parent)
-                        .map_err(|source| DatabaseError::Folder { path: file.display().to_string(), source })?;
+                let file = options.get_filename().to_path_buf();
+                // Owner-only before SQLite opens it: SQLite gives the WAL and SHM files
+                // the database file's mode, so they are born private too.
+                let in_memory = file.as_os_str().is_empty()
+                    || file.as_os_str() == ":memory:"
+                    || url.expose().contains("mode=memory");
+                let folder_error = |source| DatabaseError::Folder { path: file.display().to_string(), source };
+                if !in_memory {
+                    if let Some(parent) = file.parent().filter(|p| !p.as_os_str().is_empty() && !p.exists()) {
+                        crate::private_files::private_dir(parent).map_err(folder_error)?;
+                    }
+                    crate::private_files::private_file(&file).map_err(folder_error)?;
                 }
                 let pool = SqlitePoolOptions::new()
                     .max_connections(max_connections)
@@ -166,6 +174,9 @@ impl Database {
                     .connect_with(options)
                     .await
                     .map_err(connect_error)?;
+                if !in_memory {
+                    crate::private_files::private_sqlite(&file).map_err(folder_error)?;
+                }
                 Ok(Database::Sqlite(pool))
             }
         }

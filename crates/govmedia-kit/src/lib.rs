@@ -15,6 +15,7 @@ pub mod db;
 pub mod idempotency;
 pub mod mutation;
 pub mod outbox;
+pub mod private_files;
 pub mod rpc;
 pub mod schema;
 pub mod screening;

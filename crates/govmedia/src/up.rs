@@ -103,10 +103,11 @@ pub async fn up(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ready: Option<tokio::sync::oneshot::Sender<SocketAddr>>,
 ) -> Result<(), BoxError> {
-    use std::os::unix::fs::PermissionsExt;
     let data = &settings.data_dir;
-    std::fs::create_dir_all(data.join("secrets")).map_err(|e| format!("cannot create {}: {e}", data.display()))?;
-    std::fs::set_permissions(data.join("secrets"), std::fs::Permissions::from_mode(0o700))?;
+    // The data folder and everything in it are the owner's only (R7.1.1).
+    for dir in [data.clone(), data.join("secrets")] {
+        govmedia_kit::private_files::private_dir(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
     let secrets = data.join("secrets");
     let sealing = secret(&secrets, "identity-sealing-keys", || format!("k1:{}", random_key()))?;
     let checkpoint = secret(&secrets, "audit-checkpoint-key", random_key)?;

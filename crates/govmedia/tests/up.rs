@@ -39,6 +39,30 @@ async fn on_postgres_everything_starts_behind_the_gateway_and_survives_a_restart
     story(Some(database.url().expose())).await;
 }
 
+/// Under the usual umask (022), every folder of the data folder is 0700 and every file
+/// in it 0600: the SQLite databases with their WAL and SHM files, the secrets, the
+/// archive of publications (R7.1.1).
+fn data_folder_is_owner_only_r7_1_1(root: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let mut pending = vec![root.to_path_buf()];
+    let mut files = 0;
+    while let Some(dir) = pending.pop() {
+        let mode = std::fs::metadata(&dir).expect("metadata").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{} is {mode:o}", dir.display());
+        for entry in std::fs::read_dir(&dir).expect("read_dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                files += 1;
+                let mode = std::fs::metadata(&path).expect("metadata").permissions().mode() & 0o777;
+                assert_eq!(mode, 0o600, "{} is {mode:o}", path.display());
+            }
+        }
+    }
+    assert!(files > 0, "the folder holds files");
+}
+
 async fn story(database: Option<&str>) {
     let dir = tempfile::tempdir().expect("dir");
     let running = common::start(dir.path(), database).await;
@@ -87,6 +111,7 @@ async fn story(database: Option<&str>) {
     for name in files {
         assert!(dir.path().join(name).exists(), "{name}");
     }
+    data_folder_is_owner_only_r7_1_1(dir.path());
     if database.is_some() {
         assert!(!dir.path().join("identity.db").exists(), "PostgreSQL, not SQLite");
     }

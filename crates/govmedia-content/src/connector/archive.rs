@@ -45,7 +45,8 @@ fn file_component(id: &str) -> Result<&str, ConnectorError> {
 async fn write_atomically(path: PathBuf, bytes: Vec<u8>) -> Result<(), ConnectorError> {
     tokio::task::spawn_blocking(move || {
         let dir = path.parent().ok_or_else(|| ConnectorError::Permanent("archive path has no folder".into()))?;
-        std::fs::create_dir_all(dir).map_err(io_error)?;
+        // Owner-only: the folder 0700, each file 0600 (tempfile's mode, kept by the rename).
+        govmedia_kit::private_files::private_dir(dir).map_err(io_error)?;
         let mut file = tempfile::NamedTempFile::new_in(dir).map_err(io_error)?;
         std::io::Write::write_all(&mut file, &bytes).map_err(io_error)?;
         file.as_file().sync_all().map_err(io_error)?;
