@@ -356,14 +356,15 @@ async fn scheduling_refusals_name_their_rules_r3_3_1(db: TestDatabase) {
     assert_eq!(rule(&schedule(&d, &publisher, &approved).await.expect_err("frozen")), "R2.3.3");
 }
 
-async fn manual_publications_need_approval_and_evidence_r3_3_1(db: TestDatabase) {
+async fn manual_publications_need_approval_before_the_post_and_evidence_r3_2_1_r3_3_1(db: TestDatabase) {
     let d = desk(db).await;
     let (_, publisher) = publisher(&d).await;
+    // Posted by hand just now: after the approval, not in the future.
     let manual = |draft: &pb::Draft, evidence: Option<cpb::Evidence>| pb::RecordManualPublicationRequest {
         request_id: rid(),
         draft_id: draft.id.clone(),
         platform_account_id: d.account.clone(),
-        publish_time: Some(prost_types::Timestamp { seconds: chrono::Utc::now().timestamp() - 60, nanos: 0 }),
+        publish_time: Some(prost_types::Timestamp::from(std::time::SystemTime::from(d.c.core.now()))),
         url: "https://weibo.example/bureau/1".into(),
         evidence,
     };
@@ -376,6 +377,17 @@ async fn manual_publications_need_approval_and_evidence_r3_3_1(db: TestDatabase)
     assert_eq!(rule(&refused), "R3.2.1");
 
     let draft = approved(&d, "市局发布手工发布的稿件。").await;
+    // A post made by hand before the review was complete is a breach, not a publication.
+    let mut early = manual(&draft, Some(evidence()));
+    let approved_at = d.c.core.now().timestamp();
+    early.publish_time = Some(prost_types::Timestamp { seconds: approved_at - 3600, nanos: 0 });
+    let refused =
+        d.c.publications()
+            .record_manual_publication(with_token(early, &publisher))
+            .await
+            .expect_err("posted before approval");
+    assert_eq!(rule(&refused), "R3.2.1");
+    assert!(refused.message().contains("before the review"), "{}", refused.message());
     let missing =
         d.c.publications()
             .record_manual_publication(with_token(manual(&draft, None), &publisher))
@@ -438,5 +450,5 @@ async fn manual_publications_need_approval_and_evidence_r3_3_1(db: TestDatabase)
 storage_tests!(
     scheduled_published_retracted_and_feedback_closed_r3_3_1,
     scheduling_refusals_name_their_rules_r3_3_1,
-    manual_publications_need_approval_and_evidence_r3_3_1,
+    manual_publications_need_approval_before_the_post_and_evidence_r3_2_1_r3_3_1,
 );

@@ -30,9 +30,10 @@ use crate::connector::ConnectorError;
 use crate::domain::draft::Draft;
 use crate::domain::feedback::{FEEDBACK_RULE, FeedbackItem, FeedbackKind, FeedbackState};
 use crate::domain::publication::{
-    Channel, DueVerdict, ManualOutcome, Publication, PublicationState, Readiness, SCHEDULE_RULE, not_published, on_due,
+    Channel, DueVerdict, ManualOutcome, Publication, PublicationState, Readiness, SCHEDULE_RULE,
+    check_published_after_review, not_published, on_due,
 };
-use crate::domain::review;
+use crate::domain::review::{self, Outcome};
 use crate::scheduler::{Connectors, mark_draft_published};
 use crate::store::drafts;
 use crate::store::feedback::{self, FeedbackFilter};
@@ -664,8 +665,16 @@ impl PublicationService for Publications {
         let answer = self.core.work().run(call, async |m| {
             let mut draft = drafts::lock_target(m.tx(), cmd.draft, cmd.account, &grant).await?;
             let signoffs = drafts::signoffs(m.tx(), cmd.draft, draft.current_version).await?;
-            let past = drafts::past(&drafts::decisions(m.tx(), cmd.draft).await?);
+            let decisions = drafts::decisions(m.tx(), cmd.draft).await?;
+            let past = drafts::past(&decisions);
             check_ready(&draft, signoffs.len(), self.core.proofreading_passes(), facts.active)?;
+            let approved_at = decisions
+                .iter()
+                .filter(|d| d.decision.version == draft.current_version && d.decision.outcome == Outcome::Approved)
+                .map(|d| d.created_at)
+                .max();
+            let ready_at = approved_at.map(|a| signoffs.iter().map(|s| s.created_at).fold(a, DateTime::max));
+            check_published_after_review(cmd.draft, cmd.published_at, ready_at)?;
             check_not_scheduled(
                 m.tx(),
                 cmd.draft,

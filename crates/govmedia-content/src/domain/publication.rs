@@ -463,6 +463,31 @@ pub fn check_target(draft: &Draft, account: PlatformAccountId) -> Result<(), Err
 }
 
 /// The refusal to retract something that is not out.
+/// A post made by hand is recorded only if it went out after the version was fully
+/// approved and proofread (R3.2.1): one made before is not a publication but a breach of
+/// the review, and recording it would launder it. `ready_at` is when the last approval
+/// or sign-off of the current version was given.
+pub fn check_published_after_review(
+    draft: DraftId,
+    published_at: DateTime<Utc>,
+    ready_at: Option<DateTime<Utc>>,
+) -> Result<(), Error> {
+    match ready_at {
+        Some(ready) if published_at >= ready => Ok(()),
+        Some(ready) => Err(Error::rule(
+            "R3.2.1",
+            format!("draft/{draft}"),
+            format!(
+                "the post went out at {}, before the review of this version was complete at {}: \
+                 content is published only after approval and proofreading",
+                published_at.to_rfc3339(),
+                ready.to_rfc3339()
+            ),
+        )),
+        None => Err(Error::rule("R3.2.1", format!("draft/{draft}"), "the current version has no approval")),
+    }
+}
+
 pub fn not_published(id: PublicationId) -> Error {
     Error::rule("R3.3.3", format!("publication/{id}"), "only a published item is retracted")
 }
