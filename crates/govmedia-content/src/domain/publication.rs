@@ -462,7 +462,6 @@ pub fn check_target(draft: &Draft, account: PlatformAccountId) -> Result<(), Err
     }
 }
 
-/// The refusal to retract something that is not out.
 /// A post made by hand is recorded only if it went out after the version was fully
 /// approved and proofread (R3.2.1): one made before is not a publication but a breach of
 /// the review, and recording it would launder it. `ready_at` is when the last approval
@@ -488,6 +487,7 @@ pub fn check_published_after_review(
     }
 }
 
+/// The refusal to retract something that is not out.
 pub fn not_published(id: PublicationId) -> Error {
     Error::rule("R3.3.3", format!("publication/{id}"), "only a published item is retracted")
 }
