@@ -56,7 +56,7 @@ impl Gateway {
         let scoped: Vec<(&str, cpb::ScopeKind, &str)> = roles
             .iter()
             .map(|role| match *role {
-                "auditor" => (*role, cpb::ScopeKind::Global, ""),
+                "auditor" | "principal_leader" => (*role, cpb::ScopeKind::Global, ""),
                 _ => (*role, cpb::ScopeKind::Department, department),
             })
             .collect();

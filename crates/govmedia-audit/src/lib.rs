@@ -273,7 +273,10 @@ impl Core {
 pub fn server(core: &Arc<Core>, settings: ServerSettings, verifier: Arc<TokenVerifier>) -> ServerBuilder {
     let limit = settings.max_message_bytes;
     ServerBuilder::new(settings)
-        .with_auth(AuthLayer::new(verifier, AuthPolicy::standard()))
+        .with_auth(
+            AuthLayer::new(verifier, AuthPolicy::standard())
+                .with_refusal_audit(govmedia_kit::refusals::RefusalAudit::new(core.work().clone(), "audit")),
+        )
         .add_service(api::audit_log::server(core).max_decoding_message_size(limit))
         .add_service(api::screening::server(core).max_decoding_message_size(limit))
 }

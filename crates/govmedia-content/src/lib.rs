@@ -202,7 +202,10 @@ pub fn server(
 ) -> ServerBuilder {
     let limit = settings.max_message_bytes;
     ServerBuilder::new(settings)
-        .with_auth(AuthLayer::new(verifier, AuthPolicy::standard()))
+        .with_auth(
+            AuthLayer::new(verifier, AuthPolicy::standard())
+                .with_refusal_audit(govmedia_kit::refusals::RefusalAudit::new(core.work().clone(), PRODUCER)),
+        )
         .add_service(api::plan::server(core).max_decoding_message_size(limit))
         .add_service(api::draft::server(core).max_decoding_message_size(limit))
         .add_service(api::metrics::server(core).max_decoding_message_size(limit))

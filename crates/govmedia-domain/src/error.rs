@@ -70,6 +70,9 @@ pub enum Error {
         permission: String,
         /// Which role and scope would grant it, for a person.
         explanation: String,
+        /// What it was asked on (`department/…`, `platform_account/…`, `bureau`), for the
+        /// audit record of the refusal; never sent to the caller.
+        resource: Option<String>,
     },
     /// The resource does not exist, or the caller may not know it does.
     #[error("{resource_type} {id} not found")]
@@ -158,7 +161,18 @@ impl Error {
 
     /// A permission the caller lacks.
     pub fn denied(permission: impl std::fmt::Display, explanation: impl Into<String>) -> Self {
-        Error::PermissionDenied { permission: permission.to_string(), explanation: explanation.into() }
+        Error::PermissionDenied { permission: permission.to_string(), explanation: explanation.into(), resource: None }
+    }
+
+    /// A refusal, noting the resource it was asked on (for the audit log, not the caller).
+    #[must_use]
+    pub fn on_resource(self, on: &crate::scope::Resource) -> Self {
+        match self {
+            Error::PermissionDenied { permission, explanation, .. } => {
+                Error::PermissionDenied { permission, explanation, resource: Some(on.to_string()) }
+            }
+            other => other,
+        }
     }
 
     /// A resource that is not there.

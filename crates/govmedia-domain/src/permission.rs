@@ -20,6 +20,35 @@ macro_rules! permissions {
         }
 
         impl Permission {
+    /// True for permissions guarding what an attacker wants: credentials, the audit log,
+    /// role grants and accounts, people, drafts before publication, publishing. A refusal
+    /// of one of these is audited (rate-limited per caller); a refused comment read is not.
+    pub const fn is_sensitive(self) -> bool {
+        matches!(
+            self,
+            Permission::UserManage
+                | Permission::ServicePrincipalManage
+                | Permission::RoleBindingManage
+                | Permission::SecurityEventRead
+                | Permission::SecurityEventManage
+                | Permission::AccountManage
+                | Permission::AccountCredentialManage
+                | Permission::AccountCredentialReveal
+                | Permission::DraftRead
+                | Permission::DraftWrite
+                | Permission::DraftReviewDepartment
+                | Permission::DraftReviewSupervising
+                | Permission::DraftApprovePrincipal
+                | Permission::PublicationSchedule
+                | Permission::PublicationRetract
+                | Permission::AuditAppend
+                | Permission::AuditRead
+                | Permission::AuditVerify
+                | Permission::AuditExport
+                | Permission::LexiconManage
+        )
+    }
+
             /// Every permission, in catalogue order.
             pub const ALL: &'static [Permission] = &[$(Permission::$variant,)*];
 
@@ -263,7 +292,10 @@ impl Role {
             Role::SecurityOfficer => {
                 "Handles security events, account incidents, credentials and the lexicon (R2.3, R7)."
             }
-            Role::Administrator => "Manages staff, departments, roles and accounts; approves no content (R2.2).",
+            Role::Administrator => {
+                "Manages staff, departments, roles and accounts; approves no content (R2.2); reads no audit log and \
+                 is never also the security officer or the auditor (三员分立)."
+            }
             Role::GovmediaService => "A govmedia service: checks permissions, appends audit events, screens text.",
             Role::PlatformIntegration => "Feeds platform data in: comments, messages, metrics, followers.",
         }
@@ -413,7 +445,6 @@ impl Role {
                 P::AccountIncidentManage,
                 P::AccountCredentialManage,
                 P::ModerationRuleManage,
-                P::AuditRead,
                 P::LexiconRead,
                 P::LexiconManage,
             ],
@@ -434,8 +465,10 @@ impl Role {
             Role::Editor | Role::DepartmentReviewer | Role::Publisher | Role::Moderator | Role::ModerationLead => {
                 &[Global, Department, PlatformAccount]
             }
-            Role::SupervisingLeader | Role::PrincipalLeader => &[Global, Department],
-            Role::Auditor
+            Role::SupervisingLeader => &[Global, Department],
+            // The third approval is the bureau's top (主要领导), never a department's.
+            Role::PrincipalLeader
+            | Role::Auditor
             | Role::SecurityOfficer
             | Role::Administrator
             | Role::GovmediaService

@@ -82,6 +82,17 @@ pub struct Resource {
     pub platform_account: Option<PlatformAccountId>,
 }
 
+impl std::fmt::Display for Resource {
+    /// The narrowest thing it names: `platform_account/…`, `department/…` or `bureau`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.platform_account, self.department) {
+            (Some(a), _) => write!(f, "platform_account/{a}"),
+            (None, Some(d)) => write!(f, "department/{d}"),
+            (None, None) => f.write_str("bureau"),
+        }
+    }
+}
+
 impl Resource {
     /// A resource tied to no department or account: only global bindings cover it.
     pub const GLOBAL: Resource = Resource { department: None, platform_account: None };

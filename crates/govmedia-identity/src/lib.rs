@@ -456,7 +456,10 @@ impl Core {
         permission: Permission,
         resource: &Resource,
     ) -> Result<Binding, Error> {
-        self.decide(tx, caller.id, permission.as_str(), resource).await?.require(permission)
+        self.decide(tx, caller.id, permission.as_str(), resource)
+            .await?
+            .require(permission)
+            .map_err(|e| e.on_resource(resource))
     }
 
     /// An audit record of `action` by `caller` on `resource`, stamped now.
@@ -634,7 +637,11 @@ pub fn server(core: &Arc<Core>, settings: ServerSettings) -> ServerBuilder {
         .with_public(PUBLIC_METHODS.iter().copied())
         .with_password_change_allowed(PASSWORD_CHANGE_METHODS.iter().copied());
     ServerBuilder::new(settings)
-        .with_auth(AuthLayer::new(core.verifier(), policy).with_session_gate(Arc::clone(core) as Arc<dyn SessionGate>))
+        .with_auth(
+            AuthLayer::new(core.verifier(), policy)
+                .with_session_gate(Arc::clone(core) as Arc<dyn SessionGate>)
+                .with_refusal_audit(govmedia_kit::refusals::RefusalAudit::new(core.work().clone(), PRODUCER)),
+        )
         .add_service(api::authentication::server(core).max_decoding_message_size(limit))
         .add_service(api::directory::server(core).max_decoding_message_size(limit))
         .add_service(api::access::server(core).max_decoding_message_size(limit))

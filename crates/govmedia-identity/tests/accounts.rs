@@ -402,4 +402,88 @@ async fn profiles_keep_their_history_and_rotations_come_due_r2_1_2(db: TestDatab
     assert_eq!(status.code(), Code::Unauthenticated);
 }
 
-storage_tests!(the_account_story_r2_3_3, profiles_keep_their_history_and_rotations_come_due_r2_1_2);
+async fn a_responsible_person_is_not_disabled_while_answerable_r2_1_1(db: TestDatabase) {
+    let w = world(db).await;
+    let id = &w.id;
+    let account = accounts(id)
+        .create_platform_account(authed(new_account(&w), &w.admin))
+        .await
+        .expect("registered")
+        .into_inner()
+        .platform_account
+        .expect("account");
+    let disable =
+        || pb::DisableUserRequest { request_id: rid(), user_id: w.officer_id.clone(), reason: "调离".into() };
+    let status = id.directory().disable_user(authed(disable(), &w.admin)).await.expect_err("still responsible");
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    let rule = &status.get_details_precondition_failure().expect("rule").violations[0];
+    assert_eq!(rule.r#type, "R2.1.1");
+    assert!(rule.description.contains("gh_bureau_news"), "{}", rule.description);
+
+    // Once the account has another responsible person, the officer may go.
+    let admin_id = id
+        .auth()
+        .get_current_principal(authed(pb::GetCurrentPrincipalRequest {}, &w.admin))
+        .await
+        .expect("whoami")
+        .into_inner()
+        .principal
+        .expect("principal")
+        .id;
+    let handed_over = pb::UpdatePlatformAccountRequest {
+        request_id: rid(),
+        platform_account: Some(pb::PlatformAccount { responsible_user_id: admin_id, ..account }),
+        update_mask: Some(prost_types::FieldMask { paths: vec!["responsible_user_id".into()] }),
+    };
+    accounts(id).update_platform_account(authed(handed_over, &w.admin)).await.expect("handed over");
+    id.directory().disable_user(authed(disable(), &w.admin)).await.expect("disabled");
+}
+
+async fn refused_attempts_on_credentials_are_audited_and_a_flood_is_capped_r2_2_2(db: TestDatabase) {
+    let w = world(db).await;
+    let id = &w.id;
+    let account = accounts(id)
+        .create_platform_account(authed(new_account(&w), &w.admin))
+        .await
+        .expect("registered")
+        .into_inner()
+        .platform_account
+        .expect("account");
+    // The administrator holds no reveal permission: three tries, three records.
+    let reveal = || pb::RevealAccountCredentialRequest {
+        request_id: rid(),
+        platform_account_id: account.id.clone(),
+        reason: "想看看".into(),
+    };
+    for _ in 0..3 {
+        let status = vault(id).reveal_account_credential(authed(reveal(), &w.admin)).await.expect_err("refused");
+        assert_eq!(status.code(), Code::PermissionDenied);
+    }
+    let denied = |records: Vec<serde_json::Value>| -> Vec<serde_json::Value> {
+        records.into_iter().filter(|r| r["action"] == "permission.denied").collect()
+    };
+    let records = denied(id.audited().await);
+    assert_eq!(records.len(), 3, "{records:?}");
+    let r = &records[0];
+    assert_eq!(r["outcome"], "denied");
+    assert_eq!(r["resource"]["type"], "platform_account");
+    assert_eq!(r["resource"]["id"], account.id.as_str());
+    assert_eq!(r["attributes"]["permission"], "account.credential.reveal");
+    assert!(r["attributes"]["method"].as_str().is_some_and(|m| m.ends_with("/RevealAccountCredential")), "{r}");
+    assert_eq!(r["actor"]["kind"], "user");
+
+    // A flood is capped per caller: at most PER_MINUTE records a minute, and the next
+    // one says how many were left out.
+    for _ in 0..30 {
+        vault(id).reveal_account_credential(authed(reveal(), &w.admin)).await.expect_err("refused");
+    }
+    let records = denied(id.audited().await);
+    assert_eq!(records.len(), govmedia_kit::refusals::PER_MINUTE as usize, "capped");
+}
+
+storage_tests!(
+    refused_attempts_on_credentials_are_audited_and_a_flood_is_capped_r2_2_2,
+    the_account_story_r2_3_3,
+    profiles_keep_their_history_and_rotations_come_due_r2_1_2,
+    a_responsible_person_is_not_disabled_while_answerable_r2_1_1
+);

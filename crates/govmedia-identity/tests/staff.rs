@@ -120,7 +120,7 @@ async fn bootstrap_admin_must_change_password_and_common_passwords_are_refused_r
     }
 }
 
-async fn departments_users_and_scoped_roles_r2_2_1(db: TestDatabase) {
+async fn departments_users_scoped_roles_and_the_three_officers_r2_2_1(db: TestDatabase) {
     let id = Identity::start(db).await;
     let admin = id.admin_token().await;
     let mut directory = id.directory();
@@ -241,6 +241,47 @@ async fn departments_users_and_scoped_roles_r2_2_1(db: TestDatabase) {
         .await
         .expect_err("scope");
     assert_eq!(status.code(), Code::InvalidArgument);
+    // So is the principal leader (主要领导): the third approval is the bureau's top.
+    let status = access
+        .create_role_binding(authed(
+            grant(&liwei_id, "principal_leader", cpb::ScopeKind::Department, &publicity.id),
+            &admin,
+        ))
+        .await
+        .expect_err("scope");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    // Administrator, security officer and auditor are three people (三员分立): the auditor
+    // may not also be the security officer, nor an administrator.
+    let auditor_id = directory
+        .create_user(authed(
+            pb::CreateUserRequest {
+                request_id: rid(),
+                user: Some(pb::User {
+                    username: "zhangmin".into(),
+                    display_name: "Zhang Min".into(),
+                    ..Default::default()
+                }),
+            },
+            &admin,
+        ))
+        .await
+        .expect("user")
+        .into_inner()
+        .user
+        .expect("user")
+        .id;
+    access
+        .create_role_binding(authed(grant(&auditor_id, "auditor", cpb::ScopeKind::Global, ""), &admin))
+        .await
+        .expect("an auditor");
+    for officer in ["security_officer", "administrator"] {
+        let status = access
+            .create_role_binding(authed(grant(&auditor_id, officer, cpb::ScopeKind::Global, ""), &admin))
+            .await
+            .expect_err("two officers in one person");
+        assert_eq!(rule_ids(&status), ["R2.2.1"], "{officer}");
+        assert!(status.message().contains("三员分立"), "{}", status.message());
+    }
 
     // The permission authority answers with the granting binding or the reason.
     let check = |department: &str| pb::CheckPermissionRequest {
@@ -609,7 +650,7 @@ async fn a_login_address_is_new_only_once_r2_3_3(db: TestDatabase) {
 storage_tests!(
     a_login_address_is_new_only_once_r2_3_3,
     bootstrap_admin_must_change_password_and_common_passwords_are_refused_r2_3_1,
-    departments_users_and_scoped_roles_r2_2_1,
+    departments_users_scoped_roles_and_the_three_officers_r2_2_1,
     login_is_throttled_per_source_and_answers_tell_nothing_r2_3_1,
     a_replayed_refresh_token_revokes_the_session_family_r2_3_3,
     logins_outside_working_hours_raise_events_r2_3_3,

@@ -260,7 +260,7 @@ impl PermissionChecker {
                 return Ok(Authorized { principal, permission: Some(permission), basis });
             }
         }
-        Err(Error::denied(permission, by_department.explanation.clone()))
+        Err(Error::denied(permission, by_department.explanation.clone()).on_resource(&Resource::department(department)))
     }
 
     /// `Ok` when allowed; PERMISSION_DENIED naming the permission and why otherwise.
@@ -271,7 +271,11 @@ impl PermissionChecker {
         resource: &Resource,
     ) -> Result<(), Error> {
         let answer = self.check(subject, permission, resource).await?;
-        if answer.allowed { Ok(()) } else { Err(Error::denied(permission, answer.explanation.clone())) }
+        if answer.allowed {
+            Ok(())
+        } else {
+            Err(Error::denied(permission, answer.explanation.clone()).on_resource(resource))
+        }
     }
 }
 

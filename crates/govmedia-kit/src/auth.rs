@@ -381,12 +381,13 @@ pub struct AuthLayer {
     verifier: Arc<TokenVerifier>,
     policy: Arc<AuthPolicy>,
     sessions: Option<Arc<dyn SessionGate>>,
+    refusals: Option<Arc<crate::refusals::RefusalAudit>>,
 }
 
 impl AuthLayer {
     /// Authenticates with `verifier` under `policy`.
     pub fn new(verifier: Arc<TokenVerifier>, policy: AuthPolicy) -> Self {
-        Self { verifier, policy: Arc::new(policy), sessions: None }
+        Self { verifier, policy: Arc::new(policy), sessions: None, refusals: None }
     }
 
     /// The same, also requiring service principals' client certificates.
@@ -399,6 +400,11 @@ impl AuthLayer {
     /// The same, also refusing tokens whose session `gate` says has ended.
     pub fn with_session_gate(self, gate: Arc<dyn SessionGate>) -> Self {
         Self { sessions: Some(gate), ..self }
+    }
+
+    /// The same, also recording refused attempts on sensitive things to `audit`.
+    pub fn with_refusal_audit(self, audit: Arc<crate::refusals::RefusalAudit>) -> Self {
+        Self { refusals: Some(audit), ..self }
     }
 }
 
@@ -439,6 +445,7 @@ impl<S> tower::Layer<S> for AuthLayer {
             verifier: Arc::clone(&self.verifier),
             policy: Arc::clone(&self.policy),
             sessions: self.sessions.clone(),
+            refusals: self.refusals.clone(),
         }
     }
 }
@@ -450,6 +457,7 @@ pub struct Auth<S> {
     verifier: Arc<TokenVerifier>,
     policy: Arc<AuthPolicy>,
     sessions: Option<Arc<dyn SessionGate>>,
+    refusals: Option<Arc<crate::refusals::RefusalAudit>>,
 }
 
 /// The principal, if its token's session (when it has one) is still open.
@@ -493,6 +501,7 @@ where
         let verifier = Arc::clone(&self.verifier);
         let policy = Arc::clone(&self.policy);
         let sessions = self.sessions.clone();
+        let refusals = self.refusals.clone();
         let token = bearer(request.headers()).map(str::to_owned);
         Box::pin(async move {
             let verified = match token {
@@ -525,6 +534,9 @@ where
                 Ok(principal) => {
                     tracing::Span::current().record("enduser.id", tracing::field::display(principal.id));
                     request.extensions_mut().insert(principal);
+                    if let Some(audit) = refusals {
+                        request.extensions_mut().insert(crate::refusals::Watch::new(audit, path));
+                    }
                     inner.call(request).await
                 }
                 Err(e) => Ok(crate::rpc::status(e).into_http()),

@@ -16,6 +16,7 @@ pub mod idempotency;
 pub mod mutation;
 pub mod outbox;
 pub mod private_files;
+pub mod refusals;
 pub mod rpc;
 pub mod schema;
 pub mod screening;

@@ -52,7 +52,7 @@ pub fn status(error: Error) -> Status {
         Error::Unauthenticated(why) => {
             build(Code::Unauthenticated, format!("unauthenticated: {why}"), reason, vec![], ErrorDetails::new())
         }
-        Error::PermissionDenied { permission, explanation } => build(
+        Error::PermissionDenied { permission, explanation, .. } => build(
             Code::PermissionDenied,
             format!("permission {permission} denied: {explanation}"),
             reason,

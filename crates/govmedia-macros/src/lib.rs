@@ -29,16 +29,37 @@ pub fn handlers(attr: TokenStream, item: TokenStream) -> TokenStream {
         let Some(answer) = domain_answer(output) else { continue };
         let written = output.clone();
         let body = &method.block;
+        let request = request_ident(&method.sig);
         method.sig.output = parse_quote!(-> ::std::result::Result<::tonic::Response<#answer>, ::tonic::Status>);
-        method.block = parse_quote!({
-            let result: #written = async move #body.await;
-            ::govmedia_kit::rpc::answer(result)
-        });
+        method.block = match request {
+            // The caller and method are taken before the body moves the request, so a
+            // refusal it answers can be audited (govmedia_kit::refusals).
+            Some(request) => parse_quote!({
+                let watch = ::govmedia_kit::refusals::Watch::of(&#request);
+                let result: #written = async move #body.await;
+                ::govmedia_kit::rpc::answer(::govmedia_kit::refusals::watched(watch, result).await)
+            }),
+            None => parse_quote!({
+                let result: #written = async move #body.await;
+                ::govmedia_kit::rpc::answer(result)
+            }),
+        };
     }
     quote!(#[::tonic::async_trait] #block).into()
 }
 
 /// `T` of a `Result<T, E>` whose `T` is not already a `Response<_>`.
+/// The name of the handler's request argument (the first after `self`).
+fn request_ident(sig: &syn::Signature) -> Option<syn::Ident> {
+    sig.inputs.iter().find_map(|input| match input {
+        syn::FnArg::Typed(typed) => match typed.pat.as_ref() {
+            syn::Pat::Ident(ident) => Some(ident.ident.clone()),
+            _ => None,
+        },
+        syn::FnArg::Receiver(_) => None,
+    })
+}
+
 fn domain_answer(output: &Type) -> Option<Type> {
     let Type::Path(path) = output else { return None };
     let last = path.path.segments.last()?;

@@ -98,7 +98,7 @@ fn office_setup(root: &Path, gateway: &str) -> (String, String) {
         ]);
         let id = text(&created, "id");
         let mut grant = vec!["roles", "grant", "--principal", &id, "--role", role, "--reason", "staffing"];
-        if role != "auditor" {
+        if role != "auditor" && role != "principal_leader" {
             grant.extend(["--department", &department]);
         }
         let bound = admin.json(&grant);

@@ -220,7 +220,7 @@ pub async fn desk_with(db: TestDatabase, slow_checks: Option<std::time::Duration
     let (_, reviewer) = w.staff("reviewer", &department, &[("department_reviewer", d, &department)]).await;
     let (_, reviewer2) = w.staff("reviewer2", &department, &[("department_reviewer", d, &department)]).await;
     let (_, leader) = w.staff("leader", &department, &[("supervising_leader", d, &department)]).await;
-    let (_, principal) = w.staff("principal", &department, &[("principal_leader", d, &department)]).await;
+    let (_, principal) = w.staff("principal", &department, &[("principal_leader", cpb::ScopeKind::Global, "")]).await;
     let (_, double) = w
         .staff(
             "double",

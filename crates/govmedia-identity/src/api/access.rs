@@ -281,10 +281,12 @@ impl AccessService for Access {
                 Scope::Global => None,
             };
             let granter_bindings = store::bindings_of(m.tx(), caller.id).await?;
+            let grantee_bindings = store::bindings_of(m.tx(), grantee).await?;
             access::check_grant(
                 caller.id,
                 &granter_bindings,
                 grantee,
+                &grantee_bindings,
                 role,
                 &scope,
                 &access::scope_as_resource(&scope, account_department),

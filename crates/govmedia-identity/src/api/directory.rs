@@ -570,7 +570,8 @@ impl DirectoryService for Directory {
         let call = Call::new(&caller, method!("DirectoryService", "DisableUser"), cmd.request_id, &req);
         let answer = self.core.work().run(call, async |m| {
             let mut user = self.managed_user(&caller, m, cmd.id).await?;
-            let action = user.disable(caller.id, m.now())?;
+            let responsible_for = crate::store::accounts::responsible_for(m.tx(), cmd.id).await?;
+            let action = user.disable(caller.id, &responsible_for, m.now())?;
             store::save_user(m.tx(), &user).await?;
             let revoked = sessions::revoke_sessions_of(m.tx(), cmd.id.into(), "user disabled", user.updated_at).await?;
             let record = self.user_record(action, &caller, &user).rule("R2.2.2").reason(cmd.reason.clone());

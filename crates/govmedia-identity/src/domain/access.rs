@@ -118,12 +118,18 @@ pub fn scope_as_resource(scope: &Scope, account_department: Option<govmedia_doma
     }
 }
 
+/// The roles no one person may combine: system administrator, security officer and
+/// auditor (三员分立, the separation Chinese government information systems require).
+pub const THREE_OFFICERS: [Role; 3] = [Role::Administrator, Role::SecurityOfficer, Role::Auditor];
+
 /// Checks that `granter` (holding `granter_bindings`) may grant `role` in `scope` to
-/// `grantee`; `scope_resource` is the scope as a resource (see [`scope_as_resource`]).
+/// `grantee` (holding `grantee_bindings`); `scope_resource` is the scope as a resource
+/// (see [`scope_as_resource`]).
 pub fn check_grant(
     granter: PrincipalId,
     granter_bindings: &[Binding],
     grantee: PrincipalId,
+    grantee_bindings: &[Binding],
     role: Role,
     scope: &Scope,
     scope_resource: &Resource,
@@ -146,6 +152,23 @@ pub fn check_grant(
         return Err(Error::invalid(
             "role_binding.scope.kind",
             format!("role {role} can be bound only in scopes: {}", allowed.join(", ")),
+        ));
+    }
+    // The three officers (三员分立): the one who administers, the one who keeps security
+    // and the one who audits them are three people, so nobody audits their own acts.
+    if let Some(held) = THREE_OFFICERS
+        .contains(&role)
+        .then(|| grantee_bindings.iter().find(|b| b.role != role && THREE_OFFICERS.contains(&b.role)))
+        .flatten()
+    {
+        return Err(Error::rule(
+            RULE,
+            format!("principal/{grantee}"),
+            format!(
+                "the administrator, the security officer and the auditor are three different people \
+                 (三员分立): {grantee} already holds {}, so {role} cannot be granted too",
+                held.role
+            ),
         ));
     }
     if role == Role::Administrator
@@ -213,8 +236,8 @@ mod tests {
     fn nobody_grants_a_role_to_themselves_r2_2_1() {
         let admin = principal();
         let bindings = vec![binding(admin, Role::Administrator, Scope::Global)];
-        let err =
-            check_grant(admin, &bindings, admin, Role::Editor, &Scope::Global, &Resource::GLOBAL).expect_err("self");
+        let err = check_grant(admin, &bindings, admin, &[], Role::Editor, &Scope::Global, &Resource::GLOBAL)
+            .expect_err("self");
         assert!(matches!(err, Error::RuleViolated(ref v) if v[0].rule_id == RULE), "{err:?}");
     }
 
@@ -225,17 +248,25 @@ mod tests {
         // A department-scoped role manager does not exist in the catalogue; an auditor
         // has no role_binding.manage at all.
         let auditor = vec![binding(manager, Role::Auditor, Scope::Global)];
-        let err = check_grant(manager, &auditor, principal(), Role::Administrator, &Scope::Global, &Resource::GLOBAL)
-            .expect_err("not an admin");
-        assert!(matches!(err, Error::RuleViolated(_)), "{err:?}");
         let err =
-            check_grant(manager, &auditor, principal(), Role::Editor, &Scope::Department(d), &Resource::department(d))
-                .expect_err("no role_binding.manage");
+            check_grant(manager, &auditor, principal(), &[], Role::Administrator, &Scope::Global, &Resource::GLOBAL)
+                .expect_err("not an admin");
+        assert!(matches!(err, Error::RuleViolated(_)), "{err:?}");
+        let err = check_grant(
+            manager,
+            &auditor,
+            principal(),
+            &[],
+            Role::Editor,
+            &Scope::Department(d),
+            &Resource::department(d),
+        )
+        .expect_err("no role_binding.manage");
         assert!(matches!(err, Error::PermissionDenied { .. }), "{err:?}");
 
         let admin = principal();
         let admins = vec![binding(admin, Role::Administrator, Scope::Global)];
-        check_grant(admin, &admins, principal(), Role::Administrator, &Scope::Global, &Resource::GLOBAL)
+        check_grant(admin, &admins, principal(), &[], Role::Administrator, &Scope::Global, &Resource::GLOBAL)
             .expect("admin grants admin");
     }
 
@@ -244,9 +275,56 @@ mod tests {
         let admin = principal();
         let admins = vec![binding(admin, Role::Administrator, Scope::Global)];
         let d = DepartmentId::new();
-        let err =
-            check_grant(admin, &admins, principal(), Role::Auditor, &Scope::Department(d), &Resource::department(d))
-                .expect_err("auditor is global only");
+        let err = check_grant(
+            admin,
+            &admins,
+            principal(),
+            &[],
+            Role::Auditor,
+            &Scope::Department(d),
+            &Resource::department(d),
+        )
+        .expect_err("auditor is global only");
+        assert!(matches!(err, Error::InvalidArgument(_)), "{err:?}");
+    }
+
+    #[test]
+    fn administrator_security_officer_and_auditor_are_three_people_r2_2_1() {
+        let admin = principal();
+        let admins = vec![binding(admin, Role::Administrator, Scope::Global)];
+        let someone = principal();
+        for (held, granted) in [
+            (Role::Administrator, Role::Auditor),
+            (Role::Auditor, Role::Administrator),
+            (Role::SecurityOfficer, Role::Auditor),
+            (Role::Administrator, Role::SecurityOfficer),
+        ] {
+            let holds = vec![binding(someone, held, Scope::Global)];
+            let err = check_grant(admin, &admins, someone, &holds, granted, &Scope::Global, &Resource::GLOBAL)
+                .expect_err("two officers in one person");
+            assert!(matches!(err, Error::RuleViolated(ref v) if v[0].description.contains("三员分立")), "{err:?}");
+        }
+        // Any other role beside one officer role is fine, and so is holding it twice.
+        let auditor = vec![binding(someone, Role::Auditor, Scope::Global)];
+        check_grant(admin, &admins, someone, &auditor, Role::Editor, &Scope::Global, &Resource::GLOBAL)
+            .expect("an auditor may also edit");
+    }
+
+    #[test]
+    fn the_principal_leader_is_bureau_wide_only_r3_2_2() {
+        let admin = principal();
+        let admins = vec![binding(admin, Role::Administrator, Scope::Global)];
+        let d = DepartmentId::new();
+        let err = check_grant(
+            admin,
+            &admins,
+            principal(),
+            &[],
+            Role::PrincipalLeader,
+            &Scope::Department(d),
+            &Resource::department(d),
+        )
+        .expect_err("主要领导 is the bureau's");
         assert!(matches!(err, Error::InvalidArgument(_)), "{err:?}");
     }
 }

@@ -201,10 +201,27 @@ impl User {
     }
 
     /// Disables the login of this user, at the request of `by` (R2.2.1: nobody disables
-    /// their own).
-    pub fn disable(&mut self, by: PrincipalId, now: DateTime<Utc>) -> Result<AuditAction, Error> {
+    /// their own), unless they are the responsible person of the accounts (their handles)
+    /// in `responsible_for`: every account keeps someone answerable for it (R2.1.1).
+    pub fn disable(
+        &mut self,
+        by: PrincipalId,
+        responsible_for: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<AuditAction, Error> {
         if by == self.id.into() {
             return Err(Error::rule("R2.2.1", format!("user/{}", self.id), "nobody disables their own login"));
+        }
+        if !responsible_for.is_empty() {
+            return Err(Error::rule(
+                "R2.1.1",
+                format!("user/{}", self.id),
+                format!(
+                    "{} is the responsible person of {}: name another responsible person first",
+                    self.username,
+                    responsible_for.join(", ")
+                ),
+            ));
         }
         self.status = UserStatus::Disabled;
         self.touch(now);

@@ -521,3 +521,14 @@ pub async fn open_incident_count(tx: &mut Tx, account: PlatformAccountId) -> Res
     .map_err(db_error)?;
     Ok(usize::try_from(n).unwrap_or(0))
 }
+
+/// The handles of the accounts, not closed, whose responsible person is `user` (R2.1.1).
+pub async fn responsible_for(tx: &mut Tx, user: UserId) -> Result<Vec<String>, Error> {
+    sql!(
+        tx,
+        scalar_all,
+        "SELECT handle FROM platform_accounts WHERE responsible_user_id = $1 AND state <> 'closed' ORDER BY handle",
+        user.to_string()
+    )
+    .map_err(db_error)
+}

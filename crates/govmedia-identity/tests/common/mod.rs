@@ -109,6 +109,11 @@ impl Identity {
 
     /// The actions in the outbox, in order.
     pub async fn audited_actions(&self) -> Vec<String> {
+        self.audited().await.iter().map(|r| r["action"].as_str().unwrap_or_default().to_owned()).collect()
+    }
+
+    /// The records in the outbox, in order.
+    pub async fn audited(&self) -> Vec<serde_json::Value> {
         let payloads: Vec<String> = match &self.db {
             Database::Postgres(pool) => {
                 sqlx::query_scalar("SELECT payload::text FROM govmedia_outbox ORDER BY seq").fetch_all(pool).await
@@ -118,15 +123,7 @@ impl Identity {
             }
         }
         .expect("outbox");
-        payloads
-            .iter()
-            .map(|p| {
-                serde_json::from_str::<serde_json::Value>(p).expect("json")["action"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned()
-            })
-            .collect()
+        payloads.iter().map(|p| serde_json::from_str::<serde_json::Value>(p).expect("json")).collect()
     }
 }
 
