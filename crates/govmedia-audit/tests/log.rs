@@ -85,19 +85,22 @@ async fn appends_are_idempotent_by_event_id_and_for_services_only_r9_2(db: TestD
     let mut bad = event(10, "Draft Approved");
     bad.id = "nope".into();
     bad.outcome = 0;
+    let valid = event(11, "draft.approved");
     let status = w
         .client()
-        .append_events(with_token(
-            pb::AppendEventsRequest { events: vec![event(11, "draft.approved"), bad] },
-            &w.content_token,
-        ))
+        .append_events(with_token(pb::AppendEventsRequest { events: vec![valid.clone(), bad] }, &w.content_token))
         .await
         .expect_err("invalid");
     assert_eq!(status.code(), Code::InvalidArgument);
     let fields: Vec<_> =
         status.get_details_bad_request().expect("violations").field_violations.into_iter().map(|f| f.field).collect();
     assert_eq!(fields, ["events[1].id", "events[1].action", "events[1].outcome"]);
-    assert_eq!(verify(&w).await.end_sequence, 5, "the valid half of the refused batch was not written");
+    let status = w
+        .client()
+        .get_event(with_token(pb::GetEventRequest { event_id: valid.id.clone() }, &w.auditor_token))
+        .await
+        .expect_err("the valid half of the refused batch was not written");
+    assert_eq!(status.code(), Code::NotFound);
 
     // Query by actor, by action prefix, with paging; get one event.
     let more: Vec<_> =
@@ -176,10 +179,10 @@ async fn appends_are_idempotent_by_event_id_and_for_services_only_r9_2(db: TestD
         exported += chunk.events.len();
         last = Some(chunk);
     }
-    // 12 appended, plus the audit service's own records of the verification above and of
-    // this export.
-    assert_eq!(exported, 14);
-    assert_eq!(last.expect("a chunk").exported_count, 14);
+    // 12 appended, plus the audit service's own records: the auditor's refused append
+    // (permission.denied, decision 0029), the verification above and this export.
+    assert_eq!(exported, 15);
+    assert_eq!(last.expect("a chunk").exported_count, 15);
 
     // The checkpoint after 10 events is signed and retrievable; the log verifies.
     let checkpoint = w

@@ -236,9 +236,16 @@ pub struct ContentOptions {
     /// The archive connector's folder.
     #[arg(long, env = "GOVMEDIA_CONTENT_ARCHIVE_DIR", default_value = "var/publications", value_name = "DIR")]
     pub archive_dir: std::path::PathBuf,
-    /// The webhook connector's address (`http://…`).
+    /// The webhook connector's address (`https://…`; `http://` only to this host).
     #[arg(long, env = "GOVMEDIA_CONTENT_WEBHOOK_URL", value_name = "URL")]
     pub webhook_url: Option<String>,
+    /// A PEM file of CA certificates the webhook's HTTPS certificate may chain to, beside
+    /// the system's trust store (a bureau's own CA).
+    #[arg(long, env = "GOVMEDIA_CONTENT_WEBHOOK_CA", value_name = "PEM")]
+    pub webhook_ca: Option<std::path::PathBuf>,
+    /// Allows a plain `http://` webhook on another host (the network between is trusted).
+    #[arg(long, env = "GOVMEDIA_CONTENT_WEBHOOK_ALLOW_PLAIN_HTTP")]
+    pub webhook_allow_plain_http: bool,
     /// The webhook connector's signing secret (at least 16 characters).
     #[arg(long, env = "GOVMEDIA_CONTENT_WEBHOOK_SECRET", value_name = "SECRET", hide_env_values = true)]
     pub webhook_secret: Option<govmedia_kit::config::Secret>,
@@ -297,8 +304,11 @@ pub fn connectors(options: &ContentOptions) -> Result<scheduler::Connectors, Set
                 .webhook_secret
                 .clone()
                 .ok_or_else(|| setting("GOVMEDIA_CONTENT_WEBHOOK_SECRET", "is required with the webhook connector"))?;
-            let webhook = connector::webhook::WebhookSettings::new(url, secret)
+            let mut webhook = connector::webhook::WebhookSettings::new(url, secret, options.webhook_allow_plain_http)
                 .map_err(|m| setting("GOVMEDIA_CONTENT_WEBHOOK_URL", m))?;
+            if let Some(ca) = &options.webhook_ca {
+                webhook = webhook.with_ca_file(ca).map_err(|m| setting("GOVMEDIA_CONTENT_WEBHOOK_CA", m))?;
+            }
             Arc::new(connector::webhook::WebhookConnector::new(webhook))
         }
     };

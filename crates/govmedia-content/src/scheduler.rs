@@ -131,10 +131,37 @@ impl Scheduler {
         let claims = self.claim(&mut tick).await?;
         for claim in claims {
             let connector = self.connectors.for_account(claim.publication.account).clone();
-            let result = connector.publish(&claim.outgoing).await;
+            let result = match self.screen_again(&claim.outgoing).await {
+                Ok(()) => connector.publish(&claim.outgoing).await,
+                Err(refused) => Err(refused),
+            };
             self.record(claim.publication, connector.name(), result, &mut tick).await?;
         }
         Ok(tick)
+    }
+
+    /// Screens what is about to go out once more (R7.1.1): the lexicon may have grown
+    /// since the draft was submitted and approved. A block finding stops it for good
+    /// (the publication fails, naming the term); screening that cannot be reached holds
+    /// it for a retry. Nothing is published unscreened.
+    async fn screen_again(&self, outgoing: &Outgoing) -> Result<(), crate::connector::ConnectorError> {
+        use crate::connector::ConnectorError;
+        let texts = vec![("title".to_owned(), outgoing.title.clone()), ("body".to_owned(), outgoing.body.clone())];
+        let screened = self
+            .core
+            .screen(texts)
+            .await
+            .map_err(|e| ConnectorError::Transient(format!("screening before publishing is unavailable: {e}")))?;
+        let blocking = screened.blocking();
+        if blocking.is_empty() {
+            return Ok(());
+        }
+        let found: Vec<String> = blocking.iter().map(|f| format!("{} \"{}\"", f.text_key, f.excerpt)).collect();
+        Err(ConnectorError::Permanent(format!(
+            "R7.1.1: screened again before publishing with lexicon version {}, blocked: {}",
+            screened.lexicon_version,
+            found.join("; ")
+        )))
     }
 
     async fn claim(&self, tick: &mut Tick) -> Result<Vec<Claim>, Error> {

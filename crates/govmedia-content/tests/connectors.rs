@@ -99,7 +99,7 @@ async fn receiver(r: Receiver) -> (Arc<Receiver>, String) {
 }
 
 fn webhook(url: &str) -> WebhookConnector {
-    let mut settings = WebhookSettings::new(url, Secret::new(SECRET)).expect("settings");
+    let mut settings = WebhookSettings::new(url, Secret::new(SECRET), false).expect("settings");
     settings.first_backoff = Duration::from_millis(5);
     settings.timeout = Duration::from_secs(5);
     WebhookConnector::new(settings)
@@ -139,7 +139,7 @@ async fn a_webhook_publish_is_signed_and_carries_the_documented_payload_r3_3() {
 #[tokio::test]
 async fn a_wrong_secret_is_refused_by_the_receiver_and_not_retried() {
     let (r, url) = receiver(Receiver::default()).await;
-    let mut settings = WebhookSettings::new(&url, Secret::new("another-secret-entirely")).expect("settings");
+    let mut settings = WebhookSettings::new(&url, Secret::new("another-secret-entirely"), false).expect("settings");
     settings.first_backoff = Duration::from_millis(5);
     let err = WebhookConnector::new(settings).publish(&item("pub-1")).await.expect_err("refused");
     assert!(matches!(err, ConnectorError::Permanent(ref m) if m.contains("401")), "{err:?}");
@@ -206,13 +206,107 @@ async fn retraction_is_signed_and_carries_the_reason() {
 
 #[test]
 fn bad_webhook_settings_are_refused_at_configuration() {
-    let https = WebhookSettings::new("https://gw.example.gov.cn/hook", Secret::new(SECRET)).expect_err("https");
-    assert!(https.contains("https is not supported yet"), "{https}");
-    let short = WebhookSettings::new("http://127.0.0.1:1/hook", Secret::new("short")).expect_err("short");
+    let new = |url: &str, secret: &str, plain: bool| WebhookSettings::new(url, Secret::new(secret), plain);
+    new("https://gw.example.gov.cn/hook", SECRET, false).expect("https anywhere");
+    // Plain http crosses no network: this host only, unless explicitly allowed.
+    let clear = new("http://gw.example.gov.cn/hook", SECRET, false).expect_err("clear text over a network");
+    assert!(clear.contains("plain http only to this host"), "{clear}");
+    new("http://gw.example.gov.cn/hook", SECRET, true).expect("explicitly allowed");
+    for local in ["http://127.0.0.1:1/hook", "http://localhost:1/hook", "http://[::1]:1/hook"] {
+        new(local, SECRET, false).expect(local);
+    }
+    let short = new("http://127.0.0.1:1/hook", "short", false).expect_err("short");
     assert!(short.contains("at least 16"), "{short}");
-    assert!(WebhookSettings::new("ftp://x/hook", Secret::new(SECRET)).is_err());
-    let debug = format!("{:?}", WebhookSettings::new("http://127.0.0.1:1/hook", Secret::new(SECRET)).expect("ok"));
+    assert!(new("ftp://x/hook", SECRET, false).is_err());
+    let debug = format!("{:?}", new("http://127.0.0.1:1/hook", SECRET, false).expect("ok"));
     assert!(!debug.contains(SECRET), "the secret is never printed: {debug}");
+    let missing = new("https://gw.example.gov.cn/hook", SECRET, false)
+        .expect("ok")
+        .with_ca_file(std::path::Path::new("/nonexistent/ca.pem"))
+        .expect_err("no such CA file");
+    assert!(missing.contains("/nonexistent/ca.pem"), "{missing}");
+}
+
+/// A listener that speaks TLS with `config`, for a receiver on HTTPS.
+struct TlsListener {
+    tcp: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok((stream, address)) = self.tcp.accept().await else { continue };
+            // A client that refuses our certificate fails the handshake: wait for the next.
+            if let Ok(tls) = self.acceptor.accept(stream).await {
+                return (tls, address);
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.tcp.local_addr()
+    }
+}
+
+/// A receiver on HTTPS with a certificate for `localhost` from a fresh CA; the CA's PEM.
+async fn tls_receiver() -> (Arc<Receiver>, String, String) {
+    let ca_key = rcgen::KeyPair::generate().expect("key");
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params.distinguished_name.push(rcgen::DnType::CommonName, "海港市公安局 CA");
+    let ca = ca_params.self_signed(&ca_key).expect("ca");
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let key = rcgen::KeyPair::generate().expect("key");
+    let leaf = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+        .expect("params")
+        .signed_by(&key, &issuer)
+        .expect("leaf");
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(vec![leaf.der().clone()], rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()))
+        .expect("server config");
+    let r = Arc::new(Receiver::default());
+    let app = Router::new().route("/hook", post(hook)).with_state(r.clone());
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("https://localhost:{}/hook", tcp.local_addr().expect("addr").port());
+    let listener = TlsListener { tcp, acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)) };
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+    (r, url, ca.pem())
+}
+
+#[tokio::test]
+async fn the_webhook_speaks_https_and_verifies_the_certificate() {
+    let (r, url, ca) = tls_receiver().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca).expect("ca file");
+    let fast = |mut s: WebhookSettings| {
+        s.first_backoff = Duration::from_millis(5);
+        s.attempts = 1;
+        s
+    };
+
+    // Without the bureau's CA the certificate is not trusted and nothing is sent.
+    let untrusted =
+        WebhookConnector::new(fast(WebhookSettings::new(&url, Secret::new(SECRET), false).expect("settings")));
+    let err = untrusted.publish(&item("pub-tls")).await.expect_err("unknown issuer");
+    assert!(matches!(err, ConnectorError::Transient(ref m) if m.contains("certificate")), "{err:?}");
+    assert!(r.deliveries.lock().expect("lock").is_empty(), "nothing reached the receiver");
+
+    // With it, the publication goes out over TLS, signed.
+    let settings =
+        WebhookSettings::new(&url, Secret::new(SECRET), false).expect("settings").with_ca_file(&ca_file).expect("ca");
+    let receipt = WebhookConnector::new(fast(settings)).publish(&item("pub-tls")).await.expect("published over https");
+    assert_eq!(receipt.platform_post_id, "post-1");
+    let d = r.deliveries.lock().expect("lock")[0].clone();
+    assert!(d.signature_ok);
+    assert_eq!(d.key, "pub-tls:publish");
 }
 
 #[tokio::test]

@@ -142,8 +142,9 @@ async fn a_plan_goes_from_draft_to_published_and_the_audit_log_holds_every_step(
             .into_inner()
             .publication
             .expect("publication");
-    let webhook =
-        WebhookConnector::new(WebhookSettings::new(&url, Secret::new("end-to-end-webhook-secret")).expect("settings"));
+    let webhook = WebhookConnector::new(
+        WebhookSettings::new(&url, Secret::new("end-to-end-webhook-secret"), false).expect("settings"),
+    );
     let scheduler = Scheduler::new(d.c.core.clone(), Connectors::new(Arc::new(webhook)), SchedulerSettings::default());
     assert_eq!(scheduler.tick().await.expect("tick"), Tick { published: 1, ..Tick::default() });
     assert_eq!(received.load(Ordering::SeqCst), 1);

@@ -66,7 +66,7 @@ async fn receiver() -> (Arc<Receiver>, String) {
 }
 
 fn scheduler(desk: &Desk, url: &str) -> Scheduler {
-    let mut webhook = WebhookSettings::new(url, Secret::new(SECRET)).expect("settings");
+    let mut webhook = WebhookSettings::new(url, Secret::new(SECRET), false).expect("settings");
     webhook.attempts = 1;
     let settings = SchedulerSettings {
         batch: 4,
@@ -214,7 +214,40 @@ async fn temporary_failures_are_retried_and_refusals_fail_visibly_r3_3_1(db: Tes
     assert_eq!(story, ["publication.attempt_failed", "publication.published", "publication.failed"]);
 }
 
+async fn a_term_blocked_after_approval_stops_the_publication_r7_1_1(db: TestDatabase) {
+    let d = desk(db).await;
+    let (r, url) = receiver().await;
+    let draft = approved(&d, "本周举办云端推介会，欢迎参加。").await;
+    let id = due(&d, &draft).await;
+    // After the approval the security officer blocks a term the draft holds.
+    d.c.world
+        .screening()
+        .upsert_lexicon_entries(with_token(
+            govmedia_proto::audit::v1::UpsertLexiconEntriesRequest {
+                request_id: rid(),
+                entries: vec![govmedia_proto::audit::v1::LexiconEntry {
+                    term: "云端推介会".into(),
+                    category: govmedia_proto::common::v1::ScreeningCategory::Illegal as i32,
+                    severity: govmedia_proto::common::v1::ScreeningSeverity::Block as i32,
+                    rule_id: "R7.1.1".into(),
+                    source: "security notice 2026-11".into(),
+                    ..Default::default()
+                }],
+            },
+            &d.c.world.officer_token,
+        ))
+        .await
+        .expect("blocked");
+    let s = scheduler(&d, &url);
+    assert_eq!(s.tick().await.expect("tick"), Tick { failed: 1, ..Tick::default() });
+    let p = fetch(&d, id).await;
+    assert_eq!(p.state, PublicationState::Failed);
+    assert!(p.last_error.contains("R7.1.1") && p.last_error.contains("云端推介会"), "{}", p.last_error);
+    assert!(r.per_key.lock().expect("lock").is_empty(), "nothing went out");
+}
+
 storage_tests!(
+    a_term_blocked_after_approval_stops_the_publication_r7_1_1,
     an_approved_draft_is_published_once_with_its_reviewers_r3_3_1,
     two_replicas_publish_each_due_item_exactly_once_r3_3_1,
     a_draft_not_approved_by_its_time_expires_r3_2_1,

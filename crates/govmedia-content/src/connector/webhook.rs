@@ -14,11 +14,14 @@
 //!   exponential backoff, then left to the scheduler's own retries; other 4xx are a
 //!   refusal that retrying cannot fix.
 //!
-//! Plain `http://` only for now: HTTPS needs a TLS stack and a trust-store decision
-//! that is not made yet (docs/connectors.md says how to run it behind a local TLS
-//! proxy meanwhile). An `https://` address is refused at configuration, not silently
-//! sent in the clear.
+//! HTTPS with certificate verification (rustls): the system's trust store, plus a CA a
+//! deployment names (`GOVMEDIA_CONTENT_WEBHOOK_CA`, a PEM file: a bureau's own CA).
+//! Plain `http://` only to this host (127.0.0.1, ::1, localhost), or anywhere with an
+//! explicit `GOVMEDIA_CONTENT_WEBHOOK_ALLOW_PLAIN_HTTP`: publications and their
+//! signatures do not cross a network in clear text by accident.
 
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
@@ -26,6 +29,7 @@ use bytes::Bytes;
 use govmedia_kit::config::Secret;
 use hmac::{Hmac, Mac};
 use http_body_util::{BodyExt, Full, Limited};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -53,20 +57,25 @@ pub struct WebhookSettings {
     pub attempts: usize,
     /// The first backoff between attempts; doubled each time.
     pub first_backoff: Duration,
+    /// Certificates trusted beside the system's (a bureau's own CA).
+    pub extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
 }
 
 impl WebhookSettings {
     /// Settings with the defaults: 10 s per attempt, 3 attempts, backoff from 200 ms.
-    pub fn new(url: &str, secret: Secret) -> Result<Self, String> {
+    /// `https://` anywhere; `http://` only to this host unless `allow_plain_http`.
+    pub fn new(url: &str, secret: Secret, allow_plain_http: bool) -> Result<Self, String> {
         let url: http::Uri = url.parse().map_err(|e| format!("webhook url {url:?}: {e}"))?;
         match url.scheme_str() {
-            Some("http") => {}
-            Some("https") => {
-                return Err("webhook url: https is not supported yet; put a TLS proxy on localhost in front \
-                            (docs/connectors.md)"
-                    .into());
+            Some("https") => {}
+            Some("http") if allow_plain_http || is_loopback(url.host().unwrap_or_default()) => {}
+            Some("http") => {
+                return Err(format!(
+                    "webhook url {url}: plain http only to this host; use https, or set \
+                     GOVMEDIA_CONTENT_WEBHOOK_ALLOW_PLAIN_HTTP if the network between is trusted"
+                ));
             }
-            _ => return Err(format!("webhook url {url}: must start with http://")),
+            _ => return Err(format!("webhook url {url}: must start with https:// (or http:// to this host)")),
         }
         if secret.expose().len() < 16 {
             return Err("webhook secret: must be at least 16 characters".into());
@@ -77,8 +86,60 @@ impl WebhookSettings {
             timeout: Duration::from_secs(10),
             attempts: 3,
             first_backoff: Duration::from_millis(200),
+            extra_roots: Vec::new(),
         })
     }
+
+    /// The same, also trusting the certificates in the PEM file `ca`.
+    pub fn with_ca_file(mut self, ca: &Path) -> Result<Self, String> {
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject;
+        let certificates = CertificateDer::pem_file_iter(ca)
+            .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+            .map_err(|e| format!("webhook CA {}: {e}", ca.display()))?;
+        if certificates.is_empty() {
+            return Err(format!("webhook CA {}: holds no certificate", ca.display()));
+        }
+        self.extra_roots.extend(certificates);
+        Ok(self)
+    }
+}
+
+/// An error and its causes, so "client error (Connect)" says which certificate failed.
+fn causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// True for an address that cannot leave this host.
+fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The TLS client: rustls on ring, the system's roots and `extra`.
+fn tls_config(extra: &[rustls::pki_types::CertificateDer<'static>]) -> rustls::ClientConfig {
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    for error in &native.errors {
+        tracing::warn!(%error, "a certificate of the system's trust store could not be read");
+    }
+    let (added, ignored) = roots.add_parsable_certificates(native.certs);
+    tracing::debug!(added, ignored, "system trust store loaded for the webhook");
+    roots.add_parsable_certificates(extra.iter().cloned());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        // ring supports the safe defaults; the fallback is never taken.
+        .unwrap_or_else(|_| rustls::ClientConfig::builder_with_protocol_versions(&[&rustls::version::TLS13]))
+        .with_root_certificates(roots)
+        .with_no_client_auth()
 }
 
 /// Signs `body` sent at `timestamp` (unix seconds): the value of the signature header.
@@ -95,7 +156,7 @@ pub fn sign(secret: &Secret, timestamp: i64, body: &[u8]) -> String {
 #[derive(Debug, Clone)]
 pub struct WebhookConnector {
     settings: WebhookSettings,
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
 }
 
 impl WebhookConnector {
@@ -104,7 +165,15 @@ impl WebhookConnector {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(settings.timeout));
-        Self { settings, client: Client::builder(TokioExecutor::new()).build(connector) }
+        // Plain http was allowed or refused by the settings; an https address is always
+        // verified against the roots.
+        connector.enforce_http(false);
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls_config(&settings.extra_roots))
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
+        Self { settings, client: Client::builder(TokioExecutor::new()).build(https) }
     }
 
     /// Sends one signed event, retrying temporary failures.
@@ -139,7 +208,7 @@ impl WebhookConnector {
                 .client
                 .request(request)
                 .await
-                .map_err(|e| ConnectorError::Transient(format!("webhook not reachable: {e}")))?;
+                .map_err(|e| ConnectorError::Transient(format!("webhook not reachable: {}", causes(&e))))?;
             let status = response.status();
             let body = Limited::new(response.into_body(), MAX_ANSWER_BYTES)
                 .collect()
