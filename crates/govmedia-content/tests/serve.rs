@@ -24,10 +24,17 @@ async fn missing_settings_are_named() {
     options.connector = ConnectorKind::Webhook;
     let err = connectors(&options).expect_err("no url");
     assert_eq!(err.setting, "GOVMEDIA_CONTENT_WEBHOOK_URL");
-    options.webhook_url = Some("https://gateway.example/hook".into());
+    options.webhook_url = Some("http://gateway.example/hook".into());
     options.webhook_secret = Some(govmedia_kit::config::Secret::new("a-long-enough-secret"));
-    let err = connectors(&options).expect_err("https");
-    assert!(err.message.contains("https is not supported yet"), "{err}");
+    let err = connectors(&options).expect_err("clear text to another host");
+    assert_eq!(err.setting, "GOVMEDIA_CONTENT_WEBHOOK_URL");
+    assert!(err.message.contains("plain http only to this host"), "{err}");
+    options.webhook_url = Some("https://gateway.example/hook".into());
+    options.webhook_ca = Some("/nonexistent/bureau-ca.pem".into());
+    let err = connectors(&options).expect_err("no CA file");
+    assert_eq!(err.setting, "GOVMEDIA_CONTENT_WEBHOOK_CA");
+    options.webhook_ca = None;
+    connectors(&options).expect("https with the system's roots");
 }
 
 #[tokio::test]
