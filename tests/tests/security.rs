@@ -6,6 +6,10 @@
 //!   token) identity refuses the token at once, and the other services as soon as their
 //!   cached permission answer for that session runs out (5 s by default), not when the
 //!   token expires 15 minutes later.
+//! - A password guesser slows only themselves: through the gateway, the services see
+//!   each caller's own address (a forged address header is replaced), so ten wrong
+//!   passwords for `admin` from one address throttle that address, not the
+//!   administrator signing in from another, and every refusal reads alike.
 //! - Audit events cannot be forged: no administrator can make an appender (the
 //!   `govmedia_service` role is given only by provisioning, the installation's service
 //!   secrets are not rotated into a reply), a service appends only its own producer's
@@ -38,6 +42,16 @@ fn rid() -> String {
 
 async fn gateway(up: &Up) -> Channel {
     tonic::transport::Endpoint::from_shared(up.gateway.clone()).expect("url").connect().await.expect("the gateway")
+}
+
+/// A channel to the gateway from another loopback address, as a second machine.
+async fn gateway_from(up: &Up, source: [u8; 4]) -> Channel {
+    tonic::transport::Endpoint::from_shared(up.gateway.clone())
+        .expect("url")
+        .local_address(Some(std::net::IpAddr::from(source)))
+        .connect()
+        .await
+        .expect("the gateway")
 }
 
 /// The administrator signed in with their own password: the access token.
@@ -186,6 +200,50 @@ async fn an_access_token_stops_working_when_its_session_ends_r2_3_3() {
 }
 
 /// An event as a service would append it, happening `ago` before now.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_guesser_behind_the_gateway_throttles_only_their_own_address_r2_3_1() {
+    let up = tokio::task::block_in_place(|| Up::start(None, FIRST));
+    let channel = gateway(&up).await;
+    administrator(&channel).await;
+
+    // The guesser at 127.0.0.2 claims to be at the administrator's address; the gateway
+    // replaces the claim with what it sees.
+    let mut guesser = AuthenticationServiceClient::new(gateway_from(&up, [127, 0, 0, 2]).await);
+    let mut answers = Vec::new();
+    for _ in 0..10 {
+        let mut request =
+            tonic::Request::new(ipb::LoginRequest { username: "admin".into(), password: "Wrong#Guess2026".into() });
+        request.metadata_mut().insert("x-govmedia-client-address", "127.0.0.1".parse().expect("header"));
+        let status = guesser.login(request).await.expect_err("wrong");
+        answers.push((status.code(), status.message().to_owned(), status.details().to_vec()));
+    }
+    let throttled = guesser
+        .login(ipb::LoginRequest { username: "admin".into(), password: ADMIN.into() })
+        .await
+        .expect_err("throttled even with the right password");
+    answers.push((throttled.code(), throttled.message().to_owned(), throttled.details().to_vec()));
+    let unknown = guesser
+        .login(ipb::LoginRequest { username: "nobody".into(), password: "Wrong#Guess2026".into() })
+        .await
+        .expect_err("unknown");
+    let unknown = (unknown.code(), unknown.message().to_owned(), unknown.details().to_vec());
+    assert!(answers.iter().all(|a| *a == unknown), "wrong, throttled and unknown read alike: {answers:?}");
+
+    // The administrator, from 127.0.0.1, signs in and is told.
+    let signed_in = AuthenticationServiceClient::new(channel.clone())
+        .login(ipb::LoginRequest { username: "admin".into(), password: ADMIN.into() })
+        .await
+        .expect("not locked out by the guesser")
+        .into_inner();
+    let history = signed_in.login_history.expect("history");
+    assert_eq!(
+        history.last_failed_attempt_client_address, "127.0.0.2",
+        "the guesser's own address, not the forged one"
+    );
+    assert!(history.failed_attempts >= 11, "{history:?}");
+    assert!(history.throttled_until.is_some());
+}
+
 fn event(producer: &str, ago: chrono::Duration) -> apb::AuditEvent {
     let at = chrono::Utc::now() - ago;
     apb::AuditEvent {

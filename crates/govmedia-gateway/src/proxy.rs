@@ -76,6 +76,17 @@ impl tower::Service<http::Request<axum::body::Body>> for Proxy {
             let context = tracing::Span::current().context();
             govmedia_kit::telemetry::inject_context_headers(&context, request.headers_mut());
         }
+        // The services behind see the caller, not the gateway (they trust this header
+        // from the gateway's address only); whatever the caller sent in it is replaced.
+        let client = request.extensions().get::<govmedia_kit::auth::ClientAddress>().map(|a| a.0.to_string());
+        match client.and_then(|c| http::HeaderValue::from_str(&c).ok()) {
+            Some(value) => {
+                request.headers_mut().insert(govmedia_kit::auth::CLIENT_ADDRESS_HEADER, value);
+            }
+            None => {
+                request.headers_mut().remove(govmedia_kit::auth::CLIENT_ADDRESS_HEADER);
+            }
+        }
         if let Some(limits) = &self.limits
             && let Err(retry_after) = limits.check(&crate::limit::Caller::of(&request))
         {

@@ -382,12 +382,55 @@ pub struct AuthLayer {
     policy: Arc<AuthPolicy>,
     sessions: Option<Arc<dyn SessionGate>>,
     refusals: Option<Arc<crate::refusals::RefusalAudit>>,
+    trusted_proxies: Arc<Vec<std::net::IpAddr>>,
+}
+
+/// The header a trusted proxy (the gateway) names the caller's address in.
+pub const CLIENT_ADDRESS_HEADER: &str = "x-govmedia-client-address";
+
+/// The caller's address as the auth layer resolved it: the connection's, or the one a
+/// trusted proxy named.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientAddress(pub std::net::IpAddr);
+
+/// The caller's address: as resolved by the auth layer, else the connection's; empty
+/// when neither is known.
+pub fn client_address<T>(request: &tonic::Request<T>) -> String {
+    request
+        .extensions()
+        .get::<ClientAddress>()
+        .map(|a| a.0.to_string())
+        .or_else(|| request.remote_addr().map(|a| a.ip().to_string()))
+        .unwrap_or_default()
+}
+
+/// The connection's peer address, over plain TCP or TLS.
+fn peer_of<B>(request: &http::Request<B>) -> Option<std::net::IpAddr> {
+    use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+    let extensions = request.extensions();
+    extensions
+        .get::<TcpConnectInfo>()
+        .and_then(TcpConnectInfo::remote_addr)
+        .or_else(|| extensions.get::<TlsConnectInfo<TcpConnectInfo>>().and_then(|i| i.get_ref().remote_addr()))
+        .map(|a| a.ip())
+}
+
+/// The caller's address: a trusted proxy's header, else the peer's.
+fn resolve_client<B>(request: &http::Request<B>, trusted: &[std::net::IpAddr]) -> Option<std::net::IpAddr> {
+    let peer = peer_of(request)?;
+    if trusted.contains(&peer)
+        && let Some(named) = request.headers().get(CLIENT_ADDRESS_HEADER).and_then(|v| v.to_str().ok())
+        && let Ok(named) = named.trim().parse()
+    {
+        return Some(named);
+    }
+    Some(peer)
 }
 
 impl AuthLayer {
     /// Authenticates with `verifier` under `policy`.
     pub fn new(verifier: Arc<TokenVerifier>, policy: AuthPolicy) -> Self {
-        Self { verifier, policy: Arc::new(policy), sessions: None, refusals: None }
+        Self { verifier, policy: Arc::new(policy), sessions: None, refusals: None, trusted_proxies: Arc::default() }
     }
 
     /// The same, also requiring service principals' client certificates.
@@ -400,6 +443,12 @@ impl AuthLayer {
     /// The same, also refusing tokens whose session `gate` says has ended.
     pub fn with_session_gate(self, gate: Arc<dyn SessionGate>) -> Self {
         Self { sessions: Some(gate), ..self }
+    }
+
+    /// The same, believing the client address `proxies` name (the server's
+    /// `GOVMEDIA_TRUSTED_PROXIES`; the server builder sets it).
+    pub fn trusting_proxies(self, proxies: Vec<std::net::IpAddr>) -> Self {
+        Self { trusted_proxies: Arc::new(proxies), ..self }
     }
 
     /// The same, also recording refused attempts on sensitive things to `audit`.
@@ -446,6 +495,7 @@ impl<S> tower::Layer<S> for AuthLayer {
             policy: Arc::clone(&self.policy),
             sessions: self.sessions.clone(),
             refusals: self.refusals.clone(),
+            trusted_proxies: Arc::clone(&self.trusted_proxies),
         }
     }
 }
@@ -458,6 +508,7 @@ pub struct Auth<S> {
     policy: Arc<AuthPolicy>,
     sessions: Option<Arc<dyn SessionGate>>,
     refusals: Option<Arc<crate::refusals::RefusalAudit>>,
+    trusted_proxies: Arc<Vec<std::net::IpAddr>>,
 }
 
 /// The principal, if its token's session (when it has one) is still open.
@@ -495,6 +546,11 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let path = request.uri().path().to_owned();
+        // Resolved for every call, public ones (Login) above all: an outsider's header is
+        // believed only from a trusted proxy, and a forwarded call names the real caller.
+        if let Some(client) = resolve_client(&request, &self.trusted_proxies) {
+            request.extensions_mut().insert(ClientAddress(client));
+        }
         if self.policy.public.iter().any(|p| path.starts_with(p.as_str())) {
             return Box::pin(inner.call(request));
         }
@@ -548,6 +604,36 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_client_address_header_is_believed_only_from_a_trusted_proxy() {
+        use std::net::{IpAddr, SocketAddr};
+        let request = |peer: [u8; 4], header: Option<&str>| {
+            let mut r = http::Request::new(());
+            r.extensions_mut().insert(tonic::transport::server::TcpConnectInfo {
+                local_addr: None,
+                remote_addr: Some(SocketAddr::from((peer, 5000))),
+            });
+            if let Some(h) = header {
+                r.headers_mut().insert(CLIENT_ADDRESS_HEADER, h.parse().expect("header"));
+            }
+            r
+        };
+        let gateway = [IpAddr::from([127, 0, 0, 1])];
+        let outsider = IpAddr::from([10, 0, 0, 9]);
+        assert_eq!(resolve_client(&request([10, 0, 0, 9], Some("127.0.0.1")), &gateway), Some(outsider), "not a proxy");
+        assert_eq!(
+            resolve_client(&request([127, 0, 0, 1], Some("203.0.113.7")), &gateway),
+            Some(IpAddr::from([203, 0, 113, 7])),
+            "the gateway names the caller"
+        );
+        assert_eq!(
+            resolve_client(&request([127, 0, 0, 1], Some("not an address")), &gateway),
+            Some(gateway[0]),
+            "a malformed name is ignored"
+        );
+        assert_eq!(resolve_client(&request([127, 0, 0, 1], Some("203.0.113.7")), &[]), Some(gateway[0]), "no proxies");
+    }
 
     fn claims(key_lifetime: Duration) -> AccessClaims {
         let id: PrincipalId = uuid::Uuid::now_v7().to_string().parse().expect("uuid");

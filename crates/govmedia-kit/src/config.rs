@@ -250,6 +250,11 @@ pub struct ServerSettings {
         requires = "tls_client_ca"
     )]
     pub tls_require_service_certificates: bool,
+    /// Addresses of proxies (the gateway) whose `x-govmedia-client-address` header is
+    /// believed: behind them the caller is the address they name, not theirs. Empty, the
+    /// header is ignored and the connection's own address counts.
+    #[arg(long = "trusted-proxy", env = "GOVMEDIA_TRUSTED_PROXIES", value_delimiter = ',', value_name = "IP")]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     /// A socket bound already, served instead of binding `listen_address`: what
     /// `govmedia up` hands each service it binds for it, so no other process can take
     /// the port between choosing and serving it. Not a setting.
@@ -293,6 +298,7 @@ impl ServerSettings {
             tls_key: None,
             tls_client_ca: None,
             tls_require_service_certificates: false,
+            trusted_proxies: Vec::new(),
             listener: PreBound::default(),
         }
     }

@@ -210,6 +210,7 @@ impl BoundServer {
             .layer(GrpcTraceLayer)
             .layer(shed)
             .option_layer(auth.map(|a| {
+                let a = a.trusting_proxies(settings.trusted_proxies.clone());
                 if settings.tls_require_service_certificates { a.requiring_service_certificates() } else { a }
             }))
             .into_inner();

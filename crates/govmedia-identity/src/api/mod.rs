@@ -39,7 +39,7 @@ pub(crate) fn next_token<T, C: Serialize>(items: &[T], limit: u32, key: impl Fn(
 
 /// The client's network address (no port), for security events and audit.
 pub(crate) fn client_address<T>(request: &tonic::Request<T>) -> String {
-    request.remote_addr().map(|a| a.ip().to_string()).unwrap_or_default()
+    govmedia_kit::auth::client_address(request)
 }
 
 /// The caller of a request that passed the auth layer.
