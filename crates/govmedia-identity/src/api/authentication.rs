@@ -67,8 +67,30 @@ fn user_actor(user: &User) -> Actor {
 }
 
 impl Authentication {
-    /// Raises a security event in the transaction, with its audit record.
-    fn raise(&self, m: &mut Mutation, event: SecurityEvent) -> SecurityEvent {
+    /// Raises a security event in the transaction: stored for the security officer, with
+    /// its audit record.
+    async fn raise(
+        &self,
+        m: &mut Mutation,
+        kind: SecurityEventKind,
+        user: Option<UserId>,
+        username: &str,
+        address: &str,
+        detail: String,
+    ) -> Result<(), Error> {
+        let event = SecurityEvent {
+            id: SecurityEventId::new(),
+            kind,
+            user,
+            username: username.to_owned(),
+            client_address: address.to_owned(),
+            detail,
+            created_at: m.now(),
+            acknowledged_by: None,
+            acknowledged_at: None,
+            acknowledge_note: None,
+        };
+        security::insert_security_event(m.tx(), &event).await?;
         let record = self
             .core
             .record(
@@ -82,30 +104,7 @@ impl Authentication {
             .attr("username", &event.username)
             .attr("detail", &event.detail);
         m.audit(record);
-        event
-    }
-
-    fn new_event(
-        &self,
-        kind: SecurityEventKind,
-        user: Option<UserId>,
-        username: &str,
-        address: &str,
-        detail: String,
-        at: DateTime<Utc>,
-    ) -> SecurityEvent {
-        SecurityEvent {
-            id: SecurityEventId::new(),
-            kind,
-            user,
-            username: username.to_owned(),
-            client_address: address.to_owned(),
-            detail,
-            created_at: at,
-            acknowledged_by: None,
-            acknowledged_at: None,
-            acknowledge_note: None,
-        }
+        Ok(())
     }
 
     /// A throttle of `throttle.username` from its address starts, until `until`: a security
@@ -130,16 +129,15 @@ impl Authentication {
             until.to_rfc3339(),
             self.core.policy().lockout.threshold
         );
-        let event = self.new_event(
+        self.raise(
+            m,
             SecurityEventKind::LoginLocked,
             Some(user.id),
             &throttle.username,
             &throttle.client_address,
             detail,
-            now,
-        );
-        security::insert_security_event(m.tx(), &event).await?;
-        self.raise(m, event);
+        )
+        .await?;
         m.audit(
             self.core
                 .record(
@@ -176,16 +174,7 @@ impl Authentication {
                 "{by_username} failed logins for {username:?} and {by_address} from {address} in the last {} minutes",
                 self.core.policy().failure_burst_window.num_minutes()
             );
-            let event = self.new_event(
-                SecurityEventKind::LoginFailureBurst,
-                user.map(|u| u.id),
-                username,
-                address,
-                detail,
-                now,
-            );
-            security::insert_security_event(m.tx(), &event).await?;
-            self.raise(m, event);
+            self.raise(m, SecurityEventKind::LoginFailureBurst, user.map(|u| u.id), username, address, detail).await?;
         }
         let actor = match user {
             Some(u) => user_actor(u),
@@ -396,20 +385,20 @@ impl AuthenticationService for Authentication {
             directory::save_user(m.tx(), &user).await?;
             let (new_address, had_addresses) = security::remember_address(m.tx(), user.id, &address, now).await?;
             if new_address && had_addresses {
-                let event = self.new_event(
+                self.raise(
+                    m,
                     SecurityEventKind::LoginFromNewAddress,
                     Some(user.id),
                     &username,
                     &address,
                     format!("first login of {username:?} from {address}"),
-                    now,
-                );
-                security::insert_security_event(m.tx(), &event).await?;
-                self.raise(m, event);
+                )
+                .await?;
             }
             if !self.core.policy().working_hours.contains(now) {
                 let hours = &self.core.policy().working_hours;
-                let event = self.new_event(
+                self.raise(
+                    m,
                     SecurityEventKind::LoginOutsideWorkingHours,
                     Some(user.id),
                     &username,
@@ -420,10 +409,8 @@ impl AuthenticationService for Authentication {
                         hours.start,
                         hours.end
                     ),
-                    now,
-                );
-                security::insert_security_event(m.tx(), &event).await?;
-                self.raise(m, event);
+                )
+                .await?;
             }
             let restricted = user.password_change_required(now);
             let (tokens, session) = self.start_session(m.tx(), &user, restricted, &address, now).await?;
@@ -469,7 +456,8 @@ impl AuthenticationService for Authentication {
                 sessions::revoke_session(m.tx(), session.id, "refresh token reused", now).await?;
                 let user = UserId::from_uuid(session.principal.as_uuid());
                 let username = directory::get_user(m.tx(), user).await?.map(|u| u.username).unwrap_or_default();
-                let event = self.new_event(
+                self.raise(
+                    m,
                     SecurityEventKind::RefreshTokenReused,
                     Some(user),
                     &username,
@@ -478,10 +466,8 @@ impl AuthenticationService for Authentication {
                         "a spent refresh token of session {} was presented again; the session was revoked",
                         session.id
                     ),
-                    now,
-                );
-                security::insert_security_event(m.tx(), &event).await?;
-                self.raise(m, event);
+                )
+                .await?;
                 m.audit(
                     self.core
                         .record(
