@@ -27,6 +27,17 @@ fn accounts(id: &Identity) -> PlatformAccountServiceClient<Channel> {
     PlatformAccountServiceClient::new(id.server.channel())
 }
 
+/// The account of [`new_account`], registered by the administrator.
+async fn registered(w: &World) -> pb::PlatformAccount {
+    accounts(&w.id)
+        .create_platform_account(authed(new_account(w), &w.admin))
+        .await
+        .expect("registered")
+        .into_inner()
+        .platform_account
+        .expect("account")
+}
+
 fn vault(id: &Identity) -> CredentialVaultServiceClient<Channel> {
     CredentialVaultServiceClient::new(id.server.channel())
 }
@@ -138,13 +149,7 @@ async fn the_account_story_r2_3_3(db: TestDatabase) {
     let status = accounts(id).create_platform_account(authed(new_account(&w), &w.officer)).await.expect_err("denied");
     assert_eq!(status.code(), Code::PermissionDenied);
 
-    let account = accounts(id)
-        .create_platform_account(authed(new_account(&w), &w.admin))
-        .await
-        .expect("registered")
-        .into_inner()
-        .platform_account
-        .expect("account");
+    let account = registered(&w).await;
     assert_eq!(account.state, pb::PlatformAccountState::Active as i32);
     let status =
         accounts(id).create_platform_account(authed(new_account(&w), &w.admin)).await.expect_err("same handle");
@@ -327,13 +332,7 @@ async fn the_account_story_r2_3_3(db: TestDatabase) {
 async fn profiles_keep_their_history_and_rotations_come_due_r2_1_2(db: TestDatabase) {
     let w = world(db).await;
     let id = &w.id;
-    let account = accounts(id)
-        .create_platform_account(authed(new_account(&w), &w.admin))
-        .await
-        .expect("registered")
-        .into_inner()
-        .platform_account
-        .expect("account");
+    let account = registered(&w).await;
     let mut changed = account.clone();
     if let Some(p) = changed.profile.as_mut() {
         p.bio = "市局官方微信公众号 · 政务公开".into();
@@ -405,13 +404,7 @@ async fn profiles_keep_their_history_and_rotations_come_due_r2_1_2(db: TestDatab
 async fn a_responsible_person_is_not_disabled_while_answerable_r2_1_1(db: TestDatabase) {
     let w = world(db).await;
     let id = &w.id;
-    let account = accounts(id)
-        .create_platform_account(authed(new_account(&w), &w.admin))
-        .await
-        .expect("registered")
-        .into_inner()
-        .platform_account
-        .expect("account");
+    let account = registered(&w).await;
     let disable =
         || pb::DisableUserRequest { request_id: rid(), user_id: w.officer_id.clone(), reason: "调离".into() };
     let status = id.directory().disable_user(authed(disable(), &w.admin)).await.expect_err("still responsible");
@@ -442,13 +435,7 @@ async fn a_responsible_person_is_not_disabled_while_answerable_r2_1_1(db: TestDa
 async fn refused_attempts_on_credentials_are_audited_and_a_flood_is_capped_r2_2_2(db: TestDatabase) {
     let w = world(db).await;
     let id = &w.id;
-    let account = accounts(id)
-        .create_platform_account(authed(new_account(&w), &w.admin))
-        .await
-        .expect("registered")
-        .into_inner()
-        .platform_account
-        .expect("account");
+    let account = registered(&w).await;
     // The administrator holds no reveal permission: three tries, three records.
     let reveal = || pb::RevealAccountCredentialRequest {
         request_id: rid(),
