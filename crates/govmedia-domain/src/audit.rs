@@ -217,6 +217,16 @@ actions! {
     ReferralOutcomeRecorded => "referral.outcome_recorded",
     /// A referral was closed.
     ReferralClosed => "referral.closed",
+    /// A comment passed its reply deadline unanswered and was escalated (R4.1.1).
+    CommentEscalated => "comment.escalated",
+    /// A private message passed its answer deadline and was escalated (R4.2.1).
+    ConversationEscalated => "conversation.escalated",
+    /// A referral passed its due date without an outcome and was escalated (R4.2.2).
+    ReferralEscalated => "referral.escalated",
+    /// A department head acknowledged an escalation.
+    EscalationAcknowledged => "escalation.acknowledged",
+    /// An escalated item was answered and its escalation resolved.
+    EscalationResolved => "escalation.resolved",
     /// Follower snapshots were recorded.
     FollowerSnapshotRecorded => "follower_snapshot.recorded",
     /// A campaign was created.

@@ -109,6 +109,8 @@ typed_id! {
     MessageId;
     /// A referral to a department.
     ReferralId;
+    /// An escalation of a missed reply deadline.
+    EscalationId;
     /// An engagement campaign.
     CampaignId;
     /// An audit event; the idempotency key of audit appends.

@@ -158,6 +158,10 @@ permissions! {
     CampaignManage => "campaign.manage",
     /// Read response-time reports.
     InteractionReportRead => "interaction_report.read",
+    /// Read the queue of missed reply deadlines (R4.1.1, R4.2.1, R4.2.2).
+    EscalationRead => "escalation.read",
+    /// Acknowledge escalations, as the head of the responsible department.
+    EscalationHandle => "escalation.handle",
     // audit
     /// Append audit events (services only).
     AuditAppend => "audit.append",
@@ -341,6 +345,8 @@ impl Role {
                 P::PublicationRead,
                 P::MetricsRead,
                 P::InteractionReportRead,
+                P::EscalationRead,
+                P::EscalationHandle,
             ],
             Role::PrincipalLeader => &[
                 P::DirectoryRead,
@@ -351,6 +357,7 @@ impl Role {
                 P::PublicationRead,
                 P::MetricsRead,
                 P::InteractionReportRead,
+                P::EscalationRead,
             ],
             Role::Publisher => &[
                 P::DirectoryRead,
@@ -395,6 +402,8 @@ impl Role {
                 P::ReferralManage,
                 P::FollowerRead,
                 P::InteractionReportRead,
+                P::EscalationRead,
+                P::EscalationHandle,
             ],
             Role::Auditor => &[
                 P::DirectoryRead,
@@ -411,6 +420,7 @@ impl Role {
                 P::FollowerRead,
                 P::CampaignRead,
                 P::InteractionReportRead,
+                P::EscalationRead,
                 P::AuditRead,
                 P::AuditVerify,
                 P::AuditExport,

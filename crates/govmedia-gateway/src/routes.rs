@@ -52,7 +52,7 @@ mod tests {
     fn every_package_has_its_services() {
         let identity = services_of("govmedia.identity.v1");
         assert!(identity.contains(&"govmedia.identity.v1.AuthenticationService".to_owned()), "{identity:?}");
-        assert_eq!(services_of("govmedia.interaction.v1").len(), 4);
+        assert_eq!(services_of("govmedia.interaction.v1").len(), 5);
         for package in PACKAGES {
             assert!(!services_of(package).is_empty(), "{package}");
         }

@@ -3,10 +3,12 @@
 //! private messages with referrals, followers and campaigns.
 //!
 //! Layout, as in every service crate: `api/` (one file per gRPC service), `domain/`
-//! (the rules), `store/` (SQL), `migrations/`; this file wires them: the shared
-//! [`Core`], the settings, and [`serve`].
+//! (the rules), `store/` (SQL), `migrations/`; [`deadline_watch`] is the background job
+//! that escalates missed deadlines; this file wires them: the shared [`Core`], the
+//! settings, and [`serve`].
 
 pub mod api;
+pub mod deadline_watch;
 pub mod domain;
 pub mod store;
 
@@ -276,6 +278,7 @@ pub fn server(core: &Arc<Core>, settings: ServerSettings, verifier: Arc<TokenVer
         .add_service(api::moderation::server(core).max_decoding_message_size(limit))
         .add_service(api::conversation::server(core).max_decoding_message_size(limit))
         .add_service(api::audience::server(core).max_decoding_message_size(limit))
+        .add_service(api::escalation::server(core).max_decoding_message_size(limit))
 }
 
 /// Interaction's own settings.
@@ -311,6 +314,10 @@ pub struct InteractionOptions {
     /// Working days a department has to answer a referral (R4.2.2).
     #[arg(long, env = "GOVMEDIA_INTERACTION_REFERRAL_WORKING_DAYS", default_value_t = DEFAULT_REFERRAL_WORKING_DAYS)]
     pub referral_working_days: u32,
+    /// How often the deadline watch looks for missed deadlines to escalate (R4.1.1,
+    /// R4.2.1, R4.2.2): an escalation reaches the department head at most this late.
+    #[arg(long, env = "GOVMEDIA_INTERACTION_DEADLINE_WATCH_INTERVAL", default_value = "60s", value_parser = govmedia_kit::config::parse_duration)]
+    pub deadline_watch_interval: Duration,
 }
 
 /// Everything the interaction service is configured with.
@@ -387,6 +394,9 @@ pub fn policy(o: &InteractionOptions) -> Result<Policy, SettingError> {
     if o.max_open_conversations == 0 {
         return Err(setting("GOVMEDIA_INTERACTION_MAX_OPEN_CONVERSATIONS", "must be at least 1"));
     }
+    if o.deadline_watch_interval.is_zero() {
+        return Err(setting("GOVMEDIA_INTERACTION_DEADLINE_WATCH_INTERVAL", "must be longer than zero"));
+    }
     if o.referral_working_days == 0 {
         return Err(setting("GOVMEDIA_INTERACTION_REFERRAL_WORKING_DAYS", "must be at least 1"));
     }
@@ -444,10 +454,13 @@ pub async fn serve(
     let relay =
         Relay::new(core.db().clone(), GrpcAuditSink::new(audit, credentials)).with_waker(core.work().relay_waker());
     let relay = tokio::spawn(relay.run(stop.clone()));
+    let watch = deadline_watch::DeadlineWatch::new(Arc::clone(&core), settings.interaction.deadline_watch_interval);
+    let watch = tokio::spawn(watch.run(stop.clone()));
     let verifier = Arc::new(TokenVerifier::from_identity(identity));
     let bound = server(&core, settings.server.clone(), verifier).bind().await?;
     bound.serve(shutdown).await?;
     stop.cancel();
+    let _ = watch.await;
     let _ = relay.await;
     core.db().close().await;
     Ok(())

@@ -14,7 +14,7 @@ use tonic::Code;
 async fn every_interaction_rpc_refuses_clearly_and_never_fails_internally() {
     let i = Interaction::start(TestDatabase::sqlite()).await;
     let methods = methods_of("govmedia.interaction.v1");
-    assert_eq!(methods.len(), 41, "comments 12, moderation 7, conversations 15, audience 7");
+    assert_eq!(methods.len(), 44, "comments 12, moderation 7, conversations 15, audience 7, escalations 3");
     for method in &methods {
         assert_eq!(
             call(i.server.channel(), method, Vec::new(), None).await,

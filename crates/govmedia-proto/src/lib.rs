@@ -84,4 +84,5 @@ pub const SERVICE_NAMES: &[&str] = &[
     "govmedia.interaction.v1.ModerationService",
     "govmedia.interaction.v1.ConversationService",
     "govmedia.interaction.v1.AudienceService",
+    "govmedia.interaction.v1.EscalationService",
 ];

@@ -8,6 +8,7 @@
 pub mod audience;
 pub mod comment;
 pub mod conversation;
+pub mod escalation;
 pub mod moderation;
 
 use chrono::{DateTime, Utc};

@@ -9,7 +9,7 @@ use govmedia_kit::access::Authorized;
 use govmedia_kit::db::{Tx, db_error, get_by_id, lock_by_id, saved};
 use govmedia_kit::{on_tx, sql};
 
-use super::{id, optional_id, parsed, placeholders};
+use super::{id, optional_id, parsed, placeholders, text_of};
 use crate::domain::comment::{ActionRecord, Channel, Comment, CommentStatus, Reply, ReplyState};
 
 #[derive(sqlx::FromRow)]
@@ -67,10 +67,6 @@ impl TryFrom<Row> for Comment {
             version: r.version,
         })
     }
-}
-
-fn text_of<T: ToString>(x: Option<T>) -> String {
-    x.map(|v| v.to_string()).unwrap_or_default()
 }
 
 /// Inserts comments, skipping any whose platform comment id is already stored on its

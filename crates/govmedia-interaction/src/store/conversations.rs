@@ -7,12 +7,8 @@ use govmedia_kit::access::Authorized;
 use govmedia_kit::db::{Dialect, Tx, db_error, get_by_id, is_unique_violation, lock_by_id, saved};
 use govmedia_kit::{on_tx, sql};
 
-use super::{id, optional_id, parsed};
+use super::{id, optional_id, parsed, text_of};
 use crate::domain::conversation::{Conversation, ConversationState, Direction, Message, Referral, ReferralState};
-
-fn text_of<T: ToString>(x: Option<T>) -> String {
-    x.map(|v| v.to_string()).unwrap_or_default()
-}
 
 #[derive(sqlx::FromRow)]
 struct Row {

@@ -4,6 +4,7 @@
 pub mod audience;
 pub mod comments;
 pub mod conversations;
+pub mod escalations;
 pub mod rules;
 pub mod settings;
 
@@ -23,6 +24,11 @@ pub(crate) fn id<T: FromStr<Err = InvalidId>>(column: &str, value: &str) -> Resu
 /// An optional id: the empty text is none.
 pub(crate) fn optional_id<T: FromStr<Err = InvalidId>>(column: &str, value: &str) -> Result<Option<T>, Error> {
     if value.is_empty() { Ok(None) } else { id(column, value).map(Some) }
+}
+
+/// An optional id or value as stored: the empty text is none.
+pub(crate) fn text_of<T: ToString>(x: Option<T>) -> String {
+    x.map(|v| v.to_string()).unwrap_or_default()
 }
 
 /// A stored state name.

@@ -15,6 +15,7 @@ pub mod accounts;
 pub mod audit;
 pub mod comments;
 pub mod content;
+pub mod escalations;
 pub mod outbox;
 pub mod output;
 pub mod people;
@@ -104,6 +105,9 @@ pub enum Command {
     /// The comments queue and its moderation.
     #[command(subcommand)]
     Comments(comments::Comments),
+    /// Missed reply deadlines escalated to department heads.
+    #[command(subcommand)]
+    Escalations(escalations::Escalations),
     /// The audit log: query, verify, export.
     #[command(subcommand)]
     Audit(audit::Audit),
@@ -128,6 +132,7 @@ pub async fn run(cli: Cli) -> Result<(), BoxError> {
         Command::Schedule(c) => c.run(&mut Client::open().await?, json).await,
         Command::Publications(c) => c.run(&mut Client::open().await?, json).await,
         Command::Comments(c) => c.run(&mut Client::open().await?, json).await,
+        Command::Escalations(c) => c.run(&mut Client::open().await?, json).await,
         Command::Audit(c) => c.run(&mut Client::open().await?, json).await,
         Command::Outbox(c) => c.run(json).await,
     }
