@@ -287,12 +287,22 @@ pub struct Core {
 }
 
 /// What the first start created, to be shown once.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Bootstrap {
     /// The administrator's username.
     pub admin_username: String,
     /// The one-time password, when it was generated (not when given in configuration).
     pub one_time_password: Option<String>,
+}
+
+/// Never the one-time password: it is shown once, on purpose, not in a debug line.
+impl std::fmt::Debug for Bootstrap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bootstrap")
+            .field("admin_username", &self.admin_username)
+            .field("one_time_password", &self.one_time_password.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
 }
 
 /// Identity keeps the sessions, so it refuses a token whose session has ended on every
@@ -792,4 +802,17 @@ pub async fn account_resource(
 ) -> Result<Resource, Error> {
     let department = store::access::account_department(tx, account).await?;
     Ok(Resource::platform_account(account, department))
+}
+
+#[cfg(test)]
+mod bootstrap_tests {
+    use super::Bootstrap;
+
+    #[test]
+    fn the_bootstrap_never_shows_its_one_time_password_in_debug_output() {
+        let b = Bootstrap { admin_username: "admin".into(), one_time_password: Some("Kx7#pQ2m-once".into()) };
+        let shown = format!("{b:?}");
+        assert!(shown.contains("admin") && shown.contains("redacted"), "{shown}");
+        assert!(!shown.contains("Kx7#pQ2m"), "{shown}");
+    }
 }

@@ -51,25 +51,32 @@ fn random_key() -> String {
 }
 
 /// A secret kept in `<data-dir>/secrets/<name>`, made on first use; readable by the owner
-/// only.
+/// only. A kept secret that others may read (copied in by hand, an older version) is
+/// tightened, with a warning: it may have been read. A new one is written whole or not
+/// at all, and two starters racing keep the first one's.
 fn secret(dir: &Path, name: &str, make: impl FnOnce() -> String) -> Result<String, BoxError> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
+    use govmedia_kit::private_files::{FILE_MODE, create_file, is_open_to_others};
+    use std::os::unix::fs::PermissionsExt;
     let path = dir.join(name);
     match std::fs::read_to_string(&path) {
-        Ok(s) => return Ok(s.trim().to_owned()),
+        Ok(s) => {
+            if is_open_to_others(&path)? {
+                tracing::warn!(file = %path.display(), "a secret file was readable by others; made owner-only (rotate it if others may have read it)");
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(FILE_MODE))?;
+            }
+            return Ok(s.trim().to_owned());
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(format!("cannot read {}: {e}", path.display()).into()),
     }
     let value = make();
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-    file.write_all(value.as_bytes())?;
-    Ok(value)
+    match create_file(&path, value.as_bytes()) {
+        Ok(()) => Ok(value),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            Ok(std::fs::read_to_string(&path)?.trim().to_owned())
+        }
+        Err(e) => Err(format!("cannot create {}: {e}", path.display()).into()),
+    }
 }
 
 /// A loopback socket for a service behind the gateway, bound here and handed to the
@@ -320,4 +327,25 @@ async fn named(
 
 fn govmedia_domain_clock() -> govmedia_domain::clock::SystemClock {
     govmedia_domain::clock::SystemClock
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn a_secret_is_made_once_owner_only_and_an_open_one_is_tightened_r7_1_1() {
+        let dir = tempfile::tempdir().expect("dir");
+        let made = secret(dir.path(), "signing", || "first".to_owned()).expect("made");
+        let again = secret(dir.path(), "signing", || "second".to_owned()).expect("kept");
+        assert_eq!((made.as_str(), again.as_str()), ("first", "first"));
+        let path = dir.path().join("signing");
+        assert_eq!(std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777, 0o600);
+
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("opened up");
+        assert_eq!(secret(dir.path(), "signing", || "third".to_owned()).expect("kept"), "first");
+        assert_eq!(std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777, 0o600, "tightened");
+    }
 }

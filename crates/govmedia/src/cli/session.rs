@@ -1,7 +1,6 @@
 //! The signed-in session: kept on disk owner-only, and the client every command calls the
 //! gateway through, renewing an expired access token with the refresh token once.
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use govmedia_proto::identity::v1 as ipb;
@@ -13,7 +12,7 @@ use super::BoxError;
 use super::output::explain;
 
 /// A signed-in session as kept on disk.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub struct Session {
     /// The gateway signed in through.
     pub gateway: String,
@@ -23,6 +22,18 @@ pub struct Session {
     pub access_token: String,
     /// The token that renews it.
     pub refresh_token: String,
+}
+
+/// Never the tokens: a session printed in a log or an error must not sign anyone in.
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("gateway", &self.gateway)
+            .field("username", &self.username)
+            .field("access_token", &"[redacted]")
+            .field("refresh_token", &"[redacted]")
+            .finish()
+    }
 }
 
 fn config_dir() -> Result<PathBuf, BoxError> {
@@ -37,17 +48,13 @@ pub fn session_path() -> Result<PathBuf, BoxError> {
     Ok(config_dir()?.join("session.json"))
 }
 
-/// Keeps the session, readable by its owner only.
+/// Keeps the session, readable by its owner only, replaced whole: a command reading it
+/// meanwhile, or a crash, never finds it half written or empty.
 pub fn save(session: &Session) -> Result<(), BoxError> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    use govmedia_kit::private_files::{private_dir, replace_file};
     let dir = config_dir()?;
-    std::fs::create_dir_all(&dir)?;
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
-    let path = session_path()?;
-    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&path)?;
-    // An existing file keeps its mode on open: make sure it is the owner's only.
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
-    file.write_all(serde_json::to_string_pretty(session)?.as_bytes())?;
+    private_dir(&dir)?;
+    replace_file(&session_path()?, serde_json::to_string_pretty(session)?.as_bytes())?;
     Ok(())
 }
 
@@ -158,4 +165,22 @@ impl Client {
 /// A fresh request id: each command is one request, sent once.
 pub fn request_id() -> String {
     uuid::Uuid::now_v7().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_never_shows_its_tokens_in_debug_output() {
+        let session = Session {
+            gateway: "http://127.0.0.1:50051".into(),
+            username: "editor".into(),
+            access_token: "eyJhbGciOiJFZERTQSJ9.access".into(),
+            refresh_token: "refresh-secret-123".into(),
+        };
+        let shown = format!("{session:?}");
+        assert!(shown.contains("editor"), "{shown}");
+        assert!(!shown.contains("eyJhbGci") && !shown.contains("refresh-secret"), "{shown}");
+    }
 }
