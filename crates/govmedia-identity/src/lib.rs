@@ -68,6 +68,10 @@ pub struct IdentityOptions {
     /// Lifetime of refresh tokens (each refresh issues a new one).
     #[arg(long, env = "GOVMEDIA_IDENTITY_REFRESH_TOKEN_LIFETIME", default_value = "12h", value_parser = parse_duration)]
     pub refresh_token_lifetime: Duration,
+    /// Longest a session lasts however often it is refreshed; then its person signs in
+    /// again (R2.3.3).
+    #[arg(long, env = "GOVMEDIA_IDENTITY_SESSION_MAX_LIFETIME", default_value = "7d", value_parser = parse_duration)]
+    pub session_max_lifetime: Duration,
     /// Password age after which login only allows changing it (R2.3.1).
     #[arg(long, env = "GOVMEDIA_IDENTITY_PASSWORD_MAX_AGE", default_value = "90d", value_parser = parse_duration)]
     pub password_max_age: Duration,
@@ -186,6 +190,8 @@ pub struct Policy {
     pub access_token_lifetime: Duration,
     /// Refresh-token lifetime.
     pub refresh_token_lifetime: chrono::Duration,
+    /// Longest a session lasts, refreshed or not.
+    pub session_max_lifetime: chrono::Duration,
     /// Failure-burst threshold.
     pub failure_burst_threshold: i64,
     /// Failure-burst window.
@@ -243,6 +249,12 @@ impl Policy {
                 ))
             })?
             .with_calendar(calendar);
+        if o.session_max_lifetime.is_zero() {
+            return Err(StartError::Setting(govmedia_kit::config::InvalidSetting::new(
+                "GOVMEDIA_IDENTITY_SESSION_MAX_LIFETIME",
+                "must be longer than zero",
+            )));
+        }
         if o.lockout_threshold == 0 {
             return Err(StartError::Setting(govmedia_kit::config::InvalidSetting::new(
                 "GOVMEDIA_IDENTITY_LOCKOUT_THRESHOLD",
@@ -259,6 +271,7 @@ impl Policy {
             one_time_password_lifetime: chrono_duration(o.one_time_password_lifetime),
             access_token_lifetime: o.access_token_lifetime,
             refresh_token_lifetime: chrono_duration(o.refresh_token_lifetime),
+            session_max_lifetime: chrono_duration(o.session_max_lifetime),
             failure_burst_threshold: i64::from(o.failure_burst_threshold),
             failure_burst_window: chrono_duration(o.failure_burst_window),
             working_hours,

@@ -466,6 +466,34 @@ async fn login_is_throttled_per_source_and_answers_tell_nothing_r2_3_1(db: TestD
     }
 }
 
+async fn a_session_ends_at_its_cap_however_often_it_is_refreshed_r2_3_3(db: TestDatabase) {
+    use govmedia_domain::clock::Clock;
+    let id = Identity::start(db).await;
+    id.admin_token().await;
+    let started = id.clock.now();
+    let session = login(&id, "admin", STRONG).await.expect("login");
+    let mut refresh = session.tokens.expect("tokens").refresh_token;
+    // The default cap is 7 days; a refresh every 11 hours keeps each 12-hour token alive.
+    let cap = (started + Duration::days(7)).timestamp();
+    let mut refreshes = 0;
+    let refused = loop {
+        id.clock.advance(Duration::hours(11));
+        match id.auth().refresh_session(pb::RefreshSessionRequest { refresh_token: refresh.clone() }).await {
+            Ok(r) => {
+                let tokens = r.into_inner().tokens.expect("tokens");
+                let expires = tokens.refresh_token_expire_time.expect("expiry").seconds;
+                assert!(expires <= cap, "refresh {refreshes} outlives the session's cap");
+                refresh = tokens.refresh_token;
+                refreshes += 1;
+            }
+            Err(status) => break status,
+        }
+        assert!(refreshes < 50, "the session never ended");
+    };
+    assert_eq!(refused.code(), Code::Unauthenticated);
+    assert_eq!(refreshes, 15, "15 refreshes reach 165 hours; the 16th, at 176, is past the 168-hour cap");
+}
+
 async fn a_replayed_refresh_token_revokes_the_session_family_r2_3_3(db: TestDatabase) {
     let id = Identity::start(db).await;
     id.admin_token().await;
@@ -653,6 +681,7 @@ storage_tests!(
     departments_users_scoped_roles_and_the_three_officers_r2_2_1,
     login_is_throttled_per_source_and_answers_tell_nothing_r2_3_1,
     a_replayed_refresh_token_revokes_the_session_family_r2_3_3,
+    a_session_ends_at_its_cap_however_often_it_is_refreshed_r2_3_3,
     logins_outside_working_hours_raise_events_r2_3_3,
     service_principals_exchange_credentials_for_tokens_r2_2_2,
 );

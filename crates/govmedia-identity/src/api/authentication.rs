@@ -214,7 +214,7 @@ impl Authentication {
             revoked_at: None,
         };
         sessions::insert_session(tx, &session).await?;
-        let tokens = self.issue_tokens(tx, user, session.id, password_change_only, now).await?;
+        let tokens = self.issue_tokens(tx, user, (session.id, now), password_change_only, now).await?;
         Ok((tokens, session.id))
     }
 
@@ -222,12 +222,15 @@ impl Authentication {
         &self,
         tx: &mut Tx,
         user: &User,
-        session: SessionId,
+        (session, started): (SessionId, DateTime<Utc>),
         password_change_only: bool,
         now: DateTime<Utc>,
     ) -> Result<pb::SessionTokens, Error> {
         let refresh = tokens::new_refresh_token();
-        let refresh_expires = now + self.core.policy().refresh_token_lifetime;
+        // However often it is refreshed, a session ends at its cap (R2.3.3): a stolen
+        // refresh token cannot keep itself alive for ever.
+        let policy = self.core.policy();
+        let refresh_expires = (now + policy.refresh_token_lifetime).min(started + policy.session_max_lifetime);
         sessions::insert_refresh_token(
             tx,
             &RefreshToken {
@@ -448,7 +451,8 @@ impl AuthenticationService for Authentication {
             let now = m.now();
             let token = sessions::get_refresh_token(m.tx(), &hash).await?.ok_or_else(invalid)?;
             let session = sessions::get_session(m.tx(), token.session).await?.ok_or_else(invalid)?;
-            if session.revoked_at.is_some() || token.expires_at <= now {
+            let capped = session.created_at + self.core.policy().session_max_lifetime <= now;
+            if session.revoked_at.is_some() || token.expires_at <= now || capped {
                 return Err(invalid());
             }
             if token.spent_at.is_some() || !sessions::spend_refresh_token(m.tx(), &hash, now).await? {
@@ -487,7 +491,7 @@ impl AuthenticationService for Authentication {
                 return Err(invalid());
             }
             let restricted = session.password_change_only || user.password_change_required(now);
-            let tokens = self.issue_tokens(m.tx(), &user, session.id, restricted, now).await?;
+            let tokens = self.issue_tokens(m.tx(), &user, (session.id, session.created_at), restricted, now).await?;
             m.audit(
                 self.core
                     .record(
