@@ -65,12 +65,24 @@ pub fn load() -> Result<Session, BoxError> {
     Ok(serde_json::from_str(&text)?)
 }
 
-/// A channel to the gateway.
+/// A channel to the gateway. A connection refused or dropped while the gateway starts
+/// or sheds load is tried again a few times (0.2 s, 0.4 s, 0.8 s) before giving up; the
+/// error then says why, not only "transport error".
 pub async fn connect(gateway: &str) -> Result<Channel, BoxError> {
-    tonic::transport::Endpoint::from_shared(gateway.to_owned())?
-        .connect()
-        .await
-        .map_err(|e| format!("cannot reach the gateway at {gateway}: {e}").into())
+    use backon::{ExponentialBuilder, Retryable};
+    let endpoint =
+        tonic::transport::Endpoint::from_shared(gateway.to_owned())?.connect_timeout(std::time::Duration::from_secs(5));
+    let backoff = ExponentialBuilder::default().with_min_delay(std::time::Duration::from_millis(200)).with_max_times(3);
+    (|| endpoint.connect()).retry(backoff).sleep(tokio::time::sleep).await.map_err(|e| {
+        let mut why = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(cause) = source {
+            why.push_str(": ");
+            why.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        format!("cannot reach the gateway at {gateway}: {why}").into()
+    })
 }
 
 /// `message` with the bearer token. A token that is not a valid header value is sent
