@@ -1,16 +1,20 @@
 //! The audit & security service (`govmedia.audit.v1`; R1.3.5, R7, R8, R9): the
-//! tamper-evident audit log every service ships its records to, and (next) screening
-//! against the sensitive lexicon, security checks and supervision.
+//! tamper-evident audit log every service ships its records to, screening against the
+//! sensitive lexicon, and supervision: the inspection-readiness monitor (next: security
+//! checks, inspections, rectification, violations).
 //!
-//! Layout: `api/` (one file per gRPC service), `domain/` (the hash chain and its
-//! verification), `store/` (SQL), `appender` (the group-commit writer), `migrations/`;
-//! this file wires them and [`serve`]s.
+//! Layout: `api/` (one file per gRPC service), `domain/` (the rules: the hash chain,
+//! screening, compliance), `store/` (SQL), `appender` (the group-commit writer),
+//! `compliance_monitor` (the daily assessment), `migrations/`; this file wires them and
+//! [`serve`]s.
 
 pub mod api;
 pub mod appender;
+pub mod compliance_monitor;
 pub mod domain;
 pub mod lexicon;
 pub mod store;
+pub mod violation_watch;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +25,7 @@ use ed25519_dalek::SigningKey;
 use govmedia_domain::Error;
 use govmedia_domain::audit::{Actor, AuditAction, AuditRecord, AuditResourceRef};
 use govmedia_domain::clock::{Clock, SystemClock};
+use govmedia_domain::holidays::{self, OfficialCalendar};
 use govmedia_kit::access::{DEFAULT_TTL, PermissionChecker};
 use govmedia_kit::auth::{AuthLayer, AuthPolicy, TokenVerifier};
 use govmedia_kit::client::{CallCredentials, ClientCredentials, lazy_channel};
@@ -33,6 +38,8 @@ use sqlx::migrate::Migrator;
 use tokio_util::sync::CancellationToken;
 
 use crate::appender::{Appender, CheckpointPolicy};
+pub use crate::compliance_monitor::AccountRegister;
+use crate::compliance_monitor::ComplianceMonitor;
 pub use crate::domain::appending::AppendPolicy;
 use crate::domain::chain::ChainedEvent;
 use crate::domain::screening::Lexicon;
@@ -44,6 +51,9 @@ static SQLITE: Migrator = sqlx::migrate!("migrations/sqlite");
 
 /// The audit service's migrations.
 pub const MIGRATIONS: ServiceMigrations = ServiceMigrations { service: "audit", postgres: &POSTGRES, sqlite: &SQLITE };
+
+/// The producer name of the audit service's own records.
+pub const PRODUCER: &str = "audit";
 
 /// The audit service's own settings.
 #[derive(Debug, Clone, clap::Args)]
@@ -76,6 +86,20 @@ pub struct AuditOptions {
     /// services' outboxes must wait out, short enough that nobody back-dates.
     #[arg(long, env = "GOVMEDIA_AUDIT_MAX_EVENT_AGE", default_value = "7d", value_parser = parse_duration)]
     pub max_event_age: Duration,
+    /// How often the compliance monitor assesses every account (R8.1.1).
+    #[arg(long, env = "GOVMEDIA_AUDIT_COMPLIANCE_INTERVAL", default_value = "1h", value_parser = parse_duration)]
+    pub compliance_interval: Duration,
+    /// The time zone whose dates inspection readiness counts in (an IANA name).
+    #[arg(long = "audit-time-zone", env = "GOVMEDIA_AUDIT_TIME_ZONE", default_value = "Asia/Shanghai")]
+    pub time_zone: String,
+    /// Holidays beyond the shipped official schedule (YYYY-MM-DD, separated by commas),
+    /// for rectification deadlines in working days; the same setting as interaction's.
+    #[arg(long = "audit-holidays", env = "GOVMEDIA_HOLIDAYS", default_value = "")]
+    pub holidays: String,
+    /// Make-up working days (调休) beyond the shipped schedule (YYYY-MM-DD, separated by
+    /// commas); the same setting as interaction's.
+    #[arg(long = "audit-makeup-working-days", env = "GOVMEDIA_MAKEUP_WORKING_DAYS", default_value = "")]
+    pub makeup_working_days: String,
 }
 
 /// Parses CLIENT_ID=PRODUCER.
@@ -89,6 +113,33 @@ fn parse_appender(s: &str) -> Result<(String, String), String> {
 }
 
 impl AuditOptions {
+    /// The time zone of compliance dates.
+    pub fn time_zone(&self) -> Result<chrono_tz::Tz, govmedia_kit::config::InvalidSetting> {
+        self.time_zone.parse().map_err(|_| {
+            govmedia_kit::config::InvalidSetting::new(
+                "GOVMEDIA_AUDIT_TIME_ZONE",
+                format!("{:?} is not an IANA time zone", self.time_zone),
+            )
+        })
+    }
+
+    /// The official calendar with the configured additions.
+    pub fn calendar(&self) -> Result<OfficialCalendar, govmedia_kit::config::InvalidSetting> {
+        let dates = |name: &'static str, value: &str| {
+            holidays::parse_dates(value).map_err(|e| govmedia_kit::config::InvalidSetting::new(name, e))
+        };
+        OfficialCalendar::with_additions(
+            &dates("GOVMEDIA_HOLIDAYS", &self.holidays)?,
+            &dates("GOVMEDIA_MAKEUP_WORKING_DAYS", &self.makeup_working_days)?,
+        )
+        .map_err(|both| {
+            govmedia_kit::config::InvalidSetting::new(
+                "GOVMEDIA_MAKEUP_WORKING_DAYS",
+                format!("{both} is also listed as a holiday"),
+            )
+        })
+    }
+
     /// The rules for appending these options set.
     pub fn append_policy(&self) -> AppendPolicy {
         let max_age = chrono::Duration::from_std(self.max_event_age).unwrap_or(chrono::Duration::MAX);
@@ -147,6 +198,21 @@ pub struct Core {
     checkpoint_public_key: [u8; 32],
     appending: AppendPolicy,
     lexicon: std::sync::RwLock<Arc<Lexicon>>,
+    register: AccountRegister,
+    time_zone: chrono_tz::Tz,
+    calendar: OfficialCalendar,
+}
+
+/// What supervision needs beyond the log: identity's register of accounts and the time
+/// zone whose dates count.
+#[derive(Debug, Clone)]
+pub struct Supervision {
+    /// identity's register.
+    pub register: AccountRegister,
+    /// The time zone of compliance dates and rectification deadlines.
+    pub time_zone: chrono_tz::Tz,
+    /// The official holiday schedule rectification deadlines count working days on.
+    pub calendar: OfficialCalendar,
 }
 
 /// The audit service's own outbox ships straight into its appender: its records (lexicon
@@ -177,6 +243,7 @@ impl Core {
         checkpoints: CheckpointPolicy,
         appending: AppendPolicy,
         permissions: PermissionChecker,
+        supervision: Supervision,
         stop: CancellationToken,
     ) -> Result<Arc<Self>, govmedia_domain::Error> {
         let checkpoint_public_key = checkpoints.key.verifying_key().to_bytes();
@@ -193,6 +260,9 @@ impl Core {
             checkpoint_public_key,
             appending,
             lexicon: std::sync::RwLock::new(Arc::new(built)),
+            register: supervision.register,
+            time_zone: supervision.time_zone,
+            calendar: supervision.calendar,
         }))
     }
 
@@ -221,6 +291,21 @@ impl Core {
     /// The database.
     pub fn db(&self) -> &Database {
         self.work.db()
+    }
+
+    /// identity's register of platform accounts.
+    pub fn register(&self) -> &AccountRegister {
+        &self.register
+    }
+
+    /// The time zone whose dates compliance counts in.
+    pub fn time_zone(&self) -> chrono_tz::Tz {
+        self.time_zone
+    }
+
+    /// The official holiday schedule.
+    pub fn calendar(&self) -> &OfficialCalendar {
+        &self.calendar
     }
 
     /// The writer.
@@ -256,7 +341,7 @@ impl Core {
         resource: AuditResourceRef,
         attributes: &[(&str, String)],
     ) {
-        let mut record = AuditRecord::new(action, actor, resource, "audit", self.now())
+        let mut record = AuditRecord::new(action, actor, resource, PRODUCER, self.now())
             .request(govmedia_kit::telemetry::current_trace_id(), None)
             .rule("R8.1.1");
         for (key, value) in attributes {
@@ -275,10 +360,13 @@ pub fn server(core: &Arc<Core>, settings: ServerSettings, verifier: Arc<TokenVer
     ServerBuilder::new(settings)
         .with_auth(
             AuthLayer::new(verifier, AuthPolicy::standard())
-                .with_refusal_audit(govmedia_kit::refusals::RefusalAudit::new(core.work().clone(), "audit")),
+                .with_refusal_audit(govmedia_kit::refusals::RefusalAudit::new(core.work().clone(), PRODUCER)),
         )
         .add_service(api::audit_log::server(core).max_decoding_message_size(limit))
         .add_service(api::screening::server(core).max_decoding_message_size(limit))
+        .add_service(api::compliance::server(core).max_decoding_message_size(limit))
+        .add_service(api::rectification::server(core).max_decoding_message_size(limit))
+        .add_service(api::violation::server(core).max_decoding_message_size(limit))
 }
 
 /// Runs the audit service until `shutdown` completes.
@@ -312,6 +400,8 @@ pub async fn serve(
     let credentials =
         CallCredentials::ClientCredentials(Arc::new(ClientCredentials::new(identity.clone(), client_id, secret)));
 
+    let time_zone = settings.audit.time_zone().map_err(StartError::Setting)?;
+    let calendar = settings.audit.calendar().map_err(StartError::Setting)?;
     let db = Database::connect(url, settings.database.database_max_connections).await.map_err(StartError::from)?;
     db.migrate(&MIGRATIONS).await.map_err(StartError::from)?;
     let stop = CancellationToken::new();
@@ -326,10 +416,12 @@ pub async fn serve(
         Arc::new(SystemClock),
         policy,
         settings.audit.append_policy(),
-        PermissionChecker::new(identity.clone(), credentials, DEFAULT_TTL),
+        PermissionChecker::new(identity.clone(), credentials.clone(), DEFAULT_TTL),
+        Supervision { register: AccountRegister::new(identity.clone(), credentials), time_zone, calendar },
         stop.clone(),
     )
     .await?;
+    tokio::spawn(ComplianceMonitor::new(Arc::clone(&core), settings.audit.compliance_interval).run(stop.clone()));
     let verifier = Arc::new(TokenVerifier::from_identity(identity));
     let bound = server(&core, settings.server.clone(), verifier).bind().await?;
     bound.serve(shutdown).await?;

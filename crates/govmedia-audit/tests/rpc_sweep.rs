@@ -14,7 +14,11 @@ use tonic::Code;
 async fn every_audit_rpc_refuses_clearly_and_never_fails_internally() {
     let w = World::start(TestDatabase::sqlite()).await;
     let methods = methods_of("govmedia.audit.v1");
-    assert_eq!(methods.len(), 14, "the audit log's 6 and screening's 8");
+    assert_eq!(
+        methods.len(),
+        31,
+        "the audit log's 6, screening's 8, compliance's 4, rectification's 6 and violation's 7"
+    );
     for method in &methods {
         assert_eq!(
             call(w.audit.channel(), method, Vec::new(), None).await,

@@ -244,6 +244,32 @@ actions! {
     AuditExported => "audit.exported",
     /// The audit log was verified.
     AuditVerified => "audit.verified",
+    /// Every account was assessed for inspection readiness (R8.1.1).
+    ComplianceAssessed => "compliance.assessed",
+    /// An account came near a veto item: an inspection warning (R8.1.1).
+    ComplianceWarningRaised => "compliance.warning_raised",
+    /// A veto item holds for an account: it would fail an inspection (R8.1.1).
+    ComplianceVetoRaised => "compliance.veto_raised",
+    /// An account at warning or veto is compliant again.
+    ComplianceCleared => "compliance.cleared",
+    /// A rectification order was issued (R8.1.2).
+    RectificationIssued => "rectification.issued",
+    /// The person responsible submitted evidence of the fix.
+    RectificationEvidenceSubmitted => "rectification.evidence_submitted",
+    /// The evidence was verified: the order is closed.
+    RectificationVerified => "rectification.verified",
+    /// The evidence was returned to the person responsible.
+    RectificationReturned => "rectification.returned",
+    /// The order was cancelled.
+    RectificationCancelled => "rectification.cancelled",
+    /// A detector proposed a violation for a person to decide (R9.2).
+    ViolationProposed => "violation.proposed",
+    /// A person recorded a violation (R9.2).
+    ViolationRecorded => "violation.recorded",
+    /// A proposed violation was confirmed, with its handling.
+    ViolationConfirmed => "violation.confirmed",
+    /// A proposed violation was dismissed, with the reason.
+    ViolationDismissed => "violation.dismissed",
     // every service's outbox
     /// Dead letters of a service's audit outbox were put back to be delivered again.
     OutboxRedriven => "outbox.redriven",

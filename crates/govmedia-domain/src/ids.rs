@@ -111,6 +111,10 @@ typed_id! {
     ReferralId;
     /// An escalation of a missed reply deadline.
     EscalationId;
+    /// A rectification order (R8.1.2).
+    RectificationId;
+    /// A violation record (R9.2).
+    ViolationId;
     /// An engagement campaign.
     CampaignId;
     /// An audit event; the idempotency key of audit appends.

@@ -46,6 +46,8 @@ macro_rules! permissions {
                 | Permission::AuditVerify
                 | Permission::AuditExport
                 | Permission::LexiconManage
+                | Permission::ViolationRead
+                | Permission::ViolationManage
         )
     }
 
@@ -177,6 +179,20 @@ permissions! {
     LexiconRead => "lexicon.read",
     /// Change the lexicon and whitelist.
     LexiconManage => "lexicon.manage",
+    /// Read the inspection-readiness assessments of accounts (R8.1.1).
+    ComplianceRead => "compliance.read",
+    /// Run an inspection-readiness assessment now (R8.1.1).
+    ComplianceManage => "compliance.manage",
+    /// Read rectification orders (R8.1.2).
+    RectificationRead => "rectification.read",
+    /// Issue, verify and cancel rectification orders, as the bureau office (R8.1.2).
+    RectificationIssue => "rectification.issue",
+    /// Submit evidence of a fix, as the person responsible (R8.1.2).
+    RectificationRespond => "rectification.respond",
+    /// Read violation records (R9.2).
+    ViolationRead => "violation.read",
+    /// Record violations and decide proposed ones (R9.2).
+    ViolationManage => "violation.manage",
 }
 
 impl fmt::Display for Permission {
@@ -323,6 +339,8 @@ impl Role {
                 P::ReferralHandle,
                 P::FollowerRead,
                 P::CampaignRead,
+                P::RectificationRead,
+                P::RectificationRespond,
             ],
             Role::DepartmentReviewer => &[
                 P::DirectoryRead,
@@ -333,6 +351,9 @@ impl Role {
                 P::DraftProofread,
                 P::PublicationRead,
                 P::MetricsRead,
+                P::ComplianceRead,
+                P::RectificationRead,
+                P::RectificationRespond,
                 P::ReferralRead,
                 P::ReferralHandle,
             ],
@@ -347,6 +368,10 @@ impl Role {
                 P::InteractionReportRead,
                 P::EscalationRead,
                 P::EscalationHandle,
+                P::ComplianceRead,
+                P::RectificationRead,
+                P::RectificationRespond,
+                P::ViolationRead,
             ],
             Role::PrincipalLeader => &[
                 P::DirectoryRead,
@@ -358,6 +383,9 @@ impl Role {
                 P::MetricsRead,
                 P::InteractionReportRead,
                 P::EscalationRead,
+                P::ComplianceRead,
+                P::RectificationRead,
+                P::ViolationRead,
             ],
             Role::Publisher => &[
                 P::DirectoryRead,
@@ -375,6 +403,9 @@ impl Role {
                 P::FollowerWrite,
                 P::CampaignRead,
                 P::CampaignManage,
+                P::ComplianceRead,
+                P::RectificationRead,
+                P::RectificationRespond,
             ],
             Role::Moderator => &[
                 P::DirectoryRead,
@@ -387,6 +418,8 @@ impl Role {
                 P::ReferralRead,
                 P::ReferralManage,
                 P::FollowerRead,
+                P::RectificationRead,
+                P::RectificationRespond,
             ],
             Role::ModerationLead => &[
                 P::DirectoryRead,
@@ -404,6 +437,8 @@ impl Role {
                 P::InteractionReportRead,
                 P::EscalationRead,
                 P::EscalationHandle,
+                P::RectificationRead,
+                P::RectificationRespond,
             ],
             Role::Auditor => &[
                 P::DirectoryRead,
@@ -425,6 +460,12 @@ impl Role {
                 P::AuditVerify,
                 P::AuditExport,
                 P::LexiconRead,
+                P::ComplianceRead,
+                P::ComplianceManage,
+                P::RectificationRead,
+                P::RectificationIssue,
+                P::ViolationRead,
+                P::ViolationManage,
             ],
             Role::SecurityOfficer => &[
                 P::DirectoryRead,
@@ -439,6 +480,12 @@ impl Role {
                 P::AuditVerify,
                 P::LexiconRead,
                 P::LexiconManage,
+                P::ComplianceRead,
+                P::ComplianceManage,
+                P::RectificationRead,
+                P::RectificationIssue,
+                P::ViolationRead,
+                P::ViolationManage,
             ],
             Role::Administrator => &[
                 P::DirectoryRead,

@@ -488,6 +488,36 @@ pub fn is_unique_violation(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(e) if e.is_unique_violation())
 }
 
+/// Stored columns read back into domain values: ids kept as text, the empty text for
+/// none, state names. A stored value that does not parse is an internal error naming
+/// the column (the database holds what the service wrote, so it is corruption).
+pub mod column {
+    use std::str::FromStr;
+
+    use govmedia_domain::Error;
+    use govmedia_domain::ids::InvalidId;
+
+    /// Parses an id read from the database.
+    pub fn id<T: FromStr<Err = InvalidId>>(column: &str, value: &str) -> Result<T, Error> {
+        value.parse().map_err(|_| Error::internal(format!("stored {column} {value:?} is not an id")))
+    }
+
+    /// An optional id: the empty text is none.
+    pub fn optional_id<T: FromStr<Err = InvalidId>>(column: &str, value: &str) -> Result<Option<T>, Error> {
+        if value.is_empty() { Ok(None) } else { id(column, value).map(Some) }
+    }
+
+    /// An optional id or value as stored: the empty text is none.
+    pub fn text_of<T: ToString>(x: Option<T>) -> String {
+        x.map(|v| v.to_string()).unwrap_or_default()
+    }
+
+    /// A stored state name.
+    pub fn parsed<T>(column: &str, value: &str, parse: impl Fn(&str) -> Option<T>) -> Result<T, Error> {
+        parse(value).ok_or_else(|| Error::internal(format!("stored {column} {value:?} is not known")))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -42,7 +42,7 @@ pub mod identity {
     }
 }
 
-/// `govmedia.audit.v1`: the tamper-evident audit log and screening.
+/// `govmedia.audit.v1`: the tamper-evident audit log, screening and supervision.
 pub mod audit {
     /// Version 1.
     pub mod v1 {
@@ -76,6 +76,9 @@ pub const SERVICE_NAMES: &[&str] = &[
     "govmedia.identity.v1.CredentialVaultService",
     "govmedia.audit.v1.AuditLogService",
     "govmedia.audit.v1.ScreeningService",
+    "govmedia.audit.v1.ComplianceService",
+    "govmedia.audit.v1.RectificationService",
+    "govmedia.audit.v1.ViolationService",
     "govmedia.content.v1.PlanService",
     "govmedia.content.v1.DraftService",
     "govmedia.content.v1.PublicationService",

@@ -352,7 +352,12 @@ impl World {
             // Services under test run on manual clocks moved days or months ahead: the
             // time window is the audit service's own tests' concern, not the world's.
             govmedia_audit::AppendPolicy::new(&[], chrono::Duration::days(3650), chrono::Duration::days(3650)),
-            PermissionChecker::new(identity.channel(), credentials, govmedia_kit::access::DEFAULT_TTL),
+            PermissionChecker::new(identity.channel(), credentials.clone(), govmedia_kit::access::DEFAULT_TTL),
+            govmedia_audit::Supervision {
+                register: govmedia_audit::AccountRegister::new(identity.channel(), credentials),
+                time_zone: chrono_tz::Asia::Shanghai,
+                calendar: govmedia_domain::holidays::OfficialCalendar::shipped(),
+            },
             stop.clone(),
         )
         .await
@@ -491,6 +496,52 @@ impl World {
     /// An audit-log client.
     pub fn client(&self) -> AuditLogServiceClient<Channel> {
         AuditLogServiceClient::new(self.audit.channel())
+    }
+
+    /// The access token of a provisioned service principal (`govmedia-interaction` with
+    /// [`World::interaction_secret`], ...).
+    pub async fn principal_token(&self, client_id: &str, secret: &str) -> String {
+        AuthenticationServiceClient::new(self.identity.channel())
+            .exchange_client_credentials(ipb::ExchangeClientCredentialsRequest {
+                client_id: client_id.into(),
+                client_secret: secret.into(),
+            })
+            .await
+            .expect("token")
+            .into_inner()
+            .tokens
+            .expect("tokens")
+            .access_token
+    }
+
+    /// Waits (up to 5 s) until the log holds at least `at_least` events of `actions`, and
+    /// returns them: records written through an outbox arrive a moment after the change.
+    pub async fn records(&self, actions: &[&str], at_least: usize) -> Vec<govmedia_proto::audit::v1::AuditEvent> {
+        use govmedia_proto::audit::v1 as apb;
+        for _ in 0..100 {
+            let events = self
+                .client()
+                .query_events(with_token(
+                    apb::QueryEventsRequest {
+                        filter: Some(apb::EventFilter {
+                            actions: actions.iter().map(|a| (*a).to_owned()).collect(),
+                            ..Default::default()
+                        }),
+                        page_size: 1000,
+                        page_token: String::new(),
+                    },
+                    &self.auditor_token,
+                ))
+                .await
+                .expect("queried")
+                .into_inner()
+                .events;
+            if events.len() >= at_least {
+                return events;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("fewer than {at_least} records of {actions:?}");
     }
 
     /// Runs raw SQL on the audit database, as an attacker with database rights would.

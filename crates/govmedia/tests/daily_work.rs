@@ -263,4 +263,46 @@ fn daily_work(root: &Path, gateway: &str) {
     assert!(lines.lines().all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()));
     let table = auditor.ok(&["audit", "query", "--action", "draft.submitted"]);
     assert!(table.contains("draft.submitted"), "{table}");
+
+    // Supervision (R8.1.1, R8.1.2): the account's inspection readiness today, and a
+    // rectification order fixed by the editor and closed by the office.
+    let assessed = auditor.json(&["compliance", "assess"]);
+    assert_eq!(assessed["accounts"], "1", "{assessed}");
+    let readiness = leader.json(&["compliance", "show", &account]);
+    assert_eq!(readiness["level"], "compliant", "{readiness}");
+    let listed = auditor.json(&["compliance", "list", "--department", &department]);
+    assert_eq!(listed[0]["platform_account_id"], account.as_str(), "{listed}");
+    let responsible = text(&person("admin").json(&["accounts", "show", &account]), "responsible_user_id");
+    let order = auditor.json(&[
+        "rectifications",
+        "issue",
+        "--source",
+        "inspection",
+        "--department",
+        &department,
+        "--responsible",
+        &responsible,
+        "--account",
+        &account,
+        "--title",
+        "标题用字不规范",
+        "--requirement",
+        "更正标题并说明整改情况",
+        "--rule",
+        "R3.2.3",
+        "--working-days",
+        "5",
+    ]);
+    assert_eq!(order["state"], "in_progress", "{order}");
+    let order = text(&order, "id");
+    let submitted = editor.json(&["rectifications", "submit", &order, "--description", "已更正并复核"]);
+    assert_eq!(submitted["state"], "submitted", "{submitted}");
+    let closed = auditor.json(&["rectifications", "verify", &order, "--note", "核实无误"]);
+    assert_eq!(closed["state"], "verified", "{closed}");
+    let orders = leader.json(&["rectifications", "list", "--department", &department]);
+    assert_eq!(orders[0]["id"], order.as_str(), "{orders}");
+    let types = auditor.json(&["violations", "types"]);
+    assert!(types.as_array().is_some_and(|t| t.iter().any(|t| t["code"] == "unreviewed_publication")), "{types}");
+    let detected = auditor.json(&["violations", "detect"]);
+    assert_eq!(detected["proposed"], "0", "nothing overdue, nothing revealed: {detected}");
 }

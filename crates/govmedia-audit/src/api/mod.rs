@@ -1,4 +1,7 @@
 //! The gRPC edge of the audit service: one module per service of `govmedia.audit.v1`.
 
 pub mod audit_log;
+pub mod compliance;
+pub mod rectification;
 pub mod screening;
+pub mod violation;

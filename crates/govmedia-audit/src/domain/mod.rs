@@ -1,7 +1,10 @@
 //! The audit service's rules: who may append what, the canonical encoding and hash chain
-//! of the audit log, checkpoint signing, and verification (R1.3.5, R9.2). Pure
-//! functions, no I/O.
+//! of the audit log, checkpoint signing, and verification (R1.3.5, R9.2); screening
+//! (R7.1.1); inspection readiness (R8.1.1). Pure functions, no I/O.
 
 pub mod appending;
 pub mod chain;
+pub mod compliance;
+pub mod rectification;
 pub mod screening;
+pub mod violation;

@@ -1,4 +1,5 @@
-//! The audit service's SQL: events, the chain head and checkpoints. One SQL text serves
+//! The audit service's SQL: events, the chain head and checkpoints; the lexicon;
+//! compliance assessments. One SQL text serves
 //! both backends (see `govmedia_kit::db::Dialect`).
 
 use std::collections::BTreeMap;
@@ -11,7 +12,10 @@ use govmedia_kit::{on_db, on_tx};
 
 use crate::domain::chain::ChainedEvent;
 
+pub mod compliance;
 pub mod lexicon;
+pub mod rectifications;
+pub mod violations;
 
 #[derive(sqlx::FromRow)]
 struct EventRow {

@@ -8,33 +8,13 @@ pub mod escalations;
 pub mod rules;
 pub mod settings;
 
-use std::str::FromStr;
-
 use chrono::{DateTime, Utc};
 use govmedia_domain::Error;
-use govmedia_domain::ids::{InvalidId, PlatformAccountId};
+use govmedia_domain::ids::PlatformAccountId;
 use govmedia_kit::db::{Tx, db_error};
 use govmedia_kit::sql;
 
-/// Parses an id read from the database.
-pub(crate) fn id<T: FromStr<Err = InvalidId>>(column: &str, value: &str) -> Result<T, Error> {
-    value.parse().map_err(|_| Error::internal(format!("stored {column} {value:?} is not an id")))
-}
-
-/// An optional id: the empty text is none.
-pub(crate) fn optional_id<T: FromStr<Err = InvalidId>>(column: &str, value: &str) -> Result<Option<T>, Error> {
-    if value.is_empty() { Ok(None) } else { id(column, value).map(Some) }
-}
-
-/// An optional id or value as stored: the empty text is none.
-pub(crate) fn text_of<T: ToString>(x: Option<T>) -> String {
-    x.map(|v| v.to_string()).unwrap_or_default()
-}
-
-/// A stored state name.
-pub(crate) fn parsed<T>(column: &str, value: &str, parse: impl Fn(&str) -> Option<T>) -> Result<T, Error> {
-    parse(value).ok_or_else(|| Error::internal(format!("stored {column} {value:?} is not known")))
-}
+pub(crate) use govmedia_kit::db::column::{id, optional_id, parsed, text_of};
 
 /// The placeholders `$first, $first+1, …` for `n` values bound in a row, for `IN (…)`.
 pub(crate) fn placeholders(first: usize, n: usize) -> String {

@@ -14,12 +14,15 @@
 pub mod accounts;
 pub mod audit;
 pub mod comments;
+pub mod compliance;
 pub mod content;
 pub mod escalations;
 pub mod outbox;
 pub mod output;
 pub mod people;
+pub mod rectifications;
 pub mod session;
+pub mod violations;
 
 use std::io::{BufRead, Write};
 
@@ -111,6 +114,15 @@ pub enum Command {
     /// The audit log: query, verify, export.
     #[command(subcommand)]
     Audit(audit::Audit),
+    /// Inspection readiness: each account's veto items and score, day by day.
+    #[command(subcommand)]
+    Compliance(compliance::Compliance),
+    /// Rectification orders: issue, evidence, verification (R8.1.2).
+    #[command(subcommand)]
+    Rectifications(rectifications::Rectifications),
+    /// Violations: the catalogue, the detectors' proposals, decisions (R9).
+    #[command(subcommand)]
+    Violations(violations::Violations),
     /// A service's audit outbox on its database: dead letters and their re-drive.
     #[command(subcommand)]
     Outbox(outbox::Outbox),
@@ -134,6 +146,9 @@ pub async fn run(cli: Cli) -> Result<(), BoxError> {
         Command::Comments(c) => c.run(&mut Client::open().await?, json).await,
         Command::Escalations(c) => c.run(&mut Client::open().await?, json).await,
         Command::Audit(c) => c.run(&mut Client::open().await?, json).await,
+        Command::Compliance(c) => c.run(&mut Client::open().await?, json).await,
+        Command::Rectifications(c) => c.run(&mut Client::open().await?, json).await,
+        Command::Violations(c) => c.run(&mut Client::open().await?, json).await,
         Command::Outbox(c) => c.run(json).await,
     }
 }
