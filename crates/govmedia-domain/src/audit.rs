@@ -270,6 +270,14 @@ actions! {
     ViolationConfirmed => "violation.confirmed",
     /// A proposed violation was dismissed, with the reason.
     ViolationDismissed => "violation.dismissed",
+    /// Feedback from the public was recorded (R8.2.1).
+    PublicFeedbackRecorded => "public_feedback.recorded",
+    /// Public feedback was given to the responsible department.
+    PublicFeedbackTriaged => "public_feedback.triaged",
+    /// The person who gave feedback was answered.
+    PublicFeedbackAnswered => "public_feedback.answered",
+    /// Public feedback was closed with the adjustment it led to (R8.2.2).
+    PublicFeedbackClosed => "public_feedback.closed",
     // every service's outbox
     /// Dead letters of a service's audit outbox were put back to be delivered again.
     OutboxRedriven => "outbox.redriven",

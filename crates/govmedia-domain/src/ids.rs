@@ -115,6 +115,8 @@ typed_id! {
     RectificationId;
     /// A violation record (R9.2).
     ViolationId;
+    /// A piece of public feedback about the accounts (R8.2.1).
+    PublicFeedbackId;
     /// An engagement campaign.
     CampaignId;
     /// An audit event; the idempotency key of audit appends.

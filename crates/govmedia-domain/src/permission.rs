@@ -193,6 +193,12 @@ permissions! {
     ViolationRead => "violation.read",
     /// Record violations and decide proposed ones (R9.2).
     ViolationManage => "violation.manage",
+    /// Read public feedback about the accounts, contacts masked (R8.2.1).
+    PublicFeedbackRead => "public_feedback.read",
+    /// Record public feedback and triage it to departments (R8.2.1).
+    PublicFeedbackManage => "public_feedback.manage",
+    /// Answer public feedback and close it with its adjustment, for the department (R8.2.2).
+    PublicFeedbackHandle => "public_feedback.handle",
 }
 
 impl fmt::Display for Permission {
@@ -341,6 +347,8 @@ impl Role {
                 P::CampaignRead,
                 P::RectificationRead,
                 P::RectificationRespond,
+                P::PublicFeedbackRead,
+                P::PublicFeedbackHandle,
             ],
             Role::DepartmentReviewer => &[
                 P::DirectoryRead,
@@ -354,6 +362,8 @@ impl Role {
                 P::ComplianceRead,
                 P::RectificationRead,
                 P::RectificationRespond,
+                P::PublicFeedbackRead,
+                P::PublicFeedbackHandle,
                 P::ReferralRead,
                 P::ReferralHandle,
             ],
@@ -372,6 +382,8 @@ impl Role {
                 P::RectificationRead,
                 P::RectificationRespond,
                 P::ViolationRead,
+                P::PublicFeedbackRead,
+                P::PublicFeedbackHandle,
             ],
             Role::PrincipalLeader => &[
                 P::DirectoryRead,
@@ -386,6 +398,7 @@ impl Role {
                 P::ComplianceRead,
                 P::RectificationRead,
                 P::ViolationRead,
+                P::PublicFeedbackRead,
             ],
             Role::Publisher => &[
                 P::DirectoryRead,
@@ -406,6 +419,8 @@ impl Role {
                 P::ComplianceRead,
                 P::RectificationRead,
                 P::RectificationRespond,
+                P::PublicFeedbackRead,
+                P::PublicFeedbackHandle,
             ],
             Role::Moderator => &[
                 P::DirectoryRead,
@@ -420,6 +435,8 @@ impl Role {
                 P::FollowerRead,
                 P::RectificationRead,
                 P::RectificationRespond,
+                P::PublicFeedbackRead,
+                P::PublicFeedbackHandle,
             ],
             Role::ModerationLead => &[
                 P::DirectoryRead,
@@ -439,6 +456,9 @@ impl Role {
                 P::EscalationHandle,
                 P::RectificationRead,
                 P::RectificationRespond,
+                P::PublicFeedbackRead,
+                P::PublicFeedbackManage,
+                P::PublicFeedbackHandle,
             ],
             Role::Auditor => &[
                 P::DirectoryRead,
@@ -466,6 +486,8 @@ impl Role {
                 P::RectificationIssue,
                 P::ViolationRead,
                 P::ViolationManage,
+                P::PublicFeedbackRead,
+                P::PublicFeedbackManage,
             ],
             Role::SecurityOfficer => &[
                 P::DirectoryRead,

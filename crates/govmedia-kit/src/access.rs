@@ -118,8 +118,10 @@ impl Authorized {
     pub fn ensure_covers(&self, department: Option<DepartmentId>, accounts: &[PlatformAccountId]) -> Result<(), Error> {
         let covered = match &self.basis {
             Basis::Service(_) => true,
+            // A bureau-wide grant covers a row wherever it is.
             Basis::Resource(r) => {
-                r.department == department && r.platform_account.is_none_or(|a| accounts.contains(&a))
+                *r == Resource::GLOBAL
+                    || (r.department == department && r.platform_account.is_none_or(|a| accounts.contains(&a)))
             }
             Basis::Accounts { department: d, accounts: granted } => {
                 Some(*d) == department && accounts.iter().all(|a| granted.contains(a))
@@ -305,6 +307,9 @@ mod tests {
         assert!(on_account.ensure_covers_account(a1).is_ok());
         assert!(on_account.ensure_covers_account(a2).is_err());
         assert!(matches!(on_account.ensure_covers_account(a2), Err(Error::Conflict(_))), "ABORTED, to retry");
+
+        let bureau = grant(Basis::Resource(Resource::GLOBAL));
+        assert!(bureau.ensure_covers(Some(d2), &[a2]).is_ok(), "a bureau-wide grant covers every department");
 
         let service = Authorized::service("scheduler");
         assert!(service.ensure_covers(Some(d2), &[a2]).is_ok() && service.ensure_covers_account(a2).is_ok());

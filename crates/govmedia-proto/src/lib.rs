@@ -79,6 +79,7 @@ pub const SERVICE_NAMES: &[&str] = &[
     "govmedia.audit.v1.ComplianceService",
     "govmedia.audit.v1.RectificationService",
     "govmedia.audit.v1.ViolationService",
+    "govmedia.audit.v1.PublicFeedbackService",
     "govmedia.content.v1.PlanService",
     "govmedia.content.v1.DraftService",
     "govmedia.content.v1.PublicationService",

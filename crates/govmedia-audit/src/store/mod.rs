@@ -14,6 +14,7 @@ use crate::domain::chain::ChainedEvent;
 
 pub mod compliance;
 pub mod lexicon;
+pub mod public_feedback;
 pub mod rectifications;
 pub mod violations;
 
