@@ -305,4 +305,31 @@ fn daily_work(root: &Path, gateway: &str) {
     assert!(types.as_array().is_some_and(|t| t.iter().any(|t| t["code"] == "unreviewed_publication")), "{types}");
     let detected = auditor.json(&["violations", "detect"]);
     assert_eq!(detected["proposed"], "0", "nothing overdue, nothing revealed: {detected}");
+
+    // Public supervision (R8.2): the office records a call and gives it to the
+    // department, which answers and closes it with the order it led to.
+    let call = auditor.json(&[
+        "feedback",
+        "record",
+        "--channel",
+        "hotline",
+        "--account",
+        &account,
+        "--subject",
+        "汛期提示的发布时间",
+        "--content",
+        "希望提前一天发布",
+        "--name",
+        "王女士",
+        "--contact",
+        "13912345678",
+    ]);
+    assert_eq!(call["contact"], "139****5678", "{call}");
+    let call = text(&call, "id");
+    auditor.ok(&["feedback", "triage", &call, "--department", &department, "--working-days", "5"]);
+    let shown = editor.json(&["feedback", "show", &call]);
+    assert_eq!(shown["contact"], "13912345678", "the department answering calls back: {shown}");
+    editor.ok(&["feedback", "answer", &call, "--answer", "已采纳，今后提前一天发布", "--via", "电话"]);
+    let closed = editor.json(&["feedback", "close", &call, "--rectification", &order]);
+    assert_eq!(closed["state"], "closed", "{closed}");
 }

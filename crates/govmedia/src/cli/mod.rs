@@ -17,6 +17,7 @@ pub mod comments;
 pub mod compliance;
 pub mod content;
 pub mod escalations;
+pub mod feedback;
 pub mod outbox;
 pub mod output;
 pub mod people;
@@ -123,6 +124,9 @@ pub enum Command {
     /// Violations: the catalogue, the detectors' proposals, decisions (R9).
     #[command(subcommand)]
     Violations(violations::Violations),
+    /// Public feedback about the accounts: record, triage, answer, close (R8.2).
+    #[command(subcommand)]
+    Feedback(feedback::Feedback),
     /// A service's audit outbox on its database: dead letters and their re-drive.
     #[command(subcommand)]
     Outbox(outbox::Outbox),
@@ -149,6 +153,7 @@ pub async fn run(cli: Cli) -> Result<(), BoxError> {
         Command::Compliance(c) => c.run(&mut Client::open().await?, json).await,
         Command::Rectifications(c) => c.run(&mut Client::open().await?, json).await,
         Command::Violations(c) => c.run(&mut Client::open().await?, json).await,
+        Command::Feedback(c) => c.run(&mut Client::open().await?, json).await,
         Command::Outbox(c) => c.run(json).await,
     }
 }
