@@ -278,6 +278,12 @@ actions! {
     PublicFeedbackAnswered => "public_feedback.answered",
     /// Public feedback was closed with the adjustment it led to (R8.2.2).
     PublicFeedbackClosed => "public_feedback.closed",
+    /// An inspection or spot check was opened and its sample drawn (R8.1.1).
+    InspectionCreated => "inspection.created",
+    /// A verdict on a sampled item was recorded.
+    InspectionVerdictRecorded => "inspection.verdict_recorded",
+    /// An inspection was completed.
+    InspectionCompleted => "inspection.completed",
     // every service's outbox
     /// Dead letters of a service's audit outbox were put back to be delivered again.
     OutboxRedriven => "outbox.redriven",

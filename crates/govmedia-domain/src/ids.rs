@@ -117,6 +117,8 @@ typed_id! {
     ViolationId;
     /// A piece of public feedback about the accounts (R8.2.1).
     PublicFeedbackId;
+    /// An inspection or spot check by the bureau office (R8.1.1).
+    InspectionId;
     /// An engagement campaign.
     CampaignId;
     /// An audit event; the idempotency key of audit appends.

@@ -199,6 +199,10 @@ permissions! {
     PublicFeedbackManage => "public_feedback.manage",
     /// Answer public feedback and close it with its adjustment, for the department (R8.2.2).
     PublicFeedbackHandle => "public_feedback.handle",
+    /// Read inspections and their samples (R8.1.1).
+    InspectionRead => "inspection.read",
+    /// Open inspections and spot checks, judge their samples, complete them (R8.1.1).
+    InspectionManage => "inspection.manage",
 }
 
 impl fmt::Display for Permission {
@@ -399,6 +403,7 @@ impl Role {
                 P::RectificationRead,
                 P::ViolationRead,
                 P::PublicFeedbackRead,
+                P::InspectionRead,
             ],
             Role::Publisher => &[
                 P::DirectoryRead,
@@ -488,6 +493,8 @@ impl Role {
                 P::ViolationManage,
                 P::PublicFeedbackRead,
                 P::PublicFeedbackManage,
+                P::InspectionRead,
+                P::InspectionManage,
             ],
             Role::SecurityOfficer => &[
                 P::DirectoryRead,
@@ -508,6 +515,7 @@ impl Role {
                 P::RectificationIssue,
                 P::ViolationRead,
                 P::ViolationManage,
+                P::InspectionRead,
             ],
             Role::Administrator => &[
                 P::DirectoryRead,

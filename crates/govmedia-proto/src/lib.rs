@@ -80,6 +80,7 @@ pub const SERVICE_NAMES: &[&str] = &[
     "govmedia.audit.v1.RectificationService",
     "govmedia.audit.v1.ViolationService",
     "govmedia.audit.v1.PublicFeedbackService",
+    "govmedia.audit.v1.InspectionService",
     "govmedia.content.v1.PlanService",
     "govmedia.content.v1.DraftService",
     "govmedia.content.v1.PublicationService",

@@ -332,4 +332,29 @@ fn daily_work(root: &Path, gateway: &str) {
     editor.ok(&["feedback", "answer", &call, "--answer", "已采纳，今后提前一天发布", "--via", "电话"]);
     let closed = editor.json(&["feedback", "close", &call, "--rectification", &order]);
     assert_eq!(closed["state"], "closed", "{closed}");
+
+    // A spot check of the last week: the same seed draws the same sample (R8.1.1).
+    let today = (chrono::Utc::now() + chrono::Duration::hours(8)).date_naive();
+    let week_ago = (today - chrono::Days::new(7)).to_string();
+    let today = today.to_string();
+    let draw = || {
+        auditor.json(&[
+            "inspections",
+            "create",
+            "--title",
+            "周抽查",
+            "--from",
+            &week_ago,
+            "--to",
+            &today,
+            "--seed",
+            "2026",
+            "--sample-size",
+            "3",
+        ])
+    };
+    let (first, second) = (draw(), draw());
+    assert_eq!(first["seed"], "2026", "{first}");
+    assert_eq!(first["items"], second["items"], "{first} {second}");
+    assert!(first["items"].as_array().is_some_and(|i| !i.is_empty()), "the published draft is in the sample: {first}");
 }

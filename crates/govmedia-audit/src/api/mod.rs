@@ -2,6 +2,7 @@
 
 pub mod audit_log;
 pub mod compliance;
+pub mod inspection;
 pub mod public_feedback;
 pub mod rectification;
 pub mod screening;

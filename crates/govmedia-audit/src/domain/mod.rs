@@ -5,6 +5,7 @@
 pub mod appending;
 pub mod chain;
 pub mod compliance;
+pub mod inspection;
 pub mod public_feedback;
 pub mod rectification;
 pub mod screening;

@@ -13,6 +13,7 @@ use govmedia_kit::{on_db, on_tx};
 use crate::domain::chain::ChainedEvent;
 
 pub mod compliance;
+pub mod inspections;
 pub mod lexicon;
 pub mod public_feedback;
 pub mod rectifications;

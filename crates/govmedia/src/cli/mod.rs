@@ -18,6 +18,7 @@ pub mod compliance;
 pub mod content;
 pub mod escalations;
 pub mod feedback;
+pub mod inspections;
 pub mod outbox;
 pub mod output;
 pub mod people;
@@ -127,6 +128,9 @@ pub enum Command {
     /// Public feedback about the accounts: record, triage, answer, close (R8.2).
     #[command(subcommand)]
     Feedback(feedback::Feedback),
+    /// Inspections and random spot checks: draw a sample, judge it (R8.1.1).
+    #[command(subcommand)]
+    Inspections(inspections::Inspections),
     /// A service's audit outbox on its database: dead letters and their re-drive.
     #[command(subcommand)]
     Outbox(outbox::Outbox),
@@ -154,6 +158,7 @@ pub async fn run(cli: Cli) -> Result<(), BoxError> {
         Command::Rectifications(c) => c.run(&mut Client::open().await?, json).await,
         Command::Violations(c) => c.run(&mut Client::open().await?, json).await,
         Command::Feedback(c) => c.run(&mut Client::open().await?, json).await,
+        Command::Inspections(c) => c.run(&mut Client::open().await?, json).await,
         Command::Outbox(c) => c.run(json).await,
     }
 }
