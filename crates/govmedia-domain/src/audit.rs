@@ -284,6 +284,12 @@ actions! {
     InspectionVerdictRecorded => "inspection.verdict_recorded",
     /// An inspection was completed.
     InspectionCompleted => "inspection.completed",
+    /// A security control was registered (R7.2.1).
+    SecurityControlCreated => "security_control.created",
+    /// A security control was verified, with evidence.
+    SecurityControlVerified => "security_control.verified",
+    /// A security control was retired.
+    SecurityControlRetired => "security_control.retired",
     // every service's outbox
     /// Dead letters of a service's audit outbox were put back to be delivered again.
     OutboxRedriven => "outbox.redriven",

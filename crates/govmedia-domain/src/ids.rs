@@ -119,6 +119,8 @@ typed_id! {
     PublicFeedbackId;
     /// An inspection or spot check by the bureau office (R8.1.1).
     InspectionId;
+    /// A security control of an asset (R7.2.1).
+    SecurityControlId;
     /// An engagement campaign.
     CampaignId;
     /// An audit event; the idempotency key of audit appends.

@@ -203,6 +203,10 @@ permissions! {
     InspectionRead => "inspection.read",
     /// Open inspections and spot checks, judge their samples, complete them (R8.1.1).
     InspectionManage => "inspection.manage",
+    /// Read the register of security controls (R7.2.1).
+    SecurityControlRead => "security_control.read",
+    /// Register, verify and retire security controls (R7.2.1).
+    SecurityControlManage => "security_control.manage",
 }
 
 impl fmt::Display for Permission {
@@ -495,6 +499,7 @@ impl Role {
                 P::PublicFeedbackManage,
                 P::InspectionRead,
                 P::InspectionManage,
+                P::SecurityControlRead,
             ],
             Role::SecurityOfficer => &[
                 P::DirectoryRead,
@@ -516,6 +521,8 @@ impl Role {
                 P::ViolationRead,
                 P::ViolationManage,
                 P::InspectionRead,
+                P::SecurityControlRead,
+                P::SecurityControlManage,
             ],
             Role::Administrator => &[
                 P::DirectoryRead,

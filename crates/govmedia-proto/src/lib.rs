@@ -81,6 +81,7 @@ pub const SERVICE_NAMES: &[&str] = &[
     "govmedia.audit.v1.ViolationService",
     "govmedia.audit.v1.PublicFeedbackService",
     "govmedia.audit.v1.InspectionService",
+    "govmedia.audit.v1.SecurityControlService",
     "govmedia.content.v1.PlanService",
     "govmedia.content.v1.DraftService",
     "govmedia.content.v1.PublicationService",

@@ -6,4 +6,5 @@ pub mod inspection;
 pub mod public_feedback;
 pub mod rectification;
 pub mod screening;
+pub mod security_control;
 pub mod violation;

@@ -23,6 +23,7 @@ pub mod outbox;
 pub mod output;
 pub mod people;
 pub mod rectifications;
+pub mod security;
 pub mod session;
 pub mod violations;
 
@@ -131,6 +132,9 @@ pub enum Command {
     /// Inspections and random spot checks: draw a sample, judge it (R8.1.1).
     #[command(subcommand)]
     Inspections(inspections::Inspections),
+    /// Information security: the register of security controls (R7.2).
+    #[command(subcommand)]
+    Security(security::Security),
     /// A service's audit outbox on its database: dead letters and their re-drive.
     #[command(subcommand)]
     Outbox(outbox::Outbox),
@@ -159,6 +163,7 @@ pub async fn run(cli: Cli) -> Result<(), BoxError> {
         Command::Violations(c) => c.run(&mut Client::open().await?, json).await,
         Command::Feedback(c) => c.run(&mut Client::open().await?, json).await,
         Command::Inspections(c) => c.run(&mut Client::open().await?, json).await,
+        Command::Security(c) => c.run(&mut Client::open().await?, json).await,
         Command::Outbox(c) => c.run(json).await,
     }
 }
