@@ -333,7 +333,15 @@ fn daily_work(root: &Path, gateway: &str) {
     let closed = editor.json(&["feedback", "close", &call, "--rectification", &order]);
     assert_eq!(closed["state"], "closed", "{closed}");
 
-    // A spot check of the last week: the same seed draws the same sample (R8.1.1).
+    // A spot check of the last week: the same seed draws the same sample (R8.1.1). The
+    // publication reaches the log through content's outbox after the scheduler ran.
+    for _ in 0..100 {
+        let published = auditor.json(&["audit", "query", "--action", "publication.published"]);
+        if published.as_array().is_some_and(|p| !p.is_empty()) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
     let today = (chrono::Utc::now() + chrono::Duration::hours(8)).date_naive();
     let week_ago = (today - chrono::Days::new(7)).to_string();
     let today = today.to_string();
