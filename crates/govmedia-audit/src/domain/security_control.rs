@@ -12,34 +12,9 @@ pub const RULE: &str = "R7.2.1";
 /// The longest verification interval, in days.
 pub const MAX_INTERVAL_DAYS: u32 = 366;
 
-macro_rules! names {
-    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident => $text:literal,)* }) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum $name {
-            $($(#[$vdoc])* $variant,)*
-        }
+use govmedia_domain::text_enum;
 
-        impl $name {
-            /// Every value.
-            pub const ALL: &'static [$name] = &[$($name::$variant,)*];
-
-            /// The stored name.
-            pub const fn as_str(self) -> &'static str {
-                match self {
-                    $($name::$variant => $text,)*
-                }
-            }
-
-            /// The stored name back.
-            pub fn parse(s: &str) -> Option<Self> {
-                Self::ALL.iter().copied().find(|x| x.as_str() == s)
-            }
-        }
-    };
-}
-
-names! {
+text_enum! {
     /// What is protected.
     AssetType {
         /// A platform account.
@@ -53,7 +28,7 @@ names! {
     }
 }
 
-names! {
+text_enum! {
     /// The kind of control.
     ControlType {
         /// A firewall.
@@ -77,7 +52,7 @@ names! {
     }
 }
 
-names! {
+text_enum! {
     /// How a control stands.
     Status {
         /// In place and working.
