@@ -370,6 +370,7 @@ pub fn server(core: &Arc<Core>, settings: ServerSettings, verifier: Arc<TokenVer
         .add_service(api::public_feedback::server(core).max_decoding_message_size(limit))
         .add_service(api::inspection::server(core).max_decoding_message_size(limit))
         .add_service(api::security_control::server(core).max_decoding_message_size(limit))
+        .add_service(api::security_check::server(core).max_decoding_message_size(limit))
 }
 
 /// Runs the audit service until `shutdown` completes.

@@ -290,6 +290,28 @@ actions! {
     SecurityControlVerified => "security_control.verified",
     /// A security control was retired.
     SecurityControlRetired => "security_control.retired",
+    /// A security checklist was created (R7.2.2).
+    SecurityChecklistCreated => "security_checklist.created",
+    /// A security checklist was revised: a new version.
+    SecurityChecklistRevised => "security_checklist.revised",
+    /// A check of a department or account was scheduled every N days (R7.2.2).
+    SecurityCheckScheduled => "security_check.scheduled",
+    /// A schedule of security checks was cancelled.
+    SecurityCheckScheduleCancelled => "security_check.schedule_cancelled",
+    /// A security check was started (R7.2.2).
+    SecurityCheckStarted => "security_check.started",
+    /// Results of items of a security check were recorded.
+    SecurityCheckResultsRecorded => "security_check.results_recorded",
+    /// A security check was completed.
+    SecurityCheckCompleted => "security_check.completed",
+    /// A hidden danger was opened by a failed check item (R7.2.2).
+    HiddenDangerOpened => "hidden_danger.opened",
+    /// The owner submitted the fix of a hidden danger.
+    HiddenDangerFixSubmitted => "hidden_danger.fix_submitted",
+    /// The fix of a hidden danger was verified: closed.
+    HiddenDangerClosed => "hidden_danger.closed",
+    /// The fix of a hidden danger was not accepted: reopened.
+    HiddenDangerReopened => "hidden_danger.reopened",
     // every service's outbox
     /// Dead letters of a service's audit outbox were put back to be delivered again.
     OutboxRedriven => "outbox.redriven",

@@ -121,6 +121,14 @@ typed_id! {
     InspectionId;
     /// A security control of an asset (R7.2.1).
     SecurityControlId;
+    /// A security checklist (R7.2.2).
+    SecurityChecklistId;
+    /// A schedule of security checks (R7.2.2).
+    SecurityCheckScheduleId;
+    /// A security check run (R7.2.2).
+    SecurityCheckId;
+    /// A hidden danger found by a security check (R7.2.2).
+    HiddenDangerId;
     /// An engagement campaign.
     CampaignId;
     /// An audit event; the idempotency key of audit appends.

@@ -207,6 +207,12 @@ permissions! {
     SecurityControlRead => "security_control.read",
     /// Register, verify and retire security controls (R7.2.1).
     SecurityControlManage => "security_control.manage",
+    /// Read security checklists, schedules, checks and hidden dangers (R7.2.2).
+    SecurityCheckRead => "security_check.read",
+    /// Keep checklists and schedules, run checks, verify fixes of hidden dangers (R7.2.2).
+    SecurityCheckManage => "security_check.manage",
+    /// Submit the fix of a hidden danger one owns (R7.2.2).
+    SecurityCheckRespond => "security_check.respond",
 }
 
 impl fmt::Display for Permission {
@@ -355,6 +361,8 @@ impl Role {
                 P::CampaignRead,
                 P::RectificationRead,
                 P::RectificationRespond,
+                P::SecurityCheckRead,
+                P::SecurityCheckRespond,
                 P::PublicFeedbackRead,
                 P::PublicFeedbackHandle,
             ],
@@ -370,6 +378,8 @@ impl Role {
                 P::ComplianceRead,
                 P::RectificationRead,
                 P::RectificationRespond,
+                P::SecurityCheckRead,
+                P::SecurityCheckRespond,
                 P::PublicFeedbackRead,
                 P::PublicFeedbackHandle,
                 P::ReferralRead,
@@ -389,6 +399,8 @@ impl Role {
                 P::ComplianceRead,
                 P::RectificationRead,
                 P::RectificationRespond,
+                P::SecurityCheckRead,
+                P::SecurityCheckRespond,
                 P::ViolationRead,
                 P::PublicFeedbackRead,
                 P::PublicFeedbackHandle,
@@ -408,6 +420,7 @@ impl Role {
                 P::ViolationRead,
                 P::PublicFeedbackRead,
                 P::InspectionRead,
+                P::SecurityCheckRead,
             ],
             Role::Publisher => &[
                 P::DirectoryRead,
@@ -428,6 +441,8 @@ impl Role {
                 P::ComplianceRead,
                 P::RectificationRead,
                 P::RectificationRespond,
+                P::SecurityCheckRead,
+                P::SecurityCheckRespond,
                 P::PublicFeedbackRead,
                 P::PublicFeedbackHandle,
             ],
@@ -444,6 +459,8 @@ impl Role {
                 P::FollowerRead,
                 P::RectificationRead,
                 P::RectificationRespond,
+                P::SecurityCheckRead,
+                P::SecurityCheckRespond,
                 P::PublicFeedbackRead,
                 P::PublicFeedbackHandle,
             ],
@@ -465,6 +482,8 @@ impl Role {
                 P::EscalationHandle,
                 P::RectificationRead,
                 P::RectificationRespond,
+                P::SecurityCheckRead,
+                P::SecurityCheckRespond,
                 P::PublicFeedbackRead,
                 P::PublicFeedbackManage,
                 P::PublicFeedbackHandle,
@@ -500,6 +519,7 @@ impl Role {
                 P::InspectionRead,
                 P::InspectionManage,
                 P::SecurityControlRead,
+                P::SecurityCheckRead,
             ],
             Role::SecurityOfficer => &[
                 P::DirectoryRead,
@@ -523,6 +543,8 @@ impl Role {
                 P::InspectionRead,
                 P::SecurityControlRead,
                 P::SecurityControlManage,
+                P::SecurityCheckRead,
+                P::SecurityCheckManage,
             ],
             Role::Administrator => &[
                 P::DirectoryRead,

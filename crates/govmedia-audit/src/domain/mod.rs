@@ -9,5 +9,6 @@ pub mod inspection;
 pub mod public_feedback;
 pub mod rectification;
 pub mod screening;
+pub mod security_check;
 pub mod security_control;
 pub mod violation;

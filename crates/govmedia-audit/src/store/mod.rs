@@ -17,6 +17,7 @@ pub mod inspections;
 pub mod lexicon;
 pub mod public_feedback;
 pub mod rectifications;
+pub mod security_checks;
 pub mod security_controls;
 pub mod violations;
 
