@@ -152,6 +152,22 @@ impl AccountRegister {
         }
     }
 
+    /// The identity service's channel.
+    pub fn identity(&self) -> Channel {
+        self.identity.clone()
+    }
+
+    /// The account of identity's incident `incident`, or none when identity knows no
+    /// such incident.
+    pub async fn account_incident(&self, incident: &str) -> Result<Option<String>, Error> {
+        let request = self.call(ipb::GetAccountIncidentRequest { incident_id: incident.to_owned() }).await?;
+        match PlatformAccountServiceClient::new(self.identity.clone()).get_account_incident(request).await {
+            Ok(r) => Ok(r.into_inner().incident.map(|i| i.platform_account_id)),
+            Err(s) if matches!(s.code(), tonic::Code::NotFound | tonic::Code::InvalidArgument) => Ok(None),
+            Err(s) => Err(unavailable(s)),
+        }
+    }
+
     /// An account's owning department, or none when identity knows no such account.
     pub async fn account_department(
         &self,

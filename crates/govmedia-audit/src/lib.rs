@@ -11,6 +11,7 @@
 pub mod api;
 pub mod appender;
 pub mod compliance_monitor;
+pub mod containment;
 pub mod domain;
 pub mod lexicon;
 pub mod store;
@@ -199,6 +200,7 @@ pub struct Core {
     appending: AppendPolicy,
     lexicon: std::sync::RwLock<Arc<Lexicon>>,
     register: AccountRegister,
+    containment: containment::Containment,
     time_zone: chrono_tz::Tz,
     calendar: OfficialCalendar,
 }
@@ -209,6 +211,8 @@ pub struct Core {
 pub struct Supervision {
     /// identity's register.
     pub register: AccountRegister,
+    /// The content service, to retract publications when containing an incident.
+    pub content: Option<tonic::transport::Channel>,
     /// The time zone of compliance dates and rectification deadlines.
     pub time_zone: chrono_tz::Tz,
     /// The official holiday schedule rectification deadlines count working days on.
@@ -260,6 +264,7 @@ impl Core {
             checkpoint_public_key,
             appending,
             lexicon: std::sync::RwLock::new(Arc::new(built)),
+            containment: containment::Containment::new(supervision.register.identity(), supervision.content),
             register: supervision.register,
             time_zone: supervision.time_zone,
             calendar: supervision.calendar,
@@ -296,6 +301,11 @@ impl Core {
     /// identity's register of platform accounts.
     pub fn register(&self) -> &AccountRegister {
         &self.register
+    }
+
+    /// The services an incident is contained through.
+    pub fn containment(&self) -> &containment::Containment {
+        &self.containment
     }
 
     /// The time zone whose dates compliance counts in.
@@ -371,6 +381,7 @@ pub fn server(core: &Arc<Core>, settings: ServerSettings, verifier: Arc<TokenVer
         .add_service(api::inspection::server(core).max_decoding_message_size(limit))
         .add_service(api::security_control::server(core).max_decoding_message_size(limit))
         .add_service(api::security_check::server(core).max_decoding_message_size(limit))
+        .add_service(api::security_incident::server(core).max_decoding_message_size(limit))
 }
 
 /// Runs the audit service until `shutdown` completes.
@@ -421,7 +432,12 @@ pub async fn serve(
         policy,
         settings.audit.append_policy(),
         PermissionChecker::new(identity.clone(), credentials.clone(), DEFAULT_TTL),
-        Supervision { register: AccountRegister::new(identity.clone(), credentials), time_zone, calendar },
+        Supervision {
+            register: AccountRegister::new(identity.clone(), credentials),
+            content: settings.peers.content_endpoint.as_deref().map(lazy_channel).transpose()?,
+            time_zone,
+            calendar,
+        },
         stop.clone(),
     )
     .await?;

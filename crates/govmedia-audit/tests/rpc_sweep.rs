@@ -16,9 +16,9 @@ async fn every_audit_rpc_refuses_clearly_and_never_fails_internally() {
     let methods = methods_of("govmedia.audit.v1");
     assert_eq!(
         methods.len(),
-        64,
+        71,
         "the audit log's 6, screening's 8, compliance's 4, rectification's 6, violation's 7, public feedback's 6, \
-         inspection's 5, security control's 5, security check's 17"
+         inspection's 5, security control's 5, security check's 17, security incident's 7"
     );
     for method in &methods {
         assert_eq!(

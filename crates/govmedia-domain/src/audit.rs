@@ -312,6 +312,18 @@ actions! {
     HiddenDangerClosed => "hidden_danger.closed",
     /// The fix of a hidden danger was not accepted: reopened.
     HiddenDangerReopened => "hidden_danger.reopened",
+    /// A security incident was reported (R7.1.1, R7.2).
+    SecurityIncidentReported => "security_incident.reported",
+    /// An account anomaly raised by identity was linked as a security incident (R2.3.3).
+    SecurityIncidentLinked => "security_incident.linked",
+    /// A security incident was contained (publication retracted, account frozen).
+    SecurityIncidentContained => "security_incident.contained",
+    /// Investigation findings of a security incident were recorded.
+    SecurityIncidentInvestigated => "security_incident.investigated",
+    /// A security incident was marked as reported upward.
+    SecurityIncidentReportedUpward => "security_incident.reported_upward",
+    /// A security incident was closed with its root cause and actions.
+    SecurityIncidentClosed => "security_incident.closed",
     // every service's outbox
     /// Dead letters of a service's audit outbox were put back to be delivered again.
     OutboxRedriven => "outbox.redriven",

@@ -129,6 +129,8 @@ typed_id! {
     SecurityCheckId;
     /// A hidden danger found by a security check (R7.2.2).
     HiddenDangerId;
+    /// A security incident (R7.2).
+    SecurityIncidentId;
     /// An engagement campaign.
     CampaignId;
     /// An audit event; the idempotency key of audit appends.

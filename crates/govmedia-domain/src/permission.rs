@@ -213,6 +213,12 @@ permissions! {
     SecurityCheckManage => "security_check.manage",
     /// Submit the fix of a hidden danger one owns (R7.2.2).
     SecurityCheckRespond => "security_check.respond",
+    /// Read security incidents (R7.2).
+    SecurityIncidentRead => "security_incident.read",
+    /// Report a security incident: something confidential or wrong published, a leak.
+    SecurityIncidentReport => "security_incident.report",
+    /// Contain, investigate, report upward and close security incidents (R7.2.2).
+    SecurityIncidentManage => "security_incident.manage",
 }
 
 impl fmt::Display for Permission {
@@ -363,6 +369,8 @@ impl Role {
                 P::RectificationRespond,
                 P::SecurityCheckRead,
                 P::SecurityCheckRespond,
+                P::SecurityIncidentRead,
+                P::SecurityIncidentReport,
                 P::PublicFeedbackRead,
                 P::PublicFeedbackHandle,
             ],
@@ -380,6 +388,8 @@ impl Role {
                 P::RectificationRespond,
                 P::SecurityCheckRead,
                 P::SecurityCheckRespond,
+                P::SecurityIncidentRead,
+                P::SecurityIncidentReport,
                 P::PublicFeedbackRead,
                 P::PublicFeedbackHandle,
                 P::ReferralRead,
@@ -401,6 +411,8 @@ impl Role {
                 P::RectificationRespond,
                 P::SecurityCheckRead,
                 P::SecurityCheckRespond,
+                P::SecurityIncidentRead,
+                P::SecurityIncidentReport,
                 P::ViolationRead,
                 P::PublicFeedbackRead,
                 P::PublicFeedbackHandle,
@@ -421,6 +433,7 @@ impl Role {
                 P::PublicFeedbackRead,
                 P::InspectionRead,
                 P::SecurityCheckRead,
+                P::SecurityIncidentRead,
             ],
             Role::Publisher => &[
                 P::DirectoryRead,
@@ -443,6 +456,8 @@ impl Role {
                 P::RectificationRespond,
                 P::SecurityCheckRead,
                 P::SecurityCheckRespond,
+                P::SecurityIncidentRead,
+                P::SecurityIncidentReport,
                 P::PublicFeedbackRead,
                 P::PublicFeedbackHandle,
             ],
@@ -461,6 +476,8 @@ impl Role {
                 P::RectificationRespond,
                 P::SecurityCheckRead,
                 P::SecurityCheckRespond,
+                P::SecurityIncidentRead,
+                P::SecurityIncidentReport,
                 P::PublicFeedbackRead,
                 P::PublicFeedbackHandle,
             ],
@@ -484,6 +501,8 @@ impl Role {
                 P::RectificationRespond,
                 P::SecurityCheckRead,
                 P::SecurityCheckRespond,
+                P::SecurityIncidentRead,
+                P::SecurityIncidentReport,
                 P::PublicFeedbackRead,
                 P::PublicFeedbackManage,
                 P::PublicFeedbackHandle,
@@ -520,6 +539,8 @@ impl Role {
                 P::InspectionManage,
                 P::SecurityControlRead,
                 P::SecurityCheckRead,
+                P::SecurityIncidentRead,
+                P::SecurityIncidentReport,
             ],
             Role::SecurityOfficer => &[
                 P::DirectoryRead,
@@ -545,6 +566,10 @@ impl Role {
                 P::SecurityControlManage,
                 P::SecurityCheckRead,
                 P::SecurityCheckManage,
+                P::SecurityIncidentRead,
+                P::SecurityIncidentReport,
+                P::SecurityIncidentManage,
+                P::PublicationRetract,
             ],
             Role::Administrator => &[
                 P::DirectoryRead,

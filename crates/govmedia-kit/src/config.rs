@@ -362,6 +362,10 @@ pub struct PeerSettings {
     /// The audit service (the outbox relay ships audit events there).
     #[arg(long, env = "GOVMEDIA_AUDIT_ENDPOINT", value_name = "URL")]
     pub audit_endpoint: Option<String>,
+    /// The content service (the audit service retracts publications through it when
+    /// containing a security incident).
+    #[arg(long, env = "GOVMEDIA_CONTENT_ENDPOINT", value_name = "URL")]
+    pub content_endpoint: Option<String>,
     /// This service's client id at the identity service.
     #[arg(long, env = "GOVMEDIA_CLIENT_ID", value_name = "ID")]
     pub client_id: Option<String>,

@@ -83,6 +83,7 @@ pub const SERVICE_NAMES: &[&str] = &[
     "govmedia.audit.v1.InspectionService",
     "govmedia.audit.v1.SecurityControlService",
     "govmedia.audit.v1.SecurityCheckService",
+    "govmedia.audit.v1.SecurityIncidentService",
     "govmedia.content.v1.PlanService",
     "govmedia.content.v1.DraftService",
     "govmedia.content.v1.PublicationService",

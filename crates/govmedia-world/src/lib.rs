@@ -355,6 +355,7 @@ impl World {
             PermissionChecker::new(identity.channel(), credentials.clone(), govmedia_kit::access::DEFAULT_TTL),
             govmedia_audit::Supervision {
                 register: govmedia_audit::AccountRegister::new(identity.channel(), credentials),
+                content: None,
                 time_zone: chrono_tz::Asia::Shanghai,
                 calendar: govmedia_domain::holidays::OfficialCalendar::shipped(),
             },

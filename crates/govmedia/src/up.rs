@@ -98,6 +98,7 @@ fn peers(identity: &str, audit: Option<&str>, client_id: &str, secret: &str) -> 
     PeerSettings {
         identity_endpoint: Some(identity.to_owned()),
         audit_endpoint: audit.map(str::to_owned),
+        content_endpoint: None,
         client_id: Some(client_id.to_owned()),
         client_secret: Some(Secret::new(secret)),
     }
@@ -170,6 +171,7 @@ pub async fn up(
     audit.server.trusted_proxies = vec![std::net::IpAddr::from([127, 0, 0, 1])];
     audit.database.database_url = database("audit")?;
     audit.peers = peers(&identity_url, None, PRINCIPALS[1], &client_secrets[1]);
+    audit.peers.content_endpoint = Some(url(content_port));
     audit.audit.checkpoint_key = Some(Secret::new(checkpoint));
 
     let mut content: govmedia_content::ContentSettings = defaults("govmedia-content")?;

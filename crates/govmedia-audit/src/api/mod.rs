@@ -8,4 +8,5 @@ pub mod rectification;
 pub mod screening;
 pub mod security_check;
 pub mod security_control;
+pub mod security_incident;
 pub mod violation;

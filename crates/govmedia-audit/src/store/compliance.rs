@@ -56,7 +56,7 @@ pub async fn window_counts(
         fetch_all,
         "SELECT platform_account_id, action, COUNT(*) AS n FROM audit_events \
          WHERE action IN ('comment.ingested', 'message.ingested', 'reply.posted', 'conversation.replied', \
-         'comment.escalated', 'conversation.escalated', 'referral.escalated', 'account_incident.reported') \
+         'comment.escalated', 'conversation.escalated', 'referral.escalated', 'account_incident.reported', 'security_incident.reported') \
          AND occur_time >= $1 AND occur_time < $2 AND platform_account_id <> '' \
          GROUP BY platform_account_id, action",
         start,

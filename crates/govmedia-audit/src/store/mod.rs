@@ -19,6 +19,7 @@ pub mod public_feedback;
 pub mod rectifications;
 pub mod security_checks;
 pub mod security_controls;
+pub mod security_incidents;
 pub mod violations;
 
 #[derive(sqlx::FromRow)]

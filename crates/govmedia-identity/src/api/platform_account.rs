@@ -389,7 +389,7 @@ impl PlatformAccounts {
         self.core
             .work()
             .run(call, async |m| {
-                let mut a = self.locked(m, caller, step.account, Permission::AccountManage).await?;
+                let mut a = self.locked(m, caller, step.account, Q::STEP.permission()).await?;
                 check_etag("etag", &step.etag, a.version, false)?;
                 let open = store::open_incident_count(m.tx(), step.account).await?;
                 let (action, rule) = Q::STEP.apply(&mut a, &step.reason, open, m.now())?;

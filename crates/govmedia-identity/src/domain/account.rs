@@ -284,6 +284,17 @@ impl Lifecycle {
         Ok(done)
     }
 
+    /// The permission the step needs. Freezing is containment, which whoever handles
+    /// account incidents (the security officer, the administrator) may do at once;
+    /// unfreezing and closing change the register and are the administrator's.
+    pub const fn permission(self) -> govmedia_domain::permission::Permission {
+        use govmedia_domain::permission::Permission;
+        match self {
+            Self::Freeze => Permission::AccountIncidentManage,
+            Self::Unfreeze | Self::StartClosing | Self::Close => Permission::AccountManage,
+        }
+    }
+
     /// Whether the caller must say why.
     pub const fn needs_reason(self) -> bool {
         !matches!(self, Self::Close)
