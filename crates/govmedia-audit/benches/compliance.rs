@@ -109,6 +109,7 @@ fn main() {
                     handle: format!("bench-{i}"),
                     registered_at: registered,
                     responsible_active: true,
+                    credential_rotation_due: None,
                 })
                 .collect();
             let started = Instant::now();

@@ -92,6 +92,7 @@ impl AccountRegister {
             }
             token = page.next_page_token;
         }
+        let rotations = self.rotations().await?;
         let mut accounts = Vec::new();
         let mut token = String::new();
         loop {
@@ -111,6 +112,7 @@ impl AccountRegister {
                     .create_time
                     .and_then(|t| DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0)))
                     .ok_or_else(|| Error::internal("identity answered an account without create_time"))?;
+                let credential_rotation_due = rotations.get(&a.id).copied();
                 accounts.push(RegisteredAccount {
                     id: a.id.parse().map_err(|_| Error::internal("identity answered an account id that is not one"))?,
                     department: a.department_id.parse().ok(),
@@ -118,6 +120,7 @@ impl AccountRegister {
                     handle: a.handle,
                     registered_at,
                     responsible_active: active.contains(&a.responsible_user_id),
+                    credential_rotation_due,
                 });
             }
             if page.next_page_token.is_empty() {
@@ -149,6 +152,40 @@ impl AccountRegister {
             })),
             Err(s) if s.code() == tonic::Code::NotFound => Ok(None),
             Err(s) => Err(unavailable(s)),
+        }
+    }
+
+    /// When each account's stored credential must be rotated by, from identity's vault.
+    async fn rotations(&self) -> Result<std::collections::HashMap<String, DateTime<Utc>>, Error> {
+        use govmedia_proto::identity::v1::credential_vault_service_client::CredentialVaultServiceClient;
+        // Every credential: those due before the end of year 9999.
+        let far = prost_types::Timestamp { seconds: 253_402_214_399, nanos: 0 };
+        let mut due = std::collections::HashMap::new();
+        let mut token = String::new();
+        loop {
+            let request = self
+                .call(ipb::ListCredentialRotationsDueRequest {
+                    page_size: 500,
+                    page_token: token,
+                    due_before: Some(far),
+                })
+                .await?;
+            let page = CredentialVaultServiceClient::new(self.identity.clone())
+                .list_credential_rotations_due(request)
+                .await
+                .map_err(unavailable)?
+                .into_inner();
+            for c in page.credentials {
+                if let Some(t) = c.rotation_due_time
+                    && let Some(at) = DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0))
+                {
+                    due.insert(c.platform_account_id, at);
+                }
+            }
+            if page.next_page_token.is_empty() {
+                return Ok(due);
+            }
+            token = page.next_page_token;
         }
     }
 

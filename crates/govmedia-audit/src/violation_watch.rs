@@ -11,6 +11,10 @@
 //!   does not run the account (R2.3.2).
 //! - `unapproved_manual_publication`: a publication recorded by hand whose draft has no
 //!   principal leader approval in the log before it (R3.2.1).
+//! - `blocked_term_published`: content's screening of published content found a blocking
+//!   term in a publication (a serious wording error, classified marking, illegal
+//!   content), naming the person who scheduled it (R7.1.1, R3.2.3); evidence: the
+//!   finding's record and the publication's `publication.scheduled` record.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -79,6 +83,7 @@ pub async fn findings(core: &Core, now: DateTime<Utc>) -> Result<Vec<Finding>, E
     let mut found = overdue_rectifications(core, now).await?;
     found.extend(credential_reveals(core, now).await?);
     found.extend(unapproved_manual_publications(core, now).await?);
+    found.extend(blocked_terms_published(core, now).await?);
     let mut ready = Vec::new();
     for f in found {
         // A finding whose evidence fails the chain check is logged, not proposed on a
@@ -302,6 +307,57 @@ async fn unapproved_manual_publications(core: &Core, now: DateTime<Utc>) -> Resu
                     e.resource_id, e.actor_name, draft
                 ),
                 evidence: vec![e.id.clone()],
+            },
+        });
+    }
+    Ok(findings)
+}
+
+async fn blocked_terms_published(core: &Core, now: DateTime<Utc>) -> Result<Vec<Finding>, Error> {
+    let mut events = recent(core, "publication.wording_error_found", now).await?;
+    events.extend(recent(core, "publication.blocked_term_found", now).await?);
+    let mut tx = core.db().begin_read().await?;
+    let mut findings = Vec::new();
+    for e in &events {
+        let key = format!("blocked_term_published:{}", e.id);
+        if store::detected(&mut tx, &key).await? {
+            continue;
+        }
+        // The person answerable is whoever scheduled it to go out.
+        let filter = EventFilter {
+            actions: vec!["publication.scheduled".to_owned()],
+            resource_type: Some("publication".to_owned()),
+            resource_id: Some(e.resource_id.clone()),
+            ..Default::default()
+        };
+        let scheduled = log::query_events(core.db(), &filter, 0, 1).await?;
+        let Some(s) = scheduled.first() else { continue };
+        let Ok(user) = s.actor_id.parse::<UserId>() else { continue };
+        let attr = |k: &str| e.attributes.get(k).cloned().unwrap_or_default();
+        let code = match (e.action.as_str(), attr("category").as_str()) {
+            ("publication.wording_error_found", _) => "serious_wording_error",
+            (_, c) if c.contains("classified") || c.contains("personal") => "confidential_content",
+            _ => "illegal_content",
+        };
+        findings.push(Finding {
+            detector: "blocked_term_published",
+            key,
+            facts: Facts {
+                kind: kind(code)?,
+                responsible: user,
+                department: s.department_id.parse().ok(),
+                account: e.platform_account_id.parse().ok(),
+                description: format!(
+                    "publication {} holds {:?} ({}; suggested {:?}), found when screened again with lexicon version {}; \
+                     scheduled by {}",
+                    e.resource_id,
+                    attr("excerpt"),
+                    attr("category"),
+                    attr("suggestion"),
+                    attr("lexicon_version"),
+                    s.actor_name
+                ),
+                evidence: vec![e.id.clone(), s.id.clone()],
             },
         });
     }

@@ -12,6 +12,7 @@
 pub mod api;
 pub mod connector;
 pub mod domain;
+pub mod published_screening;
 pub mod scheduler;
 pub mod store;
 
@@ -258,6 +259,11 @@ pub struct ContentOptions {
     /// Attempts before a publication fails.
     #[arg(long, env = "GOVMEDIA_CONTENT_PUBLISH_ATTEMPTS", default_value_t = 5)]
     pub publish_attempts: u32,
+    /// How often published content is screened again against the lexicon's current
+    /// version (R7.1.1, R3.2.3): a round that finds the version unchanged costs one
+    /// screening call.
+    #[arg(long, env = "GOVMEDIA_CONTENT_RESCREEN_INTERVAL", default_value = "10m", value_parser = govmedia_kit::config::parse_duration)]
+    pub rescreen_interval: std::time::Duration,
 }
 
 /// Everything the content service is configured with.
@@ -373,11 +379,16 @@ pub async fn serve(
     let scheduler = tokio::spawn(
         scheduler::Scheduler::new(Arc::clone(&core), connectors.clone(), scheduler_settings).run(stop.clone()),
     );
+    let rescreen = tokio::spawn(
+        published_screening::PublishedScreening::new(Arc::clone(&core), settings.content.rescreen_interval)
+            .run(stop.clone()),
+    );
     let verifier = Arc::new(TokenVerifier::from_identity(identity));
     let bound = server(&core, connectors, settings.server.clone(), verifier).bind().await?;
     bound.serve(shutdown).await?;
     stop.cancel();
     let _ = scheduler.await;
+    let _ = rescreen.await;
     let _ = relay.await;
     core.db().close().await;
     Ok(())

@@ -14,7 +14,7 @@ use tonic::Code;
 async fn every_content_rpc_refuses_clearly_and_never_fails_internally() {
     let c = Content::start(TestDatabase::sqlite()).await;
     let methods = methods_of("govmedia.content.v1");
-    assert_eq!(methods.len(), 32, "plans 5, drafts 12, publications 11, metrics 4");
+    assert_eq!(methods.len(), 33, "plans 5, drafts 12, publications 12, metrics 4");
     for method in &methods {
         assert_eq!(
             call(c.server.channel(), method, Vec::new(), None).await,

@@ -158,6 +158,11 @@ actions! {
     PublicationRecordedManually => "publication.recorded_manually",
     /// A publication was retracted.
     PublicationRetracted => "publication.retracted",
+    /// Published content screened again holds a misspelt critical name or non-standard
+    /// wording that blocks: a serious wording error (R3.2.3; a readiness veto item).
+    PublicationWordingErrorFound => "publication.wording_error_found",
+    /// Published content screened again holds another blocking term (R7.1.1).
+    PublicationBlockedTermFound => "publication.blocked_term_found",
     /// A feedback item was recorded.
     FeedbackCreated => "feedback.created",
     /// A feedback item was assigned.

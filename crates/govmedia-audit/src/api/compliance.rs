@@ -54,6 +54,8 @@ fn indicator_to(i: Indicator) -> pb::ComplianceIndicator {
         Indicator::OverdueReferrals => pb::ComplianceIndicator::OverdueReferrals,
         Indicator::ResponsiblePerson => pb::ComplianceIndicator::ResponsiblePerson,
         Indicator::Rectification => pb::ComplianceIndicator::Rectification,
+        Indicator::SeriousWordingError => pb::ComplianceIndicator::SeriousWordingError,
+        Indicator::CredentialRotation => pb::ComplianceIndicator::CredentialRotation,
     }
 }
 
@@ -95,6 +97,7 @@ pub fn assessment_to(a: &Assessment) -> pb::AccountCompliance {
         missed_reply_deadlines: a.facts.missed_replies,
         overdue_referrals: a.facts.overdue_referrals,
         security_incidents: a.facts.incidents,
+        serious_wording_errors: a.facts.wording_errors,
         responsible_person_active: a.responsible_active,
         items: a.items.iter().map(item_to).collect(),
         window_start_date: a.window_start_date.to_string(),

@@ -29,6 +29,8 @@ pub const OPEN_RECTIFICATION_POINTS: (u32, u32) = (1, 5);
 pub const OVERDUE_RECTIFICATION_POINTS: (u32, u32) = (5, 20);
 /// Points off when the account has no active responsible person.
 pub const NO_RESPONSIBLE_PERSON_POINTS: u32 = 10;
+/// Points off when the account's credential is past its rotation date (R2.3.1).
+pub const CREDENTIAL_ROTATION_POINTS: u32 = 5;
 
 /// How an account stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -101,6 +103,10 @@ pub enum Indicator {
     ResponsiblePerson,
     /// Deduction: rectification orders open and overdue.
     Rectification,
+    /// Veto item: a serious wording error in published content.
+    SeriousWordingError,
+    /// Deduction: the account's credential is past its rotation date.
+    CredentialRotation,
 }
 
 impl Indicator {
@@ -113,6 +119,8 @@ impl Indicator {
             Indicator::OverdueReferrals => "R4.2.2",
             Indicator::ResponsiblePerson => "R2.1.1",
             Indicator::Rectification => "R8.1.2",
+            Indicator::SeriousWordingError => "R3.2.3",
+            Indicator::CredentialRotation => "R2.3.1",
         }
     }
 
@@ -126,6 +134,8 @@ impl Indicator {
             Indicator::OverdueReferrals => "overdue_referrals",
             Indicator::ResponsiblePerson => "responsible_person",
             Indicator::Rectification => "rectification",
+            Indicator::SeriousWordingError => "serious_wording_error",
+            Indicator::CredentialRotation => "credential_rotation",
         }
     }
 }
@@ -187,6 +197,9 @@ pub struct RegisteredAccount {
     pub registered_at: DateTime<Utc>,
     /// Whether its responsible person is an active user.
     pub responsible_active: bool,
+    /// When its stored credential must be rotated by (identity's vault); none when no
+    /// credential is stored.
+    pub credential_rotation_due: Option<DateTime<Utc>>,
 }
 
 /// What the audit log (and the service's own rectification register) says of an account
@@ -205,6 +218,8 @@ pub struct LogFacts {
     pub overdue_referrals: u32,
     /// Security incidents reported on the account in the window.
     pub incidents: u32,
+    /// Serious wording errors found in its published content in the window.
+    pub wording_errors: u32,
     /// Rectification orders open on the account at the end of the period.
     pub open_rectifications: u32,
     /// Of which past their deadline.
@@ -339,6 +354,15 @@ impl Assessment {
                 format!("{} security incidents reported in {WINDOW_DAYS} days", facts.incidents),
             ));
         }
+        if facts.wording_errors > 0 {
+            items.push(Item::veto(
+                Indicator::SeriousWordingError,
+                format!(
+                    "{} serious wording errors found in published content in {WINDOW_DAYS} days",
+                    facts.wording_errors
+                ),
+            ));
+        }
         if facts.missed_replies > 0 {
             items.push(Item::deduction(
                 Indicator::ReplyTimeliness,
@@ -378,6 +402,16 @@ impl Assessment {
                 (NO_RESPONSIBLE_PERSON_POINTS, NO_RESPONSIBLE_PERSON_POINTS),
                 1,
                 "the responsible person is not an active user".to_owned(),
+            ));
+        }
+        if let Some(due) = account.credential_rotation_due
+            && due < period.end
+        {
+            items.push(Item::deduction(
+                Indicator::CredentialRotation,
+                (CREDENTIAL_ROTATION_POINTS, CREDENTIAL_ROTATION_POINTS),
+                1,
+                format!("the account's credential was due for rotation on {}", local_date(due, tz)),
             ));
         }
         let deducted: u32 = items.iter().map(|i| i.deduction).sum();
@@ -431,6 +465,7 @@ mod tests {
             handle: "bureau".into(),
             registered_at: "2026-01-01T00:00:00Z".parse().expect("time"),
             responsible_active: true,
+            credential_rotation_due: None,
         }
     }
 
@@ -476,6 +511,28 @@ mod tests {
         let incident = on("2026-03-12", last, LogFacts { incidents: 1, ..LogFacts::default() });
         assert_eq!(incident.level, Level::Veto);
         assert!(incident.items.iter().any(|i| i.indicator == Indicator::SecurityIncident));
+    }
+
+    #[test]
+    fn a_wording_error_is_a_veto_item_and_an_overdue_credential_rotation_a_deduction() {
+        let last = "2026-03-10T02:00:00Z";
+        let wrong = on("2026-03-12", last, LogFacts { wording_errors: 1, ..LogFacts::default() });
+        assert_eq!((wrong.level, wrong.score), (Level::Veto, 100));
+        assert!(
+            wrong.items.iter().any(|i| i.indicator == Indicator::SeriousWordingError && i.indicator.rule() == "R3.2.3")
+        );
+        let tz = chrono_tz::Asia::Shanghai;
+        let date: NaiveDate = "2026-03-12".parse().expect("date");
+        let now = start_of(date + Days::new(1), tz);
+        let facts = LogFacts { last_publication_at: Some(last.parse().expect("time")), ..LogFacts::default() };
+        let assess = |due: &str| {
+            let account = RegisteredAccount { credential_rotation_due: Some(due.parse().expect("time")), ..account() };
+            Assessment::assess(&account, facts, &Period::of(date, tz, now), tz, now)
+        };
+        let overdue = assess("2026-03-12T03:00:00Z");
+        assert_eq!((overdue.level, overdue.score), (Level::Compliant, 100 - CREDENTIAL_ROTATION_POINTS));
+        assert!(overdue.items.iter().any(|i| i.indicator == Indicator::CredentialRotation));
+        assert_eq!(assess("2026-03-20T00:00:00Z").score, 100, "not due yet");
     }
 
     #[test]

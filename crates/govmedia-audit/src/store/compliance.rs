@@ -56,7 +56,8 @@ pub async fn window_counts(
         fetch_all,
         "SELECT platform_account_id, action, COUNT(*) AS n FROM audit_events \
          WHERE action IN ('comment.ingested', 'message.ingested', 'reply.posted', 'conversation.replied', \
-         'comment.escalated', 'conversation.escalated', 'referral.escalated', 'account_incident.reported', 'security_incident.reported') \
+         'comment.escalated', 'conversation.escalated', 'referral.escalated', 'account_incident.reported', 'security_incident.reported', \
+         'publication.wording_error_found') \
          AND occur_time >= $1 AND occur_time < $2 AND platform_account_id <> '' \
          GROUP BY platform_account_id, action",
         start,
@@ -72,6 +73,7 @@ pub async fn window_counts(
             "reply.posted" | "conversation.replied" => &mut facts.answered,
             "comment.escalated" | "conversation.escalated" => &mut facts.missed_replies,
             "referral.escalated" => &mut facts.overdue_referrals,
+            "publication.wording_error_found" => &mut facts.wording_errors,
             _ => &mut facts.incidents,
         };
         *slot = slot.saturating_add(n);
@@ -133,9 +135,9 @@ pub async fn upsert(tx: &mut Tx, a: &Assessment) -> Result<(), Error> {
              level, severity, score, days_since_last_publication, last_publication_at, interaction_status, \
              interactions_received, interactions_answered, missed_reply_deadlines, overdue_referrals, \
              security_incidents, responsible_person_active, items, window_start_date, computed_at, final, \
-             open_rectifications, overdue_rectifications) \
+             open_rectifications, overdue_rectifications, serious_wording_errors) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, \
-             $22, $23) \
+             $22, $23, $24) \
          ON CONFLICT (platform_account_id, assessment_date) DO UPDATE SET department_id = excluded.department_id, \
              platform = excluded.platform, handle = excluded.handle, level = excluded.level, \
              severity = excluded.severity, score = excluded.score, \
@@ -148,7 +150,8 @@ pub async fn upsert(tx: &mut Tx, a: &Assessment) -> Result<(), Error> {
              responsible_person_active = excluded.responsible_person_active, items = excluded.items, \
              window_start_date = excluded.window_start_date, computed_at = excluded.computed_at, \
              final = excluded.final, open_rectifications = excluded.open_rectifications, \
-             overdue_rectifications = excluded.overdue_rectifications",
+             overdue_rectifications = excluded.overdue_rectifications, \
+             serious_wording_errors = excluded.serious_wording_errors",
         a.account.to_string(),
         a.date.to_string(),
         text_of(a.department),
@@ -171,7 +174,8 @@ pub async fn upsert(tx: &mut Tx, a: &Assessment) -> Result<(), Error> {
         a.computed_at,
         a.is_final,
         n(a.facts.open_rectifications),
-        n(a.facts.overdue_rectifications)
+        n(a.facts.overdue_rectifications),
+        n(a.facts.wording_errors)
     )
     .map_err(db_error)?;
     Ok(())
@@ -202,13 +206,14 @@ struct Row {
     is_final: bool,
     open_rectifications: i64,
     overdue_rectifications: i64,
+    serious_wording_errors: i64,
 }
 
 const COLUMNS: &str = "platform_account_id, assessment_date, department_id, platform, handle, level, score, \
     days_since_last_publication, last_publication_at, interaction_status, interactions_received, \
     interactions_answered, missed_reply_deadlines, overdue_referrals, security_incidents, \
     responsible_person_active, items, window_start_date, computed_at, final, open_rectifications, \
-    overdue_rectifications";
+    overdue_rectifications, serious_wording_errors";
 
 fn date(column: &str, value: &str) -> Result<NaiveDate, Error> {
     value.parse().map_err(|_| Error::internal(format!("stored {column} {value:?} is not a date")))
@@ -243,6 +248,7 @@ impl TryFrom<Row> for Assessment {
                 missed_replies: count(r.missed_reply_deadlines),
                 overdue_referrals: count(r.overdue_referrals),
                 incidents: count(r.security_incidents),
+                wording_errors: count(r.serious_wording_errors),
                 open_rectifications: count(r.open_rectifications),
                 overdue_rectifications: count(r.overdue_rectifications),
             },

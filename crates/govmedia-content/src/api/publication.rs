@@ -855,6 +855,24 @@ impl PublicationService for Publications {
         });
         answer.await
     }
+
+    async fn rescreen_publications(
+        &self,
+        request: Request<pb::RescreenPublicationsRequest>,
+    ) -> Result<pb::RescreenPublicationsResponse, Error> {
+        let (caller, req) = unpack(request)?;
+        let mut v = Validator::new();
+        let request_id = v.request_id(&req.request_id);
+        v.finish_with(|| request_id)?;
+        self.core.permissions().require(&caller, Permission::LexiconManage, &Resource::GLOBAL).await?;
+        let every = std::time::Duration::ZERO;
+        let round = crate::published_screening::PublishedScreening::new(Arc::clone(&self.core), every).round().await?;
+        Ok(pb::RescreenPublicationsResponse {
+            lexicon_version: round.lexicon_version,
+            screened: u32::try_from(round.screened).unwrap_or(u32::MAX),
+            found: u32::try_from(round.found).unwrap_or(u32::MAX),
+        })
+    }
 }
 
 /// A correction is a draft created to correct this publication.

@@ -291,3 +291,70 @@ pub async fn corrections(tx: &mut Tx, publication: PublicationId) -> Result<Vec<
     .map_err(db_error)?;
     ids.iter().map(|d| id("drafts.id", d)).collect()
 }
+
+/// Published publications not screened with lexicon version `version` yet (never
+/// screened again, or with an older version), by id.
+pub async fn screening_due(tx: &mut Tx, version: u64, limit: u32) -> Result<Vec<Publication>, Error> {
+    let rows: Vec<Row> = sql!(
+        tx,
+        fetch_all,
+        "SELECT p.* FROM publications p LEFT JOIN publication_screenings s ON s.publication_id = p.id \
+         WHERE p.state = 'published' AND (s.lexicon_version IS NULL OR s.lexicon_version < $1) \
+         ORDER BY p.id LIMIT $2",
+        i64::try_from(version).unwrap_or(i64::MAX),
+        i64::from(limit)
+    )
+    .map_err(db_error)?;
+    rows.into_iter().map(Publication::try_from).collect()
+}
+
+/// One published publication, the latest screened, to learn the lexicon's version by.
+pub async fn any_published(tx: &mut Tx) -> Result<Option<Publication>, Error> {
+    let row: Option<Row> = sql!(
+        tx,
+        fetch_optional,
+        "SELECT * FROM publications WHERE state = 'published' ORDER BY published_at DESC, id DESC LIMIT 1"
+    )
+    .map_err(db_error)?;
+    row.map(Publication::try_from).transpose()
+}
+
+/// The block terms found when `publication` was last screened again.
+pub async fn found_terms(tx: &mut Tx, publication: PublicationId) -> Result<Vec<String>, Error> {
+    let found: Option<String> = sql!(
+        tx,
+        scalar_optional,
+        "SELECT found_terms FROM publication_screenings WHERE publication_id = $1",
+        publication.to_string()
+    )
+    .map_err(db_error)?;
+    match found {
+        Some(f) => serde_json::from_str(&f)
+            .map_err(|e| Error::internal(format!("publication_screenings.found_terms does not decode: {e}"))),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// Records that `publication` was screened with `version`, finding `terms`.
+pub async fn screened(
+    tx: &mut Tx,
+    publication: PublicationId,
+    version: u64,
+    terms: &[String],
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    sql!(
+        tx,
+        execute,
+        "INSERT INTO publication_screenings (publication_id, lexicon_version, found_terms, screened_at) \
+         VALUES ($1, $2, $3, $4) ON CONFLICT (publication_id) DO UPDATE SET \
+         lexicon_version = excluded.lexicon_version, found_terms = excluded.found_terms, \
+         screened_at = excluded.screened_at",
+        publication.to_string(),
+        i64::try_from(version).unwrap_or(i64::MAX),
+        serde_json::to_string(terms).map_err(|e| Error::internal(format!("cannot encode terms: {e}")))?,
+        now
+    )
+    .map_err(db_error)?;
+    Ok(())
+}

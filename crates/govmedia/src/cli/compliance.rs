@@ -49,6 +49,65 @@ pub enum Compliance {
     },
     /// Assess every account now (`compliance.manage`).
     Assess,
+    /// A report of a period: every account's daily assessments as CSV, JSON, or an SVG
+    /// chart of score and days since the last publication. The accounts are those
+    /// assessed on the last date (of --department when given).
+    Report {
+        /// The first date, YYYY-MM-DD.
+        #[arg(long)]
+        from: String,
+        /// The last date, YYYY-MM-DD.
+        #[arg(long)]
+        to: String,
+        /// Only this department's accounts.
+        #[arg(long)]
+        department: Option<String>,
+        /// The format.
+        #[arg(long, value_enum, default_value = "csv")]
+        format: ReportFormat,
+        /// Where to write it; standard output when not given.
+        #[arg(long)]
+        output: Option<std::path::PathBuf>,
+    },
+}
+
+/// A report's format.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ReportFormat {
+    /// One row per account and date.
+    Csv,
+    /// The same rows as a JSON array.
+    Json,
+    /// A chart, a panel per account.
+    Svg,
+}
+
+async fn history(
+    client: &mut Client,
+    account: &str,
+    from: &str,
+    to: &str,
+) -> Result<Vec<apb::AccountCompliance>, BoxError> {
+    client
+        .list(
+            366,
+            |channel, token, page_token, page_size| {
+                let request = apb::ListAccountComplianceHistoryRequest {
+                    platform_account_id: account.to_owned(),
+                    start_date: from.to_owned(),
+                    end_date: to.to_owned(),
+                    page_size,
+                    page_token,
+                };
+                async move {
+                    ComplianceServiceClient::new(channel)
+                        .list_account_compliance_history(authorized(request, &token))
+                        .await
+                }
+            },
+            |r: apb::ListAccountComplianceHistoryResponse| (r.compliance, r.next_page_token),
+        )
+        .await
 }
 
 /// A compliance level.
@@ -188,6 +247,7 @@ impl Compliance {
                         ),
                         ("overdue_referrals", c.overdue_referrals.to_string()),
                         ("security_incidents", c.security_incidents.to_string()),
+                        ("serious_wording_errors", c.serious_wording_errors.to_string()),
                         ("responsible_person_active", c.responsible_person_active.to_string()),
                         ("window", format!("{} to {}", c.window_start_date, c.assessment_date)),
                         ("items", items(&c)),
@@ -197,27 +257,53 @@ impl Compliance {
                 )
             }
             Compliance::History { platform_account_id, from, to } => {
-                let list = client
+                let list = history(client, &platform_account_id, &from, &to).await?;
+                table(&list).print(json)
+            }
+            Compliance::Report { from, to, department, format, output } => {
+                let department = department.unwrap_or_default();
+                let accounts = client
                     .list(
-                        366,
+                        10_000,
                         |channel, token, page_token, page_size| {
-                            let request = apb::ListAccountComplianceHistoryRequest {
-                                platform_account_id: platform_account_id.clone(),
-                                start_date: from.clone(),
-                                end_date: to.clone(),
+                            let request = apb::ListAccountComplianceRequest {
+                                assessment_date: to.clone(),
+                                department_id: department.clone(),
                                 page_size,
                                 page_token,
+                                ..Default::default()
                             };
                             async move {
                                 ComplianceServiceClient::new(channel)
-                                    .list_account_compliance_history(authorized(request, &token))
+                                    .list_account_compliance(authorized(request, &token))
                                     .await
                             }
                         },
-                        |r: apb::ListAccountComplianceHistoryResponse| (r.compliance, r.next_page_token),
+                        |r: apb::ListAccountComplianceResponse| (r.compliance, r.next_page_token),
                     )
                     .await?;
-                table(&list).print(json)
+                let mut series = Vec::with_capacity(accounts.len());
+                for a in accounts {
+                    let days = history(client, &a.platform_account_id, &from, &to).await?;
+                    series.push(super::report::Series { account: a.platform_account_id, handle: a.handle, days });
+                }
+                series.sort_by(|a, b| a.handle.cmp(&b.handle));
+                let text = match format {
+                    ReportFormat::Csv => super::report::csv(&series)?,
+                    ReportFormat::Json => super::report::json(&series)?,
+                    ReportFormat::Svg => super::report::svg(&series, &from, &to)?,
+                };
+                match output {
+                    Some(path) => {
+                        std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                        eprintln!("report of {} accounts written to {}", series.len(), path.display());
+                    }
+                    None => {
+                        use std::io::Write as _;
+                        std::io::stdout().lock().write_all(text.as_bytes())?;
+                    }
+                }
+                Ok(())
             }
             Compliance::Assess => {
                 let request = apb::RunComplianceAssessmentRequest { request_id: request_id() };

@@ -83,6 +83,9 @@ pub enum Drafts {
         /// The plan it realises.
         #[arg(long)]
         plan: Option<String>,
+        /// The publication this draft corrects (R3.3.3): reviewed in full like any draft.
+        #[arg(long)]
+        corrects: Option<String>,
     },
     /// One draft in full: its state, the review so far, screening findings.
     Show {
@@ -260,15 +263,15 @@ impl Drafts {
                         .await?;
                 draft_rows(drafts).print(json)
             }
-            Drafts::Create { file, department, accounts, title, plan } => {
+            Drafts::Create { file, department, accounts, title, plan, corrects } => {
                 let (title, body) = read_draft(&file, title)?;
                 let request = pb::CreateDraftRequest {
                     request_id: request_id(),
                     department_id: department,
                     target_platform_account_ids: accounts,
                     plan_id: plan.unwrap_or_default(),
+                    corrects_publication_id: corrects.unwrap_or_default(),
                     content: Some(pb::DraftContent { title, body, ..Default::default() }),
-                    ..Default::default()
                 };
                 let draft = client
                     .call(|channel, token| {
@@ -452,6 +455,9 @@ pub enum Publications {
         /// The publication's id.
         publication_id: String,
     },
+    /// Screen published content again now with the lexicon's current version (after
+    /// the lexicon gained entries); what is found goes to the audit log.
+    Rescreen,
 }
 
 fn print_publication(p: &pb::Publication, json: bool) -> Result<(), BoxError> {
@@ -544,6 +550,26 @@ impl Publications {
                     .publication
                     .unwrap_or_default();
                 print_publication(&publication, json)
+            }
+            Publications::Rescreen => {
+                let done = client
+                    .call(|channel, token| {
+                        let request = pb::RescreenPublicationsRequest { request_id: super::session::request_id() };
+                        async move {
+                            PublicationServiceClient::new(channel)
+                                .rescreen_publications(authorized(request, &token))
+                                .await
+                        }
+                    })
+                    .await?;
+                print_record(
+                    &[
+                        ("lexicon_version", done.lexicon_version.to_string()),
+                        ("screened", done.screened.to_string()),
+                        ("found", done.found.to_string()),
+                    ],
+                    json,
+                )
             }
         }
     }

@@ -18,12 +18,15 @@ pub mod compliance;
 pub mod content;
 pub mod escalations;
 pub mod feedback;
+pub mod incidents;
 pub mod inspections;
 pub mod outbox;
 pub mod output;
 pub mod people;
 pub mod rectifications;
+pub mod report;
 pub mod security;
+pub mod security_checks;
 pub mod session;
 pub mod violations;
 
@@ -132,7 +135,7 @@ pub enum Command {
     /// Inspections and random spot checks: draw a sample, judge it (R8.1.1).
     #[command(subcommand)]
     Inspections(inspections::Inspections),
-    /// Information security: the register of security controls (R7.2).
+    /// Information security: controls, checks and hidden dangers, incidents (R7.2).
     #[command(subcommand)]
     Security(security::Security),
     /// A service's audit outbox on its database: dead letters and their re-drive.

@@ -1,4 +1,5 @@
-//! Information security (R7.2): the register of security controls.
+//! Information security (R7.2): the register of security controls, security checks and
+//! their hidden dangers, and security incidents.
 
 use clap::{Subcommand, ValueEnum};
 use govmedia_proto::audit::v1 as apb;
@@ -14,6 +15,18 @@ pub enum Security {
     /// The register of security controls (R7.2.1).
     #[command(subcommand)]
     Controls(Controls),
+    /// Security checklists and their versions (R7.2.2).
+    #[command(subcommand)]
+    Checklists(super::security_checks::Checklists),
+    /// Security checks: schedules, runs, results (R7.2.2).
+    #[command(subcommand)]
+    Checks(super::security_checks::Checks),
+    /// Hidden dangers found by checks: fixes and their verification (R7.2.2).
+    #[command(subcommand)]
+    Findings(super::security_checks::Findings),
+    /// Security incidents: report, contain, investigate, close (R7.2).
+    #[command(subcommand)]
+    Incidents(super::incidents::Incidents),
 }
 
 /// The register of security controls.
@@ -167,8 +180,13 @@ fn print_control(c: &apb::SecurityControl, json: bool) -> Result<(), BoxError> {
 
 impl Security {
     pub(super) async fn run(self, client: &mut Client, json: bool) -> Result<(), BoxError> {
-        let Security::Controls(c) = self;
-        c.run(client, json).await
+        match self {
+            Security::Controls(c) => c.run(client, json).await,
+            Security::Checklists(c) => c.run(client, json).await,
+            Security::Checks(c) => c.run(client, json).await,
+            Security::Findings(f) => f.run(client, json).await,
+            Security::Incidents(i) => i.run(client, json).await,
+        }
     }
 }
 
