@@ -256,6 +256,46 @@ async fn separation_of_duties_r3_2_2(db: TestDatabase) {
     assert_eq!(rule(&status), "R3.2.2");
     assert!(status.message().contains("wrote a version"), "{}", status.message());
     approve(&d, &submitted, pb::ReviewStage::Department, &d.reviewer).await.expect("another reviewer may");
+
+    // An editor of one account may not aim a draft at another account by updating it
+    // (issue 18): new targets are checked as on creation.
+    let w = &d.c.world;
+    let other = w.platform_account(cpb::Platform::Douyin, "bureau_douyin", &d.department, &d.author_id).await;
+    let (_, narrow) =
+        w.staff("narrow", &d.department, &[("editor", cpb::ScopeKind::PlatformAccount, d.account.as_str())]).await;
+    let mine =
+        d.c.drafts()
+            .create_draft(with_token(
+                pb::CreateDraftRequest {
+                    request_id: rid(),
+                    department_id: d.department.clone(),
+                    target_platform_account_ids: vec![d.account.clone()],
+                    content: Some(content("市局发布", "关于冬季供暖的补充通知")),
+                    ..Default::default()
+                },
+                &narrow,
+            ))
+            .await
+            .expect("a draft for the account it may write for")
+            .into_inner()
+            .draft
+            .expect("draft");
+    let widened =
+        d.c.drafts()
+            .update_draft(with_token(
+                pb::UpdateDraftRequest {
+                    request_id: rid(),
+                    draft_id: mine.id.clone(),
+                    etag: mine.etag.clone(),
+                    content: Some(content("市局发布", "关于冬季供暖的补充通知")),
+                    target_platform_account_ids: vec![d.account.clone(), other],
+                    change_note: "also on Douyin".into(),
+                },
+                &narrow,
+            ))
+            .await
+            .expect_err("not an editor of the other account");
+    assert_eq!(widened.code(), Code::PermissionDenied);
 }
 
 async fn two_reviewers_racing_leave_exactly_one_decision_r3_2_2(db: TestDatabase) {

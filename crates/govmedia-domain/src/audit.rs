@@ -113,6 +113,8 @@ actions! {
     CredentialStored => "credential.stored",
     /// A credential was revealed in clear text.
     CredentialRevealed => "credential.revealed",
+    /// A reveal was refused: the account has an open incident (R2.3.3).
+    CredentialRevealRefused => "credential.reveal_refused",
     // content
     /// A plan was created.
     PlanCreated => "plan.created",

@@ -258,6 +258,20 @@ async fn the_account_story_r2_3_3(db: TestDatabase) {
     assert_eq!(reported.platform_account.expect("account").state, pb::PlatformAccountState::Frozen as i32);
     let incident = reported.incident.expect("incident");
 
+    // While the incident is open the credential is not revealed, and the refusal is kept.
+    let status = vault(id)
+        .reveal_account_credential(authed(
+            pb::RevealAccountCredentialRequest {
+                request_id: rid(),
+                platform_account_id: account.id.clone(),
+                reason: "publish the correction by hand".into(),
+            },
+            &w.officer,
+        ))
+        .await
+        .expect_err("open incident");
+    assert_eq!(status.get_details_precondition_failure().expect("rule").violations[0].r#type, "R2.3.3");
+
     // It cannot be unfrozen by hand while the incident is open.
     let status = accounts(id)
         .unfreeze_platform_account(authed(
@@ -319,6 +333,7 @@ async fn the_account_story_r2_3_3(db: TestDatabase) {
         "credential.stored",
         "credential.revealed",
         "account_incident.reported",
+        "credential.reveal_refused",
         "platform_account.frozen",
         "account_incident.action_recorded",
         "account_incident.resolved",

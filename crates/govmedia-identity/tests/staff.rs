@@ -460,6 +460,16 @@ async fn login_is_throttled_per_source_and_answers_tell_nothing_r2_3_1(db: TestD
         .events;
     assert!(!bursts.is_empty(), "a burst of failures raises a security event");
 
+    // A password typed in the username field never reaches the immutable log.
+    let _ = login(&id, "Typed#InTheWrongField9", "Wrong#Password1").await;
+    let records = id.audited().await;
+    let kept = serde_json::to_string(&records).expect("json");
+    assert!(!kept.contains("Typed#InTheWrongField9"), "an unknown username is kept as a digest only");
+    assert!(
+        records.iter().any(|r| r["action"] == "user.login.failed" && r.to_string().contains("unknown:")),
+        "the failure is still recorded"
+    );
+
     let actions = id.audited_actions().await;
     for expected in ["user.login.failed", "user.login.locked", "user.unlocked", "security_event.raised"] {
         assert!(actions.iter().any(|a| a == expected), "{expected} not audited: {actions:?}");
@@ -675,7 +685,34 @@ async fn a_login_address_is_new_only_once_r2_3_3(db: TestDatabase) {
     assert!(!new, "the second time it is known");
 }
 
+async fn wrong_current_passwords_at_a_change_count_like_failed_logins_r2_3_1(db: TestDatabase) {
+    let id = Identity::start(db).await;
+    let admin = id.admin_token().await;
+    // Someone holding the admin's access token, not the password, guesses it.
+    let change = |current: &str| {
+        let mut auth = id.auth();
+        let (current, admin) = (current.to_owned(), admin.clone());
+        async move {
+            auth.change_password(authed(
+                pb::ChangePasswordRequest { current_password: current, new_password: "Guessed#Harbour2027".into() },
+                &admin,
+            ))
+            .await
+        }
+    };
+    for n in 0..5 {
+        let status = change(&format!("Guess#Number{n}2026")).await.expect_err("wrong");
+        assert_eq!(status.code(), Code::InvalidArgument, "guess {n}");
+    }
+    let status = change(STRONG).await.expect_err("throttled: even the right one waits");
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    let actions = id.audited_actions().await;
+    assert_eq!(actions.iter().filter(|a| *a == "user.login.failed").count(), 5, "{actions:?}");
+    assert!(actions.iter().any(|a| a == "user.login.locked"), "{actions:?}");
+}
+
 storage_tests!(
+    wrong_current_passwords_at_a_change_count_like_failed_logins_r2_3_1,
     a_login_address_is_new_only_once_r2_3_3,
     bootstrap_admin_must_change_password_and_common_passwords_are_refused_r2_3_1,
     departments_users_scoped_roles_and_the_three_officers_r2_2_1,

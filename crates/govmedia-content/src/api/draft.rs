@@ -765,7 +765,15 @@ impl DraftService for Drafts {
     async fn update_draft(&self, request: Request<pb::UpdateDraftRequest>) -> Result<pb::UpdateDraftResponse, Error> {
         let (caller, req) = unpack(request)?;
         let cmd = UpdateDraft::try_from(&req)?;
-        let (_, grant) = self.read_authorized(&caller, Permission::DraftWrite, cmd.draft).await?;
+        let (current, grant) = self.read_authorized(&caller, Permission::DraftWrite, cmd.draft).await?;
+        // New targets are checked as on creation: the caller may write for them, and
+        // none is closed. (A lock still needs the grant on the draft as it is.)
+        let added: Vec<PlatformAccountId> =
+            cmd.targets.iter().filter(|t| !current.targets.contains(t)).copied().collect();
+        if !added.is_empty() {
+            self.authorize(&caller, Permission::DraftWrite, current.department, &cmd.targets).await?;
+            self.check_targets(&added).await?;
+        }
         cmd.content.refuse_personal_data()?;
         let call = Call::new(&caller, method!("UpdateDraft"), cmd.request_id, &req);
         let answer = self.core.work().run(call, async |m| {

@@ -165,6 +165,16 @@ impl Authentication {
         why: &str,
     ) -> Result<(), Error> {
         let now = m.now();
+        // A name no user has may be a password typed in the wrong field: it is kept,
+        // counted and logged only as a digest (the audit log is immutable).
+        let unknown;
+        let username = match user {
+            Some(_) => username,
+            None => {
+                unknown = unknown_username(username);
+                unknown.as_str()
+            }
+        };
         security::insert_login_failure(m.tx(), username, address, now).await?;
         let since = now - self.core.policy().failure_burst_window;
         let (by_username, by_address) = security::count_failures_since(m.tx(), username, address, since).await?;
@@ -549,6 +559,14 @@ impl AuthenticationService for Authentication {
         let user_id = UserId::from_uuid(caller.id.as_uuid());
         let mut read = self.core.db().begin_read().await?;
         let user = directory::get_user(&mut read, user_id).await?.ok_or_else(|| Error::not_found("user", user_id))?;
+        // Wrong current passwords count like failed logins: a stolen access token is
+        // not a way to guess the password online.
+        if let Some(throttle) = security::get_throttle(&mut read, &user.username, &address).await?
+            && let Some(until) = throttle.locked_until.filter(|u| *u > self.core.now())
+        {
+            let retry_after = (until - self.core.now()).to_std().unwrap_or_default();
+            return Err(Error::RateLimited { retry_after });
+        }
         let history = directory::recent_password_hashes(&mut read, user_id, password::HISTORY).await?;
         let department = match user.department {
             Some(d) => directory::get_department(&mut read, d).await?.map(|d| d.name),
@@ -572,6 +590,25 @@ impl AuthenticationService for Authentication {
         .await
         .map_err(Error::internal)?;
         if !current_ok {
+            let username = user.username.clone();
+            self.core
+                .work()
+                .run_unkeyed(async |m| {
+                    let now = m.now();
+                    let mut throttle = security::get_throttle(m.tx(), &username, &address)
+                        .await?
+                        .unwrap_or_else(|| lockout::Throttle::new(&username, &address));
+                    let mut locked = directory::lock_user(m.tx(), user_id).await?;
+                    if !throttle.is_locked(now)
+                        && let Some(until) = throttle.fail(&self.core.policy().lockout, now)
+                    {
+                        self.throttled(m, locked.as_mut(), &throttle, until).await?;
+                    }
+                    security::save_throttle(m.tx(), &throttle, now).await?;
+                    let why = "wrong current password at a password change";
+                    self.record_failure(m, locked.as_ref(), &username, &address, why).await
+                })
+                .await?;
             return Err(Error::invalid("current_password", "is not the current password"));
         }
         if reused {
@@ -721,4 +758,13 @@ impl AuthenticationService for Authentication {
         });
         answer.await
     }
+}
+
+/// How an unknown username is kept: `unknown:` and the first 16 hex digits of the
+/// SHA-256 of its lowercase form, enough to see one name tried again and again without
+/// keeping what was typed.
+fn unknown_username(username: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(username.trim().to_lowercase().as_bytes());
+    format!("unknown:{}", &hex::encode(digest)[..16])
 }

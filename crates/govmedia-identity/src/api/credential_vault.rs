@@ -166,6 +166,22 @@ impl CredentialVaultService for CredentialVault {
             let account =
                 store::get_account(m.tx(), id).await?.ok_or_else(|| Error::not_found("platform_account", id))?;
             self.core.require(m.tx(), &caller, Permission::AccountCredentialReveal, &account_scope(&account)).await?;
+            // While an incident is open the credential may be in other hands: it is
+            // rotated, not read. The refusal is recorded (committed) and then answered.
+            if store::open_incident_count(m.tx(), id).await? > 0 {
+                m.audit(
+                    self.core
+                        .record(AuditAction::CredentialRevealRefused, caller.actor(), account_audit_ref(&account))
+                        .rule("R2.3.3")
+                        .reason(reason.clone())
+                        .request(govmedia_kit::telemetry::current_trace_id(), Some(request_id.to_string())),
+                );
+                return Ok(Err(Error::rule(
+                    "R2.3.3",
+                    format!("platform account {id}"),
+                    "has an open incident: its credential is rotated, not revealed, until the incident is resolved",
+                )));
+            }
             let credential =
                 store::get_credential(m.tx(), id).await?.ok_or_else(|| Error::not_found("account_credential", id))?;
             let secret = self.core.sealer().open(&credential.sealing_key_id, &credential.sealed_secret, &owner(id))?;
@@ -178,9 +194,9 @@ impl CredentialVaultService for CredentialVault {
                     .request(govmedia_kit::telemetry::current_trace_id(), Some(request_id.to_string()))
                     .attr("kind", credential.kind.as_str()),
             );
-            Ok(pb::RevealAccountCredentialResponse { credential: Some(credential_to_proto(&credential)), secret })
+            Ok(Ok(pb::RevealAccountCredentialResponse { credential: Some(credential_to_proto(&credential)), secret }))
         });
-        answer.await
+        answer.await?
     }
 
     async fn list_credential_rotations_due(
