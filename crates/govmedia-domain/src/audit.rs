@@ -77,6 +77,8 @@ actions! {
     ServicePrincipalSecretRotated => "service_principal.secret_rotated",
     /// A service principal was disabled.
     ServicePrincipalDisabled => "service_principal.disabled",
+    /// A disabled service principal was enabled again (R2.2.2).
+    ServicePrincipalEnabled => "service_principal.enabled",
     /// A token-signing key was rotated.
     SigningKeyRotated => "signing_key.rotated",
     /// A login anomaly raised a security event.

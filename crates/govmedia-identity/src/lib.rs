@@ -504,9 +504,20 @@ impl Core {
                 let now = m.now();
                 let existing = store::directory::get_service_principal_by_client_id(m.tx(), client_id).await?;
                 let (principal, action) = match existing {
-                    Some(p) if p.secret_hash == hash && !p.disabled => return Ok(false),
+                    // An administrator disabled it (a suspected leak): a restart does not
+                    // undo that; `EnableServicePrincipal` does, by a person, audited.
+                    Some(p) if p.disabled => {
+                        tracing::warn!(
+                            client_id,
+                            "the service principal is disabled: the service cannot sign in until an administrator \
+                             enables it again (EnableServicePrincipal)"
+                        );
+                        return Ok(false);
+                    }
+                    Some(p) if p.secret_hash == hash => return Ok(false),
                     Some(mut p) => {
-                        let action = p.rotate_secret(hash, true, now);
+                        // The installation's secret file changed: the operator rotated it.
+                        let action = p.rotate_secret(hash, false, now);
                         store::directory::save_service_principal(m.tx(), &p).await?;
                         (p, action)
                     }

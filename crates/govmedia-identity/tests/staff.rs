@@ -711,7 +711,72 @@ async fn wrong_current_passwords_at_a_change_count_like_failed_logins_r2_3_1(db:
     assert!(actions.iter().any(|a| a == "user.login.locked"), "{actions:?}");
 }
 
+async fn a_restart_does_not_enable_a_disabled_installation_service_r2_2_2(db: TestDatabase) {
+    let id = Identity::start(db).await;
+    let admin = id.admin_token().await;
+    let secret = "a-provisioned-secret-of-32-characters";
+    assert!(id.core.provision_service_principal("govmedia-content", secret).await.expect("provisioned"));
+    let exchange = || {
+        let mut auth = id.auth();
+        async move {
+            auth.exchange_client_credentials(pb::ExchangeClientCredentialsRequest {
+                client_id: "govmedia-content".into(),
+                client_secret: secret.into(),
+            })
+            .await
+        }
+    };
+    exchange().await.expect("the service signs in");
+    let principal = id
+        .directory()
+        .list_service_principals(authed(pb::ListServicePrincipalsRequest::default(), &admin))
+        .await
+        .expect("listed")
+        .into_inner()
+        .service_principals
+        .into_iter()
+        .find(|p| p.client_id == "govmedia-content")
+        .expect("provisioned principal")
+        .id;
+    id.directory()
+        .disable_service_principal(authed(
+            pb::DisableServicePrincipalRequest {
+                request_id: rid(),
+                service_principal_id: principal.clone(),
+                reason: "its secret file was copied to a laptop".into(),
+            },
+            &admin,
+        ))
+        .await
+        .expect("disabled");
+    // The installation starts again with the same secret file: it stays disabled.
+    assert!(!id.core.provision_service_principal("govmedia-content", secret).await.expect("start"));
+    assert_eq!(exchange().await.expect_err("still disabled").code(), Code::Unauthenticated);
+    let enable = || {
+        let mut directory = id.directory();
+        let (principal, admin) = (principal.clone(), admin.clone());
+        async move {
+            directory
+                .enable_service_principal(authed(
+                    pb::EnableServicePrincipalRequest {
+                        request_id: rid(),
+                        service_principal_id: principal,
+                        reason: "secret rotated on every host".into(),
+                    },
+                    &admin,
+                ))
+                .await
+        }
+    };
+    enable().await.expect("enabled by the administrator");
+    exchange().await.expect("the service signs in again");
+    assert_eq!(enable().await.expect_err("not disabled").code(), Code::FailedPrecondition);
+    let actions = id.audited_actions().await;
+    assert!(actions.iter().any(|a| a == "service_principal.enabled"), "{actions:?}");
+}
+
 storage_tests!(
+    a_restart_does_not_enable_a_disabled_installation_service_r2_2_2,
     wrong_current_passwords_at_a_change_count_like_failed_logins_r2_3_1,
     a_login_address_is_new_only_once_r2_3_3,
     bootstrap_admin_must_change_password_and_common_passwords_are_refused_r2_3_1,

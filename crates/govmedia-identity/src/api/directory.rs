@@ -325,6 +325,7 @@ one_target!(pb::UnlockUserRequest => user_id);
 one_target!(pb::RevokeUserSessionsRequest => user_id, reason);
 one_target!(pb::RotateServicePrincipalSecretRequest => service_principal_id);
 one_target!(pb::DisableServicePrincipalRequest => service_principal_id, reason);
+one_target!(pb::EnableServicePrincipalRequest => service_principal_id, reason);
 
 /// A validated call on one user or service principal.
 struct Target<Id> {
@@ -748,6 +749,25 @@ impl DirectoryService for Directory {
                 self.record(action, &caller, "service_principal", cmd.id).rule("R2.2.2").reason(cmd.reason.clone()),
             );
             Ok(pb::DisableServicePrincipalResponse { service_principal: Some(principal_to_proto(&principal)) })
+        });
+        answer.await
+    }
+
+    async fn enable_service_principal(
+        &self,
+        request: Request<pb::EnableServicePrincipalRequest>,
+    ) -> Result<pb::EnableServicePrincipalResponse, Error> {
+        let (caller, req) = unpack(request)?;
+        let cmd = Target::<ServicePrincipalId>::parse(&req)?;
+        let call = Call::new(&caller, method!("DirectoryService", "EnableServicePrincipal"), cmd.request_id, &req);
+        let answer = self.core.work().run(call, async |m| {
+            let mut principal = self.managed_principal(&caller, m, cmd.id).await?;
+            let action = principal.enable(m.now())?;
+            store::save_service_principal(m.tx(), &principal).await?;
+            m.audit(
+                self.record(action, &caller, "service_principal", cmd.id).rule("R2.2.2").reason(cmd.reason.clone()),
+            );
+            Ok(pb::EnableServicePrincipalResponse { service_principal: Some(principal_to_proto(&principal)) })
         });
         answer.await
     }

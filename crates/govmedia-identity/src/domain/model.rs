@@ -352,6 +352,17 @@ impl ServicePrincipal {
         AuditAction::ServicePrincipalSecretRotated
     }
 
+    /// Lets a disabled principal get tokens again.
+    pub fn enable(&mut self, now: DateTime<Utc>) -> Result<AuditAction, Error> {
+        if !self.disabled {
+            return Err(Error::rule("R2.2.2", format!("service_principal/{}", self.id), "is not disabled"));
+        }
+        self.disabled = false;
+        self.updated_at = now;
+        self.version += 1;
+        Ok(AuditAction::ServicePrincipalEnabled)
+    }
+
     /// Stops the principal from getting tokens.
     pub fn disable(&mut self, now: DateTime<Utc>) -> AuditAction {
         self.disabled = true;
