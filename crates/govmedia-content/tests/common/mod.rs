@@ -202,7 +202,8 @@ pub struct Desk {
     pub reviewer2: String,
     pub leader: String,
     pub principal: String,
-    /// Holds the department reviewer and supervising leader roles at once.
+    /// Holds the department reviewer role (the department) and the supervising leader
+    /// role (bureau-wide) at once: two stages one person may hold on different scopes.
     pub double: String,
 }
 
@@ -225,7 +226,7 @@ pub async fn desk_with(db: TestDatabase, slow_checks: Option<std::time::Duration
         .staff(
             "double",
             &department,
-            &[("department_reviewer", d, &department), ("supervising_leader", d, &department)],
+            &[("department_reviewer", d, &department), ("supervising_leader", cpb::ScopeKind::Global, "")],
         )
         .await;
     let account = w.platform_account(cpb::Platform::Weibo, "bureau_weibo", &department, &author_id).await;

@@ -122,6 +122,10 @@ pub fn scope_as_resource(scope: &Scope, account_department: Option<govmedia_doma
 /// auditor (三员分立, the separation Chinese government information systems require).
 pub const THREE_OFFICERS: [Role; 3] = [Role::Administrator, Role::SecurityOfficer, Role::Auditor];
 
+/// The roles of the three review stages (R3.2.2): on one scope a person holds at most
+/// one, so the stages stay three people's decisions wherever that scope reaches.
+pub const REVIEW_STAGE_ROLES: [Role; 3] = [Role::DepartmentReviewer, Role::SupervisingLeader, Role::PrincipalLeader];
+
 /// Checks that `granter` (holding `granter_bindings`) may grant `role` in `scope` to
 /// `grantee` (holding `grantee_bindings`); `scope_resource` is the scope as a resource
 /// (see [`scope_as_resource`]).
@@ -167,6 +171,25 @@ pub fn check_grant(
             format!(
                 "the administrator, the security officer and the auditor are three different people \
                  (三员分立): {grantee} already holds {}, so {role} cannot be granted too",
+                held.role
+            ),
+        ));
+    }
+    if let Some(held) = REVIEW_STAGE_ROLES
+        .contains(&role)
+        .then(|| {
+            grantee_bindings
+                .iter()
+                .find(|b| b.role != role && REVIEW_STAGE_ROLES.contains(&b.role) && b.scope == *scope)
+        })
+        .flatten()
+    {
+        return Err(Error::rule(
+            "R3.2.2",
+            format!("principal/{grantee}"),
+            format!(
+                "one person reviews at one stage: {grantee} already holds {} on this scope, so {role} cannot be \
+                 granted on it too",
                 held.role
             ),
         ));
@@ -308,6 +331,36 @@ mod tests {
         let auditor = vec![binding(someone, Role::Auditor, Scope::Global)];
         check_grant(admin, &admins, someone, &auditor, Role::Editor, &Scope::Global, &Resource::GLOBAL)
             .expect("an auditor may also edit");
+    }
+
+    #[test]
+    fn one_person_holds_one_review_stage_on_a_scope_r3_2_2() {
+        let admin = principal();
+        let admins = vec![binding(admin, Role::Administrator, Scope::Global)];
+        let someone = principal();
+        let d = DepartmentId::new();
+        let reviewer = vec![binding(someone, Role::DepartmentReviewer, Scope::Department(d))];
+        let err = check_grant(
+            admin,
+            &admins,
+            someone,
+            &reviewer,
+            Role::SupervisingLeader,
+            &Scope::Department(d),
+            &Resource::department(d),
+        )
+        .expect_err("two stages on one scope");
+        assert!(matches!(err, Error::RuleViolated(ref v) if v[0].rule_id == "R3.2.2"), "{err:?}");
+        // On another scope it is allowed (each version is still signed by distinct people
+        // per stage, checked when they review).
+        check_grant(admin, &admins, someone, &reviewer, Role::SupervisingLeader, &Scope::Global, &Resource::GLOBAL)
+            .expect("another scope");
+        let leader = vec![binding(someone, Role::SupervisingLeader, Scope::Global)];
+        assert!(
+            check_grant(admin, &admins, someone, &leader, Role::PrincipalLeader, &Scope::Global, &Resource::GLOBAL)
+                .is_err(),
+            "two global stages"
+        );
     }
 
     #[test]
