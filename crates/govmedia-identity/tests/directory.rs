@@ -578,6 +578,11 @@ async fn secrets_are_shown_once_and_one_time_passwords_expire_r2_3_2(db: TestDat
         .expect("the fresh one-time password signs in")
         .into_inner();
     assert!(first.password_change_required);
+    // The owner is told the password was set by someone else, who and when (issue 18):
+    // an administrator who reset it cannot sign in as them unnoticed.
+    let history = first.login_history.expect("history");
+    assert!(history.password_set_by.starts_with("Administrator ("), "{history:?}");
+    assert!(history.password_set_time.is_some());
 }
 
 async fn sqlx_rows(id: &Identity, sql: &str) -> Vec<Vec<u8>> {

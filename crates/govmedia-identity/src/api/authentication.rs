@@ -386,12 +386,16 @@ impl AuthenticationService for Authentication {
             // Success: tell the owner what was tried since their last sign-in.
             let since = user.last_login_at.unwrap_or(user.created_at);
             let tried = security::failures_since(m.tx(), &username, since).await?;
+            // A password someone else set (a reset): the owner is told who and when.
+            let set_by = directory::password_set_by_other(m.tx(), user.id).await?;
             let login_history = pb::LoginHistory {
                 previous_login_time: opt_ts(user.last_login_at),
                 failed_attempts: i32::try_from(tried.count).unwrap_or(i32::MAX),
                 last_failed_attempt_time: opt_ts(tried.last.as_ref().map(|(at, _)| *at)),
                 last_failed_attempt_client_address: tried.last.map(|(_, a)| a).unwrap_or_default(),
                 throttled_until: opt_ts(tried.throttled_until),
+                password_set_time: set_by.as_ref().map(|(at, _, _)| ts(*at)),
+                password_set_by: set_by.map(|(_, id, name)| format!("{name} ({id})")).unwrap_or_default(),
             };
             security::clear_throttles(m.tx(), &username, Some(&address)).await?;
             user.logged_in(now);
@@ -620,7 +624,7 @@ impl AuthenticationService for Authentication {
             let mut user =
                 directory::lock_user(m.tx(), user_id).await?.ok_or_else(|| Error::not_found("user", user_id))?;
             user.change_password(new_hash.clone(), self.core.policy().password_max_age, now);
-            directory::save_new_password(m.tx(), &user, "password changed").await?;
+            directory::save_new_password(m.tx(), &user, "password changed", None).await?;
             let (tokens, session) = self.start_session(m.tx(), &user, false, &address, now).await?;
             m.audit(
                 self.core

@@ -515,7 +515,15 @@ impl DirectoryService for Directory {
             self.existing_department(m, cmd.profile.department).await?;
             let user = User::new(cmd.profile, hash, m.now() + self.core.policy().one_time_password_lifetime, m.now());
             store::insert_user(m.tx(), &user).await?;
-            store::push_password_history(m.tx(), user.id, &user.password_hash, user.created_at).await?;
+            let by = (caller.id.to_string(), caller.display_name.clone());
+            store::push_password_history_by(
+                m.tx(),
+                user.id,
+                &user.password_hash,
+                user.created_at,
+                Some((&by.0, &by.1)),
+            )
+            .await?;
             let record = self.user_record(AuditAction::UserCreated, &caller, &user).rule("R2.2.2");
             m.audit(record.attr("username", &user.username));
             Ok(pb::CreateUserResponse { user: Some(user_to_proto(&user)), one_time_password: one_time })
@@ -608,7 +616,8 @@ impl DirectoryService for Directory {
         let answer = self.core.work().run(call, async |m| {
             let mut user = self.managed_user(&caller, m, cmd.id).await?;
             let action = user.reset_password(hash, m.now() + self.core.policy().one_time_password_lifetime, m.now());
-            let revoked = store::save_new_password(m.tx(), &user, "password reset").await?;
+            let by = (caller.id.to_string(), caller.display_name.clone());
+            let revoked = store::save_new_password(m.tx(), &user, "password reset", Some((&by.0, &by.1))).await?;
             let record = self.user_record(action, &caller, &user).rule("R2.3.1").reason(cmd.reason.clone());
             m.audit(record.attr("sessions_revoked", revoked));
             Ok(pb::ResetUserPasswordResponse { one_time_password: one_time })

@@ -261,21 +261,43 @@ pub async fn count_users(tx: &mut Tx) -> Result<i64, Error> {
 /// Saves a user whose password was just replaced: the record, the new password in the
 /// history (R2.3.1: not reused), and the end of every session opened with the old one.
 /// Returns how many sessions ended.
-pub async fn save_new_password(tx: &mut Tx, user: &User, why: &str) -> Result<u64, Error> {
+/// `set_by` names who set it when that was not the user (an administrator's reset).
+pub async fn save_new_password(
+    tx: &mut Tx,
+    user: &User,
+    why: &str,
+    set_by: Option<(&str, &str)>,
+) -> Result<u64, Error> {
     save_user(tx, user).await?;
-    push_password_history(tx, user.id, &user.password_hash, user.password_changed_at).await?;
+    push_password_history_by(tx, user.id, &user.password_hash, user.password_changed_at, set_by).await?;
     crate::store::sessions::revoke_sessions_of(tx, user.id.into(), why, user.password_changed_at).await
 }
 
 /// Records a password in the user's history.
 pub async fn push_password_history(tx: &mut Tx, user: UserId, hash: &str, at: DateTime<Utc>) -> Result<(), Error> {
+    push_password_history_by(tx, user, hash, at, None).await
+}
+
+/// Records a password in the user's history, with who set it (id, name) when it was not
+/// the user.
+pub async fn push_password_history_by(
+    tx: &mut Tx,
+    user: UserId,
+    hash: &str,
+    at: DateTime<Utc>,
+    set_by: Option<(&str, &str)>,
+) -> Result<(), Error> {
+    let (by, by_name) = set_by.unwrap_or_default();
     on_tx!(tx, |conn, dialect| {
-        sqlx::query(
-            &dialect.sql("INSERT INTO password_history (user_id, password_hash, created_at) VALUES ($1, $2, $3)"),
-        )
+        sqlx::query(&dialect.sql(
+            "INSERT INTO password_history (user_id, password_hash, created_at, set_by, set_by_name) \
+             VALUES ($1, $2, $3, $4, $5)",
+        ))
         .bind(user.to_string())
         .bind(hash)
         .bind(at)
+        .bind(by)
+        .bind(by_name)
         .execute(conn)
         .await
         .map(|r| r.rows_affected())
@@ -409,4 +431,31 @@ pub async fn list_service_principals(
     })
     .map_err(db_error)?;
     rows.into_iter().map(ServicePrincipal::try_from).collect()
+}
+
+/// When and by whom (id, name) the user's current password was set, when that was
+/// someone else; none when the user chose it.
+pub async fn password_set_by_other(
+    tx: &mut Tx,
+    user: UserId,
+) -> Result<Option<(DateTime<Utc>, String, String)>, Error> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        created_at: DateTime<Utc>,
+        set_by: String,
+        set_by_name: String,
+    }
+    let row: Option<Row> = on_tx!(tx, |conn, dialect| {
+        sqlx::query_as(&dialect.sql(
+            "SELECT created_at, set_by, set_by_name FROM password_history WHERE user_id = $1 \
+             ORDER BY created_at DESC LIMIT 1",
+        ))
+        .bind(user.to_string())
+        .fetch_optional(conn)
+        .await
+    })
+    .map_err(db_error)?;
+    Ok(row
+        .filter(|r| !r.set_by.is_empty() && r.set_by != user.to_string())
+        .map(|r| (r.created_at, r.set_by, r.set_by_name)))
 }

@@ -191,6 +191,13 @@ async fn login(gateway: String, username: String, password_stdin: bool) -> Resul
     } else {
         eprintln!("signed in as {username}");
     }
+    if let Some(history) = answer.login_history.as_ref().filter(|h| !h.password_set_by.is_empty()) {
+        eprintln!(
+            "note: your password was set by {} at {}; if you did not ask for it, tell the security officer",
+            history.password_set_by,
+            history.password_set_time.map(|t| t.to_string()).unwrap_or_default()
+        );
+    }
     if let Some(history) = answer.login_history.filter(|h| h.failed_attempts > 0) {
         let when = |t: Option<prost_types::Timestamp>| t.map(|t| t.to_string()).unwrap_or_default();
         eprintln!(
