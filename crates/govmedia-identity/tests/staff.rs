@@ -465,6 +465,10 @@ async fn login_is_throttled_per_source_and_answers_tell_nothing_r2_3_1(db: TestD
     let records = id.audited().await;
     let kept = serde_json::to_string(&records).expect("json");
     assert!(!kept.contains("Typed#InTheWrongField9"), "an unknown username is kept as a digest only");
+    let mut tx = id.db.begin().await.expect("begin");
+    let throttled: Vec<String> =
+        govmedia_kit::sql!(&mut tx, scalar_all, "SELECT username FROM login_throttles").expect("throttles");
+    assert!(throttled.iter().all(|u| !u.contains("Typed#")), "nor in the throttle table: {throttled:?}");
     assert!(
         records.iter().any(|r| r["action"] == "user.login.failed" && r.to_string().contains("unknown:")),
         "the failure is still recorded"

@@ -345,9 +345,11 @@ impl AuthenticationService for Authentication {
             let now = m.now();
             // Throttled, unknown, wrong and disabled are one answer: which it was is told
             // only to the audit log, the administrator and the owner (R2.3.1).
-            let mut throttle = security::get_throttle(m.tx(), &username, &address)
+            // An unknown name is throttled under its digest, as it is logged.
+            let key = if found.is_some() { username.clone() } else { unknown_username(&username) };
+            let mut throttle = security::get_throttle(m.tx(), &key, &address)
                 .await?
-                .unwrap_or_else(|| lockout::Throttle::new(&username, &address));
+                .unwrap_or_else(|| lockout::Throttle::new(&key, &address));
             let mut user = match found {
                 Some(found) => directory::lock_user(m.tx(), found.id).await?,
                 None => None,
