@@ -55,4 +55,59 @@ async fn old_tokens_verify_after_a_key_rotation(db: TestDatabase) {
     assert!(static_only.verify(&new_token).await.is_err(), "a verifier without keys accepts nothing");
 }
 
-storage_tests!(old_tokens_verify_after_a_key_rotation);
+/// Issue 18 (low): a verifier cached identity's keys for ever, so a key identity stopped
+/// publishing (retired early after a compromise) stayed trusted by every other service
+/// until it restarted. Now the list is trusted for the `cache_seconds` identity sends.
+async fn signing_keys_cached_by_a_verifier_expire_with_the_lifetime_identity_sends(db: TestDatabase) {
+    let id = Identity::start(db).await;
+    let otp = id.bootstrap.one_time_password.clone().expect("otp");
+    id.clock.advance(Duration::days(30) - Duration::minutes(1));
+    let old_token = id
+        .auth()
+        .login(pb::LoginRequest { username: "admin".into(), password: otp })
+        .await
+        .expect("login")
+        .into_inner()
+        .tokens
+        .expect("tokens")
+        .access_token;
+    id.clock.advance(Duration::minutes(2));
+    assert!(id.core.rotate_signing_key_if_due().await.expect("rotation"));
+    let listed = id.auth().list_signing_keys(pb::ListSigningKeysRequest {}).await.expect("keys").into_inner();
+    assert_eq!(listed.cache_seconds, 300);
+    let old_key = listed.keys[1].key_id.clone();
+
+    let remote = TokenVerifier::from_identity(id.server.channel()).with_clock(std::sync::Arc::new(id.clock.clone()));
+    remote.verify(&old_token).await.expect("the retired key still verifies its tokens");
+
+    // An operator withdraws the old key (it leaked): identity stops publishing it at once.
+    let withdraw = "DELETE FROM signing_keys WHERE key_id = $1";
+    match &id.db {
+        govmedia_kit::db::Database::Postgres(pool) => {
+            sqlx::query(withdraw).bind(&old_key).execute(pool).await.expect("withdraw");
+        }
+        govmedia_kit::db::Database::Sqlite(pool) => {
+            sqlx::query(withdraw).bind(&old_key).execute(pool).await.expect("withdraw");
+        }
+    }
+    id.core.rotate_signing_key_if_due().await.expect("reload");
+    assert_eq!(
+        id.auth().list_signing_keys(pb::ListSigningKeysRequest {}).await.expect("keys").into_inner().keys.len(),
+        1
+    );
+
+    // Within the cache lifetime the remote verifier may still hold it ...
+    id.clock.advance(Duration::minutes(4));
+    remote.verify(&old_token).await.expect("cached for at most cache_seconds");
+    // ... and not a moment longer, although the token itself has minutes left.
+    id.clock.advance(Duration::minutes(2));
+    assert!(remote.verify(&old_token).await.is_err(), "a withdrawn key is not trusted after the cache lifetime");
+    // The current key's tokens are unaffected by the refresh.
+    let fresh = id.admin_token().await;
+    remote.verify(&fresh).await.expect("the current key verifies");
+}
+
+storage_tests!(
+    old_tokens_verify_after_a_key_rotation,
+    signing_keys_cached_by_a_verifier_expire_with_the_lifetime_identity_sends
+);

@@ -222,23 +222,38 @@ pub enum KeySource {
 #[derive(Debug)]
 pub struct TokenVerifier {
     source: KeySource,
-    keys: RwLock<HashMap<String, [u8; 32]>>,
+    keys: RwLock<KeyCache>,
     last_refresh: Mutex<Option<Instant>>,
     clock: Arc<dyn Clock>,
 }
 
+/// The public keys a verifier trusts, and until when (R2.2.2): a key identity stops
+/// publishing (retired early, or removed after a compromise) is trusted no longer than
+/// the `cache_seconds` identity sent with the list.
+#[derive(Debug, Default)]
+struct KeyCache {
+    keys: HashMap<String, [u8; 32]>,
+    /// `None` for a static source, whose keys change only by [`TokenVerifier::replace_keys`].
+    valid_until: Option<DateTime<Utc>>,
+}
+
+/// Used when identity sends no cache lifetime (an older identity): five minutes.
+const DEFAULT_KEY_CACHE_SECONDS: u32 = 300;
+
 impl TokenVerifier {
     /// A verifier using `source`.
     pub fn new(source: KeySource) -> Self {
-        let keys = match &source {
-            KeySource::Static(list) => list.iter().cloned().collect(),
-            KeySource::Identity(_) => HashMap::new(),
+        let cache = match &source {
+            KeySource::Static(list) => KeyCache { keys: list.iter().cloned().collect(), valid_until: None },
+            // Nothing fetched yet: already stale.
+            KeySource::Identity(_) => KeyCache { keys: HashMap::new(), valid_until: Some(DateTime::UNIX_EPOCH) },
         };
-        Self { source, keys: RwLock::new(keys), last_refresh: Mutex::new(None), clock: Arc::new(SystemClock) }
+        Self { source, keys: RwLock::new(cache), last_refresh: Mutex::new(None), clock: Arc::new(SystemClock) }
     }
 
-    /// Checks expiry against `clock` instead of the system clock (services whose rules
-    /// run on a test clock verify their own tokens on the same clock).
+    /// Checks expiry (of tokens and of cached keys) against `clock` instead of the system
+    /// clock (services whose rules run on a test clock verify their own tokens on the
+    /// same clock).
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self
@@ -250,36 +265,53 @@ impl TokenVerifier {
     }
 
     async fn key(&self, key_id: &str) -> Result<Option<[u8; 32]>, Error> {
-        if let Some(key) = self.keys.read().await.get(key_id) {
-            return Ok(Some(*key));
+        let now = self.clock.now();
+        let fresh = |cache: &KeyCache| cache.valid_until.is_none_or(|until| now < until);
+        {
+            let cache = self.keys.read().await;
+            if fresh(&cache)
+                && let Some(key) = cache.keys.get(key_id)
+            {
+                return Ok(Some(*key));
+            }
         }
         let KeySource::Identity(client) = &self.source else { return Ok(None) };
         let mut last = self.last_refresh.lock().await;
-        if last.is_some_and(|at| at.elapsed() < REFRESH_THROTTLE) {
-            return Ok(self.keys.read().await.get(key_id).copied());
+        {
+            // Another caller may have refreshed while this one waited for the lock; an
+            // unknown key id does not make every call ask identity again.
+            let cache = self.keys.read().await;
+            if fresh(&cache)
+                && (cache.keys.contains_key(key_id) || last.is_some_and(|at| at.elapsed() < REFRESH_THROTTLE))
+            {
+                return Ok(cache.keys.get(key_id).copied());
+            }
         }
         *last = Some(Instant::now());
+        // A stale list is never used: without identity, no token verifies (fail closed).
         let response = client
             .clone()
             .list_signing_keys(ListSigningKeysRequest {})
             .await
             .map_err(|s| Error::Unavailable { dependency: "identity service", source: Box::new(s) })?
             .into_inner();
-        let mut keys = self.keys.write().await;
-        keys.clear();
+        let lifetime = if response.cache_seconds == 0 { DEFAULT_KEY_CACHE_SECONDS } else { response.cache_seconds };
+        let mut cache = self.keys.write().await;
+        cache.keys.clear();
         for key in response.keys {
             if let Ok(public) = <[u8; 32]>::try_from(key.public_key.as_slice()) {
-                keys.insert(key.key_id, public);
+                cache.keys.insert(key.key_id, public);
             }
         }
-        Ok(keys.get(key_id).copied())
+        cache.valid_until = Some(now + chrono::Duration::seconds(i64::from(lifetime)));
+        Ok(cache.keys.get(key_id).copied())
     }
 
     /// Replaces the known keys (a static source whose keys rotated).
     pub async fn replace_keys(&self, keys: Vec<(String, [u8; 32])>) {
-        let mut known = self.keys.write().await;
-        known.clear();
-        known.extend(keys);
+        let mut cache = self.keys.write().await;
+        cache.keys.clear();
+        cache.keys.extend(keys);
     }
 
     /// Verifies a compact JWT and returns its principal.

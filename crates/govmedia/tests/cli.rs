@@ -57,3 +57,37 @@ async fn an_operator_signs_in_changes_the_password_and_sees_who_they_are() {
 
     running.stop().await;
 }
+
+/// Issue 18 (low): two commands finding the access token expired both renewed it with
+/// the same refresh token; the second use was taken for theft and ended the session.
+/// Renewals now take turns under a lock, and the later one uses the renewed pair.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_renewing_one_session_at_once_keep_it_open() {
+    let data = tempfile::tempdir().expect("data");
+    let config = tempfile::tempdir().expect("config");
+    let running = common::start(data.path(), None).await;
+    let admin = Person::new(config.path(), "govmedia", &running.gateway);
+    admin.first_sign_in("admin", FIRST, SECOND);
+
+    // The access token "expires": every command must renew with the one refresh token.
+    let path = admin.config.join("session.json");
+    let mut session: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("session")).expect("json");
+    session["access_token"] = "expired".into();
+    std::fs::write(&path, session.to_string()).expect("written");
+
+    let runs: Vec<_> = (0..4)
+        .map(|_| {
+            let admin = admin.clone();
+            tokio::task::spawn_blocking(move || admin.run(&["whoami", "--json"], ""))
+        })
+        .collect();
+    for run in runs {
+        let out = run.await.expect("ran");
+        assert!(out.status.success(), "a concurrent renewal failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let after = admin.json(&["whoami"]);
+    assert_eq!(after["username"], "admin", "the session is still open after the concurrent renewals");
+
+    running.stop().await;
+}

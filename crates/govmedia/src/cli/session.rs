@@ -160,7 +160,20 @@ impl Client {
         Ok(items)
     }
 
+    /// Renews the access token. Two commands run at once may both find it expired; a
+    /// refresh token is good for one renewal (a second use is taken for theft and ends
+    /// the session), so renewals take turns under a lock on the session file, and one
+    /// that finds the kept pair already renewed by another command uses that pair.
     async fn refresh(&mut self) -> Result<(), BoxError> {
+        let _turn = tokio::task::spawn_blocking(lock_session).await??;
+        if let Ok(kept) = load()
+            && kept.gateway == self.session.gateway
+            && kept.username == self.session.username
+            && kept.refresh_token != self.session.refresh_token
+        {
+            self.session = kept;
+            return Ok(());
+        }
         let tokens = AuthenticationServiceClient::new(self.channel.clone())
             .refresh_session(ipb::RefreshSessionRequest { refresh_token: self.session.refresh_token.clone() })
             .await
@@ -172,6 +185,17 @@ impl Client {
         self.session.refresh_token = tokens.refresh_token;
         save(&self.session)
     }
+}
+
+/// Waits for this user's turn to renew the session; the turn ends when the file closes.
+fn lock_session() -> Result<std::fs::File, BoxError> {
+    let dir = config_dir()?;
+    govmedia_kit::private_files::private_dir(&dir)?;
+    let path = dir.join("session.lock");
+    govmedia_kit::private_files::private_file(&path)?;
+    let file = std::fs::OpenOptions::new().write(true).open(&path)?;
+    file.lock().map_err(|e| format!("cannot lock {}: {e}", path.display()))?;
+    Ok(file)
 }
 
 /// A fresh request id: each command is one request, sent once.
