@@ -117,6 +117,8 @@ actions! {
     CredentialRevealed => "credential.revealed",
     /// A reveal was refused: the account has an open incident (R2.3.3).
     CredentialRevealRefused => "credential.reveal_refused",
+    /// A credential sealed by an older binding was sealed again, bound to its login name.
+    CredentialResealed => "credential.resealed",
     // content
     /// A plan was created.
     PlanCreated => "plan.created",

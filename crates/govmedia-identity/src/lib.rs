@@ -342,6 +342,7 @@ impl Core {
     ) -> Result<(Arc<Self>, Option<Bootstrap>), StartError> {
         let work = UnitOfWork::new(db, Arc::clone(&clock));
         let state = load_or_rotate_keys(&work, &sealer, &policy).await.map_err(StartError::Bootstrap)?;
+        reseal_credentials_bound_to_the_account_only(&work, &sealer).await.map_err(StartError::Bootstrap)?;
         let verifier =
             Arc::new(TokenVerifier::new(KeySource::Static(public_keys(&state.live))).with_clock(Arc::clone(&clock)));
         let core = Arc::new(Self { work, sealer, policy, keys: RwLock::new(state), verifier });
@@ -605,6 +606,39 @@ impl Core {
             })
             .await
     }
+}
+
+/// Credentials sealed before the login name was part of the associated data are opened
+/// with the old binding and sealed again with the new one, in one transaction, each
+/// audited; afterwards nothing opens with the old binding, because nothing asks for it.
+/// Returns how many were re-sealed.
+pub async fn reseal_credentials_bound_to_the_account_only(work: &UnitOfWork, sealer: &Sealer) -> Result<usize, Error> {
+    use domain::sealing::CredentialBinding;
+    work.run_unkeyed(async |m| {
+        let legacy = store::accounts::credentials_sealed_as(m.tx(), CredentialBinding::AccountOnly).await?;
+        for mut credential in legacy.iter().cloned() {
+            let secret =
+                sealer.open(&credential.sealing_key_id, &credential.sealed_secret, &credential.sealing_owner())?;
+            credential.binding = CredentialBinding::AccountAndLoginName;
+            let (key_id, sealed) = sealer.seal(&secret, &credential.sealing_owner())?;
+            credential.sealing_key_id = key_id;
+            credential.sealed_secret = sealed;
+            store::accounts::reseal_credential(m.tx(), &credential).await?;
+            m.audit(
+                AuditRecord::new(
+                    AuditAction::CredentialResealed,
+                    Actor { kind: ActorKind::System, id: String::new(), display_name: "identity.vault".into() },
+                    AuditResourceRef::new("platform_account", credential.account.to_string()),
+                    PRODUCER,
+                    m.now(),
+                )
+                .rule("R2.3.2")
+                .attr("binding", "account_and_login_name"),
+            );
+        }
+        Ok(legacy.len())
+    })
+    .await
 }
 
 fn public_keys(live: &[StoredSigningKey]) -> Vec<(String, [u8; 32])> {

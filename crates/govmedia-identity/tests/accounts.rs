@@ -483,7 +483,106 @@ async fn refused_attempts_on_credentials_are_audited_and_a_flood_is_capped_r2_2_
     assert_eq!(records.len(), govmedia_kit::refusals::PER_MINUTE as usize, "capped");
 }
 
+/// Runs `sql` (binding `values` as $1, $2 when given) on either store: the test plays
+/// someone with write access to the database but not to the sealing keys.
+async fn tamper(db: &govmedia_kit::db::Database, sql: &str, values: Option<(Vec<u8>, String)>) {
+    match (db, values) {
+        (govmedia_kit::db::Database::Postgres(pool), None) => sqlx::query(sql).execute(pool).await.map(|_| ()),
+        (govmedia_kit::db::Database::Postgres(pool), Some((a, b))) => {
+            sqlx::query(sql).bind(a).bind(b).execute(pool).await.map(|_| ())
+        }
+        (govmedia_kit::db::Database::Sqlite(pool), None) => sqlx::query(sql).execute(pool).await.map(|_| ()),
+        (govmedia_kit::db::Database::Sqlite(pool), Some((a, b))) => {
+            sqlx::query(sql).bind(a).bind(b).execute(pool).await.map(|_| ())
+        }
+    }
+    .expect("tampered");
+}
+
+/// Issue 18 (low): the vault's associated data bound a sealed secret to the account only,
+/// though its comment said the login name too; renaming the login in the database then
+/// revealed the secret under another name. Credentials sealed the old way are re-sealed
+/// at start (audited), after which a renamed login does not open.
+async fn a_sealed_credential_is_bound_to_its_login_name_r2_3_2(db: TestDatabase) {
+    use govmedia_identity::domain::sealing::CredentialBinding;
+    let w = world(db).await;
+    let id = &w.id;
+    let account = registered(&w).await;
+    let secret = "Wechat#Console2026";
+    vault(id)
+        .set_account_credential(authed(
+            pb::SetAccountCredentialRequest {
+                request_id: rid(),
+                platform_account_id: account.id.clone(),
+                kind: pb::CredentialKind::Password as i32,
+                login_name: "bureau_news".into(),
+                secret: secret.into(),
+                rotation_period_days: 0,
+            },
+            &w.officer,
+        ))
+        .await
+        .expect("stored");
+    id.access()
+        .create_role_binding(authed(
+            pb::CreateRoleBindingRequest {
+                request_id: rid(),
+                role_binding: Some(pb::RoleBinding {
+                    principal_id: w.officer_id.clone(),
+                    role: "publisher".into(),
+                    scope: Some(cpb::Scope { kind: cpb::ScopeKind::PlatformAccount as i32, id: account.id.clone() }),
+                    reason: "operates the news account".into(),
+                    ..Default::default()
+                }),
+            },
+            &w.admin,
+        ))
+        .await
+        .expect("granted");
+    let reveal = || {
+        let mut vault = vault(id);
+        let request = authed(
+            pb::RevealAccountCredentialRequest {
+                request_id: rid(),
+                platform_account_id: account.id.clone(),
+                reason: "posting the evening bulletin".into(),
+            },
+            &w.officer,
+        );
+        async move { vault.reveal_account_credential(request).await }
+    };
+    assert_eq!(reveal().await.expect("revealed").into_inner().secret, secret);
+
+    let rename = "UPDATE account_credentials SET login_name = 'attacker_alias'";
+    tamper(&id.db, rename, None).await;
+    let status = reveal().await.expect_err("a renamed login does not open");
+    assert_eq!(status.code(), Code::Internal);
+    assert!(!status.message().contains(secret), "{status:?}");
+
+    // An installation from before the binding: the secret sealed to the account only.
+    let legacy = CredentialBinding::AccountOnly.owner(&account.id, "bureau_news");
+    let (key_id, sealed) = id.core.sealer().seal(secret.as_bytes(), &legacy).expect("sealed");
+    let restore = "UPDATE account_credentials SET login_name = 'bureau_news', sealed_secret = $1, \
+                   sealing_key_id = $2, sealing_binding = 1";
+    tamper(&id.db, restore, Some((sealed, key_id))).await;
+    let resealed = govmedia_identity::reseal_credentials_bound_to_the_account_only(id.core.work(), id.core.sealer())
+        .await
+        .expect("re-sealed");
+    assert_eq!(resealed, 1);
+    assert_eq!(
+        govmedia_identity::reseal_credentials_bound_to_the_account_only(id.core.work(), id.core.sealer())
+            .await
+            .expect("nothing left"),
+        0
+    );
+    assert!(id.audited_actions().await.iter().any(|a| a == "credential.resealed"));
+    assert_eq!(reveal().await.expect("revealed after re-sealing").into_inner().secret, secret);
+    tamper(&id.db, rename, None).await;
+    assert_eq!(reveal().await.expect_err("and now bound to the login name").code(), Code::Internal);
+}
+
 storage_tests!(
+    a_sealed_credential_is_bound_to_its_login_name_r2_3_2,
     refused_attempts_on_credentials_are_audited_and_a_flood_is_capped_r2_2_2,
     the_account_story_r2_3_3,
     profiles_keep_their_history_and_rotations_come_due_r2_1_2,

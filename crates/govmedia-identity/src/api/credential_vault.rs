@@ -24,6 +24,7 @@ use super::{caller, cursor, from_ts, method, next_token, page_size, ts};
 use crate::Core;
 use crate::domain::account::{AccountState, Credential, CredentialKind};
 use crate::domain::password;
+use crate::domain::sealing::CredentialBinding;
 use crate::store::accounts as store;
 
 /// Longest secret accepted, in bytes.
@@ -54,11 +55,6 @@ fn credential_to_proto(c: &Credential) -> pb::AccountCredential {
         encryption_key_id: c.sealing_key_id.clone(),
         rotation_count: u32::try_from(c.rotation_count).unwrap_or(u32::MAX),
     }
-}
-
-/// What a sealed secret is bound to: the account and the login name.
-fn owner(account: PlatformAccountId) -> String {
-    format!("platform_account/{account}")
 }
 
 #[govmedia_kit::handlers]
@@ -105,7 +101,11 @@ impl CredentialVaultService for CredentialVault {
             }
             let now = m.now();
             let previous = store::get_credential(m.tx(), id).await?;
-            let (sealing_key_id, sealed_secret) = self.core.sealer().seal(req.secret.as_bytes(), &owner(id))?;
+            // Bound to the account and the login name: a sealed secret copied to another
+            // row, or a login name changed beside it, does not open.
+            let binding = CredentialBinding::AccountAndLoginName;
+            let (sealing_key_id, sealed_secret) =
+                self.core.sealer().seal(req.secret.as_bytes(), &binding.owner(&id.to_string(), &login_name))?;
             let period = if req.rotation_period_days == 0 {
                 self.core.policy().credential_rotation
             } else {
@@ -117,6 +117,7 @@ impl CredentialVaultService for CredentialVault {
                 login_name,
                 sealed_secret,
                 sealing_key_id,
+                binding,
                 rotated_at: now,
                 rotation_due_at: now + period,
                 rotated_by: caller.id.to_string(),
@@ -184,7 +185,11 @@ impl CredentialVaultService for CredentialVault {
             }
             let credential =
                 store::get_credential(m.tx(), id).await?.ok_or_else(|| Error::not_found("account_credential", id))?;
-            let secret = self.core.sealer().open(&credential.sealing_key_id, &credential.sealed_secret, &owner(id))?;
+            let secret = self.core.sealer().open(
+                &credential.sealing_key_id,
+                &credential.sealed_secret,
+                &credential.sealing_owner(),
+            )?;
             let secret = String::from_utf8(secret).map_err(|_| Error::internal("a stored credential is not UTF-8"))?;
             m.audit(
                 self.core

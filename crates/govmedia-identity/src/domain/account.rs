@@ -173,6 +173,8 @@ pub struct Credential {
     pub sealed_secret: Vec<u8>,
     /// Sealing key id.
     pub sealing_key_id: String,
+    /// What the sealed secret is bound to.
+    pub binding: crate::domain::sealing::CredentialBinding,
     /// When stored.
     pub rotated_at: DateTime<Utc>,
     /// When due.
@@ -181,6 +183,13 @@ pub struct Credential {
     pub rotated_by: String,
     /// Rotations so far.
     pub rotation_count: i64,
+}
+
+impl Credential {
+    /// The associated data the secret was sealed with.
+    pub fn sealing_owner(&self) -> String {
+        self.binding.owner(&self.account.to_string(), &self.login_name)
+    }
 }
 
 /// Evidence of an action.

@@ -1,7 +1,8 @@
 //! Secrets at rest (R2.3.2): AES-256-GCM with a key ring. Every sealed value records the
 //! id of the key that sealed it, so keys can rotate: new values use the current key, old
 //! ones open with theirs. The associated data binds a sealed value to its owner (an
-//! account id, a key id), so a sealed blob copied to another row does not open.
+//! account and its login name, a key id), so a sealed blob copied to another row, or a
+//! login name changed beside it, does not open.
 
 use std::collections::HashMap;
 
@@ -91,6 +92,46 @@ impl Sealer {
         Aes256Gcm::new(key)
             .decrypt(&Nonce::from(nonce), Payload { msg: ciphertext, aad: owner.as_bytes() })
             .map_err(|_| Error::internal(format!("sealed value for {owner} does not open with key {key_id:?}")))
+    }
+}
+
+/// What a platform account's sealed credential is bound to (the associated data).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialBinding {
+    /// The account only: credentials sealed before the login name was bound (stored as
+    /// 1); identity re-seals them at start and never seals a new one so.
+    AccountOnly,
+    /// The account and the login name (stored as 2).
+    AccountAndLoginName,
+}
+
+impl CredentialBinding {
+    /// The stored number.
+    pub fn as_i64(self) -> i64 {
+        match self {
+            Self::AccountOnly => 1,
+            Self::AccountAndLoginName => 2,
+        }
+    }
+
+    /// From the stored number.
+    pub fn from_i64(value: i64) -> Option<Self> {
+        match value {
+            1 => Some(Self::AccountOnly),
+            2 => Some(Self::AccountAndLoginName),
+            _ => None,
+        }
+    }
+
+    /// The associated data for `account`'s credential named `login_name`.
+    pub fn owner(self, account: &str, login_name: &str) -> String {
+        match self {
+            Self::AccountOnly => format!("platform_account/{account}"),
+            // The length prefix keeps ("a", "b/c") and ("a/b", "c") apart.
+            Self::AccountAndLoginName => {
+                format!("platform_account/{account}/login/{}:{login_name}", login_name.len())
+            }
+        }
     }
 }
 

@@ -11,6 +11,7 @@ use crate::domain::account::{
     AccountState, Credential, CredentialKind, Evidence, FilingStatus, Incident, IncidentAction, IncidentActionKind,
     IncidentState, Platform, PlatformAccount, Profile, Revision,
 };
+use crate::domain::sealing::CredentialBinding;
 
 fn parse<T>(column: &str, value: &str, f: impl Fn(&str) -> Option<T>) -> Result<T, Error> {
     f(value).ok_or_else(|| Error::internal(format!("stored {column} {value:?} is not valid")))
@@ -254,6 +255,7 @@ struct CredentialRow {
     login_name: String,
     sealed_secret: Vec<u8>,
     sealing_key_id: String,
+    sealing_binding: i64,
     rotated_at: DateTime<Utc>,
     rotation_due_at: DateTime<Utc>,
     rotated_by: String,
@@ -270,6 +272,8 @@ impl TryFrom<CredentialRow> for Credential {
             login_name: r.login_name,
             sealed_secret: r.sealed_secret,
             sealing_key_id: r.sealing_key_id,
+            binding: CredentialBinding::from_i64(r.sealing_binding)
+                .ok_or_else(|| Error::internal(format!("unknown credential binding {}", r.sealing_binding)))?,
             rotated_at: r.rotated_at,
             rotation_due_at: r.rotation_due_at,
             rotated_by: r.rotated_by,
@@ -284,9 +288,11 @@ pub async fn upsert_credential(tx: &mut Tx, c: &Credential) -> Result<(), Error>
         tx,
         execute,
         "INSERT INTO account_credentials (platform_account_id, kind, login_name, sealed_secret, sealing_key_id, \
-             rotated_at, rotation_due_at, rotated_by, rotation_count) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             rotated_at, rotation_due_at, rotated_by, rotation_count, sealing_binding) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
              ON CONFLICT (platform_account_id) DO UPDATE SET kind = $2, login_name = $3, sealed_secret = $4, \
-             sealing_key_id = $5, rotated_at = $6, rotation_due_at = $7, rotated_by = $8, rotation_count = $9",
+             sealing_key_id = $5, rotated_at = $6, rotation_due_at = $7, rotated_by = $8, rotation_count = $9, \
+             sealing_binding = $10",
         c.account.to_string(),
         c.kind.as_str(),
         &c.login_name,
@@ -295,7 +301,42 @@ pub async fn upsert_credential(tx: &mut Tx, c: &Credential) -> Result<(), Error>
         c.rotated_at,
         c.rotation_due_at,
         &c.rotated_by,
-        c.rotation_count
+        c.rotation_count,
+        c.binding.as_i64()
+    )
+    .map_err(db_error)?;
+    Ok(())
+}
+
+/// Credentials sealed with `binding`, locked for re-sealing.
+pub async fn credentials_sealed_as(tx: &mut Tx, binding: CredentialBinding) -> Result<Vec<Credential>, Error> {
+    let rows: Vec<CredentialRow> = on_tx!(tx, |conn, dialect| {
+        let sql = match dialect {
+            Dialect::Postgres => {
+                "SELECT * FROM account_credentials WHERE sealing_binding = $1 ORDER BY platform_account_id FOR UPDATE"
+            }
+            Dialect::Sqlite => {
+                "SELECT * FROM account_credentials WHERE sealing_binding = ?1 ORDER BY platform_account_id"
+            }
+        };
+        sqlx::query_as(sql).bind(binding.as_i64()).fetch_all(conn).await
+    })
+    .map_err(db_error)?;
+    rows.into_iter().map(Credential::try_from).collect()
+}
+
+/// Replaces a credential's sealed secret (same secret, new seal) without touching its
+/// rotation: re-sealing is not a rotation.
+pub async fn reseal_credential(tx: &mut Tx, c: &Credential) -> Result<(), Error> {
+    sql!(
+        tx,
+        execute,
+        "UPDATE account_credentials SET sealed_secret = $2, sealing_key_id = $3, sealing_binding = $4 \
+             WHERE platform_account_id = $1",
+        c.account.to_string(),
+        &c.sealed_secret,
+        &c.sealing_key_id,
+        c.binding.as_i64()
     )
     .map_err(db_error)?;
     Ok(())
