@@ -417,8 +417,14 @@ pub async fn serve(
 
     let time_zone = settings.audit.time_zone().map_err(StartError::Setting)?;
     let calendar = settings.audit.calendar().map_err(StartError::Setting)?;
-    let db = Database::connect(url, settings.database.database_max_connections).await.map_err(StartError::from)?;
-    db.migrate(&MIGRATIONS).await.map_err(StartError::from)?;
+    let db = Database::open_migrated(
+        url,
+        settings.database.database_owner_url.as_ref(),
+        settings.database.database_max_connections,
+        &MIGRATIONS,
+    )
+    .await
+    .map_err(StartError::from)?;
     let stop = CancellationToken::new();
     let policy = CheckpointPolicy {
         every_events: i64::from(settings.audit.checkpoint_every_events.max(1)),

@@ -272,6 +272,25 @@ async fn the_append_only_guard_refuses_changes_r1_3_5(db: TestDatabase) {
         }
     };
     assert!(refused, "DELETE on the audit log must be refused");
+    // TRUNCATE fires no row trigger (issue 18): statement triggers refuse it, and the
+    // chain head that vouches for the end of the log is never removed.
+    let statements: &[&str] = match &w.audit_db {
+        govmedia_kit::db::Database::Postgres(_) => &[
+            "TRUNCATE audit_events",
+            "TRUNCATE audit_checkpoints",
+            "TRUNCATE audit_chain_head",
+            "DELETE FROM audit_chain_head",
+        ],
+        govmedia_kit::db::Database::Sqlite(_) => &["DELETE FROM audit_chain_head"],
+    };
+    for statement in statements {
+        let refused = match &w.audit_db {
+            govmedia_kit::db::Database::Postgres(pool) => sqlx::query(statement).execute(pool).await.is_err(),
+            govmedia_kit::db::Database::Sqlite(pool) => sqlx::query(statement).execute(pool).await.is_err(),
+        };
+        assert!(refused, "{statement} must be refused");
+    }
+    assert!(verify(&w).await.intact);
 }
 
 async fn an_altered_event_is_named_r1_3_5(db: TestDatabase) {
@@ -354,7 +373,91 @@ async fn a_checkpoint_follows_the_interval_r1_3_5(db: TestDatabase) {
     stop.cancel();
 }
 
+async fn verify_with(w: &World, kept: Option<pb::Checkpoint>) -> Result<pb::VerifyLogResponse, tonic::Status> {
+    w.client()
+        .verify_log(with_token(pb::VerifyLogRequest { kept_checkpoint: kept, ..Default::default() }, &w.auditor_token))
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+async fn latest_checkpoint(w: &World) -> pb::Checkpoint {
+    w.client()
+        .get_latest_checkpoint(with_token(pb::GetLatestCheckpointRequest {}, &w.auditor_token))
+        .await
+        .expect("read")
+        .into_inner()
+        .checkpoint
+        .expect("a checkpoint")
+}
+
+/// Issue 18 (low): VerifyLog did not report a log that ends early. Removing the newest
+/// events is found by the chain head and the stored checkpoints; removing them together
+/// with their checkpoints and rewinding the head is found only by a checkpoint kept
+/// outside the database, which is why `govmedia audit checkpoint` exports one. (Every
+/// verification appends its own `audit.verified` event, so the log grows as it runs.)
+async fn a_removed_tail_is_named_r1_3_5(db: TestDatabase) {
+    let w = tampered(db).await;
+    let report = verify(&w).await;
+    assert_eq!(report.latest_checkpoint_sequence, 30);
+    assert_eq!(report.events_after_latest_checkpoint, report.end_sequence - 30, "{report:?}");
+    let kept = latest_checkpoint(&w).await;
+    assert_eq!(kept.sequence, 30);
+    let stored_twenty = govmedia_audit::store::checkpoint_at(&w.audit_db, 20).await.expect("read").expect("stored");
+    let twenty = pb::Checkpoint {
+        sequence: 20,
+        hash: stored_twenty.hash,
+        create_time: Some(prost_types::Timestamp::from(std::time::SystemTime::from(stored_twenty.created_at))),
+        key_id: stored_twenty.key_id,
+        signature: stored_twenty.signature,
+        public_key: stored_twenty.public_key,
+    };
+    assert!(verify_with(&w, Some(kept.clone())).await.expect("verified").intact);
+    assert!(verify_with(&w, Some(twenty.clone())).await.expect("verified").intact);
+
+    // The tail alone: the chain head and the stored checkpoint at 30 still vouch for it.
+    w.sql("DELETE FROM audit_events WHERE sequence > 25").await;
+    let report = verify(&w).await;
+    assert!(!report.intact);
+    assert_eq!(report.first_broken_sequence, 26, "{}", report.detail);
+    assert_eq!(report.break_kind, pb::BreakKind::TailMissing as i32);
+    assert!(report.detail.contains("checkpoint vouches for event 30"), "{}", report.detail);
+
+    // The tail, its checkpoint and the head rewound: the database no longer knows ...
+    w.sql("DELETE FROM audit_events WHERE sequence > 25").await;
+    w.sql("DELETE FROM audit_checkpoints WHERE sequence > 25").await;
+    w.sql("UPDATE audit_chain_head SET sequence = 25, hash = (SELECT hash FROM audit_events WHERE sequence = 25)")
+        .await;
+    assert!(verify(&w).await.intact, "nothing inside the database vouches for the removed events");
+    // ... but the kept copy does: first the log ends before it, and once new events
+    // reach its sequence, the event there is not the one it signed.
+    let report = verify_with(&w, Some(kept.clone())).await.expect("verified");
+    assert!(!report.intact);
+    assert_eq!(report.break_kind, pb::BreakKind::TailMissing as i32, "{}", report.detail);
+    assert!(report.detail.contains("the kept checkpoint vouches for event 30"), "{}", report.detail);
+    append(&w, (100..105).map(|n| event(n, "draft.approved")).collect()).await;
+    let report = verify_with(&w, Some(kept.clone())).await.expect("verified");
+    assert_eq!(report.break_kind, pb::BreakKind::CheckpointHashMismatch as i32, "{}", report.detail);
+    assert_eq!(report.first_broken_sequence, 30);
+
+    // A kept checkpoint removed from the stored ones is named.
+    w.sql("DELETE FROM audit_checkpoints WHERE sequence = 20").await;
+    let report = verify_with(&w, Some(twenty.clone())).await.expect("verified");
+    assert_eq!(report.break_kind, pb::BreakKind::CheckpointMissing as i32, "{}", report.detail);
+    assert_eq!(report.first_broken_sequence, 20);
+
+    // A kept checkpoint that is not this log's signature is the caller's mistake.
+    let mut forged = kept.clone();
+    forged.signature[0] ^= 1;
+    let status = verify_with(&w, Some(forged)).await.expect_err("a forged kept checkpoint");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    let violations = tonic_types::StatusExt::get_details_bad_request(&status).expect("field violations");
+    assert_eq!(violations.field_violations[0].field, "kept_checkpoint.signature");
+    let status = verify_with(&w, Some(pb::Checkpoint { sequence: 20, ..kept })).await.expect_err("mixed up");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+}
+
 storage_tests!(
+    a_removed_tail_is_named_r1_3_5,
     a_checkpoint_follows_the_interval_r1_3_5,
     appends_are_idempotent_by_event_id_and_for_services_only_r9_2,
     concurrent_appends_make_one_gap_free_chain_r1_3_5,
@@ -373,4 +476,120 @@ fn audit_migrations_have_the_same_numbering_on_both_backends() {
 #[tokio::test]
 async fn audit_tables_are_the_same_on_both_backends() {
     govmedia_testkit::assert_schema_parity(&govmedia_audit::MIGRATIONS).await;
+}
+
+/// The roles of deploy/postgres/service-roles.sql, made for one test and dropped after.
+struct SplitRoles {
+    admin: sqlx::PgPool,
+    owner: String,
+    app: String,
+    schema: String,
+}
+
+impl SplitRoles {
+    /// Runs the shipped script with psql's variables filled in.
+    async fn create(db: &TestDatabase) -> (Self, String, String) {
+        let suffix = uuid::Uuid::now_v7().simple().to_string()[20..].to_owned();
+        let (owner, app, schema) = (format!("owner_{suffix}"), format!("app_{suffix}"), format!("audit_{suffix}"));
+        let admin = sqlx::PgPool::connect(db.url().expose()).await.expect("admin");
+        let script = include_str!("../../../deploy/postgres/service-roles.sql")
+            .replace(":\"owner\"", &format!("\"{owner}\""))
+            .replace(":\"app\"", &format!("\"{app}\""))
+            .replace(":\"schema\"", &format!("\"{schema}\""))
+            .replace(":'owner_password'", "'owner-secret'")
+            .replace(":'app_password'", "'app-secret'");
+        sqlx::raw_sql(&script).execute(&admin).await.expect("the roles script runs");
+        let as_role = |role: &str, password: &str| {
+            let mut url = url::Url::parse(db.url().expose()).expect("url");
+            url.set_username(role).expect("user");
+            url.set_password(Some(password)).expect("password");
+            url.query_pairs_mut().append_pair("options", &format!("-c search_path={schema}"));
+            url.to_string()
+        };
+        let (owner_url, app_url) = (as_role(&owner, "owner-secret"), as_role(&app, "app-secret"));
+        (Self { admin, owner, app, schema }, owner_url, app_url)
+    }
+
+    async fn drop(self) {
+        for statement in [
+            format!("DROP SCHEMA \"{}\" CASCADE", self.schema),
+            format!("DROP OWNED BY \"{}\", \"{}\"", self.owner, self.app),
+            format!("DROP ROLE \"{}\"", self.app),
+            format!("DROP ROLE \"{}\"", self.owner),
+        ] {
+            sqlx::query(&statement).execute(&self.admin).await.unwrap_or_else(|e| panic!("{statement}: {e}"));
+        }
+    }
+}
+
+/// Issue 18 (low): the service ran as the role owning the audit tables, so its own
+/// credentials could disable the append-only triggers, drop or truncate the log. With
+/// the roles of deploy/postgres/service-roles.sql it migrates as the owner and runs as
+/// a role that can only read and append.
+#[tokio::test]
+async fn the_service_role_cannot_drop_truncate_or_untrigger_the_log_r1_3_5() {
+    use govmedia_kit::db::Database;
+    let db = TestDatabase::postgres().await;
+    let (roles, owner_url, app_url) = SplitRoles::create(&db).await;
+    let app = Database::open_migrated(
+        &app_url.parse().expect("app url"),
+        Some(&owner_url.parse().expect("owner url")),
+        2,
+        &govmedia_audit::MIGRATIONS,
+    )
+    .await
+    .expect("migrated as the owner, opened as the service");
+
+    // The service appends and checkpoints as before.
+    let stop = tokio_util::sync::CancellationToken::new();
+    let appender = govmedia_audit::appender::Appender::start(
+        app.clone(),
+        std::sync::Arc::new(govmedia_domain::clock::SystemClock),
+        govmedia_audit::appender::CheckpointPolicy {
+            every_events: 1,
+            every: std::time::Duration::from_secs(3600),
+            key_id: "k".into(),
+            key: ed25519_dalek::SigningKey::from_bytes(&[1; 32]),
+        },
+        stop.clone(),
+    );
+    let record = govmedia_domain::audit::AuditRecord::new(
+        govmedia_domain::audit::AuditAction::DraftApproved,
+        govmedia_domain::audit::Actor::system("test"),
+        govmedia_domain::audit::AuditResourceRef::new("draft", "d1"),
+        "content",
+        chrono::Utc::now(),
+    );
+    appender.append(vec![govmedia_audit::new_event(&record)]).await.expect("the service role appends");
+    govmedia_testkit::eventually("a checkpoint", std::time::Duration::from_secs(5), async || {
+        govmedia_audit::store::latest_checkpoint(&app).await.expect("read")
+    })
+    .await;
+    stop.cancel();
+
+    let Database::Postgres(pool) = &app else { unreachable!("PostgreSQL") };
+    for statement in [
+        "ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only",
+        "ALTER TABLE audit_events DISABLE TRIGGER ALL",
+        "DROP TABLE audit_checkpoints",
+        "TRUNCATE audit_events",
+        "DELETE FROM audit_events",
+        "UPDATE audit_events SET reason = 'x'",
+    ] {
+        let refused = sqlx::query(statement).execute(pool).await.expect_err(statement);
+        assert!(
+            ["must be owner", "permission denied"].iter().any(|m| refused.to_string().contains(m)),
+            "{statement}: {refused}"
+        );
+    }
+    // Even the owner cannot empty it: TRUNCATE meets the statement trigger.
+    let owner = sqlx::PgPool::connect(&owner_url).await.expect("owner");
+    let refused = sqlx::query("TRUNCATE audit_events").execute(&owner).await.expect_err("the owner's TRUNCATE");
+    assert!(refused.to_string().contains("append-only"), "{refused}");
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_events").fetch_one(pool).await.expect("count");
+    assert_eq!(count, 1);
+
+    owner.close().await;
+    app.close().await;
+    roles.drop().await;
 }

@@ -352,8 +352,13 @@ pub async fn serve(
     let credentials =
         CallCredentials::ClientCredentials(Arc::new(ClientCredentials::new(identity.clone(), client_id, secret)));
 
-    let db = Database::connect(url, settings.database.database_max_connections).await?;
-    db.migrate(&MIGRATIONS).await?;
+    let db = Database::open_migrated(
+        url,
+        settings.database.database_owner_url.as_ref(),
+        settings.database.database_max_connections,
+        &MIGRATIONS,
+    )
+    .await?;
     let core = Core::new(
         db,
         Arc::new(govmedia_domain::clock::SystemClock),

@@ -740,8 +740,13 @@ pub async fn open(
         }
     };
     let policy = Policy::from_options(&settings.identity)?;
-    let db = Database::connect(url, settings.database.database_max_connections).await?;
-    db.migrate(&MIGRATIONS).await?;
+    let db = Database::open_migrated(
+        url,
+        settings.database.database_owner_url.as_ref(),
+        settings.database.database_max_connections,
+        &MIGRATIONS,
+    )
+    .await?;
     Core::open(db, clock, sealer, policy, &settings.identity).await
 }
 

@@ -310,6 +310,12 @@ pub struct DatabaseSettings {
     /// The database: postgres://user:password@host:5432/name or sqlite:path/to/file.db.
     #[arg(long, env = "GOVMEDIA_DATABASE_URL", value_name = "URL")]
     pub database_url: Option<DatabaseUrl>,
+    /// The role that owns the service's tables, for migrations only (PostgreSQL). The
+    /// service then runs as GOVMEDIA_DATABASE_URL's role, which cannot drop, alter or
+    /// un-trigger what it does not own (the audit log's append-only guard, R1.3.5).
+    /// Unset: GOVMEDIA_DATABASE_URL's role migrates too.
+    #[arg(long, env = "GOVMEDIA_DATABASE_OWNER_URL", value_name = "URL")]
+    pub database_owner_url: Option<DatabaseUrl>,
     /// Most connections the pool opens.
     #[arg(long, env = "GOVMEDIA_DATABASE_MAX_CONNECTIONS", default_value_t = 10, value_name = "N")]
     pub database_max_connections: u32,

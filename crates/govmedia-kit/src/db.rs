@@ -191,6 +191,27 @@ impl Database {
         Self::connect(&url, max_connections).await
     }
 
+    /// Connects the service's pool at `url` after running the pending migrations as
+    /// `owner` when given (one connection, closed afterwards), else over the pool itself.
+    /// The service's role then needs only to read and write the tables, not own them.
+    pub async fn open_migrated(
+        url: &DatabaseUrl,
+        owner: Option<&DatabaseUrl>,
+        max_connections: u32,
+        migrations: &ServiceMigrations,
+    ) -> Result<Self, DatabaseError> {
+        if let Some(owner) = owner {
+            let owner_db = Self::connect(owner, 1).await?;
+            owner_db.migrate(migrations).await?;
+            owner_db.close().await;
+            Self::connect(url, max_connections).await
+        } else {
+            let db = Self::connect(url, max_connections).await?;
+            db.migrate(migrations).await?;
+            Ok(db)
+        }
+    }
+
     /// Runs the kit's and the service's pending migrations.
     pub async fn migrate(&self, migrations: &ServiceMigrations) -> Result<(), DatabaseError> {
         let error = |source| DatabaseError::Migrate { service: migrations.service, source };

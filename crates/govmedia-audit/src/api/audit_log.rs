@@ -245,6 +245,39 @@ fn parse_filter(v: &mut Validator, f: Option<&pb::EventFilter>) -> EventFilter {
 }
 
 impl AuditLog {
+    /// A checkpoint kept outside the database, if signed by this log's audit key: its
+    /// (sequence, hash). Anything else is the caller's mistake, not a broken log.
+    fn kept_checkpoint(&self, c: &pb::Checkpoint) -> Result<(i64, [u8; 32]), Error> {
+        let mut v = Validator::new();
+        let sequence = i64::try_from(c.sequence).ok().filter(|s| *s > 0);
+        if sequence.is_none() {
+            v.violation("kept_checkpoint.sequence", "must be a sequence number of the log");
+        }
+        let hash = <[u8; 32]>::try_from(c.hash.as_slice()).ok();
+        if hash.is_none() {
+            v.violation("kept_checkpoint.hash", "must be 32 bytes");
+        }
+        let created_at = match &c.create_time {
+            Some(t) => from_ts("kept_checkpoint.create_time", t)
+                .map_err(|_| v.violation("kept_checkpoint.create_time", "is not a valid timestamp"))
+                .ok(),
+            None => {
+                v.violation("kept_checkpoint.create_time", "is required");
+                None
+            }
+        };
+        let (sequence, hash, created_at) = v.finish_with(|| Some((sequence?, hash?, created_at?)))?;
+        if c.public_key != self.core.checkpoint_public_key()
+            || !chain::checkpoint_signature_valid(&c.public_key, &c.signature, sequence, &hash, created_at)
+        {
+            return Err(Error::invalid(
+                "kept_checkpoint.signature",
+                "is not this audit log's signature over the checkpoint (R1.3.5)",
+            ));
+        }
+        Ok((sequence, hash))
+    }
+
     async fn require(&self, caller: &Principal, permission: Permission) -> Result<(), Error> {
         self.core.permissions().require(caller, permission, &Resource::GLOBAL).await
     }
@@ -390,7 +423,11 @@ impl AuditLogService for AuditLog {
     async fn verify_log(&self, request: Request<pb::VerifyLogRequest>) -> Result<pb::VerifyLogResponse, Error> {
         let (caller, req) = unpack(request)?;
         self.require(&caller, Permission::AuditVerify).await?;
+        let kept = req.kept_checkpoint.as_ref().map(|c| self.kept_checkpoint(c)).transpose()?;
         let db = self.core.db();
+        // Head and checkpoints before the last sequence: see chain::Tail.
+        let head = store::head_sequence(db).await?;
+        let latest_checkpoint = store::latest_checkpoint(db).await?.map(|c| c.sequence);
         let last = store::last_sequence(db).await?;
         let start = i64::try_from(req.start_sequence.max(1)).unwrap_or(i64::MAX);
         let end =
@@ -434,7 +471,10 @@ impl AuditLogService for AuditLog {
                         Break::HashMismatch => {
                             format!("event {} was altered: its content no longer matches its hash", event.sequence)
                         }
-                        Break::CheckpointSignatureInvalid | Break::CheckpointHashMismatch => String::new(),
+                        Break::CheckpointSignatureInvalid
+                        | Break::CheckpointHashMismatch
+                        | Break::TailMissing
+                        | Break::CheckpointMissing => String::new(),
                     };
                     broken = Some((at, kind, detail));
                     break 'pages;
@@ -478,6 +518,19 @@ impl AuditLogService for AuditLog {
             }
             after = events.last().map_or(end, |e| e.sequence);
         }
+        // Only a range reaching the newest event can say whether the end is missing.
+        if broken.is_none() && end == last {
+            let kept = match kept {
+                Some((sequence, hash)) => Some(chain::KeptCheckpoint {
+                    sequence,
+                    hash,
+                    stored_event_hash: store::hash_at(db, sequence).await?,
+                    stored: store::checkpoint_at(db, sequence).await?.is_some_and(|c| c.hash == hash),
+                }),
+                None => None,
+            };
+            broken = chain::check_tail(&chain::Tail { last_event: last, head, latest_checkpoint, kept });
+        }
         let (intact, first_broken, kind, detail) = match broken {
             None => (
                 true,
@@ -494,6 +547,8 @@ impl AuditLogService for AuditLog {
                     Break::SequenceGap => pb::BreakKind::SequenceGap,
                     Break::CheckpointSignatureInvalid => pb::BreakKind::CheckpointSignatureInvalid,
                     Break::CheckpointHashMismatch => pb::BreakKind::CheckpointHashMismatch,
+                    Break::TailMissing => pb::BreakKind::TailMissing,
+                    Break::CheckpointMissing => pb::BreakKind::CheckpointMissing,
                 },
                 detail,
             ),
@@ -515,6 +570,8 @@ impl AuditLogService for AuditLog {
             detail,
             start_sequence: u64::try_from(start).unwrap_or(0),
             end_sequence: u64::try_from(end).unwrap_or(0),
+            latest_checkpoint_sequence: latest_checkpoint.and_then(|c| u64::try_from(c).ok()).unwrap_or(0),
+            events_after_latest_checkpoint: u64::try_from(last - latest_checkpoint.unwrap_or(0).min(last)).unwrap_or(0),
         })
     }
 

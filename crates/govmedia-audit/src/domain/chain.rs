@@ -185,6 +185,78 @@ pub enum Break {
     CheckpointSignatureInvalid,
     /// A checkpoint's hash differs from the event it covers.
     CheckpointHashMismatch,
+    /// The log ends before a sequence something vouches for: its tail was removed.
+    TailMissing,
+    /// The kept checkpoint is not among the stored ones.
+    CheckpointMissing,
+}
+
+/// What vouches for the end of the log, read head first (an append moves the head and
+/// adds its events in one transaction, so a head read before the last sequence is never
+/// ahead of it unless events were removed).
+#[derive(Debug, Clone)]
+pub struct Tail {
+    /// The newest stored event's sequence.
+    pub last_event: i64,
+    /// The chain head's sequence.
+    pub head: i64,
+    /// The newest stored checkpoint's sequence.
+    pub latest_checkpoint: Option<i64>,
+    /// A checkpoint kept outside the database, already checked to be signed by the
+    /// audit key, with what the database holds at its sequence.
+    pub kept: Option<KeptCheckpoint>,
+}
+
+/// A kept checkpoint and what the database holds at its sequence.
+#[derive(Debug, Clone)]
+pub struct KeptCheckpoint {
+    /// Its sequence.
+    pub sequence: i64,
+    /// Its hash.
+    pub hash: [u8; 32],
+    /// The stored event's hash at that sequence.
+    pub stored_event_hash: Option<[u8; 32]>,
+    /// Whether the stored checkpoints still hold it.
+    pub stored: bool,
+}
+
+/// Checks that nothing is missing at the end of the log (R1.3.5): the first problem,
+/// with the sequence it concerns and a sentence.
+pub fn check_tail(tail: &Tail) -> Option<(i64, Break, String)> {
+    let missing_from = tail.last_event + 1;
+    let gone = |what: String, upto: i64| {
+        Some((
+            missing_from,
+            Break::TailMissing,
+            format!("the log ends at {} but {what}: events {missing_from} to {upto} are missing", tail.last_event),
+        ))
+    };
+    if let Some(kept) = &tail.kept {
+        if kept.sequence > tail.last_event {
+            return gone(format!("the kept checkpoint vouches for event {}", kept.sequence), kept.sequence);
+        }
+        if kept.stored_event_hash != Some(kept.hash) {
+            return Some((
+                kept.sequence,
+                Break::CheckpointHashMismatch,
+                format!("event {} is not the one the kept checkpoint signed", kept.sequence),
+            ));
+        }
+        if !kept.stored {
+            return Some((
+                kept.sequence,
+                Break::CheckpointMissing,
+                format!("the checkpoint at {} was removed from the stored checkpoints", kept.sequence),
+            ));
+        }
+    }
+    if let Some(checkpoint) = tail.latest_checkpoint.filter(|c| *c > tail.last_event) {
+        return gone(format!("a stored checkpoint vouches for event {checkpoint}"), checkpoint);
+    }
+    if tail.head > tail.last_event {
+        return gone(format!("the chain head is at {}", tail.head), tail.head);
+    }
+    None
 }
 
 /// Checks one event against the running state; returns the break, if any.

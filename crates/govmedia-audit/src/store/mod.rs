@@ -223,6 +223,26 @@ pub async fn insert_checkpoint(tx: &mut Tx, c: &Checkpoint) -> Result<(), Error>
     Ok(())
 }
 
+/// The chain head's sequence, unlocked (for verification).
+pub async fn head_sequence(db: &Database) -> Result<i64, Error> {
+    on_db!(db, |pool, _dialect| sqlx::query_scalar("SELECT sequence FROM audit_chain_head WHERE id = 1")
+        .fetch_one(pool)
+        .await)
+    .map_err(db_error)
+}
+
+/// The stored checkpoint at `sequence`.
+pub async fn checkpoint_at(db: &Database, sequence: i64) -> Result<Option<Checkpoint>, Error> {
+    let row: Option<CheckpointRow> = on_db!(db, |pool, dialect| {
+        sqlx::query_as(&dialect.sql("SELECT * FROM audit_checkpoints WHERE sequence = $1"))
+            .bind(sequence)
+            .fetch_optional(pool)
+            .await
+    })
+    .map_err(db_error)?;
+    Ok(row.map(Checkpoint::from))
+}
+
 /// The newest checkpoint.
 pub async fn latest_checkpoint(db: &Database) -> Result<Option<Checkpoint>, Error> {
     let row: Option<CheckpointRow> = on_db!(db, |pool, _dialect| {

@@ -1,6 +1,8 @@
 //! The audit log for the bureau office and auditors (R1.3, R9.2): query it, verify its
-//! hash chain and checkpoint signatures, export it as JSON lines. Verify and export show
-//! their progress on a terminal (hidden when the output is not one).
+//! hash chain and checkpoint signatures, export it as JSON lines, and keep a copy of the
+//! newest signed checkpoint outside the database that verify checks the log against.
+//! Verify and export show their progress on a terminal (hidden when the output is not
+//! one).
 
 use std::io::Write;
 
@@ -74,6 +76,18 @@ pub enum Audit {
         /// Events verified per call: each call is bounded and the progress moves.
         #[arg(long, default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(2..))]
         chunk: u64,
+        /// A checkpoint saved earlier with `govmedia audit checkpoint --output`: the log
+        /// must still hold the event it signed. This finds a tail removed together with
+        /// its stored checkpoints.
+        #[arg(long, value_name = "FILE")]
+        kept_checkpoint: Option<std::path::PathBuf>,
+    },
+    /// Save the newest signed checkpoint, to keep outside the database (another system,
+    /// removable media in the office safe); `verify --kept-checkpoint` checks against it.
+    Checkpoint {
+        /// The file to write (standard output if omitted); never overwritten.
+        #[arg(long)]
+        output: Option<std::path::PathBuf>,
     },
     /// Every matching event as JSON lines, to a file or standard output.
     Export {
@@ -173,15 +187,108 @@ impl Audit {
                 }
                 table.print(false)
             }
-            Audit::Verify { from, to, chunk } => verify(client, from.max(1), to, chunk, json).await,
+            Audit::Verify { from, to, chunk, kept_checkpoint } => {
+                let kept = kept_checkpoint.as_deref().map(read_checkpoint).transpose()?;
+                verify(client, from.max(1), to, chunk, kept, json).await
+            }
+            Audit::Checkpoint { output } => save_checkpoint(client, output, json).await,
             Audit::Export { filter, output } => export(client, filter.to_proto(), output, json).await,
         }
     }
 }
 
+/// A checkpoint as kept in a file: every field the signature covers, hex and RFC 3339.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct KeptCheckpoint {
+    sequence: u64,
+    hash: String,
+    create_time: String,
+    key_id: String,
+    signature: String,
+    public_key: String,
+}
+
+fn read_checkpoint(path: &std::path::Path) -> Result<apb::Checkpoint, BoxError> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let kept: KeptCheckpoint =
+        serde_json::from_str(&text).map_err(|e| format!("{} is not a kept checkpoint: {e}", path.display()))?;
+    kept.into_proto().map_err(|e| format!("{}: {e}", path.display()).into())
+}
+
+impl KeptCheckpoint {
+    fn from_proto(checkpoint: apb::Checkpoint) -> Result<Self, BoxError> {
+        let time = checkpoint
+            .create_time
+            .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).ok()?))
+            .ok_or("the checkpoint has no creation time")?;
+        Ok(Self {
+            sequence: checkpoint.sequence,
+            hash: hex::encode(&checkpoint.hash),
+            create_time: time.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+            key_id: checkpoint.key_id,
+            signature: hex::encode(&checkpoint.signature),
+            public_key: hex::encode(&checkpoint.public_key),
+        })
+    }
+
+    fn into_proto(self) -> Result<apb::Checkpoint, String> {
+        let kept = self;
+        let time = chrono::DateTime::parse_from_rfc3339(&kept.create_time).map_err(|e| format!("create_time: {e}"))?;
+        let hex = |field: &str, value: &str| hex::decode(value).map_err(|e| format!("{field}: {e}"));
+        Ok(apb::Checkpoint {
+            sequence: kept.sequence,
+            hash: hex("hash", &kept.hash)?,
+            create_time: Some(prost_types::Timestamp {
+                seconds: time.timestamp(),
+                nanos: i32::try_from(time.timestamp_subsec_nanos()).unwrap_or(0),
+            }),
+            key_id: kept.key_id,
+            signature: hex("signature", &kept.signature)?,
+            public_key: hex("public_key", &kept.public_key)?,
+        })
+    }
+}
+
+async fn save_checkpoint(client: &mut Client, output: Option<std::path::PathBuf>, json: bool) -> Result<(), BoxError> {
+    let checkpoint = client
+        .call(|channel, token| async move {
+            AuditLogServiceClient::new(channel)
+                .get_latest_checkpoint(authorized(apb::GetLatestCheckpointRequest {}, &token))
+                .await
+        })
+        .await?
+        .checkpoint
+        .ok_or("no checkpoint has been signed yet")?;
+    let kept = KeptCheckpoint::from_proto(checkpoint)?;
+    let text = format!("{}\n", serde_json::to_string_pretty(&kept)?);
+    match &output {
+        Some(path) => {
+            govmedia_kit::private_files::create_file(path, text.as_bytes())
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            print_record(
+                &[
+                    ("sequence", kept.sequence.to_string()),
+                    ("hash", kept.hash.clone()),
+                    ("file", path.display().to_string()),
+                ],
+                json,
+            )
+        }
+        None => Ok(std::io::stdout().lock().write_all(text.as_bytes())?),
+    }
+}
+
 /// Verifies in bounded chunks that overlap by one event, so every link — the one across
-/// two chunks too — is checked.
-async fn verify(client: &mut Client, from: u64, to: Option<u64>, chunk: u64, json: bool) -> Result<(), BoxError> {
+/// two chunks too — is checked. The kept checkpoint goes with every chunk; the end of
+/// the log is checked by the chunk that reaches it.
+async fn verify(
+    client: &mut Client,
+    from: u64,
+    to: Option<u64>,
+    chunk: u64,
+    kept: Option<apb::Checkpoint>,
+    json: bool,
+) -> Result<(), BoxError> {
     let newest = client
         .call(|channel, token| async move {
             AuditLogServiceClient::new(channel)
@@ -197,10 +304,10 @@ async fn verify(client: &mut Client, from: u64, to: Option<u64>, chunk: u64, jso
     let report = loop {
         let end = to.map_or(start + chunk - 1, |to| to.min(start + chunk - 1));
         let report = client
-            .call(|channel, token| async move {
-                AuditLogServiceClient::new(channel)
-                    .verify_log(authorized(apb::VerifyLogRequest { start_sequence: start, end_sequence: end }, &token))
-                    .await
+            .call(|channel, token| {
+                let request =
+                    apb::VerifyLogRequest { start_sequence: start, end_sequence: end, kept_checkpoint: kept.clone() };
+                async move { AuditLogServiceClient::new(channel).verify_log(authorized(request, &token)).await }
             })
             .await?;
         // The first event of every chunk after the first was counted in the one before.
@@ -240,6 +347,8 @@ async fn verify(client: &mut Client, from: u64, to: Option<u64>, chunk: u64, jso
                 },
             ),
             ("detail", report.detail.clone()),
+            ("latest_checkpoint", report.latest_checkpoint_sequence.to_string()),
+            ("events_after_latest_checkpoint", report.events_after_latest_checkpoint.to_string()),
         ],
         json,
     )?;
@@ -289,4 +398,29 @@ async fn export(
         print_record(&summary, json)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kept_checkpoint_reads_back_exactly_as_signed() {
+        let checkpoint = apb::Checkpoint {
+            sequence: 4_321,
+            hash: vec![7; 32],
+            create_time: Some(prost_types::Timestamp { seconds: 1_795_000_000, nanos: 123_456_000 }),
+            key_id: "audit-1".into(),
+            signature: vec![9; 64],
+            public_key: vec![3; 32],
+        };
+        let kept = KeptCheckpoint::from_proto(checkpoint.clone()).expect("kept");
+        let text = serde_json::to_string(&kept).expect("json");
+        let back: KeptCheckpoint = serde_json::from_str(&text).expect("parsed");
+        assert_eq!(
+            back.into_proto().expect("proto"),
+            checkpoint,
+            "the signature covers every field, to the microsecond"
+        );
+    }
 }
