@@ -535,6 +535,7 @@ async fn the_service_role_cannot_drop_truncate_or_untrigger_the_log_r1_3_5() {
         &app_url.parse().expect("app url"),
         Some(&owner_url.parse().expect("owner url")),
         2,
+        std::time::Duration::from_secs(5),
         &govmedia_audit::MIGRATIONS,
     )
     .await

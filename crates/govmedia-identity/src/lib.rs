@@ -744,6 +744,7 @@ pub async fn open(
         url,
         settings.database.database_owner_url.as_ref(),
         settings.database.database_max_connections,
+        settings.database.database_connect_patience,
         &MIGRATIONS,
     )
     .await?;

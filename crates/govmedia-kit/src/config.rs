@@ -319,6 +319,11 @@ pub struct DatabaseSettings {
     /// Most connections the pool opens.
     #[arg(long, env = "GOVMEDIA_DATABASE_MAX_CONNECTIONS", default_value_t = 10, value_name = "N")]
     pub database_max_connections: u32,
+    /// How long a starting service keeps trying to reach its database (a container
+    /// started beside PostgreSQL, a database restarting), each failure logged, before it
+    /// gives up and exits.
+    #[arg(long, env = "GOVMEDIA_DATABASE_CONNECT_PATIENCE", default_value = "60s", value_parser = parse_duration, value_name = "DURATION")]
+    pub database_connect_patience: Duration,
 }
 
 /// Logs, traces and metrics.
@@ -331,7 +336,7 @@ pub struct TelemetrySettings {
     #[arg(long, env = "GOVMEDIA_LOG_FORMAT", default_value = "text", value_enum)]
     pub log_format: LogFormat,
     /// OTLP/gRPC collector to export traces and metrics to (for example
-    /// http://otel-collector:4317); nothing is exported when unset.
+    /// http://otel-collector:4317); nothing is exported when unset or empty.
     #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", value_name = "URL")]
     pub otlp_endpoint: Option<String>,
     /// How often metrics are exported.
@@ -522,8 +527,8 @@ pub fn load_for_command<T: FromArgMatches>(
             origins.push((setting.long.clone(), Origin::CommandLine));
             continue;
         }
-        let (value, origin) = if let Some(v) = setting.env.as_deref().and_then(|name| env.get(name)) {
-            (v.to_owned(), Origin::Environment)
+        let (value, origin) = if let Some((v, origin)) = from_environment(setting, env)? {
+            (v, origin)
         } else if let Some(v) = file_values.get(&setting.id) {
             (
                 v.clone(),
@@ -553,6 +558,32 @@ pub fn load_for_command<T: FromArgMatches>(
 
     let matches = stripped.try_get_matches_from(&synthetic).map_err(|e| attribute(e, &settings, &origins))?;
     T::from_arg_matches(&matches).map_err(|e| attribute(e, &settings, &origins))
+}
+
+/// A setting's value from the environment: `GOVMEDIA_X`, or the contents of the file
+/// `GOVMEDIA_X_FILE` names (how container platforms hand over secrets: a mounted file, not
+/// a variable every process listing shows), without its final line break.
+fn from_environment(setting: &Setting, env: &Environment) -> Result<Option<(String, Origin)>, ConfigError> {
+    let Some(name) = setting.env.as_deref() else { return Ok(None) };
+    let file_variable = format!("{name}_FILE");
+    match (env.get(name), env.get(&file_variable)) {
+        (Some(_), Some(_)) => Err(ConfigError::Invalid {
+            setting: describe(setting),
+            origin: Origin::Environment.to_string(),
+            message: format!("set {name} or {file_variable}, not both"),
+        }),
+        (Some(value), None) => Ok(Some((value.to_owned(), Origin::Environment))),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Invalid {
+                setting: describe(setting),
+                origin: format!("{file_variable}={path}"),
+                message: format!("cannot read the file: {e}"),
+            })?;
+            let value = text.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&text);
+            Ok(Some((value.to_owned(), Origin::File(path.to_owned()))))
+        }
+        (None, None) => Ok(None),
+    }
 }
 
 fn describe(setting: &Setting) -> String {
@@ -662,6 +693,26 @@ mod tests {
             .expect("env over file");
         assert_eq!(s.server.listen_address.port(), 9000);
         assert_eq!(s.database.database_max_connections, 3);
+    }
+
+    #[test]
+    fn a_setting_is_read_from_the_file_its_file_variable_names() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("client-secret");
+        std::fs::write(&path, "from-a-mounted-file\n").expect("write");
+        let path_str = path.to_str().expect("utf-8 path");
+        let s = load_test(&[], &[("GOVMEDIA_CLIENT_SECRET_FILE", path_str)]).expect("file variable loads");
+        assert_eq!(s.peers.client_secret.expect("secret").expose(), "from-a-mounted-file");
+        let both = [("GOVMEDIA_CLIENT_SECRET_FILE", path_str), ("GOVMEDIA_CLIENT_SECRET", "inline")];
+        let err = load_test(&[], &both).expect_err("both refused");
+        assert!(err.to_string().contains("not both"), "{err}");
+        let missing = dir.path().join("missing");
+        let err = load_test(&[], &[("GOVMEDIA_CLIENT_SECRET_FILE", missing.to_str().expect("utf-8"))])
+            .expect_err("a missing file");
+        assert!(
+            err.to_string().contains("GOVMEDIA_CLIENT_SECRET_FILE") && err.to_string().contains("missing"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -132,6 +132,21 @@ pub enum DatabaseError {
     },
 }
 
+impl DatabaseError {
+    /// Whether the database could not be reached (refused, timed out, still starting), as
+    /// opposed to refusing this service (a wrong password, no such database): only the
+    /// first is worth waiting for.
+    pub fn is_unreachable(&self) -> bool {
+        let DatabaseError::Connect { source, .. } = self else { return false };
+        match source {
+            sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_) => true,
+            // 57P03 cannot_connect_now: PostgreSQL is starting up or shutting down.
+            sqlx::Error::Database(e) => e.code().as_deref() == Some("57P03"),
+            _ => false,
+        }
+    }
+}
+
 impl Database {
     /// Opens a pool: PostgreSQL, or SQLite in WAL mode with a busy timeout and foreign
     /// keys on (creating the file and its folder if missing).
@@ -194,21 +209,61 @@ impl Database {
     /// Connects the service's pool at `url` after running the pending migrations as
     /// `owner` when given (one connection, closed afterwards), else over the pool itself.
     /// The service's role then needs only to read and write the tables, not own them.
+    ///
+    /// A database that cannot be reached yet is tried again, with growing pauses (0.25 s
+    /// up to 5 s) and a warning each time, for up to `patience`; then the last error.
     pub async fn open_migrated(
         url: &DatabaseUrl,
         owner: Option<&DatabaseUrl>,
         max_connections: u32,
+        patience: Duration,
         migrations: &ServiceMigrations,
     ) -> Result<Self, DatabaseError> {
         if let Some(owner) = owner {
-            let owner_db = Self::connect(owner, 1).await?;
+            let owner_db = Self::connect_patiently(owner, 1, patience).await?;
             owner_db.migrate(migrations).await?;
             owner_db.close().await;
-            Self::connect(url, max_connections).await
+            Self::connect_patiently(url, max_connections, patience).await
         } else {
-            let db = Self::connect(url, max_connections).await?;
+            let db = Self::connect_patiently(url, max_connections, patience).await?;
             db.migrate(migrations).await?;
             Ok(db)
+        }
+    }
+
+    /// [`Database::connect`], tried again while the database is unreachable, for up to
+    /// `patience` in all; each failure is logged with the redacted URL.
+    pub async fn connect_patiently(
+        url: &DatabaseUrl,
+        max_connections: u32,
+        patience: Duration,
+    ) -> Result<Self, DatabaseError> {
+        use backon::{BackoffBuilder, ExponentialBuilder};
+        let deadline = tokio::time::Instant::now() + patience;
+        let mut pauses = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(250))
+            .with_max_delay(Duration::from_secs(5))
+            .without_max_times()
+            .build();
+        loop {
+            // One attempt may itself wait (the pool's acquire timeout): it gets what is
+            // left of the patience, no more.
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let attempt = match tokio::time::timeout(left, Self::connect(url, max_connections)).await {
+                Ok(result) => result,
+                Err(_) => Err(DatabaseError::Connect { url: url.redacted(), source: sqlx::Error::PoolTimedOut }),
+            };
+            let error = match attempt {
+                Ok(db) => return Ok(db),
+                Err(e) if e.is_unreachable() => e,
+                Err(e) => return Err(e),
+            };
+            let pause = pauses.next().unwrap_or(Duration::from_secs(5));
+            if tokio::time::Instant::now() + pause >= deadline {
+                return Err(error);
+            }
+            tracing::warn!(%error, retry_in_ms = pause.as_millis(), "the database is not reachable yet; trying again");
+            tokio::time::sleep(pause).await;
         }
     }
 
@@ -553,5 +608,26 @@ mod tests {
     #[test]
     fn kit_migrations_have_the_same_numbering_on_both_backends() {
         check_migration_parity(&ServiceMigrations::KIT_ONLY).expect("kit migrations match");
+    }
+}
+
+#[cfg(test)]
+mod patience_tests {
+    use super::*;
+
+    /// A service started before its database waits, logging, and gives up after its
+    /// patience with the reason: it neither exits at once nor hangs.
+    #[tokio::test]
+    async fn an_unreachable_database_is_tried_again_until_the_patience_runs_out() {
+        // A port nothing listens on: bound, then released.
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+        let url: DatabaseUrl = format!("postgres://govmedia:secret@127.0.0.1:{port}/govmedia").parse().expect("url");
+        let started = std::time::Instant::now();
+        let error = Database::connect_patiently(&url, 1, Duration::from_secs(2)).await.expect_err("nothing listens");
+        let waited = started.elapsed();
+        assert!(error.is_unreachable(), "{error}");
+        assert!(waited >= Duration::from_millis(1500), "gave up after {waited:?}");
+        assert!(waited < Duration::from_secs(30), "kept trying for {waited:?}");
+        assert!(!error.to_string().contains("secret"), "{error}");
     }
 }

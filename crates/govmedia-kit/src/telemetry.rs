@@ -84,7 +84,7 @@ pub fn init(service_name: &str, settings: &TelemetrySettings) -> Result<Telemetr
 
     let mut tracer_builder = SdkTracerProvider::builder().with_resource(resource.clone());
     let mut meter_provider = None;
-    if let Some(endpoint) = &settings.otlp_endpoint {
+    if let Some(endpoint) = settings.otlp_endpoint.as_ref().filter(|e| !e.trim().is_empty()) {
         let exporter_error = |e: opentelemetry_otlp::ExporterBuildError| TelemetryError::Exporter {
             endpoint: endpoint.clone(),
             message: e.to_string(),

@@ -39,12 +39,13 @@ pub struct UpSettings {
 }
 
 /// The services' client ids at identity.
-const PRINCIPALS: [&str; 4] = ["govmedia-identity", "govmedia-audit", "govmedia-content", "govmedia-interaction"];
+pub(crate) const PRINCIPALS: [&str; 4] =
+    ["govmedia-identity", "govmedia-audit", "govmedia-content", "govmedia-interaction"];
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// 32 random bytes in base64.
-fn random_key() -> String {
+pub(crate) fn random_key() -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     STANDARD.encode(bytes)

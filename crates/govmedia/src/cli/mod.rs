@@ -16,6 +16,7 @@ pub mod audit;
 pub mod comments;
 pub mod compliance;
 pub mod content;
+pub mod deployment;
 pub mod escalations;
 pub mod feedback;
 pub mod incidents;
@@ -141,6 +142,12 @@ pub enum Command {
     /// A service's audit outbox on its database: dead letters and their re-drive.
     #[command(subcommand)]
     Outbox(outbox::Outbox),
+    /// Ask a service whether it serves (grpc.health.v1); exit 0 if so. For container
+    /// health checks: the image has no shell or curl.
+    Health(deployment::Health),
+    /// Make the secrets a docker-compose or Kubernetes deployment mounts, one file each;
+    /// existing ones are kept.
+    Secrets(deployment::Secrets),
 }
 
 /// Runs a command; `Err` carries the message to print.
@@ -168,6 +175,8 @@ pub async fn run(cli: Cli) -> Result<(), BoxError> {
         Command::Inspections(c) => c.run(&mut Client::open().await?, json).await,
         Command::Security(c) => c.run(&mut Client::open().await?, json).await,
         Command::Outbox(c) => c.run(json).await,
+        Command::Health(c) => c.run(json).await,
+        Command::Secrets(c) => c.run(json),
     }
 }
 

@@ -9,6 +9,8 @@ use std::process::{Command, Output, Stdio};
 
 use govmedia::up::{UpSettings, up};
 
+pub mod story;
+
 /// The administrator's first (one-time) password in these tests.
 pub const FIRST: &str = "Harbour#Lights2026";
 
