@@ -154,7 +154,8 @@ pub fn server(
         .with_public(govmedia_proto::identity::PUBLIC_METHODS.iter().copied())
         .with_password_change_allowed(govmedia_proto::identity::PASSWORD_CHANGE_METHODS.iter().copied());
     let settings_limit = settings.max_message_bytes;
-    let mut builder = ServerBuilder::new(settings).with_auth(AuthLayer::new(verifier, policy)).with_grpc_web();
+    let mut builder =
+        ServerBuilder::new(settings).with_auth(AuthLayer::new(verifier, policy)).with_grpc_web().as_gateway();
     for upstream in upstreams {
         for service in routes::services_of(upstream.package) {
             builder = builder.add_named_route(

@@ -111,14 +111,15 @@ pub fn status(error: Error) -> Status {
             build(Code::Unavailable, format!("{dependency} is unavailable; retry later"), reason, vec![], details)
         }
         Error::Internal(source) => {
-            tracing::error!(error = %source, error.debug = ?source, "internal error");
-            build(
-                Code::Internal,
-                "internal error; the server log has the details under this request's trace id",
-                reason,
-                vec![],
-                ErrorDetails::new(),
-            )
+            let trace_id = crate::telemetry::current_trace_id();
+            tracing::error!(error = %source, error.debug = ?source, trace_id = trace_id.as_deref().unwrap_or(""), "internal error");
+            // The trace id is all an operator needs to find the cause; nothing of the
+            // cause itself reaches the caller.
+            let message = match trace_id {
+                Some(id) => format!("internal error; the server log has the details under trace id {id}"),
+                None => "internal error; the server log has the details".to_owned(),
+            };
+            build(Code::Internal, message, reason, vec![], ErrorDetails::new())
         }
     }
 }

@@ -26,7 +26,7 @@ use tower::load_shed::error::Overloaded;
 
 use crate::auth::AuthLayer;
 use crate::config::ServerSettings;
-use crate::telemetry::GrpcTraceLayer;
+use crate::telemetry::{GrpcTraceLayer, ServerRole};
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +58,7 @@ pub struct ServerBuilder {
     service_names: Vec<String>,
     auth: Option<AuthLayer>,
     grpc_web: bool,
+    role: ServerRole,
     health: (HealthReporter, tonic_health::pb::health_server::HealthServer<tonic_health::server::HealthService>),
 }
 
@@ -70,6 +71,7 @@ impl ServerBuilder {
             service_names: Vec::new(),
             auth: None,
             grpc_web: false,
+            role: ServerRole::Service,
             health: {
                 let reporter = HealthReporter::new();
                 let service = tonic_health::pb::health_server::HealthServer::new(
@@ -142,6 +144,12 @@ impl ServerBuilder {
         self
     }
 
+    /// Traces and measures calls as the gateway's, not a service's (see [`ServerRole`]).
+    pub fn as_gateway(mut self) -> Self {
+        self.role = ServerRole::Gateway;
+        self
+    }
+
     /// Binds the listen address (port 0 picks a free port; see
     /// [`BoundServer::local_addr`]), or serves the socket handed over in the settings.
     pub async fn bind(self) -> Result<BoundServer, ServeError> {
@@ -176,8 +184,15 @@ impl BoundServer {
     /// connections are accepted, in-flight calls finish (up to the grace period).
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
         let BoundServer { builder, listener, local_addr } = self;
-        let ServerBuilder { settings, mut routes, service_names, auth, grpc_web, health: (health, health_service) } =
-            builder;
+        let ServerBuilder {
+            settings,
+            mut routes,
+            service_names,
+            auth,
+            grpc_web,
+            role,
+            health: (health, health_service),
+        } = builder;
 
         for name in &service_names {
             health.set_service_status(name, ServingStatus::Serving).await;
@@ -207,7 +222,7 @@ impl BoundServer {
             .concurrency_limit(settings.max_concurrent_requests.max(1));
         let layers = ServiceBuilder::new()
             .option_layer(grpc_web.then(tonic_web::GrpcWebLayer::new))
-            .layer(GrpcTraceLayer)
+            .layer(GrpcTraceLayer { role })
             .layer(shed)
             .option_layer(auth.map(|a| {
                 let a = a.trusting_proxies(settings.trusted_proxies.clone());

@@ -80,7 +80,7 @@ impl Drop for TelemetryGuard {
 pub fn init(service_name: &str, settings: &TelemetrySettings) -> Result<TelemetryGuard, TelemetryError> {
     let filter = EnvFilter::try_new(&settings.log)
         .map_err(|e| TelemetryError::Filter { filter: settings.log.clone(), message: e.to_string() })?;
-    let resource = Resource::builder().with_service_name(service_name.to_owned()).build();
+    let resource = resource(service_name);
 
     let mut tracer_builder = SdkTracerProvider::builder().with_resource(resource.clone());
     let mut meter_provider = None;
@@ -117,13 +117,34 @@ pub fn init(service_name: &str, settings: &TelemetrySettings) -> Result<Telemetr
     let otel = tracing_opentelemetry::layer().with_tracer(tracer);
     let registry = tracing_subscriber::registry().with(filter).with(otel);
     let installed = match settings.log_format {
-        LogFormat::Text => registry.with(tracing_subscriber::fmt::layer().with_target(true)).try_init(),
+        // Colours only for a person at a terminal, never escape codes in a log file.
+        LogFormat::Text => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_target(true)
+                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout())),
+            )
+            .try_init(),
         LogFormat::Json => registry
             .with(tracing_subscriber::fmt::layer().json().flatten_event(true).with_current_span(true))
             .try_init(),
     };
     installed.map_err(|_| TelemetryError::AlreadyInstalled)?;
     Ok(TelemetryGuard { tracer_provider, meter_provider })
+}
+
+/// Who is reporting: `service.name` (`govmedia-identity`, …), the release
+/// (`service.version`), this process (`service.instance.id`, new at every start, so two
+/// replicas are told apart), and whatever `OTEL_RESOURCE_ATTRIBUTES` adds, for example
+/// `deployment.environment.name=production`.
+fn resource(service_name: &str) -> Resource {
+    Resource::builder()
+        .with_service_name(service_name.to_owned())
+        .with_attributes([
+            KeyValue::new("service.version", env!("CARGO_PKG_VERSION")),
+            KeyValue::new("service.instance.id", uuid::Uuid::now_v7().to_string()),
+        ])
+        .build()
 }
 
 struct HeaderExtractor<'a>(&'a http::HeaderMap);
@@ -204,27 +225,66 @@ pub fn current_trace_id() -> Option<String> {
     span_context.is_valid().then(|| span_context.trace_id().to_string())
 }
 
-fn rpc_duration() -> &'static Histogram<f64> {
-    static HISTOGRAM: OnceLock<Histogram<f64>> = OnceLock::new();
-    HISTOGRAM.get_or_init(|| {
+/// Bucket bounds of RPC durations, in seconds: 5 ms to 10 s, where gRPC calls fall (the
+/// SDK's default bounds, 0 to 10,000, suit milliseconds and put every call in the first
+/// bucket).
+pub const RPC_SECONDS_BOUNDS: [f64; 14] =
+    [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0];
+
+/// Which part of the system a server is: the same call passes the gateway and then a
+/// service, and must be counted once as each, never twice as the same thing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ServerRole {
+    /// A service: spans `<service>/<method>`, metric `rpc.server.call.duration`.
+    #[default]
+    Service,
+    /// The gateway in front: spans `gateway <service>/<method>`, metric
+    /// `govmedia.gateway.call.duration`.
+    Gateway,
+}
+
+fn rpc_duration(role: ServerRole) -> &'static Histogram<f64> {
+    static SERVICE: OnceLock<Histogram<f64>> = OnceLock::new();
+    static GATEWAY: OnceLock<Histogram<f64>> = OnceLock::new();
+    let (cell, name, description) = match role {
+        ServerRole::Service => (&SERVICE, "rpc.server.call.duration", "Duration of gRPC calls handled by this service"),
+        ServerRole::Gateway => (
+            &GATEWAY,
+            "govmedia.gateway.call.duration",
+            "Duration of gRPC calls through the gateway, upstream included",
+        ),
+    };
+    cell.get_or_init(|| {
         opentelemetry::global::meter("govmedia")
-            .f64_histogram("rpc.server.call.duration")
+            .f64_histogram(name)
             .with_unit("s")
-            .with_description("Duration of gRPC calls handled by this server")
+            .with_description(description)
+            .with_boundaries(RPC_SECONDS_BOUNDS.to_vec())
             .build()
     })
 }
 
+/// Health probes (`grpc.health.v1.Health`) come every few seconds from every orchestrator
+/// and load balancer: traced, they would be most of all spans and drown the calls people
+/// make, so they get neither a span nor a duration.
+fn is_health_probe(path: &str) -> bool {
+    path.starts_with("/grpc.health.v1.Health/")
+}
+
 /// A tower layer giving every incoming gRPC call a server span (a child of the caller's
-/// trace when `traceparent` is present) and recording `rpc.server.call.duration`.
+/// trace when `traceparent` is present) and recording its duration, named by the
+/// server's [`ServerRole`]. Health probes are passed through untraced.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct GrpcTraceLayer;
+pub struct GrpcTraceLayer {
+    /// What this server is.
+    pub role: ServerRole,
+}
 
 impl<S> tower::Layer<S> for GrpcTraceLayer {
     type Service = GrpcTrace<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        GrpcTrace { inner }
+        GrpcTrace { inner, role: self.role }
     }
 }
 
@@ -232,6 +292,7 @@ impl<S> tower::Layer<S> for GrpcTraceLayer {
 #[derive(Debug, Clone)]
 pub struct GrpcTrace<S> {
     inner: S,
+    role: ServerRole,
 }
 
 impl<S, B, R> tower::Service<http::Request<B>> for GrpcTrace<S>
@@ -249,21 +310,42 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        if is_health_probe(request.uri().path()) {
+            let clone = self.inner.clone();
+            let mut inner = std::mem::replace(&mut self.inner, clone);
+            return Box::pin(async move { inner.call(request).await });
+        }
         let path = request.uri().path().trim_start_matches('/');
         let (service, method) = path.split_once('/').unwrap_or((path, ""));
         let (service, method) = (service.to_owned(), method.to_owned());
+        let role = self.role;
+        let name = match role {
+            ServerRole::Service => format!("{service}/{method}"),
+            ServerRole::Gateway => format!("gateway {service}/{method}"),
+        };
         let span = tracing::info_span!(
             "grpc.server",
-            otel.name = %format!("{service}/{method}"),
+            otel.name = %name,
             otel.kind = "server",
             rpc.system = "grpc",
             rpc.service = %service,
             rpc.method = %method,
             rpc.grpc.status_code = tracing::field::Empty,
             enduser.id = tracing::field::Empty,
+            trace_id = tracing::field::Empty,
+            span_id = tracing::field::Empty,
         );
         // A malformed or absent traceparent leaves the span as a new root.
         let _ = span.set_parent(extract_context(request.headers()));
+        // Every log line of the call carries them (the span's fields), so an operator goes
+        // from a log line to its trace and back.
+        let context = span.context();
+        let otel_span = context.span();
+        let ids = otel_span.span_context();
+        if ids.is_valid() {
+            span.record("trace_id", ids.trace_id().to_string());
+            span.record("span_id", ids.span_id().to_string());
+        }
         // The ready clone is used; a fresh clone stays for the next poll_ready.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
@@ -283,7 +365,16 @@ where
                     Err(_) => 2,
                 };
                 tracing::Span::current().record("rpc.grpc.status_code", code);
-                rpc_duration().record(
+                // A call answered with an error leaves one line, in the call's span (so with
+                // its trace id): the server's own failures as warnings, refusals as info.
+                match code {
+                    0 => {}
+                    2 | 4 | 13 | 14 | 15 => {
+                        tracing::warn!(rpc.grpc.status_code = code, "call failed");
+                    }
+                    _ => tracing::info!(rpc.grpc.status_code = code, "call refused"),
+                }
+                rpc_duration(role).record(
                     started.elapsed().as_secs_f64(),
                     &[
                         KeyValue::new("rpc.system", "grpc"),

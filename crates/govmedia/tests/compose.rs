@@ -209,6 +209,25 @@ async fn the_compose_deployment_runs_the_whole_story_as_separate_processes() {
     assert!(!owners.is_empty() && owners.iter().all(|o| *o == format!("{prefix}_audit_owner")), "{owners:?}");
 
     drop(running);
+    // Logs are JSON lines; each written inside a call names the call's trace.
+    let mut in_calls = 0;
+    for name in SERVICES {
+        let log = std::fs::read_to_string(logs.join(format!("{name}.log"))).expect("log");
+        for line in log.lines().filter(|l| l.starts_with('{')) {
+            let line: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{name}: {e}: {line}"));
+            if line["span"]["name"] == "grpc.server" {
+                in_calls += 1;
+                let trace_id = line["span"]["trace_id"].as_str().unwrap_or_default();
+                assert_eq!(trace_id.len(), 32, "{name}: a log line inside a call without its trace id: {line}");
+            }
+        }
+    }
+    let sample = std::fs::read_to_string(logs.join("content.log")).unwrap_or_default();
+    assert!(
+        in_calls > 0,
+        "the story logged nothing inside a call:\n{}",
+        sample.lines().take(12).collect::<Vec<_>>().join("\n")
+    );
     for service in DATABASE_SERVICES {
         for statement in [
             format!("DROP SCHEMA \"govmedia_{service}\" CASCADE"),
