@@ -80,6 +80,27 @@ fn secret(dir: &Path, name: &str, make: impl FnOnce() -> String) -> Result<Strin
     }
 }
 
+/// Holds the data folder for this `up` until it returns (the lock goes with the file);
+/// a second `up` on the same folder is refused, saying so.
+fn lock_data_folder(data: &Path) -> Result<std::fs::File, BoxError> {
+    let path = data.join("govmedia.lock");
+    govmedia_kit::private_files::private_file(&path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(format!(
+            "another govmedia up is running on {} (it holds {}); stop it first or use another --data-dir",
+            data.display(),
+            path.display()
+        )
+        .into()),
+        Err(std::fs::TryLockError::Error(e)) => Err(format!("cannot lock {}: {e}", path.display()).into()),
+    }
+}
+
 /// A loopback socket for a service behind the gateway, bound here and handed to the
 /// service: the port is never free between choosing it and serving on it.
 fn loopback_socket() -> Result<(PreBound, u16), BoxError> {
@@ -114,10 +135,21 @@ pub async fn up(
 ) -> Result<(), BoxError> {
     let data = &settings.data_dir;
     // The data folder and everything in it are the owner's only (R7.1.1).
-    for dir in [data.clone(), data.join("secrets")] {
-        govmedia_kit::private_files::private_dir(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    }
+    govmedia_kit::private_files::private_dir(data).map_err(|e| format!("cannot create {}: {e}", data.display()))?;
+    // One `up` per data folder: two would share the SQLite files and the secrets.
+    let _lock = lock_data_folder(data)?;
+    // Every port before any secret is made or password printed: a start that cannot
+    // listen leaves nothing behind.
+    let gateway_listener = std::net::TcpListener::bind(settings.listen_address)
+        .map_err(|e| format!("cannot listen on {}: {e}", settings.listen_address))?;
+    let listen_address = gateway_listener.local_addr()?;
+    let (identity_socket, identity_port) = loopback_socket()?;
+    let (audit_socket, audit_port) = loopback_socket()?;
+    let (content_socket, content_port) = loopback_socket()?;
+    let (interaction_socket, interaction_port) = loopback_socket()?;
     let secrets = data.join("secrets");
+    govmedia_kit::private_files::private_dir(&secrets)
+        .map_err(|e| format!("cannot create {}: {e}", secrets.display()))?;
     let sealing = secret(&secrets, "identity-sealing-keys", || format!("k1:{}", random_key()))?;
     let checkpoint = secret(&secrets, "audit-checkpoint-key", random_key)?;
     let mut client_secrets = Vec::new();
@@ -140,10 +172,6 @@ pub async fn up(
     let database = |name: &str| -> Result<Option<DatabaseUrl>, BoxError> {
         Ok(Some(sqlite(name).parse().map_err(|e| format!("the {name} database: {e}"))?))
     };
-    let (identity_socket, identity_port) = loopback_socket()?;
-    let (audit_socket, audit_port) = loopback_socket()?;
-    let (content_socket, content_port) = loopback_socket()?;
-    let (interaction_socket, interaction_port) = loopback_socket()?;
     let url = |port: u16| format!("http://127.0.0.1:{port}");
     let (identity_url, audit_url) = (url(identity_port), url(audit_port));
 
@@ -191,7 +219,8 @@ pub async fn up(
     interaction.peers = peers(&identity_url, Some(&audit_url), PRINCIPALS[3], &client_secrets[3]);
 
     let mut gateway: govmedia_gateway::GatewaySettings = defaults("govmedia-gateway")?;
-    gateway.server.listen_address = settings.listen_address;
+    gateway.server.listen_address = listen_address;
+    gateway.server.listener = PreBound::new(gateway_listener);
     gateway.upstreams.identity_upstreams = Some(identity_url.clone());
     gateway.upstreams.audit_upstreams = Some(audit_url.clone());
     gateway.upstreams.content_upstreams = Some(url(content_port));
@@ -215,9 +244,9 @@ pub async fn up(
     let ports = [identity_port, audit_port, content_port, interaction_port].map(loopback);
     let mut listening = wait_for(&ports).await;
     services.spawn(named("gateway", govmedia_gateway::serve(gateway, stopped())));
-    listening &= wait_for(&[settings.listen_address]).await;
+    listening &= wait_for(&[listen_address]).await;
     if !listening {
-        tracing::warn!(address = %settings.listen_address, "a service is not taking connections yet");
+        tracing::warn!(address = %listen_address, "a service is not taking connections yet");
     }
     if let Some(b) = &bootstrap
         && let Some(password) = &b.one_time_password
@@ -234,11 +263,11 @@ pub async fn up(
     };
     eprintln!(
         "govmedia is up: the gateway listens on http://{} ({databases}; secrets in {}); Ctrl-C stops it",
-        settings.listen_address,
+        listen_address,
         secrets.display()
     );
     if let Some(ready) = ready {
-        let _ = ready.send(settings.listen_address);
+        let _ = ready.send(listen_address);
     }
 
     // Run until asked to stop, or until a service stops on its own (then stop the rest).

@@ -208,6 +208,13 @@ async fn the_compose_deployment_runs_the_whole_story_as_separate_processes() {
             .expect("owners");
     assert!(!owners.is_empty() && owners.iter().all(|o| *o == format!("{prefix}_audit_owner")), "{owners:?}");
 
+    // Each process's peak resident memory over the story: the figures the Kubernetes
+    // manifests' memory requests come from (docs/operations.md).
+    for (name, child) in &running.0 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
+        let peak = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap_or("VmHWM: ?");
+        eprintln!("compose story: {name} peak resident memory {}", peak.trim_start_matches("VmHWM:").trim());
+    }
     drop(running);
     // Logs are JSON lines; each written inside a call names the call's trace.
     let mut in_calls = 0;

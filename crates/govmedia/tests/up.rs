@@ -137,3 +137,36 @@ async fn story(database: Option<&str>) {
 fn uuid() -> String {
     govmedia_domain::ids::RequestId::new().to_string()
 }
+
+/// Issue 14: two `up`s on one data folder would share its SQLite files and secrets; a
+/// start that cannot listen used to make secrets and print a password first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_up_on_the_same_folder_or_port_is_refused_and_leaves_nothing_behind() {
+    use clap::Parser;
+    let data = tempfile::tempdir().expect("data");
+    let running = common::start(data.path(), None).await;
+    let port: u16 = running.gateway.rsplit(':').next().expect("port").parse().expect("number");
+    let settings = |dir: &std::path::Path, port: u16| {
+        govmedia::up::UpSettings::try_parse_from([
+            "govmedia up",
+            "--data-dir",
+            dir.to_str().expect("utf-8"),
+            "--listen-address",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .expect("settings")
+    };
+    let free = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let refused = govmedia::up::up(settings(data.path(), free), std::future::pending(), None)
+        .await
+        .expect_err("the folder is taken");
+    assert!(refused.to_string().contains("another govmedia up is running"), "{refused}");
+
+    let other = tempfile::tempdir().expect("other");
+    let refused = govmedia::up::up(settings(other.path(), port), std::future::pending(), None)
+        .await
+        .expect_err("the port is taken");
+    assert!(refused.to_string().contains(&format!("cannot listen on 127.0.0.1:{port}")), "{refused}");
+    assert!(!other.path().join("secrets").exists(), "no secret is made by a start that cannot listen");
+    running.stop().await;
+}
