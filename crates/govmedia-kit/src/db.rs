@@ -248,10 +248,15 @@ impl Database {
         loop {
             // One attempt may itself wait (the pool's acquire timeout): it gets what is
             // left of the patience, no more.
+            // A patience of zero still makes the one attempt, with the pool's own timeout.
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let attempt = match tokio::time::timeout(left, Self::connect(url, max_connections)).await {
-                Ok(result) => result,
-                Err(_) => Err(DatabaseError::Connect { url: url.redacted(), source: sqlx::Error::PoolTimedOut }),
+            let attempt = if left.is_zero() {
+                Self::connect(url, max_connections).await
+            } else {
+                match tokio::time::timeout(left, Self::connect(url, max_connections)).await {
+                    Ok(result) => result,
+                    Err(_) => Err(DatabaseError::Connect { url: url.redacted(), source: sqlx::Error::PoolTimedOut }),
+                }
             };
             let error = match attempt {
                 Ok(db) => return Ok(db),
