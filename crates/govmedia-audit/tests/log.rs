@@ -340,23 +340,28 @@ async fn a_forged_checkpoint_signature_is_reported_r1_3_5(db: TestDatabase) {
     assert_eq!(report.break_kind, pb::BreakKind::CheckpointSignatureInvalid as i32);
 }
 
-/// A checkpoint is signed after the interval even when fewer than N events arrived.
-async fn a_checkpoint_follows_the_interval_r1_3_5(db: TestDatabase) {
-    use std::sync::Arc;
-
-    let db = db.connect(&govmedia_audit::MIGRATIONS).await;
-    let stop = tokio_util::sync::CancellationToken::new();
-    let appender = govmedia_audit::appender::Appender::start(
+/// The audit writer on `db`, signing a checkpoint every `every_events` or `every`.
+fn appender_on(
+    db: &govmedia_kit::db::Database,
+    every_events: i64,
+    every: std::time::Duration,
+    stop: &tokio_util::sync::CancellationToken,
+) -> govmedia_audit::appender::Appender {
+    govmedia_audit::appender::Appender::start(
         db.clone(),
-        Arc::new(govmedia_domain::clock::SystemClock),
+        std::sync::Arc::new(govmedia_domain::clock::SystemClock),
         govmedia_audit::appender::CheckpointPolicy {
-            every_events: 1_000_000,
-            every: std::time::Duration::from_millis(100),
+            every_events,
+            every,
             key_id: "k".into(),
             key: ed25519_dalek::SigningKey::from_bytes(&[1; 32]),
         },
         stop.clone(),
-    );
+    )
+}
+
+/// One content event, as a producer would send it.
+fn one_event() -> govmedia_audit::domain::chain::ChainedEvent {
     let record = govmedia_domain::audit::AuditRecord::new(
         govmedia_domain::audit::AuditAction::DraftApproved,
         govmedia_domain::audit::Actor::system("test"),
@@ -364,7 +369,15 @@ async fn a_checkpoint_follows_the_interval_r1_3_5(db: TestDatabase) {
         "content",
         chrono::Utc::now(),
     );
-    appender.append(vec![govmedia_audit::new_event(&record)]).await.expect("appended");
+    govmedia_audit::new_event(&record)
+}
+
+/// A checkpoint is signed after the interval even when fewer than N events arrived.
+async fn a_checkpoint_follows_the_interval_r1_3_5(db: TestDatabase) {
+    let db = db.connect(&govmedia_audit::MIGRATIONS).await;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let appender = appender_on(&db, 1_000_000, std::time::Duration::from_millis(100), &stop);
+    appender.append(vec![one_event()]).await.expect("appended");
     let latest = govmedia_testkit::eventually("a timed checkpoint", std::time::Duration::from_secs(5), async || {
         govmedia_audit::store::latest_checkpoint(&db).await.expect("read")
     })
@@ -492,12 +505,7 @@ impl SplitRoles {
         let suffix = uuid::Uuid::now_v7().simple().to_string()[20..].to_owned();
         let (owner, app, schema) = (format!("owner_{suffix}"), format!("app_{suffix}"), format!("audit_{suffix}"));
         let admin = sqlx::PgPool::connect(db.url().expose()).await.expect("admin");
-        let script = include_str!("../../../deploy/postgres/service-roles.sql")
-            .replace(":\"owner\"", &format!("\"{owner}\""))
-            .replace(":\"app\"", &format!("\"{app}\""))
-            .replace(":\"schema\"", &format!("\"{schema}\""))
-            .replace(":'owner_password'", "'owner-secret'")
-            .replace(":'app_password'", "'app-secret'");
+        let script = govmedia_testkit::service_roles_sql(&schema, &owner, &app, "owner-secret", "app-secret");
         sqlx::raw_sql(&script).execute(&admin).await.expect("the roles script runs");
         let as_role = |role: &str, password: &str| {
             let mut url = url::Url::parse(db.url().expose()).expect("url");
@@ -543,25 +551,8 @@ async fn the_service_role_cannot_drop_truncate_or_untrigger_the_log_r1_3_5() {
 
     // The service appends and checkpoints as before.
     let stop = tokio_util::sync::CancellationToken::new();
-    let appender = govmedia_audit::appender::Appender::start(
-        app.clone(),
-        std::sync::Arc::new(govmedia_domain::clock::SystemClock),
-        govmedia_audit::appender::CheckpointPolicy {
-            every_events: 1,
-            every: std::time::Duration::from_secs(3600),
-            key_id: "k".into(),
-            key: ed25519_dalek::SigningKey::from_bytes(&[1; 32]),
-        },
-        stop.clone(),
-    );
-    let record = govmedia_domain::audit::AuditRecord::new(
-        govmedia_domain::audit::AuditAction::DraftApproved,
-        govmedia_domain::audit::Actor::system("test"),
-        govmedia_domain::audit::AuditResourceRef::new("draft", "d1"),
-        "content",
-        chrono::Utc::now(),
-    );
-    appender.append(vec![govmedia_audit::new_event(&record)]).await.expect("the service role appends");
+    let appender = appender_on(&app, 1, std::time::Duration::from_secs(3600), &stop);
+    appender.append(vec![one_event()]).await.expect("the service role appends");
     govmedia_testkit::eventually("a checkpoint", std::time::Duration::from_secs(5), async || {
         govmedia_audit::store::latest_checkpoint(&app).await.expect("read")
     })

@@ -38,6 +38,26 @@ async fn registered(w: &World) -> pb::PlatformAccount {
         .expect("account")
 }
 
+/// Makes the security officer a publisher of `account` (who may reveal its credential).
+async fn grant_publisher(w: &World, account: &str) {
+    w.id.access()
+        .create_role_binding(authed(
+            pb::CreateRoleBindingRequest {
+                request_id: rid(),
+                role_binding: Some(pb::RoleBinding {
+                    principal_id: w.officer_id.clone(),
+                    role: "publisher".into(),
+                    scope: Some(cpb::Scope { kind: cpb::ScopeKind::PlatformAccount as i32, id: account.to_owned() }),
+                    reason: "operates the news account".into(),
+                    ..Default::default()
+                }),
+            },
+            &w.admin,
+        ))
+        .await
+        .expect("publisher on the account");
+}
+
 fn vault(id: &Identity) -> CredentialVaultServiceClient<Channel> {
     CredentialVaultServiceClient::new(id.server.channel())
 }
@@ -200,22 +220,7 @@ async fn the_account_story_r2_3_3(db: TestDatabase) {
         .await
         .expect_err("security officers store but do not read credentials");
     assert_eq!(status.code(), Code::PermissionDenied);
-    id.access()
-        .create_role_binding(authed(
-            pb::CreateRoleBindingRequest {
-                request_id: rid(),
-                role_binding: Some(pb::RoleBinding {
-                    principal_id: w.officer_id.clone(),
-                    role: "publisher".into(),
-                    scope: Some(cpb::Scope { kind: cpb::ScopeKind::PlatformAccount as i32, id: account.id.clone() }),
-                    reason: "operates the news account".into(),
-                    ..Default::default()
-                }),
-            },
-            &w.admin,
-        ))
-        .await
-        .expect("publisher on the account");
+    grant_publisher(&w, &account.id).await;
     let status = vault(id)
         .reveal_account_credential(authed(
             pb::RevealAccountCredentialRequest {
@@ -523,22 +528,7 @@ async fn a_sealed_credential_is_bound_to_its_login_name_r2_3_2(db: TestDatabase)
         ))
         .await
         .expect("stored");
-    id.access()
-        .create_role_binding(authed(
-            pb::CreateRoleBindingRequest {
-                request_id: rid(),
-                role_binding: Some(pb::RoleBinding {
-                    principal_id: w.officer_id.clone(),
-                    role: "publisher".into(),
-                    scope: Some(cpb::Scope { kind: cpb::ScopeKind::PlatformAccount as i32, id: account.id.clone() }),
-                    reason: "operates the news account".into(),
-                    ..Default::default()
-                }),
-            },
-            &w.admin,
-        ))
-        .await
-        .expect("granted");
+    grant_publisher(&w, &account.id).await;
     let reveal = || {
         let mut vault = vault(id);
         let request = authed(

@@ -123,6 +123,17 @@ impl TestDatabase {
     }
 }
 
+/// deploy/postgres/service-roles.sql with psql's variables filled in as `psql -v` would:
+/// the shipped script itself, so a test proves what operators run.
+pub fn service_roles_sql(schema: &str, owner: &str, app: &str, owner_password: &str, app_password: &str) -> String {
+    include_str!("../../../deploy/postgres/service-roles.sql")
+        .replace(":\"schema\"", &format!("\"{schema}\""))
+        .replace(":\"owner\"", &format!("\"{owner}\""))
+        .replace(":\"app\"", &format!("\"{app}\""))
+        .replace(":'owner_password'", &format!("'{owner_password}'"))
+        .replace(":'app_password'", &format!("'{app_password}'"))
+}
+
 /// Every row of every table of `db` as text, `table: row`, for tests that search the
 /// whole store for something that must never be there (a secret, personal data).
 pub async fn every_row(db: &Database) -> Vec<String> {

@@ -145,12 +145,13 @@ async fn the_compose_deployment_runs_the_whole_story_as_separate_processes() {
     let admin = sqlx::PgPool::connect(db.url().expose()).await.expect("admin");
     let read = |name: &str| std::fs::read_to_string(secrets.join(name)).expect(name).trim().to_owned();
     for service in DATABASE_SERVICES {
-        let script = include_str!("../../../deploy/postgres/service-roles.sql")
-            .replace(":\"schema\"", &format!("\"govmedia_{service}\""))
-            .replace(":\"owner\"", &format!("\"{prefix}_{service}_owner\""))
-            .replace(":\"app\"", &format!("\"{prefix}_{service}\""))
-            .replace(":'owner_password'", &format!("'{}'", read(&format!("{service}-database-owner-password"))))
-            .replace(":'app_password'", &format!("'{}'", read(&format!("{service}-database-password"))));
+        let script = govmedia_testkit::service_roles_sql(
+            &format!("govmedia_{service}"),
+            &format!("{prefix}_{service}_owner"),
+            &format!("{prefix}_{service}"),
+            &read(&format!("{service}-database-owner-password")),
+            &read(&format!("{service}-database-password")),
+        );
         sqlx::raw_sql(&script).execute(&admin).await.expect("roles");
     }
 
