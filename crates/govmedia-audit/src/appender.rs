@@ -176,6 +176,43 @@ async fn run(
     }
 }
 
+/// Counts events as they enter the log, once each, after their commit: by action,
+/// outcome and producer. Every state change of the suite is an audit event, so this one
+/// counter is what the business panels (reviews decided, replies sent, logins failed and
+/// locked, violations found) are drawn from. The action set is closed (the catalogue), so
+/// the series stay few. Also the log's last sequence number.
+fn count_appended(events: &[&ChainedEvent], sequence: i64) {
+    use opentelemetry::KeyValue;
+    use opentelemetry::metrics::{Counter, Gauge};
+    static EVENTS: std::sync::OnceLock<(Counter<u64>, Gauge<i64>)> = std::sync::OnceLock::new();
+    let (counter, last) = EVENTS.get_or_init(|| {
+        let meter = opentelemetry::global::meter("govmedia");
+        (
+            meter
+                .u64_counter("govmedia.audit.events")
+                .with_unit("{event}")
+                .with_description("Audit events appended to the log, by action, outcome and producer")
+                .build(),
+            meter
+                .i64_gauge("govmedia.audit.log.sequence")
+                .with_unit("{event}")
+                .with_description("Sequence number of the newest event in the audit log")
+                .build(),
+        )
+    });
+    for event in events {
+        counter.add(
+            1,
+            &[
+                KeyValue::new("action", event.action.clone()),
+                KeyValue::new("outcome", event.outcome.clone()),
+                KeyValue::new("producer", event.producer.clone()),
+            ],
+        );
+    }
+    last.record(sequence, &[]);
+}
+
 /// Chains and commits one group; returns one answer per job.
 async fn commit_group(
     db: &Database,
@@ -190,6 +227,7 @@ async fn commit_group(
     let ids: Vec<String> = jobs.iter().flat_map(|j| j.events.iter().map(|e| e.id.clone())).collect();
     let mut known: BTreeMap<String, i64> = store::existing_ids(&mut tx, &ids).await?;
     let mut answers = Vec::with_capacity(jobs.len());
+    let mut appended: Vec<&ChainedEvent> = Vec::new();
     for job in jobs {
         let mut answer = Appended { appended: 0, duplicates: Vec::new(), last_sequence: sequence };
         let mut seen_in_job = HashSet::new();
@@ -211,6 +249,7 @@ async fn commit_group(
             store::insert_event(&mut tx, &chained).await?;
             hash = chained.hash;
             known.insert(chained.id.clone(), sequence);
+            appended.push(event);
             answer.appended += 1;
             answer.last_sequence = sequence;
         }
@@ -237,5 +276,6 @@ async fn commit_group(
     if due && sequence > 0 {
         *last_checkpoint = sequence;
     }
+    count_appended(&appended, sequence);
     Ok(answers)
 }

@@ -255,7 +255,7 @@ impl Core {
         lexicon::seed_default(&db, clock.now()).await?;
         let built = lexicon::build(&db).await?;
         let work = UnitOfWork::new(db.clone(), clock);
-        let relay = Relay::new(db, LocalSink(appender.clone())).with_waker(work.relay_waker());
+        let relay = Relay::new(db, LocalSink(appender.clone())).named("audit").with_waker(work.relay_waker());
         tokio::spawn(relay.run(stop));
         Ok(Arc::new(Self {
             work,

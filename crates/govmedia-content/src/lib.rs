@@ -128,8 +128,15 @@ impl Core {
         let mut request = tonic::Request::new(GetPlatformAccountRequest { platform_account_id: account.to_string() });
         let unavailable = |s: tonic::Status| Error::Unavailable { dependency: "identity service", source: Box::new(s) };
         self.credentials.authorize(&mut request).await.map_err(unavailable)?;
-        govmedia_kit::telemetry::inject_context(request.metadata_mut());
-        match PlatformAccountServiceClient::new(self.identity.clone()).get_platform_account(request).await {
+        let mut client = PlatformAccountServiceClient::new(self.identity.clone());
+        let answer = govmedia_kit::telemetry::client_call(
+            "govmedia.identity.v1.PlatformAccountService",
+            "GetPlatformAccount",
+            request,
+            |r| client.get_platform_account(r),
+        )
+        .await;
+        match answer {
             Ok(response) => {
                 let a = response
                     .into_inner()
@@ -177,12 +184,16 @@ impl Core {
                 ..Default::default()
             });
             self.credentials.authorize(&mut request).await.map_err(unavailable)?;
-            govmedia_kit::telemetry::inject_context(request.metadata_mut());
-            let page = PlatformAccountServiceClient::new(self.identity.clone())
-                .list_platform_accounts(request)
-                .await
-                .map_err(unavailable)?
-                .into_inner();
+            let mut client = PlatformAccountServiceClient::new(self.identity.clone());
+            let page = govmedia_kit::telemetry::client_call(
+                "govmedia.identity.v1.PlatformAccountService",
+                "ListPlatformAccounts",
+                request,
+                |r| client.list_platform_accounts(r),
+            )
+            .await
+            .map_err(unavailable)?
+            .into_inner();
             for a in page.platform_accounts {
                 accounts.push(a.id.parse().map_err(|_| Error::internal("identity answered a bad account id"))?);
             }
@@ -370,8 +381,9 @@ pub async fn serve(
         settings.content.proofreading_passes,
     );
     let stop = tokio_util::sync::CancellationToken::new();
-    let relay =
-        Relay::new(core.db().clone(), GrpcAuditSink::new(audit, credentials)).with_waker(core.work().relay_waker());
+    let relay = Relay::new(core.db().clone(), GrpcAuditSink::new(audit, credentials))
+        .named("content")
+        .with_waker(core.work().relay_waker());
     let relay = tokio::spawn(relay.run(stop.clone()));
     let scheduler_settings = scheduler::SchedulerSettings {
         poll: settings.content.scheduler_poll,

@@ -10,8 +10,11 @@
 //! change is audited through the outbox in the transaction that makes it.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::Histogram;
 
 use chrono::{DateTime, Utc};
 use govmedia_domain::Error;
@@ -192,6 +195,10 @@ impl Scheduler {
                     });
                     match verdict {
                         DueVerdict::Publish => {
+                            let due_at = p.next_attempt_at.unwrap_or(p.scheduled_at);
+                            let late = (now - due_at).to_std().unwrap_or_default();
+                            let attempt = if p.next_attempt_at.is_some() { "retry" } else { "first" };
+                            scheduler_lag().record(late.as_secs_f64(), &[KeyValue::new("attempt", attempt)]);
                             let past = drafts::past(&drafts::decisions(m.tx(), draft.id).await?);
                             let content = drafts::content(m.tx(), draft.id, draft.current_version).await?;
                             let approvers = review::approvers(&draft.review_state(&past));
@@ -310,6 +317,20 @@ pub(crate) async fn mark_draft_published(tx: &mut Tx, draft: &mut Draft, now: Da
 
 fn ids(users: &[UserId]) -> Vec<String> {
     users.iter().map(ToString::to_string).collect()
+}
+
+/// How late a due publication is claimed: from its scheduled time (or the retry time it
+/// was given) to the claim. It grows when the scheduler falls behind or stops.
+fn scheduler_lag() -> &'static Histogram<f64> {
+    static LAG: OnceLock<Histogram<f64>> = OnceLock::new();
+    LAG.get_or_init(|| {
+        opentelemetry::global::meter("govmedia")
+            .f64_histogram("govmedia.scheduler.lag")
+            .with_unit("s")
+            .with_description("Delay from a publication's due time to its claim by the scheduler")
+            .with_boundaries(vec![0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0])
+            .build()
+    })
 }
 
 fn record(action: AuditAction, p: &Publication, now: DateTime<Utc>, rule: &str) -> AuditRecord {

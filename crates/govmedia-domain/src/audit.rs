@@ -436,6 +436,10 @@ pub struct AuditRecord {
     pub attributes: BTreeMap<String, String>,
     /// The W3C trace id of the request.
     pub trace_id: Option<String>,
+    /// The span that made the record, in that trace: kept in the outbox only, so the
+    /// relay's delivery links to it (records written before it existed have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub span_id: Option<String>,
     /// The request_id of the mutation.
     pub request_id: Option<String>,
 }
@@ -462,6 +466,7 @@ impl AuditRecord {
             reason: None,
             attributes: BTreeMap::new(),
             trace_id: None,
+            span_id: None,
             request_id: None,
         }
     }

@@ -207,6 +207,41 @@ pub struct GatewaySettings {
     /// How many calls a caller may make at once above the rate before being held to it.
     #[arg(long, env = "GOVMEDIA_GATEWAY_RATE_BURST", default_value_t = 100)]
     pub rate_burst: u32,
+    /// Web origins whose pages may call over gRPC-Web (CORS), for example
+    /// `https://console.bureau.gov.cn`, separated by commas. None by default: a page on
+    /// another origin is refused by the browser. `*` is not accepted: name each console.
+    #[arg(
+        long = "allowed-origin",
+        env = "GOVMEDIA_GATEWAY_ALLOWED_ORIGINS",
+        value_delimiter = ',',
+        value_name = "ORIGIN"
+    )]
+    pub allowed_origins: Vec<String>,
+}
+
+/// The allowed origins as header values, each checked to be an origin: a scheme
+/// (`http` or `https`), a host and an optional port, nothing else.
+pub fn allowed_origins(origins: &[String]) -> Result<Vec<http::HeaderValue>, SettingError> {
+    const SETTING: &str = "GOVMEDIA_GATEWAY_ALLOWED_ORIGINS";
+    let mut out = Vec::new();
+    for origin in origins.iter().map(|o| o.trim()).filter(|o| !o.is_empty()) {
+        let invalid = |why: &str| SettingError::new(SETTING, format!("{origin:?} {why}"));
+        if origin == "*" {
+            return Err(invalid("would let any web page call the gateway; name each origin"));
+        }
+        let uri: http::Uri = origin.parse().map_err(|_| invalid("is not an origin (https://host[:port])"))?;
+        let plain = matches!(uri.scheme_str(), Some("http" | "https"))
+            && uri.host().is_some_and(|h| !h.is_empty())
+            && uri.path_and_query().is_none_or(|p| p.as_str() == "/")
+            && !origin.ends_with('/');
+        if !plain {
+            return Err(invalid(
+                "is not an origin: a scheme, a host and an optional port, no path (https://host[:port])",
+            ));
+        }
+        out.push(http::HeaderValue::from_str(origin).map_err(|_| invalid("is not a valid header value"))?);
+    }
+    Ok(out)
 }
 
 /// The upstreams the settings name; identity is required (it verifies tokens), the
@@ -247,6 +282,7 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let upstreams = upstreams(&settings.upstreams)?;
+    let origins = allowed_origins(&settings.allowed_origins)?;
     let identity = upstreams
         .iter()
         .find(|u| u.package == "govmedia.identity.v1")
@@ -264,7 +300,7 @@ pub async fn serve(
             }
         })
     });
-    let builder = server(&upstreams, settings.server, verifier, limits);
+    let builder = server(&upstreams, settings.server, verifier, limits).with_allowed_origins(origins);
     let stop = tokio_util::sync::CancellationToken::new();
     let watcher = tokio::spawn(health::watch(
         upstreams.clone(),

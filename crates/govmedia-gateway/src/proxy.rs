@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http_body_util::BodyExt;
+use opentelemetry::KeyValue;
 use tower::ServiceExt;
 
 use crate::Upstream;
@@ -34,6 +35,10 @@ pub struct Proxy {
 impl Proxy {
     /// A proxy to `upstream`, holding requests of at most `max_message_bytes`.
     pub fn new(upstream: Upstream, max_message_bytes: usize) -> Self {
+        // Every reason starts at zero, so a dashboard shows 0 rather than no data.
+        for reason in REJECTION_REASONS {
+            rejections().add(0, &[KeyValue::new("reason", reason), KeyValue::new("package", upstream.package)]);
+        }
         Self {
             client_streaming: Arc::new(crate::routes::client_streaming_methods(upstream.package)),
             upstream,
@@ -52,8 +57,26 @@ impl Proxy {
 type Response = http::Response<tonic::body::Body>;
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-fn answer(error: govmedia_domain::Error) -> Result<Response, Infallible> {
+/// Answers a call the gateway refused itself, counted by `reason` in
+/// `govmedia.gateway.rejections` (`rate_limited`, `message_too_large`,
+/// `upstream_unavailable`, `caller_gone`): what a dashboard shows beside the upstreams'
+/// own answers.
+fn refuse(reason: &'static str, package: &'static str, error: govmedia_domain::Error) -> Result<Response, Infallible> {
+    rejections().add(1, &[KeyValue::new("reason", reason), KeyValue::new("package", package)]);
     Ok(govmedia_kit::rpc::status(error).into_http())
+}
+
+const REJECTION_REASONS: [&str; 4] = ["rate_limited", "message_too_large", "upstream_unavailable", "caller_gone"];
+
+fn rejections() -> &'static opentelemetry::metrics::Counter<u64> {
+    static REJECTIONS: std::sync::OnceLock<opentelemetry::metrics::Counter<u64>> = std::sync::OnceLock::new();
+    REJECTIONS.get_or_init(|| {
+        opentelemetry::global::meter("govmedia")
+            .u64_counter("govmedia.gateway.rejections")
+            .with_unit("{call}")
+            .with_description("Calls the gateway answered itself, without an upstream's answer, by reason")
+            .build()
+    })
 }
 
 impl tower::Service<http::Request<axum::body::Body>> for Proxy {
@@ -90,7 +113,12 @@ impl tower::Service<http::Request<axum::body::Body>> for Proxy {
         if let Some(limits) = &self.limits
             && let Err(retry_after) = limits.check(&crate::limit::Caller::of(&request))
         {
-            return Box::pin(std::future::ready(answer(govmedia_domain::Error::RateLimited { retry_after })));
+            let package = self.upstream.package;
+            return Box::pin(std::future::ready(refuse(
+                "rate_limited",
+                package,
+                govmedia_domain::Error::RateLimited { retry_after },
+            )));
         }
         let this = self.clone();
         Box::pin(async move {
@@ -102,10 +130,20 @@ impl tower::Service<http::Request<axum::body::Body>> for Proxy {
                 match http_body_util::Limited::new(body, this.max_message_bytes + GRPC_FRAME_HEADER).collect().await {
                     Ok(collected) => collected.to_bytes(),
                     Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-                        return answer(govmedia_domain::Error::MessageTooLarge { limit: this.max_message_bytes });
+                        return refuse(
+                            "message_too_large",
+                            this.upstream.package,
+                            govmedia_domain::Error::MessageTooLarge { limit: this.max_message_bytes },
+                        );
                     }
                     // The caller went away or sent a broken stream: nobody waits for an answer.
-                    Err(e) => return answer(govmedia_domain::Error::Unavailable { dependency: "caller", source: e }),
+                    Err(e) => {
+                        return refuse(
+                            "caller_gone",
+                            this.upstream.package,
+                            govmedia_domain::Error::Unavailable { dependency: "caller", source: e },
+                        );
+                    }
                 };
             this.forward_held(parts, body).await
         })
@@ -162,7 +200,11 @@ impl Proxy {
     }
 
     fn unavailable(&self, error: BoxError) -> Result<Response, Infallible> {
-        answer(govmedia_domain::Error::Unavailable { dependency: self.upstream.package, source: error })
+        refuse(
+            "upstream_unavailable",
+            self.upstream.package,
+            govmedia_domain::Error::Unavailable { dependency: self.upstream.package, source: error },
+        )
     }
 }
 

@@ -833,6 +833,7 @@ fn spawn_relay(
         secret.clone(),
     )));
     let relay = Relay::new(core.db().clone(), GrpcAuditSink::new(lazy_channel(audit)?, credentials))
+        .named("identity")
         .with_waker(core.work().relay_waker());
     Ok(Some(tokio::spawn(relay.run(stop))))
 }

@@ -229,8 +229,15 @@ impl Core {
         });
         let unavailable = |s: tonic::Status| Error::Unavailable { dependency: "identity service", source: Box::new(s) };
         self.credentials.authorize(&mut request).await.map_err(unavailable)?;
-        govmedia_kit::telemetry::inject_context(request.metadata_mut());
-        match PlatformAccountServiceClient::new(self.identity.clone()).get_platform_account(request).await {
+        let mut client = PlatformAccountServiceClient::new(self.identity.clone());
+        let answer = govmedia_kit::telemetry::client_call(
+            "govmedia.identity.v1.PlatformAccountService",
+            "GetPlatformAccount",
+            request,
+            |r| client.get_platform_account(r),
+        )
+        .await;
+        match answer {
             Ok(response) => {
                 let a = response
                     .into_inner()
@@ -257,8 +264,15 @@ impl Core {
         let mut request = tonic::Request::new(GetDepartmentRequest { department_id: department.to_string() });
         let unavailable = |s: tonic::Status| Error::Unavailable { dependency: "identity service", source: Box::new(s) };
         self.credentials.authorize(&mut request).await.map_err(unavailable)?;
-        govmedia_kit::telemetry::inject_context(request.metadata_mut());
-        match DirectoryServiceClient::new(self.identity.clone()).get_department(request).await {
+        let mut client = DirectoryServiceClient::new(self.identity.clone());
+        let answer = govmedia_kit::telemetry::client_call(
+            "govmedia.identity.v1.DirectoryService",
+            "GetDepartment",
+            request,
+            |r| client.get_department(r),
+        )
+        .await;
+        match answer {
             Ok(_) => Ok(()),
             Err(status) if status.code() == tonic::Code::NotFound => Err(Error::not_found("department", department)),
             Err(status) => Err(unavailable(status)),
@@ -457,8 +471,9 @@ pub async fn serve(
         policy,
     );
     let stop = tokio_util::sync::CancellationToken::new();
-    let relay =
-        Relay::new(core.db().clone(), GrpcAuditSink::new(audit, credentials)).with_waker(core.work().relay_waker());
+    let relay = Relay::new(core.db().clone(), GrpcAuditSink::new(audit, credentials))
+        .named("interaction")
+        .with_waker(core.work().relay_waker());
     let relay = tokio::spawn(relay.run(stop.clone()));
     let watch = deadline_watch::DeadlineWatch::new(Arc::clone(&core), settings.interaction.deadline_watch_interval);
     let watch = tokio::spawn(watch.run(stop.clone()));

@@ -193,11 +193,11 @@ impl PermissionChecker {
         });
         let unavailable = |s: tonic::Status| Error::Unavailable { dependency: "identity service", source: Box::new(s) };
         self.credentials.authorize(&mut request).await.map_err(unavailable)?;
-        crate::telemetry::inject_context(request.metadata_mut());
-        let decision = self
-            .client
-            .clone()
-            .check_permission(request)
+        let mut client = self.client.clone();
+        let decision =
+            crate::telemetry::client_call("govmedia.identity.v1.AccessService", "CheckPermission", request, |r| {
+                client.check_permission(r)
+            })
             .await
             .map_err(unavailable)?
             .into_inner()

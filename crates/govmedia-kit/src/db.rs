@@ -160,6 +160,7 @@ impl Database {
                     .connect(url.expose())
                     .await
                     .map_err(connect_error)?;
+                crate::telemetry::set_database_system("postgresql");
                 Ok(Database::Postgres(pool))
             }
             Backend::Sqlite => {
@@ -192,6 +193,7 @@ impl Database {
                 if !in_memory {
                     crate::private_files::private_sqlite(&file).map_err(folder_error)?;
                 }
+                crate::telemetry::set_database_system("sqlite");
                 Ok(Database::Sqlite(pool))
             }
         }
@@ -298,11 +300,39 @@ impl Database {
     /// Begins a transaction that will write. On SQLite it takes the write lock at once
     /// (`BEGIN IMMEDIATE`, waiting up to the busy timeout), so a read-then-write never
     /// fails on a snapshot another writer made stale.
+    ///
+    /// How long that took (a pooled connection, and on SQLite the write lock) is
+    /// recorded in `govmedia.db.begin_wait`: the first sign of a pool too small or a
+    /// writer holding the lock.
     pub async fn begin(&self) -> Result<Tx, Error> {
-        match self {
+        let started = std::time::Instant::now();
+        let tx = match self {
             Database::Postgres(pool) => pool.begin().await.map(Tx::Postgres).map_err(db_error),
             Database::Sqlite(pool) => pool.begin_with("BEGIN IMMEDIATE").await.map(Tx::Sqlite).map_err(db_error),
+        };
+        begin_wait().record(
+            started.elapsed().as_secs_f64(),
+            &[opentelemetry::KeyValue::new("db.system.name", self.system_name())],
+        );
+        tx
+    }
+
+    /// The OpenTelemetry name of the database system: `postgresql` or `sqlite`.
+    pub fn system_name(&self) -> &'static str {
+        match self {
+            Database::Postgres(_) => "postgresql",
+            Database::Sqlite(_) => "sqlite",
         }
+    }
+
+    /// Connections of the pool: (in use, idle).
+    pub fn pool_connections(&self) -> (u32, u32) {
+        let (size, idle) = match self {
+            Database::Postgres(pool) => (pool.size(), pool.num_idle()),
+            Database::Sqlite(pool) => (pool.size(), pool.num_idle()),
+        };
+        let idle = u32::try_from(idle).unwrap_or(u32::MAX);
+        (size.saturating_sub(idle), idle)
     }
 
     /// Begins a transaction that only reads (concurrent with writers on both backends).
@@ -320,6 +350,18 @@ impl Database {
             Database::Sqlite(pool) => pool.close().await,
         }
     }
+}
+
+fn begin_wait() -> &'static opentelemetry::metrics::Histogram<f64> {
+    static WAIT: std::sync::OnceLock<opentelemetry::metrics::Histogram<f64>> = std::sync::OnceLock::new();
+    WAIT.get_or_init(|| {
+        opentelemetry::global::meter("govmedia")
+            .f64_histogram("govmedia.db.begin_wait")
+            .with_unit("s")
+            .with_description("Time to begin a writing transaction: a pooled connection, and on SQLite the write lock")
+            .with_boundaries(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0])
+            .build()
+    })
 }
 
 /// A transaction on either backend: the unit of work of one request.

@@ -77,6 +77,9 @@ impl Mutation {
         if record.trace_id.is_none() {
             record.trace_id = crate::telemetry::current_trace_id();
         }
+        if record.span_id.is_none() && record.trace_id == crate::telemetry::current_trace_id() {
+            record.span_id = crate::telemetry::current_span_id();
+        }
         if record.request_id.is_none() {
             record.request_id = self.request_id.map(|id| id.to_string());
         }

@@ -22,6 +22,7 @@ use govmedia_proto::common::v1 as common;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
+use tracing::Instrument;
 
 use crate::client::CallCredentials;
 use chrono::{DateTime, Utc};
@@ -137,8 +138,14 @@ impl AuditSink for GrpcAuditSink {
         let events = records.into_iter().map(to_proto).collect();
         let mut request = tonic::Request::new(pb::AppendEventsRequest { events });
         self.credentials.authorize(&mut request).await.map_err(|s| SinkError::unavailable(s.message()))?;
-        crate::telemetry::inject_context(request.metadata_mut());
-        let response = self.client.clone().append_events(request).await.map_err(SinkError::from)?.into_inner();
+        let mut client = self.client.clone();
+        let response =
+            crate::telemetry::client_call("govmedia.audit.v1.AuditLogService", "AppendEvents", request, |r| {
+                client.append_events(r)
+            })
+            .await
+            .map_err(SinkError::from)?
+            .into_inner();
         Ok(AppendReceipt {
             appended: response.appended_count,
             duplicates: u32::try_from(response.duplicate_event_ids.len()).unwrap_or(u32::MAX),
@@ -220,6 +227,7 @@ struct Settlement {
 pub struct Relay<S> {
     db: Database,
     sink: S,
+    name: &'static str,
     batch_size: u32,
     max_rejections: u32,
     idle_poll: Duration,
@@ -232,11 +240,19 @@ impl<S: AuditSink> Relay<S> {
         Self {
             db,
             sink,
+            name: "outbox",
             batch_size: DEFAULT_BATCH_SIZE,
             max_rejections: DEFAULT_MAX_REJECTIONS,
             idle_poll: Duration::from_secs(1),
             wake: Arc::new(Notify::new()),
         }
+    }
+
+    /// Names the outbox on its metrics and spans (the producing service: `identity`, …):
+    /// under `govmedia up` several relays share one process.
+    pub fn named(mut self, name: &'static str) -> Self {
+        self.name = name;
+        self
     }
 
     /// Sets the batch size.
@@ -298,7 +314,21 @@ impl<S: AuditSink> Relay<S> {
                 Err(e) => settlement.buried.push((row.seq, format!("the stored record does not decode: {e}"))),
             }
         }
-        let failure = self.ship(batch, &mut settlement).await;
+        // The delivery's span links to the span of each change it carries (their traces
+        // are the requests'), so a trace store leads from a request to its audit record.
+        let span = tracing::info_span!(
+            "outbox.deliver",
+            otel.name = "outbox deliver",
+            otel.kind = "producer",
+            outbox.name = self.name,
+            outbox.records = batch.len(),
+        );
+        for (_, record) in &batch {
+            if let (Some(trace_id), Some(span_id)) = (&record.trace_id, &record.span_id) {
+                crate::telemetry::add_link(&span, trace_id, span_id);
+            }
+        }
+        let failure = self.ship(batch, &mut settlement).instrument(span).await;
         let mut tx = match claim {
             Some(tx) => tx,
             None => self.db.begin().await?,
@@ -420,7 +450,16 @@ impl<S: AuditSink> Relay<S> {
                 .build()
         };
         let mut backoff = new_backoff();
+        let gauges = OutboxGauges::register(self.name);
+        let mut measured: Option<std::time::Instant> = None;
         loop {
+            if measured.is_none_or(|at| at.elapsed() >= MEASURE_EVERY) {
+                measured = Some(std::time::Instant::now());
+                match measure(&self.db).await {
+                    Ok(figures) => gauges.set(figures),
+                    Err(e) => tracing::debug!(error = %e, "measuring the outbox failed"),
+                }
+            }
             let wait = match self.deliver_batch().await {
                 Ok(n) if n > 0 => {
                     backoff = new_backoff();
@@ -450,6 +489,134 @@ impl<S: AuditSink> Relay<S> {
                 tracing::warn!(error = %e, "audit records left in the outbox at shutdown; they ship at next start")
             }
         }
+    }
+}
+
+/// How often the relay measures its outbox for the gauges.
+const MEASURE_EVERY: Duration = Duration::from_secs(5);
+
+/// An outbox's state, as its gauges show it.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct OutboxFigures {
+    backlog: i64,
+    oldest_age_seconds: f64,
+    dead_letters: i64,
+    pool_used: u32,
+    pool_idle: u32,
+}
+
+async fn measure(db: &Database) -> Result<OutboxFigures, Error> {
+    let (backlog, oldest): (i64, Option<f64>) = match db {
+        Database::Postgres(pool) => {
+            sqlx::query_as("SELECT COUNT(*), EXTRACT(EPOCH FROM now() - MIN(created_at))::float8 FROM govmedia_outbox")
+                .fetch_one(pool)
+                .await
+        }
+        Database::Sqlite(pool) => {
+            sqlx::query_as(
+                "SELECT COUNT(*), (julianday('now') - julianday(MIN(created_at))) * 86400.0 FROM govmedia_outbox",
+            )
+            .fetch_one(pool)
+            .await
+        }
+    }
+    .map_err(db_error)?;
+    let dead_letters: i64 =
+        on_db!(db, |pool, _dialect| sqlx::query_scalar("SELECT COUNT(*) FROM govmedia_outbox_dead_letters")
+            .fetch_one(pool)
+            .await)
+        .map_err(db_error)?;
+    let (pool_used, pool_idle) = db.pool_connections();
+    Ok(OutboxFigures {
+        backlog,
+        oldest_age_seconds: oldest.unwrap_or(0.0).max(0.0),
+        dead_letters,
+        pool_used,
+        pool_idle,
+    })
+}
+
+/// The gauges of every relay in the process (several under `govmedia up`), each
+/// labelled `outbox=<name>`: records waiting, the age of the oldest, dead letters kept.
+/// A relay's gauges in the process-wide list, by outbox name. They outlive the relay: the
+/// last figures are still exported by the final collection at shutdown.
+type Registered = (&'static str, Arc<OutboxGauges>);
+
+struct OutboxGauges {
+    figures: std::sync::Mutex<OutboxFigures>,
+}
+
+impl OutboxGauges {
+    fn register(name: &'static str) -> Arc<Self> {
+        static ALL: std::sync::OnceLock<std::sync::Mutex<Vec<Registered>>> = std::sync::OnceLock::new();
+        let mut registered = false;
+        let all = ALL.get_or_init(|| {
+            registered = true;
+            std::sync::Mutex::new(Vec::new())
+        });
+        let gauges = Arc::new(OutboxGauges { figures: std::sync::Mutex::new(OutboxFigures::default()) });
+        // A relay of the same name started again (a restarted core) takes its place.
+        let mut relays = all.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        relays.retain(|(registered, _)| *registered != name);
+        relays.push((name, Arc::clone(&gauges)));
+        drop(relays);
+        if registered {
+            let observe = |pick: fn(&OutboxFigures) -> f64| {
+                move |observer: &dyn opentelemetry::metrics::AsyncInstrument<f64>| {
+                    let all = ALL.get().map(|m| m.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+                    for (name, gauges) in all.iter().flat_map(|v| v.iter()) {
+                        let figures = *gauges.figures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                        observer.observe(pick(&figures), &[opentelemetry::KeyValue::new("outbox", *name)]);
+                    }
+                }
+            };
+            let meter = opentelemetry::global::meter("govmedia");
+            let _ = meter
+                .f64_observable_gauge("govmedia.outbox.backlog")
+                .with_unit("{record}")
+                .with_description("Audit records waiting in the outbox for delivery")
+                .with_callback(observe(|f| f.backlog as f64))
+                .build();
+            let _ = meter
+                .f64_observable_gauge("govmedia.outbox.oldest_age")
+                .with_unit("s")
+                .with_description("Age of the oldest audit record waiting in the outbox (0 when empty)")
+                .with_callback(observe(|f| f.oldest_age_seconds))
+                .build();
+            let _ = meter
+                .f64_observable_gauge("govmedia.outbox.dead_letters.kept")
+                .with_unit("{record}")
+                .with_description("Audit records in the outbox's dead letters, waiting to be re-driven")
+                .with_callback(observe(|f| f.dead_letters as f64))
+                .build();
+            // The pool's connections, measured with the outbox (each service has one
+            // pool and one relay, which knows the service's name).
+            let _ = meter
+                .i64_observable_gauge("govmedia.db.pool.connections")
+                .with_unit("{connection}")
+                .with_description("Connections of the service's database pool, by state (used, idle)")
+                .with_callback(|observer| {
+                    let all = ALL.get().map(|m| m.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+                    for (name, gauges) in all.iter().flat_map(|v| v.iter()) {
+                        let figures = *gauges.figures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                        for (state, n) in [("used", figures.pool_used), ("idle", figures.pool_idle)] {
+                            observer.observe(
+                                i64::from(n),
+                                &[
+                                    opentelemetry::KeyValue::new("pool", *name),
+                                    opentelemetry::KeyValue::new("state", state),
+                                ],
+                            );
+                        }
+                    }
+                })
+                .build();
+        }
+        gauges
+    }
+
+    fn set(&self, figures: OutboxFigures) {
+        *self.figures.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = figures;
     }
 }
 

@@ -61,9 +61,13 @@ impl Screener {
         let unavailable =
             |s: tonic::Status| Error::Unavailable { dependency: "screening (audit service)", source: Box::new(s) };
         self.credentials.authorize(&mut request).await.map_err(unavailable)?;
-        crate::telemetry::inject_context(request.metadata_mut());
-        let answer =
-            ScreeningServiceClient::new(audit.clone()).screen_text(request).await.map_err(unavailable)?.into_inner();
+        let mut client = ScreeningServiceClient::new(audit.clone());
+        let answer = crate::telemetry::client_call("govmedia.audit.v1.ScreeningService", "ScreenText", request, |r| {
+            client.screen_text(r)
+        })
+        .await
+        .map_err(unavailable)?
+        .into_inner();
         Ok(Screened {
             findings: answer.results.into_iter().flat_map(|r| r.findings).collect(),
             lexicon_version: answer.lexicon_version,

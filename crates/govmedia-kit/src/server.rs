@@ -58,6 +58,7 @@ pub struct ServerBuilder {
     service_names: Vec<String>,
     auth: Option<AuthLayer>,
     grpc_web: bool,
+    allowed_origins: Vec<http::HeaderValue>,
     role: ServerRole,
     health: (HealthReporter, tonic_health::pb::health_server::HealthServer<tonic_health::server::HealthService>),
 }
@@ -71,6 +72,7 @@ impl ServerBuilder {
             service_names: Vec::new(),
             auth: None,
             grpc_web: false,
+            allowed_origins: Vec::new(),
             role: ServerRole::Service,
             health: {
                 let reporter = HealthReporter::new();
@@ -138,6 +140,14 @@ impl ServerBuilder {
         self
     }
 
+    /// Lets browser pages from these origins call (CORS: preflights answered over
+    /// HTTP/1.1 and HTTP/2, the gRPC headers a gRPC-Web client sends allowed, the status
+    /// headers exposed). None: browsers on other origins are refused by the browser.
+    pub fn with_allowed_origins(mut self, origins: Vec<http::HeaderValue>) -> Self {
+        self.allowed_origins = origins;
+        self
+    }
+
     /// Requires a valid access token on every call the auth policy does not make public.
     pub fn with_auth(mut self, auth: AuthLayer) -> Self {
         self.auth = Some(auth);
@@ -166,6 +176,35 @@ impl ServerBuilder {
     }
 }
 
+/// The CORS policy of a gRPC-Web edge: POST from the allowed origins with the headers
+/// gRPC-Web clients send (the token, deadlines, trace context); the status headers of a
+/// trailers-only answer readable by the page; preflights cached for 10 minutes.
+fn cors(origins: Vec<http::HeaderValue>) -> tower_http::cors::CorsLayer {
+    use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderName};
+    let name = HeaderName::from_static;
+    tower_http::cors::CorsLayer::new()
+        .allow_origin(tower_http::cors::AllowOrigin::list(origins))
+        .allow_methods([http::Method::POST])
+        .allow_headers([
+            CONTENT_TYPE,
+            AUTHORIZATION,
+            name("x-grpc-web"),
+            name("x-user-agent"),
+            name("grpc-timeout"),
+            name("grpc-accept-encoding"),
+            name("grpc-encoding"),
+            name("traceparent"),
+            name("tracestate"),
+        ])
+        .expose_headers([
+            name("grpc-status"),
+            name("grpc-message"),
+            name("grpc-status-details-bin"),
+            name("grpc-encoding"),
+        ])
+        .max_age(Duration::from_secs(600))
+}
+
 /// A server bound to its address, ready to serve.
 #[derive(Debug)]
 pub struct BoundServer {
@@ -190,6 +229,7 @@ impl BoundServer {
             service_names,
             auth,
             grpc_web,
+            allowed_origins,
             role,
             health: (health, health_service),
         } = builder;
@@ -221,6 +261,7 @@ impl BoundServer {
             .load_shed()
             .concurrency_limit(settings.max_concurrent_requests.max(1));
         let layers = ServiceBuilder::new()
+            .option_layer((!allowed_origins.is_empty()).then(|| cors(allowed_origins)))
             .option_layer(grpc_web.then(tonic_web::GrpcWebLayer::new))
             .layer(GrpcTraceLayer { role })
             .layer(shed)

@@ -1,7 +1,8 @@
-//! Telemetry: `tracing` to stdout (text or JSON), OpenTelemetry traces and metrics
-//! exported over OTLP/gRPC when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, and W3C trace
-//! context carried across every gRPC hop: extracted from incoming metadata by
-//! [`GrpcTraceLayer`], injected into outgoing calls by [`inject_context`].
+//! Telemetry: `tracing` to stdout (text or JSON); OpenTelemetry traces, metrics and log
+//! lines exported over OTLP/gRPC when an endpoint is set; W3C trace context carried
+//! across every gRPC hop: extracted from incoming metadata by [`GrpcTraceLayer`] (a
+//! server span per call), injected into outgoing calls by [`client_call`] (a client span
+//! per call); a database span per SQL statement.
 //!
 //! Logging guide: a readable message plus dotted fields (`user.id = %id`); log an error
 //! once, where it is handled; never log a secret (settings hold them as
@@ -11,22 +12,27 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::OnceLock;
 use std::task::{Context as TaskContext, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use opentelemetry::KeyValue;
-use opentelemetry::metrics::Histogram;
+use opentelemetry::metrics::{Histogram, UpDownCounter};
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
-use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
+use opentelemetry::trace::{
+    Span as _, SpanContext, SpanId, SpanKind, TraceContextExt, TraceFlags, TraceId, TraceState, Tracer as _,
+    TracerProvider as _,
+};
+use opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge;
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::logs::SdkLoggerProvider;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
-use tracing::Instrument;
+use tracing::{Instrument, Level};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
-use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer as _};
 
 use crate::config::{LogFormat, TelemetrySettings};
 
@@ -60,6 +66,7 @@ pub enum TelemetryError {
 pub struct TelemetryGuard {
     tracer_provider: SdkTracerProvider,
     meter_provider: Option<SdkMeterProvider>,
+    logger_provider: Option<SdkLoggerProvider>,
 }
 
 impl Drop for TelemetryGuard {
@@ -72,18 +79,35 @@ impl Drop for TelemetryGuard {
         {
             eprintln!("flushing metrics at shutdown failed: {e}");
         }
+        if let Some(loggers) = &self.logger_provider
+            && let Err(e) = loggers.shutdown()
+        {
+            eprintln!("flushing logs at shutdown failed: {e}");
+        }
     }
 }
 
+/// Targets whose lines never go out over OTLP: the exporters' own transport (a line
+/// about sending lines would be sent, and so on for ever).
+const NOT_EXPORTED: &str =
+    "opentelemetry=off,opentelemetry_sdk=off,opentelemetry_otlp=off,h2=off,hyper=off,tonic=off,tower=off";
+
 /// Installs logging, tracing and metrics for the process. Call once, inside the tokio
 /// runtime (the OTLP exporter needs it).
+///
+/// Without an OTLP endpoint: log lines to stdout, and spans that still get W3C ids (for
+/// log lines and audit records) and continue incoming traces. With one: spans, metrics
+/// and log lines (each with the trace and span it was written in) go out over OTLP/gRPC,
+/// and every SQL statement becomes a client span of the call that ran it.
 pub fn init(service_name: &str, settings: &TelemetrySettings) -> Result<TelemetryGuard, TelemetryError> {
-    let filter = EnvFilter::try_new(&settings.log)
-        .map_err(|e| TelemetryError::Filter { filter: settings.log.clone(), message: e.to_string() })?;
+    let filter = || {
+        EnvFilter::try_new(&settings.log)
+            .map_err(|e| TelemetryError::Filter { filter: settings.log.clone(), message: e.to_string() })
+    };
     let resource = resource(service_name);
 
     let mut tracer_builder = SdkTracerProvider::builder().with_resource(resource.clone());
-    let mut meter_provider = None;
+    let (mut meter_provider, mut logger_provider) = (None, None);
     if let Some(endpoint) = settings.otlp_endpoint.as_ref().filter(|e| !e.trim().is_empty()) {
         let exporter_error = |e: opentelemetry_otlp::ExporterBuildError| TelemetryError::Exporter {
             endpoint: endpoint.clone(),
@@ -103,34 +127,150 @@ pub fn init(service_name: &str, settings: &TelemetrySettings) -> Result<Telemetr
         let reader = opentelemetry_sdk::metrics::PeriodicReader::builder(metrics)
             .with_interval(settings.metrics_interval)
             .build();
-        let meters = SdkMeterProvider::builder().with_resource(resource).with_reader(reader).build();
+        let meters = SdkMeterProvider::builder().with_resource(resource.clone()).with_reader(reader).build();
         opentelemetry::global::set_meter_provider(meters.clone());
         meter_provider = Some(meters);
+        let logs = opentelemetry_otlp::LogExporter::builder()
+            .with_tonic()
+            .with_endpoint(endpoint.clone())
+            .build()
+            .map_err(exporter_error)?;
+        logger_provider = Some(SdkLoggerProvider::builder().with_resource(resource).with_batch_exporter(logs).build());
     }
-    // Without an endpoint spans still get W3C ids (logged, and put in audit records), and
-    // incoming trace context is still continued and passed on.
     let tracer_provider = tracer_builder.build();
     let tracer = tracer_provider.tracer("govmedia");
     opentelemetry::global::set_tracer_provider(tracer_provider.clone());
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
 
-    let otel = tracing_opentelemetry::layer().with_tracer(tracer);
-    let registry = tracing_subscriber::registry().with(filter).with(otel);
+    // Each layer has its own filter: the statements that become database spans are
+    // debug-level events nobody wants on stdout.
+    let exported_logs = match &logger_provider {
+        Some(loggers) => {
+            let filter = EnvFilter::try_new(format!("{},{NOT_EXPORTED}", settings.log))
+                .map_err(|e| TelemetryError::Filter { filter: settings.log.clone(), message: e.to_string() })?;
+            Some(OpenTelemetryTracingBridge::new(loggers).with_filter(filter))
+        }
+        None => None,
+    };
+    let statements = logger_provider.as_ref().map(|_| {
+        StatementSpans.with_filter(tracing_subscriber::filter::Targets::new().with_target("sqlx::query", Level::TRACE))
+    });
+    let registry = tracing_subscriber::registry()
+        .with(tracing_opentelemetry::layer().with_tracer(tracer).with_filter(filter()?))
+        .with(exported_logs)
+        .with(statements);
     let installed = match settings.log_format {
         // Colours only for a person at a terminal, never escape codes in a log file.
         LogFormat::Text => registry
             .with(
                 tracing_subscriber::fmt::layer()
                     .with_target(true)
-                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout())),
+                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+                    .with_filter(filter()?),
             )
             .try_init(),
         LogFormat::Json => registry
-            .with(tracing_subscriber::fmt::layer().json().flatten_event(true).with_current_span(true))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(true)
+                    .with_filter(filter()?),
+            )
             .try_init(),
     };
     installed.map_err(|_| TelemetryError::AlreadyInstalled)?;
-    Ok(TelemetryGuard { tracer_provider, meter_provider })
+    Ok(TelemetryGuard { tracer_provider, meter_provider, logger_provider })
+}
+
+/// Which database the process's statements run on (`postgresql`, `sqlite`), named on
+/// its database spans. Set by the first database the process opens.
+static DATABASE_SYSTEM: OnceLock<&'static str> = OnceLock::new();
+
+/// Names the database system of this process's statements (the first call wins).
+pub fn set_database_system(system: &'static str) {
+    let _ = DATABASE_SYSTEM.set(system);
+}
+
+/// Makes a database span of each statement sqlx reports (`sqlx::query` events carry the
+/// statement and how long it took), as a child of the span that ran it. A statement run
+/// outside any traced work (migrations, background polls with nothing to do) makes no
+/// span, so the trace store is not filled with roots of one statement each.
+struct StatementSpans;
+
+#[derive(Default)]
+struct Statement {
+    summary: String,
+    text: String,
+    elapsed_secs: f64,
+    rows_affected: u64,
+    rows_returned: u64,
+}
+
+impl tracing::field::Visit for Statement {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        match field.name() {
+            "summary" => value.clone_into(&mut self.summary),
+            "db.statement" => value.trim().clone_into(&mut self.text),
+            _ => {}
+        }
+    }
+
+    fn record_f64(&mut self, field: &tracing::field::Field, value: f64) {
+        if field.name() == "elapsed_secs" {
+            self.elapsed_secs = value;
+        }
+    }
+
+    fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
+        match field.name() {
+            "rows_affected" => self.rows_affected = value,
+            "rows_returned" => self.rows_returned = value,
+            _ => {}
+        }
+    }
+
+    fn record_debug(&mut self, _field: &tracing::field::Field, _value: &dyn std::fmt::Debug) {}
+}
+
+/// The longest statement text put on a span: a many-row INSERT is thousands of
+/// placeholders, and the first lines say what it is.
+const STATEMENT_TEXT_LIMIT: usize = 2048;
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for StatementSpans {
+    fn on_event(&self, event: &tracing::Event<'_>, _ctx: tracing_subscriber::layer::Context<'_, S>) {
+        // The span that ran the statement is entered here (sqlx's SQLite worker enters the
+        // caller's span too), so its OpenTelemetry context is the current one.
+        let parent = opentelemetry::Context::current();
+        if !parent.span().span_context().is_valid() {
+            return;
+        }
+        let mut statement = Statement::default();
+        event.record(&mut statement);
+        let summary = statement.summary.trim_end_matches(" …").to_owned();
+        let mut text = if statement.text.is_empty() { statement.summary.clone() } else { statement.text };
+        if text.len() > STATEMENT_TEXT_LIMIT {
+            let cut = (0..=STATEMENT_TEXT_LIMIT).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0);
+            text.truncate(cut);
+            text.push_str(" …");
+        }
+        let end = std::time::SystemTime::now();
+        let start = end.checked_sub(Duration::from_secs_f64(statement.elapsed_secs.max(0.0))).unwrap_or(end);
+        let tracer = opentelemetry::global::tracer("govmedia.database");
+        let mut span = tracer
+            .span_builder(summary.clone())
+            .with_kind(SpanKind::Client)
+            .with_start_time(start)
+            .with_attributes([
+                KeyValue::new("db.system.name", *DATABASE_SYSTEM.get().unwrap_or(&"other_sql")),
+                KeyValue::new("db.query.summary", summary),
+                KeyValue::new("db.query.text", text),
+                KeyValue::new("db.response.returned_rows", statement.rows_returned as i64),
+                KeyValue::new("govmedia.db.rows_affected", statement.rows_affected as i64),
+            ])
+            .start_with_context(&tracer, &parent);
+        span.end_with_timestamp(end);
+    }
 }
 
 /// Who is reporting: `service.name` (`govmedia-identity`, …), the release
@@ -225,6 +365,63 @@ pub fn current_trace_id() -> Option<String> {
     span_context.is_valid().then(|| span_context.trace_id().to_string())
 }
 
+/// The current span id (16 lower-case hex digits): with the trace id, what an audit
+/// record keeps so the relay's delivery span can link back to the change that made it.
+pub fn current_span_id() -> Option<String> {
+    let context = tracing::Span::current().context();
+    let span = context.span();
+    let span_context = span.span_context();
+    span_context.is_valid().then(|| span_context.span_id().to_string())
+}
+
+/// Links `span` to the span `(trace_id, span_id)` of another trace (hex, as
+/// [`current_trace_id`] and [`current_span_id`] give them): the outbox relay's delivery
+/// links to each change whose audit records it carries, so a trace store leads from a
+/// request to the delivery of its audit record. Ids that do not parse are skipped.
+pub fn add_link(span: &tracing::Span, trace_id: &str, span_id: &str) {
+    let (Ok(trace), Ok(id)) = (TraceId::from_hex(trace_id), SpanId::from_hex(span_id)) else { return };
+    let linked = SpanContext::new(trace, id, TraceFlags::SAMPLED, true, TraceState::default());
+    if linked.is_valid() {
+        span.add_link(linked);
+    }
+}
+
+/// Calls another service with a client span around the call (`<service>/<method>`,
+/// kind client, the answer's gRPC code) and the span's trace context on the request, so
+/// the callee's server span is its child. `call` makes the call:
+/// `client_call("govmedia.identity.v1.AccessService", "CheckPermission", request, |r| client.check_permission(r))`.
+pub async fn client_call<Req, Resp, Fut>(
+    service: &'static str,
+    method: &'static str,
+    mut request: tonic::Request<Req>,
+    call: impl FnOnce(tonic::Request<Req>) -> Fut,
+) -> Result<tonic::Response<Resp>, tonic::Status>
+where
+    Fut: Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
+{
+    let span = tracing::info_span!(
+        "grpc.client",
+        otel.name = %format_args!("{service}/{method}"),
+        otel.kind = "client",
+        rpc.system = "grpc",
+        rpc.service = service,
+        rpc.method = method,
+        rpc.grpc.status_code = tracing::field::Empty,
+    );
+    async move {
+        inject_context(request.metadata_mut());
+        let answer = call(request).await;
+        let code = match &answer {
+            Ok(_) => 0,
+            Err(status) => status.code() as i32,
+        };
+        tracing::Span::current().record("rpc.grpc.status_code", code);
+        answer
+    }
+    .instrument(span)
+    .await
+}
+
 /// Bucket bounds of RPC durations, in seconds: 5 ms to 10 s, where gRPC calls fall (the
 /// SDK's default bounds, 0 to 10,000, suit milliseconds and put every call in the first
 /// bucket).
@@ -262,6 +459,46 @@ fn rpc_duration(role: ServerRole) -> &'static Histogram<f64> {
             .with_boundaries(RPC_SECONDS_BOUNDS.to_vec())
             .build()
     })
+}
+
+/// Calls being handled now, by service: the saturation a dashboard sets beside the
+/// request rate (a call cancelled by its client is counted out when dropped too).
+fn active_calls(role: ServerRole) -> &'static UpDownCounter<i64> {
+    static SERVICE: OnceLock<UpDownCounter<i64>> = OnceLock::new();
+    static GATEWAY: OnceLock<UpDownCounter<i64>> = OnceLock::new();
+    let (cell, name) = match role {
+        ServerRole::Service => (&SERVICE, "govmedia.rpc.server.active_calls"),
+        ServerRole::Gateway => (&GATEWAY, "govmedia.gateway.active_calls"),
+    };
+    cell.get_or_init(|| {
+        opentelemetry::global::meter("govmedia")
+            .i64_up_down_counter(name)
+            .with_unit("{call}")
+            .with_description("gRPC calls being handled")
+            .build()
+    })
+}
+
+/// One call counted in [`active_calls`] until dropped: when answered, or when its
+/// client goes away and the call's future is dropped unfinished.
+struct InFlight {
+    counter: &'static UpDownCounter<i64>,
+    attributes: [KeyValue; 1],
+}
+
+impl InFlight {
+    fn new(role: ServerRole, service: &str) -> Self {
+        let counter = active_calls(role);
+        let attributes = [KeyValue::new("rpc.service", service.to_owned())];
+        counter.add(1, &attributes);
+        Self { counter, attributes }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.counter.add(-1, &self.attributes);
+    }
 }
 
 /// Health probes (`grpc.health.v1.Health`) come every few seconds from every orchestrator
@@ -331,10 +568,19 @@ where
             rpc.service = %service,
             rpc.method = %method,
             rpc.grpc.status_code = tracing::field::Empty,
+            server.address = tracing::field::Empty,
+            server.port = tracing::field::Empty,
             enduser.id = tracing::field::Empty,
             trace_id = tracing::field::Empty,
             span_id = tracing::field::Empty,
         );
+        // The name the caller reached this server by (HTTP/2 `:authority`).
+        if let Some(authority) = request.uri().authority() {
+            span.record("server.address", authority.host());
+            if let Some(port) = authority.port_u16() {
+                span.record("server.port", port);
+            }
+        }
         // A malformed or absent traceparent leaves the span as a new root.
         let _ = span.set_parent(extract_context(request.headers()));
         // Every log line of the call carries them (the span's fields), so an operator goes
@@ -350,9 +596,11 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let started = Instant::now();
+        let in_flight = InFlight::new(role, &service);
         Box::pin(
             async move {
                 let result = inner.call(request).await;
+                drop(in_flight);
                 // Trailers-only responses (every error) carry grpc-status in the headers;
                 // a successful streaming body carries it in trailers, read as 0 here.
                 let code = match &result {

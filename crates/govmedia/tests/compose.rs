@@ -4,7 +4,11 @@
 //! secrets to the folder `govmedia secrets` made), the database roles made by the
 //! shipped deploy/postgres/service-roles.sql as init.sh makes them, started in the
 //! compose file's dependency order on `govmedia health`; then the office's whole story
-//! through the gateway.
+//! through the gateway, exporting to an OTLP receiver in the test where the compose file
+//! names the collector: what the dashboards and the trace store would be given is checked
+//! (one trace from a caller to its audit record, each component's resource, histograms in
+//! seconds, no call counted twice, log lines with their trace, every metric a dashboard
+//! queries).
 
 mod common;
 
@@ -13,6 +17,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use govmedia_testkit::TestDatabase;
+
+#[path = "compose/telemetry.rs"]
+mod telemetry;
 
 const SERVICES: [&str; 5] = ["identity", "audit", "content", "interaction", "gateway"];
 const DATABASE_SERVICES: [&str; 4] = ["identity", "audit", "content", "interaction"];
@@ -52,12 +59,17 @@ struct Container {
     depends_on: Vec<String>,
 }
 
-fn containers(ports: &BTreeMap<&str, u16>, secrets: &Path, data: &Path) -> BTreeMap<String, Container> {
+fn containers(
+    ports: &BTreeMap<&str, u16>,
+    secrets: &Path,
+    data: &Path,
+    collector: &str,
+) -> BTreeMap<String, Container> {
     let text = std::fs::read_to_string(deploy().join("docker-compose.yml")).expect("compose file");
     let mut compose: serde_norway::Value = serde_norway::from_str(&text).expect("yaml");
     compose.apply_merge().expect("merge keys");
-    // A small install's variables: no collector.
-    let set = BTreeMap::from([("GOVMEDIA_OTLP_ENDPOINT", "")]);
+    // The compose command's environment as deploy/.env leaves it: the collector on.
+    let set = BTreeMap::new();
     let mut out = BTreeMap::new();
     for name in SERVICES {
         let service = &compose["services"][name];
@@ -77,7 +89,8 @@ fn containers(ports: &BTreeMap<&str, u16>, secrets: &Path, data: &Path) -> BTree
             let mut value = interpolate(&value, &set)
                 .replace("/run/secrets/", &format!("{}/", secrets.display()))
                 .replace("/var/lib/govmedia", &data.display().to_string())
-                .replace("172.28.0.10", "127.0.0.1");
+                .replace("172.28.0.10", "127.0.0.1")
+                .replace("http://otel-collector:4317", collector);
             for (host, port) in ports {
                 value = value.replace(&format!("http://{host}:50051"), &format!("http://127.0.0.1:{port}"));
             }
@@ -156,7 +169,12 @@ async fn the_compose_deployment_runs_the_whole_story_as_separate_processes() {
     }
 
     let ports: BTreeMap<&str, u16> = SERVICES.iter().map(|s| (*s, free_port())).collect();
-    let containers = containers(&ports, &secrets, &data);
+    let (collector, received) = common::otlp::start().await;
+    let containers = containers(&ports, &secrets, &data, &collector);
+    assert!(
+        containers.values().all(|c| c.environment.get("OTEL_EXPORTER_OTLP_ENDPOINT") == Some(&collector)),
+        "every service exports to the collector"
+    );
     let mut running = Running(Vec::new());
     let mut started: Vec<&str> = Vec::new();
     for name in SERVICES {
@@ -236,6 +254,13 @@ async fn the_compose_deployment_runs_the_whole_story_as_separate_processes() {
         "the story logged nothing inside a call:\n{}",
         sample.lines().take(12).collect::<Vec<_>>().join("\n")
     );
+    let audited_traces: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT trace_id FROM govmedia_audit.audit_events WHERE action = 'draft.created' AND trace_id <> ''",
+    )
+    .fetch_all(&admin)
+    .await
+    .expect("audited traces");
+    telemetry::check(&received, &audited_traces, &first_password);
     for service in DATABASE_SERVICES {
         for statement in [
             format!("DROP SCHEMA \"govmedia_{service}\" CASCADE"),
