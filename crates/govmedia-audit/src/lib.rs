@@ -15,6 +15,7 @@ pub mod containment;
 pub mod domain;
 pub mod lexicon;
 pub mod store;
+pub mod verification;
 pub mod violation_watch;
 
 use std::sync::Arc;

@@ -92,7 +92,9 @@ fn from_docker() -> Result<String, String> {
     rx.recv_timeout(Duration::from_secs(120)).map_err(|e| format!("container did not start: {e}"))?
 }
 
-fn find_binary(name: &str) -> Option<PathBuf> {
+/// A PostgreSQL program (`pg_dump`, `initdb`, …) on PATH or under
+/// /usr/lib/postgresql/<version>/bin, the newest version first.
+pub fn find_binary(name: &str) -> Option<PathBuf> {
     if let Some(path) = std::env::var_os("PATH") {
         for dir in std::env::split_paths(&path) {
             let candidate = dir.join(name);

@@ -22,11 +22,10 @@ use tonic::{Request, Status};
 use crate::Core;
 use crate::domain::chain::{self, Break, ChainedEvent, GENESIS};
 use crate::store::{self, EventFilter};
+use crate::verification::{self, Verification};
 
 /// Most events in one AppendEvents.
 pub const MAX_APPEND: usize = 1000;
-/// Events per verification read.
-const VERIFY_PAGE: u32 = 1000;
 /// Events per export chunk.
 const EXPORT_CHUNK: u32 = 500;
 
@@ -424,113 +423,10 @@ impl AuditLogService for AuditLog {
         let (caller, req) = unpack(request)?;
         self.require(&caller, Permission::AuditVerify).await?;
         let kept = req.kept_checkpoint.as_ref().map(|c| self.kept_checkpoint(c)).transpose()?;
-        let db = self.core.db();
-        // Head and checkpoints before the last sequence: see chain::Tail.
-        let head = store::head_sequence(db).await?;
-        let latest_checkpoint = store::latest_checkpoint(db).await?.map(|c| c.sequence);
-        let last = store::last_sequence(db).await?;
         let start = i64::try_from(req.start_sequence.max(1)).unwrap_or(i64::MAX);
-        let end =
-            if req.end_sequence == 0 { last } else { i64::try_from(req.end_sequence).unwrap_or(i64::MAX).min(last) };
-        if start > end.max(1) && last > 0 {
-            return Err(Error::invalid("start_sequence", format!("must not be after the end of the range ({end})")));
-        }
-        let mut running = if start == 1 {
-            GENESIS
-        } else {
-            // Start from the stored hash of the event before; a break before the range
-            // is the business of a verification that covers it.
-            store::hash_at(db, start - 1)
-                .await?
-                .ok_or_else(|| Error::invalid("start_sequence", "the event before it is missing"))?
-        };
-        let checkpoints = store::checkpoints_between(db, start, end).await?;
-        let mut checkpoint_iter = checkpoints.iter().peekable();
-        let mut expected = start;
-        let mut verified_events = 0_u64;
-        let mut verified_checkpoints = 0_u64;
-        let mut broken: Option<(i64, Break, String)> = None;
-        let mut after = start - 1;
-        'pages: while after < end {
-            let events = store::events_after(db, after, end, VERIFY_PAGE).await?;
-            if events.is_empty() {
-                broken = Some((expected, Break::SequenceGap, format!("events {expected} to {end} are missing")));
-                break;
-            }
-            for event in &events {
-                if let Some(kind) = chain::check_event(expected, &running, event) {
-                    let at = if kind == Break::SequenceGap { expected } else { event.sequence };
-                    let detail = match kind {
-                        Break::SequenceGap => {
-                            format!("event {expected} is missing (next stored is {})", event.sequence)
-                        }
-                        Break::ChainMismatch => format!(
-                            "event {} does not follow the event before it: removed or reordered",
-                            event.sequence
-                        ),
-                        Break::HashMismatch => {
-                            format!("event {} was altered: its content no longer matches its hash", event.sequence)
-                        }
-                        Break::CheckpointSignatureInvalid
-                        | Break::CheckpointHashMismatch
-                        | Break::TailMissing
-                        | Break::CheckpointMissing => String::new(),
-                    };
-                    broken = Some((at, kind, detail));
-                    break 'pages;
-                }
-                while let Some(cp) = checkpoint_iter.peek() {
-                    if cp.sequence > event.sequence {
-                        break;
-                    }
-                    let cp = checkpoint_iter.next().ok_or_else(|| Error::internal("peeked checkpoint vanished"))?;
-                    if cp.sequence == event.sequence {
-                        let hash: [u8; 32] = cp.hash.as_slice().try_into().unwrap_or([0; 32]);
-                        if !chain::checkpoint_signature_valid(
-                            &cp.public_key,
-                            &cp.signature,
-                            cp.sequence,
-                            &hash,
-                            cp.created_at,
-                        ) || cp.public_key != self.core.checkpoint_public_key()
-                        {
-                            broken = Some((
-                                cp.sequence,
-                                Break::CheckpointSignatureInvalid,
-                                format!("the checkpoint at {} is not signed by the audit key", cp.sequence),
-                            ));
-                            break 'pages;
-                        }
-                        if hash != event.hash {
-                            broken = Some((
-                                cp.sequence,
-                                Break::CheckpointHashMismatch,
-                                format!("the checkpoint at {} does not match the event's hash", cp.sequence),
-                            ));
-                            break 'pages;
-                        }
-                        verified_checkpoints += 1;
-                    }
-                }
-                running = event.hash;
-                expected += 1;
-                verified_events += 1;
-            }
-            after = events.last().map_or(end, |e| e.sequence);
-        }
-        // Only a range reaching the newest event can say whether the end is missing.
-        if broken.is_none() && end == last {
-            let kept = match kept {
-                Some((sequence, hash)) => Some(chain::KeptCheckpoint {
-                    sequence,
-                    hash,
-                    stored_event_hash: store::hash_at(db, sequence).await?,
-                    stored: store::checkpoint_at(db, sequence).await?.is_some_and(|c| c.hash == hash),
-                }),
-                None => None,
-            };
-            broken = chain::check_tail(&chain::Tail { last_event: last, head, latest_checkpoint, kept });
-        }
+        let end = i64::try_from(req.end_sequence).unwrap_or(i64::MAX);
+        let Verification { start, end, last, latest_checkpoint, verified_events, verified_checkpoints, broken } =
+            verification::verify(self.core.db(), start, end, &self.core.checkpoint_public_key(), kept).await?;
         let (intact, first_broken, kind, detail) = match broken {
             None => (
                 true,

@@ -13,6 +13,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod backup;
 pub mod comments;
 pub mod compliance;
 pub mod content;
@@ -148,6 +149,11 @@ pub enum Command {
     /// Make the secrets a docker-compose or Kubernetes deployment mounts, one file each;
     /// existing ones are kept.
     Secrets(deployment::Secrets),
+    /// Copy a `govmedia up` data folder while it runs: every SQLite database (a
+    /// consistent snapshot), the secrets and the archive, with a manifest of checksums.
+    Backup(backup::Backup),
+    /// Restore a backup into a new data folder; the audit chain is verified first.
+    Restore(backup::Restore),
 }
 
 /// Runs a command; `Err` carries the message to print.
@@ -177,6 +183,8 @@ pub async fn run(cli: Cli) -> Result<(), BoxError> {
         Command::Outbox(c) => c.run(json).await,
         Command::Health(c) => c.run(json).await,
         Command::Secrets(c) => c.run(json),
+        Command::Backup(c) => c.run(json).await,
+        Command::Restore(c) => c.run(json).await,
     }
 }
 
