@@ -83,9 +83,20 @@ pub struct Appender {
 impl Appender {
     /// Starts the writer on `db`; it stops when `stop` is cancelled and the queue drains.
     pub fn start(db: Database, clock: Arc<dyn Clock>, policy: CheckpointPolicy, stop: CancellationToken) -> Self {
+        Self::spawn(db, clock, policy, stop).0
+    }
+
+    /// [`Appender::start`], with the writer's task: it ends once the queue has drained
+    /// after `stop`, so awaiting it before closing the database loses no append.
+    pub fn spawn(
+        db: Database,
+        clock: Arc<dyn Clock>,
+        policy: CheckpointPolicy,
+        stop: CancellationToken,
+    ) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(1024);
-        tokio::spawn(run(db, clock, policy, rx, stop));
-        Self { tx }
+        let task = tokio::spawn(run(db, clock, policy, rx, stop));
+        (Self { tx }, task)
     }
 
     /// Appends events (idempotent by id), in order.

@@ -204,6 +204,7 @@ pub struct Core {
     containment: containment::Containment,
     time_zone: chrono_tz::Tz,
     calendar: OfficialCalendar,
+    stopped: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 /// What supervision needs beyond the log: identity's register of accounts and the time
@@ -252,12 +253,21 @@ impl Core {
         stop: CancellationToken,
     ) -> Result<Arc<Self>, govmedia_domain::Error> {
         let checkpoint_public_key = checkpoints.key.verifying_key().to_bytes();
-        let appender = Appender::start(db.clone(), Arc::clone(&clock), checkpoints, stop.clone());
+        // At `stop` the own outbox's relay ships what is left first, then the writer
+        // drains and stops: the relay's last batch still finds a writer.
+        let writer_stop = CancellationToken::new();
+        let (appender, writer) = Appender::spawn(db.clone(), Arc::clone(&clock), checkpoints, writer_stop.clone());
         lexicon::seed_default(&db, clock.now()).await?;
         let built = lexicon::build(&db).await?;
         let work = UnitOfWork::new(db.clone(), clock);
         let relay = Relay::new(db, LocalSink(appender.clone())).named("audit").with_waker(work.relay_waker());
-        tokio::spawn(relay.run(stop));
+        let relay = tokio::spawn(relay.run(stop.clone()));
+        let stopped = tokio::spawn(async move {
+            stop.cancelled().await;
+            let _ = relay.await;
+            writer_stop.cancel();
+            let _ = writer.await;
+        });
         Ok(Arc::new(Self {
             work,
             appender,
@@ -269,7 +279,16 @@ impl Core {
             register: supervision.register,
             time_zone: supervision.time_zone,
             calendar: supervision.calendar,
+            stopped: tokio::sync::Mutex::new(Some(stopped)),
         }))
+    }
+
+    /// Waits, once `stop` was cancelled, until the own outbox has shipped what it held
+    /// and the writer has appended everything queued: then the database may close.
+    pub async fn stopped(&self) {
+        if let Some(task) = self.stopped.lock().await.take() {
+            let _ = task.await;
+        }
     }
 
     /// The lexicon screening uses now. Screening holds this `Arc` for a whole request,
@@ -454,6 +473,7 @@ pub async fn serve(
     let bound = server(&core, settings.server.clone(), verifier).bind().await?;
     bound.serve(shutdown).await?;
     stop.cancel();
+    core.stopped().await;
     core.db().close().await;
     Ok(())
 }

@@ -226,16 +226,20 @@ pub async fn up(
     gateway.upstreams.content_upstreams = Some(url(content_port));
     gateway.upstreams.interaction_upstreams = Some(url(interaction_port));
 
+    // The audit service stops last: the others' relays ship their last audit records to
+    // it as they stop.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let stopped = move || {
-        let mut rx = stop_rx.clone();
+    let (audit_stop_tx, audit_stop_rx) = tokio::sync::watch::channel(false);
+    let on = |rx: &tokio::sync::watch::Receiver<bool>| {
+        let mut rx = rx.clone();
         async move {
             let _ = rx.wait_for(|s| *s).await;
         }
     };
+    let stopped = || on(&stop_rx);
     let mut services = tokio::task::JoinSet::new();
     services.spawn(named("identity", govmedia_identity::serve(identity, stopped())));
-    services.spawn(named("audit", govmedia_audit::serve(audit, stopped())));
+    services.spawn(named("audit", govmedia_audit::serve(audit, on(&audit_stop_rx))));
     services.spawn(named("content", govmedia_content::serve(content, stopped())));
     services.spawn(named("interaction", govmedia_interaction::serve(interaction, stopped())));
     // The gateway starts once the services behind it listen: its first health probe must
@@ -272,20 +276,41 @@ pub async fn up(
 
     // Run until asked to stop, or until a service stops on its own (then stop the rest).
     let mut failure: Option<String> = None;
+    let mut running = std::collections::BTreeSet::from(["identity", "audit", "content", "interaction", "gateway"]);
     tokio::select! {
         () = shutdown => {}
         Some(first) = services.join_next() => {
             failure = Some(match first {
-                Ok((name, Ok(()))) => format!("the {name} service stopped"),
-                Ok((name, Err(e))) => format!("the {name} service failed: {e}"),
+                Ok((name, Ok(()))) => {
+                    running.remove(name);
+                    format!("the {name} service stopped")
+                }
+                Ok((name, Err(e))) => {
+                    running.remove(name);
+                    format!("the {name} service failed: {e}")
+                }
                 Err(e) => format!("a service panicked: {e}"),
             });
         }
     }
     let _ = stop_tx.send(true);
-    while let Some(done) = services.join_next().await {
-        if let Ok((name, Err(e))) = done {
-            failure.get_or_insert_with(|| format!("the {name} service failed: {e}"));
+    loop {
+        if running.iter().all(|name| *name == "audit") {
+            let _ = audit_stop_tx.send(true);
+        }
+        let Some(done) = services.join_next().await else { break };
+        match done {
+            Ok((name, result)) => {
+                running.remove(name);
+                if let Err(e) = result {
+                    failure.get_or_insert_with(|| format!("the {name} service failed: {e}"));
+                }
+            }
+            // A panicked task's name is lost: stop the audit service too rather than wait.
+            Err(e) => {
+                failure.get_or_insert_with(|| format!("a service panicked: {e}"));
+                running.retain(|name| *name == "audit");
+            }
         }
     }
     match failure {

@@ -170,3 +170,60 @@ async fn a_second_up_on_the_same_folder_or_port_is_refused_and_leaves_nothing_be
     assert!(!other.path().join("secrets").exists(), "no secret is made by a start that cannot listen");
     running.stop().await;
 }
+
+/// Issue 14: a normal start and stop of `govmedia up` (the process, as an operator runs
+/// it) logs no warning, and a stop delivers every audit record before the databases
+/// close: the audit service stops last, each outbox is empty afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_normal_start_and_stop_is_quiet_and_leaves_no_audit_record_behind() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let root = tempfile::tempdir().expect("root");
+    let data = root.path().join("data");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_govmedia"))
+        .args(["up", "--data-dir", data.to_str().expect("utf-8"), "--listen-address", "127.0.0.1:0"])
+        .args(["--bootstrap-password", common::FIRST])
+        .env("GOVMEDIA_CLI_CONFIG_DIR", "/nonexistent")
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("started");
+    let stdout = child.stdout.take().expect("stdout");
+    let logged = std::thread::spawn(move || BufReader::new(stdout).lines().map_while(Result::ok).collect::<Vec<_>>());
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut said = String::new();
+    let gateway = loop {
+        let mut line = String::new();
+        assert!(stderr.read_line(&mut line).expect("stderr") > 0, "up exited:\n{said}");
+        said.push_str(&line);
+        if let Some((_, rest)) = line.split_once("the gateway listens on ") {
+            break rest.split_whitespace().next().expect("url").to_owned();
+        }
+    };
+    // Work that writes audit records in identity, and stop at once: they are in flight.
+    let admin = common::Person::new(root.path(), "admin", &gateway);
+    admin.first_sign_in("admin", common::FIRST, "Quiet#Harbour2030");
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let status = child.wait().expect("exits");
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).expect("stderr");
+    said.push_str(&rest);
+    let logged = logged.join().expect("stdout").join("\n");
+    assert!(status.success(), "up stopped with {status}:\n{said}\n{logged}");
+    for level in [" WARN ", " ERROR "] {
+        assert!(
+            !logged.contains(level) && !said.contains(level),
+            "a normal start and stop logged{level}:\n{logged}\n{said}"
+        );
+    }
+    for service in ["identity", "audit", "content", "interaction"] {
+        let db = sqlx::SqlitePool::connect(&format!("sqlite:{}", data.join(format!("{service}.db")).display()))
+            .await
+            .expect("open");
+        let waiting: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM govmedia_outbox").fetch_one(&db).await.expect("count");
+        assert_eq!(waiting, 0, "{service}'s outbox kept records at stop");
+        db.close().await;
+    }
+}
