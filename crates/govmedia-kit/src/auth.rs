@@ -414,7 +414,7 @@ pub struct AuthLayer {
     policy: Arc<AuthPolicy>,
     sessions: Option<Arc<dyn SessionGate>>,
     refusals: Option<Arc<crate::refusals::RefusalAudit>>,
-    trusted_proxies: Arc<Vec<std::net::IpAddr>>,
+    trusted_proxies: Arc<Vec<ipnet::IpNet>>,
 }
 
 /// The header a trusted proxy (the gateway) names the caller's address in.
@@ -448,9 +448,9 @@ fn peer_of<B>(request: &http::Request<B>) -> Option<std::net::IpAddr> {
 }
 
 /// The caller's address: a trusted proxy's header, else the peer's.
-fn resolve_client<B>(request: &http::Request<B>, trusted: &[std::net::IpAddr]) -> Option<std::net::IpAddr> {
+fn resolve_client<B>(request: &http::Request<B>, trusted: &[ipnet::IpNet]) -> Option<std::net::IpAddr> {
     let peer = peer_of(request)?;
-    if trusted.contains(&peer)
+    if trusted.iter().any(|range| range.contains(&peer))
         && let Some(named) = request.headers().get(CLIENT_ADDRESS_HEADER).and_then(|v| v.to_str().ok())
         && let Ok(named) = named.trim().parse()
     {
@@ -479,7 +479,7 @@ impl AuthLayer {
 
     /// The same, believing the client address `proxies` name (the server's
     /// `GOVMEDIA_TRUSTED_PROXIES`; the server builder sets it).
-    pub fn trusting_proxies(self, proxies: Vec<std::net::IpAddr>) -> Self {
+    pub fn trusting_proxies(self, proxies: Vec<ipnet::IpNet>) -> Self {
         Self { trusted_proxies: Arc::new(proxies), ..self }
     }
 
@@ -540,7 +540,7 @@ pub struct Auth<S> {
     policy: Arc<AuthPolicy>,
     sessions: Option<Arc<dyn SessionGate>>,
     refusals: Option<Arc<crate::refusals::RefusalAudit>>,
-    trusted_proxies: Arc<Vec<std::net::IpAddr>>,
+    trusted_proxies: Arc<Vec<ipnet::IpNet>>,
 }
 
 /// The principal, if its token's session (when it has one) is still open.
@@ -651,7 +651,7 @@ mod tests {
             }
             r
         };
-        let gateway = [IpAddr::from([127, 0, 0, 1])];
+        let gateway = [ipnet::IpNet::from(IpAddr::from([127, 0, 0, 1]))];
         let outsider = IpAddr::from([10, 0, 0, 9]);
         assert_eq!(resolve_client(&request([10, 0, 0, 9], Some("127.0.0.1")), &gateway), Some(outsider), "not a proxy");
         assert_eq!(
@@ -661,10 +661,35 @@ mod tests {
         );
         assert_eq!(
             resolve_client(&request([127, 0, 0, 1], Some("not an address")), &gateway),
-            Some(gateway[0]),
+            Some(IpAddr::from([127, 0, 0, 1])),
             "a malformed name is ignored"
         );
-        assert_eq!(resolve_client(&request([127, 0, 0, 1], Some("203.0.113.7")), &[]), Some(gateway[0]), "no proxies");
+        assert_eq!(
+            resolve_client(&request([127, 0, 0, 1], Some("203.0.113.7")), &[]),
+            Some(IpAddr::from([127, 0, 0, 1])),
+            "no proxies"
+        );
+        // Kubernetes: the gateway's pods get any address of the pod network.
+        let pods = [crate::config::parse_proxy_range("10.244.0.0/16").expect("range")];
+        assert_eq!(
+            resolve_client(&request([10, 244, 3, 17], Some("203.0.113.7")), &pods),
+            Some(IpAddr::from([203, 0, 113, 7])),
+            "a gateway pod names the caller"
+        );
+        assert_eq!(
+            resolve_client(&request([10, 245, 0, 2], Some("203.0.113.7")), &pods),
+            Some(IpAddr::from([10, 245, 0, 2]))
+        );
+    }
+
+    #[test]
+    fn a_trusted_proxy_is_an_address_or_a_range_never_everyone() {
+        use crate::config::parse_proxy_range;
+        assert_eq!(parse_proxy_range("172.28.0.10").expect("one").to_string(), "172.28.0.10/32");
+        assert_eq!(parse_proxy_range(" 10.244.1.9/16 ").expect("range").to_string(), "10.244.0.0/16");
+        assert_eq!(parse_proxy_range("fd00::/8").expect("v6").to_string(), "fd00::/8");
+        assert!(parse_proxy_range("0.0.0.0/0").is_err());
+        assert!(parse_proxy_range("gateway").is_err());
     }
 
     fn claims(key_lifetime: Duration) -> AccessClaims {

@@ -251,15 +251,32 @@ pub struct ServerSettings {
     )]
     pub tls_require_service_certificates: bool,
     /// Addresses of proxies (the gateway) whose `x-govmedia-client-address` header is
-    /// believed: behind them the caller is the address they name, not theirs. Empty, the
-    /// header is ignored and the connection's own address counts.
-    #[arg(long = "trusted-proxy", env = "GOVMEDIA_TRUSTED_PROXIES", value_delimiter = ',', value_name = "IP")]
-    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// believed: behind them the caller is the address they name, not theirs. An address
+    /// (`172.28.0.10`) or a range (`10.244.0.0/16`, where the gateway's pods get their
+    /// addresses; then let only the gateway reach the services, as the shipped
+    /// NetworkPolicy does). Empty, the header is ignored and the connection's own address
+    /// counts.
+    #[arg(long = "trusted-proxy", env = "GOVMEDIA_TRUSTED_PROXIES", value_delimiter = ',', value_name = "IP|CIDR", value_parser = parse_proxy_range)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// A socket bound already, served instead of binding `listen_address`: what
     /// `govmedia up` hands each service it binds for it, so no other process can take
     /// the port between choosing and serving it. Not a setting.
     #[arg(skip)]
     pub listener: PreBound,
+}
+
+/// A trusted proxy's address or address range: `172.28.0.10` or `10.244.0.0/16`.
+pub fn parse_proxy_range(text: &str) -> Result<ipnet::IpNet, String> {
+    let text = text.trim();
+    if let Ok(range) = text.parse::<ipnet::IpNet>() {
+        if range.prefix_len() == 0 {
+            return Err(format!("{text:?} trusts every address; name the proxies' range"));
+        }
+        return Ok(range.trunc());
+    }
+    text.parse::<std::net::IpAddr>()
+        .map(ipnet::IpNet::from)
+        .map_err(|_| format!("{text:?} is neither an address nor a range (10.244.0.0/16)"))
 }
 
 /// A listening socket handed to a server before it starts; taken once, by the server.

@@ -323,6 +323,15 @@ impl<S: AuditSink> Relay<S> {
             outbox.name = self.name,
             outbox.records = batch.len(),
         );
+        {
+            use opentelemetry::trace::TraceContextExt;
+            use tracing_opentelemetry::OpenTelemetrySpanExt;
+            let context = span.context();
+            let ids = context.span().span_context().clone();
+            if ids.is_valid() && self.name != "outbox" {
+                crate::telemetry::components::claim(ids.span_id(), self.name);
+            }
+        }
         for (_, record) in &batch {
             if let (Some(trace_id), Some(span_id)) = (&record.trace_id, &record.span_id) {
                 crate::telemetry::add_link(&span, trace_id, span_id);

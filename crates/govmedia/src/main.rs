@@ -86,7 +86,9 @@ fn main() -> ExitCode {
                 Err(code) => return code,
             };
             let telemetry = s.telemetry.clone();
-            run("govmedia", &telemetry, move |shutdown| Box::pin(govmedia::up::up(s, shutdown, None)))
+            // Each component reports as itself, as under `serve`.
+            let components = ["identity", "audit", "content", "interaction", "gateway"];
+            run("govmedia", &components, &telemetry, move |shutdown| Box::pin(govmedia::up::up(s, shutdown, None)))
         }
         // The service's own settings parser sees `govmedia-<service> [settings]`.
         Top::Serve { service, settings: rest } => {
@@ -140,7 +142,7 @@ fn serve(service: &str, args: Vec<OsString>) -> ExitCode {
                 Err(code) => return code,
             };
             let telemetry = s.telemetry.clone();
-            run($name, &telemetry, move |shutdown| Box::pin($serve(s, shutdown)))
+            run($name, &[], &telemetry, move |shutdown| Box::pin($serve(s, shutdown)))
         }};
     }
     match service {
@@ -163,6 +165,7 @@ type ShutdownFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + S
 /// Runs a service on a multi-threaded runtime with telemetry, until Ctrl-C or SIGTERM.
 fn run(
     name: &str,
+    components: &[&'static str],
     telemetry: &TelemetrySettings,
     service: impl FnOnce(ShutdownFuture) -> std::pin::Pin<Box<dyn std::future::Future<Output = Served> + Send>>,
 ) -> ExitCode {
@@ -174,7 +177,7 @@ fn run(
         }
     };
     runtime.block_on(async {
-        let _guard = match govmedia_kit::telemetry::init(name, telemetry) {
+        let _guard = match govmedia_kit::telemetry::init_components(name, components, telemetry) {
             Ok(g) => g,
             Err(e) => {
                 eprintln!("{name}: cannot start telemetry: {e}");

@@ -179,7 +179,7 @@ pub async fn up(
     identity.server.listen_address = SocketAddr::from(([127, 0, 0, 1], identity_port));
     identity.server.listener = identity_socket;
     // Behind the gateway (on loopback): the caller's address is the one it names.
-    identity.server.trusted_proxies = vec![std::net::IpAddr::from([127, 0, 0, 1])];
+    identity.server.trusted_proxies = vec![ipnet::IpNet::from(std::net::IpAddr::from([127, 0, 0, 1]))];
     identity.database.database_url = database("identity")?;
     identity.peers = peers(&identity_url, Some(&audit_url), PRINCIPALS[0], &client_secrets[0]);
     identity.identity.sealing_keys = Some(Secret::new(sealing));
@@ -197,7 +197,7 @@ pub async fn up(
     let mut audit: govmedia_audit::AuditSettings = defaults("govmedia-audit")?;
     audit.server.listen_address = SocketAddr::from(([127, 0, 0, 1], audit_port));
     audit.server.listener = audit_socket;
-    audit.server.trusted_proxies = vec![std::net::IpAddr::from([127, 0, 0, 1])];
+    audit.server.trusted_proxies = vec![ipnet::IpNet::from(std::net::IpAddr::from([127, 0, 0, 1]))];
     audit.database.database_url = database("audit")?;
     audit.peers = peers(&identity_url, None, PRINCIPALS[1], &client_secrets[1]);
     audit.peers.content_endpoint = Some(url(content_port));
@@ -206,7 +206,7 @@ pub async fn up(
     let mut content: govmedia_content::ContentSettings = defaults("govmedia-content")?;
     content.server.listen_address = SocketAddr::from(([127, 0, 0, 1], content_port));
     content.server.listener = content_socket;
-    content.server.trusted_proxies = vec![std::net::IpAddr::from([127, 0, 0, 1])];
+    content.server.trusted_proxies = vec![ipnet::IpNet::from(std::net::IpAddr::from([127, 0, 0, 1]))];
     content.database.database_url = database("content")?;
     content.peers = peers(&identity_url, Some(&audit_url), PRINCIPALS[2], &client_secrets[2]);
     content.content.archive_dir = data.join("publications");
@@ -214,7 +214,7 @@ pub async fn up(
     let mut interaction: govmedia_interaction::InteractionSettings = defaults("govmedia-interaction")?;
     interaction.server.listen_address = SocketAddr::from(([127, 0, 0, 1], interaction_port));
     interaction.server.listener = interaction_socket;
-    interaction.server.trusted_proxies = vec![std::net::IpAddr::from([127, 0, 0, 1])];
+    interaction.server.trusted_proxies = vec![ipnet::IpNet::from(std::net::IpAddr::from([127, 0, 0, 1]))];
     interaction.database.database_url = database("interaction")?;
     interaction.peers = peers(&identity_url, Some(&audit_url), PRINCIPALS[3], &client_secrets[3]);
 

@@ -227,3 +227,72 @@ async fn a_normal_start_and_stop_is_quiet_and_leaves_no_audit_record_behind() {
         db.close().await;
     }
 }
+
+/// Issue 14: under `govmedia up` (one process) each component still reports as itself:
+/// the gateway's spans as `govmedia-gateway`, identity's as `govmedia-identity`, the
+/// audit service's append as `govmedia-audit`, identity's outbox delivery and log lines
+/// inside identity's calls as identity's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_up_each_component_exports_as_itself() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let (collector, received) = common::otlp::start().await;
+    let root = tempfile::tempdir().expect("root");
+    let data = root.path().join("data");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_govmedia"))
+        .args(["up", "--data-dir", data.to_str().expect("utf-8"), "--listen-address", "127.0.0.1:0"])
+        .args(["--bootstrap-password", common::FIRST])
+        .env("GOVMEDIA_CLI_CONFIG_DIR", "/nonexistent")
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &collector)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("started");
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let gateway = loop {
+        let mut line = String::new();
+        assert!(stderr.read_line(&mut line).expect("stderr") > 0, "up exited");
+        if let Some((_, rest)) = line.split_once("the gateway listens on ") {
+            break rest.split_whitespace().next().expect("url").to_owned();
+        }
+    };
+    let admin = common::Person::new(root.path(), "admin", &gateway);
+    admin.first_sign_in("admin", common::FIRST, "Own#Names2031");
+    let wrong = admin.run(&["login", "--username", "admin", "--password-stdin"], "not the password\n");
+    assert!(!wrong.status.success());
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    assert!(child.wait().expect("exits").success());
+
+    let spans = received.spans();
+    let service_of = |name: &str| -> Vec<String> {
+        let mut services: Vec<String> =
+            spans.iter().filter(|s| s.span.name == name).map(|s| s.service().to_owned()).collect();
+        services.sort();
+        services.dedup();
+        services
+    };
+    assert_eq!(service_of("gateway govmedia.identity.v1.AuthenticationService/Login"), ["govmedia-gateway"]);
+    assert_eq!(service_of("govmedia.identity.v1.AuthenticationService/Login"), ["govmedia-identity"]);
+    assert!(service_of("govmedia.audit.v1.AuditLogService/AppendEvents").contains(&"govmedia-audit".to_owned()));
+    assert!(
+        spans.iter().any(|s| s.span.name == "outbox deliver" && s.service() == "govmedia-identity"),
+        "identity's relay delivers as identity"
+    );
+    // A statement run inside identity's Login is identity's, not the gateway's.
+    let login =
+        spans.iter().find(|s| s.span.name == "govmedia.identity.v1.AuthenticationService/Login").expect("login span");
+    assert!(
+        spans
+            .iter()
+            .filter(|s| s.span.trace_id == login.span.trace_id && s.scope == "govmedia.database")
+            .all(|s| s.service() == "govmedia-identity"),
+        "database spans of identity's call are identity's"
+    );
+    let logs = received.logs();
+    assert!(
+        logs.iter().any(|l| l.resource.get("service.name").map(String::as_str) == Some("govmedia-identity")
+            && !l.record.trace_id.is_empty()),
+        "identity's log lines inside calls are identity's: {:?}",
+        logs.iter().map(|l| l.resource.get("service.name").cloned()).collect::<std::collections::BTreeSet<_>>()
+    );
+}

@@ -36,6 +36,8 @@ use tracing_subscriber::{EnvFilter, Layer as _};
 
 use crate::config::{LogFormat, TelemetrySettings};
 
+pub mod components;
+
 /// Why telemetry could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum TelemetryError {
@@ -100,25 +102,62 @@ const NOT_EXPORTED: &str =
 /// and log lines (each with the trace and span it was written in) go out over OTLP/gRPC,
 /// and every SQL statement becomes a client span of the call that ran it.
 pub fn init(service_name: &str, settings: &TelemetrySettings) -> Result<TelemetryGuard, TelemetryError> {
+    init_components(service_name, &[], settings)
+}
+
+/// [`init`] for a process running several components (`govmedia up`): spans and log
+/// lines are exported as `govmedia-<component>` (see [`components`]), the rest as
+/// `service_name`.
+pub fn init_components(
+    service_name: &str,
+    component_names: &[&'static str],
+    settings: &TelemetrySettings,
+) -> Result<TelemetryGuard, TelemetryError> {
     let filter = || {
         EnvFilter::try_new(&settings.log)
             .map_err(|e| TelemetryError::Filter { filter: settings.log.clone(), message: e.to_string() })
     };
-    let resource = resource(service_name);
+    let instance = uuid::Uuid::now_v7().to_string();
+    let process = resource(service_name, &instance);
 
-    let mut tracer_builder = SdkTracerProvider::builder().with_resource(resource.clone());
+    let mut tracer_builder = SdkTracerProvider::builder().with_resource(process.clone());
     let (mut meter_provider, mut logger_provider) = (None, None);
     if let Some(endpoint) = settings.otlp_endpoint.as_ref().filter(|e| !e.trim().is_empty()) {
         let exporter_error = |e: opentelemetry_otlp::ExporterBuildError| TelemetryError::Exporter {
             endpoint: endpoint.clone(),
             message: e.to_string(),
         };
-        let spans = opentelemetry_otlp::SpanExporter::builder()
-            .with_tonic()
-            .with_endpoint(endpoint.clone())
-            .build()
-            .map_err(exporter_error)?;
-        tracer_builder = tracer_builder.with_batch_exporter(spans);
+        let span_exporter =
+            || opentelemetry_otlp::SpanExporter::builder().with_tonic().with_endpoint(endpoint.clone()).build();
+        let log_exporter =
+            || opentelemetry_otlp::LogExporter::builder().with_tonic().with_endpoint(endpoint.clone()).build();
+        let mut log_processors = None;
+        if component_names.is_empty() {
+            tracer_builder = tracer_builder.with_batch_exporter(span_exporter().map_err(exporter_error)?);
+        } else {
+            use opentelemetry_sdk::logs::{BatchLogProcessor, LogProcessor as _};
+            use opentelemetry_sdk::trace::{BatchSpanProcessor, SpanProcessor as _};
+            let mut spans = Vec::new();
+            let mut logs = Vec::new();
+            for name in component_names {
+                let own = resource(&format!("govmedia-{name}"), &instance);
+                let mut span_processor = BatchSpanProcessor::builder(span_exporter().map_err(exporter_error)?).build();
+                span_processor.set_resource(&own);
+                spans.push((*name, span_processor));
+                let mut log_processor = BatchLogProcessor::builder(log_exporter().map_err(exporter_error)?).build();
+                log_processor.set_resource(&own);
+                logs.push((*name, log_processor));
+            }
+            let router = components::SpanRouter {
+                process: BatchSpanProcessor::builder(span_exporter().map_err(exporter_error)?).build(),
+                components: spans,
+            };
+            tracer_builder = tracer_builder.with_span_processor(router.install());
+            log_processors = Some(components::LogRouter {
+                process: BatchLogProcessor::builder(log_exporter().map_err(exporter_error)?).build(),
+                components: logs,
+            });
+        }
         let metrics = opentelemetry_otlp::MetricExporter::builder()
             .with_tonic()
             .with_endpoint(endpoint.clone())
@@ -127,15 +166,14 @@ pub fn init(service_name: &str, settings: &TelemetrySettings) -> Result<Telemetr
         let reader = opentelemetry_sdk::metrics::PeriodicReader::builder(metrics)
             .with_interval(settings.metrics_interval)
             .build();
-        let meters = SdkMeterProvider::builder().with_resource(resource.clone()).with_reader(reader).build();
+        let meters = SdkMeterProvider::builder().with_resource(process.clone()).with_reader(reader).build();
         opentelemetry::global::set_meter_provider(meters.clone());
         meter_provider = Some(meters);
-        let logs = opentelemetry_otlp::LogExporter::builder()
-            .with_tonic()
-            .with_endpoint(endpoint.clone())
-            .build()
-            .map_err(exporter_error)?;
-        logger_provider = Some(SdkLoggerProvider::builder().with_resource(resource).with_batch_exporter(logs).build());
+        let loggers = SdkLoggerProvider::builder().with_resource(process);
+        logger_provider = Some(match log_processors {
+            Some(router) => loggers.with_log_processor(router).build(),
+            None => loggers.with_batch_exporter(log_exporter().map_err(exporter_error)?).build(),
+        });
     }
     let tracer_provider = tracer_builder.build();
     let tracer = tracer_provider.tracer("govmedia");
@@ -277,12 +315,12 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for StatementSpans {
 /// (`service.version`), this process (`service.instance.id`, new at every start, so two
 /// replicas are told apart), and whatever `OTEL_RESOURCE_ATTRIBUTES` adds, for example
 /// `deployment.environment.name=production`.
-fn resource(service_name: &str) -> Resource {
+fn resource(service_name: &str, instance: &str) -> Resource {
     Resource::builder()
         .with_service_name(service_name.to_owned())
         .with_attributes([
             KeyValue::new("service.version", env!("CARGO_PKG_VERSION")),
-            KeyValue::new("service.instance.id", uuid::Uuid::now_v7().to_string()),
+            KeyValue::new("service.instance.id", instance.to_owned()),
         ])
         .build()
 }
@@ -591,6 +629,13 @@ where
         if ids.is_valid() {
             span.record("trace_id", ids.trace_id().to_string());
             span.record("span_id", ids.span_id().to_string());
+            let component = match role {
+                ServerRole::Gateway => Some("gateway"),
+                ServerRole::Service => components::component_of_service(&service),
+            };
+            if let Some(component) = component {
+                components::claim(ids.span_id(), component);
+            }
         }
         // The ready clone is used; a fresh clone stays for the next poll_ready.
         let clone = self.inner.clone();
