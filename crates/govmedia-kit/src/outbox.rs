@@ -547,6 +547,9 @@ async fn measure(db: &Database) -> Result<OutboxFigures, Error> {
 
 /// The gauges of every relay in the process (several under `govmedia up`), each
 /// labelled `outbox=<name>`: records waiting, the age of the oldest, dead letters kept.
+/// An outbox gauge: its name, unit, description, and the figure it shows.
+type Gauge = (&'static str, &'static str, &'static str, fn(&OutboxFigures) -> f64);
+
 /// A relay's gauges in the process-wide list, by outbox name. They outlive the relay: the
 /// last figures are still exported by the final collection at shutdown.
 type Registered = (&'static str, Arc<OutboxGauges>);
@@ -580,24 +583,31 @@ impl OutboxGauges {
                 }
             };
             let meter = opentelemetry::global::meter("govmedia");
-            let _ = meter
-                .f64_observable_gauge("govmedia.outbox.backlog")
-                .with_unit("{record}")
-                .with_description("Audit records waiting in the outbox for delivery")
-                .with_callback(observe(|f| f.backlog as f64))
-                .build();
-            let _ = meter
-                .f64_observable_gauge("govmedia.outbox.oldest_age")
-                .with_unit("s")
-                .with_description("Age of the oldest audit record waiting in the outbox (0 when empty)")
-                .with_callback(observe(|f| f.oldest_age_seconds))
-                .build();
-            let _ = meter
-                .f64_observable_gauge("govmedia.outbox.dead_letters.kept")
-                .with_unit("{record}")
-                .with_description("Audit records in the outbox's dead letters, waiting to be re-driven")
-                .with_callback(observe(|f| f.dead_letters as f64))
-                .build();
+            let gauges: [Gauge; 3] = [
+                ("govmedia.outbox.backlog", "{record}", "Audit records waiting in the outbox for delivery", |f| {
+                    f.backlog as f64
+                }),
+                (
+                    "govmedia.outbox.oldest_age",
+                    "s",
+                    "Age of the oldest audit record waiting in the outbox (0 when empty)",
+                    |f| f.oldest_age_seconds,
+                ),
+                (
+                    "govmedia.outbox.dead_letters.kept",
+                    "{record}",
+                    "Audit records in the outbox's dead letters, waiting to be re-driven",
+                    |f| f.dead_letters as f64,
+                ),
+            ];
+            for (name, unit, description, pick) in gauges {
+                let _ = meter
+                    .f64_observable_gauge(name)
+                    .with_unit(unit)
+                    .with_description(description)
+                    .with_callback(observe(pick))
+                    .build();
+            }
             // The pool's connections, measured with the outbox (each service has one
             // pool and one relay, which knows the service's name).
             let _ = meter

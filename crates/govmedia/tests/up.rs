@@ -177,30 +177,12 @@ async fn a_second_up_on_the_same_folder_or_port_is_refused_and_leaves_nothing_be
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_normal_start_and_stop_is_quiet_and_leaves_no_audit_record_behind() {
     use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
+    use std::process::Command;
     let root = tempfile::tempdir().expect("root");
     let data = root.path().join("data");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_govmedia"))
-        .args(["up", "--data-dir", data.to_str().expect("utf-8"), "--listen-address", "127.0.0.1:0"])
-        .args(["--bootstrap-password", common::FIRST])
-        .env("GOVMEDIA_CLI_CONFIG_DIR", "/nonexistent")
-        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("started");
+    let (mut child, mut stderr, mut said, gateway) = spawn_up(&data, None);
     let stdout = child.stdout.take().expect("stdout");
     let logged = std::thread::spawn(move || BufReader::new(stdout).lines().map_while(Result::ok).collect::<Vec<_>>());
-    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
-    let mut said = String::new();
-    let gateway = loop {
-        let mut line = String::new();
-        assert!(stderr.read_line(&mut line).expect("stderr") > 0, "up exited:\n{said}");
-        said.push_str(&line);
-        if let Some((_, rest)) = line.split_once("the gateway listens on ") {
-            break rest.split_whitespace().next().expect("url").to_owned();
-        }
-    };
     // Work that writes audit records in identity, and stop at once: they are in flight.
     let admin = common::Person::new(root.path(), "admin", &gateway);
     admin.first_sign_in("admin", common::FIRST, "Quiet#Harbour2030");
@@ -234,28 +216,13 @@ async fn a_normal_start_and_stop_is_quiet_and_leaves_no_audit_record_behind() {
 /// inside identity's calls as identity's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn under_up_each_component_exports_as_itself() {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
+    use std::process::Command;
     let (collector, received) = common::otlp::start().await;
     let root = tempfile::tempdir().expect("root");
-    let data = root.path().join("data");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_govmedia"))
-        .args(["up", "--data-dir", data.to_str().expect("utf-8"), "--listen-address", "127.0.0.1:0"])
-        .args(["--bootstrap-password", common::FIRST])
-        .env("GOVMEDIA_CLI_CONFIG_DIR", "/nonexistent")
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &collector)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("started");
-    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
-    let gateway = loop {
-        let mut line = String::new();
-        assert!(stderr.read_line(&mut line).expect("stderr") > 0, "up exited");
-        if let Some((_, rest)) = line.split_once("the gateway listens on ") {
-            break rest.split_whitespace().next().expect("url").to_owned();
-        }
-    };
+    let (mut child, _stderr, _said, gateway) = spawn_up(&root.path().join("data"), Some(&collector));
+    // Its log lines are read (and dropped), so a full pipe never stops it.
+    let mut stdout = child.stdout.take().expect("stdout");
+    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
     let admin = common::Person::new(root.path(), "admin", &gateway);
     admin.first_sign_in("admin", common::FIRST, "Own#Names2031");
     let wrong = admin.run(&["login", "--username", "admin", "--password-stdin"], "not the password\n");
@@ -295,4 +262,38 @@ async fn under_up_each_component_exports_as_itself() {
         "identity's log lines inside calls are identity's: {:?}",
         logs.iter().map(|l| l.resource.get("service.name").cloned()).collect::<std::collections::BTreeSet<_>>()
     );
+}
+
+/// `govmedia up` as its own process on `data` (first password [`common::FIRST`]), with
+/// `otlp` as its collector or none; answers the child (stdout piped), its stderr reader,
+/// what it said on stderr until it was up, and the gateway's URL.
+fn spawn_up(
+    data: &std::path::Path,
+    otlp: Option<&str>,
+) -> (std::process::Child, std::io::BufReader<std::process::ChildStderr>, String, String) {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let mut command = Command::new(env!("CARGO_BIN_EXE_govmedia"));
+    command
+        .args(["up", "--data-dir", data.to_str().expect("utf-8"), "--listen-address", "127.0.0.1:0"])
+        .args(["--bootstrap-password", common::FIRST])
+        .env("GOVMEDIA_CLI_CONFIG_DIR", "/nonexistent")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    match otlp {
+        Some(endpoint) => command.env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint),
+        None => command.env_remove("OTEL_EXPORTER_OTLP_ENDPOINT"),
+    };
+    let mut child = command.spawn().expect("started");
+    let mut stderr = std::io::BufReader::new(child.stderr.take().expect("stderr"));
+    let mut said = String::new();
+    let gateway = loop {
+        let mut line = String::new();
+        assert!(stderr.read_line(&mut line).expect("stderr") > 0, "up exited:\n{said}");
+        said.push_str(&line);
+        if let Some((_, rest)) = line.split_once("the gateway listens on ") {
+            break rest.split_whitespace().next().expect("url").to_owned();
+        }
+    };
+    (child, stderr, said, gateway)
 }

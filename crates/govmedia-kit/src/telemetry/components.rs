@@ -54,20 +54,34 @@ pub fn component_of_service(service: &str) -> Option<&'static str> {
     }
 }
 
-/// Every processor is flushed or shut down, even after one failed; the first error is
-/// answered.
-fn each(results: impl Iterator<Item = OTelSdkResult>) -> OTelSdkResult {
-    let results: Vec<OTelSdkResult> = results.collect();
-    results.into_iter().find(Result::is_err).unwrap_or(Ok(()))
+/// A processor per component and one for the rest, each flushed and shut down with the
+/// others.
+#[derive(Debug)]
+pub(super) struct Routes<P> {
+    pub(super) process: P,
+    pub(super) components: Vec<(&'static str, P)>,
+}
+
+impl<P> Routes<P> {
+    /// The processor of `owner`'s component, or the process's.
+    fn to(&self, owner: Option<&'static str>) -> &P {
+        owner
+            .and_then(|o| self.components.iter().find(|(name, _)| *name == o))
+            .map_or(&self.process, |(_, processor)| processor)
+    }
+
+    /// Runs `f` on every processor, even after one failed; the first error is answered.
+    fn all(&self, f: impl Fn(&P) -> OTelSdkResult) -> OTelSdkResult {
+        let results: Vec<OTelSdkResult> =
+            std::iter::once(&self.process).chain(self.components.iter().map(|(_, p)| p)).map(f).collect();
+        results.into_iter().find(Result::is_err).unwrap_or(Ok(()))
+    }
 }
 
 /// Routes ended spans to their component's batch processor (each with the component's
 /// resource), the rest to the process's.
 #[derive(Debug)]
-pub(super) struct SpanRouter {
-    pub(super) process: BatchSpanProcessor,
-    pub(super) components: Vec<(&'static str, BatchSpanProcessor)>,
-}
+pub(super) struct SpanRouter(pub(super) Routes<BatchSpanProcessor>);
 
 impl SpanRouter {
     /// Turns on ownership tracking for the process.
@@ -89,57 +103,42 @@ impl SpanProcessor for SpanRouter {
 
     fn on_end(&self, span: SpanData) {
         let owner = owners().and_then(|mut o| o.remove(&span.span_context.span_id()));
-        match owner.and_then(|o| self.components.iter().find(|(name, _)| *name == o)) {
-            Some((_, processor)) => processor.on_end(span),
-            None => self.process.on_end(span),
-        }
+        self.0.to(owner).on_end(span);
     }
 
     fn force_flush(&self) -> OTelSdkResult {
-        each(std::iter::once(self.process.force_flush()).chain(self.components.iter().map(|(_, p)| p.force_flush())))
+        self.0.all(BatchSpanProcessor::force_flush)
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        each(
-            std::iter::once(self.process.shutdown_with_timeout(timeout))
-                .chain(self.components.iter().map(|(_, p)| p.shutdown_with_timeout(timeout))),
-        )
+        self.0.all(|p| p.shutdown_with_timeout(timeout))
     }
 
     fn set_resource(&mut self, resource: &Resource) {
         // The components' resources are their own, set when they were made.
-        self.process.set_resource(resource);
+        self.0.process.set_resource(resource);
     }
 }
 
 /// Routes log lines to the component of the span they were written in.
 #[derive(Debug)]
-pub(super) struct LogRouter {
-    pub(super) process: BatchLogProcessor,
-    pub(super) components: Vec<(&'static str, BatchLogProcessor)>,
-}
+pub(super) struct LogRouter(pub(super) Routes<BatchLogProcessor>);
 
 impl LogProcessor for LogRouter {
     fn emit(&self, data: &mut SdkLogRecord, instrumentation: &InstrumentationScope) {
         let owner = data.trace_context().and_then(|t| owner_of(t.span_id));
-        match owner.and_then(|o| self.components.iter().find(|(name, _)| *name == o)) {
-            Some((_, processor)) => processor.emit(data, instrumentation),
-            None => self.process.emit(data, instrumentation),
-        }
+        self.0.to(owner).emit(data, instrumentation);
     }
 
     fn force_flush(&self) -> OTelSdkResult {
-        each(std::iter::once(self.process.force_flush()).chain(self.components.iter().map(|(_, p)| p.force_flush())))
+        self.0.all(BatchLogProcessor::force_flush)
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        each(
-            std::iter::once(self.process.shutdown_with_timeout(timeout))
-                .chain(self.components.iter().map(|(_, p)| p.shutdown_with_timeout(timeout))),
-        )
+        self.0.all(|p| p.shutdown_with_timeout(timeout))
     }
 
     fn set_resource(&mut self, resource: &Resource) {
-        self.process.set_resource(resource);
+        self.0.process.set_resource(resource);
     }
 }

@@ -148,15 +148,15 @@ pub fn init_components(
                 log_processor.set_resource(&own);
                 logs.push((*name, log_processor));
             }
-            let router = components::SpanRouter {
+            let router = components::SpanRouter(components::Routes {
                 process: BatchSpanProcessor::builder(span_exporter().map_err(exporter_error)?).build(),
                 components: spans,
-            };
+            });
             tracer_builder = tracer_builder.with_span_processor(router.install());
-            log_processors = Some(components::LogRouter {
+            log_processors = Some(components::LogRouter(components::Routes {
                 process: BatchLogProcessor::builder(log_exporter().map_err(exporter_error)?).build(),
                 components: logs,
-            });
+            }));
         }
         let metrics = opentelemetry_otlp::MetricExporter::builder()
             .with_tonic()
