@@ -138,8 +138,13 @@ async fn an_altered_backup_is_refused_and_nothing_is_restored() {
 
     // An audit event rewritten by someone who also rewrote the manifest: the chain
     // does not verify, so nothing is restored.
-    let audit =
-        sqlx::SqlitePool::connect(&format!("sqlite:{}", backup.join("audit.db").display())).await.expect("open");
+    // In rollback-journal mode, so the change is in the file itself when the statement
+    // returns (a WAL would be folded in only as the last connection closes, after the
+    // manifest below was computed).
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(backup.join("audit.db"))
+        .journal_mode(sqlx::sqlite::SqliteJournalMode::Delete);
+    let audit = sqlx::SqlitePool::connect_with(options).await.expect("open");
     let triggers: Vec<String> =
         sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'audit_events'")
             .fetch_all(&audit)

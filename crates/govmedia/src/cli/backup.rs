@@ -118,12 +118,17 @@ async fn open(path: &Path) -> Result<Database, BoxError> {
     Database::open_sqlite_file(path, 1).await.map_err(|e| format!("cannot open {}: {e}", path.display()).into())
 }
 
-async fn newest_audit_event(db: &Database) -> Result<i64, BoxError> {
-    let Database::Sqlite(pool) = db else { return Err("the audit database is not SQLite".into()) };
+/// The newest sequence in a copied audit log, read without writing a byte to the copy
+/// (read-only and immutable: no journal-mode change, no WAL), so its checksum holds.
+async fn newest_audit_event(copy: &Path) -> Result<i64, BoxError> {
+    use sqlx::ConnectOptions;
+    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(copy).read_only(true).immutable(true);
+    let mut connection = options.connect().await.map_err(|e| format!("cannot read {}: {e}", copy.display()))?;
     let last: Option<i64> = sqlx::query_scalar("SELECT MAX(sequence) FROM audit_events")
-        .fetch_one(pool)
+        .fetch_one(&mut connection)
         .await
         .map_err(|e| e.to_string())?;
+    sqlx::Connection::close(connection).await.map_err(|e| e.to_string())?;
     Ok(last.unwrap_or(0))
 }
 
@@ -165,9 +170,7 @@ impl Backup {
                 .map_err(|e| format!("copying {} failed: {e}", source.display()))?;
             db.close().await;
             if name == "audit" {
-                let copy = open(&target).await?;
-                audit_events = newest_audit_event(&copy).await?;
-                copy.close().await;
+                audit_events = newest_audit_event(&target).await?;
             }
         }
         for folder in ["secrets", "publications"] {
