@@ -93,13 +93,20 @@ async fn office_with_backup(root: &Path) -> usize {
 async fn a_backup_taken_under_write_load_restores_and_its_audit_chain_verifies_r1_3_5() {
     let root = tempfile::tempdir().expect("root");
     let before = office_with_backup(root.path()).await;
-    let (backup, restored) = (root.path().join("backup"), root.path().join("restored"));
+    // Restored into a folder others may read (like /var/lib): it keeps its mode.
+    let shared = root.path().join("shared");
+    std::fs::create_dir(&shared).expect("shared");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o755)).expect("mode");
+    let (backup, restored) = (root.path().join("backup"), shared.join("restored"));
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(backup.join("backup.json")).expect("manifest")).expect("json");
 
     let answer = json(&govmedia(&["restore", "--from", path(&backup), "--data-dir", path(&restored), "--json"]));
     assert_eq!(text(&answer, "audit_events_verified"), manifest["audit_events"].to_string(), "{answer}");
 
+    assert_eq!(std::fs::metadata(&shared).expect("shared").permissions().mode() & 0o777, 0o755);
+    assert_eq!(std::fs::metadata(&restored).expect("restored").permissions().mode() & 0o777, 0o700);
     // A second restore onto it is refused: a folder in use is never overwritten.
     let again = govmedia(&["restore", "--from", path(&backup), "--data-dir", path(&restored)]);
     assert!(!again.status.success());

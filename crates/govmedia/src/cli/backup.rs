@@ -247,7 +247,11 @@ impl Restore {
         // failed restore leaves no folder anyone could start on.
         let target = std::path::absolute(&self.data_dir)?;
         let parent = target.parent().ok_or("the data folder has no parent folder")?;
-        private_dir(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+        // Only a missing parent is made (owner-only); an existing one (`/var/lib`) keeps
+        // its mode: it is not ours.
+        if !parent.exists() {
+            private_dir(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+        }
         let staging = parent.join(format!(".govmedia-restore-{}", uuid::Uuid::now_v7().simple()));
         let result = self.stage(&manifest, &staging).await;
         let verified = match result {
