@@ -210,12 +210,9 @@ impl AccountRegister {
         &self,
         account: govmedia_domain::ids::PlatformAccountId,
     ) -> Result<Option<Option<govmedia_domain::ids::DepartmentId>>, Error> {
-        let request = self.call(ipb::GetPlatformAccountRequest { platform_account_id: account.to_string() }).await?;
-        match PlatformAccountServiceClient::new(self.identity.clone()).get_platform_account(request).await {
-            Ok(r) => Ok(r.into_inner().platform_account.map(|a| a.department_id.parse().ok())),
-            Err(s) if s.code() == tonic::Code::NotFound => Ok(None),
-            Err(s) => Err(unavailable(s)),
-        }
+        let found =
+            govmedia_kit::client::platform_account(&self.identity, &self.credentials, &account.to_string()).await?;
+        Ok(found.map(|a| a.department_id.parse().ok()))
     }
 }
 

@@ -28,7 +28,6 @@ use govmedia_kit::config::ServerSettings;
 use govmedia_kit::db::{Database, ServiceMigrations};
 use govmedia_kit::mutation::UnitOfWork;
 use govmedia_kit::server::ServerBuilder;
-use govmedia_proto::identity::v1::GetPlatformAccountRequest;
 use govmedia_proto::identity::v1::platform_account_service_client::PlatformAccountServiceClient;
 use sqlx::migrate::Migrator;
 use tonic::transport::Channel;
@@ -125,45 +124,27 @@ impl Core {
 
     /// Facts about an account from identity; NOT_FOUND when it is not registered.
     pub async fn account(&self, account: PlatformAccountId) -> Result<AccountFacts, Error> {
-        let mut request = tonic::Request::new(GetPlatformAccountRequest { platform_account_id: account.to_string() });
-        let unavailable = |s: tonic::Status| Error::Unavailable { dependency: "identity service", source: Box::new(s) };
-        self.credentials.authorize(&mut request).await.map_err(unavailable)?;
-        let mut client = PlatformAccountServiceClient::new(self.identity.clone());
-        let answer = govmedia_kit::telemetry::client_call(
-            "govmedia.identity.v1.PlatformAccountService",
-            "GetPlatformAccount",
-            request,
-            |r| client.get_platform_account(r),
-        )
-        .await;
-        match answer {
-            Ok(response) => {
-                let a = response
-                    .into_inner()
-                    .platform_account
-                    .ok_or_else(|| Error::internal("identity answered without an account"))?;
-                use govmedia_proto::common::v1::Platform as P;
-                use govmedia_proto::identity::v1::PlatformAccountState as S;
-                let platform = match P::try_from(a.platform).unwrap_or(P::Other) {
-                    P::WechatOfficialAccount => domain::format::Platform::WechatOfficialAccount,
-                    P::Weibo => domain::format::Platform::Weibo,
-                    P::Douyin => domain::format::Platform::Douyin,
-                    P::Toutiao => domain::format::Platform::Toutiao,
-                    P::Bilibili => domain::format::Platform::Bilibili,
-                    P::Xiaohongshu => domain::format::Platform::Xiaohongshu,
-                    P::Other | P::Unspecified => domain::format::Platform::Other,
-                };
-                Ok(AccountFacts {
-                    id: account,
-                    department: a.department_id.parse().ok(),
-                    active: a.state == S::Active as i32,
-                    closed: a.state == S::Closed as i32,
-                    platform,
-                })
-            }
-            Err(status) if status.code() == tonic::Code::NotFound => Err(Error::not_found("platform_account", account)),
-            Err(status) => Err(unavailable(status)),
-        }
+        let a = govmedia_kit::client::platform_account(&self.identity, &self.credentials, &account.to_string())
+            .await?
+            .ok_or_else(|| Error::not_found("platform_account", account))?;
+        use govmedia_proto::common::v1::Platform as P;
+        use govmedia_proto::identity::v1::PlatformAccountState as S;
+        let platform = match P::try_from(a.platform).unwrap_or(P::Other) {
+            P::WechatOfficialAccount => domain::format::Platform::WechatOfficialAccount,
+            P::Weibo => domain::format::Platform::Weibo,
+            P::Douyin => domain::format::Platform::Douyin,
+            P::Toutiao => domain::format::Platform::Toutiao,
+            P::Bilibili => domain::format::Platform::Bilibili,
+            P::Xiaohongshu => domain::format::Platform::Xiaohongshu,
+            P::Other | P::Unspecified => domain::format::Platform::Other,
+        };
+        Ok(AccountFacts {
+            id: account,
+            department: a.department_id.parse().ok(),
+            active: a.state == S::Active as i32,
+            closed: a.state == S::Closed as i32,
+            platform,
+        })
     }
 
     /// The platform accounts of a department, from identity (every state: a closed

@@ -30,7 +30,6 @@ use govmedia_kit::db::{Database, ServiceMigrations};
 use govmedia_kit::mutation::UnitOfWork;
 use govmedia_kit::screening::Screener;
 use govmedia_kit::server::ServerBuilder;
-use govmedia_proto::identity::v1::platform_account_service_client::PlatformAccountServiceClient;
 use sqlx::migrate::Migrator;
 use tonic::transport::Channel;
 
@@ -224,37 +223,17 @@ impl Core {
         if let Some(facts) = self.accounts.get(&account) {
             return Ok(facts);
         }
-        let mut request = tonic::Request::new(govmedia_proto::identity::v1::GetPlatformAccountRequest {
-            platform_account_id: account.to_string(),
-        });
-        let unavailable = |s: tonic::Status| Error::Unavailable { dependency: "identity service", source: Box::new(s) };
-        self.credentials.authorize(&mut request).await.map_err(unavailable)?;
-        let mut client = PlatformAccountServiceClient::new(self.identity.clone());
-        let answer = govmedia_kit::telemetry::client_call(
-            "govmedia.identity.v1.PlatformAccountService",
-            "GetPlatformAccount",
-            request,
-            |r| client.get_platform_account(r),
-        )
-        .await;
-        match answer {
-            Ok(response) => {
-                let a = response
-                    .into_inner()
-                    .platform_account
-                    .ok_or_else(|| Error::internal("identity answered without an account"))?;
-                let facts = AccountFacts {
-                    id: account,
-                    department: a.department_id.parse().ok(),
-                    closed: a.state == govmedia_proto::identity::v1::PlatformAccountState::Closed as i32,
-                    frozen: a.state == govmedia_proto::identity::v1::PlatformAccountState::Frozen as i32,
-                };
-                self.accounts.insert(account, facts);
-                Ok(facts)
-            }
-            Err(status) if status.code() == tonic::Code::NotFound => Err(Error::not_found("platform_account", account)),
-            Err(status) => Err(unavailable(status)),
-        }
+        let a = govmedia_kit::client::platform_account(&self.identity, &self.credentials, &account.to_string())
+            .await?
+            .ok_or_else(|| Error::not_found("platform_account", account))?;
+        let facts = AccountFacts {
+            id: account,
+            department: a.department_id.parse().ok(),
+            closed: a.state == govmedia_proto::identity::v1::PlatformAccountState::Closed as i32,
+            frozen: a.state == govmedia_proto::identity::v1::PlatformAccountState::Frozen as i32,
+        };
+        self.accounts.insert(account, facts);
+        Ok(facts)
     }
 
     /// NOT_FOUND unless the department is registered with identity.

@@ -98,6 +98,40 @@ impl ClientCredentials {
     }
 }
 
+/// A platform account from identity's register, asked with `credentials` (a client span
+/// around the call): `None` when identity knows no such account; UNAVAILABLE when
+/// identity cannot answer. What content, interaction and supervision ask before they act
+/// on an account.
+pub async fn platform_account(
+    identity: &Channel,
+    credentials: &CallCredentials,
+    account: &str,
+) -> Result<Option<govmedia_proto::identity::v1::PlatformAccount>, govmedia_domain::Error> {
+    use govmedia_proto::identity::v1::GetPlatformAccountRequest;
+    use govmedia_proto::identity::v1::platform_account_service_client::PlatformAccountServiceClient;
+    let unavailable =
+        |s: tonic::Status| govmedia_domain::Error::Unavailable { dependency: "identity service", source: Box::new(s) };
+    let mut request = tonic::Request::new(GetPlatformAccountRequest { platform_account_id: account.to_owned() });
+    credentials.authorize(&mut request).await.map_err(unavailable)?;
+    let mut client = PlatformAccountServiceClient::new(identity.clone());
+    let answer = crate::telemetry::client_call(
+        "govmedia.identity.v1.PlatformAccountService",
+        "GetPlatformAccount",
+        request,
+        |r| client.get_platform_account(r),
+    )
+    .await;
+    match answer {
+        Ok(response) => response
+            .into_inner()
+            .platform_account
+            .map(Some)
+            .ok_or_else(|| govmedia_domain::Error::internal("identity answered without an account")),
+        Err(status) if status.code() == tonic::Code::NotFound => Ok(None),
+        Err(status) => Err(unavailable(status)),
+    }
+}
+
 impl CallCredentials {
     /// Puts `authorization: Bearer <token>` on the request.
     pub async fn authorize<T>(&self, request: &mut tonic::Request<T>) -> Result<(), tonic::Status> {
