@@ -9,11 +9,15 @@ use govmedia_domain::Error;
 use govmedia_domain::ids::PlatformAccountId;
 use govmedia_kit::client::CallCredentials;
 use govmedia_kit::config::Secret;
+use govmedia_kit::telemetry::client_call;
 use govmedia_proto::content::v1 as cpb;
 use govmedia_proto::content::v1::publication_service_client::PublicationServiceClient;
 use govmedia_proto::identity::v1 as ipb;
 use govmedia_proto::identity::v1::platform_account_service_client::PlatformAccountServiceClient;
 use tonic::transport::Channel;
+
+const PUBLICATIONS: &str = "govmedia.content.v1.PublicationService";
+const ACCOUNTS: &str = "govmedia.identity.v1.PlatformAccountService";
 
 /// The owners of what an incident contains.
 #[derive(Debug, Clone)]
@@ -57,7 +61,6 @@ impl Containment {
             .authorize(&mut request)
             .await
             .map_err(|s| Error::Unauthenticated(s.message().to_owned()))?;
-        govmedia_kit::telemetry::inject_context(request.metadata_mut());
         Ok(request)
     }
 
@@ -83,15 +86,17 @@ impl Containment {
             reason: reason.to_owned(),
             ..Default::default()
         };
-        match client.retract_publication(Self::request(token, body).await?).await {
+        let retracted = client_call(PUBLICATIONS, "RetractPublication", Self::request(token, body).await?, |r| {
+            client.retract_publication(r)
+        })
+        .await;
+        match retracted {
             Ok(_) => Ok(format!("publication {publication} retracted")),
             Err(s) if s.code() == tonic::Code::FailedPrecondition => {
                 // Already retracted (by hand, or by an earlier attempt): say so.
-                let got = client
-                    .get_publication(
-                        Self::request(token, cpb::GetPublicationRequest { publication_id: publication.to_owned() })
-                            .await?,
-                    )
+                let request =
+                    Self::request(token, cpb::GetPublicationRequest { publication_id: publication.to_owned() }).await?;
+                let got = client_call(PUBLICATIONS, "GetPublication", request, |r| client.get_publication(r))
                     .await
                     .map_err(|s| refused("content service", "publication.read", s))?;
                 let state = got.into_inner().publication.map(|p| p.state).unwrap_or_default();
@@ -120,17 +125,17 @@ impl Containment {
             reason: reason.to_owned(),
             etag: String::new(),
         };
-        match client.freeze_platform_account(Self::request(token, body).await?).await {
+        let frozen = client_call(ACCOUNTS, "FreezePlatformAccount", Self::request(token, body).await?, |r| {
+            client.freeze_platform_account(r)
+        })
+        .await;
+        match frozen {
             Ok(_) => Ok(format!("platform account {account} frozen")),
             Err(s) if s.code() == tonic::Code::FailedPrecondition => {
-                let got = client
-                    .get_platform_account(
-                        Self::request(
-                            token,
-                            ipb::GetPlatformAccountRequest { platform_account_id: account.to_string() },
-                        )
-                        .await?,
-                    )
+                let request =
+                    Self::request(token, ipb::GetPlatformAccountRequest { platform_account_id: account.to_string() })
+                        .await?;
+                let got = client_call(ACCOUNTS, "GetPlatformAccount", request, |r| client.get_platform_account(r))
                     .await
                     .map_err(|s| refused("identity service", "account.read", s))?;
                 let state = got.into_inner().platform_account.map(|a| a.state).unwrap_or_default();
