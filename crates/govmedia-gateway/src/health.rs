@@ -1,7 +1,9 @@
-//! Replica health and aggregated health: the gateway asks every replica of every upstream
-//! (`grpc.health.v1`, the server as a whole) every few seconds. A replica that does not
+//! Replica health and aggregated health: every few seconds the gateway looks each
+//! upstream's names up again (see `upstream`) and asks every replica
+//! (`grpc.health.v1`, the server as a whole). A replica that does not
 //! answer SERVING is taken out of service, and put back when it answers again (the proxy
-//! also takes a replica out the moment a call cannot reach it; only a probe puts it back); the package's services are reported SERVING while at least one replica is in,
+//! also takes a replica out the moment a call cannot reach it; only a probe puts it back);
+//! the package's services are reported SERVING while at least one replica is in,
 //! NOT_SERVING when none is — so a load balancer or an operator pointed at the gateway
 //! sees which part of the system is down.
 
@@ -40,8 +42,9 @@ pub async fn watch(upstreams: Vec<Upstream>, reporter: HealthReporter, every: Du
             _ = tick.tick() => {}
         }
         for upstream in &upstreams {
+            upstream.refresh().await;
             let mut any = false;
-            for replica in upstream.replicas.iter() {
+            for replica in upstream.replicas().iter() {
                 let up = probe(replica).await;
                 if replica.set_in_service(up) {
                     tracing::warn!(package = upstream.package, replica = %replica.address, up, "replica health changed");

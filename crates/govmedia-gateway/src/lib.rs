@@ -14,130 +14,24 @@
 //! limit — the kit's server stack. The services verify the token again: the gateway is a
 //! first line, not the only one.
 //!
-//! Layout: `proxy` (the forwarding service), `routes` (which services each upstream
-//! serves, from the descriptor set); this file holds the settings and [`server`].
+//! Layout: `proxy` (the forwarding service), `upstream` (each package's replicas, found
+//! again by name every few seconds), `health` (probing them), `routes` (which services each
+//! upstream serves, from the descriptor set), `limit` (callers' rates); this file holds
+//! the settings and [`server`].
 
 pub mod health;
 pub mod limit;
 pub mod proxy;
 pub mod routes;
+pub mod upstream;
 
 use std::sync::Arc;
+
+pub use upstream::{Replica, Replicas, Upstream};
 
 use govmedia_kit::auth::{AuthLayer, AuthPolicy, TokenVerifier};
 use govmedia_kit::config::ServerSettings;
 use govmedia_kit::server::ServerBuilder;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-
-use tonic::transport::{Channel, Endpoint};
-
-/// One upstream: the package it serves and its replicas. Each call goes to one replica in
-/// service, chosen by the power of two choices (two at random, the one with fewer calls in
-/// flight); a call that could not reach its replica is retried on another (see `proxy`).
-/// The health watcher (`health::watch`) takes a replica out of service when it stops
-/// answering and puts it back when it answers again; a failed connection takes it out at
-/// once.
-#[derive(Debug, Clone)]
-pub struct Upstream {
-    /// The proto package, for example `govmedia.identity.v1`.
-    pub package: &'static str,
-    /// Each replica.
-    pub replicas: Arc<[Replica]>,
-}
-
-/// One replica of an upstream.
-#[derive(Debug)]
-pub struct Replica {
-    /// Its address.
-    pub address: String,
-    /// A channel to it alone, connected lazily and reconnected after a failure.
-    pub channel: Channel,
-    in_service: AtomicBool,
-    in_flight: AtomicUsize,
-}
-
-impl Replica {
-    /// Whether calls go to it.
-    pub fn in_service(&self) -> bool {
-        self.in_service.load(Ordering::Relaxed)
-    }
-
-    /// Puts it in service or takes it out; says whether that changed anything.
-    pub fn set_in_service(&self, in_service: bool) -> bool {
-        self.in_service.swap(in_service, Ordering::Relaxed) != in_service
-    }
-
-    /// Counts a call in flight until the guard drops.
-    pub(crate) fn start_call(&self) -> InFlight<'_> {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
-        InFlight(self)
-    }
-}
-
-/// A call in flight on a replica.
-pub(crate) struct InFlight<'a>(&'a Replica);
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-impl Upstream {
-    /// An upstream for `package` over `replicas` (`http://host:port`), connected lazily;
-    /// every replica starts in service until a probe or a call finds it down.
-    pub fn new(package: &str, replicas: &[String]) -> Result<Self, SettingError> {
-        let Some(package) = routes::PACKAGES.iter().copied().find(|p| *p == package) else {
-            return Err(SettingError::new(
-                package.to_owned(),
-                format!("is not a package the gateway fronts ({})", routes::PACKAGES.join(", ")),
-            ));
-        };
-        if replicas.is_empty() {
-            return Err(SettingError::new(package.to_owned(), "names no replica"));
-        }
-        let replicas = replicas
-            .iter()
-            .map(|r| {
-                let endpoint = Endpoint::from_shared(r.clone())
-                    .map(|e| e.tcp_nodelay(true).connect_timeout(std::time::Duration::from_secs(2)))
-                    .map_err(|e| SettingError::new(package.to_owned(), format!("{r:?}: {e}")))?;
-                Ok(Replica {
-                    address: r.clone(),
-                    channel: endpoint.connect_lazy(),
-                    in_service: AtomicBool::new(true),
-                    in_flight: AtomicUsize::new(0),
-                })
-            })
-            .collect::<Result<Vec<_>, SettingError>>()?;
-        Ok(Self { package, replicas: replicas.into() })
-    }
-
-    /// The replica for the next call, other than those in `tried`: two in service picked
-    /// at random, the less busy one; when none is in service, any not yet tried (health
-    /// may lag behind a replica that came back); `None` once every replica was tried.
-    pub fn pick(&self, tried: &[usize]) -> Option<usize> {
-        use rand::seq::IteratorRandom;
-        let untried = |i: &usize| !tried.contains(i);
-        let mut rng = rand::rng();
-        let in_service = (0..self.replicas.len()).filter(untried).filter(|&i| self.replicas[i].in_service());
-        let two = in_service.choose_multiple(&mut rng, 2);
-        match two.as_slice() {
-            [a, b] => {
-                let load = |i: usize| self.replicas[i].in_flight.load(Ordering::Relaxed);
-                Some(if load(*b) < load(*a) { *b } else { *a })
-            }
-            [a] => Some(*a),
-            _ => (0..self.replicas.len()).filter(untried).choose(&mut rng),
-        }
-    }
-
-    /// A channel balanced over every replica, for the gateway's own calls (fetching the
-    /// token keys from identity).
-    pub fn balanced(&self) -> Channel {
-        Channel::balance_list(self.replicas.iter().filter_map(|r| Endpoint::from_shared(r.address.clone()).ok()))
-    }
-}
 
 /// Why the service could not start: the setting and what is wrong with it.
 pub use govmedia_kit::config::InvalidSetting as SettingError;
@@ -170,7 +64,9 @@ pub fn server(
 /// Where each package's replicas are.
 #[derive(Debug, Clone, clap::Args)]
 pub struct UpstreamOptions {
-    /// Identity replicas (`http://host:port`, separated by commas).
+    /// Identity replicas (`http://host:port`, separated by commas). A host name stands for
+    /// every address it resolves to, looked up again every few seconds (a Kubernetes
+    /// headless Service names each ready pod).
     #[arg(long, env = "GOVMEDIA_GATEWAY_IDENTITY_UPSTREAMS", value_name = "URLS")]
     pub identity_upstreams: Option<String>,
     /// Content replicas.
@@ -282,6 +178,11 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let upstreams = upstreams(&settings.upstreams)?;
+    for upstream in &upstreams {
+        // Balanced over every replica from the first call; a name that does not resolve
+        // yet is connected to by name until it does.
+        upstream.refresh().await;
+    }
     let origins = allowed_origins(&settings.allowed_origins)?;
     let identity = upstreams
         .iter()

@@ -156,11 +156,12 @@ const GRPC_FRAME_HEADER: usize = 5;
 impl Proxy {
     /// Sends a held request to one replica after another until one takes it.
     async fn forward_held(&self, parts: http::request::Parts, body: bytes::Bytes) -> Result<Response, Infallible> {
-        let mut tried = Vec::with_capacity(self.upstream.replicas.len());
+        let replicas = self.upstream.replicas();
+        let mut tried = Vec::with_capacity(replicas.len());
         let mut last_error: Option<BoxError> = None;
-        while let Some(i) = self.upstream.pick(&tried) {
+        while let Some(i) = replicas.pick(&tried) {
             tried.push(i);
-            let replica = &self.upstream.replicas[i];
+            let replica = &replicas[i];
             let mut request = http::Request::from_parts(
                 parts.clone(),
                 tonic::body::Body::new(http_body_util::Full::new(body.clone()).map_err(|never| match never {})),
@@ -185,8 +186,9 @@ impl Proxy {
 
     /// Streams a client-streaming call to one replica.
     async fn forward_streaming(&self, request: http::Request<axum::body::Body>) -> Result<Response, Infallible> {
-        let Some(i) = self.upstream.pick(&[]) else { return self.unavailable("no replica".into()) };
-        let replica = &self.upstream.replicas[i];
+        let replicas = self.upstream.replicas();
+        let Some(i) = replicas.pick(&[]) else { return self.unavailable("no replica".into()) };
+        let replica = &replicas[i];
         let _in_flight = replica.start_call();
         match replica.channel.clone().oneshot(request.map(tonic::body::Body::new)).await {
             Ok(response) => Ok(response),

@@ -336,7 +336,7 @@ async fn killing_one_of_two_replicas_loses_no_call_that_had_not_started() {
     for _ in 0..40 {
         call(gw.channel(), world.auditor_token.clone()).await.expect("both replicas answer");
     }
-    assert!(audit.replicas.iter().all(|r| r.in_service()));
+    assert!(audit.replicas().iter().all(|r| r.in_service()));
 
     // Four callers keep calling across the kill.
     let stop = tokio_util::sync::CancellationToken::new();
@@ -366,8 +366,8 @@ async fn killing_one_of_two_replicas_loses_no_call_that_had_not_started() {
         total += ok;
     }
     assert!(total > 20, "the callers kept calling: {total}");
-    assert!(audit.replicas[0].in_service(), "the survivor stays in");
-    assert!(!audit.replicas[1].in_service(), "the dead replica is out");
+    assert!(audit.replicas()[0].in_service(), "the survivor stays in");
+    assert!(!audit.replicas()[1].in_service(), "the dead replica is out");
     gw.stop().await;
 }
 
@@ -401,4 +401,117 @@ async fn a_request_over_the_size_limit_is_refused_at_the_edge() {
         .await
         .expect("a request under the limit passes");
     gw.stop().await;
+}
+
+/// An upstream named by a host name (a Kubernetes headless Service) is every address the
+/// name resolves to, looked up again as the health watcher probes: calls go where the
+/// latest answer says, replicas that stay keep their connection, and a failed or empty
+/// lookup keeps the last set rather than emptying the upstream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_named_upstream_follows_what_its_name_resolves_to() {
+    use std::net::SocketAddr;
+    use std::sync::Mutex;
+    let world = World::start(TestDatabase::sqlite()).await;
+    let verifier = Arc::new(TokenVerifier::from_identity(world.identity.channel()));
+    let replica =
+        || TestServer::start(govmedia_audit::server(&world.core, ServerSettings::loopback(), verifier.clone()));
+    let (b, c) = (replica().await, replica().await);
+    let (b_addr, c_addr) = (b.addr(), c.addr());
+    // What the name resolves to now; `None` is a failed lookup.
+    let answer: Arc<Mutex<Option<Vec<SocketAddr>>>> = Arc::new(Mutex::new(None));
+    let dns = answer.clone();
+    let resolve: govmedia_gateway::upstream::Resolve = Arc::new(move |host, _port| {
+        assert_eq!(host, "audit-replicas.govmedia.svc");
+        let found = dns.lock().expect("answer").clone();
+        Box::pin(async move { found.ok_or_else(|| std::io::Error::other("SERVFAIL")) })
+    });
+    let set = |addresses: &[SocketAddr]| *answer.lock().expect("answer") = Some(addresses.to_vec());
+    let audit = Upstream::new("govmedia.audit.v1", &["http://audit-replicas.govmedia.svc:50051".to_owned()])
+        .expect("audit")
+        .with_resolver(resolve);
+    let addresses = || audit.replicas().iter().map(|r| r.address.clone()).collect::<Vec<_>>();
+    let url = |a: SocketAddr| format!("http://{a}");
+    let upstreams =
+        vec![Upstream::new("govmedia.identity.v1", &[world.identity.endpoint()]).expect("identity"), audit.clone()];
+    let builder = server(&upstreams, ServerSettings::loopback(), verifier.clone(), None);
+    let reporter = builder.health_reporter();
+    let gw = TestServer::start(builder).await;
+    let call = || async {
+        AuditLogServiceClient::new(gw.channel())
+            .query_events(with_token(
+                apb::QueryEventsRequest { page_size: 1, ..Default::default() },
+                &world.auditor_token,
+            ))
+            .await
+            .map(|_| ())
+    };
+
+    // Before any answer the name itself is the replica.
+    audit.refresh().await;
+    assert_eq!(addresses(), ["http://audit-replicas.govmedia.svc:50051"]);
+
+    set(&[b_addr]);
+    audit.refresh().await;
+    assert_eq!(addresses(), [url(b_addr)]);
+    call().await.expect("the one replica answers");
+
+    // A second pod: added beside the first, which keeps its connection.
+    let first = audit.replicas()[0].clone();
+    set(&[c_addr, b_addr]);
+    audit.refresh().await;
+    let mut both = vec![url(b_addr), url(c_addr)];
+    both.sort();
+    assert_eq!(addresses(), both);
+    assert!(audit.replicas().iter().any(|r| Arc::ptr_eq(r, &first)), "the replica that stayed was kept as it was");
+
+    // The name now answers only an address where nothing listens: calls go there, and
+    // fail as unavailable — the answer, not the first lookup, decides.
+    let dead: SocketAddr = dead_endpoint().trim_start_matches("http://").parse().expect("dead address");
+    set(&[dead]);
+    audit.refresh().await;
+    assert_eq!(addresses(), [url(dead)]);
+    assert_eq!(call().await.expect_err("only a dead address").code(), Code::Unavailable);
+
+    // The health watcher looks the name up as it probes: a pod replaced by another.
+    b.stop().await;
+    set(&[c_addr]);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let watcher = tokio::spawn(govmedia_gateway::health::watch(
+        upstreams.clone(),
+        reporter,
+        std::time::Duration::from_millis(50),
+        stop.clone(),
+    ));
+    govmedia_testkit::eventually("the watcher follows the name", std::time::Duration::from_secs(5), async || {
+        (addresses() == [url(c_addr)]).then_some(())
+    })
+    .await;
+    for _ in 0..20 {
+        call().await.expect("every call goes to the pod the name names");
+    }
+
+    // A failed lookup and an empty answer keep the last set.
+    *answer.lock().expect("answer") = None;
+    audit.refresh().await;
+    set(&[]);
+    audit.refresh().await;
+    assert_eq!(addresses(), [url(c_addr)]);
+    call().await.expect("still answered");
+
+    stop.cancel();
+    watcher.await.expect("watcher stops");
+    gw.stop().await;
+    c.stop().await;
+}
+
+/// With the system's resolver: `localhost` is looked up to its loopback address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_system_resolver_turns_a_name_into_its_addresses() {
+    let world = World::start(TestDatabase::sqlite()).await;
+    let port = world.audit.addr().port();
+    let audit = Upstream::new("govmedia.audit.v1", &[format!("http://localhost:{port}")]).expect("audit");
+    audit.refresh().await;
+    let addresses: Vec<String> = audit.replicas().iter().map(|r| r.address.clone()).collect();
+    assert!(addresses.contains(&format!("http://127.0.0.1:{port}")), "{addresses:?}");
+    assert!(!addresses.iter().any(|a| a.contains("localhost")), "{addresses:?}");
 }
