@@ -197,7 +197,7 @@ fn count_appended(events: &[&ChainedEvent], sequence: i64) {
     use opentelemetry::metrics::{Counter, Gauge};
     static EVENTS: std::sync::OnceLock<(Counter<u64>, Gauge<i64>)> = std::sync::OnceLock::new();
     let (counter, last) = EVENTS.get_or_init(|| {
-        let meter = opentelemetry::global::meter("govmedia");
+        let meter = govmedia_kit::telemetry::meter(Some("audit"));
         (
             meter
                 .u64_counter("govmedia.audit.events")

@@ -407,7 +407,7 @@ pub fn record_metrics(summary: &Summary) {
 fn alert_counter() -> &'static Counter<u64> {
     static COUNTER: OnceLock<Counter<u64>> = OnceLock::new();
     COUNTER.get_or_init(|| {
-        opentelemetry::global::meter("govmedia")
+        govmedia_kit::telemetry::meter(Some("audit"))
             .u64_counter("govmedia.audit.compliance.alerts")
             .with_description("Accounts that crossed into an inspection warning or veto, or back (R8.1.1)")
             .with_unit("{alert}")
@@ -418,7 +418,7 @@ fn alert_counter() -> &'static Counter<u64> {
 fn accounts_gauge() -> &'static Gauge<u64> {
     static GAUGE: OnceLock<Gauge<u64>> = OnceLock::new();
     GAUGE.get_or_init(|| {
-        opentelemetry::global::meter("govmedia")
+        govmedia_kit::telemetry::meter(Some("audit"))
             .u64_gauge("govmedia.audit.compliance.accounts")
             .with_description("Platform accounts at each inspection-readiness level today (R8.1.1)")
             .with_unit("{account}")

@@ -324,7 +324,7 @@ fn ids(users: &[UserId]) -> Vec<String> {
 fn scheduler_lag() -> &'static Histogram<f64> {
     static LAG: OnceLock<Histogram<f64>> = OnceLock::new();
     LAG.get_or_init(|| {
-        opentelemetry::global::meter("govmedia")
+        govmedia_kit::telemetry::meter(Some("content"))
             .f64_histogram("govmedia.scheduler.lag")
             .with_unit("s")
             .with_description("Delay from a publication's due time to its claim by the scheduler")

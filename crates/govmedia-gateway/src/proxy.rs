@@ -71,7 +71,7 @@ const REJECTION_REASONS: [&str; 4] = ["rate_limited", "message_too_large", "upst
 fn rejections() -> &'static opentelemetry::metrics::Counter<u64> {
     static REJECTIONS: std::sync::OnceLock<opentelemetry::metrics::Counter<u64>> = std::sync::OnceLock::new();
     REJECTIONS.get_or_init(|| {
-        opentelemetry::global::meter("govmedia")
+        govmedia_kit::telemetry::meter(Some("gateway"))
             .u64_counter("govmedia.gateway.rejections")
             .with_unit("{call}")
             .with_description("Calls the gateway answered itself, without an upstream's answer, by reason")

@@ -177,7 +177,7 @@ fn escalated(e: &Escalation) -> AuditRecord {
 fn escalation_counter() -> &'static Counter<u64> {
     static COUNTER: OnceLock<Counter<u64>> = OnceLock::new();
     COUNTER.get_or_init(|| {
-        opentelemetry::global::meter("govmedia")
+        govmedia_kit::telemetry::meter(Some("interaction"))
             .u64_counter("govmedia.interaction.escalations")
             .with_description(
                 "Reply deadlines missed and escalated to the responsible department (R4.1.1, R4.2.1, R4.2.2)",
@@ -190,7 +190,7 @@ fn escalation_counter() -> &'static Counter<u64> {
 fn unresolved_gauge() -> &'static Gauge<u64> {
     static GAUGE: OnceLock<Gauge<u64>> = OnceLock::new();
     GAUGE.get_or_init(|| {
-        opentelemetry::global::meter("govmedia")
+        govmedia_kit::telemetry::meter(Some("interaction"))
             .u64_gauge("govmedia.interaction.escalations.unresolved")
             .with_description("Escalations whose item still waits for an answer")
             .with_unit("{escalation}")

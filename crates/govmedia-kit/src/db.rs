@@ -352,10 +352,13 @@ impl Database {
     }
 }
 
+/// The begin-wait histogram of the component whose call is running (under `govmedia up`
+/// one database per component share the process).
 fn begin_wait() -> &'static opentelemetry::metrics::Histogram<f64> {
-    static WAIT: std::sync::OnceLock<opentelemetry::metrics::Histogram<f64>> = std::sync::OnceLock::new();
-    WAIT.get_or_init(|| {
-        opentelemetry::global::meter("govmedia")
+    static WAIT: crate::telemetry::components::PerComponent<opentelemetry::metrics::Histogram<f64>> =
+        crate::telemetry::components::PerComponent::new();
+    WAIT.get(crate::telemetry::components::current(), |meter| {
+        meter
             .f64_histogram("govmedia.db.begin_wait")
             .with_unit("s")
             .with_description("Time to begin a writing transaction: a pooled connection, and on SQLite the write lock")

@@ -348,7 +348,7 @@ impl<S: AuditSink> Relay<S> {
             tracing::error!(outbox.seq = seq, error = %why, "audit record moved to the dead letters; re-drive it with `govmedia outbox redrive` once the cause is fixed");
         }
         if !settlement.buried.is_empty() {
-            dead_letter_counter().add(settlement.buried.len() as u64, &[]);
+            dead_letter_counter(self.name).add(settlement.buried.len() as u64, &[]);
         }
         let left = settlement.delivered.len() + settlement.buried.len();
         match failure {
@@ -560,77 +560,82 @@ struct OutboxGauges {
 
 impl OutboxGauges {
     fn register(name: &'static str) -> Arc<Self> {
-        static ALL: std::sync::OnceLock<std::sync::Mutex<Vec<Registered>>> = std::sync::OnceLock::new();
-        let mut registered = false;
-        let all = ALL.get_or_init(|| {
-            registered = true;
-            std::sync::Mutex::new(Vec::new())
-        });
+        static ALL: std::sync::Mutex<Vec<Registered>> = std::sync::Mutex::new(Vec::new());
+        // Which meters carry the gauges: the process's (`None`, every relay's figures) or,
+        // under `govmedia up`, each component's own (its relay's figures only).
+        static ON: std::sync::Mutex<Vec<Option<&'static str>>> = std::sync::Mutex::new(Vec::new());
+        let lock =
+            |m: &'static std::sync::Mutex<Vec<Registered>>| m.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let gauges = Arc::new(OutboxGauges { figures: std::sync::Mutex::new(OutboxFigures::default()) });
-        // A relay of the same name started again (a restarted core) takes its place.
-        let mut relays = all.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        relays.retain(|(registered, _)| *registered != name);
-        relays.push((name, Arc::clone(&gauges)));
-        drop(relays);
-        if registered {
-            let observe = |pick: fn(&OutboxFigures) -> f64| {
-                move |observer: &dyn opentelemetry::metrics::AsyncInstrument<f64>| {
-                    let all = ALL.get().map(|m| m.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
-                    for (name, gauges) in all.iter().flat_map(|v| v.iter()) {
-                        let figures = *gauges.figures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                        observer.observe(pick(&figures), &[opentelemetry::KeyValue::new("outbox", *name)]);
-                    }
-                }
-            };
-            let meter = opentelemetry::global::meter("govmedia");
-            let gauges: [Gauge; 3] = [
-                ("govmedia.outbox.backlog", "{record}", "Audit records waiting in the outbox for delivery", |f| {
-                    f.backlog as f64
-                }),
-                (
-                    "govmedia.outbox.oldest_age",
-                    "s",
-                    "Age of the oldest audit record waiting in the outbox (0 when empty)",
-                    |f| f.oldest_age_seconds,
-                ),
-                (
-                    "govmedia.outbox.dead_letters.kept",
-                    "{record}",
-                    "Audit records in the outbox's dead letters, waiting to be re-driven",
-                    |f| f.dead_letters as f64,
-                ),
-            ];
-            for (name, unit, description, pick) in gauges {
-                let _ = meter
-                    .f64_observable_gauge(name)
-                    .with_unit(unit)
-                    .with_description(description)
-                    .with_callback(observe(pick))
-                    .build();
+        {
+            // A relay of the same name started again (a restarted core) takes its place.
+            let mut relays = lock(&ALL);
+            relays.retain(|(registered, _)| *registered != name);
+            relays.push((name, Arc::clone(&gauges)));
+        }
+        let owner = crate::telemetry::components::routed(name);
+        {
+            let mut on = ON.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if on.contains(&owner) {
+                return gauges;
             }
-            // The pool's connections, measured with the outbox (each service has one
-            // pool and one relay, which knows the service's name).
+            on.push(owner);
+        }
+        let relays = move || -> Vec<Registered> {
+            lock(&ALL).iter().filter(|(n, _)| owner.is_none_or(|o| o == *n)).cloned().collect()
+        };
+        let observe = move |pick: fn(&OutboxFigures) -> f64| {
+            move |observer: &dyn opentelemetry::metrics::AsyncInstrument<f64>| {
+                for (name, gauges) in relays() {
+                    let figures = *gauges.figures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    observer.observe(pick(&figures), &[opentelemetry::KeyValue::new("outbox", name)]);
+                }
+            }
+        };
+        let meter = crate::telemetry::meter(owner);
+        let gauges_made: [Gauge; 3] = [
+            ("govmedia.outbox.backlog", "{record}", "Audit records waiting in the outbox for delivery", |f| {
+                f.backlog as f64
+            }),
+            (
+                "govmedia.outbox.oldest_age",
+                "s",
+                "Age of the oldest audit record waiting in the outbox (0 when empty)",
+                |f| f.oldest_age_seconds,
+            ),
+            (
+                "govmedia.outbox.dead_letters.kept",
+                "{record}",
+                "Audit records in the outbox's dead letters, waiting to be re-driven",
+                |f| f.dead_letters as f64,
+            ),
+        ];
+        for (name, unit, description, pick) in gauges_made {
             let _ = meter
-                .i64_observable_gauge("govmedia.db.pool.connections")
-                .with_unit("{connection}")
-                .with_description("Connections of the service's database pool, by state (used, idle)")
-                .with_callback(|observer| {
-                    let all = ALL.get().map(|m| m.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
-                    for (name, gauges) in all.iter().flat_map(|v| v.iter()) {
-                        let figures = *gauges.figures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                        for (state, n) in [("used", figures.pool_used), ("idle", figures.pool_idle)] {
-                            observer.observe(
-                                i64::from(n),
-                                &[
-                                    opentelemetry::KeyValue::new("pool", *name),
-                                    opentelemetry::KeyValue::new("state", state),
-                                ],
-                            );
-                        }
-                    }
-                })
+                .f64_observable_gauge(name)
+                .with_unit(unit)
+                .with_description(description)
+                .with_callback(observe(pick))
                 .build();
         }
+        // The pool's connections, measured with the outbox (each service has one pool
+        // and one relay, which knows the service's name).
+        let _ = meter
+            .i64_observable_gauge("govmedia.db.pool.connections")
+            .with_unit("{connection}")
+            .with_description("Connections of the service's database pool, by state (used, idle)")
+            .with_callback(move |observer| {
+                for (name, gauges) in relays() {
+                    let figures = *gauges.figures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    for (state, n) in [("used", figures.pool_used), ("idle", figures.pool_idle)] {
+                        observer.observe(
+                            i64::from(n),
+                            &[opentelemetry::KeyValue::new("pool", name), opentelemetry::KeyValue::new("state", state)],
+                        );
+                    }
+                }
+            })
+            .build();
         gauges
     }
 
@@ -639,8 +644,8 @@ impl OutboxGauges {
     }
 }
 
-fn dead_letter_counter() -> opentelemetry::metrics::Counter<u64> {
-    opentelemetry::global::meter("govmedia")
+fn dead_letter_counter(outbox: &'static str) -> opentelemetry::metrics::Counter<u64> {
+    crate::telemetry::meter(crate::telemetry::components::routed(outbox))
         .u64_counter("govmedia.outbox.dead_letters")
         .with_description("Audit records moved to the outbox's dead letters after the audit service refused them")
         .with_unit("{record}")

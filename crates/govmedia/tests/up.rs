@@ -213,7 +213,7 @@ async fn a_normal_start_and_stop_is_quiet_and_leaves_no_audit_record_behind() {
 /// Issue 14: under `govmedia up` (one process) each component still reports as itself:
 /// the gateway's spans as `govmedia-gateway`, identity's as `govmedia-identity`, the
 /// audit service's append as `govmedia-audit`, identity's outbox delivery and log lines
-/// inside identity's calls as identity's.
+/// inside identity's calls as identity's; and each component's metrics as its own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn under_up_each_component_exports_as_itself() {
     use std::process::Command;
@@ -262,6 +262,40 @@ async fn under_up_each_component_exports_as_itself() {
         "identity's log lines inside calls are identity's: {:?}",
         logs.iter().map(|l| l.resource.get("service.name").cloned()).collect::<std::collections::BTreeSet<_>>()
     );
+
+    // Metrics too: each component's figures under its own name, none under another's.
+    let metrics = received.metrics();
+    let reported = |name: &str, key: &str| -> std::collections::BTreeSet<(String, String)> {
+        metrics
+            .iter()
+            .filter(|m| m.metric.name == name)
+            .flat_map(|m| {
+                let service = m.resource.get("service.name").cloned().unwrap_or_default();
+                common::otlp::point_attribute_values(&m.metric, key).into_iter().map(move |v| (service.clone(), v))
+            })
+            .collect()
+    };
+    let calls = reported("rpc.server.call.duration", "rpc.service");
+    assert!(
+        calls.contains(&("govmedia-identity".into(), "govmedia.identity.v1.AuthenticationService".into())),
+        "{calls:?}"
+    );
+    for (service, rpc_service) in &calls {
+        let component = rpc_service.split('.').nth(1).unwrap_or_default();
+        assert_eq!(service, &format!("govmedia-{component}"), "{rpc_service}'s calls reported by {service}");
+    }
+    let through_gateway = reported("govmedia.gateway.call.duration", "rpc.service");
+    assert!(!through_gateway.is_empty() && through_gateway.iter().all(|(s, _)| s == "govmedia-gateway"));
+    let outboxes = reported("govmedia.outbox.backlog", "outbox");
+    assert!(outboxes.contains(&("govmedia-identity".into(), "identity".into())), "{outboxes:?}");
+    assert!(
+        outboxes.iter().all(|(s, o)| *s == format!("govmedia-{o}")),
+        "each relay's backlog as its own: {outboxes:?}"
+    );
+    let events = reported("govmedia.audit.events", "action");
+    assert!(!events.is_empty() && events.iter().all(|(s, _)| s == "govmedia-audit"), "{events:?}");
+    let waits = reported("govmedia.db.begin_wait", "db.system.name");
+    assert!(waits.contains(&("govmedia-identity".into(), "sqlite".into())), "identity's transactions: {waits:?}");
 }
 
 /// `govmedia up` as its own process on `data` (first password [`common::FIRST`]), with

@@ -8,8 +8,12 @@
 //! A span belongs to the component that claims it ([`claim`]: a server span by the
 //! service it serves, an outbox delivery by its relay) or else to its parent's; a log line
 //! to its span's. What belongs to none (start-up, background polls outside any call)
-//! reports as the process itself. Nothing here runs under `govmedia serve`, where the
-//! process is one component.
+//! reports as the process itself.
+//!
+//! Metrics have a meter provider per component ([`meter`]); an instrument recorded by
+//! more than one component (the kit's: calls, transactions, outboxes) is made once per
+//! component ([`PerComponent`]). Nothing here routes under `govmedia serve`, where the
+//! process is one component and every meter is the global one.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock, PoisonError};
@@ -17,10 +21,12 @@ use std::time::Duration;
 
 use opentelemetry::Context;
 use opentelemetry::InstrumentationScope;
+use opentelemetry::metrics::{Meter, MeterProvider as _};
 use opentelemetry::trace::{Span as _, SpanId, TraceContextExt};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::logs::{BatchLogProcessor, LogProcessor, SdkLogRecord};
+use opentelemetry_sdk::metrics::SdkMeterProvider;
 use opentelemetry_sdk::trace::{BatchSpanProcessor, Span, SpanData, SpanProcessor};
 
 /// Which component each live span belongs to; present only when routing is on.
@@ -51,6 +57,71 @@ pub fn component_of_service(service: &str) -> Option<&'static str> {
         (Some("govmedia"), Some("content")) => Some("content"),
         (Some("govmedia"), Some("interaction")) => Some("interaction"),
         _ => None,
+    }
+}
+
+/// Each component's meter provider; present only when routing is on.
+static METERS: OnceLock<Vec<(&'static str, SdkMeterProvider)>> = OnceLock::new();
+
+/// Installs the components' meter providers (once per process).
+pub(super) fn install_meters(meters: Vec<(&'static str, SdkMeterProvider)>) {
+    let _ = METERS.set(meters);
+}
+
+/// The meter `component`'s instruments are made from: its own provider under
+/// `govmedia up`, the process's (global) one otherwise or for `None`.
+pub fn meter(component: Option<&str>) -> Meter {
+    component
+        .and_then(|c| METERS.get()?.iter().find(|(name, _)| *name == c))
+        .map_or_else(|| opentelemetry::global::meter("govmedia"), |(_, provider)| provider.meter("govmedia"))
+}
+
+/// `component` when this process routes by component, else `None` (the process).
+pub fn routed(component: &'static str) -> Option<&'static str> {
+    METERS.get().and_then(|m| m.iter().any(|(name, _)| *name == component).then_some(component))
+}
+
+/// The component the current span belongs to, when this process routes by component:
+/// for what is measured inside a call without knowing whose (a transaction's start).
+pub fn current() -> Option<&'static str> {
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    METERS.get()?;
+    let context = tracing::Span::current().context();
+    let span = context.span();
+    owner_of(span.span_context().span_id())
+}
+
+/// One instrument per component, made on first use from the component's meter; under
+/// `govmedia serve` a single one.
+#[derive(Debug)]
+pub struct PerComponent<I> {
+    cells: [OnceLock<I>; 6],
+}
+
+impl<I> Default for PerComponent<I> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<I> PerComponent<I> {
+    /// No instrument made yet.
+    pub const fn new() -> Self {
+        Self { cells: [const { OnceLock::new() }; 6] }
+    }
+
+    /// `component`'s instrument, made by `make` from its meter the first time.
+    pub fn get(&self, component: Option<&'static str>, make: impl FnOnce(Meter) -> I) -> &I {
+        let component = component.filter(|_| METERS.get().is_some());
+        let index = match component {
+            Some("identity") => 0,
+            Some("audit") => 1,
+            Some("content") => 2,
+            Some("interaction") => 3,
+            Some("gateway") => 4,
+            _ => 5,
+        };
+        self.cells[index].get_or_init(|| make(meter(component)))
     }
 }
 

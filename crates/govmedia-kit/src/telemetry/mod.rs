@@ -38,6 +38,8 @@ use crate::config::{LogFormat, TelemetrySettings};
 
 pub mod components;
 
+pub use components::meter;
+
 /// Why telemetry could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum TelemetryError {
@@ -67,7 +69,7 @@ pub enum TelemetryError {
 #[derive(Debug)]
 pub struct TelemetryGuard {
     tracer_provider: SdkTracerProvider,
-    meter_provider: Option<SdkMeterProvider>,
+    meter_providers: Vec<SdkMeterProvider>,
     logger_provider: Option<SdkLoggerProvider>,
 }
 
@@ -76,10 +78,10 @@ impl Drop for TelemetryGuard {
         if let Err(e) = self.tracer_provider.shutdown() {
             eprintln!("flushing traces at shutdown failed: {e}");
         }
-        if let Some(meters) = &self.meter_provider
-            && let Err(e) = meters.shutdown()
-        {
-            eprintln!("flushing metrics at shutdown failed: {e}");
+        for meters in &self.meter_providers {
+            if let Err(e) = meters.shutdown() {
+                eprintln!("flushing metrics at shutdown failed: {e}");
+            }
         }
         if let Some(loggers) = &self.logger_provider
             && let Err(e) = loggers.shutdown()
@@ -121,7 +123,7 @@ pub fn init_components(
     let process = resource(service_name, &instance);
 
     let mut tracer_builder = SdkTracerProvider::builder().with_resource(process.clone());
-    let (mut meter_provider, mut logger_provider) = (None, None);
+    let (mut meter_providers, mut logger_provider) = (Vec::new(), None);
     if let Some(endpoint) = settings.otlp_endpoint.as_ref().filter(|e| !e.trim().is_empty()) {
         let exporter_error = |e: opentelemetry_otlp::ExporterBuildError| TelemetryError::Exporter {
             endpoint: endpoint.clone(),
@@ -158,17 +160,29 @@ pub fn init_components(
                 components: logs,
             }));
         }
-        let metrics = opentelemetry_otlp::MetricExporter::builder()
-            .with_tonic()
-            .with_endpoint(endpoint.clone())
-            .build()
-            .map_err(exporter_error)?;
-        let reader = opentelemetry_sdk::metrics::PeriodicReader::builder(metrics)
-            .with_interval(settings.metrics_interval)
-            .build();
-        let meters = SdkMeterProvider::builder().with_resource(process.clone()).with_reader(reader).build();
-        opentelemetry::global::set_meter_provider(meters.clone());
-        meter_provider = Some(meters);
+        let meters = |resource: Resource| -> Result<SdkMeterProvider, TelemetryError> {
+            let metrics = opentelemetry_otlp::MetricExporter::builder()
+                .with_tonic()
+                .with_endpoint(endpoint.clone())
+                .build()
+                .map_err(exporter_error)?;
+            let reader = opentelemetry_sdk::metrics::PeriodicReader::builder(metrics)
+                .with_interval(settings.metrics_interval)
+                .build();
+            Ok(SdkMeterProvider::builder().with_resource(resource).with_reader(reader).build())
+        };
+        let process_meters = meters(process.clone())?;
+        opentelemetry::global::set_meter_provider(process_meters.clone());
+        meter_providers.push(process_meters);
+        if !component_names.is_empty() {
+            let mut own = Vec::new();
+            for name in component_names {
+                let provider = meters(resource(&format!("govmedia-{name}"), &instance))?;
+                own.push((*name, provider.clone()));
+                meter_providers.push(provider);
+            }
+            components::install_meters(own);
+        }
         let loggers = SdkLoggerProvider::builder().with_resource(process);
         logger_provider = Some(match log_processors {
             Some(router) => loggers.with_log_processor(router).build(),
@@ -218,7 +232,7 @@ pub fn init_components(
             .try_init(),
     };
     installed.map_err(|_| TelemetryError::AlreadyInstalled)?;
-    Ok(TelemetryGuard { tracer_provider, meter_provider, logger_provider })
+    Ok(TelemetryGuard { tracer_provider, meter_providers, logger_provider })
 }
 
 /// Which database the process's statements run on (`postgresql`, `sqlite`), named on
@@ -478,9 +492,9 @@ pub enum ServerRole {
     Gateway,
 }
 
-fn rpc_duration(role: ServerRole) -> &'static Histogram<f64> {
-    static SERVICE: OnceLock<Histogram<f64>> = OnceLock::new();
-    static GATEWAY: OnceLock<Histogram<f64>> = OnceLock::new();
+fn rpc_duration(role: ServerRole, component: Option<&'static str>) -> &'static Histogram<f64> {
+    static SERVICE: components::PerComponent<Histogram<f64>> = components::PerComponent::new();
+    static GATEWAY: components::PerComponent<Histogram<f64>> = components::PerComponent::new();
     let (cell, name, description) = match role {
         ServerRole::Service => (&SERVICE, "rpc.server.call.duration", "Duration of gRPC calls handled by this service"),
         ServerRole::Gateway => (
@@ -489,8 +503,8 @@ fn rpc_duration(role: ServerRole) -> &'static Histogram<f64> {
             "Duration of gRPC calls through the gateway, upstream included",
         ),
     };
-    cell.get_or_init(|| {
-        opentelemetry::global::meter("govmedia")
+    cell.get(component, |meter| {
+        meter
             .f64_histogram(name)
             .with_unit("s")
             .with_description(description)
@@ -501,19 +515,15 @@ fn rpc_duration(role: ServerRole) -> &'static Histogram<f64> {
 
 /// Calls being handled now, by service: the saturation a dashboard sets beside the
 /// request rate (a call cancelled by its client is counted out when dropped too).
-fn active_calls(role: ServerRole) -> &'static UpDownCounter<i64> {
-    static SERVICE: OnceLock<UpDownCounter<i64>> = OnceLock::new();
-    static GATEWAY: OnceLock<UpDownCounter<i64>> = OnceLock::new();
+fn active_calls(role: ServerRole, component: Option<&'static str>) -> &'static UpDownCounter<i64> {
+    static SERVICE: components::PerComponent<UpDownCounter<i64>> = components::PerComponent::new();
+    static GATEWAY: components::PerComponent<UpDownCounter<i64>> = components::PerComponent::new();
     let (cell, name) = match role {
         ServerRole::Service => (&SERVICE, "govmedia.rpc.server.active_calls"),
         ServerRole::Gateway => (&GATEWAY, "govmedia.gateway.active_calls"),
     };
-    cell.get_or_init(|| {
-        opentelemetry::global::meter("govmedia")
-            .i64_up_down_counter(name)
-            .with_unit("{call}")
-            .with_description("gRPC calls being handled")
-            .build()
+    cell.get(component, |meter| {
+        meter.i64_up_down_counter(name).with_unit("{call}").with_description("gRPC calls being handled").build()
     })
 }
 
@@ -525,8 +535,8 @@ struct InFlight {
 }
 
 impl InFlight {
-    fn new(role: ServerRole, service: &str) -> Self {
-        let counter = active_calls(role);
+    fn new(role: ServerRole, component: Option<&'static str>, service: &str) -> Self {
+        let counter = active_calls(role, component);
         let attributes = [KeyValue::new("rpc.service", service.to_owned())];
         counter.add(1, &attributes);
         Self { counter, attributes }
@@ -626,13 +636,13 @@ where
         let context = span.context();
         let otel_span = context.span();
         let ids = otel_span.span_context();
+        let component = match role {
+            ServerRole::Gateway => Some("gateway"),
+            ServerRole::Service => components::component_of_service(&service),
+        };
         if ids.is_valid() {
             span.record("trace_id", ids.trace_id().to_string());
             span.record("span_id", ids.span_id().to_string());
-            let component = match role {
-                ServerRole::Gateway => Some("gateway"),
-                ServerRole::Service => components::component_of_service(&service),
-            };
             if let Some(component) = component {
                 components::claim(ids.span_id(), component);
             }
@@ -641,7 +651,7 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let started = Instant::now();
-        let in_flight = InFlight::new(role, &service);
+        let in_flight = InFlight::new(role, component, &service);
         Box::pin(
             async move {
                 let result = inner.call(request).await;
@@ -667,7 +677,7 @@ where
                     }
                     _ => tracing::info!(rpc.grpc.status_code = code, "call refused"),
                 }
-                rpc_duration(role).record(
+                rpc_duration(role, component).record(
                     started.elapsed().as_secs_f64(),
                     &[
                         KeyValue::new("rpc.system", "grpc"),

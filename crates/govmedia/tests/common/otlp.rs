@@ -204,14 +204,23 @@ pub fn prometheus_names(metric: &Metric) -> Vec<String> {
     }
 }
 
-/// The attribute keys of a metric's data points.
-pub fn point_attribute_keys(metric: &Metric) -> Vec<String> {
+/// The attributes of each of a metric's data points.
+fn point_attributes(metric: &Metric) -> Vec<&[KeyValue]> {
     use opentelemetry_proto::tonic::metrics::v1::metric::Data;
-    let keys = |attributes: &[KeyValue]| attributes.iter().map(|kv| kv.key.clone()).collect::<Vec<_>>();
     match &metric.data {
-        Some(Data::Sum(d)) => d.data_points.iter().flat_map(|p| keys(&p.attributes)).collect(),
-        Some(Data::Gauge(d)) => d.data_points.iter().flat_map(|p| keys(&p.attributes)).collect(),
-        Some(Data::Histogram(d)) => d.data_points.iter().flat_map(|p| keys(&p.attributes)).collect(),
+        Some(Data::Sum(d)) => d.data_points.iter().map(|p| p.attributes.as_slice()).collect(),
+        Some(Data::Gauge(d)) => d.data_points.iter().map(|p| p.attributes.as_slice()).collect(),
+        Some(Data::Histogram(d)) => d.data_points.iter().map(|p| p.attributes.as_slice()).collect(),
         _ => Vec::new(),
     }
+}
+
+/// The attribute keys of a metric's data points.
+pub fn point_attribute_keys(metric: &Metric) -> Vec<String> {
+    point_attributes(metric).into_iter().flatten().map(|kv| kv.key.clone()).collect()
+}
+
+/// The values of attribute `key` on a metric's data points (as text).
+pub fn point_attribute_values(metric: &Metric, key: &str) -> Vec<String> {
+    point_attributes(metric).into_iter().flatten().filter(|kv| kv.key == key).map(|kv| text(&kv.value)).collect()
 }
