@@ -79,7 +79,26 @@ pub async fn verify(
             broken = Some((expected, Break::SequenceGap, format!("events {expected} to {end} are missing")));
             break;
         }
-        for event in &events {
+        for stored in &events {
+            let event = match stored {
+                store::StoredEvent::Event(event) => event,
+                store::StoredEvent::Unreadable { sequence, why } => {
+                    broken = Some(if *sequence == expected {
+                        (
+                            expected,
+                            Break::HashMismatch,
+                            format!("event {expected} was altered: its stored row is no longer an event ({why})"),
+                        )
+                    } else {
+                        (
+                            expected,
+                            Break::SequenceGap,
+                            format!("event {expected} is missing (next stored is {sequence})"),
+                        )
+                    });
+                    break 'pages;
+                }
+            };
             if let Some(kind) = chain::check_event(expected, &running, event) {
                 let at = if kind == Break::SequenceGap { expected } else { event.sequence };
                 let detail = match kind {
@@ -137,7 +156,10 @@ pub async fn verify(
             expected += 1;
             verified_events += 1;
         }
-        after = events.last().map_or(end, |e| e.sequence);
+        after = match events.last() {
+            Some(store::StoredEvent::Event(e)) => e.sequence,
+            _ => end,
+        };
     }
     // Only a range reaching the newest event can say whether the end is missing.
     if broken.is_none() && end == last {

@@ -302,6 +302,25 @@ async fn an_altered_event_is_named_r1_3_5(db: TestDatabase) {
     assert_eq!(report.break_kind, pb::BreakKind::HashMismatch as i32);
 }
 
+/// Found by the fault suite's tampering scenario: a row altered so that it no longer
+/// decodes (attributes that are not JSON, a hash of the wrong length, on SQLite a time
+/// that is not a time) made VerifyLog fail as an internal error instead of naming it.
+async fn an_event_altered_past_reading_is_named_r1_3_5(db: TestDatabase) {
+    let w = tampered(db).await;
+    w.sql("UPDATE audit_events SET attributes = 'not json' WHERE sequence = 8").await;
+    let report = verify(&w).await;
+    assert_eq!((report.first_broken_sequence, report.break_kind), (8, pb::BreakKind::HashMismatch as i32));
+    assert!(report.detail.contains("no longer an event"), "{}", report.detail);
+    w.sql("UPDATE audit_events SET hash = previous_hash || previous_hash WHERE sequence = 5").await;
+    let report = verify(&w).await;
+    assert_eq!((report.first_broken_sequence, report.break_kind), (5, pb::BreakKind::HashMismatch as i32));
+    if matches!(w.audit_db, govmedia_kit::db::Database::Sqlite(_)) {
+        w.sql("UPDATE audit_events SET occur_time = 'yesterday' WHERE sequence = 3").await;
+        let report = verify(&w).await;
+        assert_eq!((report.first_broken_sequence, report.break_kind), (3, pb::BreakKind::HashMismatch as i32));
+    }
+}
+
 async fn a_deleted_event_is_named_r1_3_5(db: TestDatabase) {
     let w = tampered(db).await;
     w.sql("DELETE FROM audit_events WHERE sequence = 17").await;
@@ -476,6 +495,7 @@ storage_tests!(
     concurrent_appends_make_one_gap_free_chain_r1_3_5,
     the_append_only_guard_refuses_changes_r1_3_5,
     an_altered_event_is_named_r1_3_5,
+    an_event_altered_past_reading_is_named_r1_3_5,
     a_deleted_event_is_named_r1_3_5,
     reordered_events_are_named_r1_3_5,
     a_forged_checkpoint_signature_is_reported_r1_3_5,

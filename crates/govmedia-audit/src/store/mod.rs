@@ -409,18 +409,45 @@ pub async fn count_events(db: &Database, f: &EventFilter) -> Result<u64, Error> 
 }
 
 /// Events with sequence in (after, to], in order.
-pub async fn events_after(db: &Database, after: i64, to: i64, limit: u32) -> Result<Vec<ChainedEvent>, Error> {
-    let rows: Vec<EventRow> = on_db!(db, |pool, dialect| {
-        sqlx::query_as(
-            &dialect
-                .sql("SELECT * FROM audit_events WHERE sequence > $1 AND sequence <= $2 ORDER BY sequence LIMIT $3"),
-        )
-        .bind(after)
-        .bind(to)
-        .bind(i64::from(limit))
-        .fetch_all(pool)
-        .await
+pub async fn events_after(db: &Database, after: i64, to: i64, limit: u32) -> Result<Vec<StoredEvent>, Error> {
+    use sqlx::{FromRow, Row};
+    let sql = "SELECT * FROM audit_events WHERE sequence > $1 AND sequence <= $2 ORDER BY sequence LIMIT $3";
+    on_db!(db, |pool, dialect| {
+        let rows = sqlx::query(&dialect.sql(sql))
+            .bind(after)
+            .bind(to)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await
+            .map_err(db_error)?;
+        // Each row on its own: one whose columns no longer decode is that event's break,
+        // not a failure of the whole verification.
+        Ok(rows
+            .iter()
+            .map(|row| {
+                let event = EventRow::from_row(row)
+                    .map_err(|e| e.to_string())
+                    .and_then(|r| ChainedEvent::try_from(r).map_err(|e| e.to_string()));
+                match event {
+                    Ok(event) => StoredEvent::Event(Box::new(event)),
+                    Err(why) => StoredEvent::Unreadable { sequence: row.try_get("sequence").unwrap_or(-1), why },
+                }
+            })
+            .collect())
     })
-    .map_err(db_error)?;
-    rows.into_iter().map(ChainedEvent::try_from).collect()
+}
+
+/// A stored row of the log, as the verification reads it.
+#[derive(Debug, Clone)]
+pub enum StoredEvent {
+    /// The row is an event.
+    Event(Box<ChainedEvent>),
+    /// The row's columns no longer make an event (a time that is not a time, attributes
+    /// that are not JSON, a hash of the wrong length): it was altered.
+    Unreadable {
+        /// Its sequence.
+        sequence: i64,
+        /// What does not decode.
+        why: String,
+    },
 }

@@ -163,6 +163,22 @@ impl Received {
         out
     }
 
+    /// Every export received, written out whole (`Debug`): names, attributes, bodies,
+    /// events, resources — what a scan for secrets reads.
+    pub fn dump(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for (i, export) in self.traces.lock().expect("lock").iter().enumerate() {
+            out.push((format!("trace export {i}"), format!("{export:?}")));
+        }
+        for (i, export) in self.metrics.lock().expect("lock").iter().enumerate() {
+            out.push((format!("metric export {i}"), format!("{export:?}")));
+        }
+        for (i, export) in self.logs.lock().expect("lock").iter().enumerate() {
+            out.push((format!("log export {i}"), format!("{export:?}")));
+        }
+        out
+    }
+
     pub fn logs(&self) -> Vec<ReceivedLog> {
         let mut out = Vec::new();
         for export in self.logs.lock().expect("lock").iter() {

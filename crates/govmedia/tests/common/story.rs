@@ -20,14 +20,19 @@ fn text(value: &serde_json::Value, key: &str) -> String {
 }
 
 /// The whole story against the gateway at `gateway`; the administrator `admin` signs in
-/// first with `first_password`. `root_dir` holds everyone's sessions.
-pub async fn the_office_story(root_dir: &Path, gateway: &str, first_password: &str) {
+/// first with `first_password`. `root_dir` holds everyone's sessions. Answers the
+/// secrets the story used (passwords, one-time passwords, the integration's secret and
+/// token; the sessions' tokens are in `root_dir`), for a scan of what the run wrote.
+pub async fn the_office_story(root_dir: &Path, gateway: &str, first_password: &str) -> Vec<String> {
     let gateway = gateway.to_owned();
     let root = root_dir.to_path_buf();
     let gw = gateway.clone();
     let first = first_password.to_owned();
-    let integration_secret =
+    let (integration_secret, one_time_passwords) =
         tokio::task::spawn_blocking(move || office_setup(&root, &gw, &first)).await.expect("setup");
+    let mut used = vec![ADMIN.to_owned(), STAFF.to_owned(), first_password.to_owned()];
+    used.extend(one_time_passwords);
+    used.push(integration_secret.1.clone());
 
     // A comment arrives from the platform integration, through the gateway.
     let channel = tonic::transport::Endpoint::from_shared(gateway.clone()).expect("url").connect().await.expect("gw");
@@ -44,6 +49,7 @@ pub async fn the_office_story(root_dir: &Path, gateway: &str, first_password: &s
             .tokens
             .expect("tokens")
             .access_token;
+    used.push(token.clone());
     govmedia_proto::interaction::v1::comment_service_client::CommentServiceClient::new(channel)
         .ingest_comments(with_token(
             govmedia_proto::interaction::v1::IngestCommentsRequest {
@@ -65,14 +71,17 @@ pub async fn the_office_story(root_dir: &Path, gateway: &str, first_password: &s
     let root = root_dir.to_path_buf();
     let gw = gateway.clone();
     tokio::task::spawn_blocking(move || daily_work(&root, &gw)).await.expect("daily work");
+    used
 }
 
-/// The administrator's part; answers the account id and the integration's secret.
-fn office_setup(root: &Path, gateway: &str, first_password: &str) -> (String, String) {
+/// The administrator's part; answers the account id and the integration's secret, and the
+/// one-time passwords staff were given.
+fn office_setup(root: &Path, gateway: &str, first_password: &str) -> ((String, String), Vec<String>) {
     let admin = Person::new(root, "admin", gateway);
     admin.first_sign_in("admin", first_password, ADMIN);
     let department = text(&admin.json(&["departments", "create", "--name", "宣传处", "--code", "PUB"])[0], "id");
     let mut ids = std::collections::HashMap::new();
+    let mut one_time_passwords = Vec::new();
     for (username, role) in [
         ("editor", "editor"),
         ("reviewer", "department_reviewer"),
@@ -100,7 +109,9 @@ fn office_setup(root: &Path, gateway: &str, first_password: &str) -> (String, St
         }
         let bound = admin.json(&grant);
         assert_eq!(bound[0]["role"], role, "{bound}");
-        Person::new(root, username, gateway).first_sign_in(username, &text(&created, "one_time_password"), STAFF);
+        let one_time = text(&created, "one_time_password");
+        Person::new(root, username, gateway).first_sign_in(username, &one_time, STAFF);
+        one_time_passwords.push(one_time);
         ids.insert(username, id);
     }
     let account = admin.json(&[
@@ -155,7 +166,7 @@ fn office_setup(root: &Path, gateway: &str, first_password: &str) -> (String, St
     });
     admin.ok(&["roles", "grant", "--principal", &secret.0, "--role", "platform_integration", "--reason", "comments"]);
     std::fs::write(root.join("department"), &department).expect("kept");
-    (account, secret.1)
+    ((account, secret.1), one_time_passwords)
 }
 
 /// Everyone else's part.

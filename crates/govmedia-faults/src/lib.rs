@@ -1,0 +1,23 @@
+//! The fault suite (issue 16): each scenario breaks something on purpose — the audit
+//! log's rows, and in later scenarios the services' processes and the database — and
+//! measures whether the promise it threatens held, as figures (`report`). Run in full
+//! with `cargo run --release -p govmedia-faults -- <scenario>`; a short version of each
+//! runs in the normal test run (`tests/`). docs/reliability.md holds the figures and the
+//! commands that reproduce them.
+
+pub mod report;
+pub mod tampering;
+
+/// Why a scenario could not run (not a failed promise: that is a figure in its report).
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    /// Setting the scenario up or reading its outcome failed.
+    #[error("{0}")]
+    Setup(String),
+}
+
+impl ScenarioError {
+    pub(crate) fn setup(what: &str, error: impl std::fmt::Display) -> Self {
+        Self::Setup(format!("{what}: {error}"))
+    }
+}
