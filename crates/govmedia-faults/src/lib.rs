@@ -1,10 +1,13 @@
 //! The fault suite (issue 16): each scenario breaks something on purpose — the audit
-//! log's rows, and in later scenarios the services' processes and the database — and
+//! log's rows, the services' processes (run as the compose file runs them, `deployment`)
+//! — and
 //! measures whether the promise it threatens held, as figures (`report`). Run in full
 //! with `cargo run --release -p govmedia-faults -- <scenario>`; a short version of each
 //! runs in the normal test run (`tests/`). docs/reliability.md holds the figures and the
 //! commands that reproduce them.
 
+pub mod audit_completeness;
+pub mod deployment;
 pub mod report;
 pub mod tampering;
 

@@ -20,6 +20,28 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Scenario {
+    /// Audit completeness: audited changes across identity, content and interaction
+    /// while the audit service is killed and restarted; every change recorded exactly
+    /// once, the chain intact (R1.3.5, R9.2). Runs the `govmedia` binary as processes.
+    AuditCompleteness {
+        /// Audited changes to make.
+        #[arg(long, default_value_t = 10_000)]
+        changes: u32,
+        /// Callers making them at once.
+        #[arg(long, default_value_t = 8)]
+        callers: u32,
+        /// The audit service is up for a random time up to this, then killed.
+        #[arg(long, default_value = "3s", value_parser = govmedia_kit::config::parse_duration)]
+        up_at_most: std::time::Duration,
+        /// And down for a random time up to this.
+        #[arg(long, default_value = "3s", value_parser = govmedia_kit::config::parse_duration)]
+        down_at_most: std::time::Duration,
+        /// The random seed of the kill schedule.
+        #[arg(long)]
+        seed: Option<u64>,
+        #[command(flatten)]
+        processes: Processes,
+    },
     /// Tampering with the audit log: random single-row changes to copies of a real log,
     /// each to be found with its first bad event named (R1.3.5).
     Tampering {
@@ -36,6 +58,35 @@ enum Scenario {
         #[arg(long)]
         seed: Option<u64>,
     },
+}
+
+/// Where the processes' binary and database come from.
+#[derive(Debug, clap::Args)]
+struct Processes {
+    /// The `govmedia` binary (by default the one beside this program: `cargo build
+    /// --release -p govmedia` first).
+    #[arg(long)]
+    govmedia: Option<std::path::PathBuf>,
+    /// A PostgreSQL database on a server where roles may be created; by default one the
+    /// test kit provides (`TEST_DATABASE_URL`, or a throwaway cluster from the local
+    /// PostgreSQL binaries).
+    #[arg(long, env = "FAULTS_DATABASE_URL")]
+    database_url: Option<String>,
+}
+
+impl Processes {
+    fn govmedia(&self) -> Result<std::path::PathBuf, govmedia_faults::ScenarioError> {
+        let beside = std::env::current_exe().ok().and_then(|e| e.parent().map(|d| d.join("govmedia")));
+        let path = self.govmedia.clone().or(beside).unwrap_or_default();
+        if path.is_file() {
+            Ok(path)
+        } else {
+            Err(govmedia_faults::ScenarioError::Setup(format!(
+                "no govmedia binary at {}: build it first (cargo build --release -p govmedia) or name it with --govmedia",
+                path.display()
+            )))
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -72,6 +123,30 @@ fn main() -> ExitCode {
                     seed: seed.unwrap_or_else(rand::random),
                 };
                 govmedia_faults::tampering::run(&work, &options).await
+            }
+            Scenario::AuditCompleteness { changes, callers, up_at_most, down_at_most, seed, processes } => {
+                let options = govmedia_faults::audit_completeness::Options {
+                    changes,
+                    callers,
+                    up_at_most,
+                    down_at_most,
+                    seed: seed.unwrap_or_else(rand::random),
+                };
+                let govmedia = match processes.govmedia() {
+                    Ok(g) => g,
+                    Err(e) => return Err(e),
+                };
+                // The test kit's database lives as long as the run.
+                let provided = match &processes.database_url {
+                    Some(_) => None,
+                    None => Some(govmedia_testkit::TestDatabase::postgres().await),
+                };
+                let url = match (&processes.database_url, &provided) {
+                    (Some(url), _) => url.clone(),
+                    (None, Some(db)) => db.url().expose().to_owned(),
+                    (None, None) => String::new(),
+                };
+                govmedia_faults::audit_completeness::run(&govmedia, &url, &work, &options).await
             }
         }
     });

@@ -1,0 +1,36 @@
+//! The short versions of the fault scenarios that run the `govmedia` binary as processes
+//! (the full runs: `cargo run --release -p govmedia-faults -- <scenario>`,
+//! docs/reliability.md). They live here because this package builds the binary.
+
+use std::path::Path;
+use std::time::Duration;
+
+use govmedia_testkit::TestDatabase;
+
+/// R1.3.5, R9.2: while the audit service is killed and restarted, every acknowledged
+/// change across identity, content and interaction reaches the audit log exactly once,
+/// and the chain verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_audit_record_is_lost_or_doubled_while_the_audit_service_dies_r1_3_5_r9_2() {
+    let db = TestDatabase::postgres().await;
+    let work = tempfile::tempdir().expect("work");
+    let options = govmedia_faults::audit_completeness::Options {
+        changes: 600,
+        callers: 4,
+        up_at_most: Duration::from_millis(700),
+        down_at_most: Duration::from_millis(700),
+        seed: rand::random(),
+    };
+    let report = govmedia_faults::audit_completeness::run(
+        Path::new(env!("CARGO_BIN_EXE_govmedia")),
+        db.url().expose(),
+        work.path(),
+        &options,
+    )
+    .await
+    .expect("the scenario runs");
+    eprintln!("{report}");
+    assert!(report.holds(), "{report}");
+    let kills = report.value("audit service killed (SIGKILL) and restarted").unwrap_or_default();
+    assert!(!kills.starts_with("0 "), "the audit service was killed during the run: {kills}");
+}
