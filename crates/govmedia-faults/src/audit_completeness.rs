@@ -245,22 +245,7 @@ async fn set_up(govmedia: &Path, deployment: &Deployment, work: &Path) -> Result
         .await
         .map_err(|e| ScenarioError::setup("connecting to the gateway", e))?;
     let admin_token = admin.access_token()?;
-    let principal = ipb::directory_service_client::DirectoryServiceClient::new(gateway.clone())
-        .create_service_principal(authorized(
-            ipb::CreateServicePrincipalRequest {
-                request_id: uuid::Uuid::now_v7().to_string(),
-                service_principal: Some(ipb::ServicePrincipal {
-                    client_id: "fault-connector".into(),
-                    display_name: "Fault suite integration".into(),
-                    ..Default::default()
-                }),
-            },
-            &admin_token,
-        ))
-        .await
-        .map_err(|e| ScenarioError::setup("registering the integration", e))?
-        .into_inner();
-    let principal_id = principal.service_principal.map(|p| p.id).unwrap_or_default();
+    let (principal_id, client_secret) = register_integration(&gateway, &admin_token, "fault-connector").await?;
     admin.json(&[
         "roles",
         "grant",
@@ -274,7 +259,7 @@ async fn set_up(govmedia: &Path, deployment: &Deployment, work: &Path) -> Result
     let integration = ipb::authentication_service_client::AuthenticationServiceClient::new(gateway.clone())
         .exchange_client_credentials(ipb::ExchangeClientCredentialsRequest {
             client_id: "fault-connector".into(),
-            client_secret: principal.client_secret,
+            client_secret,
         })
         .await
         .map_err(|e| ScenarioError::setup("the integration's token", e))?
@@ -283,6 +268,31 @@ async fn set_up(govmedia: &Path, deployment: &Deployment, work: &Path) -> Result
         .map(|t| t.access_token)
         .unwrap_or_default();
     Ok(Office { gateway, admin: admin_token, editor: editor.access_token()?, integration, department, account })
+}
+
+/// Registers a platform integration as the service principal `client_id`, as another
+/// government system would (there is no command for it): its id and client secret.
+pub async fn register_integration(
+    gateway: &Channel,
+    admin_token: &str,
+    client_id: &str,
+) -> Result<(String, String), ScenarioError> {
+    let created = ipb::directory_service_client::DirectoryServiceClient::new(gateway.clone())
+        .create_service_principal(authorized(
+            ipb::CreateServicePrincipalRequest {
+                request_id: uuid::Uuid::now_v7().to_string(),
+                service_principal: Some(ipb::ServicePrincipal {
+                    client_id: client_id.to_owned(),
+                    display_name: format!("{client_id} (platform integration)"),
+                    ..Default::default()
+                }),
+            },
+            admin_token,
+        ))
+        .await
+        .map_err(|e| ScenarioError::setup("registering the integration", e))?
+        .into_inner();
+    Ok((created.service_principal.map(|p| p.id).unwrap_or_default(), created.client_secret))
 }
 
 const ADMIN_PASSWORD: &str = "Fault#Suite2027!";

@@ -146,23 +146,9 @@ fn office_setup(root: &Path, gateway: &str, first_password: &str) -> ((String, S
     let secret = runtime.block_on(async {
         let channel =
             tonic::transport::Endpoint::from_shared(gateway.to_owned()).expect("url").connect().await.expect("gw");
-        let created =
-            govmedia_proto::identity::v1::directory_service_client::DirectoryServiceClient::new(channel.clone())
-                .create_service_principal(with_token(
-                    ipb::CreateServicePrincipalRequest {
-                        request_id: uuid::Uuid::now_v7().to_string(),
-                        service_principal: Some(ipb::ServicePrincipal {
-                            client_id: "weibo-connector".into(),
-                            display_name: "Weibo integration".into(),
-                            ..Default::default()
-                        }),
-                    },
-                    &admin_token,
-                ))
-                .await
-                .expect("service principal")
-                .into_inner();
-        (created.service_principal.expect("principal").id, created.client_secret)
+        govmedia_faults::audit_completeness::register_integration(&channel, &admin_token, "weibo-connector")
+            .await
+            .expect("service principal")
     });
     admin.ok(&["roles", "grant", "--principal", &secret.0, "--role", "platform_integration", "--reason", "comments"]);
     std::fs::write(root.join("department"), &department).expect("kept");
