@@ -146,6 +146,13 @@ impl Deployment {
         })
     }
 
+    /// Sets `key` to `value` in every container's environment (for the starts to come).
+    pub fn set_everywhere(&mut self, key: &str, value: &str) {
+        for container in self.containers.values_mut() {
+            container.environment.insert(key.to_owned(), value.to_owned());
+        }
+    }
+
     /// `name`'s address for clients (`http://127.0.0.1:<port>`).
     pub fn endpoint(&self, name: &str) -> String {
         format!("http://127.0.0.1:{}", self.ports.get(name).copied().unwrap_or_default())

@@ -9,6 +9,7 @@
 pub mod audit_completeness;
 pub mod deployment;
 pub mod report;
+pub mod secrets;
 pub mod tampering;
 
 /// Why a scenario could not run (not a failed promise: that is a figure in its report).

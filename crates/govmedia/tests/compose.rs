@@ -33,27 +33,16 @@ fn no_secret_was_written(
     received: &common::otlp::Received,
     first_password: &str,
 ) {
-    used.extend(common::secrets::in_files(&deployment.secrets()));
-    used.extend(common::secrets::in_files(sessions));
+    used.extend(govmedia_faults::secrets::in_files(&deployment.secrets()));
+    used.extend(govmedia_faults::secrets::in_files(sessions));
     assert!(used.len() > 40, "the secrets of the run were collected: {}", used.len());
-    let mut finds = Vec::new();
-    let mut lines = 0;
-    for name in SERVICES {
-        let log = deployment.log(name);
-        let announced = format!("one-time password: {first_password}");
-        if name == "identity" {
-            assert_eq!(log.matches(&announced).count(), 1, "the bootstrap line, once");
-        }
-        let log = log.replace(&announced, "one-time password: (announced)");
-        lines += log.lines().count();
-        finds.extend(common::secrets::finds(&used, &format!("{name}.log"), &log));
-    }
+    let (mut finds, lines) = govmedia_faults::secrets::in_logs(deployment, &used, first_password);
     let dump = received.dump();
     // The dump is what was exported: the scan reads real items, with their names in it.
     assert!(dump.iter().any(|(_, text)| text.contains("govmedia.identity.v1.AuthenticationService/Login")));
     let exports = dump.len();
     for (what, text) in dump {
-        finds.extend(common::secrets::finds(&used, &what, &text));
+        finds.extend(govmedia_faults::secrets::finds(&used, &what, &text));
     }
     eprintln!("secrets scan: {} secrets over {lines} log lines and {exports} OTLP exports", used.len());
     assert!(finds.is_empty(), "secrets were written: {finds:#?}");

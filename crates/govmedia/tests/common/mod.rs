@@ -10,7 +10,6 @@ use std::process::{Command, Output, Stdio};
 use govmedia::up::{UpSettings, up};
 
 pub mod otlp;
-pub mod secrets;
 pub mod story;
 
 /// The administrator's first (one-time) password in these tests.

@@ -1,5 +1,6 @@
 //! What a run must never write: the secrets it used, looked for in its log files and in
-//! every telemetry item it exported (issue 16, "secrets in logs").
+//! every telemetry item it exported (issue 16, "secrets in logs"). Used by the compose
+//! story and by the process scenarios.
 
 use std::path::Path;
 
@@ -48,4 +49,31 @@ pub fn finds(secrets: &[String], what: &str, haystack: &str) -> Vec<String> {
 fn escaped(s: &str) -> String {
     let quoted = format!("{s:?}");
     quoted[1..quoted.len() - 1].to_owned()
+}
+
+/// Looks for `used` in every component's log of `deployment`: the finds, and how many
+/// lines were read. The one line allowed by design is identity's announcement of the
+/// administrator's one-time password at its first start (stdout only, for the operator to
+/// sign in with); it must be there exactly once, and the password nowhere else.
+pub fn in_logs(
+    deployment: &crate::deployment::Deployment,
+    used: &[String],
+    first_password: &str,
+) -> (Vec<String>, usize) {
+    let mut finds = Vec::new();
+    let mut lines = 0;
+    let announced = format!("one-time password: {first_password}");
+    for name in crate::deployment::COMPONENTS {
+        let log = deployment.log(name);
+        if name == "identity" && log.matches(&announced).count() != 1 {
+            finds.push(format!(
+                "identity.log announces the first password {} times, not once",
+                log.matches(&announced).count()
+            ));
+        }
+        let log = log.replace(&announced, "one-time password: (announced)");
+        lines += log.lines().count();
+        finds.extend(self::finds(used, &format!("{name}.log"), &log));
+    }
+    (finds, lines)
 }
