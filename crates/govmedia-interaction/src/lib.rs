@@ -238,24 +238,10 @@ impl Core {
 
     /// NOT_FOUND unless the department is registered with identity.
     pub async fn check_department(&self, department: DepartmentId) -> Result<(), Error> {
-        use govmedia_proto::identity::v1::GetDepartmentRequest;
-        use govmedia_proto::identity::v1::directory_service_client::DirectoryServiceClient;
-        let mut request = tonic::Request::new(GetDepartmentRequest { department_id: department.to_string() });
-        let unavailable = |s: tonic::Status| Error::Unavailable { dependency: "identity service", source: Box::new(s) };
-        self.credentials.authorize(&mut request).await.map_err(unavailable)?;
-        let mut client = DirectoryServiceClient::new(self.identity.clone());
-        let answer = govmedia_kit::telemetry::client_call(
-            "govmedia.identity.v1.DirectoryService",
-            "GetDepartment",
-            request,
-            |r| client.get_department(r),
-        )
-        .await;
-        match answer {
-            Ok(_) => Ok(()),
-            Err(status) if status.code() == tonic::Code::NotFound => Err(Error::not_found("department", department)),
-            Err(status) => Err(unavailable(status)),
-        }
+        govmedia_kit::client::department(&self.identity, &self.credentials, &department.to_string())
+            .await?
+            .map(|_| ())
+            .ok_or_else(|| Error::not_found("department", department))
     }
 }
 

@@ -109,24 +109,58 @@ pub async fn platform_account(
 ) -> Result<Option<govmedia_proto::identity::v1::PlatformAccount>, govmedia_domain::Error> {
     use govmedia_proto::identity::v1::GetPlatformAccountRequest;
     use govmedia_proto::identity::v1::platform_account_service_client::PlatformAccountServiceClient;
+    let mut client = PlatformAccountServiceClient::new(identity.clone());
+    let request = GetPlatformAccountRequest { platform_account_id: account.to_owned() };
+    let answer =
+        ask_identity(credentials, "govmedia.identity.v1.PlatformAccountService", "GetPlatformAccount", request, |r| {
+            client.get_platform_account(r)
+        })
+        .await?;
+    answer
+        .map(|a| {
+            a.platform_account.ok_or_else(|| govmedia_domain::Error::internal("identity answered without an account"))
+        })
+        .transpose()
+}
+
+/// A department from identity's directory, asked as [`platform_account`] asks: `None` when
+/// identity knows no such department.
+pub async fn department(
+    identity: &Channel,
+    credentials: &CallCredentials,
+    department: &str,
+) -> Result<Option<govmedia_proto::identity::v1::Department>, govmedia_domain::Error> {
+    use govmedia_proto::identity::v1::GetDepartmentRequest;
+    use govmedia_proto::identity::v1::directory_service_client::DirectoryServiceClient;
+    let mut client = DirectoryServiceClient::new(identity.clone());
+    let request = GetDepartmentRequest { department_id: department.to_owned() };
+    let answer = ask_identity(credentials, "govmedia.identity.v1.DirectoryService", "GetDepartment", request, |r| {
+        client.get_department(r)
+    })
+    .await?;
+    answer
+        .map(|d| d.department.ok_or_else(|| govmedia_domain::Error::internal("identity answered without a department")))
+        .transpose()
+}
+
+/// One lookup at identity: the call authorised with `credentials` inside a client span;
+/// NOT_FOUND is `None`, any other failure UNAVAILABLE naming identity.
+async fn ask_identity<Req, Resp, Fut>(
+    credentials: &CallCredentials,
+    service: &'static str,
+    method: &'static str,
+    message: Req,
+    call: impl FnOnce(tonic::Request<Req>) -> Fut,
+) -> Result<Option<Resp>, govmedia_domain::Error>
+where
+    Fut: std::future::Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
+{
     let unavailable =
         |s: tonic::Status| govmedia_domain::Error::Unavailable { dependency: "identity service", source: Box::new(s) };
-    let mut request = tonic::Request::new(GetPlatformAccountRequest { platform_account_id: account.to_owned() });
+    let mut request = tonic::Request::new(message);
     credentials.authorize(&mut request).await.map_err(unavailable)?;
-    let mut client = PlatformAccountServiceClient::new(identity.clone());
-    let answer = crate::telemetry::client_call(
-        "govmedia.identity.v1.PlatformAccountService",
-        "GetPlatformAccount",
-        request,
-        |r| client.get_platform_account(r),
-    )
-    .await;
-    match answer {
-        Ok(response) => response
-            .into_inner()
-            .platform_account
-            .map(Some)
-            .ok_or_else(|| govmedia_domain::Error::internal("identity answered without an account")),
+    match crate::telemetry::client_call(service, method, request, call).await {
+        Ok(response) => Ok(Some(response.into_inner())),
         Err(status) if status.code() == tonic::Code::NotFound => Ok(None),
         Err(status) => Err(unavailable(status)),
     }
