@@ -31,6 +31,9 @@ use tonic::transport::Channel;
 
 use crate::ScenarioError;
 use crate::deployment::{COMPONENTS, Deployment};
+use crate::office::{
+    ADMIN_PASSWORD, Cli, DEBUG_LOGS, STAFF_PASSWORD, authorized, gateway, register_integration, retryable, text,
+};
 use crate::report::Report;
 
 /// How big a run is.
@@ -206,43 +209,12 @@ pub async fn run(govmedia: &Path, database_url: &str, work: &Path, options: &Opt
 
 /// The office, set up through the gateway as its administrator would.
 async fn set_up(govmedia: &Path, deployment: &Deployment, work: &Path) -> Result<Office, ScenarioError> {
-    let gateway_url = deployment.endpoint("gateway");
-    let cli = |who: &str| Cli {
-        govmedia: govmedia.to_owned(),
-        config: work.join("people").join(who),
-        gateway: gateway_url.clone(),
-    };
-    let admin = cli("admin");
-    admin.first_sign_in("admin", &deployment.first_password()?, ADMIN_PASSWORD)?;
+    let admin = Cli::administrator(govmedia, deployment, work)?;
     let department = admin.json(&["departments", "create", "--name", "故障演练处", "--code", "FAULT"])?[0]["id"]
         .as_str()
         .unwrap_or_default()
         .to_owned();
-    let created = admin.json(&[
-        "users",
-        "create",
-        "--username",
-        "editor",
-        "--display-name",
-        "编辑",
-        "--department",
-        &department,
-    ])?;
-    let (editor_id, one_time) = (text(&created, "id"), text(&created, "one_time_password"));
-    admin.json(&[
-        "roles",
-        "grant",
-        "--principal",
-        &editor_id,
-        "--role",
-        "editor",
-        "--department",
-        &department,
-        "--reason",
-        "fault suite",
-    ])?;
-    let editor = cli("editor");
-    editor.first_sign_in("editor", &one_time, STAFF_PASSWORD)?;
+    let (editor_id, editor, one_time) = admin.add_person("editor", "编辑", &department, &["editor"])?;
     let account = admin.json(&[
         "accounts",
         "create",
@@ -259,24 +231,11 @@ async fn set_up(govmedia: &Path, deployment: &Deployment, work: &Path) -> Result
     ])?;
     let account = text(&account, "id");
 
-    let gateway = Channel::from_shared(gateway_url.clone())
-        .map_err(|e| ScenarioError::setup("the gateway's address", e))?
-        .connect()
-        .await
-        .map_err(|e| ScenarioError::setup("connecting to the gateway", e))?;
+    let gateway = gateway(deployment).await?;
     let admin_token = admin.access_token()?;
     let (principal_id, client_secret) = register_integration(&gateway, &admin_token, "fault-connector").await?;
     let client_secret_kept = client_secret.clone();
-    admin.json(&[
-        "roles",
-        "grant",
-        "--principal",
-        &principal_id,
-        "--role",
-        "platform_integration",
-        "--reason",
-        "fault suite",
-    ])?;
+    admin.grant(&principal_id, "platform_integration", None)?;
     let integration = ipb::authentication_service_client::AuthenticationServiceClient::new(gateway.clone())
         .exchange_client_credentials(ipb::ExchangeClientCredentialsRequest {
             client_id: "fault-connector".into(),
@@ -301,55 +260,10 @@ async fn set_up(govmedia: &Path, deployment: &Deployment, work: &Path) -> Result
     Ok(Office { secrets, gateway, admin: admin_token, editor: editor_token, integration, department, account })
 }
 
-/// Registers a platform integration as the service principal `client_id`, as another
-/// government system would (there is no command for it): its id and client secret.
-pub async fn register_integration(
-    gateway: &Channel,
-    admin_token: &str,
-    client_id: &str,
-) -> Result<(String, String), ScenarioError> {
-    let created = ipb::directory_service_client::DirectoryServiceClient::new(gateway.clone())
-        .create_service_principal(authorized(
-            ipb::CreateServicePrincipalRequest {
-                request_id: uuid::Uuid::now_v7().to_string(),
-                service_principal: Some(ipb::ServicePrincipal {
-                    client_id: client_id.to_owned(),
-                    display_name: format!("{client_id} (platform integration)"),
-                    ..Default::default()
-                }),
-            },
-            admin_token,
-        ))
-        .await
-        .map_err(|e| ScenarioError::setup("registering the integration", e))?
-        .into_inner();
-    Ok((created.service_principal.map(|p| p.id).unwrap_or_default(), created.client_secret))
-}
-
-/// Debug for govmedia's own code; libraries stay at info (HTTP/2 frames and every SQL
-/// statement's text would drown the rest, and carry no values).
-const DEBUG_LOGS: &str = "info,govmedia=debug,govmedia_kit=debug,govmedia_identity=debug,govmedia_audit=debug,\
-                          govmedia_content=debug,govmedia_interaction=debug,govmedia_gateway=debug";
-
-const ADMIN_PASSWORD: &str = "Fault#Suite2027!";
-const STAFF_PASSWORD: &str = "Kill#Restart2027?";
-
-fn text(value: &serde_json::Value, key: &str) -> String {
-    value[key].as_str().unwrap_or_default().to_owned()
-}
-
-fn authorized<T>(message: T, token: &str) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    if let Ok(value) = format!("Bearer {token}").parse() {
-        request.metadata_mut().insert("authorization", value);
-    }
-    request
-}
-
 /// Makes change `n` (its kind by `n`), trying again after an error, with the same
 /// request id, until it is acknowledged: the resource it made, and how many tries failed.
 async fn make_change(office: &Office, n: u32) -> Result<(String, u64), ScenarioError> {
-    let request_id = uuid::Uuid::now_v7().to_string();
+    let request_id = crate::office::request_id();
     let mut failed = 0_u64;
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
@@ -415,21 +329,6 @@ async fn make_change(office: &Office, n: u32) -> Result<(String, u64), ScenarioE
     }
 }
 
-/// What a client tries again: the service or a dependency was away, or the call was
-/// shed or cut off.
-fn retryable(code: tonic::Code) -> bool {
-    matches!(
-        code,
-        tonic::Code::Unavailable
-            | tonic::Code::DeadlineExceeded
-            | tonic::Code::ResourceExhausted
-            | tonic::Code::Aborted
-            | tonic::Code::Unknown
-            | tonic::Code::Internal
-            | tonic::Code::Cancelled
-    )
-}
-
 /// Kills the audit service and starts it again until `done`: how often, how long it was
 /// down in all, and how long the schedule ran.
 async fn kill_and_restart(
@@ -459,7 +358,7 @@ async fn kill_and_restart(
 }
 
 /// Waits until no producing service's outbox holds a record: how long that took.
-async fn drain(database_url: &str, patience: Duration) -> Result<Duration, ScenarioError> {
+pub(crate) async fn drain(database_url: &str, patience: Duration) -> Result<Duration, ScenarioError> {
     let admin = sqlx::PgPool::connect(database_url).await.map_err(|e| ScenarioError::setup("connecting", e))?;
     let started = Instant::now();
     loop {
@@ -524,55 +423,4 @@ async fn verify_chain(deployment: &Deployment, database_url: &str) -> Result<Str
         None => "intact".to_owned(),
         Some((at, kind, detail)) => format!("broken at {at} ({kind:?}): {detail}"),
     })
-}
-
-/// One person at the command line, with their own session.
-struct Cli {
-    govmedia: std::path::PathBuf,
-    config: std::path::PathBuf,
-    gateway: String,
-}
-
-impl Cli {
-    fn run(&self, args: &[&str], stdin: &str) -> Result<String, ScenarioError> {
-        use std::io::Write;
-        let mut child = std::process::Command::new(&self.govmedia)
-            .args(args)
-            .env("GOVMEDIA_CLI_CONFIG_DIR", &self.config)
-            .env("GOVMEDIA_GATEWAY", &self.gateway)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .map_err(|e| ScenarioError::setup("running govmedia", e))?;
-        if let Some(mut input) = child.stdin.take() {
-            input.write_all(stdin.as_bytes()).map_err(|e| ScenarioError::setup("writing to govmedia", e))?;
-        }
-        let out = child.wait_with_output().map_err(|e| ScenarioError::setup("running govmedia", e))?;
-        if !out.status.success() {
-            return Err(ScenarioError::Setup(format!("govmedia {args:?}: {}", String::from_utf8_lossy(&out.stderr))));
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    }
-
-    fn json(&self, args: &[&str]) -> Result<serde_json::Value, ScenarioError> {
-        let mut args = args.to_vec();
-        args.push("--json");
-        let out = self.run(&args, "")?;
-        serde_json::from_str(&out).map_err(|e| ScenarioError::setup(&format!("govmedia {args:?} printed no JSON"), e))
-    }
-
-    fn first_sign_in(&self, username: &str, one_time: &str, own: &str) -> Result<(), ScenarioError> {
-        self.run(&["login", "--username", username, "--password-stdin"], &format!("{one_time}\n"))?;
-        self.run(&["change-password", "--password-stdin"], &format!("{one_time}\n{own}\n"))?;
-        Ok(())
-    }
-
-    fn access_token(&self) -> Result<String, ScenarioError> {
-        let session = std::fs::read_to_string(self.config.join("session.json"))
-            .map_err(|e| ScenarioError::setup("reading the session", e))?;
-        let session: serde_json::Value =
-            serde_json::from_str(&session).map_err(|e| ScenarioError::setup("reading the session", e))?;
-        Ok(text(&session, "access_token"))
-    }
 }

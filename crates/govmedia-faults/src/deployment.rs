@@ -66,7 +66,7 @@ pub struct Deployment {
     /// Where the secrets, data and logs are.
     pub root: PathBuf,
     /// Each component's loopback port.
-    pub ports: BTreeMap<&'static str, u16>,
+    pub ports: BTreeMap<String, u16>,
     /// Each component's container, as mapped.
     pub containers: BTreeMap<String, Container>,
     /// The prefix of its database roles (`<prefix>_<component>`, `…_owner`).
@@ -132,7 +132,7 @@ impl Deployment {
         admin.close().await;
         let mut ports = BTreeMap::new();
         for name in COMPONENTS {
-            ports.insert(name, free_port()?);
+            ports.insert(name.to_owned(), free_port()?);
         }
         let containers = containers(&ports, &secrets, &data, collector)?;
         Ok(Self {
@@ -149,6 +149,25 @@ impl Deployment {
     /// Sets `key` to `value` in every container's environment (for the starts to come).
     pub fn set_everywhere(&mut self, key: &str, value: &str) {
         for container in self.containers.values_mut() {
+            container.environment.insert(key.to_owned(), value.to_owned());
+        }
+    }
+
+    /// Adds `name`, a second process of the component `of` with the same settings on a
+    /// port of its own (a replica, as `docker compose up --scale` would run it).
+    pub fn add_replica(&mut self, name: &str, of: &str) -> Result<(), ScenarioError> {
+        let mut container =
+            self.containers.get(of).cloned().ok_or_else(|| ScenarioError::Setup(format!("no {of} to replicate")))?;
+        let port = free_port()?;
+        container.environment.insert("GOVMEDIA_LISTEN_ADDRESS".into(), format!("127.0.0.1:{port}"));
+        self.ports.insert(name.to_owned(), port);
+        self.containers.insert(name.to_owned(), container);
+        Ok(())
+    }
+
+    /// Sets `key` to `value` in `name`'s environment (for its starts to come).
+    pub fn set(&mut self, name: &str, key: &str, value: &str) {
+        if let Some(container) = self.containers.get_mut(name) {
             container.environment.insert(key.to_owned(), value.to_owned());
         }
     }
@@ -170,6 +189,13 @@ impl Deployment {
 
     /// Starts `name` and waits, up to `patience`, until it answers its health check.
     pub async fn start(&mut self, name: &str, patience: Duration) -> Result<(), ScenarioError> {
+        self.launch(name)?;
+        self.wait_healthy(name, patience).await
+    }
+
+    /// Starts `name` without waiting for it (several at once: see
+    /// [`Deployment::wait_healthy`]).
+    pub fn launch(&mut self, name: &str) -> Result<(), ScenarioError> {
         let container = self.containers.get(name).ok_or_else(|| ScenarioError::Setup(format!("no {name}")))?;
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -188,6 +214,11 @@ impl Deployment {
             .map_err(|e| ScenarioError::setup(&format!("starting {name}"), e))?;
         self.running.insert(name.to_owned(), child);
         *self.starts.entry(name.to_owned()).or_default() += 1;
+        Ok(())
+    }
+
+    /// Waits, up to `patience`, until `name` (launched) answers its health check.
+    pub async fn wait_healthy(&mut self, name: &str, patience: Duration) -> Result<(), ScenarioError> {
         let deadline = Instant::now() + patience;
         while !self.healthy(name) {
             if let Some(child) = self.running.get_mut(name)
@@ -295,7 +326,7 @@ impl Drop for Deployment {
 
 /// The compose file's containers, mapped to this host.
 fn containers(
-    ports: &BTreeMap<&'static str, u16>,
+    ports: &BTreeMap<String, u16>,
     secrets: &Path,
     data: &Path,
     collector: &str,

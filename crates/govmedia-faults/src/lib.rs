@@ -8,6 +8,8 @@
 
 pub mod audit_completeness;
 pub mod deployment;
+pub mod exactly_once;
+pub mod office;
 pub mod report;
 pub mod secrets;
 pub mod tampering;

@@ -42,6 +42,29 @@ enum Scenario {
         #[command(flatten)]
         processes: Processes,
     },
+    /// Exactly-once publishing: two content processes on one database publish due
+    /// publications to a webhook receiver; one is SIGKILLed mid-run. Each approved
+    /// publication reaches the receiver as exactly one post, nothing unapproved does
+    /// (R3.3.1, R3.2.1).
+    ExactlyOncePublishing {
+        /// Approved publications due at once.
+        #[arg(long, default_value_t = 1000)]
+        publications: u32,
+        /// Accounts they go to (every draft targets each).
+        #[arg(long, default_value_t = 10)]
+        accounts: u32,
+        /// The share delivered before one replica is killed.
+        #[arg(long, default_value_t = 0.3)]
+        kill_after: f64,
+        /// The receiver answers after a random time up to this.
+        #[arg(long, default_value = "20ms", value_parser = govmedia_kit::config::parse_duration)]
+        receiver_latency: std::time::Duration,
+        /// How long a replica's claim holds.
+        #[arg(long, default_value = "10s", value_parser = govmedia_kit::config::parse_duration)]
+        lease: std::time::Duration,
+        #[command(flatten)]
+        processes: Processes,
+    },
     /// Tampering with the audit log: random single-row changes to copies of a real log,
     /// each to be found with its first bad event named (R1.3.5).
     Tampering {
@@ -75,6 +98,23 @@ struct Processes {
 }
 
 impl Processes {
+    /// The binary, the test kit's database if none was named (kept for the run), and the
+    /// database's URL.
+    async fn resolve(
+        &self,
+    ) -> Result<(std::path::PathBuf, Option<govmedia_testkit::TestDatabase>, String), govmedia_faults::ScenarioError>
+    {
+        let govmedia = self.govmedia()?;
+        Ok(match &self.database_url {
+            Some(url) => (govmedia, None, url.clone()),
+            None => {
+                let db = govmedia_testkit::TestDatabase::postgres().await;
+                let url = db.url().expose().to_owned();
+                (govmedia, Some(db), url)
+            }
+        })
+    }
+
     fn govmedia(&self) -> Result<std::path::PathBuf, govmedia_faults::ScenarioError> {
         let beside = std::env::current_exe().ok().and_then(|e| e.parent().map(|d| d.join("govmedia")));
         let path = self.govmedia.clone().or(beside).unwrap_or_default();
@@ -132,21 +172,26 @@ fn main() -> ExitCode {
                     down_at_most,
                     seed: seed.unwrap_or_else(rand::random),
                 };
-                let govmedia = match processes.govmedia() {
-                    Ok(g) => g,
-                    Err(e) => return Err(e),
-                };
-                // The test kit's database lives as long as the run.
-                let provided = match &processes.database_url {
-                    Some(_) => None,
-                    None => Some(govmedia_testkit::TestDatabase::postgres().await),
-                };
-                let url = match (&processes.database_url, &provided) {
-                    (Some(url), _) => url.clone(),
-                    (None, Some(db)) => db.url().expose().to_owned(),
-                    (None, None) => String::new(),
-                };
+                let (govmedia, _provided, url) = processes.resolve().await?;
                 govmedia_faults::audit_completeness::run(&govmedia, &url, &work, &options).await
+            }
+            Scenario::ExactlyOncePublishing {
+                publications,
+                accounts,
+                kill_after,
+                receiver_latency,
+                lease,
+                processes,
+            } => {
+                let options = govmedia_faults::exactly_once::Options {
+                    publications,
+                    accounts,
+                    kill_after,
+                    receiver_latency,
+                    lease,
+                };
+                let (govmedia, _provided, url) = processes.resolve().await?;
+                govmedia_faults::exactly_once::run(&govmedia, &url, &work, &options).await
             }
         }
     });

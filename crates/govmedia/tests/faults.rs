@@ -34,3 +34,35 @@ async fn no_audit_record_is_lost_or_doubled_while_the_audit_service_dies_r1_3_5_
     let kills = report.value("audit service killed (SIGKILL) and restarted").unwrap_or_default();
     assert!(!kills.starts_with("0 "), "the audit service was killed during the run: {kills}");
 }
+
+/// R3.3.1, R3.2.1: two content processes on one database, one SIGKILLed mid-run: each
+/// approved publication reaches the webhook receiver as exactly one post (a repeat only
+/// for the dead replica's claims, answered with the first post), nothing unapproved
+/// reaches it, and each is audited as published once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_publication_goes_out_exactly_once_while_a_replica_dies_r3_3_1() {
+    let db = TestDatabase::postgres().await;
+    let work = tempfile::tempdir().expect("work");
+    let options = govmedia_faults::exactly_once::Options {
+        publications: 60,
+        accounts: 6,
+        kill_after: 0.3,
+        receiver_latency: Duration::from_millis(40),
+        lease: Duration::from_secs(3),
+    };
+    let report = govmedia_faults::exactly_once::run(
+        Path::new(env!("CARGO_BIN_EXE_govmedia")),
+        db.url().expose(),
+        work.path(),
+        &options,
+    )
+    .await
+    .expect("the scenario runs");
+    eprintln!("{report}");
+    assert!(report.holds(), "{report}");
+    let by_replica = report.value("deliveries by replica").unwrap_or_default();
+    assert!(
+        by_replica.contains("content ") && by_replica.contains("content-2 "),
+        "both replicas published: {by_replica}"
+    );
+}

@@ -146,7 +146,7 @@ fn office_setup(root: &Path, gateway: &str, first_password: &str) -> ((String, S
     let secret = runtime.block_on(async {
         let channel =
             tonic::transport::Endpoint::from_shared(gateway.to_owned()).expect("url").connect().await.expect("gw");
-        govmedia_faults::audit_completeness::register_integration(&channel, &admin_token, "weibo-connector")
+        govmedia_faults::office::register_integration(&channel, &admin_token, "weibo-connector")
             .await
             .expect("service principal")
     });
