@@ -65,22 +65,22 @@ impl Default for Options {
 }
 
 /// The three kinds of audited change, in turn.
-const KINDS: [(&str, &str); 3] = [
+pub(crate) const KINDS: [(&str, &str); 3] = [
     ("identity: create a department", "department.created"),
     ("content: create a draft", "draft.created"),
     ("interaction: ingest a comment", "comment.ingested"),
 ];
 
 /// What the callers need: tokens and the office's ids.
-struct Office {
+pub(crate) struct Office {
     /// Every password, one-time password, secret and token the setup used.
-    secrets: Vec<String>,
-    gateway: Channel,
-    admin: String,
-    editor: String,
-    integration: String,
-    department: String,
-    account: String,
+    pub(crate) secrets: Vec<String>,
+    pub(crate) gateway: Channel,
+    pub(crate) admin: String,
+    pub(crate) editor: String,
+    pub(crate) integration: String,
+    pub(crate) department: String,
+    pub(crate) account: String,
 }
 
 /// Runs the scenario with `govmedia` (the binary) on the PostgreSQL database at
@@ -101,32 +101,9 @@ pub async fn run(govmedia: &Path, database_url: &str, work: &Path, options: &Opt
     let chaos = tokio::spawn(kill_and_restart(Arc::clone(&deployment), Arc::clone(&done), options.clone()));
 
     let started = Instant::now();
-    let next = Arc::new(AtomicU32::new(0));
     let office = Arc::new(office);
-    let mut callers = Vec::new();
-    for _ in 0..options.callers.max(1) {
-        let (next, office, total) = (Arc::clone(&next), Arc::clone(&office), options.changes);
-        callers.push(tokio::spawn(async move {
-            let mut made: Vec<(usize, String)> = Vec::new();
-            let mut retries = 0_u64;
-            loop {
-                let n = next.fetch_add(1, Ordering::Relaxed);
-                if n >= total {
-                    return Ok::<_, ScenarioError>((made, retries));
-                }
-                let (resource, tried) = make_change(&office, n).await?;
-                retries += tried;
-                made.push((n as usize % KINDS.len(), resource));
-            }
-        }));
-    }
-    let mut acknowledged: Vec<(usize, String)> = Vec::new();
-    let mut retries = 0;
-    for caller in callers {
-        let (made, tried) = caller.await.map_err(|e| ScenarioError::setup("a caller", e))??;
-        acknowledged.extend(made);
-        retries += tried;
-    }
+    let (acknowledged, retries) =
+        load(Arc::clone(&office), options.callers, options.changes, Arc::new(AtomicBool::new(true))).await?;
     let working = started.elapsed();
     done.store(true, Ordering::Relaxed);
     let (kills, down, chaos_ran) = chaos.await.map_err(|e| ScenarioError::setup("the kill schedule", e))??;
@@ -208,7 +185,7 @@ pub async fn run(govmedia: &Path, database_url: &str, work: &Path, options: &Opt
 }
 
 /// The office, set up through the gateway as its administrator would.
-async fn set_up(govmedia: &Path, deployment: &Deployment, work: &Path) -> Result<Office, ScenarioError> {
+pub(crate) async fn set_up(govmedia: &Path, deployment: &Deployment, work: &Path) -> Result<Office, ScenarioError> {
     let admin = Cli::administrator(govmedia, deployment, work)?;
     let department = admin.json(&["departments", "create", "--name", "故障演练处", "--code", "FAULT"])?[0]["id"]
         .as_str()
@@ -260,9 +237,46 @@ async fn set_up(govmedia: &Path, deployment: &Deployment, work: &Path) -> Result
     Ok(Office { secrets, gateway, admin: admin_token, editor: editor_token, integration, department, account })
 }
 
+/// Makes changes from `callers` callers at once: at least `total`, and on until
+/// `enough` is set. Every acknowledged change (its kind, its resource) and how many tries
+/// were answered with an error first.
+pub(crate) async fn load(
+    office: Arc<Office>,
+    callers: u32,
+    total: u32,
+    enough: Arc<AtomicBool>,
+) -> Result<(Vec<(usize, String)>, u64), ScenarioError> {
+    let next = Arc::new(AtomicU32::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..callers.max(1) {
+        let (next, office, enough) = (Arc::clone(&next), Arc::clone(&office), Arc::clone(&enough));
+        tasks.push(tokio::spawn(async move {
+            let mut made: Vec<(usize, String)> = Vec::new();
+            let mut retries = 0_u64;
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= total && enough.load(Ordering::Relaxed) {
+                    return Ok::<_, ScenarioError>((made, retries));
+                }
+                let (resource, tried) = make_change(&office, n).await?;
+                retries += tried;
+                made.push((n as usize % KINDS.len(), resource));
+            }
+        }));
+    }
+    let mut acknowledged = Vec::new();
+    let mut retries = 0;
+    for task in tasks {
+        let (made, tried) = task.await.map_err(|e| ScenarioError::setup("a caller", e))??;
+        acknowledged.extend(made);
+        retries += tried;
+    }
+    Ok((acknowledged, retries))
+}
+
 /// Makes change `n` (its kind by `n`), trying again after an error, with the same
 /// request id, until it is acknowledged: the resource it made, and how many tries failed.
-async fn make_change(office: &Office, n: u32) -> Result<(String, u64), ScenarioError> {
+pub(crate) async fn make_change(office: &Office, n: u32) -> Result<(String, u64), ScenarioError> {
     let request_id = crate::office::request_id();
     let mut failed = 0_u64;
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -384,7 +398,7 @@ pub(crate) async fn drain(database_url: &str, patience: Duration) -> Result<Dura
 }
 
 /// How many audit events each acknowledged change's resource has, under its action.
-async fn recorded(
+pub(crate) async fn recorded(
     database_url: &str,
     acknowledged: &[(usize, String)],
 ) -> Result<BTreeMap<String, u64>, ScenarioError> {

@@ -33,7 +33,7 @@ use tonic::transport::Channel;
 
 use crate::ScenarioError;
 use crate::deployment::{COMPONENTS, Deployment};
-use crate::office::{Cli, authorized, request_id, text};
+use crate::office::{Cli, authorized, patiently, request_id, text};
 use crate::report::Report;
 
 /// How big a run is.
@@ -399,85 +399,76 @@ fn drafts(desk: &Desk) -> cpb::draft_service_client::DraftServiceClient<Channel>
     cpb::draft_service_client::DraftServiceClient::new(desk.gateway.clone())
 }
 
-fn refused(what: &str) -> impl Fn(tonic::Status) -> ScenarioError + '_ {
-    move |status| ScenarioError::Setup(format!("{what}: {status:?}"))
-}
-
 /// A submitted draft `n` targeting every account: the draft.
 async fn submitted_draft(desk: &Desk, n: u32) -> Result<cpb::Draft, ScenarioError> {
-    let draft = drafts(desk)
-        .create_draft(authorized(
-            cpb::CreateDraftRequest {
-                request_id: request_id(),
-                department_id: desk.department.clone(),
-                target_platform_account_ids: desk.accounts.clone(),
-                content: Some(cpb::DraftContent {
-                    title: format!("今日发布（第{n}期）"),
-                    body: format!("第{n}期：市局提示市民关注天气变化，合理安排出行。"),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            },
-            &desk.editor,
-        ))
-        .await
-        .map_err(refused("creating a draft"))?
-        .into_inner()
-        .draft
-        .unwrap_or_default();
-    Ok(drafts(desk)
-        .submit_draft(authorized(
-            cpb::SubmitDraftRequest { request_id: request_id(), draft_id: draft.id.clone(), etag: draft.etag.clone() },
-            &desk.editor,
-        ))
-        .await
-        .map_err(refused("submitting a draft"))?
-        .into_inner()
-        .draft
-        .unwrap_or_default())
+    let create = cpb::CreateDraftRequest {
+        request_id: request_id(),
+        department_id: desk.department.clone(),
+        target_platform_account_ids: desk.accounts.clone(),
+        content: Some(cpb::DraftContent {
+            title: format!("今日发布（第{n}期）"),
+            body: format!("第{n}期：市局提示市民关注天气变化，合理安排出行。"),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let draft = patiently("creating a draft", || {
+        let (mut c, r) = (drafts(desk), authorized(create.clone(), &desk.editor));
+        async move { c.create_draft(r).await }
+    })
+    .await?
+    .draft
+    .unwrap_or_default();
+    let submit =
+        cpb::SubmitDraftRequest { request_id: request_id(), draft_id: draft.id.clone(), etag: draft.etag.clone() };
+    Ok(patiently("submitting a draft", || {
+        let (mut c, r) = (drafts(desk), authorized(submit.clone(), &desk.editor));
+        async move { c.submit_draft(r).await }
+    })
+    .await?
+    .draft
+    .unwrap_or_default())
 }
 
 async fn approve(desk: &Desk, draft: &cpb::Draft, stage: cpb::ReviewStage, token: &str) -> Result<(), ScenarioError> {
     let met = cpb::CriterionResult::Met as i32;
-    drafts(desk)
-        .approve_draft(authorized(
-            cpb::ApproveDraftRequest {
-                request_id: request_id(),
-                draft_id: draft.id.clone(),
-                version: draft.current_version,
-                stage: stage as i32,
-                criteria: Some(cpb::ReviewCriteria {
-                    legality: met,
-                    truthfulness: met,
-                    objectivity: met,
-                    accuracy: met,
-                    standardisation: met,
-                }),
-                comment: "符合要求".into(),
-            },
-            token,
-        ))
-        .await
-        .map_err(refused("approving a draft"))?;
+    let approval = cpb::ApproveDraftRequest {
+        request_id: request_id(),
+        draft_id: draft.id.clone(),
+        version: draft.current_version,
+        stage: stage as i32,
+        criteria: Some(cpb::ReviewCriteria {
+            legality: met,
+            truthfulness: met,
+            objectivity: met,
+            accuracy: met,
+            standardisation: met,
+        }),
+        comment: "符合要求".into(),
+    };
+    patiently("approving a draft", || {
+        let (mut c, r) = (drafts(desk), authorized(approval.clone(), token));
+        async move { c.approve_draft(r).await }
+    })
+    .await?;
     Ok(())
 }
 
 /// Schedules `draft` on every account, due at once.
 async fn schedule_everywhere(desk: &Desk, draft: &cpb::Draft) -> Result<(), ScenarioError> {
-    let mut publications = cpb::publication_service_client::PublicationServiceClient::new(desk.gateway.clone());
+    let publications = cpb::publication_service_client::PublicationServiceClient::new(desk.gateway.clone());
     for account in &desk.accounts {
-        publications
-            .schedule_publication(authorized(
-                cpb::SchedulePublicationRequest {
-                    request_id: request_id(),
-                    draft_id: draft.id.clone(),
-                    platform_account_id: account.clone(),
-                    scheduled_time: None,
-                },
-                &desk.publisher,
-            ))
-            .await
-            .map_err(refused("scheduling a publication"))?;
+        let schedule = cpb::SchedulePublicationRequest {
+            request_id: request_id(),
+            draft_id: draft.id.clone(),
+            platform_account_id: account.clone(),
+            scheduled_time: None,
+        };
+        patiently("scheduling a publication", || {
+            let (mut c, r) = (publications.clone(), authorized(schedule.clone(), &desk.publisher));
+            async move { c.schedule_publication(r).await }
+        })
+        .await?;
     }
     Ok(())
 }
@@ -490,18 +481,17 @@ async fn publishable_draft(desk: &Desk, n: u32) -> Result<String, ScenarioError>
     approve(desk, &draft, cpb::ReviewStage::SupervisingLeader, &desk.leader).await?;
     approve(desk, &draft, cpb::ReviewStage::PrincipalLeader, &desk.principal).await?;
     for token in [&desk.editor, &desk.editor2, &desk.reviewer] {
-        drafts(desk)
-            .sign_off_proofreading(authorized(
-                cpb::SignOffProofreadingRequest {
-                    request_id: request_id(),
-                    draft_id: draft.id.clone(),
-                    version: draft.current_version,
-                    note: String::new(),
-                },
-                token,
-            ))
-            .await
-            .map_err(refused("signing off proofreading"))?;
+        let sign_off = cpb::SignOffProofreadingRequest {
+            request_id: request_id(),
+            draft_id: draft.id.clone(),
+            version: draft.current_version,
+            note: String::new(),
+        };
+        patiently("signing off proofreading", || {
+            let (mut c, r) = (drafts(desk), authorized(sign_off.clone(), token));
+            async move { c.sign_off_proofreading(r).await }
+        })
+        .await?;
     }
     schedule_everywhere(desk, &draft).await?;
     Ok(draft.id)

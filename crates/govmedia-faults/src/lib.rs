@@ -7,8 +7,10 @@
 //! commands that reproduce them.
 
 pub mod audit_completeness;
+pub mod database_restart;
 pub mod deployment;
 pub mod exactly_once;
+pub mod fuzzing;
 pub mod office;
 pub mod report;
 pub mod secrets;

@@ -65,6 +65,28 @@ enum Scenario {
         #[command(flatten)]
         processes: Processes,
     },
+    /// Database restart: PostgreSQL (a cluster of the scenario's own) restarted under
+    /// load; every service answers again within 5 s without a restart of its own, and no
+    /// acknowledged write is missing (R1.3.5).
+    DatabaseRestart {
+        /// Audited changes to make at least.
+        #[arg(long, default_value_t = 3000)]
+        changes: u32,
+        /// Callers making them at once.
+        #[arg(long, default_value_t = 8)]
+        callers: u32,
+        /// Restarts of the server.
+        #[arg(long, default_value_t = 5)]
+        restarts: u32,
+        /// Load between restarts.
+        #[arg(long, default_value = "4s", value_parser = govmedia_kit::config::parse_duration)]
+        every: std::time::Duration,
+        /// How the server stops: immediate (a crash) or fast (a clean shutdown).
+        #[arg(long, default_value = "immediate", value_parser = ["immediate", "fast"])]
+        mode: String,
+        #[command(flatten)]
+        binary: Binary,
+    },
     /// Tampering with the audit log: random single-row changes to copies of a real log,
     /// each to be found with its first bad event named (R1.3.5).
     Tampering {
@@ -83,13 +105,20 @@ enum Scenario {
     },
 }
 
-/// Where the processes' binary and database come from.
+/// The `govmedia` binary the processes run.
 #[derive(Debug, clap::Args)]
-struct Processes {
+struct Binary {
     /// The `govmedia` binary (by default the one beside this program: `cargo build
     /// --release -p govmedia` first).
     #[arg(long)]
     govmedia: Option<std::path::PathBuf>,
+}
+
+/// Where the processes' binary and database come from.
+#[derive(Debug, clap::Args)]
+struct Processes {
+    #[command(flatten)]
+    binary: Binary,
     /// A PostgreSQL database on a server where roles may be created; by default one the
     /// test kit provides (`TEST_DATABASE_URL`, or a throwaway cluster from the local
     /// PostgreSQL binaries).
@@ -97,24 +126,7 @@ struct Processes {
     database_url: Option<String>,
 }
 
-impl Processes {
-    /// The binary, the test kit's database if none was named (kept for the run), and the
-    /// database's URL.
-    async fn resolve(
-        &self,
-    ) -> Result<(std::path::PathBuf, Option<govmedia_testkit::TestDatabase>, String), govmedia_faults::ScenarioError>
-    {
-        let govmedia = self.govmedia()?;
-        Ok(match &self.database_url {
-            Some(url) => (govmedia, None, url.clone()),
-            None => {
-                let db = govmedia_testkit::TestDatabase::postgres().await;
-                let url = db.url().expose().to_owned();
-                (govmedia, Some(db), url)
-            }
-        })
-    }
-
+impl Binary {
     fn govmedia(&self) -> Result<std::path::PathBuf, govmedia_faults::ScenarioError> {
         let beside = std::env::current_exe().ok().and_then(|e| e.parent().map(|d| d.join("govmedia")));
         let path = self.govmedia.clone().or(beside).unwrap_or_default();
@@ -126,6 +138,25 @@ impl Processes {
                 path.display()
             )))
         }
+    }
+}
+
+impl Processes {
+    /// The binary, the test kit's database if none was named (kept for the run), and the
+    /// database's URL.
+    async fn resolve(
+        &self,
+    ) -> Result<(std::path::PathBuf, Option<govmedia_testkit::TestDatabase>, String), govmedia_faults::ScenarioError>
+    {
+        let govmedia = self.binary.govmedia()?;
+        Ok(match &self.database_url {
+            Some(url) => (govmedia, None, url.clone()),
+            None => {
+                let db = govmedia_testkit::TestDatabase::postgres().await;
+                let url = db.url().expose().to_owned();
+                (govmedia, Some(db), url)
+            }
+        })
     }
 }
 
@@ -174,6 +205,10 @@ fn main() -> ExitCode {
                 };
                 let (govmedia, _provided, url) = processes.resolve().await?;
                 govmedia_faults::audit_completeness::run(&govmedia, &url, &work, &options).await
+            }
+            Scenario::DatabaseRestart { changes, callers, restarts, every, mode, binary } => {
+                let options = govmedia_faults::database_restart::Options { changes, callers, restarts, every, mode };
+                govmedia_faults::database_restart::run(&binary.govmedia()?, &work, &options).await
             }
             Scenario::ExactlyOncePublishing {
                 publications,

@@ -50,6 +50,32 @@ pub fn retryable(code: tonic::Code) -> bool {
     )
 }
 
+/// Calls `call` until it is answered, as a careful client does: an answer that asks to
+/// be tried again (shed by the gateway's rate limit, a service away) is, after the delay
+/// its RetryInfo names (or 100 ms), for up to two minutes; the request inside keeps its
+/// request id, so a change is made once however often it is sent.
+pub async fn patiently<T, F, Fut>(what: &str, mut call: F) -> Result<T, ScenarioError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+{
+    use tonic_types::StatusExt;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        match call().await {
+            Ok(answer) => return Ok(answer.into_inner()),
+            Err(status) if retryable(status.code()) && std::time::Instant::now() < deadline => {
+                let delay = status
+                    .get_details_retry_info()
+                    .and_then(|r| r.retry_delay)
+                    .unwrap_or(std::time::Duration::from_millis(100));
+                tokio::time::sleep(delay.min(std::time::Duration::from_secs(5))).await;
+            }
+            Err(status) => return Err(ScenarioError::Setup(format!("{what}: {status:?}"))),
+        }
+    }
+}
+
 /// A new request id (UUID v7).
 pub fn request_id() -> String {
     uuid::Uuid::now_v7().to_string()

@@ -152,43 +152,92 @@ fn run(mut command: Command, what: &str) -> Result<(), String> {
 }
 
 fn from_local_binaries() -> Result<String, String> {
-    let initdb = find_binary("initdb").ok_or("initdb not found on PATH or under /usr/lib/postgresql/*/bin")?;
-    let pg_ctl = find_binary("pg_ctl").ok_or("pg_ctl not found on PATH or under /usr/lib/postgresql/*/bin")?;
-    let as_user = running_as_root().then_some("postgres");
+    let cluster =
+        LocalCluster::start(&["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"])?;
+    spawn_watchdog(&cluster.pg_ctl, cluster.as_user, &cluster.data, &cluster.root);
+    let url = cluster.url();
+    // The watchdog stops and removes it when the process ends.
+    std::mem::forget(cluster);
+    Ok(url)
+}
 
-    let root =
-        std::env::temp_dir().join(format!("govmedia-testpg-{}-{}", std::process::id(), uuid::Uuid::now_v7().simple()));
-    let data = root.join("data");
-    std::fs::create_dir_all(&root).map_err(|e| format!("cannot create {}: {e}", root.display()))?;
-    if let Some(user) = as_user {
-        let mut chown = Command::new("chown");
-        chown.arg("-R").arg(format!("{user}:{user}")).arg(&root);
-        run(chown, "chown of the cluster folder to postgres")?;
+/// A PostgreSQL cluster of its own from the local binaries, in a temporary folder, run as
+/// `postgres` when we are root: for what must do to its server what no shared server may
+/// suffer (the fault suite restarts it under load). Stopped and removed when dropped.
+#[derive(Debug)]
+pub struct LocalCluster {
+    pg_ctl: PathBuf,
+    as_user: Option<&'static str>,
+    root: PathBuf,
+    data: PathBuf,
+    port: u16,
+    options: String,
+}
+
+impl LocalCluster {
+    /// Makes and starts a cluster with the server options `extra` (`-c name=value` pairs)
+    /// beside the test kit's own (loopback only, 300 connections).
+    pub fn start(extra: &[&str]) -> Result<Self, String> {
+        let initdb = find_binary("initdb").ok_or("initdb not found on PATH or under /usr/lib/postgresql/*/bin")?;
+        let pg_ctl = find_binary("pg_ctl").ok_or("pg_ctl not found on PATH or under /usr/lib/postgresql/*/bin")?;
+        let as_user = running_as_root().then_some("postgres");
+        let root = std::env::temp_dir().join(format!(
+            "govmedia-testpg-{}-{}",
+            std::process::id(),
+            uuid::Uuid::now_v7().simple()
+        ));
+        let data = root.join("data");
+        std::fs::create_dir_all(&root).map_err(|e| format!("cannot create {}: {e}", root.display()))?;
+        if let Some(user) = as_user {
+            let mut chown = Command::new("chown");
+            chown.arg("-R").arg(format!("{user}:{user}")).arg(&root);
+            run(chown, "chown of the cluster folder to postgres")?;
+        }
+        let mut init = pg_command(&initdb, as_user);
+        init.arg("-D").arg(&data).args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync", "--locale=C"]);
+        run(init, "initdb")?;
+        let port = free_port()?;
+        let options = format!(
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=300 -c shared_buffers=64MB {}",
+            root.display(),
+            extra.join(" ")
+        );
+        let cluster = Self { pg_ctl, as_user, root, data, port, options };
+        cluster.pg_ctl(&["-w", "-t", "60", "start"], "pg_ctl start")?;
+        Ok(cluster)
     }
 
-    let mut init = pg_command(&initdb, as_user);
-    init.arg("-D").arg(&data).args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync", "--locale=C"]);
-    run(init, "initdb")?;
+    fn pg_ctl(&self, args: &[&str], what: &str) -> Result<(), String> {
+        let mut command = pg_command(&self.pg_ctl, self.as_user);
+        command.arg("-D").arg(&self.data).arg("-o").arg(&self.options).arg("-l").arg(self.root.join("postgres.log"));
+        command.args(args);
+        run(command, what)
+    }
 
-    let port = free_port()?;
-    let options = format!(
-        "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
-         -c full_page_writes=off -c max_connections=300 -c shared_buffers=64MB",
-        root.display()
-    );
-    let mut start = pg_command(&pg_ctl, as_user);
-    start
-        .arg("-D")
-        .arg(&data)
-        .arg("-o")
-        .arg(&options)
-        .arg("-l")
-        .arg(root.join("postgres.log"))
-        .args(["-w", "-t", "60", "start"]);
-    run(start, "pg_ctl start")?;
+    /// The administrator's URL (database `postgres`).
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
 
-    spawn_watchdog(&pg_ctl, as_user, &data, &root);
-    Ok(format!("postgres://postgres@127.0.0.1:{port}/postgres"))
+    /// Stops the server with `mode` (`fast`: clients cut off, a clean shutdown;
+    /// `immediate`: as a crash, recovery at the next start) and starts it again, waiting
+    /// until it accepts connections.
+    pub fn restart(&self, mode: &str) -> Result<(), String> {
+        self.pg_ctl(&["-w", "-t", "60", "-m", mode, "stop"], "pg_ctl stop")?;
+        self.pg_ctl(&["-w", "-t", "60", "start"], "pg_ctl start")
+    }
+
+    /// The server's log.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.root.join("postgres.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for LocalCluster {
+    fn drop(&mut self) {
+        let _ = self.pg_ctl(&["-w", "-m", "immediate", "stop"], "pg_ctl stop");
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
 }
 
 /// A detached shell that waits for this process to end, then stops the cluster and

@@ -66,3 +66,24 @@ async fn each_publication_goes_out_exactly_once_while_a_replica_dies_r3_3_1() {
         "both replicas published: {by_replica}"
     );
 }
+
+/// R1.3.5: PostgreSQL (a cluster of the test's own) crashes and restarts under load:
+/// every service answers from its database again within 5 s without being restarted,
+/// and every acknowledged change is there afterwards, audited once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn services_ride_out_a_database_restart_and_lose_no_acknowledged_write_r1_3_5() {
+    let work = tempfile::tempdir().expect("work");
+    let options = govmedia_faults::database_restart::Options {
+        changes: 300,
+        callers: 4,
+        restarts: 2,
+        every: Duration::from_secs(2),
+        mode: "immediate".into(),
+    };
+    let report =
+        govmedia_faults::database_restart::run(Path::new(env!("CARGO_BIN_EXE_govmedia")), work.path(), &options)
+            .await
+            .expect("the scenario runs");
+    eprintln!("{report}");
+    assert!(report.holds(), "{report}");
+}

@@ -154,6 +154,13 @@ async fn get_draft(client: &mut Client, draft_id: &str) -> Result<pb::Draft, Box
 /// Reads a draft file into (title, body).
 fn read_draft(file: &std::path::Path, title: Option<String>) -> Result<(String, String), BoxError> {
     let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    parse_draft(&text, title).map_err(|e| format!("{}: {e}", file.display()).into())
+}
+
+/// The draft file format: the first line that is not blank is the title (leading `#`s
+/// dropped, as a Markdown heading), the rest the body; or, with `title` given, the whole
+/// text is the body. Both trimmed; a file without a title line and a body is refused.
+pub fn parse_draft(text: &str, title: Option<String>) -> Result<(String, String), String> {
     if let Some(title) = title {
         return Ok((title, text.trim().to_owned()));
     }
@@ -161,7 +168,7 @@ fn read_draft(file: &std::path::Path, title: Option<String>) -> Result<(String, 
     let title = lines.next().map(|l| l.trim_start_matches('#').trim().to_owned()).unwrap_or_default();
     let body = lines.collect::<Vec<_>>().join("\n").trim().to_owned();
     if title.is_empty() || body.is_empty() {
-        return Err(format!("{}: expected a title line and a body (or --title and a body)", file.display()).into());
+        return Err("expected a title line and a body (or --title and a body)".to_owned());
     }
     Ok((title, body))
 }
