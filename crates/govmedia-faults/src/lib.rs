@@ -12,6 +12,7 @@ pub mod deployment;
 pub mod exactly_once;
 pub mod fuzzing;
 pub mod office;
+pub mod overload;
 pub mod report;
 pub mod secrets;
 pub mod tampering;

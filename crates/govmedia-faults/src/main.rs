@@ -87,6 +87,25 @@ enum Scenario {
         #[command(flatten)]
         binary: Binary,
     },
+    /// Overload at the gateway: twice the measured capacity offered; the excess refused
+    /// fast with retry info, the admitted calls' p99 at most twice the unloaded p99, the
+    /// gateway's memory bounded.
+    GatewayOverload {
+        /// Calls in the unloaded phase.
+        #[arg(long, default_value_t = 2000)]
+        unloaded_calls: u32,
+        /// How long capacity is measured.
+        #[arg(long, default_value = "10s", value_parser = govmedia_kit::config::parse_duration)]
+        capacity_for: std::time::Duration,
+        /// How long the overload lasts.
+        #[arg(long, default_value = "20s", value_parser = govmedia_kit::config::parse_duration)]
+        overload_for: std::time::Duration,
+        /// The overload as a multiple of the capacity.
+        #[arg(long, default_value_t = 2.0)]
+        factor: f64,
+        #[command(flatten)]
+        processes: Processes,
+    },
     /// Tampering with the audit log: random single-row changes to copies of a real log,
     /// each to be found with its first bad event named (R1.3.5).
     Tampering {
@@ -209,6 +228,11 @@ fn main() -> ExitCode {
             Scenario::DatabaseRestart { changes, callers, restarts, every, mode, binary } => {
                 let options = govmedia_faults::database_restart::Options { changes, callers, restarts, every, mode };
                 govmedia_faults::database_restart::run(&binary.govmedia()?, &work, &options).await
+            }
+            Scenario::GatewayOverload { unloaded_calls, capacity_for, overload_for, factor, processes } => {
+                let options = govmedia_faults::overload::Options { unloaded_calls, capacity_for, overload_for, factor };
+                let (govmedia, _provided, url) = processes.resolve().await?;
+                govmedia_faults::overload::run(&govmedia, &url, &work, &options).await
             }
             Scenario::ExactlyOncePublishing {
                 publications,

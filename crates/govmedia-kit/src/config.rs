@@ -325,7 +325,7 @@ impl ServerSettings {
 #[derive(Debug, Clone, clap::Args)]
 pub struct DatabaseSettings {
     /// The database: postgres://user:password@host:5432/name or sqlite:path/to/file.db.
-    #[arg(long, env = "GOVMEDIA_DATABASE_URL", value_name = "URL")]
+    #[arg(long, env = "GOVMEDIA_DATABASE_URL", value_name = "URL", hide_env_values = true)]
     pub database_url: Option<DatabaseUrl>,
     /// The role that owns the service's tables, for migrations only (PostgreSQL). The
     /// service then runs as GOVMEDIA_DATABASE_URL's role, which cannot drop, alter or
@@ -447,6 +447,8 @@ struct Setting {
     long: String,
     env: Option<String>,
     flag: bool,
+    /// Its value is a secret or may hold one (`hide_env_values`): never quoted in an error.
+    secret: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -480,6 +482,7 @@ fn settings_of(command: &Command) -> Vec<Setting> {
                 long,
                 env: a.get_env().and_then(|e| e.to_str()).map(str::to_owned),
                 flag: matches!(a.get_action(), ArgAction::SetTrue | ArgAction::SetFalse),
+                secret: a.is_hide_env_values_set(),
             })
         })
         .collect()
@@ -618,9 +621,17 @@ fn attribute(error: clap::Error, settings: &[Setting], origins: &[(String, Origi
     let long =
         invalid_arg.as_deref().and_then(|a| a.strip_prefix("--")).map(|a| a.split([' ', '=']).next().unwrap_or(a));
     let rendered = error.render().to_string();
-    let message = rendered.trim().trim_start_matches("error: ").lines().next().unwrap_or_default().to_owned();
+    let mut message = rendered.trim().trim_start_matches("error: ").lines().next().unwrap_or_default().to_owned();
     match long.and_then(|l| settings.iter().find(|s| s.long == l)) {
         Some(setting) => {
+            // A database URL with its password, a client secret: the error goes to logs
+            // and terminals, the value must not.
+            if setting.secret
+                && let Some(ContextValue::String(value)) = error.get(ContextKind::InvalidValue)
+                && !value.is_empty()
+            {
+                message = message.replace(value.as_str(), "[hidden]");
+            }
             let origin = origins
                 .iter()
                 .find(|(l, _)| *l == setting.long)
@@ -746,6 +757,16 @@ mod tests {
         let text = err.to_string();
         assert!(text.contains("GOVMEDIA_DATABASE_URL"), "{text}");
         assert!(text.contains("unknown database scheme"), "{text}");
+    }
+
+    #[test]
+    fn a_refused_database_url_is_not_quoted_with_its_password() {
+        // Found by the `config` fuzz target: the error quoted the whole URL.
+        let url = "postgress://govmedia:Pa55-word-in-url@db:5432/govmedia";
+        let err = load_test(&[], &[("GOVMEDIA_DATABASE_URL", url)]).expect_err("must fail");
+        let text = err.to_string();
+        assert!(text.contains("GOVMEDIA_DATABASE_URL") && text.contains("unknown database scheme"), "{text}");
+        assert!(!text.contains("Pa55-word-in-url"), "the password is shown: {text}");
     }
 
     #[test]
