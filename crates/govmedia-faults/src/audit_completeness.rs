@@ -32,7 +32,7 @@ use tonic::transport::Channel;
 use crate::ScenarioError;
 use crate::deployment::{COMPONENTS, Deployment};
 use crate::office::{
-    ADMIN_PASSWORD, Cli, DEBUG_LOGS, STAFF_PASSWORD, authorized, gateway, register_integration, retryable, text,
+    ADMIN_PASSWORD, Cli, DEBUG_LOGS, STAFF_PASSWORD, authorized, gateway, register_integration, retryable,
 };
 use crate::report::Report;
 
@@ -192,21 +192,7 @@ pub(crate) async fn set_up(govmedia: &Path, deployment: &Deployment, work: &Path
         .unwrap_or_default()
         .to_owned();
     let (editor_id, editor, one_time) = admin.add_person("editor", "编辑", &department, &["editor"])?;
-    let account = admin.json(&[
-        "accounts",
-        "create",
-        "--platform",
-        "weibo",
-        "--handle",
-        "fault_weibo",
-        "--display-name",
-        "故障演练",
-        "--department",
-        &department,
-        "--responsible",
-        &editor_id,
-    ])?;
-    let account = text(&account, "id");
+    let account = admin.create_account("fault_weibo", "故障演练", &department, &editor_id)?;
 
     let gateway = gateway(deployment).await?;
     let admin_token = admin.access_token()?;

@@ -33,7 +33,7 @@ use tonic::transport::Channel;
 
 use crate::ScenarioError;
 use crate::deployment::{COMPONENTS, Deployment};
-use crate::office::{Cli, authorized, patiently, request_id, text};
+use crate::office::{Cli, authorized, patiently, request_id};
 use crate::report::Report;
 
 /// How big a run is.
@@ -362,21 +362,12 @@ async fn set_up(govmedia: &Path, deployment: &Deployment, work: &Path, accounts:
     let editor_id = editor.0.clone();
     let mut ids = Vec::new();
     for i in 0..accounts {
-        let account = admin.json(&[
-            "accounts",
-            "create",
-            "--platform",
-            "weibo",
-            "--handle",
+        ids.push(admin.create_account(
             &format!("publish_drill_{i}"),
-            "--display-name",
             &format!("发布演练{i}"),
-            "--department",
             &department,
-            "--responsible",
             &editor_id,
-        ])?;
-        ids.push(text(&account, "id"));
+        )?);
     }
     Ok(Desk {
         gateway: crate::office::gateway(deployment).await?,

@@ -171,30 +171,6 @@ impl Input<'_> {
     }
 }
 
-const TEXT_FIELDS: usize = 17;
-
-fn text_field(e: &mut ChainedEvent, i: usize) -> &mut String {
-    match i % TEXT_FIELDS {
-        0 => &mut e.id,
-        1 => &mut e.action,
-        2 => &mut e.actor_kind,
-        3 => &mut e.actor_id,
-        4 => &mut e.actor_name,
-        5 => &mut e.client_address,
-        6 => &mut e.producer,
-        7 => &mut e.resource_type,
-        8 => &mut e.resource_id,
-        9 => &mut e.department_id,
-        10 => &mut e.platform_account_id,
-        11 => &mut e.outcome,
-        12 => &mut e.rule_id,
-        13 => &mut e.reason,
-        14 => &mut e.trace_id,
-        15 => &mut e.request_id,
-        _ => &mut e.appended_by,
-    }
-}
-
 fn event(input: &mut Input<'_>) -> ChainedEvent {
     let mut e = ChainedEvent {
         sequence: input.number(),
@@ -221,8 +197,8 @@ fn event(input: &mut Input<'_>) -> ChainedEvent {
         previous_hash: [0; 32],
         hash: [0; 32],
     };
-    for i in 0..TEXT_FIELDS {
-        *text_field(&mut e, i) = input.text();
+    for i in 0..ChainedEvent::TEXT_FIELDS {
+        *e.text_field_mut(i) = input.text();
     }
     for _ in 0..input.byte() % 4 {
         e.attributes.insert(input.text(), input.text());
@@ -247,11 +223,11 @@ pub fn canonical_encoding(data: &[u8]) {
     match input.byte() % 6 {
         // Move the boundary between two neighbouring fields.
         0 => {
-            let mut from = std::mem::take(text_field(&mut b, which));
-            let mut to = std::mem::take(text_field(&mut b, which + 1));
+            let mut from = std::mem::take(b.text_field_mut(which));
+            let mut to = std::mem::take(b.text_field_mut(which + 1));
             shift(&mut from, &mut to, k);
-            *text_field(&mut b, which) = from;
-            *text_field(&mut b, which + 1) = to;
+            *b.text_field_mut(which) = from;
+            *b.text_field_mut(which + 1) = to;
         }
         // Move the boundary between an attribute's key and its value, or add one.
         1 => {
@@ -266,7 +242,7 @@ pub fn canonical_encoding(data: &[u8]) {
         3 => b.sequence = input.number(),
         4 => b.record_time = input.time(),
         // Any one field rewritten.
-        _ => *text_field(&mut b, which) = input.text(),
+        _ => *b.text_field_mut(which) = input.text(),
     }
     // The hashes are not encoded (and equal here): any other difference must show.
     if a != b {

@@ -217,6 +217,32 @@ impl Cli {
         Ok((id, person, one_time))
     }
 
+    /// As the administrator: registers the Weibo account `handle` of `department`, with
+    /// `responsible` the person answering for it: its id.
+    pub fn create_account(
+        &self,
+        handle: &str,
+        display_name: &str,
+        department: &str,
+        responsible: &str,
+    ) -> Result<String, ScenarioError> {
+        let account = self.json(&[
+            "accounts",
+            "create",
+            "--platform",
+            "weibo",
+            "--handle",
+            handle,
+            "--display-name",
+            display_name,
+            "--department",
+            department,
+            "--responsible",
+            responsible,
+        ])?;
+        Ok(text(&account, "id"))
+    }
+
     /// As the administrator: grants `role` to `principal` in `department`, or everywhere.
     pub fn grant(&self, principal: &str, role: &str, department: Option<&str>) -> Result<(), ScenarioError> {
         let mut args = vec!["roles", "grant", "--principal", principal, "--role", role, "--reason", "fault suite"];

@@ -85,6 +85,36 @@ pub struct ChainedEvent {
     pub hash: [u8; 32],
 }
 
+impl ChainedEvent {
+    /// How many text fields an event has (see [`ChainedEvent::text_field_mut`]).
+    pub const TEXT_FIELDS: usize = 17;
+
+    /// Text field `i` (modulo [`ChainedEvent::TEXT_FIELDS`]), in encoding order with
+    /// `appended_by` last: for changing one field at a time (the chain's property tests
+    /// and its fuzz target).
+    pub fn text_field_mut(&mut self, i: usize) -> &mut String {
+        match i % Self::TEXT_FIELDS {
+            0 => &mut self.id,
+            1 => &mut self.action,
+            2 => &mut self.actor_kind,
+            3 => &mut self.actor_id,
+            4 => &mut self.actor_name,
+            5 => &mut self.client_address,
+            6 => &mut self.producer,
+            7 => &mut self.resource_type,
+            8 => &mut self.resource_id,
+            9 => &mut self.department_id,
+            10 => &mut self.platform_account_id,
+            11 => &mut self.outcome,
+            12 => &mut self.rule_id,
+            13 => &mut self.reason,
+            14 => &mut self.trace_id,
+            15 => &mut self.request_id,
+            _ => &mut self.appended_by,
+        }
+    }
+}
+
 /// A time in the canonical form: RFC 3339, UTC, 6 fractional digits, `Z`.
 pub fn canonical_time(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
