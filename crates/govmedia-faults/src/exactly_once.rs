@@ -165,7 +165,7 @@ struct Desk {
 /// `database_url`, in `work`.
 pub async fn run(govmedia: &Path, database_url: &str, work: &Path, options: &Options) -> Result<Report, ScenarioError> {
     let accounts = options.accounts.clamp(1, 50);
-    let drafts = options.publications.div_ceil(accounts);
+    let drafts = options.publications.max(1).div_ceil(accounts);
     let total = drafts * accounts;
     let secret = Secret::new(uuid::Uuid::new_v4().simple().to_string());
     let (receiver, hook_url) = receiver(secret.clone(), options.receiver_latency).await?;

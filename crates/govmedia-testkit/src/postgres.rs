@@ -154,16 +154,16 @@ fn run(mut command: Command, what: &str) -> Result<(), String> {
 fn from_local_binaries() -> Result<String, String> {
     let cluster =
         LocalCluster::start(&["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"])?;
-    spawn_watchdog(&cluster.pg_ctl, cluster.as_user, &cluster.data, &cluster.root);
     let url = cluster.url();
-    // The watchdog stops and removes it when the process ends.
+    // Kept for the whole process: its watchdog stops and removes it when the process ends.
     std::mem::forget(cluster);
     Ok(url)
 }
 
 /// A PostgreSQL cluster of its own from the local binaries, in a temporary folder, run as
 /// `postgres` when we are root: for what must do to its server what no shared server may
-/// suffer (the fault suite restarts it under load). Stopped and removed when dropped.
+/// suffer (the fault suite restarts it under load). Stopped and removed when dropped, or
+/// when the process ends without dropping it (killed).
 #[derive(Debug)]
 pub struct LocalCluster {
     pg_ctl: PathBuf,
@@ -204,6 +204,8 @@ impl LocalCluster {
         );
         let cluster = Self { pg_ctl, as_user, root, data, port, options };
         cluster.pg_ctl(&["-w", "-t", "60", "start"], "pg_ctl start")?;
+        // Dropping stops it; the watchdog also does when the process dies without dropping.
+        spawn_watchdog(&cluster.pg_ctl, cluster.as_user, &cluster.data, &cluster.root);
         Ok(cluster)
     }
 
