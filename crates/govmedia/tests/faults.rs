@@ -5,7 +5,22 @@
 use std::path::Path;
 use std::time::Duration;
 
+use govmedia_faults::ScenarioError;
+use govmedia_faults::report::Report;
 use govmedia_testkit::TestDatabase;
+
+/// The binary the scenarios run as processes.
+fn govmedia() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_govmedia"))
+}
+
+/// The report of a scenario that ran, printed, once every promise is seen to hold.
+fn held(ran: Result<Report, ScenarioError>) -> Report {
+    let report = ran.expect("the scenario runs");
+    eprintln!("{report}");
+    assert!(report.holds(), "{report}");
+    report
+}
 
 /// R1.3.5, R9.2: while the audit service is killed and restarted, every acknowledged
 /// change across identity, content and interaction reaches the audit log exactly once,
@@ -21,16 +36,8 @@ async fn no_audit_record_is_lost_or_doubled_while_the_audit_service_dies_r1_3_5_
         down_at_most: Duration::from_millis(700),
         seed: rand::random(),
     };
-    let report = govmedia_faults::audit_completeness::run(
-        Path::new(env!("CARGO_BIN_EXE_govmedia")),
-        db.url().expose(),
-        work.path(),
-        &options,
-    )
-    .await
-    .expect("the scenario runs");
-    eprintln!("{report}");
-    assert!(report.holds(), "{report}");
+    let report =
+        held(govmedia_faults::audit_completeness::run(govmedia(), db.url().expose(), work.path(), &options).await);
     let kills = report.value("audit service killed (SIGKILL) and restarted").unwrap_or_default();
     assert!(!kills.starts_with("0 "), "the audit service was killed during the run: {kills}");
 }
@@ -50,16 +57,7 @@ async fn each_publication_goes_out_exactly_once_while_a_replica_dies_r3_3_1() {
         receiver_latency: Duration::from_millis(40),
         lease: Duration::from_secs(3),
     };
-    let report = govmedia_faults::exactly_once::run(
-        Path::new(env!("CARGO_BIN_EXE_govmedia")),
-        db.url().expose(),
-        work.path(),
-        &options,
-    )
-    .await
-    .expect("the scenario runs");
-    eprintln!("{report}");
-    assert!(report.holds(), "{report}");
+    let report = held(govmedia_faults::exactly_once::run(govmedia(), db.url().expose(), work.path(), &options).await);
     let by_replica = report.value("deliveries by replica").unwrap_or_default();
     assert!(
         by_replica.contains("content ") && by_replica.contains("content-2 "),
@@ -80,10 +78,5 @@ async fn services_ride_out_a_database_restart_and_lose_no_acknowledged_write_r1_
         every: Duration::from_secs(2),
         mode: "immediate".into(),
     };
-    let report =
-        govmedia_faults::database_restart::run(Path::new(env!("CARGO_BIN_EXE_govmedia")), work.path(), &options)
-            .await
-            .expect("the scenario runs");
-    eprintln!("{report}");
-    assert!(report.holds(), "{report}");
+    held(govmedia_faults::database_restart::run(govmedia(), work.path(), &options).await);
 }
