@@ -75,7 +75,7 @@ pub async fn run(govmedia: &Path, work: &Path, options: &Options) -> Result<Repo
     let admin = Cli::new(govmedia, &deployment, work, "admin");
     let (auditor_id, auditor, _) = admin.add_person("auditor", "局办公室", &office.department, &[])?;
     admin.grant(&auditor_id, "auditor", None)?;
-    let probes = Probes::connect(&deployment, &office, auditor.access_token()?).await?;
+    let probes = Probes::connect(&deployment, &office, auditor.access_token()?)?;
 
     let enough = Arc::new(AtomicBool::new(false));
     let callers = tokio::spawn(load(Arc::clone(&office), options.callers, options.changes, Arc::clone(&enough)));
@@ -160,7 +160,7 @@ struct Probes {
     interaction: (Channel, String, String),
 }
 
-async fn channel(deployment: &Deployment, name: &str) -> Result<Channel, ScenarioError> {
+fn channel(deployment: &Deployment, name: &str) -> Result<Channel, ScenarioError> {
     Ok(Channel::from_shared(deployment.endpoint(name))
         .map_err(|e| ScenarioError::setup("an address", e))?
         .connect_timeout(Duration::from_secs(1))
@@ -169,16 +169,12 @@ async fn channel(deployment: &Deployment, name: &str) -> Result<Channel, Scenari
 }
 
 impl Probes {
-    async fn connect(deployment: &Deployment, office: &Office, auditor: String) -> Result<Self, ScenarioError> {
+    fn connect(deployment: &Deployment, office: &Office, auditor: String) -> Result<Self, ScenarioError> {
         Ok(Self {
-            identity: (channel(deployment, "identity").await?, office.admin.clone()),
-            audit: (channel(deployment, "audit").await?, auditor),
-            content: (channel(deployment, "content").await?, office.editor.clone(), office.department.clone()),
-            interaction: (
-                channel(deployment, "interaction").await?,
-                office.integration.clone(),
-                office.account.clone(),
-            ),
+            identity: (channel(deployment, "identity")?, office.admin.clone()),
+            audit: (channel(deployment, "audit")?, auditor),
+            content: (channel(deployment, "content")?, office.editor.clone(), office.department.clone()),
+            interaction: (channel(deployment, "interaction")?, office.integration.clone(), office.account.clone()),
         })
     }
 
